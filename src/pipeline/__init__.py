@@ -1,0 +1,1 @@
+"""pipeline: real-time event streaming on Apache Kafka."""

@@ -1,0 +1,258 @@
+"""Ports: what the application needs from the outside world, as Protocols.
+
+Adapters in `pipeline.adapters` implement them twice: in memory (the embedded default and the
+fast fake) and for real (Kafka, PostgreSQL, a Confluent-compatible schema registry). One
+contract suite per port, in tests/contract, proves both behave alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar, runtime_checkable
+
+from pipeline.application.errors import DecodeError
+from pipeline.domain.alerts import Alert
+from pipeline.domain.sensors import Reading
+from pipeline.domain.windows import WindowAggregate
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    """One partition of one topic."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One record read from the event log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    """Broker or producer timestamp (CreateTime), milliseconds since the epoch."""
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        """Where the record lives."""
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSpec:
+    """A topic the application owns: created with an explicit partition count."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+OffsetResolver = Callable[[Sequence[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]
+"""Given newly assigned partitions, the offsets to resume from (partitions absent from the
+answer resume from the group's committed offset, or the beginning)."""
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Processing time."""
+
+    def now(self) -> datetime:
+        """The current time, tz-aware UTC."""
+        ...
+
+
+@runtime_checkable
+class EventConsumer(Protocol):
+    """A member of a consumer group (or a manual reader) of the event log."""
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """Up to `max_records` records, waiting at most `timeout` seconds for the first."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record, for the group, the next offset to read in each partition."""
+        ...
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions currently assigned to this consumer."""
+        ...
+
+    async def lag(self) -> int:
+        """Records left to read in the assigned partitions (high watermark − position)."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the group and release resources; records already polled stay processed."""
+        ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The partitioned, replayable event log (Kafka, or in memory)."""
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+        ...
+
+    async def publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Queue one record for delivery; records with the same key keep their order."""
+        ...
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged; raise PublishError if one failed."""
+        ...
+
+    def consumer(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        resolve_offsets: OffsetResolver | None = None,
+    ) -> EventConsumer:
+        """Join consumer group `group_id` on `topics`. Partitions are shared with the
+        group's other members; on every assignment `resolve_offsets` says where to resume."""
+        ...
+
+    def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
+        """Read the given partitions from the given offsets, outside group management."""
+        ...
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The high watermark (offset of the next record) of every partition of `topic`."""
+        ...
+
+    async def close(self) -> None:
+        """Flush what is queued and release resources."""
+        ...
+
+
+@runtime_checkable
+class SchemaRegistry(Protocol):
+    """Versioned schemas by subject, with global ids (Confluent-compatible)."""
+
+    async def register(self, subject: str, schema: str) -> int:
+        """Register `schema` under `subject` (idempotent) and return its global id;
+        raise IncompatibleSchema if it breaks the subject's compatibility level."""
+        ...
+
+    async def schema(self, schema_id: int) -> str:
+        """The schema text with id `schema_id`; raise UnknownSchemaId if there is none."""
+        ...
+
+    async def set_compatibility(self, subject: str, level: str) -> None:
+        """Set the subject's compatibility level (BACKWARD, FORWARD, FULL, NONE, …)."""
+        ...
+
+    async def compatibility(self, subject: str) -> str:
+        """The subject's compatibility level (the registry default if none is set)."""
+        ...
+
+
+class Codec(Protocol[T]):
+    """Turns events into wire bytes and back."""
+
+    async def encode(self, event: T) -> bytes:
+        """The wire bytes of `event`."""
+        ...
+
+    async def decode_many(self, payloads: Sequence[bytes | None]) -> list[T | DecodeError]:
+        """Decode each payload; a payload that cannot be decoded yields its DecodeError
+        in its place instead of failing the batch."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectedReading:
+    """A valid reading, where it came from in the log, and the alerts it raised."""
+
+    source: TopicPartition
+    offset: int
+    reading: Reading
+    alerts: tuple[Alert, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SensorBatch:
+    """What one consumed batch changes in the sensor projection.
+
+    `next_offsets` covers every partition of the batch, including records that were invalid
+    and produced no row: they are consumed too."""
+
+    group_id: str
+    readings: Sequence[ProjectedReading]
+    next_offsets: Mapping[TopicPartition, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedBatch:
+    """What applying a batch changed."""
+
+    readings_inserted: int
+    skipped: int
+    """Readings at offsets the group had already applied (a replayed or zombie batch)."""
+    new_alerts: tuple[Alert, ...]
+
+
+@runtime_checkable
+class SensorStore(Protocol):
+    """The sensor projection: readings, one-minute aggregates, alerts and consumed offsets."""
+
+    async def apply(self, batch: SensorBatch) -> AppliedBatch:
+        """In one transaction: skip readings below the group's stored offsets, insert the
+        rest (a reading already stored is left as it is), recompute the aggregates of every
+        touched window from the stored readings, insert new alerts, store `next_offsets`."""
+        ...
+
+    async def stored_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The next offset to read per partition, as stored with the group's last batch."""
+        ...
+
+    async def unpublished_alerts(self, limit: int) -> list[Alert]:
+        """Stored alerts not yet published to the alerts topic, oldest first."""
+        ...
+
+    async def mark_published(self, alert_ids: Sequence[uuid.UUID]) -> None:
+        """Record that these alerts were published."""
+        ...
+
+    async def latest_readings(
+        self, *, sensor_id: str | None = None, sensor_type: str | None = None, limit: int = 10
+    ) -> list[Reading]:
+        """The most recent readings by event time, newest first."""
+        ...
+
+    async def aggregates(
+        self, sensor_id: str, start: datetime, end: datetime
+    ) -> list[WindowAggregate]:
+        """The one-minute aggregates of a sensor with window_start in [start, end)."""
+        ...
+
+    async def alerts(self, *, source: str | None = None, limit: int = 100) -> list[Alert]:
+        """Stored alerts, newest first."""
+        ...
+
+    async def count_readings(self) -> int:
+        """How many readings are stored."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

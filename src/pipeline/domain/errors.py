@@ -1,0 +1,109 @@
+"""The error tree of pipeline. Every error the library raises derives from `PipelineError`.
+
+    PipelineError
+    ├── DomainError                      a domain rule was broken (the event is invalid)
+    │   ├── InvalidReading
+    │   │   ├── UnknownSensorType        sensor type not in the catalog
+    │   │   ├── ReadingOutOfRange        physically impossible value for its sensor type
+    │   │   ├── UnitMismatch             unit does not match the sensor type's unit
+    │   │   ├── EventTimeInFuture        event time too far ahead of the processing clock
+    │   │   ├── EventTimeNotUtc          event time without a UTC offset
+    │   │   ├── BatteryLevelOutOfRange   battery level outside 0..100 %
+    │   │   ├── SignalStrengthOutOfRange signal strength outside -150..0 dBm
+    │   │   └── MissingIdentifier        an empty id or name
+    │   ├── InvalidShopEvent             negative price/quantity, purchase without items, …
+    │   ├── InvalidTransaction           non-positive amount, bad currency/country code, …
+    │   └── InvalidPost                  empty or over-long text, malformed hashtag
+    └── (application and adapter errors, see pipeline.application.errors)
+
+Domain errors carry a stable `rule` name, used as the error class in logs, counters and
+dead-letter headers.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Root of every error pipeline raises."""
+
+
+class DomainError(PipelineError):
+    """A domain rule was broken; the event is invalid and retrying it cannot help."""
+
+    rule: str = "domain_rule"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidReading(DomainError):
+    """A sensor reading breaks a rule."""
+
+    rule = "invalid_reading"
+
+
+class UnknownSensorType(InvalidReading):
+    """The sensor type is not in the sensor catalog."""
+
+    rule = "unknown_sensor_type"
+
+
+class ReadingOutOfRange(InvalidReading):
+    """The value is physically impossible for the sensor type."""
+
+    rule = "reading_out_of_range"
+
+
+class UnitMismatch(InvalidReading):
+    """The unit does not match the unit of the sensor type."""
+
+    rule = "unit_mismatch"
+
+
+class EventTimeInFuture(InvalidReading):
+    """The event time lies further in the future than the allowed clock skew."""
+
+    rule = "event_time_in_future"
+
+
+class EventTimeNotUtc(InvalidReading):
+    """The event time is naive or not expressed in UTC."""
+
+    rule = "event_time_not_utc"
+
+
+class BatteryLevelOutOfRange(InvalidReading):
+    """The battery level is outside 0..100 percent."""
+
+    rule = "battery_level_out_of_range"
+
+
+class SignalStrengthOutOfRange(InvalidReading):
+    """The signal strength is outside -150..0 dBm."""
+
+    rule = "signal_strength_out_of_range"
+
+
+class MissingIdentifier(InvalidReading):
+    """An identifier (sensor id, location) is empty."""
+
+    rule = "missing_identifier"
+
+
+class InvalidShopEvent(DomainError):
+    """An e-commerce event breaks a rule."""
+
+    rule = "invalid_shop_event"
+
+
+class InvalidTransaction(DomainError):
+    """A payment transaction breaks a rule."""
+
+    rule = "invalid_transaction"
+
+
+class InvalidPost(DomainError):
+    """A social post breaks a rule."""
+
+    rule = "invalid_post"
