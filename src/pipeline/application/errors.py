@@ -12,7 +12,8 @@
     ├── PublishError                     the broker did not acknowledge a record
     ├── TransientError                   a dependency is unavailable; retrying may succeed
     │   ├── BrokerUnavailable
-    │   └── StoreUnavailable
+    │   ├── StoreUnavailable
+    │   └── RegistryUnavailable
     └── ConfigurationError               settings that cannot work together
 
 Each error has a stable `error_class` string used in logs, counters and dead-letter headers.
@@ -87,6 +88,12 @@ class StoreUnavailable(TransientError):
     """The database cannot be reached, timed out, or aborted the transaction."""
 
     error_class = "store_unavailable"
+
+
+class RegistryUnavailable(TransientError):
+    """The schema registry cannot be reached, timed out, or answered with a server error."""
+
+    error_class = "registry_unavailable"
 
 
 class ConfigurationError(PipelineError):

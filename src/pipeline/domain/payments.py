@@ -43,5 +43,5 @@ def validate_transaction(tx: Transaction) -> Transaction:
         raise InvalidTransaction(f"transaction {tx.transaction_id}: amount must be positive")
     require_currency(tx.currency, InvalidTransaction)
     require_country(tx.country, InvalidTransaction)
-    require_utc(tx.timestamp)
+    require_utc(tx.timestamp, error=InvalidTransaction)
     return tx

@@ -68,7 +68,7 @@ def validate_shop_event(event: ShopEvent) -> ShopEvent:
     """Return `event` if it is well formed, else raise InvalidShopEvent naming the rule."""
     if not event.event_id or not event.session_id or not event.user_id:
         raise InvalidShopEvent("event_id, session_id and user_id must not be empty")
-    require_utc(event.timestamp)
+    require_utc(event.timestamp, error=InvalidShopEvent)
     if event.event_type in (ShopEventType.PAGE_VIEW, ShopEventType.ADD_TO_CART):
         if not event.product_id:
             raise InvalidShopEvent(f"{event.event_type} event {event.event_id} has no product")
@@ -84,7 +84,8 @@ def validate_shop_event(event: ShopEvent) -> ShopEvent:
             raise InvalidShopEvent(f"purchase {event.event_id} has no order lines")
         require_currency(order.currency, InvalidShopEvent)
         for line in order.lines:
-            if line.quantity <= 0 or line.unit_price < 0:
+            # Check finiteness first: ordering a Decimal NaN raises InvalidOperation.
+            if line.quantity <= 0 or not line.unit_price.is_finite() or line.unit_price < 0:
                 raise InvalidShopEvent(
                     f"order {order.order_id}: line {line.product_id} needs a positive "
                     "quantity and a non-negative price"

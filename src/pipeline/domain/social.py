@@ -41,5 +41,5 @@ def validate_post(post: Post) -> Post:
     for tag in post.hashtags:
         if not _VALID_TAG.fullmatch(tag):
             raise InvalidPost(f"post {post.post_id}: malformed hashtag {tag!r}")
-    require_utc(post.timestamp)
+    require_utc(post.timestamp, error=InvalidPost)
     return post

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.domain.errors import EventTimeNotUtc
+from pipeline.domain.errors import DomainError, EventTimeNotUtc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def require_utc(moment: datetime, what: str = "event time") -> datetime:
-    """Return `moment` if it is tz-aware with a zero UTC offset, else raise EventTimeNotUtc."""
+def require_utc(
+    moment: datetime,
+    what: str = "event time",
+    error: type[DomainError] = EventTimeNotUtc,
+) -> datetime:
+    """Return `moment` if it is tz-aware with a zero UTC offset, else raise `error`
+    (EventTimeNotUtc, a reading error, unless the caller validates another kind of event)."""
     offset = moment.utcoffset()
     if offset is None:
-        raise EventTimeNotUtc(f"{what} {moment.isoformat()} has no timezone; UTC is required")
+        raise error(f"{what} {moment.isoformat()} has no timezone; UTC is required")
     if offset != timedelta(0):
-        raise EventTimeNotUtc(f"{what} {moment.isoformat()} is not in UTC")
+        raise error(f"{what} {moment.isoformat()} is not in UTC")
     return moment
 
 

@@ -1,0 +1,223 @@
+"""Pure mappings between domain events and the Avro records of `schemas/*.avsc`.
+
+`*_to_avro` builds the dict fastavro writes; `*_from_avro` builds the event from the dict
+fastavro (or the compiled reader) returns. Timestamps go on the wire as exact integer
+microseconds and come back as tz-aware UTC datetimes; enums travel as their values; money as
+Avro decimals (scale 4). The `from` side trusts the shapes the reader schema guarantees and
+lets a mismatch raise (KeyError, TypeError, ValueError): the codec turns that into
+MalformedPayload.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.domain.alerts import Alert, AlertKind, Severity
+from pipeline.domain.payments import Channel, Transaction
+from pipeline.domain.sensors import Reading
+from pipeline.domain.shop import Order, OrderLine, ShopEvent, ShopEventType
+from pipeline.domain.social import Post
+from pipeline.domain.time import from_epoch_micros, to_epoch_micros
+
+AvroRecord = dict[str, Any]
+
+
+def _utc(value: object) -> datetime:
+    """A timestamp-micros value as a tz-aware UTC datetime."""
+    if isinstance(value, datetime):
+        if value.tzinfo is UTC:
+            return value
+        if value.tzinfo is None:  # fastavro gives naive datetimes for local-timestamp types
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, int):  # a writer schema without the logical type
+        return from_epoch_micros(value)
+    raise TypeError(f"expected a timestamp, got {type(value).__name__}")
+
+
+def _uuid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):  # a writer schema without the logical type
+        return uuid.UUID(value)
+    raise TypeError(f"expected a uuid, got {type(value).__name__}")
+
+
+def reading_to_avro(reading: Reading) -> AvroRecord:
+    """The `io.pipeline.sensors.SensorReading` record of `reading`."""
+    return {
+        "sensor_id": reading.sensor_id,
+        "sensor_type": reading.sensor_type,
+        "value": reading.value,
+        "unit": reading.unit,
+        "timestamp": to_epoch_micros(reading.timestamp),
+        "location": reading.location,
+        "battery_level": reading.battery_level,
+        "signal_strength": reading.signal_strength,
+    }
+
+
+def reading_from_avro(record: Mapping[str, Any]) -> Reading:
+    """The reading in a `SensorReading` record."""
+    return Reading(
+        sensor_id=record["sensor_id"],
+        sensor_type=record["sensor_type"],
+        value=record["value"],
+        unit=record["unit"],
+        timestamp=_utc(record["timestamp"]),
+        location=record["location"],
+        battery_level=record.get("battery_level"),
+        signal_strength=record.get("signal_strength"),
+    )
+
+
+def alert_to_avro(alert: Alert) -> AvroRecord:
+    """The `io.pipeline.alerts.AlertRaised` record of `alert`."""
+    return {
+        "alert_id": str(alert.alert_id),
+        "source": alert.source,
+        "kind": alert.kind.value,
+        "severity": alert.severity.value,
+        "message": alert.message,
+        "timestamp": to_epoch_micros(alert.timestamp),
+        "sensor_type": alert.sensor_type,
+        "value": alert.value,
+        "threshold": alert.threshold,
+    }
+
+
+def alert_from_avro(record: Mapping[str, Any]) -> Alert:
+    """The alert in an `AlertRaised` record."""
+    return Alert(
+        alert_id=_uuid(record["alert_id"]),
+        source=record["source"],
+        kind=AlertKind(record["kind"]),
+        severity=Severity(record["severity"]),
+        message=record["message"],
+        timestamp=_utc(record["timestamp"]),
+        sensor_type=record.get("sensor_type"),
+        value=record.get("value"),
+        threshold=record.get("threshold"),
+    )
+
+
+def _order_to_avro(order: Order) -> AvroRecord:
+    return {
+        "order_id": order.order_id,
+        "session_id": order.session_id,
+        "user_id": order.user_id,
+        "lines": [
+            {
+                "product_id": line.product_id,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+            }
+            for line in order.lines
+        ],
+        "currency": order.currency,
+        "timestamp": to_epoch_micros(order.timestamp),
+    }
+
+
+def _order_from_avro(record: Mapping[str, Any]) -> Order:
+    return Order(
+        order_id=record["order_id"],
+        session_id=record["session_id"],
+        user_id=record["user_id"],
+        lines=tuple(
+            OrderLine(
+                product_id=line["product_id"],
+                quantity=line["quantity"],
+                unit_price=line["unit_price"],
+            )
+            for line in record["lines"]
+        ),
+        currency=record["currency"],
+        timestamp=_utc(record["timestamp"]),
+    )
+
+
+def shop_event_to_avro(event: ShopEvent) -> AvroRecord:
+    """The `io.pipeline.shop.ShopEvent` record of `event`."""
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type.value,
+        "session_id": event.session_id,
+        "user_id": event.user_id,
+        "timestamp": to_epoch_micros(event.timestamp),
+        "product_id": event.product_id,
+        "quantity": event.quantity,
+        "price": event.price,
+        "query": event.query,
+        "order": None if event.order is None else _order_to_avro(event.order),
+    }
+
+
+def shop_event_from_avro(record: Mapping[str, Any]) -> ShopEvent:
+    """The shop event in a `ShopEvent` record."""
+    order = record.get("order")
+    return ShopEvent(
+        event_id=record["event_id"],
+        event_type=ShopEventType(record["event_type"]),
+        session_id=record["session_id"],
+        user_id=record["user_id"],
+        timestamp=_utc(record["timestamp"]),
+        product_id=record.get("product_id"),
+        quantity=record.get("quantity"),
+        price=record.get("price"),
+        query=record.get("query"),
+        order=None if order is None else _order_from_avro(order),
+    )
+
+
+def transaction_to_avro(tx: Transaction) -> AvroRecord:
+    """The `io.pipeline.payments.Transaction` record of `tx`."""
+    return {
+        "transaction_id": tx.transaction_id,
+        "account_id": tx.account_id,
+        "amount": tx.amount,
+        "currency": tx.currency,
+        "merchant": tx.merchant,
+        "country": tx.country,
+        "channel": tx.channel.value,
+        "timestamp": to_epoch_micros(tx.timestamp),
+    }
+
+
+def transaction_from_avro(record: Mapping[str, Any]) -> Transaction:
+    """The transaction in a `Transaction` record."""
+    return Transaction(
+        transaction_id=record["transaction_id"],
+        account_id=record["account_id"],
+        amount=record["amount"],
+        currency=record["currency"],
+        merchant=record["merchant"],
+        country=record["country"],
+        channel=Channel(record["channel"]),
+        timestamp=_utc(record["timestamp"]),
+    )
+
+
+def post_to_avro(post: Post) -> AvroRecord:
+    """The `io.pipeline.social.Post` record of `post`."""
+    return {
+        "post_id": post.post_id,
+        "author": post.author,
+        "text": post.text,
+        "hashtags": list(post.hashtags),
+        "timestamp": to_epoch_micros(post.timestamp),
+    }
+
+
+def post_from_avro(record: Mapping[str, Any]) -> Post:
+    """The post in a `Post` record."""
+    return Post(
+        post_id=record["post_id"],
+        author=record["author"],
+        text=record["text"],
+        hashtags=tuple(record["hashtags"]),
+        timestamp=_utc(record["timestamp"]),
+    )

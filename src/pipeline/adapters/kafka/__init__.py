@@ -1,0 +1,7 @@
+"""Kafka adapters (confluent-kafka / librdkafka)."""
+
+from pipeline.adapters.kafka.log import KafkaEventLog
+
+__all__ = [
+    "KafkaEventLog",
+]

@@ -1,0 +1,251 @@
+"""Consumers of `KafkaEventLog`: `KafkaGroupConsumer` and `KafkaPartitionReader`.
+
+librdkafka calls block, so every call on a consumer runs in that consumer's own single
+worker thread: the event loop never blocks, calls on one consumer never overlap, and the
+rebalance callbacks (which librdkafka runs inside `consume`) run in that thread too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from pipeline.adapters.kafka.config import LOGGER, translate
+from pipeline.application.errors import BrokerUnavailable
+from pipeline.application.ports import Record, TopicPartition
+
+T = TypeVar("T")
+
+
+def to_record(message: Message) -> Record:
+    """The application's view of a consumed Kafka message."""
+    timestamp_type, timestamp = message.timestamp()
+    headers = message.headers()
+    return Record(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        timestamp_ms=0 if timestamp_type == TIMESTAMP_NOT_AVAILABLE else timestamp,
+        headers=tuple((name, _header_bytes(value)) for name, value in headers) if headers else (),
+    )
+
+
+def _header_bytes(value: str | bytes | None) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else value
+
+
+def kafka_partitions(offsets: Mapping[TopicPartition, int]) -> list[KafkaTopicPartition]:
+    """confluent-kafka TopicPartitions carrying the given offsets."""
+    return [KafkaTopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
+
+
+class KafkaConsumerBase:
+    """Polling, committing, lag and closing, shared by group members and readers."""
+
+    def __init__(self, settings: dict[str, Any], description: str, timeout: float) -> None:
+        self._description = description
+        self._timeout = timeout
+        self._consumer = Consumer({**settings, "logger": LOGGER})
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=description)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Replaced, never mutated: the worker thread swaps it, the loop thread reads it.
+        self._assigned: frozenset[TopicPartition] = frozenset()
+        self._held: frozenset[TopicPartition] = frozenset()
+        """Assigned partitions whose records must not be returned (yet)."""
+        self._starts: dict[TopicPartition, int] = {}
+        """Start offsets we chose, the position until the first record is consumed."""
+        self._carry: list[Record] = []
+        self._closed = False
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:  # noqa: ASYNC109
+        """Up to `max_records` records, waiting at most `timeout` seconds for the first.
+
+        If the awaiting task is cancelled, the records consumed meanwhile are kept and
+        returned by the next poll, so cancelling never skips records.
+        """
+        if not 1 <= max_records <= 1_000_000:
+            raise ValueError("max_records must be between 1 and 1,000,000")
+        if self._closed:
+            return []
+        if self._carry:
+            return self._take_carry(max_records)
+        await self._before_poll()
+        future = self._submit(self._consume, max_records, timeout)
+        try:
+            records = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._keep_for_next_poll)
+            raise
+        self._after_poll(records)
+        return records
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, for the group, the next offset to read in each partition (synchronously)."""
+        if offsets:
+            await self._submit(self._commit, dict(offsets))
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions currently assigned to this consumer."""
+        return self._assigned
+
+    async def lag(self) -> int:
+        """Records left in the assigned partitions: high watermark - position, where the
+        position of a partition not read yet is its start offset (chosen, committed, or
+        the low watermark)."""
+        if self._closed or not self._assigned:
+            return 0
+        return await self._submit(self._lag)
+
+    async def close(self) -> None:
+        """Close the consumer: leave the group (its partitions move to the other members)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._submit(self._consumer.close)
+        except KafkaException as exc:
+            raise translate(exc, f"cannot close {self._description}") from exc
+        finally:
+            self._assigned = frozenset()
+            self._executor.shutdown(wait=False)
+
+    async def _before_poll(self) -> None:
+        """Hook run on the event loop before each consume."""
+
+    def _after_poll(self, records: list[Record]) -> None:
+        """Hook run on the event loop with each consumed batch."""
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        loop = self._loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _take_carry(self, max_records: int) -> list[Record]:
+        readable = self._assigned - self._held
+        carry = [r for r in self._carry if r.topic_partition in readable]
+        self._carry = carry[max_records:]
+        return carry[:max_records]
+
+    def _keep_for_next_poll(self, future: asyncio.Future[list[Record]]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._carry.extend(future.result())
+
+    def _consume(self, max_records: int, timeout: float) -> list[Record]:
+        """Worker thread: what is already fetched, else wait for the first record."""
+        consumer = self._consumer
+        deadline = time.monotonic() + timeout
+        try:
+            records = self._records(consumer.consume(max_records, 0))
+            while not records:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                first = consumer.poll(remaining)
+                if first is None:
+                    break
+                batch = [first]
+                if max_records > 1:
+                    batch.extend(consumer.consume(max_records - 1, 0))
+                records = self._records(batch)
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} cannot consume") from exc
+        except RuntimeError:
+            if self._closed:  # closed while this poll waited in the queue
+                return []
+            raise
+        return records
+
+    def _records(self, messages: Sequence[Message]) -> list[Record]:
+        # librdkafka already drops fetched messages of partitions revoked during the
+        # call; checking the assignment as the callbacks left it is the safety net.
+        readable = self._assigned - self._held
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._message_error(error)
+                continue
+            record = to_record(message)
+            if record.topic_partition in readable:
+                records.append(record)
+        return records
+
+    def _message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise BrokerUnavailable(f"{self._description} failed: {error.str()}")
+        # librdkafka retries everything else by itself (unreachable broker, topic not
+        # created yet, …): worth a log line, not a failed poll.
+        LOGGER.warning("%s: %s", self._description, error.str())
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            results = self._consumer.commit(offsets=kafka_partitions(offsets), asynchronous=False)
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} cannot commit offsets") from exc
+        failed = [f"{r.topic}[{r.partition}]: {r.error}" for r in results or () if r.error]
+        if failed:
+            raise BrokerUnavailable(f"{self._description} cannot commit " + ", ".join(failed))
+
+    def _lag(self) -> int:
+        consumer = self._consumer
+        partitions = sorted(self._assigned)
+        try:
+            positions = consumer.position(
+                [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
+            )
+            unknown = [
+                tp
+                for tp, pos in zip(partitions, positions, strict=True)
+                if pos.offset < 0 and tp not in self._starts
+            ]
+            committed: dict[TopicPartition, int] = {}
+            if unknown:
+                query = [KafkaTopicPartition(tp.topic, tp.partition) for tp in unknown]
+                for c in consumer.committed(query, timeout=self._timeout):
+                    committed[TopicPartition(c.topic, c.partition)] = c.offset
+            total = 0
+            for tp, pos in zip(partitions, positions, strict=True):
+                low, high = consumer.get_watermark_offsets(
+                    KafkaTopicPartition(tp.topic, tp.partition),
+                    timeout=self._timeout,
+                    cached=False,
+                )
+                position = pos.offset
+                if position < 0:
+                    position = self._starts.get(tp, committed.get(tp, -1))
+                if position < 0:
+                    position = low
+                total += max(0, high - position)
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} cannot read its lag") from exc
+        return total
+
+
+class KafkaPartitionReader(KafkaConsumerBase):
+    """Reads given partitions from given offsets with `assign()`, outside group management.
+
+    Commits go to the configured group.id, whose members are not disturbed.
+    """
+
+    def __init__(
+        self, settings: dict[str, Any], start: Mapping[TopicPartition, int], timeout: float
+    ) -> None:
+        super().__init__(settings, f"reader of group {settings['group.id']!r}", timeout)
+        self._starts = dict(start)
+        try:
+            self._consumer.assign(kafka_partitions(start))
+        except KafkaException as exc:
+            raise translate(exc, f"cannot assign partitions to {self._description}") from exc
+        self._assigned = frozenset(start)

@@ -1,0 +1,140 @@
+"""`KafkaGroupConsumer`: a member of a Kafka consumer group, with offsets chosen by the app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from pipeline.adapters.kafka.config import translate
+from pipeline.adapters.kafka.consumer import KafkaConsumerBase
+from pipeline.application.ports import OffsetResolver, Record, TopicPartition
+
+
+class KafkaGroupConsumer(KafkaConsumerBase):
+    """A member of consumer group `group.id`, subscribed to topics (cooperative-sticky).
+
+    On every assignment librdkafka calls `_on_assign` inside `consume`, in the worker
+    thread; it runs `resolve_offsets` on the event loop and waits for the answer, then
+    assigns the partitions at those offsets (the others start at the group's committed
+    offset, else the earliest). If `resolve_offsets` fails, the partitions are assigned
+    paused, the error is raised by that poll, and the next poll resolves them again
+    before any of their records is read.
+    """
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        topics: Sequence[str],
+        resolve_offsets: OffsetResolver | None,
+        timeout: float,
+    ) -> None:
+        super().__init__(settings, f"member of group {settings['group.id']!r}", timeout)
+        self._resolve_offsets = resolve_offsets
+        self._assign_error: BaseException | None = None
+        try:
+            self._consumer.subscribe(
+                list(topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} cannot subscribe to {topics}") from exc
+
+    async def _before_poll(self) -> None:
+        """Resolve again the partitions whose resolution failed, then un-hold them."""
+        if self._held and self._resolve_offsets is not None:
+            partitions = sorted(self._held)
+            resolved = await self._resolve_offsets(partitions)
+            await self._submit(self._restart, partitions, resolved)
+
+    def _after_poll(self, records: list[Record]) -> None:
+        """Raise a failure of `resolve_offsets`, keeping the batch for the next poll."""
+        error, self._assign_error = self._assign_error, None
+        if error is not None:
+            self._carry.extend(records)
+            raise error
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        # Worker thread, inside consume(): cooperative-sticky passes only new partitions.
+        added = [TopicPartition(p.topic, p.partition) for p in partitions]
+        resolved: Mapping[TopicPartition, int] = {}
+        if added and self._resolve_offsets is not None:
+            try:
+                resolved = self._resolve_on_loop(added)
+            except Exception as exc:  # noqa: BLE001 - any failure is the app's to see
+                # Assign them paused: reading from the committed offset instead of the
+                # offsets the application keeps could skip or repeat records.
+                consumer.incremental_assign(partitions)
+                consumer.pause(partitions)
+                self._held = self._held | frozenset(added)
+                self._assigned = self._assigned | frozenset(added)
+                self._assign_error = exc
+                return
+        placed = []
+        for tp in added:
+            offset = resolved.get(tp)
+            if offset is None:
+                offset = OFFSET_INVALID  # the group's committed offset, else earliest
+            else:
+                self._starts[tp] = offset
+            placed.append(KafkaTopicPartition(tp.topic, tp.partition, offset))
+        consumer.incremental_assign(placed)
+        self._assigned = self._assigned | frozenset(added)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        # Worker thread, inside consume() or close(); also serves on_lost.
+        revoked = frozenset(TopicPartition(p.topic, p.partition) for p in partitions)
+        self._assigned = self._assigned - revoked
+        self._held = self._held - revoked
+        for tp in revoked:
+            self._starts.pop(tp, None)
+        consumer.incremental_unassign(partitions)
+
+    def _resolve_on_loop(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]:
+        loop, resolver = self._loop, self._resolve_offsets
+        if loop is None or loop.is_closed() or resolver is None:
+            raise RuntimeError("no running event loop to resolve start offsets on")
+
+        async def resolve() -> Mapping[TopicPartition, int]:
+            return await resolver(partitions)
+
+        coroutine = resolve()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:
+            coroutine.close()
+            raise
+        try:
+            return future.result(self._timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def _restart(
+        self, partitions: list[TopicPartition], resolved: Mapping[TopicPartition, int]
+    ) -> None:
+        # Worker thread. Re-assigning (rather than seeking) gives each partition a fresh
+        # fetch start at exactly the resolved offset.
+        still_held = [tp for tp in partitions if tp in self._held]
+        if not still_held:
+            return
+        plain = [KafkaTopicPartition(tp.topic, tp.partition) for tp in still_held]
+        placed = [
+            KafkaTopicPartition(tp.topic, tp.partition, resolved.get(tp, OFFSET_INVALID))
+            for tp in still_held
+        ]
+        try:
+            self._consumer.incremental_unassign(plain)
+            self._consumer.incremental_assign(placed)
+            self._consumer.resume(placed)
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} cannot restart partitions") from exc
+        for tp in still_held:
+            if tp in resolved:
+                self._starts[tp] = resolved[tp]
+        self._held = self._held - frozenset(still_held)

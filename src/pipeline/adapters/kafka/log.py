@@ -1,0 +1,157 @@
+"""`KafkaEventLog`: the event log on Apache Kafka, through confluent-kafka (librdkafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from pipeline.adapters.kafka.admin import KafkaTopicAdmin
+from pipeline.adapters.kafka.config import (
+    CONSUMER_DEFAULTS,
+    CONSUMER_ENFORCED,
+    PRODUCER_DEFAULTS,
+    PRODUCER_ENFORCED,
+    client_settings,
+)
+from pipeline.adapters.kafka.consumer import KafkaPartitionReader
+from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
+from pipeline.adapters.kafka.producer import KafkaRecordProducer
+from pipeline.application.errors import PublishError
+from pipeline.application.ports import (
+    EventConsumer,
+    OffsetResolver,
+    TopicPartition,
+    TopicSpec,
+)
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class KafkaEventLog:
+    """An `EventLog` on Kafka.
+
+    The producer is idempotent (acks=all), batches with linger.ms=5 and lz4, and places
+    keys with Kafka's murmur2 partitioner. Consumers commit only when told to, read
+    committed records only, and rebalance cooperatively. Clients are created on first use.
+
+    Args:
+        bootstrap_servers: host:port[,host:port…] of the brokers.
+        client_config: librdkafka options for every client, passed through verbatim
+            (security.protocol, sasl.*, ssl.* …).
+        client_id: the client.id the brokers see.
+        producer_config: librdkafka options for the producer only (e.g. linger.ms).
+        consumer_config: librdkafka options for consumers only (e.g. session.timeout.ms).
+        replication_factor: of created topics; -1 takes the broker's default.
+        timeout: seconds for admin requests, commits, lag queries and offset resolution.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_config: Mapping[str, str] | None = None,
+        client_id: str = "pipeline",
+        *,
+        producer_config: Mapping[str, str] | None = None,
+        consumer_config: Mapping[str, str] | None = None,
+        replication_factor: int = 1,
+        timeout: float = 30.0,
+    ) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._client_config = dict(client_config or _EMPTY)
+        self._client_id = client_id
+        self._producer_config = dict(producer_config or _EMPTY)
+        self._consumer_config = dict(consumer_config or _EMPTY)
+        self._replication_factor = replication_factor
+        self._timeout = timeout
+        self._producer: KafkaRecordProducer | None = None
+        self._admin: KafkaTopicAdmin | None = None
+        self._closed = False
+        # Fail on contradictory settings now rather than at the first publish or poll.
+        self._settings("producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED)
+        self._settings("consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED)
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+        await self._admin_client().ensure_topics(specs)
+
+    async def publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Queue one record for delivery; records with the same key keep their order."""
+        producer = self._producer
+        if producer is None:
+            if self._closed:
+                raise PublishError("the Kafka event log is closed")
+            settings = self._settings(
+                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
+            )
+            producer = self._producer = KafkaRecordProducer(settings)
+        await producer.publish(topic, key, value, headers)
+
+    async def flush(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until every queued record is acknowledged; raise PublishError if one failed."""
+        if self._producer is not None:
+            await self._producer.flush(timeout)
+
+    def consumer(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        resolve_offsets: OffsetResolver | None = None,
+    ) -> EventConsumer:
+        """Join consumer group `group_id` on `topics`; it rebalances at the next poll."""
+        settings = self._settings(
+            "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
+        )
+        settings["group.id"] = group_id
+        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout)
+
+    def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
+        """Read the given partitions from the given offsets, outside group management."""
+        settings = self._settings(
+            "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
+        )
+        settings["group.id"] = group_id
+        return KafkaPartitionReader(settings, start, self._timeout)
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The high watermark of every partition of `topic` (empty if it does not exist)."""
+        return await self._admin_client().end_offsets(topic)
+
+    async def close(self) -> None:
+        """Flush what is queued (within the timeout) and drop the clients."""
+        self._closed = True
+        producer, self._producer, self._admin = self._producer, None, None
+        if producer is not None:
+            await producer.flush(self._timeout)
+
+    def _admin_client(self) -> KafkaTopicAdmin:
+        if self._admin is None:
+            settings = self._settings("admin client", _EMPTY, _EMPTY, _EMPTY)
+            self._admin = KafkaTopicAdmin(
+                settings, replication_factor=self._replication_factor, timeout=self._timeout
+            )
+        return self._admin
+
+    def _settings(
+        self,
+        role: str,
+        defaults: Mapping[str, str],
+        role_config: Mapping[str, str],
+        enforced: Mapping[str, str],
+    ) -> dict[str, Any]:
+        return client_settings(
+            role,
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
+            client_config=self._client_config,
+            role_config=role_config,
+            defaults=defaults,
+            enforced=enforced,
+        )

@@ -1,0 +1,141 @@
+"""The sensor projection held in memory: the embedded default SensorStore."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
+from pipeline.domain.alerts import Alert
+from pipeline.domain.sensors import Reading
+from pipeline.domain.time import to_epoch_micros, window_start
+from pipeline.domain.windows import ONE_MINUTE, WindowAggregate, aggregate_window
+
+_WindowKey = tuple[str, datetime]
+
+
+@dataclass(slots=True)
+class _StoredAlert:
+    alert: Alert
+    published: bool = False
+
+
+class InMemorySensorStore:
+    """SensorStore in dictionaries, behaving like SqlSensorStore (the contract suite in
+    tests/contract proves it): readings keyed by (sensor_id, time), aggregates recomputed from
+    the stored readings of every touched window, alerts keyed by id, offsets per group.
+
+    `apply` never awaits, so on one event loop every batch is applied atomically."""
+
+    def __init__(self) -> None:
+        self._readings: dict[tuple[str, datetime], Reading] = {}
+        self._by_window: dict[_WindowKey, dict[datetime, Reading]] = {}
+        self._aggregates: dict[_WindowKey, WindowAggregate] = {}
+        self._alerts: dict[uuid.UUID, _StoredAlert] = {}
+        self._offsets: dict[tuple[str, TopicPartition], int] = {}
+
+    async def apply(self, batch: SensorBatch) -> AppliedBatch:
+        """Skip readings below the group's stored offsets, insert the rest (a reading already
+        stored is left as it is), recompute the touched windows, insert new alerts, store
+        `next_offsets` (an offset never moves back)."""
+        group = batch.group_id
+        fresh = [r for r in batch.readings if r.offset >= self._offsets.get((group, r.source), 0)]
+        inserted = 0
+        touched: set[_WindowKey] = set()
+        for projected in fresh:
+            reading = projected.reading
+            start = window_start(reading.timestamp, ONE_MINUTE)
+            touched.add((reading.sensor_id, start))
+            if reading.key in self._readings:
+                continue
+            self._readings[reading.key] = reading
+            self._by_window.setdefault((reading.sensor_id, start), {})[reading.timestamp] = reading
+            inserted += 1
+        for key in touched:
+            (aggregate,) = aggregate_window(self._by_window[key].values(), size=ONE_MINUTE)
+            self._aggregates[key] = aggregate
+        new_alerts: list[Alert] = []
+        for alert in itertools.chain.from_iterable(p.alerts for p in fresh):
+            if alert.alert_id not in self._alerts:
+                self._alerts[alert.alert_id] = _StoredAlert(alert)
+                new_alerts.append(alert)
+        for tp, offset in batch.next_offsets.items():
+            stored_key = (group, tp)
+            self._offsets[stored_key] = max(offset, self._offsets.get(stored_key, offset))
+        return AppliedBatch(
+            readings_inserted=inserted,
+            skipped=len(batch.readings) - len(fresh),
+            new_alerts=tuple(new_alerts),
+        )
+
+    async def stored_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The next offset to read per partition, as stored with the group's last batch;
+        partitions the group never stored are absent."""
+        return {
+            tp: self._offsets[(group_id, tp)]
+            for tp in partitions
+            if (group_id, tp) in self._offsets
+        }
+
+    async def unpublished_alerts(self, limit: int) -> list[Alert]:
+        """Stored alerts not yet published to the alerts topic, oldest event time first."""
+        pending = (s.alert for s in self._alerts.values() if not s.published)
+        return heapq.nsmallest(limit, pending, key=lambda a: (a.timestamp, a.alert_id))
+
+    async def mark_published(self, alert_ids: Sequence[uuid.UUID]) -> None:
+        """Record that these alerts were published."""
+        for alert_id in alert_ids:
+            stored = self._alerts.get(alert_id)
+            if stored is not None:
+                stored.published = True
+
+    async def latest_readings(
+        self, *, sensor_id: str | None = None, sensor_type: str | None = None, limit: int = 10
+    ) -> list[Reading]:
+        """The most recent readings by event time, newest first."""
+        matching = (
+            r
+            for r in self._readings.values()
+            if (sensor_id is None or r.sensor_id == sensor_id)
+            and (sensor_type is None or r.sensor_type == sensor_type)
+        )
+        # Negated micros give newest first with ties to the smaller sensor id, as in SQL.
+        return heapq.nsmallest(
+            limit, matching, key=lambda r: (-to_epoch_micros(r.timestamp), r.sensor_id)
+        )
+
+    async def aggregates(
+        self, sensor_id: str, start: datetime, end: datetime
+    ) -> list[WindowAggregate]:
+        """The one-minute aggregates of a sensor with window_start in [start, end), oldest
+        first."""
+        return sorted(
+            (
+                a
+                for (sid, window), a in self._aggregates.items()
+                if sid == sensor_id and start <= window < end
+            ),
+            key=lambda a: a.window_start,
+        )
+
+    async def alerts(self, *, source: str | None = None, limit: int = 100) -> list[Alert]:
+        """Stored alerts, newest event time first."""
+        matching = (
+            s.alert for s in self._alerts.values() if source is None or s.alert.source == source
+        )
+        return heapq.nsmallest(
+            limit, matching, key=lambda a: (-to_epoch_micros(a.timestamp), a.alert_id)
+        )
+
+    async def count_readings(self) -> int:
+        """How many readings are stored."""
+        return len(self._readings)
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays readable."""

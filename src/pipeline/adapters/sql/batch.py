@@ -1,0 +1,65 @@
+"""What a SensorBatch asks of the database, worked out before any SQL is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pipeline.application.ports import AppliedBatch, ProjectedReading, SensorBatch, TopicPartition
+from pipeline.domain.alerts import Alert
+from pipeline.domain.time import window_start
+from pipeline.domain.windows import ONE_MINUTE
+
+WINDOW = ONE_MINUTE
+"""The size of the windows kept in `reading_aggregates_1m`."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    """The rows of a batch that still have to be written, once stored offsets are known."""
+
+    fresh: list[ProjectedReading]
+    """Readings at or past the group's stored offset of their partition, in batch order."""
+    skipped: int
+    windows: list[tuple[str, datetime]]
+    """Each (sensor_id, window_start) touched by a fresh reading, once, sorted."""
+    alerts: list[Alert]
+    """The alerts of the fresh readings, once per alert id, in batch order."""
+
+
+def partitions_of(batch: SensorBatch) -> list[TopicPartition]:
+    """Every partition the batch reads from or moves the offset of, sorted (a fixed lock
+    order keeps two transactions on the same partitions from deadlocking)."""
+    found = set(batch.next_offsets)
+    found.update(r.source for r in batch.readings)
+    return sorted(found)
+
+
+def plan_batch(batch: SensorBatch, stored: Mapping[TopicPartition, int]) -> BatchPlan:
+    """Split the batch into what is new and what the group has applied before."""
+    fresh = [r for r in batch.readings if r.offset >= stored.get(r.source, 0)]
+    windows = sorted(
+        {(r.reading.sensor_id, window_start(r.reading.timestamp, WINDOW)) for r in fresh}
+    )
+    alerts: dict[object, Alert] = {}
+    for projected in fresh:
+        for alert in projected.alerts:
+            alerts.setdefault(alert.alert_id, alert)
+    return BatchPlan(
+        fresh=fresh,
+        skipped=len(batch.readings) - len(fresh),
+        windows=windows,
+        alerts=list(alerts.values()),
+    )
+
+
+class BatchWriter(Protocol):
+    """Writes one batch inside one transaction on a connection (one per SQL dialect)."""
+
+    async def apply(self, conn: AsyncConnection, batch: SensorBatch) -> AppliedBatch:
+        """Apply `batch` atomically; the caller owns the connection."""
+        ...

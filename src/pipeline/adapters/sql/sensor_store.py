@@ -1,0 +1,201 @@
+"""The sensor projection in PostgreSQL or SQLite: the SQL implementation of SensorStore."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pipeline.adapters.sql import tables
+from pipeline.adapters.sql.batch import BatchWriter
+from pipeline.adapters.sql.engine import create_engine
+from pipeline.adapters.sql.errors import store_errors
+from pipeline.adapters.sql.postgres_writer import PostgresBatchWriter
+from pipeline.adapters.sql.sqlite_writer import SqliteBatchWriter
+from pipeline.application.errors import ConfigurationError
+from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
+from pipeline.domain.alerts import Alert, AlertKind, Severity
+from pipeline.domain.sensors import Reading
+from pipeline.domain.windows import WindowAggregate
+
+_Row = sa.Row[*tuple[Any, ...]]
+
+
+def _writer_for(dialect: str) -> BatchWriter:
+    if dialect == "postgresql":
+        return PostgresBatchWriter()
+    if dialect == "sqlite":
+        return SqliteBatchWriter()
+    raise ConfigurationError(f"SqlSensorStore supports PostgreSQL and SQLite, not {dialect}")
+
+
+class SqlSensorStore:
+    """SensorStore on PostgreSQL (asyncpg) or SQLite (aiosqlite), through an AsyncEngine.
+
+    The schema is created by the Alembic migrations (`pipeline.adapters.sql.migrate`). Every
+    write is idempotent: readings and alerts have natural keys, aggregates are recomputed from
+    the stored readings, and the consumed offsets are stored in the same transaction. Transient
+    database failures surface as StoreUnavailable."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = _writer_for(engine.dialect.name)
+
+    @classmethod
+    def from_url(cls, url: str, **engine_options: Any) -> SqlSensorStore:
+        """A store on a new engine for `url` (see `create_engine` for the options)."""
+        return cls(create_engine(url, **engine_options))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the store runs on."""
+        return self._engine
+
+    async def apply(self, batch: SensorBatch) -> AppliedBatch:
+        """In one transaction: skip readings below the group's stored offsets, insert the
+        rest, recompute the touched one-minute aggregates, insert new alerts, store offsets."""
+        with store_errors("applying a sensor batch"):
+            async with self._engine.connect() as conn:
+                return await self._writer.apply(conn, batch)
+
+    async def stored_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The next offset to read per partition, as stored with the group's last batch;
+        partitions the group never stored are absent."""
+        if not partitions:
+            return {}
+        t = tables.consumer_offsets
+        wanted = {(p.topic, p.partition) for p in partitions}
+        query = sa.select(t.c.topic, t.c.partition, t.c.next_offset).where(
+            t.c.group_id == group_id, t.c.topic.in_({topic for topic, _ in wanted})
+        )
+        rows = await self._fetch(query, "reading stored offsets")
+        found = {TopicPartition(row[0], row[1]): int(row[2]) for row in rows}
+        return {tp: offset for tp, offset in found.items() if (tp.topic, tp.partition) in wanted}
+
+    async def unpublished_alerts(self, limit: int) -> list[Alert]:
+        """Stored alerts not yet published to the alerts topic, oldest event time first."""
+        query = (
+            sa.select(tables.alerts)
+            .where(tables.alerts.c.published_at.is_(None))
+            .order_by(tables.alerts.c.time, tables.alerts.c.alert_id)
+            .limit(limit)
+        )
+        return [_alert(row) for row in await self._fetch(query, "reading unpublished alerts")]
+
+    async def mark_published(self, alert_ids: Sequence[uuid.UUID]) -> None:
+        """Record that these alerts were published (an alert already marked keeps its time)."""
+        if not alert_ids:
+            return
+        statement = (
+            sa.update(tables.alerts)
+            .where(
+                tables.alerts.c.alert_id.in_(list(alert_ids)),
+                tables.alerts.c.published_at.is_(None),
+            )
+            .values(published_at=sa.func.current_timestamp())
+        )
+        with store_errors("marking alerts published"):
+            async with self._engine.begin() as conn:
+                await conn.execute(statement)
+
+    async def latest_readings(
+        self, *, sensor_id: str | None = None, sensor_type: str | None = None, limit: int = 10
+    ) -> list[Reading]:
+        """The most recent readings by event time, newest first."""
+        r = tables.readings
+        query = sa.select(r).order_by(r.c.time.desc(), r.c.sensor_id).limit(limit)
+        if sensor_id is not None:
+            query = query.where(r.c.sensor_id == sensor_id)
+        if sensor_type is not None:
+            query = query.where(r.c.sensor_type == sensor_type)
+        return [_reading(row) for row in await self._fetch(query, "reading latest readings")]
+
+    async def aggregates(
+        self, sensor_id: str, start: datetime, end: datetime
+    ) -> list[WindowAggregate]:
+        """The one-minute aggregates of a sensor with window_start in [start, end), oldest
+        first."""
+        a = tables.reading_aggregates_1m
+        query = (
+            sa.select(a)
+            .where(a.c.sensor_id == sensor_id, a.c.window_start >= start, a.c.window_start < end)
+            .order_by(a.c.window_start)
+        )
+        return [_aggregate(row) for row in await self._fetch(query, "reading aggregates")]
+
+    async def alerts(self, *, source: str | None = None, limit: int = 100) -> list[Alert]:
+        """Stored alerts, newest event time first."""
+        query = (
+            sa.select(tables.alerts)
+            .order_by(tables.alerts.c.time.desc(), tables.alerts.c.alert_id)
+            .limit(limit)
+        )
+        if source is not None:
+            query = query.where(tables.alerts.c.source == source)
+        return [_alert(row) for row in await self._fetch(query, "reading alerts")]
+
+    async def count_readings(self) -> int:
+        """How many readings are stored."""
+        rows = await self._fetch(
+            sa.select(sa.func.count()).select_from(tables.readings), "counting readings"
+        )
+        return int(rows[0][0])
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    async def _fetch(self, query: sa.Select[*tuple[Any, ...]], action: str) -> list[_Row]:
+        with store_errors(action):
+            async with self._engine.connect() as conn:
+                result = await conn.execute(query)
+                return list(result.all())
+
+
+def _reading(row: _Row) -> Reading:
+    return Reading(
+        sensor_id=row.sensor_id,
+        sensor_type=row.sensor_type,
+        value=row.value,
+        unit=row.unit,
+        timestamp=row.time,
+        location=row.location,
+        battery_level=row.battery_level,
+        signal_strength=row.signal_strength,
+    )
+
+
+def _alert(row: _Row) -> Alert:
+    return Alert(
+        alert_id=row.alert_id,
+        source=row.source,
+        kind=AlertKind(row.kind),
+        severity=Severity(row.severity),
+        message=row.message,
+        timestamp=row.time,
+        sensor_type=row.sensor_type,
+        value=row.value,
+        threshold=row.threshold,
+    )
+
+
+def _aggregate(row: _Row) -> WindowAggregate:
+    # By mapping: `row.count` would be the tuple method, not the column.
+    m = row._mapping
+    return WindowAggregate(
+        sensor_id=m["sensor_id"],
+        sensor_type=m["sensor_type"],
+        window_start=m["window_start"],
+        window_end=m["window_end"],
+        count=m["count"],
+        min=m["min"],
+        max=m["max"],
+        mean=m["mean"],
+        stddev=m["stddev"],
+    )

@@ -1,0 +1,125 @@
+"""The relational schema of the sensor projection, as SQLAlchemy Core tables.
+
+The Alembic migrations in `migrations/versions` create these tables with explicit DDL; this
+module is what the store's queries are written against. A test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as a tz-aware UTC datetime.
+
+    PostgreSQL stores `timestamptz`; SQLite has no timestamp type, so the value is stored as
+    naive UTC text in one fixed format, which keeps string comparison equal to time order."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; use UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # a raw SQLite value that bypassed the DateTime processor
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _now() -> sa.sql.elements.ColumnElement[datetime]:
+    # CURRENT_TIMESTAMP exists on every backend (now() does not exist on SQLite).
+    return sa.func.current_timestamp()
+
+
+readings = sa.Table(
+    "readings",
+    metadata,
+    sa.Column("sensor_id", sa.Text, primary_key=True),
+    sa.Column("time", UtcDateTime, primary_key=True),
+    sa.Column("sensor_type", sa.Text, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("battery_level", sa.Double, nullable=True),
+    sa.Column("signal_strength", sa.Double, nullable=True),
+    sa.Column("source_topic", sa.Text, nullable=False),
+    sa.Column("source_partition", sa.Integer, nullable=False),
+    sa.Column("source_offset", sa.BigInteger, nullable=False),
+    sa.Column("ingested_at", UtcDateTime, nullable=False, server_default=_now()),
+    sa.Index("ix_readings_time", sa.text("time DESC")),
+    sa.Index("ix_readings_sensor_type_time", "sensor_type", "time"),
+)
+
+reading_aggregates_1m = sa.Table(
+    "reading_aggregates_1m",
+    metadata,
+    sa.Column("sensor_id", sa.Text, primary_key=True),
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("sensor_type", sa.Text, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("min", sa.Double, nullable=False),
+    sa.Column("max", sa.Double, nullable=False),
+    sa.Column("mean", sa.Double, nullable=False),
+    sa.Column("stddev", sa.Double, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Uuid, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("time", UtcDateTime, nullable=False),
+    sa.Column("sensor_type", sa.Text, nullable=True),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=_now()),
+    # The outbox: set once the alert is on the alerts topic.
+    sa.Column("published_at", UtcDateTime, nullable=True),
+    sa.Column("acknowledged_at", UtcDateTime, nullable=True),
+    sa.Index("ix_alerts_time", "time"),
+    sa.Index("ix_alerts_source_time", "source", "time"),
+    sa.Index(
+        "ix_alerts_unpublished",
+        "time",
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    ),
+)
+
+consumer_offsets = sa.Table(
+    "consumer_offsets",
+    metadata,
+    sa.Column("group_id", sa.Text, primary_key=True),
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+)

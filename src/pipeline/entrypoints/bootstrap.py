@@ -1,0 +1,151 @@
+"""The composition root: the only place that chooses adapters.
+
+`bootstrap(settings, **overrides)` builds a `Pipeline` from settings: real adapters where an
+endpoint is configured, embedded ones otherwise; any piece can be overridden (tests pass
+in-memory fakes, the demo shares one in-memory log between producer and worker)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pipeline.adapters.avro import alert_codec, reading_codec
+from pipeline.adapters.clock import SystemClock
+from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
+from pipeline.application.alerts import AlertRelay
+from pipeline.application.ports import (
+    Clock,
+    Codec,
+    EventLog,
+    SchemaRegistry,
+    SensorStore,
+    TopicSpec,
+)
+from pipeline.application.sensors import SensorProjection
+from pipeline.domain import Alert, Reading
+from pipeline.entrypoints.settings import Settings
+
+
+@dataclass(kw_only=True)
+class Pipeline:
+    """Wired services shared by the entrypoints of one process."""
+
+    settings: Settings
+    log: EventLog
+    registry: SchemaRegistry
+    store: SensorStore
+    clock: Clock
+    reading_codec: Codec[Reading]
+    alert_codec: Codec[Alert]
+    _closed: bool = field(default=False, repr=False)
+
+    def topic_specs(self) -> list[TopicSpec]:
+        """Every topic the application owns, with its partition count."""
+        topics = self.settings.topics
+        specs = [TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions)]
+        specs += [
+            TopicSpec(name=name, partitions=topics.default_partitions)
+            for name in (
+                topics.ecommerce_events,
+                topics.transactions,
+                topics.social_posts,
+                topics.system_alerts,
+            )
+        ]
+        return specs
+
+    async def ensure_topics(self) -> None:
+        """Create the application's topics that do not exist yet."""
+        await self.log.ensure_topics(self.topic_specs())
+
+    def group_id(self, worker: str) -> str:
+        """The consumer group of a worker, e.g. `pipeline-sensors`."""
+        return f"{self.settings.worker.group_id_prefix}-{worker}"
+
+    def sensor_projection(self, group_id: str) -> SensorProjection:
+        """The sensor projection for consumer group `group_id`."""
+        return SensorProjection(
+            group_id=group_id,
+            codec=self.reading_codec,
+            store=self.store,
+            clock=self.clock,
+            thresholds=self.settings.domain_thresholds(),
+            max_clock_skew=timedelta(seconds=self.settings.worker.max_clock_skew_seconds),
+        )
+
+    def alert_relay(self) -> AlertRelay:
+        """The outbox relay publishing stored alerts to the alerts topic."""
+        return AlertRelay(
+            store=self.store,
+            log=self.log,
+            codec=self.alert_codec,
+            topic=self.settings.topics.system_alerts,
+        )
+
+    async def aclose(self) -> None:
+        """Flush and close the log, close the store. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.log.close()
+        finally:
+            await self.store.close()
+
+
+def _event_log(settings: Settings) -> EventLog:
+    kafka = settings.kafka
+    if kafka.bootstrap_servers is None:
+        return InMemoryEventLog()
+    from pipeline.adapters.kafka import KafkaEventLog  # noqa: PLC0415 - only when configured
+
+    return KafkaEventLog(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_config=kafka.client_config(),
+        client_id=kafka.client_id,
+        replication_factor=kafka.replication_factor,
+    )
+
+
+def _registry(settings: Settings) -> SchemaRegistry:
+    registry = settings.registry
+    if registry.url is None:
+        return InMemorySchemaRegistry()
+    from pipeline.adapters.registry import ConfluentSchemaRegistry  # noqa: PLC0415
+
+    auth = registry.basic_auth.get_secret_value() if registry.basic_auth else None
+    return ConfluentSchemaRegistry(url=registry.url, basic_auth=auth)
+
+
+async def _store(settings: Settings, *, migrate: bool) -> SensorStore:
+    from pipeline.adapters.sql import SqlSensorStore, create_engine  # noqa: PLC0415
+    from pipeline.adapters.sql.migrate import upgrade  # noqa: PLC0415
+
+    url = settings.database.url.get_secret_value()
+    if migrate:
+        await asyncio.to_thread(upgrade, url)
+    return SqlSensorStore(create_engine(url, pool_size=settings.database.pool_size))
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    log: EventLog | None = None,
+    registry: SchemaRegistry | None = None,
+    store: SensorStore | None = None,
+    clock: Clock | None = None,
+    migrate: bool = False,
+) -> Pipeline:
+    """Wire a Pipeline from `settings`; any argument given replaces the adapter it names.
+    With `migrate`, the database schema is upgraded to the latest revision first."""
+    registry = registry if registry is not None else _registry(settings)
+    return Pipeline(
+        settings=settings,
+        log=log if log is not None else _event_log(settings),
+        registry=registry,
+        store=store if store is not None else await _store(settings, migrate=migrate),
+        clock=clock if clock is not None else SystemClock(),
+        reading_codec=reading_codec(registry, settings.topics.sensor_readings),
+        alert_codec=alert_codec(registry, settings.topics.system_alerts),
+    )

@@ -1,0 +1,219 @@
+"""Use cases of the sensor slice as the entrypoints run them: work, produce, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
+from pipeline.application.ports import Record, TopicPartition
+from pipeline.application.sensors import BatchReport
+from pipeline.application.worker import ConsumerWorker, WorkerStats
+from pipeline.entrypoints.bootstrap import Pipeline
+
+Progress = Callable[[int], None]
+
+
+async def run_sensor_worker(
+    pipeline: Pipeline,
+    *,
+    group_id: str | None = None,
+    stop: asyncio.Event | None = None,
+    until_caught_up: bool = False,
+    stats: WorkerStats | None = None,
+    on_batch: Callable[[WorkerStats], None] | None = None,
+) -> WorkerStats:
+    """Consume the readings topic into the store as a member of the sensors group."""
+    group = group_id or pipeline.group_id("sensors")
+    store = pipeline.store
+    relay = pipeline.alert_relay()
+    await pipeline.ensure_topics()
+    # Alerts stored by an earlier run that crashed before publishing them go out first.
+    await relay.relay()
+
+    async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        return await store.stored_offsets(group, partitions)
+
+    consumer = pipeline.log.consumer(
+        group_id=group, topics=[pipeline.settings.topics.sensor_readings], resolve_offsets=resolve
+    )
+    worker: ConsumerWorker
+
+    async def after_batch(report: BatchReport) -> None:
+        if report.new_alerts:
+            await relay.relay()
+        if on_batch is not None:
+            on_batch(worker.stats)
+
+    worker = ConsumerWorker(
+        consumer=consumer,
+        handler=pipeline.sensor_projection(group),
+        batch_size=pipeline.settings.worker.batch_size,
+        batch_timeout=pipeline.settings.worker.batch_timeout,
+        stop=stop,
+        until_caught_up=until_caught_up,
+        after_batch=after_batch,
+        stats=stats,
+    )
+    return await worker.run()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProducePlan:
+    """How a producer run lays readings out in event time."""
+
+    start: datetime
+    interval: timedelta
+
+
+def plan_production(
+    *, now: datetime, count: int | None, rate: float, sensors: int
+) -> ProducePlan:
+    """Event-time layout for `count` readings at `rate`/s from `sensors` sensors.
+
+    At a fixed rate each sensor reports every `sensors / rate` seconds starting now, so event
+    time follows the wall clock. As fast as possible (rate 0) the readings are one second apart
+    per sensor and end now, so none lies in the future."""
+    if rate > 0:
+        return ProducePlan(start=now, interval=timedelta(seconds=sensors / rate))
+    if count is None:
+        raise ValueError("--rate 0 (as fast as possible) needs --count")
+    ticks = math.ceil(count / sensors)
+    return ProducePlan(start=now - timedelta(seconds=ticks), interval=timedelta(seconds=1))
+
+
+async def produce_sensors(
+    pipeline: Pipeline,
+    *,
+    count: int | None,
+    rate: float,
+    seed: int,
+    sensors: int,
+    anomaly_rate: float | None = None,
+    stop: asyncio.Event | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Publish generated readings (keyed by sensor id) to the readings topic; return how many.
+    `count` None produces until `stop` is set; `rate` 0 produces as fast as possible."""
+    plan = plan_production(now=pipeline.clock.now(), count=count, rate=rate, sensors=sensors)
+    config = SensorFleetConfig(sensors=sensors, interval=plan.interval)
+    if anomaly_rate is not None:
+        config = SensorFleetConfig(
+            sensors=sensors, interval=plan.interval, anomaly_rate=anomaly_rate
+        )
+    stream = generate_readings(seed=seed, start=plan.start, config=config)
+    if count is not None:
+        stream = itertools.islice(stream, count)
+    await pipeline.ensure_topics()
+    topic = pipeline.settings.topics.sensor_readings
+    codec = pipeline.reading_codec
+    log = pipeline.log
+    started = time.monotonic()
+    sent = 0
+    for item in stream:
+        reading = item.event
+        await log.publish(topic, reading.sensor_id.encode(), await codec.encode(reading))
+        sent += 1
+        if sent % 500 == 0:
+            if stop is not None and stop.is_set():
+                break
+            if progress is not None:
+                progress(sent)
+            if rate > 0:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            else:
+                await asyncio.sleep(0)  # let the consumers of an in-process log run
+    await log.flush()
+    if progress is not None:
+        progress(sent)
+    return sent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayPlan:
+    """Which offsets of which partitions a replay covers: [start, stop) per partition."""
+
+    start: Mapping[TopicPartition, int]
+    stop: Mapping[TopicPartition, int]
+
+    @property
+    def total(self) -> int:
+        """Records in the plan."""
+        return sum(max(0, self.stop[tp] - self.start[tp]) for tp in self.start)
+
+
+def plan_replay(
+    topic: str,
+    end_offsets: Mapping[int, int],
+    *,
+    from_offset: int,
+    to_offset: int | None = None,
+    partition: int | None = None,
+) -> ReplayPlan:
+    """The replay of `topic` from `from_offset` (to `to_offset`, exclusive, or the current end)
+    in one partition or all. Raises ValueError with a readable message for impossible plans."""
+    if from_offset < 0:
+        raise ValueError(f"--from-offset must be >= 0, got {from_offset}")
+    if to_offset is not None and to_offset <= from_offset:
+        raise ValueError(f"--to-offset ({to_offset}) must be greater than --from-offset")
+    if partition is not None and partition not in end_offsets:
+        known = ", ".join(str(p) for p in sorted(end_offsets))
+        raise ValueError(f"topic {topic} has no partition {partition} (partitions: {known})")
+    partitions = [partition] if partition is not None else sorted(end_offsets)
+    start: dict[TopicPartition, int] = {}
+    stop: dict[TopicPartition, int] = {}
+    for p in partitions:
+        tp = TopicPartition(topic, p)
+        end = end_offsets[p]
+        stop[tp] = end if to_offset is None else min(to_offset, end)
+        start[tp] = min(from_offset, stop[tp])
+    return ReplayPlan(start=start, stop=stop)
+
+
+async def replay_sensors(
+    pipeline: Pipeline,
+    plan: ReplayPlan,
+    *,
+    group_id: str,
+    progress: Progress | None = None,
+) -> WorkerStats:
+    """Re-run the sensor projection over `plan` as consumer group `group_id`. Idempotent:
+    rows already stored stay as they are, aggregates are recomputed from the stored readings."""
+    stats = WorkerStats()
+    pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
+    if not pending:
+        return stats
+    reader = pipeline.log.reader(group_id=group_id, start=plan.start)
+    projection = pipeline.sensor_projection(group_id)
+    relay = pipeline.alert_relay()
+    try:
+        while pending:
+            records = await reader.poll(pipeline.settings.worker.batch_size, 1.0)
+            if not records and await reader.lag() == 0:
+                break  # nothing left before the end (e.g. records removed by retention)
+            wanted: list[Record] = []
+            for record in records:
+                tp = record.topic_partition
+                if tp in pending and record.offset < pending[tp]:
+                    wanted.append(record)
+            if wanted:
+                report = await projection.handle(wanted)
+                stats.add(report, wanted)
+                if report.new_alerts:
+                    await relay.relay()
+                if progress is not None:
+                    progress(stats.records)
+            for record in records:
+                tp = record.topic_partition
+                if tp in pending and record.offset + 1 >= pending[tp]:
+                    del pending[tp]
+    finally:
+        await reader.close()
+    return stats

@@ -1,0 +1,165 @@
+"""Settings: nested pydantic-settings read from `PIPELINE_…` environment variables.
+
+`PIPELINE_KAFKA__BOOTSTRAP_SERVERS=host:port` selects real Kafka, `PIPELINE_DATABASE__URL`
+a real database, `PIPELINE_REGISTRY__URL` a real schema registry. Left unset, the embedded
+adapters are used (in-memory log and registry, a SQLite file).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.domain import DEFAULT_THRESHOLDS, Threshold
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///pipeline.db"
+
+
+class KafkaSettings(BaseModel):
+    """The Kafka cluster. Unset `bootstrap_servers` selects the in-memory log."""
+
+    bootstrap_servers: str | None = None
+    """Comma-separated host:port list of brokers."""
+    client_id: str = "pipeline"
+    """Client id reported to the brokers."""
+    security_protocol: str | None = None
+    """librdkafka `security.protocol` (PLAINTEXT, SSL, SASL_SSL, …)."""
+    sasl_mechanism: str | None = None
+    """librdkafka `sasl.mechanism` (PLAIN, SCRAM-SHA-512, …)."""
+    sasl_username: str | None = None
+    """SASL user name."""
+    sasl_password: SecretStr | None = None
+    """SASL password (masked in `pipeline config`)."""
+    replication_factor: int = -1
+    """Replication factor for topics the application creates (-1: broker default)."""
+    options: dict[str, str] = Field(default_factory=dict)
+    """Extra librdkafka options passed through verbatim, e.g.
+    `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`."""
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka's dotted keys for everything but the bootstrap servers."""
+        config: dict[str, str] = {}
+        if self.security_protocol:
+            config["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        config.update(self.options)
+        return config
+
+
+class DatabaseSettings(BaseModel):
+    """The projection database."""
+
+    url: SecretStr = SecretStr(DEFAULT_SQLITE_URL)
+    """SQLAlchemy async URL: `postgresql+asyncpg://user:pw@host:port/db` for PostgreSQL, or
+    `sqlite+aiosqlite:///path.db` (the embedded default). Secret because it may hold a password."""
+    pool_size: int = 5
+    """Connections kept open per process (PostgreSQL)."""
+
+    @property
+    def is_default(self) -> bool:
+        """True when no database was configured."""
+        return self.url.get_secret_value() == DEFAULT_SQLITE_URL
+
+
+class RegistrySettings(BaseModel):
+    """The schema registry. Unset `url` selects the in-memory registry."""
+
+    url: str | None = None
+    """Confluent-compatible registry URL, e.g. `http://127.0.0.1:18081/apis/ccompat/v7`."""
+    basic_auth: SecretStr | None = None
+    """`user:password` for HTTP basic auth."""
+
+
+class TopicSettings(BaseModel):
+    """Topic names (defaults follow the seed) and partition counts."""
+
+    sensor_readings: str = "sensor-readings"
+    ecommerce_events: str = "ecommerce-events"
+    transactions: str = "transactions"
+    social_posts: str = "social-posts"
+    system_alerts: str = "system-alerts"
+    sensor_readings_partitions: int = 6
+    """Partitions of the readings topic; readings are keyed by sensor id."""
+    default_partitions: int = 3
+    """Partitions of the other topics."""
+
+
+class WorkerSettings(BaseModel):
+    """Consumer workers."""
+
+    group_id_prefix: str = "pipeline"
+    """Consumer groups are named `<prefix>-<worker>`, e.g. `pipeline-sensors`."""
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5_000
+    """Most records handled (and committed) in one batch."""
+    batch_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
+    """Seconds a poll waits for the first record of a batch."""
+    max_clock_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
+    """Readings stamped further than this in the future are invalid."""
+
+
+class ThresholdSetting(BaseModel):
+    """Operating limits of one sensor type."""
+
+    low: float | None = None
+    high: float | None = None
+    critical_low: float | None = None
+    critical_high: float | None = None
+
+
+def _default_thresholds() -> dict[str, ThresholdSetting]:
+    return {
+        name: ThresholdSetting(
+            low=t.low, high=t.high, critical_low=t.critical_low, critical_high=t.critical_high
+        )
+        for name, t in DEFAULT_THRESHOLDS.items()
+    }
+
+
+class Settings(BaseSettings):
+    """Everything pipeline can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
+    """Alert thresholds per sensor type, e.g.
+    `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""
+    log_level: str = "INFO"
+    """Log level of the structured (JSON) logs on stderr."""
+    log_format: str = "console"
+    """`console` for people, `json` for log shippers."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    def domain_thresholds(self) -> dict[str, Threshold]:
+        """The thresholds as domain objects, by sensor type."""
+        return {
+            name: Threshold(sensor_type=name, **t.model_dump())
+            for name, t in self.thresholds.items()
+        }
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked."""
+        return self.model_dump(mode="json")

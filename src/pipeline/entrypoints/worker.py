@@ -1,0 +1,102 @@
+"""`pipeline-worker <name>`: run one consumer worker until stopped (or caught up)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+from pydantic import ValidationError
+
+from pipeline.application.worker import WorkerStats
+from pipeline.domain import PipelineError
+from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.logging import configure_logging
+from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, install_stop_handlers
+from pipeline.entrypoints.sensors import run_sensor_worker
+from pipeline.entrypoints.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+WORKERS = ("sensors",)
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `pipeline-worker` (shared with `pipeline worker`)."""
+    parser.add_argument("name", choices=WORKERS, help="which worker to run")
+    parser.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="exit 0 once the group's lag on the assigned partitions is zero",
+    )
+    parser.add_argument("--group-id", help="consumer group (default: <prefix>-<name>)")
+    parser.add_argument(
+        "--stats-json", type=Path, help="write the final counters to this file as JSON"
+    )
+
+
+def stats_summary(stats: WorkerStats) -> dict[str, object]:
+    """The counters of a worker run as plain data."""
+    return {
+        "records": stats.records,
+        "batches": stats.batches,
+        "readings_inserted": stats.readings_inserted,
+        "skipped_already_applied": stats.skipped,
+        "alerts": stats.alerts,
+        "rejected": dict(stats.rejected),
+        "retries": stats.retries,
+        "records_per_second": round(stats.rate, 1),
+    }
+
+
+async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the worker named in `args`; return the exit code."""
+    if settings.kafka.bootstrap_servers is None:
+        sys.stderr.write(
+            "pipeline-worker: error: no Kafka configured. Set PIPELINE_KAFKA__BOOTSTRAP_SERVERS "
+            "(the in-memory log lives only inside `pipeline demo`).\n"
+        )
+        return EXIT_USAGE
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    pipeline = await bootstrap(settings)
+    try:
+        log.info("worker starting", worker=args.name, group=args.group_id or pipeline.group_id(args.name))
+        stats = await run_sensor_worker(
+            pipeline, group_id=args.group_id, stop=stop, until_caught_up=args.until_caught_up
+        )
+    finally:
+        await pipeline.aclose()
+    summary = stats_summary(stats)
+    log.info("worker stopped", **summary)
+    if args.stats_json is not None:
+        args.stats_json.write_text(json.dumps(summary, indent=2) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script `pipeline-worker`."""
+    parser = argparse.ArgumentParser(
+        prog="pipeline-worker", description="Run a pipeline consumer worker."
+    )
+    add_worker_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        sys.stderr.write(f"pipeline-worker: error: invalid settings:\n{error}\n")
+        return EXIT_USAGE
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(run_worker(args, settings))
+    except PipelineError as error:
+        log.error("worker failed", error=str(error), error_class=type(error).__name__)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,471 @@
+"""The EventLog / EventConsumer contract, run against the in-memory log and real Kafka.
+
+`EventLogContract` states the behaviour; each subclass only says how to build the log.
+Kafka tests create uniquely named topics and groups, and delete their topics afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from uuid import uuid4
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from pipeline.adapters.kafka import KafkaEventLog
+from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.adapters.memory.partitioner import partition_for_key
+from pipeline.application.errors import ConfigurationError, PublishError, StoreUnavailable
+from pipeline.application.ports import EventConsumer, EventLog, Record, TopicPartition, TopicSpec
+from tests.services import KAFKA, require_service
+
+NewTopic = Callable[..., Awaitable[str]]
+OpenConsumer = Callable[..., EventConsumer]
+
+SETTLE_S = 30.0
+"""Upper bound for a group to (re)balance; Kafka needs seconds, memory none."""
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid4().hex}"
+
+
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """The offsets to commit after processing `records`."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        offsets[record.topic_partition] = max(
+            offsets.get(record.topic_partition, 0), record.offset + 1
+        )
+    return offsets
+
+
+async def read(consumer: EventConsumer, count: int, max_records: int = 500) -> list[Record]:
+    """Poll until at least `count` records arrived (or fail after SETTLE_S)."""
+    records: list[Record] = []
+    deadline = time.monotonic() + SETTLE_S
+    while len(records) < count:
+        assert time.monotonic() < deadline, f"read {len(records)} of {count} records"
+        records.extend(await consumer.poll(max_records, 0.5))
+    return records
+
+
+async def poll_until(
+    members: Sequence[EventConsumer], done: Callable[[], bool], seen: list[Record]
+) -> None:
+    """Poll every member concurrently, committing each batch, until `done()`."""
+    deadline = time.monotonic() + SETTLE_S
+    while not done():
+        assert time.monotonic() < deadline, "the group did not reach the expected state"
+        batches = await asyncio.gather(*(m.poll(100, 0.3) for m in members))
+        for member, batch in zip(members, batches, strict=True):
+            seen.extend(batch)
+            if batch:
+                await member.commit(next_offsets(batch))
+
+
+def key_for(partition: int, partitions: int) -> bytes:
+    """A key that Kafka's default partitioner puts in `partition`."""
+    return next(
+        key
+        for key in (f"key-{i}".encode() for i in range(1000))
+        if partition_for_key(key, partitions) == partition
+    )
+
+
+async def publish_values(log: EventLog, topic: str, key: bytes | None, values: range) -> None:
+    for value in values:
+        await log.publish(topic, key, str(value).encode())
+    await log.flush(timeout=20)
+
+
+class EventLogContract:
+    """What every EventLog adapter must do. Subclasses provide the `event_log` fixture."""
+
+    @pytest.fixture
+    def created_topics(self) -> list[str]:
+        return []
+
+    @pytest.fixture
+    def new_topic(self, event_log: EventLog, created_topics: list[str]) -> NewTopic:
+        async def create(partitions: int = 1) -> str:
+            name = unique("test")
+            created_topics.append(name)
+            await event_log.ensure_topics([TopicSpec(name=name, partitions=partitions)])
+            return name
+
+        return create
+
+    @pytest.fixture
+    async def open_consumer(self, event_log: EventLog) -> AsyncIterator[OpenConsumer]:
+        opened: list[EventConsumer] = []
+
+        def open_(**kwargs: object) -> EventConsumer:
+            method = event_log.reader if "start" in kwargs else event_log.consumer
+            consumer = method(**kwargs)  # type: ignore[arg-type]
+            opened.append(consumer)
+            return consumer
+
+        yield open_
+        for consumer in opened:
+            await consumer.close()
+
+    # -- topics ---------------------------------------------------------------------------
+
+    async def test_ensure_topics_creates_topics_with_the_requested_partition_counts(
+        self, event_log: EventLog, created_topics: list[str]
+    ) -> None:
+        names = [unique("test"), unique("test")]
+        created_topics.extend(names)
+
+        await event_log.ensure_topics(
+            [TopicSpec(name=names[0], partitions=3), TopicSpec(name=names[1], partitions=1)]
+        )
+
+        assert await event_log.end_offsets(names[0]) == {0: 0, 1: 0, 2: 0}
+        assert await event_log.end_offsets(names[1]) == {0: 0}
+
+    async def test_ensure_topics_leaves_an_existing_topic_and_its_records_as_they_are(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        await publish_values(event_log, topic, b"k", range(3))
+
+        await event_log.ensure_topics([TopicSpec(name=topic, partitions=5)])
+
+        offsets = await event_log.end_offsets(topic)
+        assert sorted(offsets) == [0, 1]
+        assert sum(offsets.values()) == 3
+
+    async def test_ensure_topics_rejects_a_topic_without_partitions(
+        self, event_log: EventLog
+    ) -> None:
+        with pytest.raises(ConfigurationError):
+            await event_log.ensure_topics([TopicSpec(name=unique("test"), partitions=0)])
+
+    async def test_end_offsets_of_an_unknown_topic_are_empty(self, event_log: EventLog) -> None:
+        assert await event_log.end_offsets(unique("missing")) == {}
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def test_publishing_to_an_unknown_topic_fails(self, event_log: EventLog) -> None:
+        with pytest.raises(PublishError):
+            await event_log.publish(unique("missing"), b"k", b"v")
+            await event_log.flush(timeout=20)
+
+    async def test_publishing_after_close_fails(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        topic = await new_topic()
+        await event_log.close()
+
+        with pytest.raises(PublishError):
+            await event_log.publish(topic, b"k", b"v")
+
+    async def test_a_published_record_is_read_back_with_key_value_headers_and_timestamp(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        before_ms = time.time_ns() // 1_000_000
+        headers = (("event-type", b"reading"), ("trace", b"\x00\x01"), ("event-type", b"x"))
+        await event_log.publish(topic, b"sensor-1", b"value-1", headers)
+        await event_log.flush()
+        after_ms = time.time_ns() // 1_000_000
+
+        [record] = await read(
+            open_consumer(group_id=unique("g"), start={(tp := TopicPartition(topic, 0)): 0}), 1
+        )
+
+        assert record.topic_partition == tp
+        assert record.offset == 0
+        assert (record.key, record.value, record.headers) == (b"sensor-1", b"value-1", headers)
+        assert before_ms - 1000 <= record.timestamp_ms <= after_ms + 1000
+
+    async def test_a_record_without_key_is_read_back_without_key(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await event_log.publish(topic, None, b"anonymous")
+        await event_log.flush()
+
+        [record] = await read(
+            open_consumer(group_id=unique("g"), start={TopicPartition(topic, 0): 0}), 1
+        )
+
+        assert (record.key, record.value, record.headers) == (None, b"anonymous", ())
+
+    async def test_records_with_one_key_go_to_one_partition_in_publish_order(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=4)
+        for i in range(30):
+            await event_log.publish(topic, f"sensor-{i % 3}".encode(), str(i).encode())
+        await event_log.flush()
+
+        start = {TopicPartition(topic, p): 0 for p in range(4)}
+        records = await read(open_consumer(group_id=unique("g"), start=start), 30)
+
+        for sensor in range(3):
+            mine = [r for r in records if r.key == f"sensor-{sensor}".encode()]
+            assert len({r.partition for r in mine}) == 1
+            assert [int(r.value or b"") for r in mine] == list(range(sensor, 30, 3))
+            assert [r.offset for r in mine] == sorted(r.offset for r in mine)
+
+    async def test_keys_land_in_the_partition_of_kafkas_default_murmur2_partitioner(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=6)
+        keys = [f"sensor-{i}".encode() for i in range(40)]
+        for key in keys:
+            await event_log.publish(topic, key, b"v")
+        await event_log.flush()
+
+        start = {TopicPartition(topic, p): 0 for p in range(6)}
+        records = await read(open_consumer(group_id=unique("g"), start=start), len(keys))
+
+        assert {r.key: r.partition for r in records} == {
+            key: partition_for_key(key, 6) for key in keys
+        }
+
+    async def test_end_offsets_are_the_next_offset_of_every_partition(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        topic = await new_topic(partitions=3)
+        keys = [f"k{i}".encode() for i in range(25)]
+        for key in keys:
+            await event_log.publish(topic, key, b"v")
+        await event_log.flush()
+
+        expected = Counter(partition_for_key(key, 3) for key in keys)
+        assert await event_log.end_offsets(topic) == {p: expected[p] for p in range(3)}
+
+    # -- consumer groups ------------------------------------------------------------------
+
+    async def test_a_new_group_starts_at_the_earliest_record(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await publish_values(event_log, topic, b"k", range(5))
+
+        records = await read(open_consumer(group_id=unique("g"), topics=[topic]), 5)
+
+        assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+
+    async def test_a_new_member_resumes_after_the_groups_committed_offsets(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(), unique("g")
+        await publish_values(event_log, topic, b"k", range(10))
+        first = open_consumer(group_id=group, topics=[topic])
+        processed = (await read(first, 1, max_records=4))[:4]
+        await first.commit(next_offsets(processed))
+        await first.close()
+
+        rest = await read(open_consumer(group_id=group, topics=[topic]), 10 - len(processed))
+
+        assert [r.offset for r in processed + rest] == list(range(10))
+
+    async def test_resolve_offsets_chooses_where_newly_assigned_partitions_start(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=2), unique("g")
+        for partition in (0, 1):
+            await publish_values(event_log, topic, key_for(partition, 2), range(10))
+        tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+        await open_consumer(group_id=group, start={tp0: 0}).commit({tp0: 2, tp1: 4})
+        asked: list[TopicPartition] = []
+
+        async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+            asked.extend(partitions)
+            return {tp0: 7}  # tp1 is absent: it resumes from the committed offset
+
+        records = await read(
+            open_consumer(group_id=group, topics=[topic], resolve_offsets=resolve), 9
+        )
+
+        assert sorted(asked) == [tp0, tp1]
+        assert sorted((r.partition, r.offset) for r in records) == [(0, 7), (0, 8), (0, 9)] + [
+            (1, offset) for offset in range(4, 10)
+        ]
+
+    async def test_a_failing_resolve_offsets_is_raised_and_retried_before_any_record(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await publish_values(event_log, topic, b"k", range(6))
+        calls = 0
+
+        async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise StoreUnavailable("database is restarting")
+            return {tp: 3 for tp in partitions}
+
+        consumer = open_consumer(group_id=unique("g"), topics=[topic], resolve_offsets=resolve)
+        with pytest.raises(StoreUnavailable):
+            await read(consumer, 1)
+        records = await read(consumer, 3)
+
+        assert [r.offset for r in records] == [3, 4, 5]
+        assert calls == 2
+
+    async def test_two_members_split_the_partitions_and_read_every_record_once(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=4), unique("g")
+        everything = {TopicPartition(topic, p) for p in range(4)}
+        keys = [f"sensor-{i}".encode() for i in range(20)]
+        for i in range(100):
+            await event_log.publish(topic, keys[i % 20], b"first")
+        await event_log.flush()
+        members = [open_consumer(group_id=group, topics=[topic]) for _ in range(2)]
+        seen: list[Record] = []
+
+        def split() -> bool:
+            a, b = (m.assignment() for m in members)
+            return bool(a) and bool(b) and not a & b and a | b == everything
+
+        await poll_until(members, lambda: split() and len(seen) >= 100, seen)
+        for i in range(100):
+            await event_log.publish(topic, keys[i % 20], b"second")
+        await event_log.flush()
+        await poll_until(members, lambda: len(seen) >= 200, seen)
+
+        positions = Counter((r.partition, r.offset) for r in seen)
+        assert len(positions) == 200
+        assert set(positions.values()) == {1}
+        assert split()
+
+    async def test_after_a_member_closes_the_other_member_gets_all_partitions(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=4), unique("g")
+        everything = frozenset(TopicPartition(topic, p) for p in range(4))
+        leaving, staying = (open_consumer(group_id=group, topics=[topic]) for _ in range(2))
+        seen: list[Record] = []
+        await poll_until(
+            [leaving, staying], lambda: bool(leaving.assignment() and staying.assignment()), seen
+        )
+
+        await leaving.close()
+        await poll_until([staying], lambda: staying.assignment() == everything, seen)
+        keys = [f"sensor-{i}".encode() for i in range(20)]
+        for key in keys:
+            await event_log.publish(topic, key, b"v")
+        await event_log.flush()
+        await poll_until([staying], lambda: len(seen) >= 20, seen)
+
+        assert sorted(r.key or b"" for r in seen) == sorted(keys)
+
+    # -- readers and lag ------------------------------------------------------------------
+
+    async def test_a_reader_reads_the_given_partitions_from_the_given_offsets(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        await publish_values(event_log, topic, None, range(10))  # round robin / random
+        ends = await event_log.end_offsets(topic)
+        tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+        start = {tp0: min(2, ends[0]), tp1: 0}
+
+        reader = open_consumer(group_id=unique("g"), start=start)
+        records = await read(reader, ends[0] - start[tp0] + ends[1])
+
+        assert reader.assignment() == frozenset({tp0, tp1})
+        assert sorted((r.partition, r.offset) for r in records) == [
+            (0, o) for o in range(start[tp0], ends[0])
+        ] + [(1, o) for o in range(ends[1])]
+
+    async def test_a_readers_commit_is_where_a_group_member_starts(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(), unique("g")
+        await publish_values(event_log, topic, b"k", range(8))
+        tp = TopicPartition(topic, 0)
+        await open_consumer(group_id=group, start={tp: 0}).commit({tp: 5})
+
+        records = await read(open_consumer(group_id=group, topics=[topic]), 3)
+
+        assert [r.offset for r in records] == [5, 6, 7]
+
+    async def test_lag_counts_the_records_left_and_reaches_zero(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await publish_values(event_log, topic, b"k", range(10))
+        reader = open_consumer(group_id=unique("g"), start={TopicPartition(topic, 0): 0})
+        lag_before = await reader.lag()
+        consumer = open_consumer(group_id=unique("g"), topics=[topic])
+
+        await read(consumer, 10)
+
+        assert lag_before == 10
+        assert await consumer.lag() == 0
+
+    async def test_poll_returns_nothing_after_its_timeout_when_there_is_nothing_to_read(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        reader = open_consumer(
+            group_id=unique("g"), start={TopicPartition(await new_topic(), 0): 0}
+        )
+        started = time.monotonic()
+
+        records = await reader.poll(10, 0.3)
+
+        assert records == []
+        assert 0.2 <= time.monotonic() - started < 5
+
+    async def test_a_waiting_poll_returns_as_soon_as_a_record_arrives(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        reader = open_consumer(group_id=unique("g"), start={TopicPartition(topic, 0): 0})
+        await reader.poll(10, 0.1)  # let the reader start fetching
+        started = time.monotonic()
+        waiting = asyncio.create_task(reader.poll(10, 20))
+        await asyncio.sleep(0.05)
+
+        await event_log.publish(topic, b"k", b"wake up")
+        await event_log.flush()
+        records = await waiting
+
+        assert [r.value for r in records] == [b"wake up"]
+        assert time.monotonic() - started < 5
+
+
+class TestInMemoryEventLog(EventLogContract):
+    """The contract for the embedded in-memory log."""
+
+    @pytest.fixture
+    async def event_log(self) -> AsyncIterator[EventLog]:
+        log = InMemoryEventLog()
+        yield log
+        await log.close()
+
+
+@pytest.mark.integration
+class TestKafkaEventLog(EventLogContract):
+    """The contract for Kafka (needs PIPELINE_KAFKA__BOOTSTRAP_SERVERS)."""
+
+    @pytest.fixture
+    async def event_log(self, created_topics: list[str]) -> AsyncIterator[EventLog]:
+        bootstrap = require_service(KAFKA)
+        log = KafkaEventLog(
+            bootstrap,
+            client_id="contract-tests",
+            # Fail records for a missing topic after 1 s rather than librdkafka's 30 s.
+            producer_config={"topic.metadata.propagation.max.ms": "1000"},
+            # Rebalance within seconds (the broker's minimum session timeout is 6 s).
+            consumer_config={"session.timeout.ms": "6000", "heartbeat.interval.ms": "300"},
+            timeout=20,
+        )
+        yield log
+        await log.close()
+        if created_topics:
+            admin = AdminClient({"bootstrap.servers": bootstrap})
+            for future in admin.delete_topics(created_topics, operation_timeout=20).values():
+                await asyncio.wrap_future(future)

@@ -1,0 +1,128 @@
+"""The consumer loop: batches, commits, stopping, catching up, transient failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.application.errors import StoreUnavailable
+from pipeline.application.ports import Record, TopicPartition, TopicSpec
+from pipeline.application.sensors import BatchReport
+from pipeline.application.worker import ConsumerWorker, RetryPolicy
+
+TOPIC = "events"
+
+
+class RecordingHandler:
+    """Makes batches 'durable' in a list; can fail transiently a number of times first."""
+
+    group_id = "g"
+
+    def __init__(self, failures: int = 0) -> None:
+        self.handled: list[int] = []
+        self.failures = failures
+        self.calls = 0
+
+    async def handle(self, records: Sequence[Record]) -> BatchReport:
+        self.calls += 1
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("database is down")
+        self.handled.extend(r.offset for r in records)
+        next_offsets: dict[TopicPartition, int] = {}
+        for r in records:
+            next_offsets[r.topic_partition] = r.offset + 1
+        return BatchReport(
+            records=len(records),
+            readings_inserted=len(records),
+            skipped=0,
+            rejections=(),
+            new_alerts=(),
+            next_offsets=next_offsets,
+        )
+
+
+async def log_with(count: int) -> InMemoryEventLog:
+    log = InMemoryEventLog()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=1)])
+    for i in range(count):
+        await log.publish(TOPIC, b"k", f"v{i}".encode())
+    return log
+
+
+def worker(log: InMemoryEventLog, handler: RecordingHandler, **kw: object) -> ConsumerWorker:
+    return ConsumerWorker(
+        consumer=log.consumer(group_id="g", topics=[TOPIC]),
+        handler=handler,
+        batch_size=10,
+        batch_timeout=0.05,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_until_caught_up_handles_every_record_once_then_returns() -> None:
+    log = await log_with(25)
+    handler = RecordingHandler()
+
+    stats = await asyncio.wait_for(worker(log, handler, until_caught_up=True).run(), 5)
+
+    assert handler.handled == list(range(25))
+    assert stats.records == 25
+    assert stats.batches == 3
+
+
+async def test_batches_are_committed_for_the_group() -> None:
+    log = await log_with(5)
+    await worker(log, RecordingHandler(), until_caught_up=True).run()
+    handler = RecordingHandler()
+
+    await asyncio.wait_for(worker(log, handler, until_caught_up=True).run(), 1)
+
+    assert handler.handled == []
+
+
+async def test_transient_failure_is_retried_until_the_batch_is_durable() -> None:
+    log = await log_with(3)
+    handler = RecordingHandler(failures=2)
+    retry = RetryPolicy(initial=0.01, maximum=0.02)
+
+    stats = await asyncio.wait_for(worker(log, handler, until_caught_up=True, retry=retry).run(), 5)
+
+    assert handler.handled == [0, 1, 2]
+    assert stats.retries == 2
+
+
+async def test_stop_during_retry_leaves_the_batch_uncommitted() -> None:
+    log = await log_with(3)
+    stop = asyncio.Event()
+    handler = RecordingHandler(failures=1_000)
+    running = asyncio.create_task(
+        worker(log, handler, stop=stop, retry=RetryPolicy(initial=5, maximum=5)).run()
+    )
+    while handler.calls == 0:
+        await asyncio.sleep(0.01)
+
+    stop.set()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(running, 2)
+
+    again = RecordingHandler()
+    await asyncio.wait_for(worker(log, again, until_caught_up=True).run(), 5)
+    assert again.handled == [0, 1, 2]
+
+
+async def test_stop_finishes_the_batch_in_hand_and_returns() -> None:
+    log = await log_with(10)
+    stop = asyncio.Event()
+    handler = RecordingHandler()
+    running = asyncio.create_task(worker(log, handler, stop=stop).run())
+    while not handler.handled:
+        await asyncio.sleep(0.01)
+
+    stop.set()
+    stats = await asyncio.wait_for(running, 2)
+
+    assert stats.records == len(handler.handled) == 10
