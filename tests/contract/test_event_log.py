@@ -152,9 +152,12 @@ class EventLogContract:
     # -- publishing -----------------------------------------------------------------------
 
     async def test_publishing_to_an_unknown_topic_fails(self, event_log: EventLog) -> None:
-        with pytest.raises(PublishError):
+        async def publish_and_flush() -> None:
             await event_log.publish(unique("missing"), b"k", b"v")
             await event_log.flush(timeout=20)
+
+        with pytest.raises(PublishError):
+            await publish_and_flush()
 
     async def test_publishing_after_close_fails(
         self, event_log: EventLog, new_topic: NewTopic

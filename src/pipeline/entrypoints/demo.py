@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import time
 
+from pydantic import SecretStr
+
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.application.ports import TopicPartition
 from pipeline.application.worker import WorkerStats
@@ -22,7 +24,7 @@ def demo_settings(settings: Settings, db: str) -> Settings:
     """The demo's settings: a SQLite file unless a database is configured."""
     if not settings.database.is_default:
         return settings
-    database = DatabaseSettings(url=f"sqlite+aiosqlite:///{db}")  # type: ignore[arg-type]
+    database = DatabaseSettings(url=SecretStr(f"sqlite+aiosqlite:///{db}"))
     return settings.model_copy(update={"database": database})
 
 

@@ -10,7 +10,6 @@ from typing import Any, Generic, TypeVar
 
 import fastavro
 
-from pipeline.adapters.avro.binary import Reader, UnsupportedSchemaError, compile_reader
 from pipeline.adapters.avro.compatibility import read_problem
 from pipeline.adapters.avro.schemas import AvroSchema, canonical_form, parse, schema_text
 from pipeline.application.errors import (
@@ -27,6 +26,7 @@ T = TypeVar("T")
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
+_MAX_UNKNOWN_IDS = 1024
 
 
 def value_subject(topic: str) -> str:
@@ -38,9 +38,12 @@ def value_subject(topic: str) -> str:
 class _WriterPlan:
     """How to read bodies written with one schema id."""
 
-    read: Callable[[bytes], Any] | None
-    """Body bytes (after the 5-byte header) → Avro record; None if the id cannot be read."""
+    writer: dict[str, Any] | None
+    """The parsed writer schema; None if records of this id cannot be read."""
+    reader: dict[str, Any] | None = None
+    """The reader schema when it differs from the writer's (schema resolution), else None."""
     problem: str = ""
+    """Why records of this id cannot be read."""
 
 
 class AvroCodec(Generic[T]):
@@ -68,14 +71,14 @@ class AvroCodec(Generic[T]):
         self._subject = subject
         self._text = schema_text(schema)
         self._parsed = parse(self._text)
-        self._canonical = canonical_form(self._text)
+        # Docs change no byte on the wire (and Apicurio ignores them when matching schemas).
+        self._encoding = canonical_form(self._text, docs=False)
         self._to_avro = to_avro
         self._from_avro = from_avro
         self._unknown_id_ttl = unknown_id_ttl
-        self._own_plan = self._plan_for(self._parsed, same_as_reader=True)
         self._schema_id: int | None = None
         self._header = b""
-        self._plans: dict[int, _WriterPlan] = {}
+        self._plans: dict[bytes, _WriterPlan] = {}  # by wire-format header
         self._unknown_until: dict[int, float] = {}
 
     @property
@@ -87,8 +90,8 @@ class AvroCodec(Generic[T]):
         """The registry id of the codec's schema, registering it on first use."""
         if self._schema_id is None:
             schema_id = await self._registry.register(self._subject, self._text)
-            self._plans[schema_id] = self._own_plan
             self._header = bytes([MAGIC_BYTE]) + schema_id.to_bytes(4, "big")
+            self._plans[self._header] = _WriterPlan(self._parsed)
             self._schema_id = schema_id
         return self._schema_id
 
@@ -111,93 +114,97 @@ class AvroCodec(Generic[T]):
         """Decode each payload; one that cannot be decoded yields its DecodeError in its
         slot. Only registry failures (SchemaRegistryError, TransientError) propagate: the
         batch can be retried once the registry answers."""
+        # The hot loop: one dict lookup by the 5-byte header finds the plan of known ids
+        # (and proves the magic byte); everything unusual happens in _plan_or_error.
         plans = self._plans
         from_avro = self._from_avro
+        read: Callable[..., Any] = fastavro.schemaless_reader  # a record schema: gives a dict
         results: list[T | DecodeError] = []
         append = results.append
-        for payload in payloads:
-            if payload is None:
+        for value in payloads:
+            if value is None:
                 append(MissingValue("the record has no value"))
                 continue
-            if len(payload) < HEADER_SIZE or payload[0] != MAGIC_BYTE:
-                append(BadMagicByte(_bad_header(payload)))
+            # bytearray and memoryview slices cannot key a dict: copy them to bytes.
+            payload = value if type(value) is bytes else _as_bytes(value)
+            if payload is None:
+                append(MalformedPayload(f"a record value must be bytes, not {type(value)}"))
                 continue
-            schema_id = int.from_bytes(payload[1:HEADER_SIZE], "big")
-            plan = plans.get(schema_id)
+            plan = plans.get(payload[:HEADER_SIZE])
             if plan is None:
-                plan = await self._load_plan(schema_id)
-                if plan is None:
-                    append(UnknownSchemaId(f"the registry knows no schema id {schema_id}"))
+                found = await self._plan_or_error(payload)
+                if isinstance(found, DecodeError):
+                    append(found)
                     continue
-            if plan.read is None:
+                plan = found
+            if plan.writer is None:
                 append(MalformedPayload(plan.problem))
                 continue
             try:
-                append(from_avro(plan.read(payload)))
+                body = io.BytesIO(payload)
+                body.seek(HEADER_SIZE)
+                event = from_avro(read(body, plan.writer, plan.reader))
             except Exception as exc:  # noqa: BLE001 - any failure reading the body means malformed
-                append(MalformedPayload(f"schema id {schema_id}: {type(exc).__name__}: {exc}"))
+                append(MalformedPayload(f"{_schema_id_of(payload)}: {type(exc).__name__}: {exc}"))
+                continue
+            if body.tell() == len(payload):
+                append(event)
+            else:
+                left = len(payload) - body.tell()
+                append(
+                    MalformedPayload(
+                        f"{_schema_id_of(payload)}: {left} bytes left after the record"
+                    )
+                )
         return results
 
-    async def _load_plan(self, schema_id: int) -> _WriterPlan | None:
-        """The plan for `schema_id`, fetching its schema; None if the registry has none."""
+    async def _plan_or_error(self, payload: bytes) -> _WriterPlan | DecodeError:
+        """The plan for a payload whose header is not known yet, or why it has none."""
+        header = payload[:HEADER_SIZE]
+        if len(header) < HEADER_SIZE:
+            return BadMagicByte(
+                f"{len(payload)} bytes are too short for the 5-byte wire-format header"
+            )
+        if header[0] != MAGIC_BYTE:
+            return BadMagicByte(
+                f"first byte is {header[0]}, not the wire-format magic byte {MAGIC_BYTE}"
+            )
+        schema_id = int.from_bytes(header[1:], "big")
         now = time.monotonic()
         if self._unknown_until.get(schema_id, 0.0) > now:
-            return None
+            return UnknownSchemaId(f"the registry knows no schema id {schema_id}")
         try:
             text = await self._registry.schema(schema_id)
         except UnknownSchemaId:
+            if len(self._unknown_until) >= _MAX_UNKNOWN_IDS:  # garbage with ever new ids
+                self._unknown_until = {i: t for i, t in self._unknown_until.items() if t > now}
+                if len(self._unknown_until) >= _MAX_UNKNOWN_IDS:
+                    self._unknown_until.clear()
             self._unknown_until[schema_id] = now + self._unknown_id_ttl
-            return None
+            return UnknownSchemaId(f"the registry knows no schema id {schema_id}")
         self._unknown_until.pop(schema_id, None)
-        plan = self._plan_for_text(schema_id, text)
-        self._plans[schema_id] = plan
+        plan = self._plan_for(schema_id, text)
+        self._plans[header] = plan
         return plan
 
-    def _plan_for_text(self, schema_id: int, text: str) -> _WriterPlan:
+    def _plan_for(self, schema_id: int, text: str) -> _WriterPlan:
         try:
-            same = canonical_form(text) == self._canonical
+            if canonical_form(text, docs=False) == self._encoding:
+                return _WriterPlan(self._parsed)
             writer = parse(text)
-            problem = None if same else read_problem(self._text, text)
+            problem = read_problem(self._text, text)
         except SchemaRegistryError as exc:
-            return _WriterPlan(None, f"schema id {schema_id} is not a valid Avro schema: {exc}")
+            return _WriterPlan(None, problem=f"schema id {schema_id} is not valid Avro: {exc}")
         if problem:
             return _WriterPlan(
-                None, f"schema id {schema_id} cannot be read as {self._subject}: {problem}"
+                None, problem=f"schema id {schema_id} cannot be read as {self._subject}: {problem}"
             )
-        return self._plan_for(writer, same_as_reader=same)
-
-    def _plan_for(self, writer: dict[str, Any], *, same_as_reader: bool) -> _WriterPlan:
-        if same_as_reader:
-            try:
-                return _WriterPlan(_whole_body(compile_reader(writer)))
-            except UnsupportedSchemaError:
-                return _WriterPlan(_fastavro_body(writer, None))
-        return _WriterPlan(_fastavro_body(writer, self._parsed))
+        return _WriterPlan(writer, self._parsed)
 
 
-def _whole_body(read: Reader) -> Callable[[bytes], Any]:
-    def read_body(payload: bytes) -> Any:
-        record, end = read(payload, HEADER_SIZE)
-        if end != len(payload):
-            raise ValueError(f"{len(payload) - end} bytes left after the record")
-        return record
-
-    return read_body
+def _as_bytes(value: object) -> bytes | None:
+    return bytes(value) if isinstance(value, bytearray | memoryview) else None
 
 
-def _fastavro_body(writer: dict[str, Any], reader: dict[str, Any] | None) -> Callable[[bytes], Any]:
-    def read_body(payload: bytes) -> Any:
-        buffer = io.BytesIO(payload)
-        buffer.seek(HEADER_SIZE)
-        record = fastavro.schemaless_reader(buffer, writer, reader)
-        if buffer.tell() != len(payload):
-            raise ValueError(f"{len(payload) - buffer.tell()} bytes left after the record")
-        return record
-
-    return read_body
-
-
-def _bad_header(payload: bytes) -> str:
-    if len(payload) < HEADER_SIZE:
-        return f"{len(payload)} bytes are too short for the 5-byte wire-format header"
-    return f"first byte is {payload[0]}, not the wire-format magic byte {MAGIC_BYTE}"
+def _schema_id_of(payload: bytes) -> str:
+    return f"schema id {int.from_bytes(payload[1:HEADER_SIZE], 'big')}"

@@ -81,11 +81,23 @@ def expanded(schema: str | AvroSchema) -> AvroSchema:
     return simplified
 
 
-def canonical_form(schema: str | AvroSchema) -> str:
+def canonical_form(schema: str | AvroSchema, *, docs: bool = True) -> str:
     """A canonical text of `schema`: two schemas with the same canonical form are the same
-    schema (same id in a registry). Unlike Avro's Parsing Canonical Form it keeps docs and
-    defaults, because changing a default is a schema change."""
-    return json.dumps(expanded(schema), sort_keys=True, separators=(",", ":"))
+    schema (same id in a registry). Unlike Avro's Parsing Canonical Form it keeps defaults
+    and logical types (a changed default or decimal scale is a schema change), and docs
+    unless `docs` is False (for comparing encodings: docs change no byte on the wire)."""
+    shape = expanded(schema)
+    if not docs:
+        shape = _without_docs(shape)
+    return json.dumps(shape, sort_keys=True, separators=(",", ":"))
+
+
+def _without_docs(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_docs(item) for item in node]
+    if isinstance(node, dict):
+        return {key: _without_docs(value) for key, value in node.items() if key != "doc"}
+    return node
 
 
 def _simplify(node: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -13,6 +14,18 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from pipeline.adapters.kafka.config import kafka_error_of, translate
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import TopicSpec
+
+_RETRY_S = 0.1
+"""Pause between two metadata checks while a new topic's partitions get leaders."""
+_LEADERSHIP_MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.REPLICA_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+"""Errors of a partition whose leader is being elected (a new topic, a broker restart)."""
 
 
 class KafkaTopicAdmin:
@@ -60,39 +73,73 @@ class KafkaTopicAdmin:
                 if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
                 raise translate(exc, f"cannot create topic {name!r}") from exc
+        # The controller acknowledges before every partition has a leader; clients that
+        # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
+        deadline = time.monotonic() + self._timeout
+        for spec in specs:
+            while await self._partitions(spec.name, need_leaders=True) is None:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
+                await asyncio.sleep(_RETRY_S)
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist).
 
-        One ListOffsets request for all partitions rather than one watermark query each.
+        One ListOffsets request for all partitions rather than one watermark query each;
+        retried while the partitions' leadership is moving.
         """
+        deadline = time.monotonic() + self._timeout
+        while True:
+            partitions = await self._partitions(topic, need_leaders=False)
+            if not partitions:
+                return {}
+            try:
+                return await self._latest_offsets(topic, partitions)
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                moving = error is not None and (
+                    error.retriable() or error.code() in _LEADERSHIP_MOVING
+                )
+                if not moving or time.monotonic() > deadline:
+                    raise translate(exc, f"cannot read the end offsets of {topic!r}") from exc
+            await asyncio.sleep(_RETRY_S)
+
+    async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
+        """The partition numbers of `topic` ([] if it does not exist), or None while the
+        metadata is incomplete."""
         try:
             metadata = await asyncio.to_thread(self._admin.list_topics, topic, self._timeout)
         except KafkaException as exc:
             raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
         described = metadata.topics.get(topic)
         if described is None:
-            return {}
+            return []
         if described.error is not None:
             if described.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                return {}
+                return None if need_leaders else []
+            if described.error.retriable():
+                return None
             raise BrokerUnavailable(
                 f"cannot read the metadata of topic {topic!r}: {described.error.str()}"
             )
+        partitions = described.partitions
+        if need_leaders and (
+            not partitions or any(p.leader < 0 or p.error is not None for p in partitions.values())
+        ):
+            return None
+        return sorted(partitions)
+
+    async def _latest_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
         request: dict[KafkaTopicPartition, OffsetSpec] = {
-            KafkaTopicPartition(topic, number): OffsetSpec.latest()
-            for number in described.partitions
+            KafkaTopicPartition(topic, number): OffsetSpec.latest() for number in partitions
         }
-        try:
-            futures = self._admin.list_offsets(
-                request,
-                isolation_level=IsolationLevel.READ_UNCOMMITTED,
-                request_timeout=self._timeout,
-            )
-            return {
-                # cast: the types-confluent-kafka stubs lack ListOffsetsResultInfo.offset
-                tp.partition: int(cast(Any, await asyncio.wrap_future(future)).offset)
-                for tp, future in futures.items()
-            }
-        except KafkaException as exc:
-            raise translate(exc, f"cannot read the end offsets of topic {topic!r}") from exc
+        futures = self._admin.list_offsets(
+            request,
+            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            request_timeout=self._timeout,
+        )
+        return {
+            # cast: the types-confluent-kafka stubs lack ListOffsetsResultInfo.offset
+            tp.partition: int(cast(Any, await asyncio.wrap_future(future)).offset)
+            for tp, future in futures.items()
+        }

@@ -17,11 +17,15 @@ from typing import Any, TypeVar
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipeline.adapters.kafka.config import LOGGER, translate
+from pipeline.adapters.kafka.config import LOGGER, kafka_error_of, translate
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.ports import Record, TopicPartition
 
 T = TypeVar("T")
+
+_REBALANCING = frozenset({KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS})
+"""Commit errors of a group changing generation: the commit can be retried at once."""
+_COMMIT_RETRY_S = 0.1
 
 
 def to_record(message: Message) -> Record:
@@ -79,7 +83,9 @@ class KafkaConsumerBase:
         if self._closed:
             return []
         if self._carry:
-            return self._take_carry(max_records)
+            carried = self._take_carry(max_records)
+            if carried:
+                return carried
         await self._before_poll()
         future = self._submit(self._consume, max_records, timeout)
         try:
@@ -92,6 +98,8 @@ class KafkaConsumerBase:
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit, for the group, the next offset to read in each partition (synchronously)."""
+        if self._closed:
+            raise RuntimeError(f"{self._description} is closed: it cannot commit")
         if offsets:
             await self._submit(self._commit, dict(offsets))
 
@@ -190,10 +198,26 @@ class KafkaConsumerBase:
         LOGGER.warning("%s: %s", self._description, error.str())
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            results = self._consumer.commit(offsets=kafka_partitions(offsets), asynchronous=False)
-        except KafkaException as exc:
-            raise translate(exc, f"{self._description} cannot commit offsets") from exc
+        """Worker thread: commit synchronously, retrying while the group rebalances.
+
+        A commit made while the group moves to a new generation is refused; the member
+        rejoins in librdkafka's background thread (cooperative rebalancing needs no poll
+        for that), and the partitions are still ours until the next poll revokes them, so
+        committing again shortly after is right, and keeps their new owner from re-reading.
+        """
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                results = self._consumer.commit(
+                    offsets=kafka_partitions(offsets), asynchronous=False
+                )
+                break
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                rebalancing = error is not None and error.code() in _REBALANCING
+                if not rebalancing or time.monotonic() > deadline:
+                    raise translate(exc, f"{self._description} cannot commit offsets") from exc
+            time.sleep(_COMMIT_RETRY_S)
         failed = [f"{r.topic}[{r.partition}]: {r.error}" for r in results or () if r.error]
         if failed:
             raise BrokerUnavailable(f"{self._description} cannot commit " + ", ".join(failed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ class KafkaRecordProducer:
         self._on_delivery_cb = self._on_delivery
         self._until_poll = _POLL_EVERY
         self._failed = 0
+        self._failures_lock = threading.Lock()  # reports are served by two threads
         self._first_failure: str | None = None
         self._broker_down: str | None = None
         self._fatal: str | None = None
@@ -73,9 +75,10 @@ class KafkaRecordProducer:
             remaining = await asyncio.to_thread(self._producer.flush, timeout)
         except KafkaException as exc:
             raise translate(exc, "cannot flush the Kafka producer", PublishError) from exc
-        if self._failed:
+        with self._failures_lock:
             failed, first = self._failed, self._first_failure
             self._failed, self._first_failure = 0, None
+        if failed:
             raise PublishError(f"{failed} record(s) were not delivered; first: {first}")
         if remaining:
             message = f"{remaining} record(s) still unacknowledged after {timeout}s"
@@ -88,9 +91,10 @@ class KafkaRecordProducer:
         if error is None:
             self._broker_down = None
             return
-        self._failed += 1
-        if self._first_failure is None:
-            self._first_failure = f"{message.topic()}: {error.str()}"
+        with self._failures_lock:
+            self._failed += 1
+            if self._first_failure is None:
+                self._first_failure = f"{message.topic()}: {error.str()}"
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():

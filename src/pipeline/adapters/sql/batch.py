@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipeline.application.ports import AppliedBatch, ProjectedReading, SensorBatch, TopicPartition
 from pipeline.domain.alerts import Alert
-from pipeline.domain.time import window_start
 from pipeline.domain.windows import ONE_MINUTE
 
 WINDOW = ONE_MINUTE
@@ -31,20 +30,34 @@ class BatchPlan:
     """The alerts of the fresh readings, once per alert id, in batch order."""
 
 
+def minute_of(moment: datetime) -> datetime:
+    """The start of the one-minute window holding the UTC `moment`: the same instant as the
+    domain's `window_start(moment, ONE_MINUTE)` (the epoch falls on a minute boundary), at a
+    fraction of its cost, which matters at thousands of readings per batch."""
+    return moment.replace(second=0, microsecond=0)
+
+
 def partitions_of(batch: SensorBatch) -> list[TopicPartition]:
     """Every partition the batch reads from or moves the offset of, sorted (a fixed lock
     order keeps two transactions on the same partitions from deadlocking)."""
-    found = set(batch.next_offsets)
-    found.update(r.source for r in batch.readings)
-    return sorted(found)
+    # Plain tuples hash in C; hashing the dataclass per reading costs more than the SQL.
+    found = {(tp.topic, tp.partition) for tp in batch.next_offsets}
+    found.update((r.source.topic, r.source.partition) for r in batch.readings)
+    return [TopicPartition(topic, partition) for topic, partition in sorted(found)]
 
 
 def plan_batch(batch: SensorBatch, stored: Mapping[TopicPartition, int]) -> BatchPlan:
     """Split the batch into what is new and what the group has applied before."""
-    fresh = [r for r in batch.readings if r.offset >= stored.get(r.source, 0)]
-    windows = sorted(
-        {(r.reading.sensor_id, window_start(r.reading.timestamp, WINDOW)) for r in fresh}
-    )
+    if stored:
+        floors = {(tp.topic, tp.partition): offset for tp, offset in stored.items()}
+        fresh = [
+            r
+            for r in batch.readings
+            if r.offset >= floors.get((r.source.topic, r.source.partition), 0)
+        ]
+    else:
+        fresh = list(batch.readings)
+    windows = sorted({(r.reading.sensor_id, minute_of(r.reading.timestamp)) for r in fresh})
     alerts: dict[object, Alert] = {}
     for projected in fresh:
         for alert in projected.alerts:

@@ -1,0 +1,484 @@
+"""The SensorStore contract, run against the in-memory store, SQLite and real PostgreSQL.
+
+`SensorStoreContract` states the behaviour; each subclass only says how to build the store.
+The PostgreSQL store runs in a throwaway database created for this module and migrated to
+head by Alembic, so the suite also proves the migration creates what the store needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.adapters.memory import InMemorySensorStore
+from pipeline.adapters.sql import SqlSensorStore, create_engine
+from pipeline.adapters.sql.migrate import current, head, upgrade
+from pipeline.adapters.sql.tables import metadata
+from pipeline.application.ports import (
+    AppliedBatch,
+    ProjectedReading,
+    SensorBatch,
+    SensorStore,
+    TopicPartition,
+)
+from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
+from pipeline.domain.sensors import Reading
+from tests.databases import fresh_database
+
+TOPIC = "sensor-readings"
+P0 = TopicPartition(TOPIC, 0)
+P1 = TopicPartition(TOPIC, 1)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+"""The start of a one-minute window."""
+
+
+def reading(
+    sensor: str = "temp-0001",
+    at: datetime = T0,
+    value: float = 21.5,
+    sensor_type: str = "temperature",
+    **fields: object,
+) -> Reading:
+    return Reading(
+        sensor_id=sensor,
+        sensor_type=sensor_type,
+        value=value,
+        unit={"temperature": "celsius", "humidity": "percent"}.get(sensor_type, "hPa"),
+        timestamp=at,
+        location="site-01/floor-1",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def alert_on(r: Reading, severity: Severity = Severity.WARNING) -> Alert:
+    return Alert(
+        alert_id=alert_id_for(r.sensor_id, r.timestamp, AlertKind.THRESHOLD_HIGH),
+        source=r.sensor_id,
+        kind=AlertKind.THRESHOLD_HIGH,
+        severity=severity,
+        message=f"{r.sensor_type} {r.value:g} above threshold on {r.sensor_id}",
+        timestamp=r.timestamp,
+        sensor_type=r.sensor_type,
+        value=r.value,
+        threshold=45.0,
+    )
+
+
+def at_offsets(
+    readings: Sequence[Reading], first: int = 0, source: TopicPartition = P0
+) -> list[ProjectedReading]:
+    return [
+        ProjectedReading(source=source, offset=first + i, reading=r)
+        for i, r in enumerate(readings)
+    ]
+
+
+def batch(
+    readings: Sequence[ProjectedReading],
+    group: str = "sensors",
+    next_offsets: dict[TopicPartition, int] | None = None,
+) -> SensorBatch:
+    """A batch whose next offsets follow its last reading per partition, unless given."""
+    if next_offsets is None:
+        next_offsets = {}
+        for p in readings:
+            next_offsets[p.source] = max(next_offsets.get(p.source, 0), p.offset + 1)
+    return SensorBatch(group_id=group, readings=list(readings), next_offsets=next_offsets)
+
+
+class SensorStoreContract:
+    """What every SensorStore does. Subclasses provide the `store` fixture."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[SensorStore]:
+        raise NotImplementedError
+        yield
+
+    # ------------------------------------------------------------------ readings and offsets
+
+    async def test_applied_readings_are_stored_and_counted(self, store: SensorStore) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=i)) for i in range(5)]
+
+        applied = await store.apply(batch(at_offsets(readings)))
+
+        assert applied == AppliedBatch(readings_inserted=5, skipped=0, new_alerts=())
+        assert await store.count_readings() == 5
+        assert await store.stored_offsets("sensors", [P0]) == {P0: 5}
+
+    async def test_the_same_readings_applied_again_are_not_stored_twice(
+        self, store: SensorStore
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=i), value=float(i)) for i in range(4)]
+        await store.apply(batch(at_offsets(readings), group="first"))
+        before = await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=1))
+
+        # Another group replays the same records: offsets do not protect, natural keys do.
+        applied = await store.apply(batch(at_offsets(readings), group="second"))
+
+        assert applied.readings_inserted == 0
+        assert applied.skipped == 0
+        assert await store.count_readings() == 4
+        assert await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=1)) == before
+
+    async def test_a_reading_already_stored_is_left_as_it_is(self, store: SensorStore) -> None:
+        await store.apply(batch(at_offsets([reading(value=20.0)]), group="first"))
+
+        await store.apply(batch(at_offsets([reading(value=99.0)]), group="second"))
+
+        [kept] = await store.latest_readings()
+        assert kept.value == 20.0
+        [window] = await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=1))
+        assert (window.count, window.max) == (1, 20.0)
+
+    async def test_a_replayed_batch_is_skipped_whole(self, store: SensorStore) -> None:
+        r = reading(value=60.0)
+        replayed = batch([ProjectedReading(source=P0, offset=0, reading=r, alerts=(alert_on(r),))])
+        await store.apply(replayed)
+
+        applied = await store.apply(replayed)
+
+        assert applied == AppliedBatch(readings_inserted=0, skipped=1, new_alerts=())
+        assert await store.count_readings() == 1
+
+    async def test_readings_below_the_stored_offset_are_skipped(self, store: SensorStore) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=i)) for i in range(15)]
+        await store.apply(batch(at_offsets(readings[:10])))
+
+        # A batch overlapping what the group already applied (offsets 5..14).
+        applied = await store.apply(batch(at_offsets(readings[5:], first=5)))
+
+        assert (applied.readings_inserted, applied.skipped) == (5, 5)
+        assert await store.count_readings() == 15
+        assert await store.stored_offsets("sensors", [P0]) == {P0: 15}
+
+    async def test_offsets_are_kept_per_partition(self, store: SensorStore) -> None:
+        await store.apply(batch(at_offsets([reading(at=T0)], first=7, source=P0)))
+        await store.apply(
+            batch(at_offsets([reading(at=T0 + timedelta(seconds=1))], first=0, source=P1))
+        )
+
+        # Offset 3 is below P0's stored offset but P1 has stored only 1: it is new there.
+        applied = await store.apply(
+            batch(at_offsets([reading(at=T0 + timedelta(seconds=2))], first=3, source=P1))
+        )
+
+        assert (applied.readings_inserted, applied.skipped) == (1, 0)
+        assert await store.stored_offsets("sensors", [P0, P1]) == {P0: 8, P1: 4}
+
+    async def test_stored_offsets_never_move_backwards(self, store: SensorStore) -> None:
+        await store.apply(batch([], next_offsets={P0: 100}))
+
+        # A zombie worker finishing an old batch late.
+        await store.apply(batch([], next_offsets={P0: 40}))
+
+        assert await store.stored_offsets("sensors", [P0]) == {P0: 100}
+
+    async def test_offsets_move_for_partitions_whose_records_made_no_reading(
+        self, store: SensorStore
+    ) -> None:
+        # Invalid records are consumed too: the batch moves P1 without a row.
+        await store.apply(batch(at_offsets([reading()]), next_offsets={P0: 1, P1: 250}))
+
+        assert await store.stored_offsets("sensors", [P0, P1]) == {P0: 1, P1: 250}
+
+    async def test_stored_offsets_belong_to_one_group_and_omit_unknown_partitions(
+        self, store: SensorStore
+    ) -> None:
+        await store.apply(batch(at_offsets([reading()]), group="a"))
+
+        assert await store.stored_offsets("a", [P0, P1]) == {P0: 1}
+        assert await store.stored_offsets("b", [P0, P1]) == {}
+        assert await store.stored_offsets("a", []) == {}
+
+    # ------------------------------------------------------------------------- aggregates
+
+    async def test_aggregates_hold_the_statistics_of_each_window(
+        self, store: SensorStore
+    ) -> None:
+        values = [21.5, 22.25, 19.0, 23.75, 20.5]
+        readings = [reading(at=T0 + timedelta(seconds=10 * i), value=v) for i, v in enumerate(values)]
+        readings.append(reading(at=T0 + timedelta(minutes=1, seconds=5), value=30.0))
+
+        await store.apply(batch(at_offsets(readings)))
+
+        first, second = await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=2))
+        assert (first.window_start, first.window_end) == (T0, T0 + timedelta(minutes=1))
+        assert (first.sensor_id, first.sensor_type) == ("temp-0001", "temperature")
+        assert (first.count, first.min, first.max) == (5, 19.0, 23.75)
+        assert first.mean == pytest.approx(statistics.fmean(values), rel=1e-12)
+        assert first.stddev == pytest.approx(statistics.pstdev(values), rel=1e-9)
+        assert (second.count, second.mean, second.stddev) == (1, 30.0, 0.0)
+
+    async def test_aggregates_are_exact_when_a_window_arrives_over_batches_out_of_order(
+        self, store: SensorStore
+    ) -> None:
+        rng = random.Random(42)
+        # Pressure near 1013 hPa with a small spread: naive sum-of-squares would lose digits.
+        readings = [
+            reading(
+                sensor=f"press-{s}",
+                sensor_type="pressure",
+                at=T0 + timedelta(seconds=rng.randrange(0, 180), microseconds=i),
+                value=1013.25 + rng.gauss(0, 0.01),
+            )
+            for i in range(300)
+            for s in (1, 2)
+        ]
+        projected = at_offsets(readings)
+        rng.shuffle(projected)
+        chunks = [projected[i : i + 70] for i in range(0, len(projected), 70)]
+
+        for chunk in chunks:
+            # Offsets in a shuffled chunk are not ordered; each group is its own consumer.
+            await store.apply(batch(chunk, group=f"g{len(chunk)}-{chunk[0].offset}"))
+        await store.apply(batch(chunks[0], group="replay"))  # a repeated batch changes nothing
+
+        for sensor in ("press-1", "press-2"):
+            stored = await store.aggregates(sensor, T0, T0 + timedelta(minutes=3))
+            assert [w.window_start for w in stored] == [T0 + timedelta(minutes=m) for m in range(3)]
+            for window in stored:
+                values = [
+                    r.value
+                    for r in readings
+                    if r.sensor_id == sensor
+                    and window.window_start <= r.timestamp < window.window_end
+                ]
+                assert window.count == len(values)
+                assert (window.min, window.max) == (min(values), max(values))
+                assert window.mean == pytest.approx(statistics.fmean(values), rel=1e-12)
+                assert window.stddev == pytest.approx(statistics.pstdev(values), rel=1e-6)
+
+    async def test_aggregates_select_window_starts_in_a_half_open_range(
+        self, store: SensorStore
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(minutes=m, seconds=30)) for m in range(4)]
+        await store.apply(batch(at_offsets(readings)))
+
+        stored = await store.aggregates("temp-0001", T0 + timedelta(minutes=1), T0 + timedelta(minutes=3))
+
+        assert [w.window_start for w in stored] == [
+            T0 + timedelta(minutes=1),
+            T0 + timedelta(minutes=2),
+        ]
+        assert await store.aggregates("temp-0002", T0, T0 + timedelta(hours=1)) == []
+
+    # ----------------------------------------------------------------------------- alerts
+
+    async def test_an_alert_is_stored_once_and_new_only_the_first_time(
+        self, store: SensorStore
+    ) -> None:
+        r = reading(value=60.0)
+        alert = alert_on(r)
+        with_alert = [ProjectedReading(source=P0, offset=0, reading=r, alerts=(alert,))]
+
+        first = await store.apply(batch(with_alert, group="first"))
+        second = await store.apply(batch(with_alert, group="second"))
+
+        assert first.new_alerts == (alert,)
+        assert second.new_alerts == ()
+        assert await store.alerts() == [alert]
+
+    async def test_unpublished_alerts_come_oldest_first_up_to_the_limit(
+        self, store: SensorStore
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=s), value=50.0 + s) for s in (30, 10, 20)]
+        projected = [
+            ProjectedReading(source=P0, offset=i, reading=r, alerts=(alert_on(r),))
+            for i, r in enumerate(readings)
+        ]
+        await store.apply(batch(projected))
+
+        oldest = await store.unpublished_alerts(limit=2)
+
+        assert [a.timestamp for a in oldest] == [T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)]
+
+    async def test_published_alerts_leave_the_outbox_but_stay_stored(
+        self, store: SensorStore
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=s), value=55.0) for s in range(3)]
+        alerts = [alert_on(r) for r in readings]
+        await store.apply(
+            batch(
+                [
+                    ProjectedReading(source=P0, offset=i, reading=r, alerts=(a,))
+                    for i, (r, a) in enumerate(zip(readings, alerts, strict=True))
+                ]
+            )
+        )
+
+        await store.mark_published([alerts[0].alert_id, alerts[2].alert_id])
+        await store.mark_published([])
+
+        assert await store.unpublished_alerts(limit=10) == [alerts[1]]
+        assert len(await store.alerts()) == 3
+
+    async def test_alerts_come_newest_first_filtered_by_source(self, store: SensorStore) -> None:
+        readings = [
+            reading(sensor=sensor, at=T0 + timedelta(seconds=s), value=70.0)
+            for sensor, s in (("temp-a", 1), ("temp-b", 2), ("temp-a", 3))
+        ]
+        await store.apply(
+            batch(
+                [
+                    ProjectedReading(
+                        source=P0, offset=i, reading=r, alerts=(alert_on(r, Severity.CRITICAL),)
+                    )
+                    for i, r in enumerate(readings)
+                ]
+            )
+        )
+
+        newest = await store.alerts()
+        of_a = await store.alerts(source="temp-a", limit=1)
+
+        assert [(a.source, a.timestamp.second) for a in newest] == [
+            ("temp-a", 3),
+            ("temp-b", 2),
+            ("temp-a", 1),
+        ]
+        assert [(a.source, a.timestamp.second, a.severity) for a in of_a] == [
+            ("temp-a", 3, Severity.CRITICAL)
+        ]
+
+    # ---------------------------------------------------------------------------- queries
+
+    async def test_latest_readings_come_newest_first_with_filters_and_limit(
+        self, store: SensorStore
+    ) -> None:
+        readings = [
+            reading(sensor="temp-a", at=T0 + timedelta(seconds=1)),
+            reading(sensor="hum-a", sensor_type="humidity", at=T0 + timedelta(seconds=2), value=40),
+            reading(sensor="temp-b", at=T0 + timedelta(seconds=3)),
+            reading(sensor="temp-a", at=T0 + timedelta(seconds=4)),
+        ]
+        # Stored in an order unlike event time.
+        await store.apply(batch(at_offsets([readings[2], readings[0], readings[3], readings[1]])))
+
+        def keys(found: list[Reading]) -> list[tuple[str, int]]:
+            return [(r.sensor_id, r.timestamp.second) for r in found]
+
+        assert keys(await store.latest_readings()) == [
+            ("temp-a", 4),
+            ("temp-b", 3),
+            ("hum-a", 2),
+            ("temp-a", 1),
+        ]
+        assert keys(await store.latest_readings(limit=2)) == [("temp-a", 4), ("temp-b", 3)]
+        assert keys(await store.latest_readings(sensor_id="temp-a")) == [("temp-a", 4), ("temp-a", 1)]
+        assert keys(await store.latest_readings(sensor_type="humidity")) == [("hum-a", 2)]
+        assert keys(await store.latest_readings(sensor_id="temp-a", sensor_type="humidity")) == []
+
+    async def test_readings_round_trip_every_field_with_utc_microseconds(
+        self, store: SensorStore
+    ) -> None:
+        at = datetime(2026, 3, 1, 23, 59, 59, 999_999, tzinfo=UTC)
+        full = reading(at=at, value=-12.345678901234567, battery_level=3.5, signal_strength=-97.25)
+        bare = reading(sensor="temp-0002", at=at - timedelta(microseconds=1))
+
+        await store.apply(batch(at_offsets([full, bare])))
+
+        assert await store.latest_readings() == [full, bare]
+        newest = (await store.latest_readings(limit=1))[0].timestamp
+        assert newest.utcoffset() == timedelta(0)
+        assert newest.microsecond == 999_999
+
+    async def test_alert_and_window_times_come_back_as_utc(self, store: SensorStore) -> None:
+        r = reading(at=T0 + timedelta(seconds=5, microseconds=123_456), value=80.0)
+        await store.apply(
+            batch([ProjectedReading(source=P0, offset=0, reading=r, alerts=(alert_on(r),))])
+        )
+
+        [alert] = await store.unpublished_alerts(limit=1)
+        [window] = await store.aggregates(r.sensor_id, T0, T0 + timedelta(minutes=1))
+
+        assert alert.timestamp == r.timestamp
+        assert alert.timestamp.utcoffset() == timedelta(0)
+        assert window.window_start.utcoffset() == timedelta(0)
+        assert window.window_end.utcoffset() == timedelta(0)
+
+    async def test_an_empty_store_answers_every_query(self, store: SensorStore) -> None:
+        assert await store.count_readings() == 0
+        assert await store.latest_readings() == []
+        assert await store.alerts() == []
+        assert await store.unpublished_alerts(limit=5) == []
+        assert await store.aggregates("temp-0001", T0, T0 + timedelta(days=1)) == []
+
+
+class TestInMemorySensorStore(SensorStoreContract):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[SensorStore]:
+        store = InMemorySensorStore()
+        yield store
+        await store.close()
+
+
+class SqlStoreMigrations:
+    """Extra behaviour of the SQL stores: the schema comes from the Alembic migrations."""
+
+    url: str
+
+    async def test_the_database_is_migrated_to_the_newest_revision(
+        self, store: SensorStore, sql_url: str
+    ) -> None:
+        assert head() == "0001"
+        assert await asyncio.to_thread(current, sql_url) == head()
+
+    async def test_the_migration_creates_every_table_the_store_uses(
+        self, store: SqlSensorStore
+    ) -> None:
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
+
+        assert set(metadata.tables) <= tables
+
+
+class TestSqliteSensorStore(SensorStoreContract, SqlStoreMigrations):
+    @pytest.fixture
+    def sql_url(self, tmp_path: Path) -> str:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'sensors.db'}"
+        upgrade(url)
+        return url
+
+    @pytest.fixture
+    async def store(self, sql_url: str) -> AsyncIterator[SensorStore]:
+        store = SqlSensorStore(create_engine(sql_url))
+        yield store
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """One throwaway database for this module, created and migrated by Alembic."""
+    loop = asyncio.new_event_loop()
+    database = fresh_database("contract_sensor_store")
+    try:
+        url = loop.run_until_complete(database.__aenter__())
+        try:
+            yield url
+        finally:
+            loop.run_until_complete(database.__aexit__(None, None, None))
+    finally:
+        loop.close()
+
+
+@pytest.mark.integration
+class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
+    @pytest.fixture
+    def sql_url(self, postgres_url: str) -> str:
+        return postgres_url
+
+    @pytest.fixture
+    async def store(self, sql_url: str) -> AsyncIterator[SensorStore]:
+        store = SqlSensorStore(create_engine(sql_url, pool_size=2))
+        async with store.engine.begin() as conn:
+            names = ", ".join(metadata.tables)
+            await conn.execute(sa.text(f"TRUNCATE {names}"))
+        yield store
+        await store.close()

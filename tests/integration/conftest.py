@@ -1,0 +1,72 @@
+"""Fixtures of the end-to-end tests on the real stack: unique topics and a fresh database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pipeline.entrypoints.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    RegistrySettings,
+    Settings,
+    TopicSettings,
+    WorkerSettings,
+)
+from tests.databases import fresh_database
+from tests.services import KAFKA, REGISTRY, require_service
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    async with fresh_database("e2e") as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for the real stack with topics no other test uses."""
+    run = uuid.uuid4().hex[:10]
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=require_service(KAFKA),
+            # Fast group membership for tests: a killed member is noticed within seconds.
+            options={"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"},
+        ),
+        database=DatabaseSettings(url=database_url),  # type: ignore[arg-type]
+        registry=RegistrySettings(url=require_service(REGISTRY)),
+        topics=TopicSettings(
+            sensor_readings=f"e2e-readings-{run}",
+            system_alerts=f"e2e-alerts-{run}",
+            ecommerce_events=f"e2e-shop-{run}",
+            transactions=f"e2e-tx-{run}",
+            social_posts=f"e2e-posts-{run}",
+        ),
+        worker=WorkerSettings(group_id_prefix=f"e2e-{run}", batch_size=500, batch_timeout=0.2),
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `pipeline` subprocess use `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+    topics = settings.topics
+    env.update(
+        {
+            "PIPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+            "PIPELINE_KAFKA__OPTIONS": '{"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}',
+            "PIPELINE_DATABASE__URL": settings.database.url.get_secret_value(),
+            "PIPELINE_REGISTRY__URL": settings.registry.url or "",
+            "PIPELINE_TOPICS__SENSOR_READINGS": topics.sensor_readings,
+            "PIPELINE_TOPICS__SYSTEM_ALERTS": topics.system_alerts,
+            "PIPELINE_TOPICS__ECOMMERCE_EVENTS": topics.ecommerce_events,
+            "PIPELINE_TOPICS__TRANSACTIONS": topics.transactions,
+            "PIPELINE_TOPICS__SOCIAL_POSTS": topics.social_posts,
+            "PIPELINE_WORKER__GROUP_ID_PREFIX": settings.worker.group_id_prefix,
+            "PIPELINE_WORKER__BATCH_SIZE": str(settings.worker.batch_size),
+            "PIPELINE_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env

@@ -1,0 +1,93 @@
+"""The Avro schemas in schemas/: well formed, documented, found at runtime."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fastavro
+import pytest
+
+from pipeline.adapters.avro import (
+    ALERT_RAISED,
+    POST,
+    SENSOR_READING,
+    SHOP_EVENT,
+    TRANSACTION,
+    canonical_form,
+    load_schema,
+    schemas_dir,
+)
+
+SCHEMAS = {
+    SENSOR_READING: "io.pipeline.sensors.SensorReading",
+    ALERT_RAISED: "io.pipeline.alerts.AlertRaised",
+    SHOP_EVENT: "io.pipeline.shop.ShopEvent",
+    TRANSACTION: "io.pipeline.payments.Transaction",
+    POST: "io.pipeline.social.Post",
+}
+
+
+def records_in(node: Any) -> list[dict[str, Any]]:
+    """Every record definition nested in a schema."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, list):
+        for branch in node:
+            found += records_in(branch)
+    elif isinstance(node, dict):
+        if node.get("type") == "record":
+            found.append(node)
+            for field in node["fields"]:
+                found += records_in(field["type"])
+        for key in ("type", "items", "values"):
+            if isinstance(node.get(key), dict | list):
+                found += records_in(node[key])
+    return found
+
+
+def test_every_schema_file_is_loaded_and_nothing_else_is_there() -> None:
+    assert {path.name for path in schemas_dir().glob("*.avsc")} == set(SCHEMAS)
+
+
+@pytest.mark.parametrize(("file_name", "full_name"), SCHEMAS.items())
+def test_schema_is_a_namespaced_record(file_name: str, full_name: str) -> None:
+    parsed = fastavro.parse_schema(json.loads(load_schema(file_name)))
+
+    assert isinstance(parsed, dict)
+    assert parsed["name"] == full_name
+
+
+@pytest.mark.parametrize("file_name", SCHEMAS)
+def test_every_field_and_record_has_a_doc(file_name: str) -> None:
+    records = records_in(json.loads(load_schema(file_name)))
+
+    assert records
+    for record in records:
+        assert record.get("doc"), record["name"]
+        undocumented = [f["name"] for f in record["fields"] if not f.get("doc")]
+        assert not undocumented, f"{record['name']}: {undocumented}"
+
+
+@pytest.mark.parametrize("file_name", SCHEMAS)
+def test_timestamps_are_timestamp_micros_and_optionals_default_to_null(file_name: str) -> None:
+    for record in records_in(json.loads(load_schema(file_name))):
+        for field in record["fields"]:
+            kind = field["type"]
+            if field["name"] == "timestamp":
+                assert kind == {"type": "long", "logicalType": "timestamp-micros"}
+            if isinstance(kind, list) and "null" in kind:
+                assert kind[0] == "null"
+                assert "default" in field
+                assert field["default"] is None
+
+
+def test_canonical_form_ignores_formatting_but_not_defaults() -> None:
+    text = load_schema(SENSOR_READING)
+    schema = json.loads(text)
+    changed = json.loads(text)
+    changed["fields"][-1]["default"] = None
+    changed["fields"][-1]["type"] = ["null", "double"]
+    changed["fields"][-1]["doc"] = "another doc"
+
+    assert canonical_form(json.dumps(schema, indent=8)) == canonical_form(text)
+    assert canonical_form(changed) != canonical_form(text)
