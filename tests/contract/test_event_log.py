@@ -172,15 +172,14 @@ class EventLogContract:
         self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
     ) -> None:
         topic = await new_topic()
+        tp = TopicPartition(topic, 0)
         before_ms = time.time_ns() // 1_000_000
         headers = (("event-type", b"reading"), ("trace", b"\x00\x01"), ("event-type", b"x"))
         await event_log.publish(topic, b"sensor-1", b"value-1", headers)
         await event_log.flush()
         after_ms = time.time_ns() // 1_000_000
 
-        [record] = await read(
-            open_consumer(group_id=unique("g"), start={(tp := TopicPartition(topic, 0)): 0}), 1
-        )
+        [record] = await read(open_consumer(group_id=unique("g"), start={tp: 0}), 1)
 
         assert record.topic_partition == tp
         assert record.offset == 0
