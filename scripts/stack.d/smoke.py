@@ -14,6 +14,8 @@ Configuration comes from the environment printed by `scripts/stack env`.
 Exit status 0 when everything works, 1 otherwise.
 """
 
+# ruff: noqa: BLE001, PT017, PT018
+# (a standalone script, not a pytest module: plain asserts, and every failure is reported)
 from __future__ import annotations
 
 import asyncio
@@ -26,12 +28,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 BOOTSTRAP = os.environ["PIPELINE_KAFKA__BOOTSTRAP_SERVERS"]
 DB_URL = os.environ["PIPELINE_DATABASE__URL"]
@@ -288,8 +293,6 @@ def _plain(url: str) -> str:
 
 
 async def _pg() -> str:
-    import asyncpg
-
     conn = await asyncpg.connect(_plain(DB_URL))
     try:
         version = await conn.fetchval("SHOW server_version")
@@ -319,9 +322,6 @@ def pg() -> str:
 
 @check("postgres: SQLAlchemy async engine with the application URL")
 def pg_sqlalchemy() -> str:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     async def run() -> str:
         engine = create_async_engine(DB_URL)
         try:

@@ -23,6 +23,7 @@ from pipeline.adapters.memory import InMemorySensorStore
 from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.adapters.sql.migrate import current, head, upgrade
 from pipeline.adapters.sql.tables import metadata
+from pipeline.application.errors import StoreUnavailable
 from pipeline.application.ports import (
     AppliedBatch,
     ProjectedReading,
@@ -157,6 +158,20 @@ class SensorStoreContract:
         assert (applied.readings_inserted, applied.skipped) == (5, 5)
         assert await store.count_readings() == 15
         assert await store.stored_offsets("sensors", [P0]) == {P0: 15}
+
+    async def test_the_same_batch_applied_concurrently_is_stored_once(
+        self, store: SensorStore
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=i)) for i in range(20)]
+        await store.apply(batch(at_offsets(readings[:10])))
+        late = batch(at_offsets(readings[10:], first=10))
+
+        # A zombie worker and the partition's new owner apply the same records at once.
+        results = await asyncio.gather(store.apply(late), store.apply(late))
+
+        assert sorted((r.readings_inserted, r.skipped) for r in results) == [(0, 10), (10, 0)]
+        assert await store.count_readings() == 20
+        assert await store.stored_offsets("sensors", [P0]) == {P0: 20}
 
     async def test_offsets_are_kept_per_partition(self, store: SensorStore) -> None:
         await store.apply(batch(at_offsets([reading(at=T0)], first=7, source=P0)))
@@ -512,3 +527,22 @@ class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
             name = await conn.scalar(sa.text("SHOW application_name"))
 
         assert name == "pipeline"
+
+    async def test_a_lost_connection_is_store_unavailable_and_the_next_batch_reconnects(
+        self, store: SqlSensorStore, sql_url: str
+    ) -> None:
+        async with store.engine.connect() as conn:
+            backend = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
+        killer = create_engine(sql_url, pool_size=1)
+        try:
+            async with killer.connect() as conn:
+                await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        finally:
+            await killer.dispose()
+        first = batch(at_offsets([reading()]))
+
+        with pytest.raises(StoreUnavailable):
+            await store.apply(first)
+        applied = await store.apply(first)
+
+        assert applied.readings_inserted == 1

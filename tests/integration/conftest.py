@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -56,7 +57,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "PIPELINE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
-            "PIPELINE_KAFKA__OPTIONS": '{"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}',
+            "PIPELINE_KAFKA__OPTIONS": json.dumps(settings.kafka.options),
             "PIPELINE_DATABASE__URL": settings.database.url.get_secret_value(),
             "PIPELINE_REGISTRY__URL": settings.registry.url or "",
             "PIPELINE_TOPICS__SENSOR_READINGS": topics.sensor_readings,

@@ -171,9 +171,7 @@ async def test_two_workers_in_one_group_share_the_partitions_and_store_everythin
     stop = asyncio.Event()
     try:
         await pipeline.ensure_topics()
-        workers = [
-            asyncio.create_task(run_sensor_worker(p, stop=stop)) for p in (pipeline, other)
-        ]
+        workers = [asyncio.create_task(run_sensor_worker(p, stop=stop)) for p in (pipeline, other)]
         # Produced over about four seconds, so both members join while records still arrive.
         await produce(pipeline, count, rate=rate)
         async with asyncio.timeout(120):

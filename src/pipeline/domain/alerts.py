@@ -104,10 +104,12 @@ def thresholds_by_type(thresholds: Iterable[Threshold]) -> dict[str, Threshold]:
 
 DEFAULT_THRESHOLDS = thresholds_by_type(
     [
-        Threshold(sensor_type="temperature", low=-10.0, high=45.0, critical_low=-30.0,
-                  critical_high=70.0),
+        Threshold(
+            sensor_type="temperature", low=-10.0, high=45.0, critical_low=-30.0, critical_high=70.0
+        ),
         Threshold(sensor_type="humidity", low=10.0, high=90.0, critical_high=98.0),
-        Threshold(sensor_type="pressure", low=950.0, high=1050.0, critical_low=900.0,
-                  critical_high=1100.0),
+        Threshold(
+            sensor_type="pressure", low=950.0, high=1050.0, critical_low=900.0, critical_high=1100.0
+        ),
     ]
 )

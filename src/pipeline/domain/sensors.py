@@ -53,9 +53,7 @@ class SensorCatalog:
             return self.kinds[name]
         except KeyError:
             known = ", ".join(sorted(self.kinds))
-            raise UnknownSensorType(
-                f"unknown sensor type {name!r}; known types: {known}"
-            ) from None
+            raise UnknownSensorType(f"unknown sensor type {name!r}; known types: {known}") from None
 
     def with_kind(self, kind: SensorKind) -> SensorCatalog:
         """A catalog that also accepts `kind` (replacing a kind of the same name)."""

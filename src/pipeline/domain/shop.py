@@ -69,9 +69,9 @@ def validate_shop_event(event: ShopEvent) -> ShopEvent:
     if not event.event_id or not event.session_id or not event.user_id:
         raise InvalidShopEvent("event_id, session_id and user_id must not be empty")
     require_utc(event.timestamp, error=InvalidShopEvent)
-    if event.event_type in (ShopEventType.PAGE_VIEW, ShopEventType.ADD_TO_CART):
-        if not event.product_id:
-            raise InvalidShopEvent(f"{event.event_type} event {event.event_id} has no product")
+    needs_product = event.event_type in (ShopEventType.PAGE_VIEW, ShopEventType.ADD_TO_CART)
+    if needs_product and not event.product_id:
+        raise InvalidShopEvent(f"{event.event_type} event {event.event_id} has no product")
     if event.event_type is ShopEventType.ADD_TO_CART and (event.quantity or 0) <= 0:
         raise InvalidShopEvent(f"add_to_cart {event.event_id}: quantity must be positive")
     if event.price is not None and (not event.price.is_finite() or event.price < 0):

@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from array import array
+from dataclasses import dataclass
 
 from pipeline.application.worker import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
@@ -35,22 +36,81 @@ def percentile(sorted_values: array[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchRun:
+    """What one benchmark run measured (monotonic seconds)."""
+
+    started: float
+    produced: float
+    first_batch: float
+    finished: float
+    stats: WorkerStats
+
+
+def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) -> None:
+    """The benchmark's figures, with the machine state they were taken in."""
+    stats = run.stats
+    latencies = array("d", sorted(stats.latencies_ms or ()))
+    worker_time = run.finished - run.first_batch
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    producer_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    load1, load5, _ = os.getloadavg()
+    rate = "max" if args.rate == 0 else f"{args.rate:g}/s"
+    kind = "backlog age + processing" if args.rate == 0 else "processing"
+    print(
+        f"pipeline bench sensors: {args.events} readings, producer rate {rate}, "
+        f"{args.sensors} sensors, topic {settings.topics.sensor_readings} "
+        f"({settings.topics.sensor_readings_partitions} partitions)\n"
+        f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
+        f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
+        f"(peak RSS {producer_rss_mb:.0f} MiB)\n"
+        f"  worker: {stats.records:,} records, {stats.readings_inserted:,} rows inserted, "
+        f"{stats.alerts} alerts, {sum(stats.rejected.values())} rejected, "
+        f"{stats.batches} batches\n"
+        f"  throughput: {stats.records / worker_time:,.0f} readings/s through the worker "
+        f"(first batch → last commit), {stats.records / (run.finished - run.started):,.0f}/s "
+        "end to end (producer start → last commit)\n"
+        f"  latency produced → committed ({kind}): p50 {percentile(latencies, 0.50):,.0f} ms, "
+        f"p95 {percentile(latencies, 0.95):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f} ms\n"
+        f"  worker peak RSS: {peak_rss_mb:.0f} MiB"
+    )
+
+
+async def _produce(args: argparse.Namespace, topic: str, seed: int) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PIPELINE_TOPICS__SENSOR_READINGS": topic, "PIPELINE_LOG_LEVEL": "WARNING"}
+    command = [
+        sys.executable, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
+        "--count", str(args.events), "--rate", str(args.rate),
+        "--sensors", str(args.sensors), "--seed", str(seed),
+    ]  # fmt: skip
+    return await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def _finish(producer: asyncio.subprocess.Process) -> bool:
+    _, err = await producer.communicate()
+    if producer.returncode != 0:
+        sys.stderr.write(err.decode(errors="replace"))
+        return False
+    return True
+
+
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Produce `args.events` readings and run the sensors worker until it has stored them."""
     if settings.kafka.bootstrap_servers is None or settings.database.is_default:
         sys.stderr.write(
             "pipeline bench: error: needs real Kafka and PostgreSQL; set "
             "PIPELINE_KAFKA__BOOTSTRAP_SERVERS and PIPELINE_DATABASE__URL "
-            "(eval \"$(scripts/stack env)\")\n"
+            '(eval "$(scripts/stack env)")\n'
         )
         return EXIT_USAGE
     run_id = uuid.uuid4().hex[:8]
     topic = f"bench-sensor-readings-{run_id}"
-    topics = settings.topics.model_copy(update={"sensor_readings": topic})
-    settings = settings.model_copy(update={"topics": topics})
+    settings = settings.model_copy(
+        update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
+    )
     pipeline = await bootstrap(settings, migrate=True)
-    await pipeline.ensure_topics()
-    group = f"bench-sensors-{run_id}"
     stats = WorkerStats(latencies_ms=array("d"))
     stop = asyncio.Event()
     first_batch: list[float] = []
@@ -61,57 +121,38 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         if current.records >= args.events:
             stop.set()
 
-    env = {**os.environ, "PIPELINE_TOPICS__SENSOR_READINGS": topic, "PIPELINE_LOG_LEVEL": "WARNING"}
-    producer_cmd = [
-        sys.executable, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
-        "--count", str(args.events), "--rate", str(args.rate),
-        "--sensors", str(args.sensors), "--seed", str(int(run_id, 16)),
-    ]
-    started = time.monotonic()
-    producer = await asyncio.create_subprocess_exec(
-        *producer_cmd, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
     try:
+        await pipeline.ensure_topics()
+        started = time.monotonic()
+        producer = await _produce(args, topic, seed=int(run_id, 16))
         if args.rate == 0:
             # As fast as possible: the backlog is produced first, then drained, so the
             # worker's throughput is measured without the producer competing for the CPUs.
-            _, producer_err = await producer.communicate()
-            if producer.returncode != 0:
-                sys.stderr.write(producer_err.decode(errors="replace"))
+            if not await _finish(producer):
                 return EXIT_FAILURE
+            produced = time.monotonic()
         worker = asyncio.create_task(
-            run_sensor_worker(pipeline, group_id=group, stop=stop, stats=stats, on_batch=on_batch)
-        )
-        _, producer_err = await producer.communicate()
-        produced_at = time.monotonic()
-        if producer.returncode != 0:
-            stop.set()
-            await worker
-            sys.stderr.write(producer_err.decode(errors="replace"))
-            return EXIT_FAILURE
+            run_sensor_worker(
+                pipeline, group_id=f"bench-sensors-{run_id}", stop=stop, stats=stats,
+                on_batch=on_batch,
+            )
+        )  # fmt: skip
+        if args.rate > 0:
+            if not await _finish(producer):
+                stop.set()
+                await worker
+                return EXIT_FAILURE
+            produced = time.monotonic()
         await worker
         finished = time.monotonic()
     finally:
         await pipeline.aclose()
-    latencies = array("d", sorted(stats.latencies_ms or ()))
-    worker_time = finished - (first_batch[0] if first_batch else started)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    producer_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    load1, load5, _ = os.getloadavg()
-    print(f"pipeline bench sensors: {args.events} readings, producer rate "
-          f"{'max' if args.rate == 0 else f'{args.rate:g}/s'}, {args.sensors} sensors, "
-          f"topic {topic} ({settings.topics.sensor_readings_partitions} partitions)")
-    print(f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}")
-    print(f"  producer: {args.events / (produced_at - started):,.0f} readings/s "
-          f"(peak RSS {producer_rss_mb:.0f} MiB)")
-    print(f"  worker: {stats.records:,} records, {stats.readings_inserted:,} rows inserted, "
-          f"{stats.alerts} alerts, {sum(stats.rejected.values())} rejected, "
-          f"{stats.batches} batches")
-    print(f"  throughput: {stats.records / worker_time:,.0f} readings/s through the worker "
-          f"(first batch → last commit), {stats.records / (finished - started):,.0f}/s "
-          "end to end (producer start → last commit)")
-    kind = "backlog age + processing" if args.rate == 0 else "processing"
-    print(f"  latency produced → committed ({kind}): p50 {percentile(latencies, 0.50):,.0f} ms, "
-          f"p95 {percentile(latencies, 0.95):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f} ms")
-    print(f"  worker peak RSS: {peak_rss_mb:.0f} MiB")
+    run = BenchRun(
+        started=started,
+        produced=produced,
+        first_batch=first_batch[0] if first_batch else started,
+        finished=finished,
+        stats=stats,
+    )
+    print_report(args, settings, run)
     return EXIT_OK

@@ -43,7 +43,9 @@ class Pipeline:
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the application owns, with its partition count."""
         topics = self.settings.topics
-        specs = [TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions)]
+        specs = [
+            TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions)
+        ]
         specs += [
             TopicSpec(name=name, partitions=topics.default_partitions)
             for name in (

@@ -105,7 +105,11 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await pipeline.aclose()
     status.done(f"produced {sent} readings to {settings.topics.sensor_readings}")
-    return EXIT_INTERRUPTED if stop.is_set() and args.count is not None and sent < args.count else EXIT_OK
+    return (
+        EXIT_INTERRUPTED
+        if stop.is_set() and args.count is not None and sent < args.count
+        else EXIT_OK
+    )
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -206,11 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = commands.add_parser("produce", help="publish generated events to Kafka")
     produce.add_argument("domain", choices=["sensors"], help="which generator")
-    produce.add_argument("--count", type=_non_negative_int, help="readings to publish (default: until Ctrl-C)")
-    produce.add_argument("--rate", type=_non_negative_float, default=100.0, help="readings per second, 0 = as fast as possible (default 100)")
+    produce.add_argument(
+        "--count", type=_non_negative_int, help="readings to publish (default: until Ctrl-C)"
+    )
+    produce.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=100.0,
+        help="readings per second, 0 = as fast as possible (default 100)",
+    )
     produce.add_argument("--seed", type=_int, default=42, help="generator seed (default 42)")
-    produce.add_argument("--sensors", type=_positive_int, default=100, help="fleet size (default 100)")
-    produce.add_argument("--anomaly-rate", type=_fraction, help="share of readings that start an anomaly")
+    produce.add_argument(
+        "--sensors", type=_positive_int, default=100, help="fleet size (default 100)"
+    )
+    produce.add_argument(
+        "--anomaly-rate", type=_fraction, help="share of readings that start an anomaly"
+    )
     produce.set_defaults(run=cmd_produce)
 
     worker = commands.add_parser("worker", help="run a consumer worker (same as pipeline-worker)")
@@ -220,18 +235,37 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="re-run a projection from an offset")
     replay.add_argument("domain", choices=["sensors"])
     replay.add_argument("--from-offset", type=_non_negative_int, required=True)
-    replay.add_argument("--to-offset", type=_non_negative_int, help="stop before this offset (default: current end)")
-    replay.add_argument("--partition", type=_non_negative_int, help="only this partition (default: all)")
-    replay.add_argument("--group-id", help="consumer group to record replay offsets under (default: a new one)")
+    replay.add_argument(
+        "--to-offset", type=_non_negative_int, help="stop before this offset (default: current end)"
+    )
+    replay.add_argument(
+        "--partition", type=_non_negative_int, help="only this partition (default: all)"
+    )
+    replay.add_argument(
+        "--group-id", help="consumer group to record replay offsets under (default: a new one)"
+    )
     replay.set_defaults(run=cmd_replay)
 
     demo = commands.add_parser("demo", help="generator + worker in one process, no services needed")
-    demo.add_argument("--duration", type=_non_negative_float, help="stop after this many seconds and print a summary")
-    demo.add_argument("--rate", type=_non_negative_float, default=2000.0, help="readings per second (default 2000)")
+    demo.add_argument(
+        "--duration",
+        type=_non_negative_float,
+        help="stop after this many seconds and print a summary",
+    )
+    demo.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=2000.0,
+        help="readings per second (default 2000)",
+    )
     demo.add_argument("--sensors", type=_positive_int, default=100)
     demo.add_argument("--seed", type=_int, default=42)
     demo.add_argument("--anomaly-rate", type=_fraction, default=0.002)
-    demo.add_argument("--db", default="pipeline-demo.db", help="SQLite file of the demo (default pipeline-demo.db)")
+    demo.add_argument(
+        "--db",
+        default="pipeline-demo.db",
+        help="SQLite file of the demo (default pipeline-demo.db)",
+    )
     demo.set_defaults(run=cmd_demo)
 
     db = commands.add_parser("db", help="database schema")
@@ -239,18 +273,29 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(run=cmd_db_upgrade)
-    db_commands.add_parser("current", help="show the applied revision").set_defaults(run=cmd_db_current)
+    db_commands.add_parser("current", help="show the applied revision").set_defaults(
+        run=cmd_db_current
+    )
 
     topics = commands.add_parser("topics", help="Kafka topics")
     topic_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
-    topic_commands.add_parser("create", help="create the application's topics").set_defaults(run=cmd_topics_create)
+    topic_commands.add_parser("create", help="create the application's topics").set_defaults(
+        run=cmd_topics_create
+    )
 
-    commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(run=cmd_config)
+    commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
+        run=cmd_config
+    )
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument("domain", choices=["sensors"])
     bench.add_argument("--events", type=_positive_int, default=200_000)
-    bench.add_argument("--rate", type=_non_negative_float, default=0.0, help="producer rate, 0 = as fast as possible")
+    bench.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=0.0,
+        help="producer rate, 0 = as fast as possible",
+    )
     bench.add_argument("--sensors", type=_positive_int, default=1_000)
     bench.set_defaults(run=cmd_bench)
     return parser

@@ -71,9 +71,7 @@ class ProducePlan:
     interval: timedelta
 
 
-def plan_production(
-    *, now: datetime, count: int | None, rate: float, sensors: int
-) -> ProducePlan:
+def plan_production(*, now: datetime, count: int | None, rate: float, sensors: int) -> ProducePlan:
     """Event-time layout for `count` readings at `rate`/s from `sensors` sensors.
 
     At a fixed rate each sensor reports every `sensors / rate` seconds starting now, so event

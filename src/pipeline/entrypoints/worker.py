@@ -65,7 +65,9 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     install_stop_handlers(stop)
     pipeline = await bootstrap(settings)
     try:
-        log.info("worker starting", worker=args.name, group=args.group_id or pipeline.group_id(args.name))
+        log.info(
+            "worker starting", worker=args.name, group=args.group_id or pipeline.group_id(args.name)
+        )
         stats = await run_sensor_worker(
             pipeline, group_id=args.group_id, stop=stop, until_caught_up=args.until_caught_up
         )

@@ -9,7 +9,9 @@ from typing import Any, cast
 
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.cimpl import NewTopic
 
 from pipeline.adapters.kafka.config import kafka_error_of, translate
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
@@ -131,7 +133,8 @@ class KafkaTopicAdmin:
 
     async def _latest_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
         request: dict[KafkaTopicPartition, OffsetSpec] = {
-            KafkaTopicPartition(topic, number): OffsetSpec.latest() for number in partitions
+            KafkaTopicPartition(topic, number): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for number in partitions
         }
         futures = self._admin.list_offsets(
             request,

@@ -39,8 +39,18 @@ def to_record(message: Message) -> Record:
         key=message.key(),
         value=message.value(),
         timestamp_ms=0 if timestamp_type == TIMESTAMP_NOT_AVAILABLE else timestamp,
-        headers=tuple((name, _header_bytes(value)) for name, value in headers) if headers else (),
+        headers=_headers(headers),
     )
+
+
+def _headers(
+    headers: dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None,
+) -> tuple[tuple[str, bytes], ...]:
+    # Consumed messages carry a list; the dict form is accepted for completeness.
+    if not headers:
+        return ()
+    items = headers.items() if isinstance(headers, dict) else headers
+    return tuple((name, _header_bytes(value)) for name, value in items)
 
 
 def _header_bytes(value: str | bytes | None) -> bytes:
@@ -72,7 +82,7 @@ class KafkaConsumerBase:
         self._carry: list[Record] = []
         self._closed = False
 
-    async def poll(self, max_records: int, timeout: float) -> list[Record]:  # noqa: ASYNC109
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout` seconds for the first.
 
         If the awaiting task is cancelled, the records consumed meanwhile are kept and

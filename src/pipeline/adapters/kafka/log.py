@@ -93,7 +93,7 @@ class KafkaEventLog:
             producer = self._producer = KafkaRecordProducer(settings)
         await producer.publish(topic, key, value, headers)
 
-    async def flush(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued record is acknowledged; raise PublishError if one failed."""
         if self._producer is not None:
             await self._producer.flush(timeout)

@@ -44,7 +44,9 @@ class KafkaRecordProducer:
         """Queue one record; raise PublishError if librdkafka refuses it outright."""
         if self._fatal is not None:
             raise PublishError(f"the Kafka producer failed fatally: {self._fatal}")
-        header_list: list[tuple[str, str | bytes]] | None = list(headers) if headers else None
+        header_list: list[tuple[str, str | bytes | None]] | None = (
+            list(headers) if headers else None
+        )
         producer = self._producer
         while True:
             try:
@@ -64,7 +66,7 @@ class KafkaRecordProducer:
             self._until_poll = _POLL_EVERY
             producer.poll(0)
 
-    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
+    async def flush(self, timeout: float) -> None:
         """Wait (in a worker thread) until every queued record is acknowledged.
 
         Raise PublishError if a record failed since the last flush, BrokerUnavailable if

@@ -96,7 +96,7 @@ class InMemoryEventLog:
         )
         partition.waiters.wake()
 
-    async def flush(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def flush(self, timeout: float = 30.0) -> None:
         """Nothing to wait for: every published record is already in the log."""
 
     def consumer(

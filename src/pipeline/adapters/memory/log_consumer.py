@@ -21,7 +21,7 @@ class _InMemoryConsumerBase:
         self._closed = False
         self._wakeup: asyncio.Future[None] | None = None
 
-    async def poll(self, max_records: int, timeout: float) -> list[Record]:  # noqa: ASYNC109
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout` seconds for the first.
 
         Returns an empty list on timeout, and once the consumer is closed.

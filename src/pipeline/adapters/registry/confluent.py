@@ -88,7 +88,9 @@ class ConfluentSchemaRegistry:
             if _status(exc) == 404:
                 raise UnknownSchemaId(f"the registry knows no schema id {schema_id}") from exc
             raise
-        text: str = found.schema_str
+        text = found.schema_str
+        if text is None:
+            raise UnknownSchemaId(f"the registry returned no schema text for id {schema_id}")
         self._schemas[schema_id] = text
         return text
 
@@ -117,8 +119,7 @@ class ConfluentSchemaRegistry:
 
     async def close(self) -> None:
         """Close the client's HTTP connections."""
-        # close() exists at runtime since confluent-kafka 2.x; the type stubs predate it.
-        await asyncio.to_thread(self._client.close)  # type: ignore[attr-defined]
+        await asyncio.to_thread(self._client.close)
 
     async def _call(self, what: str, function: Callable[..., R], *args: Any) -> R:
         try:
