@@ -8,6 +8,7 @@ head by Alembic, so the suite also proves the migration creates what the store n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -528,7 +529,7 @@ class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
 
         assert name == "pipeline"
 
-    async def test_a_lost_connection_is_store_unavailable_and_the_next_batch_reconnects(
+    async def test_a_lost_connection_fails_at_most_one_attempt_as_store_unavailable(
         self, store: SqlSensorStore, sql_url: str
     ) -> None:
         async with store.engine.connect() as conn:
@@ -541,8 +542,37 @@ class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
             await killer.dispose()
         first = batch(at_offsets([reading()]))
 
-        with pytest.raises(StoreUnavailable):
-            await store.apply(first)
-        applied = await store.apply(first)
+        # The pool's pre-ping usually notices the dead connection; when the server's goodbye
+        # races the checkout, that attempt is StoreUnavailable and the retry reconnects.
+        outcomes: list[str] = []
+        for _ in range(2):
+            try:
+                applied = await store.apply(first)
+            except StoreUnavailable:
+                outcomes.append("unavailable")
+            else:
+                outcomes.append(f"inserted {applied.readings_inserted}")
+                break
 
-        assert applied.readings_inserted == 1
+        assert outcomes in (["inserted 1"], ["unavailable", "inserted 1"])
+        assert await store.count_readings() == 1
+
+    async def test_a_cancelled_apply_stores_all_or_nothing_and_the_store_keeps_working(
+        self, store: SqlSensorStore
+    ) -> None:
+        readings = [
+            reading(sensor=f"temp-{i % 50:02d}", at=T0 + timedelta(seconds=i // 50))
+            for i in range(20_000)
+        ]
+        big = batch(at_offsets(readings))
+        task = asyncio.create_task(store.apply(big))
+        await asyncio.sleep(0.05)
+
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+        assert await store.count_readings() in (0, 20_000)
+        await store.apply(big)
+        assert await store.count_readings() == 20_000
+        assert await store.stored_offsets("sensors", [P0]) == {P0: 20_000}

@@ -34,7 +34,7 @@ class InMemorySensorStore:
     def __init__(self) -> None:
         self._readings: dict[tuple[str, datetime], Reading] = {}
         self._by_window: dict[_WindowKey, dict[datetime, Reading]] = {}
-        self._aggregates: dict[_WindowKey, WindowAggregate] = {}
+        self._aggregates: dict[str, dict[datetime, WindowAggregate]] = {}
         self._alerts: dict[uuid.UUID, _StoredAlert] = {}
         self._offsets: dict[tuple[str, TopicPartition], int] = {}
 
@@ -55,9 +55,10 @@ class InMemorySensorStore:
             self._readings[reading.key] = reading
             self._by_window.setdefault((reading.sensor_id, start), {})[reading.timestamp] = reading
             inserted += 1
-        for key in touched:
-            (aggregate,) = aggregate_window(self._by_window[key].values(), size=ONE_MINUTE)
-            self._aggregates[key] = aggregate
+        for sensor_id, start in touched:
+            readings = self._by_window[(sensor_id, start)].values()
+            (aggregate,) = aggregate_window(readings, size=ONE_MINUTE)
+            self._aggregates.setdefault(sensor_id, {})[start] = aggregate
         new_alerts: list[Alert] = []
         for alert in itertools.chain.from_iterable(p.alerts for p in fresh):
             if alert.alert_id not in self._alerts:
@@ -115,14 +116,8 @@ class InMemorySensorStore:
     ) -> list[WindowAggregate]:
         """The one-minute aggregates of a sensor with window_start in [start, end), oldest
         first."""
-        return sorted(
-            (
-                a
-                for (sid, window), a in self._aggregates.items()
-                if sid == sensor_id and start <= window < end
-            ),
-            key=lambda a: a.window_start,
-        )
+        windows = self._aggregates.get(sensor_id, {})
+        return [windows[w] for w in sorted(windows) if start <= w < end]
 
     async def alerts(self, *, source: str | None = None, limit: int = 100) -> list[Alert]:
         """Stored alerts, newest event time first."""

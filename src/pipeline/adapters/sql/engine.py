@@ -43,6 +43,7 @@ def create_engine(
     max_overflow: int = 5,
     pool_timeout: float = 10.0,
     pool_recycle: float = 1800.0,
+    pool_pre_ping: bool = True,
     connect_timeout: float = 10.0,
     command_timeout: float = 60.0,
     sqlite_busy_timeout_ms: int = 5000,
@@ -52,8 +53,10 @@ def create_engine(
     """An async engine for `url` (PostgreSQL via asyncpg, or SQLite via aiosqlite).
 
     PostgreSQL connections name themselves `application_name` in pg_stat_activity and give up
-    on a statement after `command_timeout` seconds. SQLite runs in WAL mode (readers do not
-    block the writer) and waits up to `sqlite_busy_timeout_ms` for a lock instead of failing."""
+    on a statement after `command_timeout` seconds; with `pool_pre_ping` a pooled connection
+    is checked before use, so a database restart does not fail the next batches. SQLite runs
+    in WAL mode (readers do not block the writer) and waits up to `sqlite_busy_timeout_ms`
+    for a lock instead of failing."""
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, sqlite_busy_timeout_ms, echo)
@@ -69,6 +72,7 @@ def create_engine(
         pool_timeout=pool_timeout,
         # Recycling keeps connections from outliving server-side idle timeouts and failovers.
         pool_recycle=pool_recycle,
+        pool_pre_ping=pool_pre_ping,
         connect_args=connect_args,
         echo=echo,
     )

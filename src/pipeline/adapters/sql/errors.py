@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import asyncpg
 import sqlalchemy.exc
 
 from pipeline.application.errors import StoreUnavailable
@@ -19,6 +20,18 @@ _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
 _TRANSIENT_SQLSTATES = ("55P03", "25006")
 
 _SQLITE_TRANSIENT_MESSAGES = ("locked", "busy", "disk i/o", "unable to open")
+
+_TRANSIENT_TYPES = (
+    # The pool is exhausted, or a pooled connection was found dead.
+    sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.DisconnectionError,
+    # Refused, reset, unreachable, timed out.
+    OSError,
+    TimeoutError,
+    # The protocol is stuck, typically after the server sent a FATAL error to an idle
+    # connection (terminated backend, shutdown): that connection is lost, a new one works.
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -41,22 +54,20 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def _is_transient_one(error: BaseException) -> bool:
-    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, sqlalchemy.exc.TimeoutError | sqlalchemy.exc.DisconnectionError):
-        return True  # pool exhausted, or a connection found dead
     if isinstance(error, sqlite3.OperationalError):
         message = str(error).lower()
         return any(fragment in message for fragment in _SQLITE_TRANSIENT_MESSAGES)
-    if isinstance(error, OSError | TimeoutError):  # refused, reset, unreachable, timed out
-        return True
     sqlstate = getattr(error, "sqlstate", None)
     if isinstance(sqlstate, str) and (
         sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
     ):
         return True
-    # asyncpg raises a bare InterfaceError when the socket went away under a query.
-    return type(error).__name__ == "InterfaceError" and "connection is closed" in str(error)
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, asyncpg.InterfaceError):
+        # asyncpg raises a bare InterfaceError when the socket went away under a query.
+        return "connection is closed" in str(error)
+    return isinstance(error, _TRANSIENT_TYPES)
 
 
 def is_transient(error: BaseException) -> bool:

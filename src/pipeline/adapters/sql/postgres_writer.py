@@ -115,9 +115,10 @@ class PostgresBatchWriter:
             # on its own first statement, and this path sends none through SQLAlchemy.
             async with driver.transaction():
                 return await self._apply(driver, batch)
-        except Exception as exc:
-            if is_transient(exc) or driver.is_closed():
-                # Do not hand a broken or half-aborted connection back to the pool.
+        except BaseException as exc:
+            # A lost connection, or one interrupted mid-statement by cancellation, is not
+            # handed back to the pool.
+            if not isinstance(exc, Exception) or is_transient(exc) or driver.is_closed():
                 await conn.invalidate()
             raise
 

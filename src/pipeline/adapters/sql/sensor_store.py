@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.adapters.sql import tables
 from pipeline.adapters.sql.batch import BatchWriter
-from pipeline.adapters.sql.engine import create_engine
+from pipeline.adapters.sql.engine import WRITE_TRANSACTION, create_engine
 from pipeline.adapters.sql.errors import store_errors
 from pipeline.adapters.sql.postgres_writer import PostgresBatchWriter
 from pipeline.adapters.sql.sqlite_writer import SqliteBatchWriter
@@ -72,7 +72,7 @@ class SqlSensorStore:
         t = tables.consumer_offsets
         wanted = {(p.topic, p.partition) for p in partitions}
         query = sa.select(t.c.topic, t.c.partition, t.c.next_offset).where(
-            t.c.group_id == group_id, t.c.topic.in_({topic for topic, _ in wanted})
+            t.c.group_id == group_id, t.c.topic.in_(sorted({topic for topic, _ in wanted}))
         )
         rows = await self._fetch(query, "reading stored offsets")
         found = {TopicPartition(row[0], row[1]): int(row[2]) for row in rows}
@@ -101,8 +101,10 @@ class SqlSensorStore:
             .values(published_at=sa.func.current_timestamp())
         )
         with store_errors("marking alerts published"):
-            async with self._engine.begin() as conn:
-                await conn.execute(statement)
+            async with self._engine.connect() as plain:
+                conn = await plain.execution_options(**WRITE_TRANSACTION)
+                async with conn.begin():
+                    await conn.execute(statement)
 
     async def latest_readings(
         self, *, sensor_id: str | None = None, sensor_type: str | None = None, limit: int = 10
