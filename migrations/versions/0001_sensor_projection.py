@@ -45,7 +45,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sensor_id", "time", name="pk_readings"),
     )
     op.create_index("ix_readings_time", "readings", [sa.text("time DESC")])
-    op.create_index("ix_readings_sensor_type_time", "readings", ["sensor_type", "time"])
 
     op.create_table(
         "reading_aggregates_1m",
@@ -58,6 +57,7 @@ def upgrade() -> None:
         sa.Column("max", sa.Double(), nullable=False),
         sa.Column("mean", sa.Double(), nullable=False),
         sa.Column("stddev", sa.Double(), nullable=False),
+        sa.Column("m2", sa.Double(), server_default=sa.text("0"), nullable=False),
         sa.Column("updated_at", Timestamp(), server_default=NOW, nullable=False),
         sa.PrimaryKeyConstraint("sensor_id", "window_start", name="pk_reading_aggregates_1m"),
     )
@@ -107,6 +107,5 @@ def downgrade() -> None:
     op.drop_index("ix_alerts_time", table_name="alerts")
     op.drop_table("alerts")
     op.drop_table("reading_aggregates_1m")
-    op.drop_index("ix_readings_sensor_type_time", table_name="readings")
     op.drop_index("ix_readings_time", table_name="readings")
     op.drop_table("readings")

@@ -26,7 +26,10 @@ class RecordingHandler:
         self.failures = failures
         self.calls = 0
 
-    async def handle(self, records: Sequence[Record]) -> BatchReport:
+    async def prepare(self, records: Sequence[Record]) -> list[Record]:
+        return list(records)
+
+    async def apply(self, records: list[Record]) -> BatchReport:
         self.calls += 1
         if self.failures:
             self.failures -= 1
@@ -53,7 +56,9 @@ async def log_with(count: int) -> InMemoryEventLog:
     return log
 
 
-def worker(log: InMemoryEventLog, handler: RecordingHandler, **kw: object) -> ConsumerWorker:
+def worker(
+    log: InMemoryEventLog, handler: RecordingHandler, **kw: object
+) -> ConsumerWorker[list[Record]]:
     return ConsumerWorker(
         consumer=log.consumer(group_id="g", topics=[TOPIC]),
         handler=handler,
@@ -126,3 +131,39 @@ async def test_stop_finishes_the_batch_in_hand_and_returns() -> None:
     stats = await asyncio.wait_for(running, 2)
 
     assert stats.records == len(handler.handled) == 10
+
+
+class OverlapHandler(RecordingHandler):
+    """Records whether a batch was prepared while another was being applied, and whether two
+    batches were ever applied at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applying = 0
+        self.prepared_during_apply = False
+        self.concurrent_applies = False
+
+    async def prepare(self, records: Sequence[Record]) -> list[Record]:
+        if self.applying:
+            self.prepared_during_apply = True
+        return list(records)
+
+    async def apply(self, records: list[Record]) -> BatchReport:
+        self.applying += 1
+        self.concurrent_applies |= self.applying > 1
+        try:
+            await asyncio.sleep(0.02)  # the transaction is in the database
+            return await super().apply(records)
+        finally:
+            self.applying -= 1
+
+
+async def test_next_batch_is_prepared_while_the_previous_one_is_applied_in_order() -> None:
+    log = await log_with(50)
+    handler = OverlapHandler()
+
+    await asyncio.wait_for(worker(log, handler, until_caught_up=True).run(), 5)
+
+    assert handler.prepared_during_apply
+    assert not handler.concurrent_applies
+    assert handler.handled == list(range(50))

@@ -43,6 +43,15 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedBatch:
+    """A decoded and validated batch, ready to be made durable."""
+
+    records: int
+    batch: SensorBatch
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchReport:
     """What handling one batch did."""
 
@@ -77,10 +86,14 @@ class SensorProjection:
         self._max_clock_skew = max_clock_skew
 
     async def handle(self, records: Sequence[Record]) -> BatchReport:
-        """Decode, validate and store one batch atomically with its offsets.
+        """Decode, validate and store one batch atomically with its offsets."""
+        return await self.apply(await self.prepare(records))
 
-        Undecodable and invalid records are reported as rejections (they are consumed: their
-        offsets are committed with the batch) so one bad record never blocks a partition."""
+    async def prepare(self, records: Sequence[Record]) -> PreparedBatch:
+        """Decode and validate a batch and derive its alerts; nothing is stored yet.
+
+        Undecodable and invalid records become rejections (they are consumed: their offsets
+        are stored with the batch) so one bad record never blocks a partition."""
         decoded = await self._codec.decode_many([record.value for record in records])
         now = self._clock.now()
         projected: list[ProjectedReading] = []
@@ -109,16 +122,24 @@ class SensorProjection:
                     alerts=(alert,) if alert is not None else (),
                 )
             )
-        applied = await self._store.apply(
-            SensorBatch(group_id=self.group_id, readings=projected, next_offsets=next_offsets)
-        )
-        return BatchReport(
+        return PreparedBatch(
             records=len(records),
+            batch=SensorBatch(
+                group_id=self.group_id, readings=projected, next_offsets=next_offsets
+            ),
+            rejections=tuple(rejections),
+        )
+
+    async def apply(self, prepared: PreparedBatch) -> BatchReport:
+        """Store a prepared batch with its offsets in one transaction (idempotent)."""
+        applied = await self._store.apply(prepared.batch)
+        return BatchReport(
+            records=prepared.records,
             readings_inserted=applied.readings_inserted,
             skipped=applied.skipped,
-            rejections=tuple(rejections),
+            rejections=prepared.rejections,
             new_alerts=applied.new_alerts,
-            next_offsets=next_offsets,
+            next_offsets=prepared.batch.next_offsets,
         )
 
 

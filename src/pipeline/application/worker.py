@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -19,13 +20,21 @@ from pipeline.application.sensors import BatchReport
 
 log = structlog.get_logger(__name__)
 
+P = TypeVar("P")
+R = TypeVar("R")
 
-class BatchHandler(Protocol):
-    """Turns one batch of records into durable effects."""
+
+class BatchHandler(Protocol[P]):
+    """Turns one batch of records into durable effects, in two steps so that the next batch
+    can be prepared while the previous one is being made durable."""
 
     group_id: str
 
-    async def handle(self, records: Sequence[Record]) -> BatchReport:
+    async def prepare(self, records: Sequence[Record]) -> P:
+        """Decode and validate; no side effects."""
+        ...
+
+    async def apply(self, prepared: P) -> BatchReport:
         """Make the batch's effects durable, together with its next offsets."""
         ...
 
@@ -83,14 +92,20 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-class ConsumerWorker:
-    """Runs a BatchHandler over an EventConsumer until stopped (or caught up)."""
+class ConsumerWorker(Generic[P]):
+    """Runs a BatchHandler over an EventConsumer until stopped (or caught up).
+
+    Batches are pipelined: while batch N is being made durable (its transaction is in the
+    database), batch N+1 is polled and prepared on this process's CPU. Batches are still
+    applied one at a time and in order, and a batch's offsets are committed only after it is
+    durable. Should a rebalance move a partition while its batch is in flight, the new owner
+    resumes from the offsets in the store, which skip whatever that batch already stored."""
 
     def __init__(
         self,
         *,
         consumer: EventConsumer,
-        handler: BatchHandler,
+        handler: BatchHandler[P],
         batch_size: int,
         batch_timeout: float,
         stop: asyncio.Event | None = None,
@@ -108,31 +123,47 @@ class ConsumerWorker:
         self._after_batch = after_batch
         self._retry = retry
         self.stats = stats or WorkerStats()
+        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record]] | None = None
 
     async def run(self) -> WorkerStats:
-        """Consume until `stop` is set (the batch in hand is finished and committed first) or,
-        with `until_caught_up`, until the assigned partitions have no lag. Closes the consumer."""
+        """Consume until `stop` is set (the batches in hand are finished and committed first)
+        or, with `until_caught_up`, until the assigned partitions have no lag. Closes the
+        consumer."""
         try:
             while not self.stop.is_set():
                 records = await self._consumer.poll(self._batch_size, self._batch_timeout)
-                if records:
-                    await self._process(records)
-                    if len(records) < self._batch_size and await self._caught_up():
+                prepared = await self._retrying(self._handler.prepare, records) if records else None
+                await self._finish_in_flight()
+                if prepared is not None:
+                    task = asyncio.create_task(self._retrying(self._handler.apply, prepared))
+                    self._in_flight = (task, records)
+                    await asyncio.sleep(0)  # let the apply send its first statement
+                if self._until_caught_up and len(records) < self._batch_size:
+                    await self._finish_in_flight()
+                    if await self._caught_up():
                         break
-                elif await self._caught_up():
-                    break
+            await self._finish_in_flight()
         finally:
+            if self._in_flight is not None:
+                task, _ = self._in_flight
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
             await self._consumer.close()
         return self.stats
 
     async def _caught_up(self) -> bool:
-        if not self._until_caught_up or not self._consumer.assignment():
+        if not self._consumer.assignment():
             return False
         self.stats.lag = await self._consumer.lag()
         return self.stats.lag == 0
 
-    async def _process(self, records: list[Record]) -> None:
-        report = await self._handle_with_retry(records)
+    async def _finish_in_flight(self) -> None:
+        if self._in_flight is None:
+            return
+        task, records = self._in_flight
+        report = await task
+        self._in_flight = None
         # The store already holds these offsets (the source of truth on assignment); the
         # group commit keeps Kafka's view of the lag true for tools and monitoring.
         await self._consumer.commit(report.next_offsets)
@@ -149,11 +180,11 @@ class ConsumerWorker:
         if self._after_batch is not None:
             await self._after_batch(report)
 
-    async def _handle_with_retry(self, records: list[Record]) -> BatchReport:
+    async def _retrying(self, step: Callable[[Any], Awaitable[R]], argument: Any) -> R:
         attempt = 0
         while True:
             try:
-                return await self._handler.handle(records)
+                return await step(argument)
             except TransientError as error:
                 attempt += 1
                 self.stats.retries += 1

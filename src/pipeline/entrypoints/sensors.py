@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
 from pipeline.application.ports import Record, TopicPartition
-from pipeline.application.sensors import BatchReport
+from pipeline.application.sensors import BatchReport, PreparedBatch
 from pipeline.application.worker import ConsumerWorker, WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline
 
@@ -42,7 +42,7 @@ async def run_sensor_worker(
     consumer = pipeline.log.consumer(
         group_id=group, topics=[pipeline.settings.topics.sensor_readings], resolve_offsets=resolve
     )
-    worker: ConsumerWorker
+    worker: ConsumerWorker[PreparedBatch]
 
     async def after_batch(report: BatchReport) -> None:
         if report.new_alerts:

@@ -26,6 +26,8 @@ T = TypeVar("T")
 _REBALANCING = frozenset({KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS})
 """Commit errors of a group changing generation: the commit can be retried at once."""
 _COMMIT_RETRY_S = 0.1
+BATCH_LINGER_S = 0.05
+"""Longest a poll that has records waits for more to fill its batch."""
 
 
 def to_record(message: Message) -> Record:
@@ -175,6 +177,18 @@ class KafkaConsumerBase:
                 if max_records > 1:
                     batch.extend(consumer.consume(max_records - 1, 0))
                 records = self._records(batch)
+            # A backlog reaches the local queue one fetch response at a time: waiting a
+            # moment for more makes batches (and so transactions) large, and delays a trickle
+            # of records by at most the linger.
+            linger_until = min(deadline, time.monotonic() + BATCH_LINGER_S)
+            while records and len(records) < max_records:
+                remaining = linger_until - time.monotonic()
+                if remaining <= 0:
+                    break
+                more = consumer.consume(max_records - len(records), remaining)
+                if not more:
+                    break
+                records.extend(self._records(more))
         except KafkaException as exc:
             raise translate(exc, f"{self._description} cannot consume") from exc
         except RuntimeError:

@@ -27,30 +27,6 @@ ORDER BY o.topic, o."partition"
 FOR UPDATE OF o
 """
 
-# Windows come from the client (the domain's window boundaries), not from date_trunc, whose
-# result for timestamptz depends on the session time zone. LATERAL makes every window one
-# range scan of the primary key; a plain join lets the planner hash-join the whole table.
-_RECOMPUTE_AGGREGATES = """
-INSERT INTO reading_aggregates_1m AS a
-    (sensor_id, window_start, window_end, sensor_type, count, min, max, mean, stddev,
-     updated_at)
-SELECT w.sensor_id, w.window_start, w.window_start + interval '1 minute', s.sensor_type,
-       s.n, s.lo, s.hi, s.mean, s.sd, now()
-FROM unnest($1::text[], $2::timestamptz[]) AS w(sensor_id, window_start)
-CROSS JOIN LATERAL (
-    SELECT min(r.sensor_type) AS sensor_type, count(*) AS n, min(r.value) AS lo,
-           max(r.value) AS hi, avg(r.value) AS mean, stddev_pop(r.value) AS sd
-    FROM readings AS r
-    WHERE r.sensor_id = w.sensor_id
-      AND r."time" >= w.window_start AND r."time" < w.window_start + interval '1 minute'
-) AS s
-WHERE s.n > 0
-ON CONFLICT (sensor_id, window_start) DO UPDATE SET
-    window_end = excluded.window_end, sensor_type = excluded.sensor_type,
-    count = excluded.count, min = excluded.min, max = excluded.max, mean = excluded.mean,
-    stddev = excluded.stddev, updated_at = excluded.updated_at
-"""
-
 _INSERT_ALERTS = """
 INSERT INTO alerts (alert_id, source, kind, severity, message, "time", sensor_type, value,
                     threshold)
@@ -93,13 +69,49 @@ _STAGE_COLUMNS = (
     "source_partition",
     "source_offset",
 )
+# One statement per batch: insert the staged readings, then merge only the rows really
+# inserted (RETURNING skips readings already stored) into their one-minute windows with the
+# parallel-variance formula (Chan et al.). The work is proportional to the batch, not to the
+# rows already in its windows; a replay inserts nothing, so it changes no aggregate. date_bin
+# with a fixed UTC origin does not depend on the session time zone (date_trunc would).
 _FROM_STAGE = """
-INSERT INTO readings (sensor_id, "time", sensor_type, value, unit, location, battery_level,
-                      signal_strength, source_topic, source_partition, source_offset)
-SELECT sensor_id, "time", sensor_type, value, unit, location, battery_level,
-       signal_strength, source_topic, source_partition, source_offset
-FROM pipeline_readings_stage
-ON CONFLICT (sensor_id, "time") DO NOTHING
+WITH inserted AS (
+
+    INSERT INTO readings (sensor_id, "time", sensor_type, value, unit, location, battery_level,
+                          signal_strength, source_topic, source_partition, source_offset)
+    SELECT sensor_id, "time", sensor_type, value, unit, location, battery_level,
+           signal_strength, source_topic, source_partition, source_offset
+    FROM pipeline_readings_stage
+    ON CONFLICT (sensor_id, "time") DO NOTHING
+    RETURNING sensor_id, sensor_type, "time", value
+), batch AS (
+    SELECT sensor_id, min(sensor_type) AS sensor_type,
+           date_bin('1 minute', "time", TIMESTAMPTZ '1970-01-01 00:00:00+00') AS window_start,
+           count(*) AS n, min(value) AS lo, max(value) AS hi, avg(value) AS mean,
+           var_pop(value) * count(*) AS m2
+    FROM inserted
+    GROUP BY sensor_id, window_start
+), merged AS (
+    INSERT INTO reading_aggregates_1m AS a
+        (sensor_id, window_start, window_end, sensor_type, count, min, max, mean, m2, stddev,
+         updated_at)
+    SELECT sensor_id, window_start, window_start + interval '1 minute', sensor_type, n, lo, hi,
+           mean, m2, sqrt(m2 / n), now()
+    FROM batch
+    ON CONFLICT (sensor_id, window_start) DO UPDATE SET
+        count = a.count + excluded.count,
+        min = least(a.min, excluded.min),
+        max = greatest(a.max, excluded.max),
+        mean = a.mean + (excluded.mean - a.mean) * excluded.count / (a.count + excluded.count),
+        m2 = a.m2 + excluded.m2
+             + (excluded.mean - a.mean) ^ 2 * a.count * excluded.count / (a.count + excluded.count),
+        stddev = sqrt(greatest(0.0, (a.m2 + excluded.m2
+             + (excluded.mean - a.mean) ^ 2 * a.count * excluded.count
+               / (a.count + excluded.count)) / (a.count + excluded.count))),
+        updated_at = now()
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM merged)
 """
 
 
@@ -135,12 +147,6 @@ class PostgresBatchWriter:
             stored = {TopicPartition(r[0], r[1]): r[2] for r in rows}
         plan = plan_batch(batch, stored)
         inserted = await self._insert_readings(driver, plan)
-        if plan.windows:
-            await driver.execute(
-                _RECOMPUTE_AGGREGATES,
-                [sensor_id for sensor_id, _ in plan.windows],
-                [start for _, start in plan.windows],
-            )
         new_alert_ids: set[object] = set()
         if plan.alerts:
             a = plan.alerts
@@ -201,6 +207,5 @@ class PostgresBatchWriter:
         await driver.copy_records_to_table(
             "pipeline_readings_stage", records=records, columns=_STAGE_COLUMNS
         )
-        status: str = await driver.execute(_FROM_STAGE)
-        # The command tag of an INSERT is "INSERT 0 <rows inserted>".
-        return int(status.rsplit(" ", 1)[-1])
+        row = await driver.fetchrow(_FROM_STAGE)
+        return int(row[0])

@@ -120,6 +120,7 @@ class SqliteBatchWriter:
                 "max": w.max,
                 "mean": w.mean,
                 "stddev": w.stddev,
+                "m2": w.stddev * w.stddev * w.count,
             }
             for w in aggregate_window(found, size=WINDOW)
         ]
