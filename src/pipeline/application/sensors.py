@@ -96,30 +96,33 @@ class SensorProjection:
         are stored with the batch) so one bad record never blocks a partition."""
         decoded = await self._codec.decode_many([record.value for record in records])
         now = self._clock.now()
+        catalog, skew, thresholds = self._catalog, self._max_clock_skew, self._thresholds
         projected: list[ProjectedReading] = []
         rejections: list[Rejection] = []
+        # Per-record work is the worker's budget: one TopicPartition per partition, not per
+        # record; records of a partition arrive in offset order, so the last one is the max.
+        sources: dict[tuple[str, int], TopicPartition] = {}
         next_offsets: dict[TopicPartition, int] = {}
         for record, item in zip(records, decoded, strict=True):
-            source = record.topic_partition
-            if record.offset + 1 > next_offsets.get(source, -1):
-                next_offsets[source] = record.offset + 1
+            source = sources.get((record.topic, record.partition))
+            if source is None:
+                source = sources[(record.topic, record.partition)] = record.topic_partition
+            next_offsets[source] = record.offset + 1
             if isinstance(item, DecodeError):
                 rejections.append(_rejection(record, item))
                 continue
             try:
-                validate_reading(
-                    item, now=now, catalog=self._catalog, max_clock_skew=self._max_clock_skew
-                )
+                validate_reading(item, now=now, catalog=catalog, max_clock_skew=skew)
             except DomainError as error:
                 rejections.append(_rejection(record, error))
                 continue
-            alert = check_thresholds(item, self._thresholds)
+            alert = check_thresholds(item, thresholds)
             projected.append(
                 ProjectedReading(
                     source=source,
                     offset=record.offset,
                     reading=item,
-                    alerts=(alert,) if alert is not None else (),
+                    alerts=() if alert is None else (alert,),
                 )
             )
         return PreparedBatch(

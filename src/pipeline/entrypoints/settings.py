@@ -96,7 +96,7 @@ class WorkerSettings(BaseModel):
 
     group_id_prefix: str = "pipeline"
     """Consumer groups are named `<prefix>-<worker>`, e.g. `pipeline-sensors`."""
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5_000
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     """Most records handled (and committed) in one batch."""
     batch_timeout: Annotated[float, Field(gt=0, le=60)] = 0.5
     """Seconds a poll waits for the first record of a batch."""
