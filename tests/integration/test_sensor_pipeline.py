@@ -190,3 +190,33 @@ async def test_two_workers_in_one_group_share_the_partitions_and_store_everythin
         stop.set()
         await other.aclose()
         await pipeline.aclose()
+
+
+async def test_sigterm_finishes_the_batch_in_hand_commits_and_exits_cleanly(
+    settings: Settings, now: datetime
+) -> None:
+    count = 20_000
+    pipeline = await bootstrap(settings, clock=ManualClock(now))
+    env = settings_env(settings) | {"PIPELINE_WORKER__BATCH_SIZE": "500"}
+    try:
+        await produce(pipeline, count)
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pipeline.entrypoints.worker", "sensors", env=env
+        )
+        async with asyncio.timeout(120):
+            while await pipeline.store.count_readings() == 0:
+                await asyncio.sleep(0.05)
+
+        worker.send_signal(signal.SIGTERM)
+
+        assert await asyncio.wait_for(worker.wait(), 30) == 0
+        topic = settings.topics.sensor_readings
+        ends = await pipeline.log.end_offsets(topic)
+        offsets = await pipeline.store.stored_offsets(
+            pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
+        )
+        # Every record consumed is a valid reading: the rows are exactly the records up to
+        # the stored offsets, so no batch was left half done.
+        assert sum(offsets.values()) == await pipeline.store.count_readings()
+    finally:
+        await pipeline.aclose()

@@ -8,30 +8,21 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import structlog
-from pydantic import ValidationError
-
-from pipeline.domain import PipelineError
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.progress import StatusLine
 from pipeline.entrypoints.runtime import (
-    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    Command,
     install_stop_handlers,
+    run_command,
 )
 from pipeline.entrypoints.sensors import plan_replay, produce_sensors, replay_sensors
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import add_worker_arguments, run_worker, stats_summary
-
-log = structlog.get_logger(__name__)
-
-Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _int(text: str) -> int:
@@ -304,20 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `pipeline`."""
     args = build_parser().parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        sys.stderr.write(f"pipeline: error: invalid settings:\n{error}\n")
-        return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format)
     command: Command = args.run
-    try:
-        return asyncio.run(command(args, settings))
-    except PipelineError as error:
-        sys.stderr.write(f"pipeline: error: {error}\n")
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    return run_command("pipeline", command, args)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.domain import PipelineError
+from pipeline.entrypoints.logging import configure_logging
+from pipeline.entrypoints.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -30,3 +38,24 @@ def install_stop_handlers(stop: asyncio.Event, on_second: Callable[[], None] | N
 def _exit_now() -> None:
     sys.stderr.write("\nsecond interrupt: exiting without a clean shutdown\n")
     raise SystemExit(EXIT_INTERRUPTED)
+
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def run_command(prog: str, command: Command, args: argparse.Namespace) -> int:
+    """Build the settings, configure logging and run `command`; map what goes wrong to an
+    exit code and a message on stderr: invalid settings 2, a pipeline error 1, Ctrl-C 130."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        sys.stderr.write(f"{prog}: error: invalid settings:\n{error}\n")
+        return EXIT_USAGE
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(command(args, settings))
+    except PipelineError as error:
+        sys.stderr.write(f"{prog}: error: {error}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

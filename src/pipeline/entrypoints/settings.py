@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from pipeline.domain import DEFAULT_THRESHOLDS, Threshold
 
@@ -161,5 +163,12 @@ class Settings(BaseSettings):
         }
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain data, secrets masked."""
-        return self.model_dump(mode="json")
+        """The effective settings as plain data, secrets masked. The database URL is shown
+        with only its password hidden, so the endpoint it points at can be checked."""
+        data = self.model_dump(mode="json")
+        try:
+            url = make_url(self.database.url.get_secret_value())
+        except ArgumentError:
+            return data  # not a URL: stays fully masked
+        data["database"]["url"] = url.render_as_string(hide_password=True)
+        return data

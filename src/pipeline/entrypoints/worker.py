@@ -10,13 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from pydantic import ValidationError
 
 from pipeline.application.worker import WorkerStats
-from pipeline.domain import PipelineError
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.logging import configure_logging
-from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, install_stop_handlers
+from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE, install_stop_handlers, run_command
 from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
 
@@ -87,17 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_worker_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        sys.stderr.write(f"pipeline-worker: error: invalid settings:\n{error}\n")
-        return EXIT_USAGE
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        return asyncio.run(run_worker(args, settings))
-    except PipelineError as error:
-        log.error("worker failed", error=str(error), error_class=type(error).__name__)
-        return EXIT_FAILURE
+    return run_command("pipeline-worker", run_worker, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""The command line: usage errors exit 2 with a message, secrets stay masked, the embedded
+demo and the migrations run without any service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.adapters.sql.migrate import current, head
+from pipeline.entrypoints import cli, worker
+
+
+@pytest.fixture(autouse=True)
+def no_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads settings from the environment: start every test from the defaults."""
+    import os  # noqa: PLC0415
+
+    for name in list(os.environ):
+        if name.startswith("PIPELINE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["produce", "sensors", "--count", "abc"], "not an integer: 'abc'"),
+        (["produce", "sensors", "--rate", "-5"], "must be >= 0"),
+        (["produce", "sensors", "--anomaly-rate", "2"], "between 0 and 1"),
+        (["produce", "shop"], "invalid choice: 'shop'"),
+        (["replay", "sensors"], "--from-offset"),
+        (["replay", "sensors", "--from-offset", "-1"], "must be >= 0"),
+        (["bench", "sensors", "--events", "0"], "must be > 0"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_as_fast_as_possible_without_a_count_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["produce", "sensors", "--rate", "0"]) == 2
+    assert "needs --count" in capsys.readouterr().err
+
+
+def test_worker_without_kafka_explains_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert worker.main(["sensors", "--until-caught-up"]) == 2
+    assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in capsys.readouterr().err
+
+
+def test_bench_without_the_real_stack_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["bench", "sensors", "--events", "10"]) == 2
+    assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
+
+
+def test_invalid_settings_are_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_WORKER__BATCH_SIZE", "0")
+
+    assert cli.main(["config"]) == 2
+    assert "batch_size" in capsys.readouterr().err
+
+
+def test_config_masks_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_DATABASE__URL", "postgresql+asyncpg://app:hunter2@db:5432/p")
+    monkeypatch.setenv("PIPELINE_KAFKA__SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("PIPELINE_TOPICS__SENSOR_READINGS", "my-readings")
+
+    assert cli.main(["config"]) == 0
+
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "s3cret" not in out
+    assert "postgresql+asyncpg://app:***@db:5432/p" in out
+    assert '"sensor_readings": "my-readings"' in out
+
+
+def test_db_upgrade_migrates_the_configured_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    monkeypatch.setenv("PIPELINE_DATABASE__URL", url)
+
+    assert cli.main(["db", "upgrade"]) == 0
+
+    assert current(url) == head()
+
+
+def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "demo.db"
+
+    code = cli.main(["demo", "--duration", "2", "--rate", "3000", "--db", str(db)])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    summary = next(line for line in out.splitlines() if line.startswith("demo summary"))
+    processed = int(summary.split()[2])
+    stored = int(summary.split(", ")[1].split()[0])
+    assert processed > 1_000
+    assert stored == processed
+    assert db.exists()
