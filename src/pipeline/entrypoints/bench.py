@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pipeline.application.worker import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
 from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
 
@@ -111,6 +111,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
     )
     pipeline = await bootstrap(settings, migrate=True)
+    tune_gc_for_streaming()  # as pipeline-worker does
     stats = WorkerStats(latencies_ms=array("d"))
     stop = asyncio.Event()
     first_batch: list[float] = []

@@ -19,6 +19,7 @@ from pipeline.entrypoints.runtime import (
     Command,
     install_stop_handlers,
     run_command,
+    tune_gc_for_streaming,
 )
 from pipeline.entrypoints.sensors import plan_replay, produce_sensors, replay_sensors
 from pipeline.entrypoints.settings import Settings
@@ -76,6 +77,7 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     install_stop_handlers(stop)
     status = StatusLine()
     pipeline = await bootstrap(settings)
+    tune_gc_for_streaming()
     total = args.count
     try:
 

@@ -15,7 +15,7 @@ from pipeline.application.ports import TopicPartition
 from pipeline.application.worker import WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.progress import StatusLine
-from pipeline.entrypoints.runtime import EXIT_OK, install_stop_handlers
+from pipeline.entrypoints.runtime import EXIT_OK, install_stop_handlers, tune_gc_for_streaming
 from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
 from pipeline.entrypoints.settings import DatabaseSettings, Settings
 
@@ -48,6 +48,7 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = await bootstrap(
         settings, log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), migrate=True
     )
+    tune_gc_for_streaming()
     group = pipeline.group_id("sensors")
     stats = WorkerStats()
     status = StatusLine()

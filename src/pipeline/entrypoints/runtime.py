@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -33,6 +34,16 @@ def install_stop_handlers(stop: asyncio.Event, on_second: Callable[[], None] | N
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handle)
+
+
+def tune_gc_for_streaming() -> None:
+    """Collect young objects less often. A worker allocates and frees a few objects per
+    record (records, dicts, readings), nearly all freed by reference counting; with the default
+    thresholds the cycle collector ran constantly and took a fifth of the worker's CPU. Objects
+    alive after start-up are frozen out of future collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 def _exit_now() -> None:

@@ -13,7 +13,13 @@ import structlog
 
 from pipeline.application.worker import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE, install_stop_handlers, run_command
+from pipeline.entrypoints.runtime import (
+    EXIT_OK,
+    EXIT_USAGE,
+    install_stop_handlers,
+    run_command,
+    tune_gc_for_streaming,
+)
 from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
 
@@ -61,6 +67,7 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_stop_handlers(stop)
     pipeline = await bootstrap(settings)
+    tune_gc_for_streaming()
     try:
         log.info(
             "worker starting", worker=args.name, group=args.group_id or pipeline.group_id(args.name)
