@@ -3,22 +3,26 @@ demo and the migrations run without any service."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from pipeline.adapters.sql.migrate import current, head
 from pipeline.entrypoints import cli, worker
 
 
 @pytest.fixture(autouse=True)
-def no_services(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI reads settings from the environment: start every test from the defaults."""
-    import os  # noqa: PLC0415
-
+def no_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI reads settings from the environment: start every test from the defaults.
+    It also configures logging onto the captured stderr, which later tests must not keep."""
     for name in list(os.environ):
         if name.startswith("PIPELINE_"):
             monkeypatch.delenv(name)
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.mark.parametrize(

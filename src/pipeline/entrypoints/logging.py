@@ -29,5 +29,6 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a process that reconfigures logging (tests, embedding) gets the new sinks.
+        cache_logger_on_first_use=False,
     )
