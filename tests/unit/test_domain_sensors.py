@@ -232,3 +232,28 @@ def test_catalog_of_holds_exactly_the_given_kinds() -> None:
 
     assert [kind.name for kind in catalog] == ["radiation"]
     assert TEMPERATURE not in catalog
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sensor_id", "temp\x000001"),
+        ("sensor_id", "t" * 201),
+        ("location", "site-01\nfloor-2"),
+        ("location", "x" * 201),
+    ],
+)
+def test_identifier_with_control_characters_or_too_long_is_malformed(
+    field: str, value: str
+) -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from pipeline.domain import MalformedIdentifier  # noqa: PLC0415
+
+    base = Reading(
+        sensor_id="temp-0001", sensor_type="temperature", value=20.0, unit="celsius",
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC), location="site-01/floor-2",
+    )  # fmt: skip
+
+    with pytest.raises(MalformedIdentifier, match=field):
+        validate_reading(replace(base, **{field: value}), now=datetime(2026, 1, 1, tzinfo=UTC))

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
 from pipeline.application.errors import DecodeError
-from pipeline.domain.alerts import Alert
+from pipeline.domain.alerts import Alert, Severity
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
 
@@ -209,14 +209,68 @@ class AppliedBatch:
     new_alerts: tuple[Alert, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredAlert:
+    """An alert as stored, with whether (and when) a person acknowledged it."""
+
+    alert: Alert
+    acknowledged_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPosition:
+    """Where a page of alerts (newest event time first, then by id) ended: the next page
+    starts after it. Keyset pagination, so pages stay stable while alerts are added."""
+
+    timestamp: datetime
+    alert_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFilter:
+    """Which stored alerts a query wants; None means any."""
+
+    source: str | None = None
+    sensor_type: str | None = None
+    severity: Severity | None = None
+    acknowledged: bool | None = None
+    since: datetime | None = None
+    """Event time at or after."""
+    until: datetime | None = None
+    """Event time before."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeStats:
+    """Statistics of the readings of one sensor type (or of all) in a time range."""
+
+    count: int
+    sensors: int
+    """Distinct sensor ids."""
+    mean: float | None
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadingStats:
+    """Statistics of the readings stored for a time range, overall and per sensor type."""
+
+    overall: TypeStats
+    by_type: Mapping[str, TypeStats]
+    alerts: int
+    """Alerts raised on readings in the range."""
+
+
 @runtime_checkable
 class SensorStore(Protocol):
     """The sensor projection: readings, one-minute aggregates, alerts and consumed offsets."""
 
     async def apply(self, batch: SensorBatch) -> AppliedBatch:
         """In one transaction: skip readings below the group's stored offsets, insert the
-        rest (a reading already stored is left as it is), recompute the aggregates of every
-        touched window from the stored readings, insert new alerts, store `next_offsets`."""
+        rest (a reading already stored is left as it is), fold exactly the readings really
+        inserted into their one-minute aggregates (so a repeated batch changes nothing), insert
+        new alerts, store `next_offsets`."""
         ...
 
     async def stored_offsets(
@@ -251,6 +305,38 @@ class SensorStore(Protocol):
 
     async def count_readings(self) -> int:
         """How many readings are stored."""
+        ...
+
+    async def has_sensor(self, sensor_id: str) -> bool:
+        """Whether any reading of `sensor_id` is stored."""
+        ...
+
+    async def reading_stats(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        sensor_type: str | None = None,
+        sensor_id: str | None = None,
+    ) -> ReadingStats:
+        """Count, distinct sensors, mean, min and max of the readings with event time in
+        [since, until), overall and per sensor type, and how many alerts they raised."""
+        ...
+
+    async def find_alerts(
+        self, query: AlertFilter, *, after: AlertPosition | None = None, limit: int = 100
+    ) -> list[StoredAlert]:
+        """Stored alerts matching `query`, newest event time first (ties by alert id),
+        starting after `after` (the last alert of the previous page)."""
+        ...
+
+    async def acknowledge_alert(self, alert_id: uuid.UUID, at: datetime) -> StoredAlert | None:
+        """Mark the alert acknowledged at `at` (an alert already acknowledged keeps its
+        first time) and return it; None when there is no such alert."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the store answers; raise StoreUnavailable when it cannot."""
         ...
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ import structlog
 from pipeline.application.errors import TransientError
 from pipeline.application.ports import EventConsumer, Record
 from pipeline.application.sensors import BatchReport
+from pipeline.domain import PipelineError
 
 log = structlog.get_logger(__name__)
 
@@ -128,29 +129,49 @@ class ConsumerWorker(Generic[P]):
     async def run(self) -> WorkerStats:
         """Consume until `stop` is set (the batches in hand are finished and committed first)
         or, with `until_caught_up`, until the assigned partitions have no lag. Closes the
-        consumer."""
+        consumer. A failure while the next batch is polled or prepared lets the batch in
+        flight finish and commit before it propagates."""
         try:
-            while not self.stop.is_set():
-                records = await self._consumer.poll(self._batch_size, self._batch_timeout)
-                prepared = await self._retrying(self._handler.prepare, records) if records else None
-                await self._finish_in_flight()
-                if prepared is not None:
-                    task = asyncio.create_task(self._retrying(self._handler.apply, prepared))
-                    self._in_flight = (task, records)
-                    await asyncio.sleep(0)  # let the apply send its first statement
-                if self._until_caught_up and len(records) < self._batch_size:
-                    await self._finish_in_flight()
-                    if await self._caught_up():
-                        break
+            await self._loop()
             await self._finish_in_flight()
-        finally:
+        except asyncio.CancelledError:
+            self._abandon_in_flight()
+            raise
+        except BaseException:
             if self._in_flight is not None:
-                task, _ = self._in_flight
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                with contextlib.suppress(Exception):
+                    await self._finish_in_flight()
+            self._abandon_in_flight()
+            raise
+        finally:
             await self._consumer.close()
         return self.stats
+
+    async def _loop(self) -> None:
+        while not self.stop.is_set():
+            records = await self._retrying(self._poll, None)
+            prepared = await self._retrying(self._handler.prepare, records) if records else None
+            await self._finish_in_flight()
+            if prepared is not None:
+                task = asyncio.create_task(self._retrying(self._handler.apply, prepared))
+                self._in_flight = (task, records)
+                await asyncio.sleep(0)  # let the apply send its first statement
+            if self._until_caught_up and len(records) < self._batch_size:
+                await self._finish_in_flight()
+                if await self._caught_up():
+                    return
+
+    async def _poll(self, _: None) -> list[Record]:
+        # A transient failure here (the store answering the offsets of a new assignment, the
+        # broker) is retried like a batch: the consumer resolves the assignment again.
+        return await self._consumer.poll(self._batch_size, self._batch_timeout)
+
+    def _abandon_in_flight(self) -> None:
+        # Cancelling rolls the transaction back: the batch was not committed and is read
+        # again by whoever owns its partitions next.
+        if self._in_flight is not None:
+            self._in_flight[0].cancel()
+            self._in_flight = None
 
     async def _caught_up(self) -> bool:
         if not self._consumer.assignment():
@@ -164,10 +185,14 @@ class ConsumerWorker(Generic[P]):
         task, records = self._in_flight
         report = await task
         self._in_flight = None
-        # The store already holds these offsets (the source of truth on assignment); the
-        # group commit keeps Kafka's view of the lag true for tools and monitoring.
-        await self._consumer.commit(report.next_offsets)
         self.stats.add(report, records)
+        # The batch is durable with its offsets in the store, the source of truth on
+        # assignment. The group commit only keeps Kafka's view of the lag true for tools,
+        # and the alert relay retries on the next batch: neither failing may stop the worker.
+        try:
+            await self._consumer.commit(report.next_offsets)
+        except PipelineError as error:
+            log.warning("group offset commit failed", error=str(error))
         for rejection in report.rejections:
             log.warning(
                 "record rejected",
@@ -178,7 +203,10 @@ class ConsumerWorker(Generic[P]):
                 reason=rejection.reason,
             )
         if self._after_batch is not None:
-            await self._after_batch(report)
+            try:
+                await self._after_batch(report)
+            except PipelineError as error:
+                log.warning("after-batch step failed; it is retried", error=str(error))
 
     async def _retrying(self, step: Callable[[Any], Awaitable[R]], argument: Any) -> R:
         attempt = 0

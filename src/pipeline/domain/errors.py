@@ -10,7 +10,8 @@
     │   │   ├── EventTimeNotUtc          event time without a UTC offset
     │   │   ├── BatteryLevelOutOfRange   battery level outside 0..100 %
     │   │   ├── SignalStrengthOutOfRange signal strength outside -150..0 dBm
-    │   │   └── MissingIdentifier        an empty id or name
+    │   │   ├── MissingIdentifier        an empty id or name
+    │   │   └── MalformedIdentifier      an id or name too long or with control characters
     │   ├── InvalidShopEvent             negative price/quantity, purchase without items, …
     │   ├── InvalidTransaction           non-positive amount, bad currency/country code, …
     │   └── InvalidPost                  empty or over-long text, malformed hashtag
@@ -89,6 +90,12 @@ class MissingIdentifier(InvalidReading):
     """An identifier (sensor id, location) is empty."""
 
     rule = "missing_identifier"
+
+
+class MalformedIdentifier(InvalidReading):
+    """An identifier is too long or contains control characters (which no store accepts)."""
+
+    rule = "malformed_identifier"
 
 
 class InvalidShopEvent(DomainError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from pipeline.domain.errors import (
     BatteryLevelOutOfRange,
     EventTimeInFuture,
+    MalformedIdentifier,
     MissingIdentifier,
     ReadingOutOfRange,
     SignalStrengthOutOfRange,
@@ -23,6 +25,9 @@ HUMIDITY = "humidity"
 PRESSURE = "pressure"
 
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_IDENTIFIER_LENGTH = 200
+"""Longest sensor id or location accepted (characters)."""
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,8 +113,10 @@ def validate_reading(
 
     if not reading.sensor_id.strip():
         raise MissingIdentifier("sensor_id is empty")
+    _require_well_formed("sensor_id", reading.sensor_id)
     if not reading.location.strip():
         raise MissingIdentifier(f"sensor {reading.sensor_id}: location is empty")
+    _require_well_formed("location", reading.location)
     kind = catalog.kind(reading.sensor_type)
     if reading.unit != kind.unit:
         raise UnitMismatch(
@@ -141,3 +148,12 @@ def validate_reading(
             f"sensor {reading.sensor_id}: signal strength {signal} is outside -150..0 dBm"
         )
     return reading
+
+
+def _require_well_formed(name: str, value: str) -> None:
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise MalformedIdentifier(
+            f"{name} is {len(value)} characters long; at most {MAX_IDENTIFIER_LENGTH} are allowed"
+        )
+    if _CONTROL_CHARACTERS.search(value):
+        raise MalformedIdentifier(f"{name} {value!r} contains control characters")

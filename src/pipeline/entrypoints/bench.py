@@ -63,7 +63,7 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         f"({settings.topics.sensor_readings_partitions} partitions)\n"
         f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
         f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
-        f"(peak RSS {producer_rss_mb:.0f} MiB)\n"
+        f"including its process start-up (peak RSS {producer_rss_mb:.0f} MiB)\n"
         f"  worker: {stats.records:,} records, {stats.readings_inserted:,} rows inserted, "
         f"{stats.alerts} alerts, {sum(stats.rejected.values())} rejected, "
         f"{stats.batches} batches\n"

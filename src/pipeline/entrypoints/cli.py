@@ -68,8 +68,22 @@ def _fraction(text: str) -> float:
     return value
 
 
+def kafka_missing(command: str, settings: Settings) -> bool:
+    """True (after saying so on stderr) when `command` needs Kafka and none is configured:
+    the in-memory log would take the records and lose them with the process."""
+    if settings.kafka.bootstrap_servers is not None:
+        return False
+    sys.stderr.write(
+        f"pipeline {command}: error: no Kafka configured. Set PIPELINE_KAFKA__BOOTSTRAP_SERVERS "
+        '(eval "$(scripts/stack env)"); `pipeline demo` runs without services.\n'
+    )
+    return True
+
+
 async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline produce sensors`."""
+    if kafka_missing("produce", settings):
+        return EXIT_USAGE
     if args.rate == 0 and args.count is None:
         sys.stderr.write("pipeline produce: error: --rate 0 (as fast as possible) needs --count\n")
         return EXIT_USAGE
@@ -107,6 +121,8 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline replay sensors --from-offset N`."""
+    if kafka_missing("replay", settings):
+        return EXIT_USAGE
     pipeline = await bootstrap(settings, migrate=False)
     status = StatusLine()
     try:
@@ -163,6 +179,8 @@ async def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline topics create`."""
+    if kafka_missing("topics create", settings):
+        return EXIT_USAGE
     pipeline = await bootstrap(settings)
     try:
         await pipeline.ensure_topics()
@@ -184,6 +202,22 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.entrypoints.demo import run_demo  # noqa: PLC0415
 
     return await run_demo(args, settings)
+
+
+async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline api`."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from pipeline.entrypoints.api.server import serve_api  # noqa: PLC0415 - web stack on demand
+    from pipeline.entrypoints.settings import ApiSettings  # noqa: PLC0415
+
+    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
+    try:
+        api = ApiSettings.model_validate({**settings.api.model_dump(), **overrides})
+    except ValidationError as error:
+        sys.stderr.write(f"pipeline api: error: {error}\n")
+        return EXIT_USAGE
+    return await serve_api(settings.model_copy(update={"api": api}))
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -279,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         run=cmd_config
     )
+
+    api = commands.add_parser("api", help="serve the HTTP API (REST, OpenAPI at /docs)")
+    api.add_argument("--host", help="interface to listen on (default: PIPELINE_API__HOST)")
+    api.add_argument("--port", type=_non_negative_int, help="port (default: PIPELINE_API__PORT)")
+    api.add_argument(
+        "--workers", type=_positive_int, help="server processes (default: PIPELINE_API__WORKERS)"
+    )
+    api.set_defaults(run=cmd_api)
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument("domain", choices=["sensors"])

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import time
+import uuid
 
 from pydantic import SecretStr
 
@@ -49,7 +50,9 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         settings, log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), migrate=True
     )
     tune_gc_for_streaming()
-    group = pipeline.group_id("sensors")
+    # The in-memory log is new with every run while the SQLite file is kept: offsets stored
+    # by an earlier run's group would point past this log's end.
+    group = f"{pipeline.group_id('sensors')}-demo-{uuid.uuid4().hex[:8]}"
     stats = WorkerStats()
     status = StatusLine()
     started = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
 from pipeline.application.ports import Record, TopicPartition
 from pipeline.application.sensors import BatchReport, PreparedBatch
@@ -37,7 +39,10 @@ async def run_sensor_worker(
     await relay.relay()
 
     async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-        return await store.stored_offsets(group, partitions)
+        stored = await store.stored_offsets(group, partitions)
+        if stored:
+            await _check_within_log(pipeline, group, stored)
+        return stored
 
     consumer = pipeline.log.consumer(
         group_id=group, topics=[pipeline.settings.topics.sensor_readings], resolve_offsets=resolve
@@ -61,6 +66,27 @@ async def run_sensor_worker(
         stats=stats,
     )
     return await worker.run()
+
+
+async def _check_within_log(
+    pipeline: Pipeline, group: str, stored: Mapping[TopicPartition, int]
+) -> None:
+    """Refuse to resume from offsets past the end of the log: the topic was recreated or the
+    broker's data reset while the database was kept. Reading from the start would skip every
+    record below the stored offsets, so the worker stops and says so instead."""
+    topics = {tp.topic for tp in stored}
+    ends = {topic: await pipeline.log.end_offsets(topic) for topic in topics}
+    beyond = [
+        f"{tp.topic}[{tp.partition}] stored {offset} > end {ends[tp.topic].get(tp.partition, 0)}"
+        for tp, offset in sorted(stored.items())
+        if offset > ends[tp.topic].get(tp.partition, 0)
+    ]
+    if beyond:
+        raise ConfigurationError(
+            f"consumer group {group!r} has offsets stored in the database past the end of the "
+            f"log ({'; '.join(beyond)}): the topic was recreated or the broker's data reset. "
+            "Use a new group id (--group-id), or replay into a fresh database."
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,23 +137,25 @@ async def produce_sensors(
     topic = pipeline.settings.topics.sensor_readings
     codec = pipeline.reading_codec
     log = pipeline.log
+    # Pace in chunks of about 50 ms of production, so that event time never runs ahead of
+    # the clock by more than that and a stop request is seen at once.
+    chunk = 500 if rate == 0 else max(1, min(500, int(rate / 20)))
+    stop = stop or asyncio.Event()
     started = time.monotonic()
     sent = 0
     for item in stream:
         reading = item.event
         await log.publish(topic, reading.sensor_id.encode(), await codec.encode(reading))
         sent += 1
-        if sent % 500 == 0:
-            if stop is not None and stop.is_set():
-                break
+        if sent % chunk == 0:
             if progress is not None:
                 progress(sent)
-            if rate > 0:
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            else:
-                await asyncio.sleep(0)  # let the consumers of an in-process log run
+            ahead = sent / rate - (time.monotonic() - started) if rate > 0 else 0.0
+            # Sleeping 0 still lets the consumers of an in-process log run.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(ahead, 0.0))
+            if stop.is_set():
+                break
     await log.flush()
     if progress is not None:
         progress(sent)
@@ -183,7 +211,8 @@ async def replay_sensors(
     progress: Progress | None = None,
 ) -> WorkerStats:
     """Re-run the sensor projection over `plan` as consumer group `group_id`. Idempotent:
-    rows already stored stay as they are, aggregates are recomputed from the stored readings."""
+    rows already stored stay as they are and aggregates take in only readings really inserted,
+    so a replay restores what is missing and changes nothing else."""
     stats = WorkerStats()
     pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
     if not pending:

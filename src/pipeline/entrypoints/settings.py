@@ -106,6 +106,30 @@ class WorkerSettings(BaseModel):
     """Readings stamped further than this in the future are invalid."""
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API (`pipeline api`)."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on; 0.0.0.0 exposes the API to the network."""
+    port: Annotated[int, Field(ge=0, le=65_535)] = 8000
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Server processes (uvicorn workers)."""
+    api_key_hashes: list[str] = Field(default_factory=list)
+    """Hex SHA-256 digests of the accepted API keys (the keys themselves are never stored):
+    `PIPELINE_API__API_KEY_HASHES='["<sha256 hex>"]'`. Empty: mutating endpoints refuse all."""
+    require_key_for_reads: bool = False
+    """Require an API key on read endpoints too (health and docs stay open)."""
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hex_sha256(cls, values: list[str]) -> list[str]:
+        normalized = [v.strip().lower() for v in values]
+        for value in normalized:
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError("api_key_hashes must be hex SHA-256 digests (64 hex characters)")
+        return normalized
+
+
 class ThresholdSetting(BaseModel):
     """Operating limits of one sensor type."""
 
@@ -139,8 +163,9 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
-    """Alert thresholds per sensor type, e.g.
+    """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""
     log_level: str = "INFO"
     """Log level of the structured (JSON) logs on stderr."""
@@ -156,11 +181,10 @@ class Settings(BaseSettings):
         return level
 
     def domain_thresholds(self) -> dict[str, Threshold]:
-        """The thresholds as domain objects, by sensor type."""
-        return {
-            name: Threshold(sensor_type=name, **t.model_dump())
-            for name, t in self.thresholds.items()
-        }
+        """The thresholds as domain objects, by sensor type: the configured ones over the
+        defaults, type by type (a type configured with every bound null has no alerts)."""
+        merged = {**_default_thresholds(), **self.thresholds}
+        return {name: Threshold(sensor_type=name, **t.model_dump()) for name, t in merged.items()}
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets masked. The database URL is shown

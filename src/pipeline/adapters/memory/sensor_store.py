@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
+from pipeline.adapters.memory.sensor_queries import alert_matches, stats_of
+from pipeline.application.ports import (
+    AlertFilter,
+    AlertPosition,
+    AppliedBatch,
+    ReadingStats,
+    SensorBatch,
+    StoredAlert,
+    TopicPartition,
+)
 from pipeline.domain.alerts import Alert
 from pipeline.domain.sensors import Reading
 from pipeline.domain.time import to_epoch_micros, window_start
@@ -22,6 +31,10 @@ _WindowKey = tuple[str, datetime]
 class _StoredAlert:
     alert: Alert
     published: bool = False
+    acknowledged_at: datetime | None = None
+
+    def stored(self) -> StoredAlert:
+        return StoredAlert(alert=self.alert, acknowledged_at=self.acknowledged_at)
 
 
 class InMemorySensorStore:
@@ -131,6 +144,62 @@ class InMemorySensorStore:
     async def count_readings(self) -> int:
         """How many readings are stored."""
         return len(self._readings)
+
+    async def has_sensor(self, sensor_id: str) -> bool:
+        """Whether any reading of `sensor_id` is stored."""
+        # Every stored reading lands in a window, so the aggregates index the known sensors.
+        return sensor_id in self._aggregates
+
+    async def reading_stats(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        sensor_type: str | None = None,
+        sensor_id: str | None = None,
+    ) -> ReadingStats:
+        """Count, distinct sensors, mean, min and max of the readings with event time in
+        [since, until), overall and per sensor type, and how many alerts they raised."""
+        readings = [
+            r
+            for r in self._readings.values()
+            if since <= r.timestamp < until
+            and (sensor_type is None or r.sensor_type == sensor_type)
+            and (sensor_id is None or r.sensor_id == sensor_id)
+        ]
+        query = AlertFilter(source=sensor_id, sensor_type=sensor_type, since=since, until=until)
+        alerts = sum(1 for s in self._alerts.values() if alert_matches(s.stored(), query))
+        return stats_of(readings, alerts=alerts)
+
+    async def find_alerts(
+        self, query: AlertFilter, *, after: AlertPosition | None = None, limit: int = 100
+    ) -> list[StoredAlert]:
+        """Stored alerts matching `query`, newest event time first (ties by alert id),
+        starting after `after`."""
+
+        def order(a: Alert) -> tuple[int, uuid.UUID]:
+            return (-to_epoch_micros(a.timestamp), a.alert_id)
+
+        start = None if after is None else (-to_epoch_micros(after.timestamp), after.alert_id)
+        matching = (
+            s.stored()
+            for s in self._alerts.values()
+            if alert_matches(s.stored(), query) and (start is None or order(s.alert) > start)
+        )
+        return heapq.nsmallest(limit, matching, key=lambda s: order(s.alert))
+
+    async def acknowledge_alert(self, alert_id: uuid.UUID, at: datetime) -> StoredAlert | None:
+        """Mark the alert acknowledged at `at` (the first acknowledgement's time is kept);
+        None when there is no such alert."""
+        stored = self._alerts.get(alert_id)
+        if stored is None:
+            return None
+        if stored.acknowledged_at is None:
+            stored.acknowledged_at = at
+        return stored.stored()
+
+    async def ping(self) -> None:
+        """Always answers: the data is in this process."""
 
     async def close(self) -> None:
         """Nothing to release; the data stays readable."""

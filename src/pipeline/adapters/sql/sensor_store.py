@@ -10,14 +10,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pipeline.adapters.sql import tables
+from pipeline.adapters.sql import queries, tables
 from pipeline.adapters.sql.batch import BatchWriter
 from pipeline.adapters.sql.engine import WRITE_TRANSACTION, create_engine
 from pipeline.adapters.sql.errors import store_errors
 from pipeline.adapters.sql.postgres_writer import PostgresBatchWriter
 from pipeline.adapters.sql.sqlite_writer import SqliteBatchWriter
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
+from pipeline.application.ports import (
+    AlertFilter,
+    AlertPosition,
+    AppliedBatch,
+    ReadingStats,
+    SensorBatch,
+    StoredAlert,
+    TopicPartition,
+)
 from pipeline.domain.alerts import Alert, AlertKind, Severity
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
@@ -37,8 +45,9 @@ class SqlSensorStore:
     """SensorStore on PostgreSQL (asyncpg) or SQLite (aiosqlite), through an AsyncEngine.
 
     The schema is created by the Alembic migrations (`pipeline.adapters.sql.migrate`). Every
-    write is idempotent: readings and alerts have natural keys, aggregates are recomputed from
-    the stored readings, and the consumed offsets are stored in the same transaction. Transient
+    write is idempotent: readings and alerts have natural keys, aggregates take in only the
+    readings really inserted (merged on PostgreSQL, recomputed from the window's rows on
+    SQLite), and the consumed offsets are stored in the same transaction. Transient
     database failures surface as StoreUnavailable."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -57,7 +66,8 @@ class SqlSensorStore:
 
     async def apply(self, batch: SensorBatch) -> AppliedBatch:
         """In one transaction: skip readings below the group's stored offsets, insert the
-        rest, recompute the touched one-minute aggregates, insert new alerts, store offsets."""
+        rest, fold the inserted ones into their one-minute aggregates, insert new alerts,
+        store offsets."""
         with store_errors("applying a sensor batch"):
             async with self._engine.connect() as conn:
                 return await self._writer.apply(conn, batch)
@@ -149,6 +159,62 @@ class SqlSensorStore:
         )
         return int(rows[0][0])
 
+    async def has_sensor(self, sensor_id: str) -> bool:
+        """Whether any reading of `sensor_id` is stored (one primary-key probe)."""
+        r = tables.readings
+        query = sa.select(sa.literal(1)).where(r.c.sensor_id == sensor_id).limit(1)
+        return bool(await self._fetch(query, "looking up a sensor"))
+
+    async def reading_stats(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        sensor_type: str | None = None,
+        sensor_id: str | None = None,
+    ) -> ReadingStats:
+        """Count, distinct sensors, mean, min and max of the readings with event time in
+        [since, until), overall and per sensor type, and how many alerts they raised."""
+        window = (since, until, sensor_type, sensor_id)
+        alert_query = AlertFilter(
+            source=sensor_id, sensor_type=sensor_type, since=since, until=until
+        )
+        with store_errors("computing reading statistics"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(queries.stats_by_type(*window))).all()
+                sensors = await conn.scalar(queries.distinct_sensors(*window))
+                alerts = await conn.scalar(queries.count_alerts(alert_query))
+        return queries.combine_stats(rows, int(sensors or 0), int(alerts or 0))
+
+    async def find_alerts(
+        self, query: AlertFilter, *, after: AlertPosition | None = None, limit: int = 100
+    ) -> list[StoredAlert]:
+        """Stored alerts matching `query`, newest event time first (ties by alert id),
+        starting after `after`."""
+        rows = await self._fetch(queries.find_alerts(query, after, limit), "searching alerts")
+        return [_stored_alert(row) for row in rows]
+
+    async def acknowledge_alert(self, alert_id: uuid.UUID, at: datetime) -> StoredAlert | None:
+        """Mark the alert acknowledged at `at` (the first acknowledgement's time is kept);
+        None when there is no such alert."""
+        a = tables.alerts
+        update = (
+            sa.update(a)
+            .where(a.c.alert_id == alert_id, a.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=at)
+        )
+        with store_errors("acknowledging an alert"):
+            async with self._engine.connect() as plain:
+                conn = await plain.execution_options(**WRITE_TRANSACTION)
+                async with conn.begin():
+                    await conn.execute(update)
+                    row = (await conn.execute(sa.select(a).where(a.c.alert_id == alert_id))).first()
+        return None if row is None else _stored_alert(row)
+
+    async def ping(self) -> None:
+        """Return when the database answers a trivial query; StoreUnavailable otherwise."""
+        await self._fetch(sa.select(sa.literal(1)), "pinging the database")
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._engine.dispose()
@@ -185,6 +251,10 @@ def _alert(row: _Row) -> Alert:
         value=row.value,
         threshold=row.threshold,
     )
+
+
+def _stored_alert(row: _Row) -> StoredAlert:
+    return StoredAlert(alert=_alert(row), acknowledged_at=row.acknowledged_at)
 
 
 def _aggregate(row: _Row) -> WindowAggregate:

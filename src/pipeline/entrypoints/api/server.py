@@ -1,0 +1,82 @@
+"""Serving the API with uvicorn: one process in this event loop, or several uvicorn worker
+processes that each build the app from the environment (`app_from_environment`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from litestar import Litestar
+
+from pipeline.entrypoints.api.app import build_app
+from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.logging import configure_logging
+from pipeline.entrypoints.settings import Settings
+
+FACTORY = "pipeline.entrypoints.api.server:app_from_environment"
+"""Import string of the app factory uvicorn workers call."""
+
+
+def app_for(settings: Settings) -> Litestar:
+    """The app whose pipeline is bootstrapped from `settings` when the server starts (in the
+    serving event loop, where its connections must live) and closed when it stops."""
+
+    @asynccontextmanager
+    async def pipeline_lifespan(app: Litestar) -> AsyncIterator[None]:
+        pipeline = await bootstrap(settings)
+        app.state.pipeline = pipeline
+        try:
+            yield
+        finally:
+            await pipeline.aclose()
+
+    return build_app(settings.api, lifespan=[pipeline_lifespan])
+
+
+def app_from_environment() -> Litestar:
+    """The uvicorn factory of a worker process: settings from `PIPELINE_…` variables."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return app_for(settings)
+
+
+async def serve_api(settings: Settings) -> int:
+    """Serve until SIGINT/SIGTERM; return the process exit code."""
+    api = settings.api
+    if api.workers == 1:
+        config = uvicorn.Config(
+            app_for(settings), host=api.host, port=api.port, lifespan="on", log_config=None
+        )
+        server = uvicorn.Server(config)
+        await server.serve()
+        return 0 if server.started else 1
+    # Several processes: uvicorn's supervisor forks workers that import the factory; it
+    # runs as a child so that it owns the main thread and the signals it needs.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        FACTORY,
+        "--host",
+        api.host,
+        "--port",
+        str(api.port),
+        "--workers",
+        str(api.workers),
+    )
+    # A stop request for this process is a graceful stop for the supervisor (SIGTERM, so that
+    # a Ctrl-C the terminal also sent it is not taken as a second, forcing, interrupt).
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, process.send_signal, signal.SIGTERM)
+    try:
+        return await process.wait()
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()

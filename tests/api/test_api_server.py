@@ -1,0 +1,54 @@
+"""`pipeline api`: settings and overrides, and the app that bootstraps its own pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from pipeline.entrypoints.api.server import app_for
+from pipeline.entrypoints.cli import build_parser, cmd_api, main
+from pipeline.entrypoints.runtime import EXIT_USAGE
+from pipeline.entrypoints.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    RegistrySettings,
+    Settings,
+)
+
+
+def test_the_api_command_takes_host_port_and_workers() -> None:
+    args = build_parser().parse_args(
+        ["api", "--host", "0.0.0.0", "--port", "9000", "--workers", "4"]
+    )
+
+    assert (args.host, args.port, args.workers) == ("0.0.0.0", 9000, 4)
+    assert args.run is cmd_api
+
+
+def test_an_impossible_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["api", "--port", "70000"]) == EXIT_USAGE
+    assert "port" in capsys.readouterr().err
+
+
+def test_api_keys_must_be_sha256_hex(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_API__API_KEY_HASHES", '["not-a-digest"]')
+
+    with pytest.raises(ValueError, match="SHA-256"):
+        Settings()
+
+
+async def test_the_served_app_bootstraps_its_pipeline_on_startup(tmp_path: Path) -> None:
+    # Explicit sections win over the environment: embedded log and registry, a SQLite file.
+    settings = Settings(
+        kafka=KafkaSettings(),
+        registry=RegistrySettings(),
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/api.db"),
+    )
+
+    async with AsyncTestClient(app_for(settings)) as client:
+        response = await client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}

@@ -1,0 +1,118 @@
+"""`/health`, `/ready`, the OpenAPI document, the offline docs page, and error shapes."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from pipeline.application.errors import BrokerUnavailable, StoreUnavailable
+from pipeline.entrypoints.api import create_app
+from pipeline.entrypoints.bootstrap import Pipeline
+from pipeline.entrypoints.settings import ApiSettings, Settings
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_health_says_the_process_is_alive(client: Client) -> None:
+    response = await client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_when_database_and_broker_answer(client: Client) -> None:
+    response = await client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+
+
+async def test_not_ready_names_the_dependency_that_failed(pipeline: Pipeline) -> None:
+    async def broken_ping() -> None:
+        raise StoreUnavailable("connection refused")
+
+    pipeline.store.ping = broken_ping  # type: ignore[method-assign]
+
+    async with AsyncTestClient(create_app(pipeline, ApiSettings())) as client:
+        response = await client.get("/ready")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["broker"] == "ok"
+    assert "connection refused" in body["checks"]["database"]
+
+
+async def test_a_store_outage_during_a_query_is_a_503_problem(pipeline: Pipeline) -> None:
+    async def unavailable(**_: object) -> None:
+        raise BrokerUnavailable("no brokers")
+
+    pipeline.store.latest_readings = unavailable  # type: ignore[method-assign,assignment]
+
+    async with AsyncTestClient(create_app(pipeline, ApiSettings())) as client:
+        response = await client.get("/api/v1/sensors/latest")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_a_bug_is_a_500_problem_without_internals(pipeline: Pipeline) -> None:
+    async def bug(**_: object) -> None:
+        raise RuntimeError("secret internals")
+
+    pipeline.store.latest_readings = bug  # type: ignore[method-assign,assignment]
+
+    async with AsyncTestClient(create_app(pipeline, ApiSettings())) as client:
+        response = await client.get("/api/v1/sensors/latest")
+
+    assert response.status_code == 500
+    assert "secret" not in response.text
+
+
+async def test_an_unknown_path_is_a_404_problem(client: Client) -> None:
+    response = await client.get("/api/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response.json()["status"] == 404
+
+
+async def test_the_openapi_document_lists_every_endpoint(client: Client) -> None:
+    response = await client.get("/openapi.json")
+
+    assert response.status_code == 200
+    spec = response.json()
+    assert set(spec["paths"]) == {
+        "/api/v1/sensors/latest",
+        "/api/v1/sensors/stats",
+        "/api/v1/sensors/anomalies",
+        "/api/v1/sensors/{sensor_id}/aggregates",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{alert_id}/ack",
+        "/health",
+        "/ready",
+    }
+    assert spec["components"]["securitySchemes"]["ApiKey"]["in"] == "header"
+    assert spec["paths"]["/api/v1/alerts/{alert_id}/ack"]["post"]["security"] == [{"ApiKey": []}]
+
+
+async def test_the_docs_page_is_self_contained(client: Client) -> None:
+    response = await client.get("/docs")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '"/openapi.json"' in page
+    # Nothing is loaded from elsewhere: no external scripts, styles or fonts.
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "<script src" not in page
+
+
+async def test_the_app_reads_the_api_section_of_the_whole_settings(pipeline: Pipeline) -> None:
+    settings = Settings(api=ApiSettings(require_key_for_reads=True))
+
+    async with AsyncTestClient(create_app(pipeline, settings)) as client:
+        response = await client.get("/api/v1/sensors/latest")
+
+    assert response.status_code == 401
