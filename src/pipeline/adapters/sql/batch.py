@@ -24,10 +24,14 @@ class BatchPlan:
     fresh: list[ProjectedReading]
     """Readings at or past the group's stored offset of their partition, in batch order."""
     skipped: int
-    windows: list[tuple[str, datetime]]
-    """Each (sensor_id, window_start) touched by a fresh reading, once, sorted."""
     alerts: list[Alert]
     """The alerts of the fresh readings, once per alert id, in batch order."""
+
+    @property
+    def windows(self) -> list[tuple[str, datetime]]:
+        """Each (sensor_id, window_start) touched by a fresh reading, once, sorted. Only the
+        SQLite writer needs them: PostgreSQL derives the windows in SQL."""
+        return sorted({(r.reading.sensor_id, minute_of(r.reading.timestamp)) for r in self.fresh})
 
 
 def minute_of(moment: datetime) -> datetime:
@@ -57,7 +61,6 @@ def plan_batch(batch: SensorBatch, stored: Mapping[TopicPartition, int]) -> Batc
         ]
     else:
         fresh = list(batch.readings)
-    windows = sorted({(r.reading.sensor_id, minute_of(r.reading.timestamp)) for r in fresh})
     alerts: dict[object, Alert] = {}
     for projected in fresh:
         for alert in projected.alerts:
@@ -65,7 +68,6 @@ def plan_batch(batch: SensorBatch, stored: Mapping[TopicPartition, int]) -> Batc
     return BatchPlan(
         fresh=fresh,
         skipped=len(batch.readings) - len(fresh),
-        windows=windows,
         alerts=list(alerts.values()),
     )
 

@@ -1,0 +1,64 @@
+"""Where the sensors worker resumes: from the offsets stored with its last batch, and never
+from offsets past the end of the log."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory import (
+    InMemoryEventLog,
+    InMemorySchemaRegistry,
+    InMemorySensorStore,
+)
+from pipeline.application.errors import ConfigurationError
+from pipeline.application.ports import SensorBatch, TopicPartition
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.settings import Settings
+
+
+@pytest.fixture
+async def pipeline(clock: ManualClock) -> Pipeline:
+    return await bootstrap(
+        Settings(),
+        log=InMemoryEventLog(),
+        registry=InMemorySchemaRegistry(),
+        store=InMemorySensorStore(),
+        clock=clock,
+    )
+
+
+async def test_worker_resumes_after_the_offsets_stored_with_its_last_batch(
+    pipeline: Pipeline,
+) -> None:
+    await produce_sensors(pipeline, count=300, rate=0, seed=1, sensors=10)
+    first = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    await produce_sensors(pipeline, count=120, rate=0, seed=2, sensors=10)
+
+    second = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+
+    assert (first.records, second.records) == (300, 120)
+    assert await pipeline.store.count_readings() == 420
+
+
+async def test_worker_refuses_offsets_stored_past_the_end_of_the_log(
+    pipeline: Pipeline,
+) -> None:
+    topic = pipeline.settings.topics.sensor_readings
+    await pipeline.ensure_topics()
+    await produce_sensors(pipeline, count=60, rate=0, seed=1, sensors=10)
+    # A database kept from a log that had more records (the topic was recreated since).
+    await pipeline.store.apply(
+        SensorBatch(
+            group_id=pipeline.group_id("sensors"),
+            readings=[],
+            next_offsets={TopicPartition(topic, p): 1_000 for p in range(6)},
+        )
+    )
+
+    with pytest.raises(ConfigurationError, match="past the end of the log"):
+        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    assert await pipeline.store.count_readings() == 0
