@@ -8,7 +8,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from pipeline.entrypoints.api.server import app_for
-from pipeline.entrypoints.cli import build_parser, cmd_api, main
+from pipeline.entrypoints.cli import build_parser, cmd_api
 from pipeline.entrypoints.runtime import EXIT_USAGE
 from pipeline.entrypoints.settings import (
     DatabaseSettings,
@@ -27,8 +27,10 @@ def test_the_api_command_takes_host_port_and_workers() -> None:
     assert args.run is cmd_api
 
 
-def test_an_impossible_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["api", "--port", "70000"]) == EXIT_USAGE
+async def test_an_impossible_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["api", "--port", "70000"])
+
+    assert await cmd_api(args, Settings()) == EXIT_USAGE
     assert "port" in capsys.readouterr().err
 
 

@@ -108,10 +108,13 @@ class EventLog(Protocol):
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Queue one record for delivery; records with the same key keep their order."""
+        """Queue one record for delivery; records with the same key keep their order.
+        `timestamp_ms` sets the record's CreateTime (default: now); a None value is a
+        tombstone (dead letters keep the value they had)."""
         ...
 
     async def flush(self, timeout: float = 30.0) -> None:
@@ -188,6 +191,72 @@ class ProjectedReading:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A record that could not be processed, kept as it was read, with why it failed.
+
+    It goes to the dead-letter topic `<topic>.dlq` and to the store (table `dead_letters`);
+    its natural key is where it was read: (topic, partition, offset)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    """The original record's timestamp, milliseconds since the epoch."""
+    error_class: str
+    """The stable name of the failure, e.g. `bad_magic_byte`, `reading_out_of_range`."""
+    message: str
+    stack_trace: str | None
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    worker_id: str
+    group_id: str
+    headers: tuple[tuple[str, bytes], ...] = ()
+    """The original record's headers (kept on the dead-letter topic, not in the store)."""
+
+    @property
+    def source(self) -> TopicPartition:
+        """Where the record was read."""
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetterFilter:
+    """Which stored dead letters a query wants; None means any. Ranges are [from, to)."""
+
+    topic: str | None = None
+    partition: int | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    """Last failure at or after."""
+    until: datetime | None = None
+    """Last failure before."""
+    from_offset: int | None = None
+    to_offset: int | None = None
+
+
+@runtime_checkable
+class DeadLetterStore(Protocol):
+    """The dead letters stored with the batches that rejected them, for inspection."""
+
+    async def find_dead_letters(
+        self, query: DeadLetterFilter, *, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters matching `query`, by topic, partition and offset."""
+        ...
+
+    async def dead_letter(self, topic: str, partition: int, offset: int) -> DeadLetter | None:
+        """The dead letter of the record at (topic, partition, offset), if there is one."""
+        ...
+
+    async def purge_dead_letters(self, query: DeadLetterFilter) -> int:
+        """Delete the dead letters matching `query`; return how many were deleted."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SensorBatch:
     """What one consumed batch changes in the sensor projection.
 
@@ -197,6 +266,9 @@ class SensorBatch:
     group_id: str
     readings: Sequence[ProjectedReading]
     next_offsets: Mapping[TopicPartition, int]
+    dead_letters: Sequence[DeadLetter] = ()
+    """Records of the batch that produced no row, stored (idempotently, by their source
+    topic, partition and offset) in the same transaction as the offsets."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from pipeline.application.errors import DecodeError, error_class_of
+from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
+from pipeline.application.errors import DecodeError
 from pipeline.application.ports import (
     Clock,
     Codec,
+    DeadLetter,
     ProjectedReading,
     Record,
     SensorBatch,
@@ -64,7 +66,11 @@ class BatchReport:
 
 
 class SensorProjection:
-    """Handles batches of records from the readings topic for one consumer group."""
+    """Handles batches of records from the readings topic for one consumer group.
+
+    A record that cannot be decoded or breaks a domain rule becomes a dead letter: with a
+    `dead_letters` publisher it is published to `<topic>.dlq` and acknowledged by the broker
+    before the batch's transaction stores it (table `dead_letters`) with the offsets."""
 
     def __init__(
         self,
@@ -76,6 +82,8 @@ class SensorProjection:
         thresholds: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
         catalog: SensorCatalog = DEFAULT_CATALOG,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        dead_letters: DeadLetterPublisher | None = None,
+        worker_id: str = "unknown",
     ) -> None:
         self.group_id = group_id
         self._codec = codec
@@ -84,6 +92,11 @@ class SensorProjection:
         self._thresholds = thresholds
         self._catalog = catalog
         self._max_clock_skew = max_clock_skew
+        self._publisher = dead_letters
+        self._worker_id = worker_id
+        # The batch whose dead letters are on the broker already: a transient failure of
+        # its transaction retries `apply`, which must not publish them twice.
+        self._published: PreparedBatch | None = None
 
     async def handle(self, records: Sequence[Record]) -> BatchReport:
         """Decode, validate and store one batch atomically with its offsets."""
@@ -98,7 +111,7 @@ class SensorProjection:
         now = self._clock.now()
         catalog, skew, thresholds = self._catalog, self._max_clock_skew, self._thresholds
         projected: list[ProjectedReading] = []
-        rejections: list[Rejection] = []
+        letters: list[DeadLetter] = []
         # Per-record work is the worker's budget: one TopicPartition per partition, not per
         # record; records of a partition arrive in offset order, so the last one is the max.
         sources: dict[tuple[str, int], TopicPartition] = {}
@@ -109,12 +122,12 @@ class SensorProjection:
                 source = sources[(record.topic, record.partition)] = record.topic_partition
             next_offsets[source] = record.offset + 1
             if isinstance(item, DecodeError):
-                rejections.append(_rejection(record, item))
+                letters.append(self._dead_letter(record, item, now))
                 continue
             try:
                 validate_reading(item, now=now, catalog=catalog, max_clock_skew=skew)
             except DomainError as error:
-                rejections.append(_rejection(record, error))
+                letters.append(self._dead_letter(record, error, now))
                 continue
             alert = check_thresholds(item, thresholds)
             projected.append(
@@ -128,13 +141,26 @@ class SensorProjection:
         return PreparedBatch(
             records=len(records),
             batch=SensorBatch(
-                group_id=self.group_id, readings=projected, next_offsets=next_offsets
+                group_id=self.group_id,
+                readings=projected,
+                next_offsets=next_offsets,
+                dead_letters=letters,
             ),
-            rejections=tuple(rejections),
+            rejections=tuple(_rejection(letter) for letter in letters),
+        )
+
+    def _dead_letter(self, record: Record, error: Exception, now: datetime) -> DeadLetter:
+        return dead_letter_of(
+            record, error, at=now, worker_id=self._worker_id, group_id=self.group_id
         )
 
     async def apply(self, prepared: PreparedBatch) -> BatchReport:
-        """Store a prepared batch with its offsets in one transaction (idempotent)."""
+        """Publish the batch's dead letters and wait for the broker's acknowledgement, then
+        store the batch, its dead letters and its offsets in one transaction (idempotent)."""
+        letters = prepared.batch.dead_letters
+        if self._publisher is not None and letters and self._published is not prepared:
+            await self._publisher.publish(letters)
+            self._published = prepared
         applied = await self._store.apply(prepared.batch)
         return BatchReport(
             records=prepared.records,
@@ -146,11 +172,11 @@ class SensorProjection:
         )
 
 
-def _rejection(record: Record, error: Exception) -> Rejection:
+def _rejection(letter: DeadLetter) -> Rejection:
     return Rejection(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        error_class=error_class_of(error),
-        reason=str(error),
+        topic=letter.topic,
+        partition=letter.partition,
+        offset=letter.offset,
+        error_class=letter.error_class,
+        reason=letter.message,
     )

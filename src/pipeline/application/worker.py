@@ -195,7 +195,7 @@ class ConsumerWorker(Generic[P]):
             log.warning("group offset commit failed", error=str(error))
         for rejection in report.rejections:
             log.warning(
-                "record rejected",
+                "record dead-lettered",
                 topic=rejection.topic,
                 partition=rejection.partition,
                 offset=rejection.offset,

@@ -7,6 +7,8 @@ in-memory fakes, the demo shares one in-memory log between producer and worker).
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,9 +16,12 @@ from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import SystemClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.application.alerts import AlertRelay
+from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_topic
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import (
     Clock,
     Codec,
+    DeadLetterStore,
     EventLog,
     SchemaRegistry,
     SensorStore,
@@ -38,13 +43,20 @@ class Pipeline:
     clock: Clock
     reading_codec: Codec[Reading]
     alert_codec: Codec[Alert]
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    """Names this process in dead-letter headers."""
     _closed: bool = field(default=False, repr=False)
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the application owns, with its partition count."""
         topics = self.settings.topics
         specs = [
-            TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions)
+            TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions),
+            # The dead-letter topic of every consumed topic, partitioned like it.
+            TopicSpec(
+                name=dead_letter_topic(topics.sensor_readings),
+                partitions=topics.sensor_readings_partitions,
+            ),
         ]
         specs += [
             TopicSpec(name=name, partitions=topics.default_partitions)
@@ -65,8 +77,12 @@ class Pipeline:
         """The consumer group of a worker, e.g. `pipeline-sensors`."""
         return f"{self.settings.worker.group_id_prefix}-{worker}"
 
-    def sensor_projection(self, group_id: str) -> SensorProjection:
-        """The sensor projection for consumer group `group_id`."""
+    def sensor_projection(
+        self, group_id: str, *, publish_dead_letters: bool = True
+    ) -> SensorProjection:
+        """The sensor projection for consumer group `group_id`. Its dead letters go to the
+        dead-letter topic unless `publish_dead_letters` is false (a replay: the records were
+        dead-lettered when first consumed); they are stored in the database either way."""
         return SensorProjection(
             group_id=group_id,
             codec=self.reading_codec,
@@ -74,7 +90,16 @@ class Pipeline:
             clock=self.clock,
             thresholds=self.settings.domain_thresholds(),
             max_clock_skew=timedelta(seconds=self.settings.worker.max_clock_skew_seconds),
+            dead_letters=DeadLetterPublisher(self.log) if publish_dead_letters else None,
+            worker_id=self.worker_id,
         )
+
+    def dead_letter_store(self) -> DeadLetterStore:
+        """Where the dead letters are stored: the sensor store's `dead_letters`."""
+        found = getattr(self.store, "dead_letters", None)
+        if not isinstance(found, DeadLetterStore):
+            raise ConfigurationError(f"{type(self.store).__name__} keeps no dead letters")
+        return found
 
     def alert_relay(self) -> AlertRelay:
         """The outbox relay publishing stored alerts to the alerts topic."""

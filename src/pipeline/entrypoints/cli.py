@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 
 from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.dlq import add_dlq_commands
 from pipeline.entrypoints.progress import StatusLine
 from pipeline.entrypoints.runtime import (
     EXIT_INTERRUPTED,
@@ -206,18 +207,9 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline api`."""
-    from pydantic import ValidationError  # noqa: PLC0415
+    from pipeline.entrypoints.api.server import run_api  # noqa: PLC0415 - web stack on demand
 
-    from pipeline.entrypoints.api.server import serve_api  # noqa: PLC0415 - web stack on demand
-    from pipeline.entrypoints.settings import ApiSettings  # noqa: PLC0415
-
-    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
-    try:
-        api = ApiSettings.model_validate({**settings.api.model_dump(), **overrides})
-    except ValidationError as error:
-        sys.stderr.write(f"pipeline api: error: {error}\n")
-        return EXIT_USAGE
-    return await serve_api(settings.model_copy(update={"api": api}))
+    return await run_api(args, settings)
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -227,7 +219,7 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return await run_bench(args, settings)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option
     """The `pipeline` argument parser."""
     parser = argparse.ArgumentParser(
         prog="pipeline",
@@ -309,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     topic_commands.add_parser("create", help="create the application's topics").set_defaults(
         run=cmd_topics_create
     )
+
+    add_dlq_commands(commands)
 
     commands.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         run=cmd_config

@@ -218,7 +218,7 @@ async def replay_sensors(
     if not pending:
         return stats
     reader = pipeline.log.reader(group_id=group_id, start=plan.start)
-    projection = pipeline.sensor_projection(group_id)
+    projection = pipeline.sensor_projection(group_id, publish_dead_letters=False)
     relay = pipeline.alert_relay()
     try:
         while pending:

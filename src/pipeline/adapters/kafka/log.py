@@ -79,10 +79,12 @@ class KafkaEventLog:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Queue one record for delivery; records with the same key keep their order."""
+        """Queue one record for delivery; records with the same key keep their order.
+        `timestamp_ms` sets its CreateTime (default: now)."""
         producer = self._producer
         if producer is None:
             if self._closed:
@@ -91,7 +93,7 @@ class KafkaEventLog:
                 "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
             )
             producer = self._producer = KafkaRecordProducer(settings)
-        await producer.publish(topic, key, value, headers)
+        await producer.publish(topic, key, value, headers, timestamp_ms)
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued record is acknowledged; raise PublishError if one failed."""

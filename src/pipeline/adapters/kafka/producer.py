@@ -39,9 +39,15 @@ class KafkaRecordProducer:
         self._fatal: str | None = None
 
     async def publish(
-        self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Queue one record; raise PublishError if librdkafka refuses it outright."""
+        """Queue one record (CreateTime `timestamp_ms`, default now); raise PublishError if
+        librdkafka refuses it outright."""
         if self._fatal is not None:
             raise PublishError(f"the Kafka producer failed fatally: {self._fatal}")
         header_list: list[tuple[str, str | bytes | None]] | None = (
@@ -51,7 +57,13 @@ class KafkaRecordProducer:
         while True:
             try:
                 producer.produce(
-                    topic, value, key, headers=header_list, on_delivery=self._on_delivery_cb
+                    topic,
+                    value,
+                    key,
+                    headers=header_list,
+                    on_delivery=self._on_delivery_cb,
+                    # 0 is librdkafka's "now".
+                    timestamp=timestamp_ms or 0,
                 )
                 break
             except BufferError:

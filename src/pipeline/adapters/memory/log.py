@@ -64,10 +64,12 @@ class InMemoryEventLog:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: Sequence[tuple[str, bytes]] = (),
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Append one record; records with the same key keep their order."""
+        """Append one record; records with the same key keep their order. `timestamp_ms`
+        (default: now) becomes the record's timestamp."""
         log = self._state.topics.get(topic)
         if log is None or self._closed:
             raise PublishError(
@@ -90,7 +92,9 @@ class InMemoryEventLog:
                 offset=len(records),
                 key=key,
                 value=value,
-                timestamp_ms=time.time_ns() // 1_000_000,
+                timestamp_ms=(
+                    time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+                ),
                 headers=tuple(headers),
             )
         )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
 from pipeline.adapters.memory.sensor_queries import alert_matches, stats_of
 from pipeline.application.ports import (
     AlertFilter,
@@ -50,11 +51,17 @@ class InMemorySensorStore:
         self._aggregates: dict[str, dict[datetime, WindowAggregate]] = {}
         self._alerts: dict[uuid.UUID, _StoredAlert] = {}
         self._offsets: dict[tuple[str, TopicPartition], int] = {}
+        self._dead_letters = InMemoryDeadLetterStore()
+
+    @property
+    def dead_letters(self) -> InMemoryDeadLetterStore:
+        """The dead letters stored with the batches applied here."""
+        return self._dead_letters
 
     async def apply(self, batch: SensorBatch) -> AppliedBatch:
         """Skip readings below the group's stored offsets, insert the rest (a reading already
-        stored is left as it is), recompute the touched windows, insert new alerts, store
-        `next_offsets` (an offset never moves back)."""
+        stored is left as it is), recompute the touched windows, insert new alerts and dead
+        letters, store `next_offsets` (an offset never moves back)."""
         group = batch.group_id
         fresh = [r for r in batch.readings if r.offset >= self._offsets.get((group, r.source), 0)]
         inserted = 0
@@ -77,6 +84,7 @@ class InMemorySensorStore:
             if alert.alert_id not in self._alerts:
                 self._alerts[alert.alert_id] = _StoredAlert(alert)
                 new_alerts.append(alert)
+        self._dead_letters.add(batch.dead_letters)
         for tp, offset in batch.next_offsets.items():
             stored_key = (group, tp)
             self._offsets[stored_key] = max(offset, self._offsets.get(stored_key, offset))

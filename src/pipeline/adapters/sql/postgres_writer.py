@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pipeline.adapters.sql import dead_letters
 from pipeline.adapters.sql.batch import BatchPlan, partitions_of, plan_batch
 from pipeline.adapters.sql.errors import is_transient
 from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
@@ -163,6 +164,9 @@ class PostgresBatchWriter:
                 [x.threshold for x in a],
             )
             new_alert_ids = {r[0] for r in rows}
+        if batch.dead_letters:
+            arguments = dead_letters.postgres_arguments(batch.dead_letters)
+            await driver.execute(dead_letters.POSTGRES_INSERT, *arguments)
         if batch.next_offsets:
             items = sorted(batch.next_offsets.items())
             await driver.execute(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.adapters.sql import queries, tables
 from pipeline.adapters.sql.batch import BatchWriter
+from pipeline.adapters.sql.dead_letters import SqlDeadLetterStore
 from pipeline.adapters.sql.engine import WRITE_TRANSACTION, create_engine
 from pipeline.adapters.sql.errors import store_errors
 from pipeline.adapters.sql.postgres_writer import PostgresBatchWriter
@@ -63,6 +64,11 @@ class SqlSensorStore:
     def engine(self) -> AsyncEngine:
         """The engine the store runs on."""
         return self._engine
+
+    @property
+    def dead_letters(self) -> SqlDeadLetterStore:
+        """The dead letters stored with the batches (same engine)."""
+        return SqlDeadLetterStore(self._engine)
 
     async def apply(self, batch: SensorBatch) -> AppliedBatch:
         """In one transaction: skip readings below the group's stored offsets, insert the

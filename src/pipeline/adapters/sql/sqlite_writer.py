@@ -16,8 +16,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipeline.adapters.sql.batch import WINDOW, BatchPlan, partitions_of, plan_batch
+from pipeline.adapters.sql.dead_letters import rows_of
 from pipeline.adapters.sql.engine import WRITE_TRANSACTION
-from pipeline.adapters.sql.tables import alerts, consumer_offsets, reading_aggregates_1m, readings
+from pipeline.adapters.sql.tables import (
+    alerts,
+    consumer_offsets,
+    dead_letters,
+    reading_aggregates_1m,
+    readings,
+)
 from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import aggregate_window
@@ -40,6 +47,11 @@ class SqliteBatchWriter:
             inserted = await self._insert_readings(conn, plan)
             await self._recompute_aggregates(conn, plan.windows)
             new_alerts = await self._insert_alerts(conn, plan)
+            if batch.dead_letters:
+                await conn.execute(
+                    sqlite_insert(dead_letters).on_conflict_do_nothing(),
+                    rows_of(batch.dead_letters),
+                )
             await self._store_offsets(conn, batch)
         return AppliedBatch(
             readings_inserted=inserted, skipped=plan.skipped, new_alerts=tuple(new_alerts)

@@ -128,3 +128,26 @@ consumer_offsets = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
 )
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    # The natural key: where the record was read. Storing a batch again stores nothing twice.
+    sa.Column("source_topic", sa.Text, primary_key=True),
+    sa.Column("source_partition", sa.Integer, primary_key=True),
+    sa.Column("source_offset", sa.BigInteger, primary_key=True),
+    sa.Column("record_key", sa.LargeBinary, nullable=True),
+    sa.Column("record_value", sa.LargeBinary, nullable=True),
+    sa.Column("record_timestamp_ms", sa.BigInteger, nullable=False),
+    sa.Column("error_class", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("stack_trace", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_failed_at", UtcDateTime, nullable=False),
+    sa.Column("last_failed_at", UtcDateTime, nullable=False),
+    sa.Column("worker_id", sa.Text, nullable=False),
+    sa.Column("group_id", sa.Text, nullable=False),
+    sa.Column("stored_at", UtcDateTime, nullable=False, server_default=_now()),
+    sa.Index("ix_dead_letters_error_class", "error_class"),
+    sa.Index("ix_dead_letters_last_failed_at", "last_failed_at"),
+)

@@ -3,6 +3,7 @@ processes that each build the app from the environment (`app_from_environment`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
@@ -11,11 +12,13 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from litestar import Litestar
+from pydantic import ValidationError
 
 from pipeline.entrypoints.api.app import build_app
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.logging import configure_logging
-from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.runtime import EXIT_USAGE
+from pipeline.entrypoints.settings import ApiSettings, Settings
 
 FACTORY = "pipeline.entrypoints.api.server:app_from_environment"
 """Import string of the app factory uvicorn workers call."""
@@ -42,6 +45,18 @@ def app_from_environment() -> Litestar:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     return app_for(settings)
+
+
+async def run_api(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline api [--host H] [--port P] [--workers N]`: the options override the settings;
+    invalid values are a usage error (2)."""
+    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k)) is not None}
+    try:
+        api = ApiSettings.model_validate({**settings.api.model_dump(), **overrides})
+    except ValidationError as error:
+        sys.stderr.write(f"pipeline api: error: {error}\n")
+        return EXIT_USAGE
+    return await serve_api(settings.model_copy(update={"api": api}))
 
 
 async def serve_api(settings: Settings) -> int:

@@ -1,0 +1,128 @@
+"""Dead letters on the real stack: valid readings land in PostgreSQL, every bad record lands
+once on `<topic>.dlq` (Kafka, original key/value/timestamp, `dlq.*` headers) and once in the
+`dead_letters` table; re-driving a fixed record lands it in the projection."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.adapters.clock import ManualClock
+from pipeline.application.dead_letters import H_ERROR_CLASS, H_OFFSET, dead_letter_topic
+from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition
+from pipeline.domain import Reading
+from pipeline.entrypoints import cli
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.settings import Settings
+from tests.integration.conftest import settings_env
+
+pytestmark = pytest.mark.integration
+
+
+async def read_topic(pipeline: Pipeline, topic: str, expected: int) -> list[Record]:
+    """Every record of `topic`, waiting up to 30 s for `expected` of them."""
+    ends = await pipeline.log.end_offsets(topic)
+    reader = pipeline.log.reader(
+        group_id="dlq-inspect", start={TopicPartition(topic, p): 0 for p in ends}
+    )
+    records: list[Record] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            records += await reader.poll(1000, 0.5)
+    finally:
+        await reader.close()
+    return records
+
+
+def reading(now: datetime, sensor: str, value: float) -> Reading:
+    return Reading(
+        sensor_id=sensor,
+        sensor_type="temperature",
+        value=value,
+        unit="celsius",
+        timestamp=now - timedelta(seconds=5),
+        location="site-01/floor-1",
+    )
+
+
+async def test_bad_records_land_once_in_the_dead_letter_topic_and_table(
+    settings: Settings,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    pipeline = await bootstrap(settings, clock=ManualClock(now))
+    topic = settings.topics.sensor_readings
+    try:
+        await produce_sensors(pipeline, count=200, rate=0, seed=3, sensors=20, anomaly_rate=0)
+        good = await pipeline.reading_codec.encode(reading(now, "temp-0500", 20.0))
+        bad = {
+            b"k-magic": (b"\x07not wire format", "bad_magic_byte"),
+            b"k-truncated": (good[:-3], "malformed_payload"),
+            b"k-unknown": (b"\x00\x7f\xff\xff\xff" + good[5:], "unknown_schema_id"),
+            b"k-impossible": (
+                await pipeline.reading_codec.encode(reading(now, "temp-0501", -500.0)),
+                "reading_out_of_range",
+            ),
+        }
+        for key, (value, _) in bad.items():
+            await pipeline.log.publish(topic, key, value, timestamp_ms=1_700_000_000_000)
+        await pipeline.log.flush()
+
+        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+
+        assert stats.records == 204
+        assert await pipeline.store.count_readings() == 200
+        letters = await read_topic(pipeline, dead_letter_topic(topic), len(bad))
+        assert sorted((r.key or b"", dict(r.headers)[H_ERROR_CLASS].decode()) for r in letters) == (
+            sorted((key, error_class) for key, (_, error_class) in bad.items())
+        )
+        for letter in letters:
+            assert letter.key is not None
+            assert letter.value == bad[letter.key][0]
+            assert letter.timestamp_ms == 1_700_000_000_000
+        stored = await pipeline.dead_letter_store().find_dead_letters(DeadLetterFilter())
+        assert sorted((x.key or b"", x.error_class) for x in stored) == sorted(
+            (key, error_class) for key, (_, error_class) in bad.items()
+        )
+        assert {(x.partition, str(x.offset).encode()) for x in stored} == {
+            (r.partition, dict(r.headers)[H_OFFSET]) for r in letters
+        }
+    finally:
+        await pipeline.aclose()
+
+
+async def test_a_re_driven_dead_letter_lands_in_the_projection_once_its_cause_is_fixed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The record is rejected as in the future; once the clock has moved on (the cause is
+    # fixed), `pipeline dlq replay` re-drives it and the worker stores it.
+    now = datetime.now(UTC).replace(microsecond=0)
+    pipeline = await bootstrap(settings, clock=ManualClock(now - timedelta(hours=1)))
+    topic = settings.topics.sensor_readings
+    try:
+        await pipeline.ensure_topics()
+        value = await pipeline.reading_codec.encode(reading(now, "temp-0600", 21.0))
+        await pipeline.log.publish(topic, b"temp-0600", value)
+        await pipeline.log.flush()
+        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        (stored,) = await pipeline.dead_letter_store().find_dead_letters(DeadLetterFilter())
+        assert stored.error_class == "event_time_in_future"
+        for name, value_ in settings_env(settings).items():
+            monkeypatch.setenv(name, value_)
+
+        code = await asyncio.to_thread(
+            cli.main, ["dlq", "replay", "--error-class", "event_time_in_future"]
+        )
+
+        assert code == 0
+        pipeline.clock = ManualClock(now)
+        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        assert await pipeline.store.count_readings() == 1
+        (latest,) = await pipeline.store.latest_readings(sensor_id="temp-0600")
+        assert latest.value == 21.0
+    finally:
+        await pipeline.aclose()
