@@ -25,6 +25,7 @@ from pipeline.application.dead_letters import (
     H_TOPIC,
     H_WORKER_ID,
     DeadLetterPublisher,
+    dead_letter_of,
     dead_letter_topic,
 )
 from pipeline.application.errors import PublishError, StoreUnavailable
@@ -306,3 +307,15 @@ async def test_a_replay_stores_dead_letters_without_publishing_them_again(
     assert sum((await pipeline.log.end_offsets(dlq)).values()) == 0
     (stored,) = await pipeline.dead_letter_store().find_dead_letters(DeadLetterFilter())
     assert (stored.error_class, stored.value) == ("missing_value", None)
+
+
+def test_a_nul_quoted_in_an_error_message_is_escaped_so_the_dead_letter_can_be_stored(
+    clock: ManualClock,
+) -> None:
+    error = ValueError("unknown sensor type 'temp\x00x'")
+
+    letter = dead_letter_of(bad_record(3), error, at=clock.now(), worker_id="w", group_id="g")
+
+    assert "\x00" not in letter.message
+    assert letter.message == "unknown sensor type 'temp\\x00x'"
+    assert letter.error_class == "processing_error"

@@ -187,3 +187,12 @@ def test_replay_dry_run_lists_what_would_be_sent_without_kafka(
 def test_replay_without_kafka_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["dlq", "replay", "--all"]) == 2
     assert "no Kafka configured" in capsys.readouterr().err
+
+
+def test_a_database_without_the_dead_letters_table_fails_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_DATABASE__URL", f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+
+    assert cli.main(["dlq", "list"]) == 1
+    assert "run `pipeline db upgrade` first" in capsys.readouterr().err

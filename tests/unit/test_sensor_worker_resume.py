@@ -62,3 +62,17 @@ async def test_worker_refuses_offsets_stored_past_the_end_of_the_log(
     with pytest.raises(ConfigurationError, match="past the end of the log"):
         await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
     assert await pipeline.store.count_readings() == 0
+
+
+def test_dead_letter_topic_is_partitioned_like_its_topic_and_never_expires(
+    pipeline: Pipeline,
+) -> None:
+    specs = {spec.name: spec for spec in pipeline.topic_specs()}
+    readings = pipeline.settings.topics.sensor_readings
+
+    dlq = specs[f"{readings}.dlq"]
+
+    assert dlq.partitions == specs[readings].partitions
+    # Dead letters keep their original (possibly old) timestamps: time-based retention
+    # would delete them as soon as they are written.
+    assert dlq.config["retention.ms"] == "-1"

@@ -48,7 +48,7 @@ def dead_letter_of(
     """The dead letter of `record`, which failed with `error` (last at `at`)."""
     trace = None
     if error.__traceback__ is not None:
-        trace = "".join(traceback.format_exception(error)).rstrip()
+        trace = _printable("".join(traceback.format_exception(error)).rstrip())
     return DeadLetter(
         topic=record.topic,
         partition=record.partition,
@@ -57,7 +57,7 @@ def dead_letter_of(
         value=record.value,
         timestamp_ms=record.timestamp_ms,
         error_class=error_class_of(error),
-        message=str(error) or type(error).__name__,
+        message=_printable(str(error) or type(error).__name__),
         stack_trace=trace,
         attempts=attempts,
         first_failed_at=first_failed_at or at,
@@ -66,6 +66,12 @@ def dead_letter_of(
         group_id=group_id,
         headers=record.headers,
     )
+
+
+def _printable(text: str) -> str:
+    # A message can quote the record's own text; PostgreSQL text cannot hold NUL, and a dead
+    # letter that cannot be stored would stop the worker it exists to protect.
+    return text.replace("\x00", "\\x00")
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:

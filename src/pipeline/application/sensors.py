@@ -162,6 +162,7 @@ class SensorProjection:
             await self._publisher.publish(letters)
             self._published = prepared
         applied = await self._store.apply(prepared.batch)
+        self._published = None
         return BatchReport(
             records=prepared.records,
             readings_inserted=applied.readings_inserted,

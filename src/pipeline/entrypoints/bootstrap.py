@@ -52,10 +52,14 @@ class Pipeline:
         topics = self.settings.topics
         specs = [
             TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions),
-            # The dead-letter topic of every consumed topic, partitioned like it.
+            # The dead-letter topic of every consumed topic, partitioned like it. Dead letters
+            # keep their original timestamps, which time-based retention would judge expired
+            # at once for old records: they stay until purged (`pipeline dlq purge` and the
+            # broker's own tools), never silently.
             TopicSpec(
                 name=dead_letter_topic(topics.sensor_readings),
                 partitions=topics.sensor_readings_partitions,
+                config={"retention.ms": "-1"},
             ),
         ]
         specs += [

@@ -8,13 +8,15 @@ Exit codes: 0 success (`list` also when nothing matches), 1 failure (message on 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import DeadLetter, DeadLetterFilter
-from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
 
@@ -50,6 +52,19 @@ def _position(text: str) -> tuple[str, int, int]:
     if not (topic and partition.isdigit() and rest.isdigit()):
         raise argparse.ArgumentTypeError(f"expected TOPIC:PARTITION:OFFSET, got {text!r}")
     return topic, int(partition), int(rest)
+
+
+async def _open(settings: Settings) -> Pipeline:
+    """The pipeline, once the database is known to have the `dead_letters` table."""
+    from pipeline.adapters.sql.migrate import current, head  # noqa: PLC0415 - SQL on demand
+
+    revision = await asyncio.to_thread(current, settings.database.url.get_secret_value())
+    if revision != head():
+        raise ConfigurationError(
+            f"the database is at revision {revision or 'none'}, not {head()}: "
+            "run `pipeline db upgrade` first"
+        )
+    return await bootstrap(settings)
 
 
 def _filter(args: argparse.Namespace) -> DeadLetterFilter:
@@ -95,7 +110,7 @@ def _details(letter: DeadLetter) -> dict[str, Any]:
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline dlq list`: one line per dead letter (or one JSON object per line)."""
-    pipeline = await bootstrap(settings)
+    pipeline = await _open(settings)
     try:
         found = await pipeline.dead_letter_store().find_dead_letters(
             _filter(args), limit=args.limit
@@ -121,7 +136,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline dlq show TOPIC:PARTITION:OFFSET`: everything stored about one dead letter."""
     topic, partition, offset = args.position
-    pipeline = await bootstrap(settings)
+    pipeline = await _open(settings)
     try:
         letter = await pipeline.dead_letter_store().dead_letter(topic, partition, offset)
     finally:
@@ -152,7 +167,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     if not args.dry_run and kafka_missing("dlq replay", settings):
         return EXIT_USAGE
-    pipeline = await bootstrap(settings)
+    pipeline = await _open(settings)
     try:
         found = await pipeline.dead_letter_store().find_dead_letters(
             _filter(args), limit=args.limit
@@ -179,7 +194,7 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     if _unfiltered(args):
         sys.stderr.write("pipeline dlq purge: error: choose records with filters, or --all\n")
         return EXIT_USAGE
-    pipeline = await bootstrap(settings)
+    pipeline = await _open(settings)
     try:
         store = pipeline.dead_letter_store()
         if args.dry_run:
