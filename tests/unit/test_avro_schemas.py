@@ -12,6 +12,7 @@ from pipeline.adapters.avro import (
     ALERT_RAISED,
     POST,
     SENSOR_READING,
+    SENSOR_READING_V2,
     SHOP_EVENT,
     TRANSACTION,
     canonical_form,
@@ -21,6 +22,7 @@ from pipeline.adapters.avro import (
 
 SCHEMAS = {
     SENSOR_READING: "io.pipeline.sensors.SensorReading",
+    SENSOR_READING_V2: "io.pipeline.sensors.SensorReading",
     ALERT_RAISED: "io.pipeline.alerts.AlertRaised",
     SHOP_EVENT: "io.pipeline.shop.ShopEvent",
     TRANSACTION: "io.pipeline.payments.Transaction",

@@ -17,6 +17,10 @@ import fastavro
 from pipeline.application.errors import SchemaRegistryError
 
 SENSOR_READING = "sensor_reading.v1.avsc"
+SENSOR_READING_V2 = "sensor_reading.v2.avsc"
+"""Version 2 of SensorReading: version 1 plus the optional `firmware_version` (default null)."""
+SENSOR_READING_VERSIONS = (SENSOR_READING, SENSOR_READING_V2)
+"""Every version of SensorReading, oldest first: the order they are registered in."""
 ALERT_RAISED = "alert_raised.v1.avsc"
 SHOP_EVENT = "shop_event.v1.avsc"
 TRANSACTION = "transaction.v1.avsc"
