@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -46,3 +46,18 @@ async def fresh_database(prefix: str = "test") -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def module_database(prefix: str) -> Iterator[str]:
+    """`fresh_database` for a module-scoped (synchronous) fixture: created and dropped on an
+    event loop of its own. Use as `yield from module_database("name")`."""
+    loop = asyncio.new_event_loop()
+    database = fresh_database(prefix)
+    try:
+        url = loop.run_until_complete(database.__aenter__())
+        try:
+            yield url
+        finally:
+            loop.run_until_complete(database.__aexit__(None, None, None))
+    finally:
+        loop.close()

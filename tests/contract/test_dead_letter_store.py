@@ -5,7 +5,6 @@ Run against the in-memory store, SQLite and a throwaway PostgreSQL database."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from pipeline.application.ports import (
     SensorStore,
     TopicPartition,
 )
-from tests.databases import fresh_database
+from tests.databases import module_database
 
 TOPIC = "sensor-readings"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -170,16 +169,7 @@ class TestSqliteDeadLetters(DeadLetterStoreContract):
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """One throwaway database for this module, created and migrated by Alembic."""
-    loop = asyncio.new_event_loop()
-    database = fresh_database("contract_dead_letters")
-    try:
-        url = loop.run_until_complete(database.__aenter__())
-        try:
-            yield url
-        finally:
-            loop.run_until_complete(database.__aexit__(None, None, None))
-    finally:
-        loop.close()
+    yield from module_database("contract_dead_letters")
 
 
 @pytest.mark.integration

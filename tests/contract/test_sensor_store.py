@@ -39,7 +39,7 @@ from pipeline.application.ports import (
 )
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
 from pipeline.domain.sensors import Reading
-from tests.databases import fresh_database
+from tests.databases import module_database
 
 TOPIC = "sensor-readings"
 P0 = TopicPartition(TOPIC, 0)
@@ -662,16 +662,7 @@ class TestSqliteSensorStore(SensorStoreContract, SqlStoreMigrations):
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """One throwaway database for this module, created and migrated by Alembic."""
-    loop = asyncio.new_event_loop()
-    database = fresh_database("contract_sensor_store")
-    try:
-        url = loop.run_until_complete(database.__aenter__())
-        try:
-            yield url
-        finally:
-            loop.run_until_complete(database.__aexit__(None, None, None))
-    finally:
-        loop.close()
+    yield from module_database("contract_sensor_store")
 
 
 @pytest.mark.integration

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from pipeline.adapters.registry import ConfluentSchemaRegistry
 from pipeline.entrypoints.settings import (
     DatabaseSettings,
     KafkaSettings,
@@ -19,6 +20,22 @@ from pipeline.entrypoints.settings import (
 )
 from tests.databases import fresh_database
 from tests.services import KAFKA, REGISTRY, require_service
+
+
+@pytest.fixture
+async def registry() -> AsyncIterator[ConfluentSchemaRegistry]:
+    """A client of the real schema registry."""
+    client = ConfluentSchemaRegistry(require_service(REGISTRY))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def other_registry() -> AsyncIterator[ConfluentSchemaRegistry]:
+    """A second client with empty caches: what a reader in another process sees."""
+    client = ConfluentSchemaRegistry(require_service(REGISTRY))
+    yield client
+    await client.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ process (fresh client, empty caches) reads them, and schema evolution works acro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
@@ -14,24 +13,8 @@ from pipeline.adapters.avro.mapping import reading_to_avro
 from pipeline.adapters.registry import ConfluentSchemaRegistry
 from pipeline.application.errors import UnknownSchemaId
 from tests.avro_events import alert, reading, reading_schema_v2
-from tests.services import REGISTRY, require_service
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def registry() -> AsyncIterator[ConfluentSchemaRegistry]:
-    registry = ConfluentSchemaRegistry(require_service(REGISTRY))
-    yield registry
-    await registry.close()
-
-
-@pytest.fixture
-async def other_registry() -> AsyncIterator[ConfluentSchemaRegistry]:
-    """A second client: what a consumer in another process sees."""
-    registry = ConfluentSchemaRegistry(require_service(REGISTRY))
-    yield registry
-    await registry.close()
 
 
 @pytest.fixture

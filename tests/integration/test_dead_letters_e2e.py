@@ -5,39 +5,22 @@ once on `<topic>.dlq` (Kafka, original key/value/timestamp, `dlq.*` headers) and
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.application.dead_letters import H_ERROR_CLASS, H_OFFSET, dead_letter_topic
-from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition
+from pipeline.application.ports import DeadLetterFilter
 from pipeline.domain import Reading
 from pipeline.entrypoints import cli
-from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
 from pipeline.entrypoints.settings import Settings
 from tests.integration.conftest import settings_env
+from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-async def read_topic(pipeline: Pipeline, topic: str, expected: int) -> list[Record]:
-    """Every record of `topic`, waiting up to 30 s for `expected` of them."""
-    ends = await pipeline.log.end_offsets(topic)
-    reader = pipeline.log.reader(
-        group_id="dlq-inspect", start={TopicPartition(topic, p): 0 for p in ends}
-    )
-    records: list[Record] = []
-    deadline = time.monotonic() + 30
-    try:
-        # Everything the topic holds (its end offsets are final: the worker flushed).
-        while len(records) < max(expected, sum(ends.values())) and time.monotonic() < deadline:
-            records += await reader.poll(1000, 0.5)
-    finally:
-        await reader.close()
-    return records
 
 
 def reading(now: datetime, sensor: str, value: float) -> Reading:

@@ -8,7 +8,6 @@ Each example gets its own topics and database, so few examples are run."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import pytest
@@ -17,8 +16,8 @@ from hypothesis import strategies as st
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.application.dead_letters import H_ERROR_CLASS, dead_letter_topic
-from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition
-from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.application.ports import DeadLetterFilter
+from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import (
     DatabaseSettings,
@@ -29,6 +28,7 @@ from pipeline.entrypoints.settings import (
     WorkerSettings,
 )
 from tests.databases import fresh_database
+from tests.integration.topics import read_topic
 from tests.services import KAFKA, REGISTRY, require_service
 from tests.unit import test_dead_letters_property as unit
 
@@ -53,22 +53,6 @@ def stack_settings(database_url: str, batch_size: int) -> Settings:
             group_id_prefix=f"dlqprop-{run}", batch_size=batch_size, batch_timeout=0.2
         ),
     )
-
-
-async def read_topic(pipeline: Pipeline, topic: str, expected: int) -> list[Record]:
-    ends = await pipeline.log.end_offsets(topic)
-    reader = pipeline.log.reader(
-        group_id="inspect", start={TopicPartition(topic, p): 0 for p in ends}
-    )
-    records: list[Record] = []
-    deadline = time.monotonic() + 30
-    try:
-        # Everything the topic holds (its end offsets are final: the worker flushed).
-        while len(records) < max(expected, sum(ends.values())) and time.monotonic() < deadline:
-            records += await reader.poll(1000, 0.5)
-    finally:
-        await reader.close()
-    return records
 
 
 async def scenario(items: list[tuple[str, object]], batch_size: int) -> None:

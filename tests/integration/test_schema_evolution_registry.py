@@ -5,7 +5,6 @@ the Confluent wire format (writer's schema id in the header, resolved to the rea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
@@ -18,24 +17,8 @@ from pipeline.application.errors import IncompatibleSchema
 from pipeline.application.upcasting import DEFAULT_UPCASTERS, SENSOR_READING
 from tests.avro_events import reading
 from tests.evolution_samples import FIRMWARE, breaking_v3, reading_v2_record, v2_codec
-from tests.services import REGISTRY, require_service
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def registry() -> AsyncIterator[ConfluentSchemaRegistry]:
-    registry = ConfluentSchemaRegistry(require_service(REGISTRY))
-    yield registry
-    await registry.close()
-
-
-@pytest.fixture
-async def other_registry() -> AsyncIterator[ConfluentSchemaRegistry]:
-    """A second client with empty caches: a reader in another process."""
-    registry = ConfluentSchemaRegistry(require_service(REGISTRY))
-    yield registry
-    await registry.close()
 
 
 @pytest.fixture
