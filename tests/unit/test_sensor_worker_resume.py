@@ -13,10 +13,15 @@ from pipeline.adapters.memory import (
     InMemorySchemaRegistry,
     InMemorySensorStore,
 )
-from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import SensorBatch, TopicPartition
+from pipeline.application.errors import ConfigurationError, StoreUnavailable
+from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.sensors import (
+    plan_replay,
+    produce_sensors,
+    replay_sensors,
+    run_sensor_worker,
+)
 from pipeline.entrypoints.settings import Settings
 
 
@@ -76,3 +81,36 @@ def test_dead_letter_topic_is_partitioned_like_its_topic_and_never_expires(
     # Dead letters keep their original (possibly old) timestamps: time-based retention
     # would delete them as soon as they are written.
     assert dlq.config["retention.ms"] == "-1"
+
+
+class FlakyStore(InMemorySensorStore):
+    """Fails its first apply as if the database had gone away for a moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def apply(self, batch: SensorBatch) -> AppliedBatch:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("database restarting")
+        return await super().apply(batch)
+
+
+async def test_replay_retries_a_transient_store_failure_and_covers_the_whole_plan(
+    clock: ManualClock,
+) -> None:
+    store = FlakyStore()
+    pipeline = await bootstrap(
+        Settings(), log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), store=store,
+        clock=clock,
+    )  # fmt: skip
+    await produce_sensors(pipeline, count=200, rate=0, seed=1, sensors=10)
+    topic = pipeline.settings.topics.sensor_readings
+    plan = plan_replay(topic, await pipeline.log.end_offsets(topic), from_offset=0)
+
+    stats = await asyncio.wait_for(replay_sensors(pipeline, plan, group_id="replay"), 30)
+
+    assert stats.records == 200
+    assert stats.retries == 1
+    assert await store.count_readings() == 200

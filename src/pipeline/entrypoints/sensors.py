@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
-from pipeline.application.ports import Record, TopicPartition
+from pipeline.application.ports import EventConsumer, Record, TopicPartition
 from pipeline.application.sensors import BatchReport, PreparedBatch
 from pipeline.application.worker import ConsumerWorker, WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline
@@ -203,6 +203,50 @@ def plan_replay(
     return ReplayPlan(start=start, stop=stop)
 
 
+class ReplayRange:
+    """An EventConsumer over a manual reader that ends each partition at the plan's stop
+    offset, so that the ordinary ConsumerWorker (retries, pipelining, statistics) runs a
+    replay and, with `until_caught_up`, stops at the end of the plan."""
+
+    def __init__(self, reader: EventConsumer, plan: ReplayPlan) -> None:
+        self._reader = reader
+        self._pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """The reader's records below their partition's stop offset."""
+        if not self._pending:
+            return []
+        wanted: list[Record] = []
+        for record in await self._reader.poll(max_records, timeout):
+            tp = record.topic_partition
+            end = self._pending.get(tp)
+            if end is None:
+                continue
+            if record.offset < end:
+                wanted.append(record)
+            if record.offset + 1 >= end:
+                del self._pending[tp]
+        return wanted
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Nothing: a replay's offsets live in the store, under its own group."""
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions of the plan."""
+        return self._reader.assignment()
+
+    async def lag(self) -> int:
+        """0 once every partition reached its stop, or nothing is left to read before it
+        (records removed by retention); otherwise the reader's lag."""
+        if not self._pending:
+            return 0
+        return await self._reader.lag()
+
+    async def close(self) -> None:
+        """Close the reader."""
+        await self._reader.close()
+
+
 async def replay_sensors(
     pipeline: Pipeline,
     plan: ReplayPlan,
@@ -214,33 +258,23 @@ async def replay_sensors(
     rows already stored stay as they are and aggregates take in only readings really inserted,
     so a replay restores what is missing and changes nothing else."""
     stats = WorkerStats()
-    pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
-    if not pending:
+    if plan.total == 0:
         return stats
-    reader = pipeline.log.reader(group_id=group_id, start=plan.start)
-    projection = pipeline.sensor_projection(group_id, publish_dead_letters=False)
     relay = pipeline.alert_relay()
-    try:
-        while pending:
-            records = await reader.poll(pipeline.settings.worker.batch_size, 1.0)
-            if not records and await reader.lag() == 0:
-                break  # nothing left before the end (e.g. records removed by retention)
-            wanted: list[Record] = []
-            for record in records:
-                tp = record.topic_partition
-                if tp in pending and record.offset < pending[tp]:
-                    wanted.append(record)
-            if wanted:
-                report = await projection.handle(wanted)
-                stats.add(report, wanted)
-                if report.new_alerts:
-                    await relay.relay()
-                if progress is not None:
-                    progress(stats.records)
-            for record in records:
-                tp = record.topic_partition
-                if tp in pending and record.offset + 1 >= pending[tp]:
-                    del pending[tp]
-    finally:
-        await reader.close()
-    return stats
+
+    async def after_batch(report: BatchReport) -> None:
+        if report.new_alerts:
+            await relay.relay()
+        if progress is not None:
+            progress(stats.records)
+
+    worker = ConsumerWorker(
+        consumer=ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan),
+        handler=pipeline.sensor_projection(group_id, publish_dead_letters=False),
+        batch_size=pipeline.settings.worker.batch_size,
+        batch_timeout=1.0,
+        until_caught_up=True,
+        after_batch=after_batch,
+        stats=stats,
+    )
+    return await worker.run()
