@@ -490,6 +490,51 @@ class SensorStoreContract:
             0,
         )
 
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [
+            (timedelta(seconds=0), timedelta(minutes=4)),  # whole minutes only
+            (timedelta(seconds=20), timedelta(minutes=3, seconds=40)),  # partial edges
+            (timedelta(seconds=10), timedelta(seconds=50)),  # inside one minute
+            (timedelta(minutes=1, seconds=30), timedelta(minutes=2)),  # ends on a minute
+        ],
+    )
+    async def test_reading_stats_are_exact_for_windows_that_cut_minutes(
+        self, store: SensorStore, start: timedelta, end: timedelta
+    ) -> None:
+        # One reading every 10 s for 5 minutes, for two sensors of two types: whichever way
+        # a window cuts the minutes, its statistics are those of exactly its readings.
+        readings = [
+            reading(
+                sensor=f"{prefix}-a",
+                sensor_type=kind,
+                at=T0 + timedelta(seconds=10 * step),
+                value=float(step * factor),
+            )
+            for step in range(30)
+            for prefix, kind, factor in (("temp", "temperature", 1), ("hum", "humidity", 2))
+        ]
+        await store.apply(batch(at_offsets(readings)))
+        since, until = T0 + start, T0 + end
+        inside = [r for r in readings if since <= r.timestamp < until]
+
+        stats = await store.reading_stats(since=since, until=until)
+
+        values = [r.value for r in inside]
+        assert stats.overall.count == len(inside)
+        assert stats.overall.sensors == len({r.sensor_id for r in inside})
+        assert stats.overall.mean == pytest.approx(sum(values) / len(values))
+        assert (stats.overall.min, stats.overall.max) == (min(values), max(values))
+        humidity = [r.value for r in inside if r.sensor_type == "humidity"]
+        h = stats.by_type["humidity"]
+        assert (h.count, h.sensors, h.min, h.max) == (
+            len(humidity),
+            1,
+            min(humidity),
+            max(humidity),
+        )
+        assert h.mean == pytest.approx(sum(humidity) / len(humidity))
+
     async def test_reading_stats_of_an_empty_range_have_no_values(self, store: SensorStore) -> None:
         await store.apply(batch(at_offsets([reading()])))
 
@@ -615,7 +660,7 @@ class SqlStoreMigrations:
     async def test_the_database_is_migrated_to_the_newest_revision(
         self, store: SensorStore, sql_url: str
     ) -> None:
-        assert head() == "0002"
+        assert head() == "0003"
         assert await asyncio.to_thread(current, sql_url) == head()
 
     async def test_the_migrated_schema_matches_the_tables_the_store_queries(

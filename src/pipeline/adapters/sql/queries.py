@@ -1,12 +1,13 @@
 """SQL statements of the sensor store's read queries (stats, alert search), kept apart from
 the store so each stays small. Every statement is written to use an existing index: readings
 by time (ix_readings_time) or by its primary key (sensor_id, time), alerts by time
-(ix_alerts_time) or by source and time (ix_alerts_source_time)."""
+(ix_alerts_time) or by source and time (ix_alerts_source_time). Statistics read whole minutes
+from the one-minute aggregates (ix_reading_aggregates_1m_window_start)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,35 +18,72 @@ from pipeline.application.ports import AlertFilter, AlertPosition, ReadingStats,
 _Row = sa.Row[*tuple[Any, ...]]
 
 
-def _reading_conditions(
+def _minute_ceil(moment: datetime) -> datetime:
+    floor = moment.replace(second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(minutes=1)
+
+
+def _window_parts(
     since: datetime, until: datetime, sensor_type: str | None, sensor_id: str | None
-) -> list[sa.ColumnElement[bool]]:
-    r = tables.readings
-    conditions = [r.c.time >= since, r.c.time < until]
+) -> sa.CTE:
+    """The readings of [since, until) as (sensor_type, sensor_id, n, total, lo, hi) parts:
+    the whole minutes inside the range from the one-minute aggregates (one row per sensor and
+    minute instead of one per reading) and the partial minutes at either edge from the
+    readings themselves, so the statistics stay exact to the microsecond."""
+    r, g = tables.readings, tables.reading_aggregates_1m
+    inner_from, inner_to = _minute_ceil(since), until.replace(second=0, microsecond=0)
+    if inner_from >= inner_to:  # no whole minute inside: the readings alone
+        raw_time: sa.ColumnElement[bool] = sa.and_(r.c.time >= since, r.c.time < until)
+        inner: list[sa.ColumnElement[bool]] = [sa.false()]
+    else:
+        raw_time = sa.or_(
+            sa.and_(r.c.time >= since, r.c.time < inner_from),
+            sa.and_(r.c.time >= inner_to, r.c.time < until),
+        )
+        inner = [g.c.window_start >= inner_from, g.c.window_start < inner_to]
+    raw = [raw_time]
     if sensor_type is not None:
-        conditions.append(r.c.sensor_type == sensor_type)
+        raw.append(r.c.sensor_type == sensor_type)
+        inner.append(g.c.sensor_type == sensor_type)
     if sensor_id is not None:
-        conditions.append(r.c.sensor_id == sensor_id)
-    return conditions
+        raw.append(r.c.sensor_id == sensor_id)
+        inner.append(g.c.sensor_id == sensor_id)
+    minutes = sa.select(
+        g.c.sensor_type,
+        g.c.sensor_id,
+        g.c.count.label("n"),
+        (g.c.mean * g.c.count).label("total"),
+        g.c.min.label("lo"),
+        g.c.max.label("hi"),
+    ).where(*inner)
+    edges = sa.select(
+        r.c.sensor_type,
+        r.c.sensor_id,
+        sa.literal(1, sa.BigInteger).label("n"),
+        r.c.value.label("total"),
+        r.c.value.label("lo"),
+        r.c.value.label("hi"),
+    ).where(*raw)
+    return sa.union_all(minutes, edges).cte("parts")
 
 
 def stats_by_type(
     since: datetime, until: datetime, sensor_type: str | None, sensor_id: str | None
 ) -> sa.Select[*tuple[Any, ...]]:
     """Per sensor type: type, count, distinct sensors, mean, min, max."""
-    r = tables.readings
+    parts = _window_parts(since, until, sensor_type, sensor_id)
+    count = sa.func.sum(parts.c.n)
     return (
         sa.select(
-            r.c.sensor_type,
-            sa.func.count(),
-            sa.func.count(sa.distinct(r.c.sensor_id)),
-            sa.func.avg(r.c.value),
-            sa.func.min(r.c.value),
-            sa.func.max(r.c.value),
+            parts.c.sensor_type,
+            count,
+            sa.func.count(sa.distinct(parts.c.sensor_id)),
+            sa.func.sum(parts.c.total) / count,
+            sa.func.min(parts.c.lo),
+            sa.func.max(parts.c.hi),
         )
-        .where(*_reading_conditions(since, until, sensor_type, sensor_id))
-        .group_by(r.c.sensor_type)
-        .order_by(r.c.sensor_type)
+        .group_by(parts.c.sensor_type)
+        .order_by(parts.c.sensor_type)
     )
 
 
@@ -54,10 +92,8 @@ def distinct_sensors(
 ) -> sa.Select[*tuple[Any, ...]]:
     """How many distinct sensors have readings in the range (a sensor id could in principle
     report under two types, so the per-type counts are not simply added)."""
-    r = tables.readings
-    return sa.select(sa.func.count(sa.distinct(r.c.sensor_id))).where(
-        *_reading_conditions(since, until, sensor_type, sensor_id)
-    )
+    parts = _window_parts(since, until, sensor_type, sensor_id)
+    return sa.select(sa.func.count(sa.distinct(parts.c.sensor_id)))
 
 
 def combine_stats(rows: Sequence[_Row], sensors: int, alerts: int) -> ReadingStats:

@@ -91,6 +91,8 @@ reading_aggregates_1m = sa.Table(
     # Sum of squared deviations from the mean: with count and mean it lets a batch's new
     # readings be merged into a window without reading the window's older rows again.
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+    # Statistics over a time window read its whole minutes from here, by window start.
+    sa.Index("ix_reading_aggregates_1m_window_start", "window_start"),
 )
 
 alerts = sa.Table(
