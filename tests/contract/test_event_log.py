@@ -434,6 +434,76 @@ class EventLogContract:
 
         assert [r.value for r in records] == [b"wake up"]
 
+    # -- pause / resume -------------------------------------------------------------------
+
+    async def test_a_paused_member_returns_nothing_then_resume_delivers_every_record_once(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        await publish_values(event_log, topic, key_for(0, 2), range(0, 20))
+        consumer = open_consumer(group_id=unique("g"), topics=[topic])
+        # Small polls leave fetched records buffered in the client when it pauses.
+        before = await read(consumer, 1, max_records=3)
+
+        await consumer.pause()
+        await publish_values(event_log, topic, key_for(0, 2), range(20, 30))
+        await publish_values(event_log, topic, key_for(1, 2), range(100, 110))
+        while_paused = [await consumer.poll(100, 0.3) for _ in range(4)]
+        await consumer.resume()
+        after = await read(consumer, 40 - len(before))
+
+        assert while_paused == [[], [], [], []]
+        by_partition: dict[int, list[int]] = {0: [], 1: []}
+        for record in before + after:
+            by_partition[record.partition].append(int(record.value or b""))
+        assert by_partition == {0: list(range(30)), 1: list(range(100, 110))}
+
+    async def test_a_paused_poll_waits_its_timeout(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await publish_values(event_log, topic, b"k", range(3))
+        reader = open_consumer(group_id=unique("g"), start={TopicPartition(topic, 0): 0})
+        await reader.pause()
+
+        started = time.monotonic()
+        records = await reader.poll(10, 0.5)
+        waited = time.monotonic() - started
+        await reader.resume()
+
+        assert records == []
+        assert waited >= 0.4
+        assert [r.offset for r in await read(reader, 3)] == [0, 1, 2]
+
+    async def test_partitions_assigned_while_paused_stay_paused_until_resume(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=2), unique("g")
+        for partition in (0, 1):
+            await publish_values(event_log, topic, key_for(partition, 2), range(5))
+        first = open_consumer(group_id=group, topics=[topic])
+        second = open_consumer(group_id=group, topics=[topic])
+        await poll_until([first, second], lambda: len(second.assignment()) == 1, [])
+        await second.pause()
+        await second.close()
+
+        await first.pause()
+        for partition in (0, 1):
+            await publish_values(event_log, topic, key_for(partition, 2), range(5, 8))
+        deadline = time.monotonic() + SETTLE_S
+        paused: list[Record] = []
+        while len(first.assignment()) < 2:
+            assert time.monotonic() < deadline, "the partition never moved"
+            paused.extend(await first.poll(100, 0.3))
+        paused.extend(await first.poll(100, 0.3))
+        await first.resume()
+        after = await read(first, 6)
+
+        assert paused == []
+        assert sorted((r.partition, r.value) for r in after) == [
+            (p, str(v).encode()) for p in (0, 1) for v in range(5, 8)
+        ]
+
 
 class TestInMemoryEventLog(EventLogContract):
     """The contract for the embedded in-memory log."""

@@ -125,7 +125,7 @@ def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
 ) -> None:
     db = tmp_path / "demo.db"
 
-    code = cli.main(["demo", "--duration", "2", "--rate", "3000", "--db", str(db)])
+    code = cli.main(["demo", "--duration", "2", "--rate", "3000", "--db", str(db), "--no-api"])
 
     out = capsys.readouterr().out
     assert code == 0
@@ -156,7 +156,7 @@ def test_demo_run_twice_on_the_same_file_stores_every_reading_of_both_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "demo.db"
-    argv = ["demo", "--duration", "1", "--rate", "2000", "--db", str(db)]
+    argv = ["demo", "--duration", "1", "--rate", "2000", "--db", str(db), "--no-api"]
 
     assert cli.main(argv) == 0
     assert cli.main(argv) == 0

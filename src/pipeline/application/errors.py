@@ -96,6 +96,13 @@ class RegistryUnavailable(TransientError):
     error_class = "registry_unavailable"
 
 
+class StoreRejected(PipelineError):
+    """The store refused the data itself (a constraint or a value it cannot hold): retrying
+    cannot help, and the record responsible becomes a dead letter."""
+
+    error_class = "store_rejected"
+
+
 class ConfigurationError(PipelineError):
     """Settings that cannot work together."""
 

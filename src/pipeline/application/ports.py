@@ -91,6 +91,17 @@ class EventConsumer(Protocol):
         """Records left to read in the assigned partitions (high watermark − position)."""
         ...
 
+    async def pause(self) -> None:
+        """Stop returning records from every assigned partition, and from any partition
+        assigned while paused, until `resume`. Polls still wait their timeout and keep the
+        consumer in its group; records already fetched are kept for after `resume`."""
+        ...
+
+    async def resume(self) -> None:
+        """Return records again, from where the consumer was when paused: in order, none
+        skipped, none repeated."""
+        ...
+
     async def close(self) -> None:
         """Leave the group and release resources; records already polled stay processed."""
         ...

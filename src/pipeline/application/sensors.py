@@ -4,11 +4,13 @@ one-minute aggregates in the store, exactly once per consumer group."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
-from pipeline.application.errors import DecodeError
+from pipeline.application.errors import DecodeError, TransientError
+from pipeline.application.poison import NOT_THE_RECORDS_FAULT, Isolation, isolate_poison
 from pipeline.application.ports import (
     Clock,
     Codec,
@@ -32,6 +34,10 @@ from pipeline.domain import (
 )
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 
+if TYPE_CHECKING:
+    from pipeline.application.retries import RetryRouter
+    from pipeline.application.worker import TransientFailure
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejection:
@@ -51,6 +57,8 @@ class PreparedBatch:
     records: int
     batch: SensorBatch
     rejections: tuple[Rejection, ...]
+    raw: Sequence[Record] = ()
+    """The records as read, for dead-lettering one the store refuses."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +71,8 @@ class BatchReport:
     rejections: tuple[Rejection, ...]
     new_alerts: tuple[Alert, ...]
     next_offsets: Mapping[TopicPartition, int] = field(default_factory=dict)
+    diverted: Mapping[str, int] = field(default_factory=dict)
+    """Records moved to a retry topic or the dead-letter topic, by topic."""
 
 
 class SensorProjection:
@@ -84,6 +94,7 @@ class SensorProjection:
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
         dead_letters: DeadLetterPublisher | None = None,
         worker_id: str = "unknown",
+        retries: RetryRouter | None = None,
     ) -> None:
         self.group_id = group_id
         self._codec = codec
@@ -94,9 +105,16 @@ class SensorProjection:
         self._max_clock_skew = max_clock_skew
         self._publisher = dead_letters
         self._worker_id = worker_id
+        self._retries = retries
         # The batch whose dead letters are on the broker already: a transient failure of
         # its transaction retries `apply`, which must not publish them twice.
         self._published: PreparedBatch | None = None
+        # Likewise the records of a diverted batch already on a retry topic, and what went
+        # where, while the transaction storing their offsets is retried.
+        self._routed: tuple[Sequence[Record], list[DeadLetter], dict[str, int]] | None = None
+        # A batch whose poison records were found and published, while its transaction is
+        # retried: (the batch as prepared, the batch without them).
+        self._isolated: tuple[PreparedBatch, PreparedBatch, Isolation] | None = None
 
     async def handle(self, records: Sequence[Record]) -> BatchReport:
         """Decode, validate and store one batch atomically with its offsets."""
@@ -147,6 +165,7 @@ class SensorProjection:
                 dead_letters=letters,
             ),
             rejections=tuple(_rejection(letter) for letter in letters),
+            raw=records,
         )
 
     def _dead_letter(self, record: Record, error: Exception, now: datetime) -> DeadLetter:
@@ -161,15 +180,109 @@ class SensorProjection:
         if self._publisher is not None and letters and self._published is not prepared:
             await self._publisher.publish(letters)
             self._published = prepared
-        applied = await self._store.apply(prepared.batch)
+        isolation: Isolation | None = None
+        if self._isolated is not None and self._isolated[0] is prepared:
+            # Its poison is dead-lettered and published already, the rest of it stored.
+            _, prepared, isolation = self._isolated
+        try:
+            applied = await self._store.apply(prepared.batch)
+        except NOT_THE_RECORDS_FAULT:
+            raise
+        except Exception as error:  # noqa: BLE001 - anything a record triggers is isolated
+            # A permanent failure: find the records responsible, dead-letter them, store
+            # the rest with the batch's offsets.
+            original = prepared
+            prepared, isolation = await self._without_poison(prepared, error)
+            self._isolated = (original, prepared, isolation)
+            applied = await self._store.apply(prepared.batch)
         self._published = None
+        self._isolated = None
+        inserted = applied.readings_inserted
+        new_alerts = applied.new_alerts
+        if isolation is not None:  # rows the bisection stored count as this batch's
+            inserted += isolation.readings_inserted
+            new_alerts = (*isolation.new_alerts, *new_alerts)
         return BatchReport(
             records=prepared.records,
-            readings_inserted=applied.readings_inserted,
+            readings_inserted=inserted,
             skipped=applied.skipped,
             rejections=prepared.rejections,
-            new_alerts=applied.new_alerts,
+            new_alerts=new_alerts,
             next_offsets=prepared.batch.next_offsets,
+        )
+
+    async def _without_poison(
+        self, prepared: PreparedBatch, error: Exception
+    ) -> tuple[PreparedBatch, Isolation]:
+        isolation = await isolate_poison(self._store, self.group_id, prepared.batch.readings, error)
+        poison = isolation.poison
+        raw = {(r.topic, r.partition, r.offset): r for r in prepared.raw}
+        now = self._clock.now()
+        letters = [
+            self._dead_letter(
+                raw[(p.reading.source.topic, p.reading.source.partition, p.reading.offset)],
+                p.error,
+                now,
+            )
+            for p in poison
+        ]
+        if self._publisher is not None and letters:
+            await self._publisher.publish(letters)
+        refused = {id(p.reading) for p in poison}
+        batch = replace(
+            prepared.batch,
+            readings=[r for r in prepared.batch.readings if id(r) not in refused],
+            dead_letters=[*prepared.batch.dead_letters, *letters],
+        )
+        rejections = (*prepared.rejections, *(_rejection(letter) for letter in letters))
+        return replace(prepared, batch=batch, rejections=rejections), isolation
+
+    async def healthy(self) -> bool:
+        """Whether the store answers: False during a database outage, True when a batch
+        failing transiently fails for reasons of its own (deadlock, timeout)."""
+        try:
+            await self._store.ping()
+        except TransientError:
+            return False
+        return True
+
+    async def divert(self, records: Sequence[Record], failure: TransientFailure) -> BatchReport:
+        """Move a batch that keeps failing transiently to its next retry topic (or the DLQ
+        past the last level), acknowledged by the broker, then store its offsets (and those
+        dead letters) in one transaction with no readings. Should that transaction fail, the
+        worker retries this step, which then only stores. (Should the process die first, the
+        batch is diverted again: its retry-topic copies exist twice, which is harmless as the
+        projection is idempotent on (sensor_id, time).)"""
+        if self._retries is None:
+            raise failure.error
+        if self._routed is not None and self._routed[0] is records:
+            _, letters, sent = self._routed
+        else:
+            letters, counts = await self._retries.route(
+                records,
+                failure.error,
+                attempts=failure.attempts,
+                first_failed_at=failure.first_failed_at,
+                at=failure.last_failed_at,
+            )
+            sent = dict(counts)
+            self._routed = (records, letters, sent)
+        next_offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            next_offsets[record.topic_partition] = record.offset + 1
+        batch = SensorBatch(
+            group_id=self.group_id, readings=(), next_offsets=next_offsets, dead_letters=letters
+        )
+        applied = await self._store.apply(batch)
+        self._routed = None
+        return BatchReport(
+            records=len(records),
+            readings_inserted=applied.readings_inserted,
+            skipped=applied.skipped,
+            rejections=tuple(_rejection(letter) for letter in letters),
+            new_alerts=applied.new_alerts,
+            next_offsets=next_offsets,
+            diverted=sent,
         )
 
 

@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import functools
 import time
-from array import array
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
 from pipeline.application.errors import TransientError
+from pipeline.application.pausing import PausedWait
 from pipeline.application.ports import EventConsumer, Record
+from pipeline.application.retry_policy import (
+    Diverter,
+    NotBefore,
+    RetryPolicy,
+    TransientFailure,
+)
 from pipeline.application.sensors import BatchReport
+from pipeline.application.worker_stats import WorkerStats
 from pipeline.domain import PipelineError
+
+__all__ = [
+    "BatchHandler",
+    "ConsumerWorker",
+    "Diverter",
+    "RetryPolicy",
+    "TransientFailure",
+    "WorkerStats",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -40,57 +55,7 @@ class BatchHandler(Protocol[P]):
         ...
 
 
-@dataclass(slots=True)
-class WorkerStats:
-    """Running totals of a worker, for status lines, summaries and benchmarks."""
-
-    records: int = 0
-    batches: int = 0
-    readings_inserted: int = 0
-    skipped: int = 0
-    alerts: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-    lag: int = 0
-    started: float = field(default_factory=time.monotonic)
-    latencies_ms: array[float] | None = None
-    """Per record: wall-clock ms from the record's timestamp to its batch being durable."""
-
-    def add(self, report: BatchReport, records: Sequence[Record]) -> None:
-        """Fold one handled batch in."""
-        self.records += report.records
-        self.batches += 1
-        self.readings_inserted += report.readings_inserted
-        self.skipped += report.skipped
-        self.alerts += len(report.new_alerts)
-        self.rejected.update(r.error_class for r in report.rejections)
-        if self.latencies_ms is not None:
-            now_ms = time.time() * 1000.0
-            self.latencies_ms.extend(now_ms - record.timestamp_ms for record in records)
-
-    @property
-    def rate(self) -> float:
-        """Records per second since the worker started."""
-        elapsed = time.monotonic() - self.started
-        return self.records / elapsed if elapsed > 0 else 0.0
-
-
 AfterBatch = Callable[[BatchReport], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter for transient failures of a batch."""
-
-    initial: float = 0.2
-    maximum: float = 10.0
-    attempts: int | None = None
-    """Give up (re-raise) after this many attempts; None retries until stopped."""
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        ceiling = min(self.maximum, self.initial * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
 
 
 class ConsumerWorker(Generic[P]):
@@ -100,7 +65,13 @@ class ConsumerWorker(Generic[P]):
     database), batch N+1 is polled and prepared on this process's CPU. Batches are still
     applied one at a time and in order, and a batch's offsets are committed only after it is
     durable. Should a rebalance move a partition while its batch is in flight, the new owner
-    resumes from the offsets in the store, which skip whatever that batch already stored."""
+    resumes from the offsets in the store, which skip whatever that batch already stored.
+
+    A batch whose apply fails transiently is retried in place with the consumer paused, so
+    the member keeps polling (and its partitions) however long the dependency is away. With
+    a `diverter`, once the `retry.attempts` budget is spent while the dependency is healthy
+    (the failure is the batch's own: deadlock, timeout), the batch is diverted instead.
+    With `not_before`, a batch waits (paused) until the time it names."""
 
     def __init__(
         self,
@@ -112,8 +83,10 @@ class ConsumerWorker(Generic[P]):
         stop: asyncio.Event | None = None,
         until_caught_up: bool = False,
         after_batch: AfterBatch | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
         stats: WorkerStats | None = None,
+        diverter: Diverter | None = None,
+        not_before: NotBefore | None = None,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
@@ -122,9 +95,14 @@ class ConsumerWorker(Generic[P]):
         self.stop = stop or asyncio.Event()
         self._until_caught_up = until_caught_up
         self._after_batch = after_batch
-        self._retry = retry
+        self._retry = retry or RetryPolicy()
         self.stats = stats or WorkerStats()
-        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record]] | None = None
+        self._diverter = diverter
+        self._not_before = not_before
+        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P] | None = None
+        self._paused = PausedWait(
+            consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
+        )
 
     async def run(self) -> WorkerStats:
         """Consume until `stop` is set (the batches in hand are finished and committed first)
@@ -150,11 +128,20 @@ class ConsumerWorker(Generic[P]):
     async def _loop(self) -> None:
         while not self.stop.is_set():
             records = await self._retrying(self._poll, None)
+            if records and self._not_before is not None:
+                until = self._not_before(records)
+                if until is not None and until > time.time():
+                    await self._finish_in_flight()
+                    await self._paused.around(
+                        functools.partial(self._paused.keep_alive, until - time.time())
+                    )
+                    if self.stop.is_set():
+                        return  # not handled, not committed: read again next time
             prepared = await self._retrying(self._handler.prepare, records) if records else None
             await self._finish_in_flight()
             if prepared is not None:
-                task = asyncio.create_task(self._retrying(self._handler.apply, prepared))
-                self._in_flight = (task, records)
+                task = asyncio.create_task(self._handler.apply(prepared))
+                self._in_flight = (task, records, prepared)
                 await asyncio.sleep(0)  # let the apply send its first statement
             if self._until_caught_up and len(records) < self._batch_size:
                 await self._finish_in_flight()
@@ -164,6 +151,10 @@ class ConsumerWorker(Generic[P]):
     async def _poll(self, _: None) -> list[Record]:
         # A transient failure here (the store answering the offsets of a new assignment, the
         # broker) is retried like a batch: the consumer resolves the assignment again.
+        carry = self._paused.carry
+        if carry:
+            carried, carry[:] = carry[: self._batch_size], carry[self._batch_size :]
+            return carried
         return await self._consumer.poll(self._batch_size, self._batch_timeout)
 
     def _abandon_in_flight(self) -> None:
@@ -174,7 +165,7 @@ class ConsumerWorker(Generic[P]):
             self._in_flight = None
 
     async def _caught_up(self) -> bool:
-        if not self._consumer.assignment():
+        if not self._consumer.assignment() or self._paused.carry:
             return False
         self.stats.lag = await self._consumer.lag()
         return self.stats.lag == 0
@@ -182,8 +173,14 @@ class ConsumerWorker(Generic[P]):
     async def _finish_in_flight(self) -> None:
         if self._in_flight is None:
             return
-        task, records = self._in_flight
-        report = await task
+        task, records, prepared = self._in_flight
+        try:
+            report = await task
+        except TransientError as error:
+            # Retried here in the main loop, not in the task, so nothing else polls while
+            # this does; should it give up, the batch is not committed.
+            self._in_flight = None
+            report = await self._retry_paused(records, prepared, error)
         self._in_flight = None
         self.stats.add(report, records)
         # The batch is durable with its offsets in the store, the source of truth on
@@ -208,6 +205,80 @@ class ConsumerWorker(Generic[P]):
             except PipelineError as error:
                 log.warning("after-batch step failed; it is retried", error=str(error))
 
+    async def _retry_paused(
+        self, records: list[Record], prepared: P, error: TransientError
+    ) -> BatchReport:
+        """Retry the batch in flight with the partitions paused, until it is durable or
+        diverted; a stop request re-raises the last error (the batch stays uncommitted)."""
+        log.warning(
+            "database unavailable; partitions paused",
+            error=str(error),
+            error_class=type(error).__name__,
+        )
+        retry = functools.partial(self._retry_in_place, records, prepared, error)
+        return await self._paused.around(retry)
+
+    async def _retry_in_place(
+        self, records: list[Record], prepared: P, error: TransientError
+    ) -> BatchReport:
+        first_failed_at = datetime.now(UTC)
+        attempt = 1
+        # Only failures while the dependency answers count against the budget: those
+        # are the batch's own (deadlock, timeout). An outage never sends a record to a
+        # retry topic or the DLQ: the batch waits for it, with capped backoff.
+        counted = int(await self._batch_specific())
+        failure: TransientFailure | None = None
+        while True:
+            exhausted = self._retry.attempts is not None and counted >= self._retry.attempts
+            diverter = self._diverter
+            if exhausted and diverter is None:
+                raise error
+            self.stats.retries += 1
+            delay = self._retry.delay(attempt)
+            log.debug(
+                "batch failed transiently; retrying in place",
+                error=str(error),
+                error_class=type(error).__name__,
+                attempt=attempt,
+                delay_s=round(delay, 2),
+            )
+            await self._paused.keep_alive(delay)
+            if self.stop.is_set():
+                raise error
+            try:
+                if diverter is None or not exhausted:
+                    report = await self._handler.apply(prepared)
+                    self.stats.retried_in_place += 1
+                    return report
+                failure = failure or TransientFailure(
+                    error=error,
+                    attempts=attempt,
+                    first_failed_at=first_failed_at,
+                    last_failed_at=datetime.now(UTC),
+                )
+                report = await diverter.divert(records, failure)
+                self.stats.sent_to_retry.update(report.diverted)
+                log.warning(
+                    "batch kept failing while its database answers; diverted",
+                    error_class=type(error).__name__,
+                    attempts=attempt,
+                    diverted=dict(report.diverted),
+                )
+                return report
+            except TransientError as again:
+                if failure is not None:
+                    # Diverting failed (its offsets transaction): it is retried with
+                    # the same failure; copies already on the retry topic are harmless.
+                    log.warning("diverting the batch failed; retrying", error=str(again))
+                    continue
+                error = again
+                attempt += 1
+                counted += await self._batch_specific()
+
+    async def _batch_specific(self) -> bool:
+        """Whether the last failure was the batch's own: its dependency answers."""
+        return self._diverter is None or await self._diverter.healthy()
+
     async def _retrying(self, step: Callable[[Any], Awaitable[R]], argument: Any) -> R:
         attempt = 0
         while True:
@@ -216,11 +287,14 @@ class ConsumerWorker(Generic[P]):
             except TransientError as error:
                 attempt += 1
                 self.stats.retries += 1
-                if self._retry.attempts is not None and attempt >= self._retry.attempts:
+                # With a diverter the budget is the apply's: a poll or prepare failing
+                # transiently has nothing to divert and waits for its dependency instead.
+                limited = self._retry.attempts is not None and self._diverter is None
+                if limited and self._retry.attempts is not None and attempt >= self._retry.attempts:
                     raise
                 delay = self._retry.delay(attempt)
                 log.warning(
-                    "batch failed transiently; retrying",
+                    "step failed transiently; retrying",
                     error=str(error),
                     error_class=type(error).__name__,
                     attempt=attempt,

@@ -27,7 +27,9 @@ from pipeline.application.ports import (
     SensorStore,
     TopicSpec,
 )
+from pipeline.application.retries import RetryRouter, retry_topic
 from pipeline.application.sensors import SensorProjection
+from pipeline.application.worker import RetryPolicy
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.settings import Settings
 
@@ -62,6 +64,15 @@ class Pipeline:
                 config={"retention.ms": "-1"},
             ),
         ]
+        # The retry topics of the readings topic, partitioned like it (default retention:
+        # a retry record is due within minutes).
+        specs += [
+            TopicSpec(
+                name=retry_topic(topics.sensor_readings, level),
+                partitions=topics.sensor_readings_partitions,
+            )
+            for level in range(1, len(self.settings.retry.topic_delays_s) + 1)
+        ]
         specs += [
             TopicSpec(name=name, partitions=topics.default_partitions)
             for name in (
@@ -81,12 +92,30 @@ class Pipeline:
         """The consumer group of a worker, e.g. `pipeline-sensors`."""
         return f"{self.settings.worker.group_id_prefix}-{worker}"
 
+    def retry_policy(self) -> RetryPolicy:
+        """In-place retries of a batch failing transiently, from the `retry` settings."""
+        retry = self.settings.retry
+        return RetryPolicy(
+            initial=retry.initial_backoff_s,
+            maximum=retry.max_backoff_s,
+            attempts=retry.in_place_attempts,
+        )
+
     def sensor_projection(
         self, group_id: str, *, publish_dead_letters: bool = True
     ) -> SensorProjection:
         """The sensor projection for consumer group `group_id`. Its dead letters go to the
         dead-letter topic unless `publish_dead_letters` is false (a replay: the records were
-        dead-lettered when first consumed); they are stored in the database either way."""
+        dead-lettered when first consumed); they are stored in the database either way.
+        With them, a batch that keeps failing transiently can be diverted to retry topics."""
+        retries = None
+        if publish_dead_letters:
+            retries = RetryRouter(
+                self.log,
+                delays_s=self.settings.retry.topic_delays_s,
+                worker_id=self.worker_id,
+                group_id=group_id,
+            )
         return SensorProjection(
             group_id=group_id,
             codec=self.reading_codec,
@@ -96,6 +125,7 @@ class Pipeline:
             max_clock_skew=timedelta(seconds=self.settings.worker.max_clock_skew_seconds),
             dead_letters=DeadLetterPublisher(self.log) if publish_dead_letters else None,
             worker_id=self.worker_id,
+            retries=retries,
         )
 
     def dead_letter_store(self) -> DeadLetterStore:

@@ -55,6 +55,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port between 0 and 65535, got {value}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = _float(text)
     if not value >= 0 or value == float("inf"):
@@ -279,11 +286,28 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     )
     demo.add_argument("--sensors", type=_positive_int, default=100)
     demo.add_argument("--seed", type=_int, default=42)
-    demo.add_argument("--anomaly-rate", type=_fraction, default=0.002)
+    demo.add_argument(
+        "--anomaly-rate",
+        type=_fraction,
+        default=0.005,
+        help="share of readings that start an anomaly (default 0.005: alerts every second)",
+    )
     demo.add_argument(
         "--db",
         default="pipeline-demo.db",
         help="SQLite file of the demo (default pipeline-demo.db)",
+    )
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="interface of the API and dashboard (default 127.0.0.1)"
+    )
+    demo.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="port of the API and dashboard, 0 = any free port (default 8000)",
+    )
+    demo.add_argument(
+        "--no-api", action="store_true", help="do not serve the API and the dashboard"
     )
     demo.set_defaults(run=cmd_demo)
 

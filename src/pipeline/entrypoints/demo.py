@@ -1,22 +1,32 @@
 """`pipeline demo`: the generator and the sensors worker in one process, on the in-memory log
-and registry and a SQLite file. No services, no Docker."""
+and registry and a SQLite file, with the API and the live dashboard served by uvicorn in the
+same event loop over that same pipeline. No services, no Docker."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
+import uvicorn
 from pydantic import SecretStr
 
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
-from pipeline.application.ports import TopicPartition
+from pipeline.application.errors import ConfigurationError
+from pipeline.application.lag import consumer_lag
 from pipeline.application.worker import WorkerStats
+from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.progress import StatusLine
-from pipeline.entrypoints.runtime import EXIT_OK, install_stop_handlers, tune_gc_for_streaming
+from pipeline.entrypoints.runtime import (
+    EXIT_OK,
+    install_stop_handlers,
+    tune_gc_for_streaming,
+)
 from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
 from pipeline.entrypoints.settings import DatabaseSettings, Settings
 
@@ -29,21 +39,102 @@ def demo_settings(settings: Settings, db: str) -> Settings:
     return settings.model_copy(update={"database": database})
 
 
-async def consumer_lag(pipeline: Pipeline, group: str) -> int:
-    """Records of the readings topic that `group` has not yet made durable."""
-    topic = pipeline.settings.topics.sensor_readings
-    ends = await pipeline.log.end_offsets(topic)
-    done = await pipeline.store.stored_offsets(
-        group, [TopicPartition(topic, partition) for partition in ends]
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host`:`port` (port 0: a free one), bound before anything
+    starts so that a port in use is reported at once (ConfigurationError: exit 1)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as error:
+        raise ConfigurationError(f"cannot resolve --host {host!r}: {error}") from error
+    try:
+        return socket.create_server(address[:2], family=family)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot serve the dashboard on {host}:{port}: {error.strerror or error}. "
+            "Choose another --port (0 = any free port) or pass --no-api."
+        ) from error
+
+
+def base_url(sock: socket.socket) -> str:
+    """The URL a browser on this machine opens for the server listening on `sock`."""
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn serving inside the demo's event loop. It leaves the signals alone: the demo's
+    stop event (Ctrl-C, `--duration`) shuts it down, and uvicorn re-raising a captured
+    Ctrl-C after shutdown would count as a second, forcing interrupt."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """No signal handlers of its own."""
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does, then announce that connections are accepted."""
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
+
+
+async def serve_api(
+    pipeline: Pipeline,
+    settings: Settings,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    on_listening: Callable[[], None],
+    *,
+    lag_group: str,
+) -> None:
+    """Serve the API and the dashboard on `pipeline` from `sock` until `stop` is set; call
+    `on_listening` once the server accepts connections. The live view shows the lag of the
+    demo worker's group `lag_group`."""
+    config = uvicorn.Config(
+        create_app(pipeline, settings, live_lag_group=lag_group),
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        # Open WebSockets (a dashboard left open) must not hold the demo's exit forever.
+        timeout_graceful_shutdown=3,
     )
-    return sum(
-        end - done.get(TopicPartition(topic, partition), 0) for partition, end in ends.items()
-    )
+    server = EmbeddedServer(config)
+
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit as exit_:
+            # uvicorn exits the process when the app's startup fails: a demo failure here.
+            raise ConfigurationError(f"the API server did not start (exit {exit_.code})") from None
+
+    serving = asyncio.create_task(run())
+    try:
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if server.listening.is_set():
+            on_listening()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+    finally:
+        # Also when the demo fails elsewhere: the server shuts down before the pipeline closes.
+        server.should_exit = True
+        await serving
 
 
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run until Ctrl-C or `--duration`; print a summary."""
     settings = demo_settings(settings, args.db)
+    sock = None if args.no_api else listen(args.host, args.port)
     stop = asyncio.Event()
     install_stop_handlers(stop)
     pipeline = await bootstrap(
@@ -71,7 +162,9 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             now = time.monotonic()
             rate = (stats.records - last[1]) / (now - last[0]) if now > last[0] else 0.0
             last = (now, stats.records)
-            lag = await consumer_lag(pipeline, group)
+            lag = await consumer_lag(
+                pipeline.log, pipeline.store, pipeline.settings.topics.sensor_readings, group
+            )
             status.update(
                 f"{rate:8.0f} events/s | rows {rows + stats.readings_inserted:>9} | "
                 f"alerts {stats.alerts:>5} | rejected {sum(stats.rejected.values()):>4} | "
@@ -100,10 +193,24 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             tasks.create_task(run_sensor_worker(pipeline, group_id=group, stop=stop, stats=stats))
             tasks.create_task(report())
             tasks.create_task(deadline())
+            if sock is not None:
+                url = base_url(sock)
+                tasks.create_task(
+                    serve_api(
+                        pipeline,
+                        settings,
+                        sock,
+                        stop,
+                        lambda: print(f"Dashboard: {url}/  API docs: {url}/docs", flush=True),
+                        lag_group=group,
+                    )
+                )
         elapsed = time.monotonic() - started
         total_rows = await pipeline.store.count_readings()
         alerts = len(await pipeline.store.alerts(limit=1_000_000))
     finally:
+        if sock is not None:
+            sock.close()
         await pipeline.aclose()
     status.done()
     print(

@@ -8,13 +8,11 @@ Exit codes: 0 success (`list` also when nothing matches), 1 failure (message on 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import DeadLetter, DeadLetterFilter
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
@@ -56,14 +54,9 @@ def _position(text: str) -> tuple[str, int, int]:
 
 async def _open(settings: Settings) -> Pipeline:
     """The pipeline, once the database is known to have the `dead_letters` table."""
-    from pipeline.adapters.sql.migrate import current, head  # noqa: PLC0415 - SQL on demand
+    from pipeline.adapters.sql.migrate import require_current  # noqa: PLC0415 - SQL on demand
 
-    revision = await asyncio.to_thread(current, settings.database.url.get_secret_value())
-    if revision != head():
-        raise ConfigurationError(
-            f"the database is at revision {revision or 'none'}, not {head()}: "
-            "run `pipeline db upgrade` first"
-        )
+    await require_current(settings.database.url.get_secret_value())
     return await bootstrap(settings)
 
 

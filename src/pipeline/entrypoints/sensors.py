@@ -11,14 +11,32 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
-from pipeline.application.ports import EventConsumer, Record, TopicPartition
+from pipeline.application.ports import TopicPartition
+from pipeline.application.retries import not_before, retry_level, retry_topic
 from pipeline.application.sensors import BatchReport, PreparedBatch
 from pipeline.application.worker import ConsumerWorker, WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline
+from pipeline.entrypoints.replay import (
+    Progress,
+    ReplayPlan,
+    ReplayRange,
+    plan_replay,
+    replay_sensors,
+)
 
-Progress = Callable[[int], None]
+__all__ = [
+    "ProducePlan",
+    "ReplayPlan",
+    "ReplayRange",
+    "plan_production",
+    "plan_replay",
+    "produce_sensors",
+    "replay_sensors",
+    "run_sensor_worker",
+]
 
 
 async def run_sensor_worker(
@@ -30,13 +48,76 @@ async def run_sensor_worker(
     stats: WorkerStats | None = None,
     on_batch: Callable[[WorkerStats], None] | None = None,
 ) -> WorkerStats:
-    """Consume the readings topic into the store as a member of the sensors group."""
+    """Consume the readings topic into the store as a member of the sensors group, and each
+    retry topic `<readings>.retry.N` as a member of group `<group>.retry.N`, in this process.
+
+    The workers share `stats` (a record diverted to a retry topic counts again when it is
+    handled there) and `stop`; should one fail, the others are stopped and the error raised.
+    With `until_caught_up` they run one after the other, main topic first, each until caught
+    up (a retry level with nothing to read is skipped)."""
     group = group_id or pipeline.group_id("sensors")
-    store = pipeline.store
+    stop = stop or asyncio.Event()
+    stats = stats or WorkerStats()
     relay = pipeline.alert_relay()
     await pipeline.ensure_topics()
     # Alerts stored by an earlier run that crashed before publishing them go out first.
     await relay.relay()
+    readings = pipeline.settings.topics.sensor_readings
+    levels = [
+        (f"{group}.retry.{level}", retry_topic(readings, level))
+        for level in range(1, len(pipeline.settings.retry.topic_delays_s) + 1)
+    ]
+
+    # One relay run at a time: two workers relaying at once would publish alerts twice.
+    relaying = asyncio.Lock()
+
+    def worker(group: str, topic: str) -> ConsumerWorker[PreparedBatch]:
+        return _sensor_worker(
+            pipeline,
+            group=group,
+            topic=topic,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+            on_batch=on_batch,
+            relay=relay,
+            relaying=relaying,
+        )
+
+    if until_caught_up:
+        await worker(group, readings).run()
+        for retry_group, topic in levels:
+            if not stop.is_set() and await _has_records(pipeline, retry_group, topic):
+                await worker(retry_group, topic).run()
+        return stats
+    workers = [worker(group, readings), *(worker(g, t) for g, t in levels)]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # One ended: stop was set, or it failed and the others must stop with it.
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return stats
+
+
+def _sensor_worker(
+    pipeline: Pipeline,
+    *,
+    group: str,
+    topic: str,
+    stop: asyncio.Event,
+    until_caught_up: bool,
+    stats: WorkerStats,
+    on_batch: Callable[[WorkerStats], None] | None,
+    relay: AlertRelay,
+    relaying: asyncio.Lock,
+) -> ConsumerWorker[PreparedBatch]:
+    """The worker of one consumer group on one topic (the readings or a retry topic)."""
+    store = pipeline.store
 
     async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
         stored = await store.stored_offsets(group, partitions)
@@ -44,28 +125,40 @@ async def run_sensor_worker(
             await _check_within_log(pipeline, group, stored)
         return stored
 
-    consumer = pipeline.log.consumer(
-        group_id=group, topics=[pipeline.settings.topics.sensor_readings], resolve_offsets=resolve
-    )
-    worker: ConsumerWorker[PreparedBatch]
+    consumer = pipeline.log.consumer(group_id=group, topics=[topic], resolve_offsets=resolve)
+    projection = pipeline.sensor_projection(group)
 
     async def after_batch(report: BatchReport) -> None:
         if report.new_alerts:
-            await relay.relay()
+            async with relaying:
+                await relay.relay()
         if on_batch is not None:
-            on_batch(worker.stats)
+            on_batch(stats)
 
-    worker = ConsumerWorker(
+    return ConsumerWorker(
         consumer=consumer,
-        handler=pipeline.sensor_projection(group),
+        handler=projection,
         batch_size=pipeline.settings.worker.batch_size,
         batch_timeout=pipeline.settings.worker.batch_timeout,
         stop=stop,
         until_caught_up=until_caught_up,
         after_batch=after_batch,
+        retry=pipeline.retry_policy(),
         stats=stats,
+        diverter=projection,
+        # Records of a retry topic wait, paused, until their retry.not_before.
+        not_before=not_before if retry_level(topic)[1] else None,
     )
-    return await worker.run()
+
+
+async def _has_records(pipeline: Pipeline, group: str, topic: str) -> bool:
+    """Whether `topic` has records past the offsets `group` stored."""
+    ends = await pipeline.log.end_offsets(topic)
+    partitions = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
+    if not partitions:
+        return False
+    stored = await pipeline.store.stored_offsets(group, partitions)
+    return any(ends[tp.partition] > stored.get(tp, 0) for tp in partitions)
 
 
 async def _check_within_log(
@@ -160,121 +253,3 @@ async def produce_sensors(
     if progress is not None:
         progress(sent)
     return sent
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReplayPlan:
-    """Which offsets of which partitions a replay covers: [start, stop) per partition."""
-
-    start: Mapping[TopicPartition, int]
-    stop: Mapping[TopicPartition, int]
-
-    @property
-    def total(self) -> int:
-        """Records in the plan."""
-        return sum(max(0, self.stop[tp] - self.start[tp]) for tp in self.start)
-
-
-def plan_replay(
-    topic: str,
-    end_offsets: Mapping[int, int],
-    *,
-    from_offset: int,
-    to_offset: int | None = None,
-    partition: int | None = None,
-) -> ReplayPlan:
-    """The replay of `topic` from `from_offset` (to `to_offset`, exclusive, or the current end)
-    in one partition or all. Raises ValueError with a readable message for impossible plans."""
-    if from_offset < 0:
-        raise ValueError(f"--from-offset must be >= 0, got {from_offset}")
-    if to_offset is not None and to_offset <= from_offset:
-        raise ValueError(f"--to-offset ({to_offset}) must be greater than --from-offset")
-    if partition is not None and partition not in end_offsets:
-        known = ", ".join(str(p) for p in sorted(end_offsets))
-        raise ValueError(f"topic {topic} has no partition {partition} (partitions: {known})")
-    partitions = [partition] if partition is not None else sorted(end_offsets)
-    start: dict[TopicPartition, int] = {}
-    stop: dict[TopicPartition, int] = {}
-    for p in partitions:
-        tp = TopicPartition(topic, p)
-        end = end_offsets[p]
-        stop[tp] = end if to_offset is None else min(to_offset, end)
-        start[tp] = min(from_offset, stop[tp])
-    return ReplayPlan(start=start, stop=stop)
-
-
-class ReplayRange:
-    """An EventConsumer over a manual reader that ends each partition at the plan's stop
-    offset, so that the ordinary ConsumerWorker (retries, pipelining, statistics) runs a
-    replay and, with `until_caught_up`, stops at the end of the plan."""
-
-    def __init__(self, reader: EventConsumer, plan: ReplayPlan) -> None:
-        self._reader = reader
-        self._pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
-
-    async def poll(self, max_records: int, timeout: float) -> list[Record]:
-        """The reader's records below their partition's stop offset."""
-        if not self._pending:
-            return []
-        wanted: list[Record] = []
-        for record in await self._reader.poll(max_records, timeout):
-            tp = record.topic_partition
-            end = self._pending.get(tp)
-            if end is None:
-                continue
-            if record.offset < end:
-                wanted.append(record)
-            if record.offset + 1 >= end:
-                del self._pending[tp]
-        return wanted
-
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Nothing: a replay's offsets live in the store, under its own group."""
-
-    def assignment(self) -> frozenset[TopicPartition]:
-        """The partitions of the plan."""
-        return self._reader.assignment()
-
-    async def lag(self) -> int:
-        """0 once every partition reached its stop, or nothing is left to read before it
-        (records removed by retention); otherwise the reader's lag."""
-        if not self._pending:
-            return 0
-        return await self._reader.lag()
-
-    async def close(self) -> None:
-        """Close the reader."""
-        await self._reader.close()
-
-
-async def replay_sensors(
-    pipeline: Pipeline,
-    plan: ReplayPlan,
-    *,
-    group_id: str,
-    progress: Progress | None = None,
-) -> WorkerStats:
-    """Re-run the sensor projection over `plan` as consumer group `group_id`. Idempotent:
-    rows already stored stay as they are and aggregates take in only readings really inserted,
-    so a replay restores what is missing and changes nothing else."""
-    stats = WorkerStats()
-    if plan.total == 0:
-        return stats
-    relay = pipeline.alert_relay()
-
-    async def after_batch(report: BatchReport) -> None:
-        if report.new_alerts:
-            await relay.relay()
-        if progress is not None:
-            progress(stats.records)
-
-    worker = ConsumerWorker(
-        consumer=ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan),
-        handler=pipeline.sensor_projection(group_id, publish_dead_letters=False),
-        batch_size=pipeline.settings.worker.batch_size,
-        batch_timeout=1.0,
-        until_caught_up=True,
-        after_batch=after_batch,
-        stats=stats,
-    )
-    return await worker.run()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -106,6 +106,33 @@ class WorkerSettings(BaseModel):
     """Readings stamped further than this in the future are invalid."""
 
 
+class RetrySettings(BaseModel):
+    """Transient failures (database or broker unavailable, timeouts, deadlocks): retried in
+    place with the partitions paused, then through retry topics, finally the DLQ."""
+
+    in_place_attempts: Annotated[int, Field(ge=1, le=1_000)] = 6
+    """Attempts of a failing batch in place before it goes to a retry topic (only when the
+    database answers: during an outage it is retried in place for as long as it takes)."""
+    initial_backoff_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    """First in-place backoff; it doubles per attempt (with jitter) up to the maximum."""
+    max_backoff_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Longest in-place backoff."""
+    topic_delays_s: list[Annotated[float, Field(ge=0, le=86_400)]] = Field(
+        default_factory=lambda: [5.0, 30.0, 300.0]
+    )
+    """Delay of each retry topic `<topic>.retry.N` (its length is the number of levels;
+    empty: a batch past its in-place budget goes straight to the DLQ), e.g.
+    `PIPELINE_RETRY__TOPIC_DELAYS_S='[5, 30, 300]'`."""
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> RetrySettings:
+        if self.initial_backoff_s > self.max_backoff_s:
+            raise ValueError("retry.initial_backoff_s must not exceed retry.max_backoff_s")
+        if len(self.topic_delays_s) > 10:
+            raise ValueError("retry.topic_delays_s allows at most 10 retry topics")
+        return self
+
+
 class ApiSettings(BaseModel):
     """The HTTP API (`pipeline api`)."""
 
@@ -119,6 +146,11 @@ class ApiSettings(BaseModel):
     `PIPELINE_API__API_KEY_HASHES='["<sha256 hex>"]'`. Empty: mutating endpoints refuse all."""
     require_key_for_reads: bool = False
     """Require an API key on read endpoints too (health and docs stay open)."""
+    ws_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    """Messages waiting for one live-view client (`/ws/sensors`) before newer ones are
+    dropped for it (and counted): a slow client loses messages instead of slowing others."""
+    ws_heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    """Seconds between heartbeat frames on `/ws/sensors`."""
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -163,6 +195,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.

@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipeline.adapters.kafka.config import LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.messages import kafka_partitions, to_record
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.ports import Record, TopicPartition
 
@@ -28,42 +29,6 @@ _REBALANCING = frozenset({KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN
 _COMMIT_RETRY_S = 0.1
 BATCH_LINGER_S = 0.05
 """Longest a poll that has records waits for more to fill its batch."""
-
-
-def to_record(message: Message) -> Record:
-    """The application's view of a consumed Kafka message."""
-    timestamp_type, timestamp = message.timestamp()
-    headers = message.headers()
-    return Record(
-        topic=message.topic() or "",
-        partition=message.partition() or 0,
-        offset=message.offset() or 0,
-        key=message.key(),
-        value=message.value(),
-        timestamp_ms=0 if timestamp_type == TIMESTAMP_NOT_AVAILABLE else timestamp,
-        headers=_headers(headers),
-    )
-
-
-def _headers(
-    headers: dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None,
-) -> tuple[tuple[str, bytes], ...]:
-    # Consumed messages carry a list; the dict form is accepted for completeness.
-    if not headers:
-        return ()
-    items = headers.items() if isinstance(headers, dict) else headers
-    return tuple((name, _header_bytes(value)) for name, value in items)
-
-
-def _header_bytes(value: str | bytes | None) -> bytes:
-    if value is None:
-        return b""
-    return value.encode() if isinstance(value, str) else value
-
-
-def kafka_partitions(offsets: Mapping[TopicPartition, int]) -> list[KafkaTopicPartition]:
-    """confluent-kafka TopicPartitions carrying the given offsets."""
-    return [KafkaTopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()]
 
 
 class KafkaConsumerBase:
@@ -83,18 +48,21 @@ class KafkaConsumerBase:
         """Start offsets we chose, the position until the first record is consumed."""
         self._carry: list[Record] = []
         self._closed = False
+        self._paused = False
+        """Set by `pause`: every assigned partition (and any assigned later) is paused."""
 
     async def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout` seconds for the first.
 
         If the awaiting task is cancelled, the records consumed meanwhile are kept and
-        returned by the next poll, so cancelling never skips records.
+        returned by the next poll, so cancelling never skips records. While paused, it
+        waits `timeout` (serving the group: rebalances, max.poll.interval) and returns [].
         """
         if not 1 <= max_records <= 1_000_000:
             raise ValueError("max_records must be between 1 and 1,000,000")
         if self._closed:
             return []
-        if self._carry:
+        if self._carry and not self._paused:
             carried = self._take_carry(max_records)
             if carried:
                 return carried
@@ -106,7 +74,43 @@ class KafkaConsumerBase:
             future.add_done_callback(self._keep_for_next_poll)
             raise
         self._after_poll(records)
+        if self._paused:
+            # Fetched before the pause took effect: consumed from librdkafka's point of
+            # view, so they are kept (in order) for the first poll after `resume`.
+            self._carry.extend(records)
+            return []
         return records
+
+    async def pause(self) -> None:
+        """Pause every assigned partition (and, from the rebalance callback, any assigned
+        later) until `resume`; polls keep the member in its group and return []."""
+        if self._closed or self._paused:
+            return
+        self._paused = True
+        await self._submit(self._pause_resume, True)
+
+    async def resume(self) -> None:
+        """Resume the assigned partitions (except those still waiting for their start
+        offsets); records fetched before the pause come first."""
+        if self._closed or not self._paused:
+            return
+        self._paused = False
+        await self._submit(self._pause_resume, False)
+
+    def _pause_resume(self, pause: bool) -> None:
+        """Worker thread: (un)pause the partitions assigned now."""
+        readable = self._assigned if pause else self._assigned - self._held
+        partitions = [KafkaTopicPartition(tp.topic, tp.partition) for tp in sorted(readable)]
+        if not partitions:
+            return
+        try:
+            if pause:
+                self._consumer.pause(partitions)
+            else:
+                self._consumer.resume(partitions)
+        except KafkaException as exc:
+            action = "pause" if pause else "resume"
+            raise translate(exc, f"{self._description} cannot {action} partitions") from exc
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit, for the group, the next offset to read in each partition (synchronously)."""

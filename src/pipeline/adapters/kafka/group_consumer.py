@@ -84,6 +84,9 @@ class KafkaGroupConsumer(KafkaConsumerBase):
                 self._starts[tp] = offset
             placed.append(KafkaTopicPartition(tp.topic, tp.partition, offset))
         consumer.incremental_assign(placed)
+        if self._paused:
+            # Assigned while the worker waits for its dependency: paused like the others.
+            consumer.pause(placed)
         self._assigned = self._assigned | frozenset(added)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
@@ -131,7 +134,11 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         try:
             self._consumer.incremental_unassign(plain)
             self._consumer.incremental_assign(placed)
-            self._consumer.resume(placed)
+            # Paused by `pause` meanwhile: they stay paused until `resume`.
+            if self._paused:
+                self._consumer.pause(placed)
+            else:
+                self._consumer.resume(placed)
         except KafkaException as exc:
             raise translate(exc, f"{self._description} cannot restart partitions") from exc
         for tp in still_held:

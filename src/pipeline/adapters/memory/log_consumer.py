@@ -19,12 +19,14 @@ class _InMemoryConsumerBase:
         self._order: list[TopicPartition] = []
         self._next_first = 0
         self._closed = False
+        self._paused = False
         self._wakeup: asyncio.Future[None] | None = None
 
     async def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Up to `max_records` records, waiting at most `timeout` seconds for the first.
 
-        Returns an empty list on timeout, and once the consumer is closed.
+        Returns an empty list on timeout, once the consumer is closed, and while it is
+        paused (group changes are still applied).
         """
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
@@ -63,6 +65,14 @@ class _InMemoryConsumerBase:
             total += max(0, self._state.end_offset(tp) - position)
         return total
 
+    async def pause(self) -> None:
+        """Return no records, from any partition, until `resume`; positions stay put."""
+        self._paused = True
+
+    async def resume(self) -> None:
+        """Return records again from the positions held while paused."""
+        self._paused = False
+
     async def _before_fetch(self) -> None:
         """Hook run at the start of every fetch attempt (group members rebalance here)."""
 
@@ -73,7 +83,9 @@ class _InMemoryConsumerBase:
         """Take records from the assigned partitions, starting one partition further on
         each call so a busy partition cannot starve the others."""
         order = self._order
-        if not order:
+        # Paused, nothing is taken, so positions stay where they were: a partition assigned
+        # meanwhile is paused too, and resume reads on in order with nothing buffered.
+        if not order or self._paused:
             return []
         first = self._next_first % len(order)
         self._next_first = first + 1

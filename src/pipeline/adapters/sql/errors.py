@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import asyncpg
 import sqlalchemy.exc
 
-from pipeline.application.errors import StoreUnavailable
+from pipeline.application.errors import ConfigurationError, StoreRejected, StoreUnavailable
 
 # SQLSTATE classes and codes after which the same transaction may succeed later:
 # 08 connection exception, 40 transaction rollback (serialization failure, deadlock),
@@ -18,6 +18,12 @@ from pipeline.application.errors import StoreUnavailable
 # 25006 read-only transaction (a standby promoted during failover).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
 _TRANSIENT_SQLSTATES = ("55P03", "25006")
+
+# The data itself is refused (22 data exception: a value out of range, a NUL in text; 23
+# integrity constraint violation): the same rows fail every time.
+_REJECTED_SQLSTATE_CLASSES = ("22", "23")
+# Undefined table, undefined column, invalid schema name: the database is not migrated.
+_MISSING_SCHEMA_SQLSTATES = ("42P01", "42703", "3F000")
 
 _SQLITE_TRANSIENT_MESSAGES = ("locked", "busy", "disk i/o", "unable to open")
 
@@ -78,12 +84,41 @@ def is_transient(error: BaseException) -> bool:
 
 @contextmanager
 def store_errors(action: str) -> Iterator[None]:
-    """Turn transient database failures inside the block into StoreUnavailable."""
+    """Translate database failures inside the block: transient ones into StoreUnavailable,
+    data the database refuses (SQLSTATE classes 22 data exception, 23 integrity constraint)
+    into StoreRejected, a missing table or column (an unmigrated database) into
+    ConfigurationError; anything else propagates as it is."""
     try:
         yield
-    except StoreUnavailable:
+    except (StoreUnavailable, StoreRejected, ConfigurationError):
         raise
     except Exception as exc:
         if is_transient(exc):
             raise StoreUnavailable(f"{action} failed: {type(exc).__name__}: {exc}") from exc
+        sqlstate = _sqlstate(exc)
+        if (sqlstate is not None and sqlstate[:2] in _REJECTED_SQLSTATE_CLASSES) or any(
+            isinstance(e, sqlite3.IntegrityError) for e in _chain(exc)
+        ):
+            raise StoreRejected(f"{action} failed: {_first_line(exc)}") from exc
+        if sqlstate in _MISSING_SCHEMA_SQLSTATES or any(
+            isinstance(e, sqlite3.OperationalError) and "no such table" in str(e)
+            for e in _chain(exc)
+        ):
+            raise ConfigurationError(
+                f"{action} failed: {_first_line(exc)} (is the database migrated? "
+                "run `pipeline db upgrade`)"
+            ) from exc
         raise
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    for current in _chain(error):
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str):
+            return sqlstate
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -99,3 +99,17 @@ def _outside_event_loop(work: Callable[[], T]) -> T:
         return work()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alembic") as executor:
         return executor.submit(work).result()
+
+
+async def require_current(url: str) -> None:
+    """Return when the database at `url` is at the newest revision; otherwise raise a
+    ConfigurationError that says to run `pipeline db upgrade`. Processes that only read or
+    write the tables (the API, the workers, the DLQ tool) check this on start rather than fail
+    later on a missing table."""
+    revision = await asyncio.to_thread(current, url)
+    newest = head()
+    if revision != newest:
+        raise ConfigurationError(
+            f"the database is at revision {revision or 'none'}, not {newest}: "
+            "run `pipeline db upgrade` first"
+        )

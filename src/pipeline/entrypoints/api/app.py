@@ -19,11 +19,13 @@ from litestar.plugins.base import PluginProtocol
 
 from pipeline.application.errors import TransientError
 from pipeline.entrypoints.api.auth import API_KEY_HEADER, api_key_guard
+from pipeline.entrypoints.api.dashboard import DASHBOARD_HANDLERS
 from pipeline.entrypoints.api.docs import OfflineDocsRenderPlugin, docs_page
 from pipeline.entrypoints.api.problems import http_problem, internal_problem, unavailable_problem
 from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
 from pipeline.entrypoints.api.routes.sensors import SensorController
+from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings, Settings
 
@@ -73,9 +75,11 @@ def build_app(
     pipeline: Pipeline | None = None,
     lifespan: Sequence[Lifespan] = (),
     plugins: Sequence[PluginProtocol] = (),
+    live_lag_group: str | None = None,
 ) -> Litestar:
     """The application. Without `pipeline`, a `lifespan` must put one in `app.state.pipeline`
-    before the first request (what the uvicorn factory does)."""
+    before the first request (what the uvicorn factory does). The live view's stats show the
+    lag of `live_lag_group` (default: the sensors worker's group)."""
     key_guard = api_key_guard(settings.api_key_hashes)
     read_guards = [key_guard] if settings.require_key_for_reads else []
     api = Router(
@@ -85,7 +89,15 @@ def build_app(
         security=[{"ApiKey": []}] if settings.require_key_for_reads else None,
     )
     return Litestar(
-        route_handlers=[api, health, ready, _openapi_json, _docs],
+        route_handlers=[
+            api,
+            health,
+            ready,
+            _openapi_json,
+            _docs,
+            *DASHBOARD_HANDLERS,
+            live_sensors(settings),
+        ],
         dependencies={"pipeline": Provide(_pipeline, sync_to_thread=False)},
         state=State({"pipeline": pipeline} if pipeline is not None else {}),
         exception_handlers={
@@ -94,12 +106,15 @@ def build_app(
             Exception: internal_problem,
         },
         openapi_config=_openapi_config(),
-        lifespan=list(lifespan),
+        # The live feed needs the pipeline: its lifespan comes after the one that makes it.
+        lifespan=[*lifespan, live_feed_lifespan(lag_group=live_lag_group)],
         plugins=list(plugins),
     )
 
 
-def create_app(pipeline: Pipeline, settings: ApiSettings | Settings) -> Litestar:
+def create_app(
+    pipeline: Pipeline, settings: ApiSettings | Settings, *, live_lag_group: str | None = None
+) -> Litestar:
     """The application serving `pipeline` (the caller keeps owning and closing it)."""
     api = settings.api if isinstance(settings, Settings) else settings
-    return build_app(api, pipeline=pipeline)
+    return build_app(api, pipeline=pipeline, live_lag_group=live_lag_group)

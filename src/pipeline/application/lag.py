@@ -1,0 +1,18 @@
+"""How far a projection is behind its topic: end offsets minus the offsets the projection
+stored with its last batch (its durable progress, not a consumer's in-memory position)."""
+
+from __future__ import annotations
+
+from pipeline.application.ports import EventLog, SensorStore, TopicPartition
+
+
+async def consumer_lag(log: EventLog, store: SensorStore, topic: str, group: str) -> int:
+    """Records of `topic` that consumer group `group` has not yet made durable in `store`."""
+    ends = await log.end_offsets(topic)
+    done = await store.stored_offsets(
+        group, [TopicPartition(topic, partition) for partition in ends]
+    )
+    return sum(
+        max(0, end - done.get(TopicPartition(topic, partition), 0))
+        for partition, end in ends.items()
+    )

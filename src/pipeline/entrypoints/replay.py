@@ -1,0 +1,139 @@
+"""Replays of the sensor projection: re-run it over a range of the readings topic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pipeline.application.ports import EventConsumer, Record, TopicPartition
+from pipeline.application.sensors import BatchReport
+from pipeline.application.worker import ConsumerWorker, WorkerStats
+from pipeline.entrypoints.bootstrap import Pipeline
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayPlan:
+    """Which offsets of which partitions a replay covers: [start, stop) per partition."""
+
+    start: Mapping[TopicPartition, int]
+    stop: Mapping[TopicPartition, int]
+
+    @property
+    def total(self) -> int:
+        """Records in the plan."""
+        return sum(max(0, self.stop[tp] - self.start[tp]) for tp in self.start)
+
+
+def plan_replay(
+    topic: str,
+    end_offsets: Mapping[int, int],
+    *,
+    from_offset: int,
+    to_offset: int | None = None,
+    partition: int | None = None,
+) -> ReplayPlan:
+    """The replay of `topic` from `from_offset` (to `to_offset`, exclusive, or the current end)
+    in one partition or all. Raises ValueError with a readable message for impossible plans."""
+    if from_offset < 0:
+        raise ValueError(f"--from-offset must be >= 0, got {from_offset}")
+    if to_offset is not None and to_offset <= from_offset:
+        raise ValueError(f"--to-offset ({to_offset}) must be greater than --from-offset")
+    if partition is not None and partition not in end_offsets:
+        known = ", ".join(str(p) for p in sorted(end_offsets))
+        raise ValueError(f"topic {topic} has no partition {partition} (partitions: {known})")
+    partitions = [partition] if partition is not None else sorted(end_offsets)
+    start: dict[TopicPartition, int] = {}
+    stop: dict[TopicPartition, int] = {}
+    for p in partitions:
+        tp = TopicPartition(topic, p)
+        end = end_offsets[p]
+        stop[tp] = end if to_offset is None else min(to_offset, end)
+        start[tp] = min(from_offset, stop[tp])
+    return ReplayPlan(start=start, stop=stop)
+
+
+class ReplayRange:
+    """An EventConsumer over a manual reader that ends each partition at the plan's stop
+    offset, so that the ordinary ConsumerWorker (retries, pipelining, statistics) runs a
+    replay and, with `until_caught_up`, stops at the end of the plan."""
+
+    def __init__(self, reader: EventConsumer, plan: ReplayPlan) -> None:
+        self._reader = reader
+        self._pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """The reader's records below their partition's stop offset."""
+        if not self._pending:
+            return []
+        wanted: list[Record] = []
+        for record in await self._reader.poll(max_records, timeout):
+            tp = record.topic_partition
+            end = self._pending.get(tp)
+            if end is None:
+                continue
+            if record.offset < end:
+                wanted.append(record)
+            if record.offset + 1 >= end:
+                del self._pending[tp]
+        return wanted
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Nothing: a replay's offsets live in the store, under its own group."""
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions of the plan."""
+        return self._reader.assignment()
+
+    async def lag(self) -> int:
+        """0 once every partition reached its stop, or nothing is left to read before it
+        (records removed by retention); otherwise the reader's lag."""
+        if not self._pending:
+            return 0
+        return await self._reader.lag()
+
+    async def pause(self) -> None:
+        """Pause the reader."""
+        await self._reader.pause()
+
+    async def resume(self) -> None:
+        """Resume the reader."""
+        await self._reader.resume()
+
+    async def close(self) -> None:
+        """Close the reader."""
+        await self._reader.close()
+
+
+async def replay_sensors(
+    pipeline: Pipeline,
+    plan: ReplayPlan,
+    *,
+    group_id: str,
+    progress: Progress | None = None,
+) -> WorkerStats:
+    """Re-run the sensor projection over `plan` as consumer group `group_id`. Idempotent:
+    rows already stored stay as they are and aggregates take in only readings really inserted,
+    so a replay restores what is missing and changes nothing else."""
+    stats = WorkerStats()
+    if plan.total == 0:
+        return stats
+    relay = pipeline.alert_relay()
+
+    async def after_batch(report: BatchReport) -> None:
+        if report.new_alerts:
+            await relay.relay()
+        if progress is not None:
+            progress(stats.records)
+
+    worker = ConsumerWorker(
+        consumer=ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan),
+        handler=pipeline.sensor_projection(group_id, publish_dead_letters=False),
+        batch_size=pipeline.settings.worker.batch_size,
+        batch_timeout=1.0,
+        until_caught_up=True,
+        after_batch=after_batch,
+        stats=stats,
+    )
+    return await worker.run()
