@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
 
+from pipeline.adapters.sql.migrate import upgrade
+from pipeline.application.errors import ConfigurationError
 from pipeline.entrypoints.api.server import app_for
 from pipeline.entrypoints.cli import build_parser, cmd_api
 from pipeline.entrypoints.runtime import EXIT_USAGE
@@ -41,16 +44,44 @@ def test_api_keys_must_be_sha256_hex(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
 
-async def test_the_served_app_bootstraps_its_pipeline_on_startup(tmp_path: Path) -> None:
+def embedded(tmp_path: Path) -> Settings:
     # Explicit sections win over the environment: embedded log and registry, a SQLite file.
-    settings = Settings(
+    return Settings(
         kafka=KafkaSettings(),
         registry=RegistrySettings(),
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/api.db"),
     )
+
+
+async def test_the_served_app_bootstraps_its_pipeline_on_startup(tmp_path: Path) -> None:
+    settings = embedded(tmp_path)
+    await asyncio.to_thread(upgrade, settings.database.url.get_secret_value())
 
     async with AsyncTestClient(app_for(settings)) as client:
         response = await client.get("/ready")
 
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+async def test_serving_an_unmigrated_database_is_refused_before_listening(
+    tmp_path: Path,
+) -> None:
+    args = build_parser().parse_args(["api", "--port", "0"])
+
+    with pytest.raises(ConfigurationError, match=r"revision none.*pipeline db upgrade"):
+        await cmd_api(args, embedded(tmp_path))
+
+
+async def test_the_served_app_refuses_to_start_on_an_unmigrated_database(
+    tmp_path: Path,
+) -> None:
+    refused: list[str] = []
+    try:
+        async with AsyncTestClient(app_for(embedded(tmp_path))):
+            pass
+    except* ConfigurationError as group:  # the test client's task group wraps it
+        refused = [str(error) for error in group.exceptions]
+
+    assert len(refused) == 1
+    assert "pipeline db upgrade" in refused[0]

@@ -15,6 +15,7 @@ from litestar import Litestar
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
+from pipeline.adapters.sql.migrate import upgrade
 from pipeline.application.live_feed import LiveFeed
 from pipeline.application.ports import EventConsumer
 from pipeline.domain.alerts import DEFAULT_THRESHOLDS, Alert, check_thresholds
@@ -493,6 +494,7 @@ async def test_the_served_app_has_the_live_view_too(tmp_path: Path) -> None:
         registry=RegistrySettings(),
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/api.db"),
     )
+    await asyncio.to_thread(upgrade, settings.database.url.get_secret_value())
     async for app in running(app_for(settings)):
         pipeline: Pipeline = app.state.pipeline
         await pipeline.ensure_topics()

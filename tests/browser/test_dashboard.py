@@ -7,6 +7,7 @@ PIPELINE_REQUIRE_SERVICES=1. The run's screenshot is saved to artifacts/dashboar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.demo_process import DemoProcess, running_demo
 from tests.services import services_required
@@ -37,6 +39,8 @@ CHROMIUM_ARGS = [
 ]
 SENSOR_TYPES = ("temperature", "humidity", "pressure")
 APPEAR_MS = 10_000
+CHART_POINTS = 8 * 3
+"""Seconds of data on the chart, over all series, before the screenshot."""
 
 
 def chromium_path() -> str:
@@ -78,9 +82,15 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def screenshot(page: Page) -> Iterator[None]:
-    """Keep what the page showed at the end of the test (also when it failed)."""
+def screenshot(page: Page, demo: DemoProcess) -> Iterator[None]:
+    """Keep what the page showed at the end of the test (also when it failed), while the
+    demo still serves it: a few seconds of every series on the chart when there are."""
     yield
+    with contextlib.suppress(PlaywrightError):
+        page.wait_for_function(
+            f"() => Number(document.getElementById('chart').dataset.points) >= {CHART_POINTS}",
+            timeout=APPEAR_MS,
+        )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 

@@ -14,7 +14,12 @@ import sqlalchemy.exc
 from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.adapters.sql.errors import is_transient, store_errors
 from pipeline.adapters.sql.migrate import upgrade
-from pipeline.application.errors import StoreUnavailable, TransientError
+from pipeline.application.errors import (
+    ConfigurationError,
+    StoreRejected,
+    StoreUnavailable,
+    TransientError,
+)
 from pipeline.application.ports import ProjectedReading, SensorBatch, TopicPartition
 from pipeline.domain.sensors import Reading
 
@@ -134,3 +139,34 @@ async def test_queries_to_an_unreachable_database_raise_store_unavailable(
 def test_migrating_an_unreachable_database_raises_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         upgrade(f"postgresql+asyncpg://pipeline:secret@127.0.0.1:{closed_port()}/pipeline")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.CheckViolationError("violates check constraint"),
+        asyncpg.exceptions.NotNullViolationError("null value in column"),
+        asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence: 0x00"),
+        asyncpg.exceptions.NumericValueOutOfRangeError("value out of range"),
+        wrapped(asyncpg.exceptions.CheckViolationError("violates check constraint")),
+        wrapped(sqlite3.IntegrityError("CHECK constraint failed")),
+    ],
+    ids=type,
+)
+def test_data_the_database_refuses_is_store_rejected(error: Exception) -> None:
+    with pytest.raises(StoreRejected, match="storing"), store_errors("storing"):
+        raise error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.UndefinedTableError('relation "readings" does not exist'),
+        wrapped(asyncpg.exceptions.UndefinedColumnError('column "m2" does not exist')),
+        wrapped(sqlite3.OperationalError("no such table: readings")),
+    ],
+    ids=type,
+)
+def test_a_missing_table_says_to_migrate(error: Exception) -> None:
+    with pytest.raises(ConfigurationError, match="pipeline db upgrade"), store_errors("storing"):
+        raise error

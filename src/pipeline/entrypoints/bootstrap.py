@@ -179,13 +179,15 @@ def _registry(settings: Settings) -> SchemaRegistry:
     return ConfluentSchemaRegistry(url=registry.url, basic_auth=auth)
 
 
-async def _store(settings: Settings, *, migrate: bool) -> SensorStore:
+async def _store(settings: Settings, *, migrate: bool, require_schema: bool) -> SensorStore:
     from pipeline.adapters.sql import SqlSensorStore, create_engine  # noqa: PLC0415
-    from pipeline.adapters.sql.migrate import upgrade  # noqa: PLC0415
+    from pipeline.adapters.sql.migrate import require_current, upgrade  # noqa: PLC0415
 
     url = settings.database.url.get_secret_value()
     if migrate:
         await asyncio.to_thread(upgrade, url)
+    elif require_schema:
+        await require_current(url)
     return SqlSensorStore(create_engine(url, pool_size=settings.database.pool_size))
 
 
@@ -197,15 +199,20 @@ async def bootstrap(
     store: SensorStore | None = None,
     clock: Clock | None = None,
     migrate: bool = False,
+    require_schema: bool = False,
 ) -> Pipeline:
     """Wire a Pipeline from `settings`; any argument given replaces the adapter it names.
-    With `migrate`, the database schema is upgraded to the latest revision first."""
+    With `migrate`, the database schema is upgraded to the latest revision first; with
+    `require_schema`, a database not at the latest revision is a ConfigurationError that says
+    to run `pipeline db upgrade` (rather than errors on missing tables later)."""
     registry = registry if registry is not None else _registry(settings)
     return Pipeline(
         settings=settings,
         log=log if log is not None else _event_log(settings),
         registry=registry,
-        store=store if store is not None else await _store(settings, migrate=migrate),
+        store=store
+        if store is not None
+        else await _store(settings, migrate=migrate, require_schema=require_schema),
         clock=clock if clock is not None else SystemClock(),
         reading_codec=reading_codec(registry, settings.topics.sensor_readings),
         alert_codec=alert_codec(registry, settings.topics.system_alerts),

@@ -131,7 +131,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline replay sensors --from-offset N`."""
     if kafka_missing("replay", settings):
         return EXIT_USAGE
-    pipeline = await bootstrap(settings, migrate=False)
+    pipeline = await bootstrap(settings, require_schema=True)
     status = StatusLine()
     try:
         topic = settings.topics.sensor_readings

@@ -54,10 +54,7 @@ def _position(text: str) -> tuple[str, int, int]:
 
 async def _open(settings: Settings) -> Pipeline:
     """The pipeline, once the database is known to have the `dead_letters` table."""
-    from pipeline.adapters.sql.migrate import require_current  # noqa: PLC0415 - SQL on demand
-
-    await require_current(settings.database.url.get_secret_value())
-    return await bootstrap(settings)
+    return await bootstrap(settings, require_schema=True)
 
 
 def _filter(args: argparse.Namespace) -> DeadLetterFilter:

@@ -52,6 +52,10 @@ def stats_summary(stats: WorkerStats) -> dict[str, object]:
         "alerts": stats.alerts,
         "rejected": dict(stats.rejected),
         "retries": stats.retries,
+        "retried_in_place": stats.retried_in_place,
+        "sent_to_retry": dict(stats.sent_to_retry),
+        "pauses": stats.pauses,
+        "paused_seconds": round(stats.paused_seconds, 1),
         "records_per_second": round(stats.rate, 1),
     }
 
@@ -66,7 +70,7 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     stop = asyncio.Event()
     install_stop_handlers(stop)
-    pipeline = await bootstrap(settings)
+    pipeline = await bootstrap(settings, require_schema=True)
     tune_gc_for_streaming()
     try:
         log.info(

@@ -14,6 +14,7 @@ import uvicorn
 from litestar import Litestar
 from pydantic import ValidationError
 
+from pipeline.adapters.sql.migrate import require_current
 from pipeline.entrypoints.api.app import build_app
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.logging import configure_logging
@@ -30,7 +31,7 @@ def app_for(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def pipeline_lifespan(app: Litestar) -> AsyncIterator[None]:
-        pipeline = await bootstrap(settings)
+        pipeline = await bootstrap(settings, require_schema=True)
         app.state.pipeline = pipeline
         try:
             yield
@@ -60,7 +61,9 @@ async def run_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def serve_api(settings: Settings) -> int:
-    """Serve until SIGINT/SIGTERM; return the process exit code."""
+    """Serve until SIGINT/SIGTERM; return the process exit code. A database that is not
+    migrated is refused before anything listens (a ConfigurationError, exit 1)."""
+    await require_current(settings.database.url.get_secret_value())
     api = settings.api
     if api.workers == 1:
         config = uvicorn.Config(
