@@ -7,11 +7,11 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
+from pipeline.application.batch_retry import InPlaceRetry
 from pipeline.application.errors import TransientError
 from pipeline.application.pausing import PausedWait
 from pipeline.application.ports import EventConsumer, Record
@@ -102,6 +102,14 @@ class ConsumerWorker(Generic[P]):
         self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P] | None = None
         self._paused = PausedWait(
             consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
+        )
+        self._in_place = InPlaceRetry(
+            handler=handler,
+            policy=self._retry,
+            diverter=diverter,
+            stats=self.stats,
+            paused=self._paused,
+            stop=self.stop,
         )
 
     async def run(self) -> WorkerStats:
@@ -215,69 +223,8 @@ class ConsumerWorker(Generic[P]):
             error=str(error),
             error_class=type(error).__name__,
         )
-        retry = functools.partial(self._retry_in_place, records, prepared, error)
+        retry = functools.partial(self._in_place.retry, records, prepared, error)
         return await self._paused.around(retry)
-
-    async def _retry_in_place(
-        self, records: list[Record], prepared: P, error: TransientError
-    ) -> BatchReport:
-        first_failed_at = datetime.now(UTC)
-        attempt = 1
-        # Only failures while the dependency answers count against the budget: those
-        # are the batch's own (deadlock, timeout). An outage never sends a record to a
-        # retry topic or the DLQ: the batch waits for it, with capped backoff.
-        counted = int(await self._batch_specific())
-        failure: TransientFailure | None = None
-        while True:
-            exhausted = self._retry.attempts is not None and counted >= self._retry.attempts
-            diverter = self._diverter
-            if exhausted and diverter is None:
-                raise error
-            self.stats.retries += 1
-            delay = self._retry.delay(attempt)
-            log.debug(
-                "batch failed transiently; retrying in place",
-                error=str(error),
-                error_class=type(error).__name__,
-                attempt=attempt,
-                delay_s=round(delay, 2),
-            )
-            await self._paused.keep_alive(delay)
-            if self.stop.is_set():
-                raise error
-            try:
-                if diverter is None or not exhausted:
-                    report = await self._handler.apply(prepared)
-                    self.stats.retried_in_place += 1
-                    return report
-                failure = failure or TransientFailure(
-                    error=error,
-                    attempts=attempt,
-                    first_failed_at=first_failed_at,
-                    last_failed_at=datetime.now(UTC),
-                )
-                report = await diverter.divert(records, failure)
-                self.stats.sent_to_retry.update(report.diverted)
-                log.warning(
-                    "batch kept failing while its database answers; diverted",
-                    error_class=type(error).__name__,
-                    attempts=attempt,
-                    diverted=dict(report.diverted),
-                )
-                return report
-            except TransientError as again:
-                if failure is not None:
-                    # Diverting failed (its offsets transaction): it is retried with
-                    # the same failure; copies already on the retry topic are harmless.
-                    log.warning("diverting the batch failed; retrying", error=str(again))
-                    continue
-                error = again
-                attempt += 1
-                counted += await self._batch_specific()
-
-    async def _batch_specific(self) -> bool:
-        """Whether the last failure was the batch's own: its dependency answers."""
-        return self._diverter is None or await self._diverter.healthy()
 
     async def _retrying(self, step: Callable[[Any], Awaitable[R]], argument: Any) -> R:
         attempt = 0

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.application.ports import DeadLetter, DeadLetterFilter
+from pipeline.entrypoints.arguments import kafka_missing
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
@@ -150,7 +151,6 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline dlq replay`: publish the chosen records again, unchanged (key, value, original
     headers), to their original topic, where the worker reads them like any new record."""
-    from pipeline.entrypoints.cli import kafka_missing  # noqa: PLC0415 - cli imports this module
 
     if _unfiltered(args):
         sys.stderr.write("pipeline dlq replay: error: choose records with filters, or --all\n")

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipeline.adapters.kafka.config import LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.lag import partitions_lag
 from pipeline.adapters.kafka.messages import kafka_partitions, to_record
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.ports import Record, TopicPartition
@@ -251,38 +252,13 @@ class KafkaConsumerBase:
             raise BrokerUnavailable(f"{self._description} cannot commit " + ", ".join(failed))
 
     def _lag(self) -> int:
-        consumer = self._consumer
-        partitions = sorted(self._assigned)
+        """Worker thread: the lag of the assigned partitions."""
         try:
-            positions = consumer.position(
-                [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
+            return partitions_lag(
+                self._consumer, sorted(self._assigned), self._starts, self._timeout
             )
-            unknown = [
-                tp
-                for tp, pos in zip(partitions, positions, strict=True)
-                if pos.offset < 0 and tp not in self._starts
-            ]
-            committed: dict[TopicPartition, int] = {}
-            if unknown:
-                query = [KafkaTopicPartition(tp.topic, tp.partition) for tp in unknown]
-                for c in consumer.committed(query, timeout=self._timeout):
-                    committed[TopicPartition(c.topic, c.partition)] = c.offset
-            total = 0
-            for tp, pos in zip(partitions, positions, strict=True):
-                low, high = consumer.get_watermark_offsets(
-                    KafkaTopicPartition(tp.topic, tp.partition),
-                    timeout=self._timeout,
-                    cached=False,
-                )
-                position = pos.offset
-                if position < 0:
-                    position = self._starts.get(tp, committed.get(tp, -1))
-                if position < 0:
-                    position = low
-                total += max(0, high - position)
         except KafkaException as exc:
             raise translate(exc, f"{self._description} cannot read its lag") from exc
-        return total
 
 
 class KafkaPartitionReader(KafkaConsumerBase):

@@ -27,6 +27,7 @@ from enum import StrEnum
 
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.base import AnomalyLabel, Generated
+from pipeline.application.generators.sensor_profiles import SENSOR_PROFILES
 from pipeline.domain.sensors import DEFAULT_CATALOG, HUMIDITY, PRESSURE, TEMPERATURE, Reading
 from pipeline.domain.time import require_utc
 
@@ -70,10 +71,10 @@ class SensorFleetConfig:
             raise ConfigurationError(f"sensor interval {self.interval} must be positive")
         if min(self.anomaly_rate, self.gap_rate) < 0.0 or self.anomaly_rate + self.gap_rate > 1.0:
             raise ConfigurationError("anomaly_rate and gap_rate must be probabilities")
-        unknown = set(self.sensor_types) - set(_PROFILES)
+        unknown = set(self.sensor_types) - set(SENSOR_PROFILES)
         if not self.sensor_types or unknown:
             raise ConfigurationError(
-                f"cannot generate sensor types {sorted(unknown)}; known: {sorted(_PROFILES)}"
+                f"cannot generate sensor types {sorted(unknown)}; known: {sorted(SENSOR_PROFILES)}"
             )
         if not self.anomaly_kinds:
             raise ConfigurationError("anomaly_kinds must name at least one kind")
@@ -85,48 +86,6 @@ class SensorFleetConfig:
         """The event time `readings` readings of this fleet span (ignoring gaps); a producer
         that must not emit future event times starts that long before now."""
         return self.interval * -(-readings // self.sensors)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Profile:
-    """How one sensor type behaves: ranges the per-sensor parameters are drawn from."""
-
-    prefix: str
-    base: tuple[float, float]
-    amplitude: tuple[float, float]
-    peak_hour: float
-    """Hour of the event-time day (UTC) at which the daily cycle peaks, ± one hour."""
-    noise: float
-    drift_bound: float
-    spike_high: tuple[float, float]
-    spike_low: tuple[float, float]
-    drift_excursion: tuple[float, float]
-    decimals: int
-    battery_share: float
-    """Share of sensors of this type that run on battery (the rest are mains-powered)."""
-
-
-# Normal extremes (base ± amplitude ± drift ± 6 sigma of noise) stay well inside the warning
-# thresholds of DEFAULT_THRESHOLDS; spike ranges lie wholly beyond them.
-# fmt: off
-_PROFILES = {
-    TEMPERATURE: _Profile(
-        prefix="temp", base=(16.0, 24.0), amplitude=(2.0, 6.0), peak_hour=15.0, noise=0.15,
-        drift_bound=2.0, spike_high=(47.0, 90.0), spike_low=(-40.0, -12.0),
-        drift_excursion=(8.0, 25.0), decimals=2, battery_share=0.9,
-    ),
-    HUMIDITY: _Profile(
-        prefix="hum", base=(40.0, 60.0), amplitude=(4.0, 12.0), peak_hour=5.0, noise=0.4,
-        drift_bound=3.0, spike_high=(92.0, 100.0), spike_low=(0.0, 8.0),
-        drift_excursion=(10.0, 25.0), decimals=1, battery_share=0.9,
-    ),
-    PRESSURE: _Profile(
-        prefix="pres", base=(1005.0, 1020.0), amplitude=(0.5, 2.0), peak_hour=10.0, noise=0.2,
-        drift_bound=8.0, spike_high=(1055.0, 1150.0), spike_low=(850.0, 945.0),
-        drift_excursion=(15.0, 40.0), decimals=1, battery_share=0.0,
-    ),
-}
-# fmt: on
 
 
 class _Sensor:
@@ -145,7 +104,7 @@ class _Sensor:
         rng = self.rng = random.Random(f"pipeline.sensors/{seed}/{index}")
         types = config.sensor_types
         self.sensor_type = types[index % len(types)]
-        profile = self.profile = _PROFILES[self.sensor_type]
+        profile = self.profile = SENSOR_PROFILES[self.sensor_type]
         kind = DEFAULT_CATALOG.kind(self.sensor_type)
         self.unit, self.physical_min, self.physical_max = (
             kind.unit,

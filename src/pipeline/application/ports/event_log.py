@@ -1,0 +1,97 @@
+"""The partitioned, replayable event log and its consumers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from pipeline.application.ports.records import Record, TopicPartition, TopicSpec
+
+OffsetResolver = Callable[[Sequence[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]
+"""Given newly assigned partitions, the offsets to resume from (partitions absent from the
+answer resume from the group's committed offset, or the beginning)."""
+
+
+@runtime_checkable
+class EventConsumer(Protocol):
+    """A member of a consumer group (or a manual reader) of the event log."""
+
+    async def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """Up to `max_records` records, waiting at most `timeout` seconds for the first."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record, for the group, the next offset to read in each partition."""
+        ...
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions currently assigned to this consumer."""
+        ...
+
+    async def lag(self) -> int:
+        """Records left to read in the assigned partitions (high watermark − position)."""
+        ...
+
+    async def pause(self) -> None:
+        """Stop returning records from every assigned partition, and from any partition
+        assigned while paused, until `resume`. Polls still wait their timeout and keep the
+        consumer in its group; records already fetched are kept for after `resume`."""
+        ...
+
+    async def resume(self) -> None:
+        """Return records again, from where the consumer was when paused: in order, none
+        skipped, none repeated."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the group and release resources; records already polled stay processed."""
+        ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The partitioned, replayable event log (Kafka, or in memory)."""
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+        ...
+
+    async def publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timestamp_ms: int | None = None,
+    ) -> None:
+        """Queue one record for delivery; records with the same key keep their order.
+        `timestamp_ms` sets the record's CreateTime (default: now); a None value is a
+        tombstone (dead letters keep the value they had)."""
+        ...
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged; raise PublishError if one failed."""
+        ...
+
+    def consumer(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        resolve_offsets: OffsetResolver | None = None,
+    ) -> EventConsumer:
+        """Join consumer group `group_id` on `topics`. Partitions are shared with the
+        group's other members; on every assignment `resolve_offsets` says where to resume."""
+        ...
+
+    def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
+        """Read the given partitions from the given offsets, outside group management."""
+        ...
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The high watermark (offset of the next record) of every partition of `topic`."""
+        ...
+
+    async def close(self) -> None:
+        """Flush what is queued and release resources."""
+        ...

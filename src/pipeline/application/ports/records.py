@@ -1,0 +1,53 @@
+"""Records of the event log, where they live, the topics the application owns, and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    """One partition of one topic."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One record read from the event log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    """Broker or producer timestamp (CreateTime), milliseconds since the epoch."""
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        """Where the record lives."""
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSpec:
+    """A topic the application owns: created with an explicit partition count."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Processing time."""
+
+    def now(self) -> datetime:
+        """The current time, tz-aware UTC."""
+        ...

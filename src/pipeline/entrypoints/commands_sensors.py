@@ -1,0 +1,152 @@
+"""`pipeline produce`, `pipeline worker` and `pipeline replay`: the sensor stream's commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from typing import Any
+
+from pipeline.entrypoints.arguments import (
+    fraction,
+    integer,
+    kafka_missing,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.progress import StatusLine
+from pipeline.entrypoints.runtime import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    install_stop_handlers,
+    tune_gc_for_streaming,
+)
+from pipeline.entrypoints.sensors import plan_replay, produce_sensors, replay_sensors
+from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import add_worker_arguments, run_worker, stats_summary
+
+
+async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline produce sensors`."""
+    if kafka_missing("produce", settings):
+        return EXIT_USAGE
+    if args.rate == 0 and args.count is None:
+        sys.stderr.write("pipeline produce: error: --rate 0 (as fast as possible) needs --count\n")
+        return EXIT_USAGE
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    status = StatusLine()
+    pipeline = await bootstrap(settings)
+    tune_gc_for_streaming()
+    total = args.count
+    try:
+
+        def progress(sent: int) -> None:
+            of = f"/{total}" if total is not None else ""
+            status.update(f"produced {sent}{of} readings")
+
+        sent = await produce_sensors(
+            pipeline,
+            count=args.count,
+            rate=args.rate,
+            seed=args.seed,
+            sensors=args.sensors,
+            anomaly_rate=args.anomaly_rate,
+            stop=stop,
+            progress=progress,
+        )
+    finally:
+        await pipeline.aclose()
+    status.done(f"produced {sent} readings to {settings.topics.sensor_readings}")
+    return (
+        EXIT_INTERRUPTED
+        if stop.is_set() and args.count is not None and sent < args.count
+        else EXIT_OK
+    )
+
+
+async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline replay sensors --from-offset N`."""
+    if kafka_missing("replay", settings):
+        return EXIT_USAGE
+    pipeline = await bootstrap(settings, require_schema=True)
+    status = StatusLine()
+    try:
+        topic = settings.topics.sensor_readings
+        ends = await pipeline.log.end_offsets(topic)
+        try:
+            plan = plan_replay(
+                topic,
+                ends,
+                from_offset=args.from_offset,
+                to_offset=args.to_offset,
+                partition=args.partition,
+            )
+        except ValueError as error:
+            sys.stderr.write(f"pipeline replay: error: {error}\n")
+            return EXIT_USAGE
+        group = args.group_id or f"{pipeline.group_id('sensors')}-replay-{uuid.uuid4().hex[:8]}"
+        total = plan.total
+        status.update(f"replaying {total} records of {topic} as group {group}", force=True)
+        stats = await replay_sensors(
+            pipeline,
+            plan,
+            group_id=group,
+            progress=lambda n: status.update(f"replayed {n}/{total} records"),
+        )
+    finally:
+        await pipeline.aclose()
+    status.done(f"replayed {stats.records}/{total} records")
+    print(json.dumps({"group_id": group, **stats_summary(stats)}, indent=2))
+    return EXIT_OK
+
+
+async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline worker <name>`, same as `pipeline-worker <name>`."""
+    return await run_worker(args, settings)
+
+
+def add_sensor_commands(commands: Any) -> None:
+    """Add `produce`, `worker` and `replay` to the `pipeline` subcommands."""
+    produce = commands.add_parser("produce", help="publish generated events to Kafka")
+    produce.add_argument("domain", choices=["sensors"], help="which generator")
+    produce.add_argument(
+        "--count", type=non_negative_int, help="readings to publish (default: until Ctrl-C)"
+    )
+    produce.add_argument(
+        "--rate",
+        type=non_negative_float,
+        default=100.0,
+        help="readings per second, 0 = as fast as possible (default 100)",
+    )
+    produce.add_argument("--seed", type=integer, default=42, help="generator seed (default 42)")
+    produce.add_argument(
+        "--sensors", type=positive_int, default=100, help="fleet size (default 100)"
+    )
+    produce.add_argument(
+        "--anomaly-rate", type=fraction, help="share of readings that start an anomaly"
+    )
+    produce.set_defaults(run=cmd_produce)
+
+    worker = commands.add_parser("worker", help="run a consumer worker (same as pipeline-worker)")
+    add_worker_arguments(worker)
+    worker.set_defaults(run=cmd_worker)
+
+    replay = commands.add_parser("replay", help="re-run a projection from an offset")
+    replay.add_argument("domain", choices=["sensors"])
+    replay.add_argument("--from-offset", type=non_negative_int, required=True)
+    replay.add_argument(
+        "--to-offset", type=non_negative_int, help="stop before this offset (default: current end)"
+    )
+    replay.add_argument(
+        "--partition", type=non_negative_int, help="only this partition (default: all)"
+    )
+    replay.add_argument(
+        "--group-id", help="consumer group to record replay offsets under (default: a new one)"
+    )
+    replay.set_defaults(run=cmd_replay)
