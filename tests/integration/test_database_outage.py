@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 from confluent_kafka.admin import AdminClient
+from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
 from pipeline.adapters.sql.migrate import upgrade
@@ -32,6 +33,7 @@ from pipeline.application.ports import (
 )
 from pipeline.application.retries import H_ATTEMPTS, H_OFFSET, H_TOPIC, retry_topic
 from pipeline.application.worker import WorkerStats
+from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
 from pipeline.entrypoints.settings import RetrySettings, Settings
@@ -207,3 +209,27 @@ async def test_a_batch_deadlocking_past_its_budget_goes_through_retry_1_into_pos
         assert sum((await pipeline.log.end_offsets(dead_letter_topic(readings))).values()) == 0
     finally:
         await real.aclose()
+
+
+async def test_the_api_answers_503_during_an_outage_and_recovers_on_its_own(
+    settings: Settings, private_postgres: PrivatePostgres
+) -> None:
+    # Pooled connections are not pinged before use: the restart drops them, and the API must
+    # still come back by itself (at most a 503 for a request on a dropped connection).
+    pipeline = await bootstrap(settings)
+    try:
+        async with AsyncTestClient(create_app(pipeline, settings)) as client:
+            for _ in range(3):  # several pooled connections in use before the outage
+                assert (await client.get("/api/v1/sensors/latest")).status_code == 200
+
+            await asyncio.to_thread(private_postgres.stop)
+            during = await client.get("/api/v1/sensors/latest")
+            await asyncio.to_thread(private_postgres.start)
+            after = [(await client.get("/api/v1/sensors/latest")).status_code for _ in range(6)]
+
+        assert during.status_code == 503
+        assert during.headers["retry-after"]
+        assert after[-4:] == [200, 200, 200, 200]
+        assert set(after) <= {200, 503}
+    finally:
+        await pipeline.aclose()

@@ -188,7 +188,10 @@ async def _store(settings: Settings, *, migrate: bool, require_schema: bool) -> 
         await asyncio.to_thread(upgrade, url)
     elif require_schema:
         await require_current(url)
-    return SqlSensorStore(create_engine(url, pool_size=settings.database.pool_size))
+    database = settings.database
+    return SqlSensorStore(
+        create_engine(url, pool_size=database.pool_size, max_overflow=database.max_overflow)
+    )
 
 
 async def bootstrap(

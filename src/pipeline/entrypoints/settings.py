@@ -61,8 +61,12 @@ class DatabaseSettings(BaseModel):
     url: SecretStr = SecretStr(DEFAULT_SQLITE_URL)
     """SQLAlchemy async URL: `postgresql+asyncpg://user:pw@host:port/db` for PostgreSQL, or
     `sqlite+aiosqlite:///path.db` (the embedded default). Secret because it may hold a password."""
-    pool_size: int = 5
+    pool_size: int = Field(default=5, ge=1, le=1000)
     """Connections kept open per process (PostgreSQL)."""
+    max_overflow: int = Field(default=0, ge=0, le=1000)
+    """Extra connections opened when the pool is busy, closed again after use. Zero by
+    default: under load, opening and closing connections per request costs PostgreSQL more
+    than waiting a moment for a pooled one."""
 
     @property
     def is_default(self) -> bool:
