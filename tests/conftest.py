@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import structlog
 
 from pipeline.adapters.clock import ManualClock
 
@@ -13,3 +16,20 @@ from pipeline.adapters.clock import ManualClock
 def clock() -> ManualClock:
     """A processing clock fixed at a known instant."""
     return ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Undo `configure_logging` after every test: a test that runs a command in-process
+    leaves structlog (and the root logger's handlers) writing to that test's captured
+    stream, which pytest closes, and a later test's log call would then fail."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    # Only what `logging.basicConfig` added: pytest's own capture handlers (subclasses of
+    # StreamHandler) come and go with each test phase and are pytest's to remove.
+    for handler in list(root.handlers):
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    root.setLevel(level)
