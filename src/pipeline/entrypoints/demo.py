@@ -102,6 +102,9 @@ async def serve_api(
         create_app(pipeline, settings, live_lag_group=lag_group),
         lifespan="on",
         log_config=None,
+        # The demo prints its own URL and status line; uvicorn's start/stop lines would
+        # only interleave with them (its warnings and errors still show).
+        log_level="warning",
         access_log=False,
         # Open WebSockets (a dashboard left open) must not hold the demo's exit forever.
         timeout_graceful_shutdown=3,
