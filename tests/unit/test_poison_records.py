@@ -12,6 +12,7 @@ from pipeline.adapters.avro import reading_codec
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemorySchemaRegistry, InMemorySensorStore
 from pipeline.application.errors import ConfigurationError, StoreRejected, StoreUnavailable
+from pipeline.application.poison import SYSTEMIC_AT
 from pipeline.application.ports import (
     AppliedBatch,
     DeadLetter,
@@ -141,7 +142,7 @@ async def test_any_exception_a_record_triggers_is_a_processing_error_dead_letter
 async def test_a_store_that_refuses_every_record_stops_the_worker_instead(
     clock: ManualClock,
 ) -> None:
-    sensors = [f"temp-{i:04d}" for i in range(4)]
+    sensors = [f"temp-{i:04d}" for i in range(SYSTEMIC_AT)]
     store = RefusingStore(poison=set(sensors))
     handler = projection(store, clock)
 
@@ -150,6 +151,23 @@ async def test_a_store_that_refuses_every_record_stops_the_worker_instead(
 
     assert await store.count_readings() == 0
     assert await store.stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {}
+
+
+async def test_a_small_batch_whose_records_all_fail_is_dead_lettered_not_stopped_on(
+    clock: ManualClock,
+) -> None:
+    # Two bad records on a quiet stream prove nothing about the store: stopping would stop
+    # on the same two records after every restart.
+    sensors = ["temp-0001", "temp-0002"]
+    store = RefusingStore(poison=set(sensors))
+    handler = projection(store, clock)
+
+    report = await handler.handle(await records(handler, clock, sensors))
+
+    assert sorted(r.offset for r in report.rejections) == [0, 1]
+    assert await store.stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
+        TopicPartition(TOPIC, 0): 2
+    }
 
 
 @pytest.mark.parametrize(

@@ -362,3 +362,58 @@ async def test_the_readings_topic_has_one_retry_topic_per_delay_partitioned_like
     partitions = specs[readings].partitions
     assert [specs[retry_topic(readings, n)].partitions for n in (1, 2, 3)] == [partitions] * 3
     assert retry_topic(readings, 4) not in specs
+
+
+async def test_a_diverted_batch_moves_only_its_readings_and_keeps_its_dead_letters() -> None:
+    # A batch holding an undecodable record keeps failing while the database answers: only
+    # its readings go to the retry topic; the bad record stays one dead letter on the
+    # readings topic's DLQ and in the table, and no retry-level worker ever sees it.
+    store = FaultyStore(failures=1_000)
+    pipeline = await pipeline_with(store, 0.1)
+    readings = pipeline.settings.topics.sensor_readings
+    await produce_sensors(pipeline, count=12, rate=0, seed=1, sensors=4)
+    await pipeline.log.publish(readings, b"garbage", b"\x07 not wire format")
+    await pipeline.log.flush()
+
+    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+
+    assert len(await read_all(pipeline.log, retry_topic(readings, 1))) == 12
+    letters = await read_all(pipeline.log, dead_letter_topic(readings))
+    by_class: dict[str, list[Record]] = {}
+    for letter in letters:
+        by_class.setdefault(header(letter, dlq.H_ERROR_CLASS), []).append(letter)
+    assert len(by_class["bad_magic_byte"]) == 1  # published once, never retried
+    assert by_class["bad_magic_byte"][0].key == b"garbage"
+    assert len(by_class["store_unavailable"]) == 12  # the readings, past the last level
+    assert {header(r, dlq.H_TOPIC) for r in letters} == {readings}
+    stored = await pipeline.dead_letter_store().find_dead_letters(DeadLetterFilter(), limit=100)
+    assert sorted(letter.error_class for letter in stored).count("bad_magic_byte") == 1
+    assert {letter.topic for letter in stored} == {readings}
+    assert stats.rejected["bad_magic_byte"] == 1
+
+
+async def test_a_record_invalid_on_a_retry_topic_is_dead_lettered_under_its_origin() -> None:
+    store = FaultyStore()
+    pipeline = await pipeline_with(store, 0.01)
+    readings = pipeline.settings.topics.sensor_readings
+    retry_1 = retry_topic(readings, 1)
+    origin = [
+        (H_TOPIC, readings.encode()),
+        (H_PARTITION, b"3"),
+        (H_OFFSET, b"41"),
+        (H_ATTEMPTS, b"2"),
+        (H_FIRST_FAILURE, b"2026-11-25T12:00:00+00:00"),
+        (H_NOT_BEFORE, b"0"),
+    ]
+    await pipeline.log.publish(retry_1, b"k", b"\x07 not wire format", origin)
+    await pipeline.log.flush()
+
+    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+
+    letters = await read_all(pipeline.log, dead_letter_topic(readings))
+    assert len(letters) == 1
+    assert (header(letters[0], dlq.H_TOPIC), header(letters[0], dlq.H_OFFSET)) == (readings, "41")
+    assert not any(name.startswith("retry.") for name, _ in letters[0].headers)
+    stored = await pipeline.dead_letter_store().dead_letter(readings, 3, 41)
+    assert stored is not None
+    assert stored.error_class == "bad_magic_byte"

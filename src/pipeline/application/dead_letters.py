@@ -8,6 +8,7 @@ UTC). The same facts are stored in the database with the batch that rejected the
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,9 +31,13 @@ H_WORKER_ID = "dlq.worker.id"
 H_GROUP_ID = "dlq.group.id"
 
 
+_RETRY_SUFFIX = re.compile(r"\.retry\.[1-9][0-9]*$")
+
+
 def dead_letter_topic(topic: str) -> str:
-    """The dead-letter topic of `topic`."""
-    return topic + DEAD_LETTER_SUFFIX
+    """The dead-letter topic of `topic`; a retry topic (`<topic>.retry.N`) shares its
+    original topic's, the only one the application creates."""
+    return _RETRY_SUFFIX.sub("", topic) + DEAD_LETTER_SUFFIX
 
 
 def dead_letter_of(
@@ -106,7 +111,7 @@ class DeadLetterPublisher:
         the offsets of their records be stored."""
         for letter in letters:
             await self._log.publish(
-                letter.topic + self._suffix,
+                _RETRY_SUFFIX.sub("", letter.topic) + self._suffix,
                 letter.key,
                 letter.value,
                 [*letter.headers, *dead_letter_headers(letter)],

@@ -26,6 +26,11 @@ from pipeline.domain import Alert
 log = structlog.get_logger(__name__)
 
 NOT_THE_RECORDS_FAULT = (TransientError, ConfigurationError)
+
+SYSTEMIC_AT = 8
+"""A batch of at least this many readings that all fail alone is the store's fault, not the
+records'. Below it, all failing proves little (two bad records on a trickle of traffic), and
+stopping the worker there would stop it on the same records after every restart."""
 """Errors a batch is never bisected for: the worker retries or stops on them."""
 
 
@@ -59,7 +64,7 @@ async def isolate_poison(
         raise error from None  # even an empty transaction fails: the store is the problem
     isolation = Isolation()
     await _bisect(store, group_id, list(readings), isolation)
-    if len(readings) > 1 and len(isolation.poison) == len(readings):
+    if len(readings) >= SYSTEMIC_AT and len(isolation.poison) == len(readings):
         raise error  # every record fails alike: not something in the records
     for item in isolation.poison:
         log.warning(

@@ -101,6 +101,24 @@ def retry_origin(record: Record) -> RetryOrigin | None:
         return None
 
 
+def as_originally_read(record: Record) -> Record:
+    """A record from a retry topic as it was first read: its original topic, partition and
+    offset, without the retry headers, so its dead letter is found and re-driven there. Any
+    other record (and one whose retry headers are damaged) is returned as it is."""
+    origin = retry_origin(record) if retry_level(record.topic)[1] else None
+    if origin is None:
+        return record
+    return dataclasses.replace(
+        record,
+        topic=origin.topic,
+        partition=origin.partition,
+        offset=origin.offset,
+        headers=tuple(
+            (name, value) for name, value in record.headers if not name.startswith(RETRY_PREFIX)
+        ),
+    )
+
+
 def not_before(records: Sequence[Record]) -> float | None:
     """The latest `retry.not_before` of a batch, in epoch seconds (None when none has one).
     A retry topic is written in time order with one delay, so the last record decides."""
@@ -207,17 +225,8 @@ class RetryRouter:
         self, record: Record, origin: RetryOrigin, error: TransientError, at: datetime
     ) -> DeadLetter:
         # Named by where it was first read, so `pipeline dlq` finds and replays it there.
-        original = dataclasses.replace(
-            record,
-            topic=origin.topic,
-            partition=origin.partition,
-            offset=origin.offset,
-            headers=tuple(
-                (name, value) for name, value in record.headers if not name.startswith(RETRY_PREFIX)
-            ),
-        )
         return dead_letter_of(
-            original,
+            as_originally_read(record),
             error,
             at=at,
             worker_id=self._worker_id,

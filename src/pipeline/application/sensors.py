@@ -21,6 +21,7 @@ from pipeline.application.ports import (
     SensorStore,
     TopicPartition,
 )
+from pipeline.application.retries import as_originally_read
 from pipeline.domain import (
     DEFAULT_CATALOG,
     DEFAULT_THRESHOLDS,
@@ -115,6 +116,8 @@ class SensorProjection:
         # A batch whose poison records were found and published, while its transaction is
         # retried: (the batch as prepared, the batch without them).
         self._isolated: tuple[PreparedBatch, PreparedBatch, Isolation] | None = None
+        # The batch whose `apply` has not succeeded yet: what `divert` moves aside.
+        self._applying: PreparedBatch | None = None
 
     async def handle(self, records: Sequence[Record]) -> BatchReport:
         """Decode, validate and store one batch atomically with its offsets."""
@@ -169,13 +172,20 @@ class SensorProjection:
         )
 
     def _dead_letter(self, record: Record, error: Exception, now: datetime) -> DeadLetter:
+        # A record read from a retry topic is named by where it was first read: its dead
+        # letter goes to that topic's DLQ, where `pipeline dlq` finds and re-drives it.
         return dead_letter_of(
-            record, error, at=now, worker_id=self._worker_id, group_id=self.group_id
+            as_originally_read(record),
+            error,
+            at=now,
+            worker_id=self._worker_id,
+            group_id=self.group_id,
         )
 
     async def apply(self, prepared: PreparedBatch) -> BatchReport:
         """Publish the batch's dead letters and wait for the broker's acknowledgement, then
         store the batch, its dead letters and its offsets in one transaction (idempotent)."""
+        self._applying = prepared
         letters = prepared.batch.dead_letters
         if self._publisher is not None and letters and self._published is not prepared:
             await self._publisher.publish(letters)
@@ -197,6 +207,7 @@ class SensorProjection:
             applied = await self._store.apply(prepared.batch)
         self._published = None
         self._isolated = None
+        self._applying = None
         inserted = applied.readings_inserted
         new_alerts = applied.new_alerts
         if isolation is not None:  # rows the bisection stored count as this batch's
@@ -237,6 +248,24 @@ class SensorProjection:
         rejections = (*prepared.rejections, *(_rejection(letter) for letter in letters))
         return replace(prepared, batch=batch, rejections=rejections), isolation
 
+    async def _not_yet_handled(
+        self, records: Sequence[Record]
+    ) -> tuple[Sequence[Record], list[DeadLetter]]:
+        """Of a batch being diverted: the records with a reading still to store, and the
+        batch's dead letters (published now unless `apply` already did)."""
+        current = self._applying
+        if current is None or current.raw is not records:
+            return records, []
+        published = self._published is current
+        if self._isolated is not None and self._isolated[0] is current:
+            current, published = self._isolated[1], True  # its poison is out already
+        own = list(current.batch.dead_letters)
+        if own and self._publisher is not None and not published:
+            await self._publisher.publish(own)
+            self._published = self._applying
+        live = {(p.source.topic, p.source.partition, p.offset) for p in current.batch.readings}
+        return [r for r in records if (r.topic, r.partition, r.offset) in live], own
+
     async def healthy(self) -> bool:
         """Whether the store answers: False during a database outage, True when a batch
         failing transiently fails for reasons of its own (deadlock, timeout)."""
@@ -255,11 +284,14 @@ class SensorProjection:
         projection is idempotent on (sensor_id, time).)"""
         if self._retries is None:
             raise failure.error
+        # Only the records that still need work are moved: those already dead letters (or
+        # refused for good) are stored as dead letters with the offsets, never retried.
+        to_route, own = await self._not_yet_handled(records)
         if self._routed is not None and self._routed[0] is records:
             _, letters, sent = self._routed
         else:
             letters, counts = await self._retries.route(
-                records,
+                to_route,
                 failure.error,
                 attempts=failure.attempts,
                 first_failed_at=failure.first_failed_at,
@@ -267,6 +299,7 @@ class SensorProjection:
             )
             sent = dict(counts)
             self._routed = (records, letters, sent)
+        letters = [*own, *letters]
         next_offsets: dict[TopicPartition, int] = {}
         for record in records:
             next_offsets[record.topic_partition] = record.offset + 1
@@ -275,6 +308,7 @@ class SensorProjection:
         )
         applied = await self._store.apply(batch)
         self._routed = None
+        self._applying = self._isolated = self._published = None
         return BatchReport(
             records=len(records),
             readings_inserted=applied.readings_inserted,

@@ -247,10 +247,10 @@ class ConsumerWorker(Generic[P]):
                     attempt=attempt,
                     delay_s=round(delay, 2),
                 )
-                # A stop request ends the wait: the batch is not durable, so it is not
-                # committed and is read again by whoever owns the partition next.
-                try:
-                    await asyncio.wait_for(self.stop.wait(), timeout=delay)
-                except TimeoutError:
-                    continue
-                raise
+                # Waited paused and polling, so a long registry or database outage does not
+                # expel the member from its group. A stop request ends the wait: the batch
+                # is not durable, so it is not committed and is read again by whoever owns
+                # the partition next.
+                await self._paused.around(functools.partial(self._paused.keep_alive, delay))
+                if self.stop.is_set():
+                    raise

@@ -130,7 +130,9 @@ class KafkaConsumerBase:
         the low watermark)."""
         if self._closed or not self._assigned:
             return 0
-        return await self._submit(self._lag)
+        # Records fetched during a pause and kept for the next polls are past the position
+        # but not handled yet: they are lag too.
+        return await self._submit(self._lag) + len(self._carry)
 
     async def close(self) -> None:
         """Close the consumer: leave the group (its partitions move to the other members)."""

@@ -46,11 +46,21 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             raise translate(exc, f"{self._description} cannot subscribe to {topics}") from exc
 
     async def _before_poll(self) -> None:
-        """Resolve again the partitions whose resolution failed, then un-hold them."""
-        if self._held and self._resolve_offsets is not None:
-            partitions = sorted(self._held)
+        """Resolve again the partitions whose resolution failed, then un-hold them.
+
+        A failure is kept and raised after this poll's consume, never instead of it: only
+        consume() keeps the member in its group (max.poll.interval.ms), and a database
+        outage must not expel every member still waiting for its start offsets. While
+        paused nothing is resolved (the worker is waiting for that same database)."""
+        if not self._held or self._resolve_offsets is None or self._paused:
+            return
+        partitions = sorted(self._held)
+        try:
             resolved = await self._resolve_offsets(partitions)
-            await self._submit(self._restart, partitions, resolved)
+        except Exception as exc:  # noqa: BLE001 - raised by _after_poll, after consume()
+            self._assign_error = self._assign_error or exc
+            return
+        await self._submit(self._restart, partitions, resolved)
 
     def _after_poll(self, records: list[Record]) -> None:
         """Raise a failure of `resolve_offsets`, keeping the batch for the next poll."""
@@ -87,6 +97,10 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         if self._paused:
             # Assigned while the worker waits for its dependency: paused like the others.
             consumer.pause(placed)
+        else:
+            # librdkafka keeps a partition's pause flag across unassign and assign: one
+            # paused here before and revoked meanwhile would otherwise never be read again.
+            consumer.resume(placed)
         self._assigned = self._assigned | frozenset(added)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
