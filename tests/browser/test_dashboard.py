@@ -188,3 +188,17 @@ def test_without_chromium_the_browser_tests_fail_when_required(
 
     with pytest.raises(pytest.fail.Exception, match="no Chromium"):
         chromium_path()
+
+
+def test_a_bad_filter_in_the_page_url_is_shown_and_not_retried(
+    page: Page, demo: DemoProcess
+) -> None:
+    page.goto(f"{demo.url}/?sensor_type=bogus")
+
+    page.wait_for_selector('#connection[data-state="closed"]', timeout=APPEAR_MS)
+    page.wait_for_timeout(1500)  # three times the first backoff: no reconnect happened
+
+    assert page.locator("#connection").get_attribute("data-state") == "closed"
+    label = page.locator("#connection").inner_text()
+    assert label.startswith("refused (1008")
+    assert "bogus" in label

@@ -4,7 +4,8 @@ that survives broker failures and waits for its topics."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 
 import pytest
@@ -270,3 +271,46 @@ async def test_stats_count_readings_per_second_and_clients(
         assert stats.lag == 6  # nothing is durable for the lag group
     finally:
         await feed.aclose()
+
+
+class HangingStore(InMemorySensorStore):
+    """A database that stopped answering: reading stored offsets never returns."""
+
+    async def stored_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_database_that_hangs_does_not_slow_the_readings_down(
+    topics_log: FlakyEventLog, clock: ManualClock
+) -> None:
+    # The lag is refreshed every second and its query never answers: readings produced
+    # meanwhile must still arrive at once, not in bursts once per lag attempt.
+    feed = make_feed(topics_log, clock, lag_interval=1.0, stats_interval=0.05)
+    feed._store = HangingStore()
+    produced: dict[str, float] = {}
+    delays: list[float] = []
+    try:
+        subscription = feed.subscribe(LiveFilter(), 1000)
+        await asyncio.wait_for(feed.reading.wait(), 3)
+
+        async def producer() -> None:
+            for index in range(30):
+                sensor = f"temp-{index:04d}"
+                produced[sensor] = time.monotonic()
+                await produce(feed, topics_log, clock, sensor)
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(producer())
+        for _ in range(30):
+            event = await next_reading(subscription, timeout=3.0)
+            delays.append(time.monotonic() - produced[event.reading.sensor_id])
+        await task
+        stats = await next_stats(subscription)
+    finally:
+        await feed.aclose()
+
+    assert max(delays) < 0.5, f"slowest reading took {max(delays):.2f} s"
+    assert stats.lag is None  # unknown while the database does not answer

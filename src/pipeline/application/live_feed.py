@@ -137,6 +137,7 @@ class LiveFeed:
         try:
             await run.loop()
         finally:
+            await run.stop_lag()
             await run.close_reader()
             # A subscriber may have arrived while the reader closed: it needs a feed.
             if not self._closed and self.hub.clients and self._task is asyncio.current_task():
@@ -156,6 +157,7 @@ class _FeedRun:
         self.next_stats = now + feed._stats_interval
         self.next_lag = now
         self.lag: int | None = None
+        self.lag_task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None
 
     async def loop(self) -> None:
@@ -211,6 +213,13 @@ class _FeedRun:
         log.info("live feed reading", group=group, partitions=len(start))
         return reader
 
+    async def stop_lag(self) -> None:
+        task, self.lag_task = self.lag_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def close_reader(self) -> None:
         reader, self.reader = self.reader, None
         if reader is not None:
@@ -250,9 +259,10 @@ class _FeedRun:
         now = time.monotonic()
         if now < self.next_stats:
             return
-        if now >= self.next_lag:
+        if now >= self.next_lag and (self.lag_task is None or self.lag_task.done()):
             self.next_lag = now + feed._lag_interval
-            await self.refresh_lag()
+            # In the background: a slow or unreachable database must not slow the feed.
+            self.lag_task = asyncio.get_running_loop().create_task(self.refresh_lag())
             if (
                 self.reader is not None
                 and not self.with_alerts

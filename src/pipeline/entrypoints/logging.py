@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+_API_KEY_IN_QUERY = re.compile(r"(api_key=)[^&\s\"']*")
+
+
+class RedactApiKeys(logging.Filter):
+    """Masks `api_key=…` in what uvicorn logs: browsers can only send the key of a
+    WebSocket (and the dashboard page passes its own) in the query string, which uvicorn
+    writes into its access and WebSocket lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _API_KEY_IN_QUERY.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _API_KEY_IN_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def redact_api_keys_in_server_logs() -> None:
+    """Install `RedactApiKeys` on uvicorn's loggers (once)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactApiKeys) for f in logger.filters):
+            logger.addFilter(RedactApiKeys())
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -16,6 +43,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    redact_api_keys_in_server_logs()
     # Libraries that log every request or migration step at INFO speak only when it matters.
     for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -21,6 +21,8 @@ from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.runtime import EXIT_USAGE
 from pipeline.entrypoints.settings import ApiSettings, Settings
 
+GRACEFUL_SHUTDOWN_S = 5
+"""Seconds open connections get to finish when the server is asked to stop."""
 FACTORY = "pipeline.entrypoints.api.server:app_from_environment"
 """Import string of the app factory uvicorn workers call."""
 
@@ -67,7 +69,14 @@ async def serve_api(settings: Settings) -> int:
     api = settings.api
     if api.workers == 1:
         config = uvicorn.Config(
-            app_for(settings), host=api.host, port=api.port, lifespan="on", log_config=None
+            app_for(settings),
+            host=api.host,
+            port=api.port,
+            lifespan="on",
+            log_config=None,
+            # Open WebSockets (a dashboard, a client that stopped reading) must not hold a
+            # SIGTERM forever.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         server = uvicorn.Server(config)
         await server.serve()
@@ -86,6 +95,8 @@ async def serve_api(settings: Settings) -> int:
         str(api.port),
         "--workers",
         str(api.workers),
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_SHUTDOWN_S),
     )
     # A stop request for this process is a graceful stop for the supervisor (SIGTERM, so that
     # a Ctrl-C the terminal also sent it is not taken as a second, forcing, interrupt).

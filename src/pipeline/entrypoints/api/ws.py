@@ -52,6 +52,8 @@ WS_4401_UNAUTHORIZED = 4401
 """Private-use close code: HTTP 401 in the 4000 range, as Litestar maps HTTP errors."""
 MAX_CLIENT_MESSAGE = 16_384
 """Longest client message read, in characters; clients only send small JSON objects."""
+SEND_TIMEOUT_S = 10.0
+"""How long a frame may wait for a client to read before the client is given up."""
 _FALSE, _TRUE = frozenset({"false", "0", "no"}), frozenset({"true", "1", "yes"})
 _SUBSCRIBE_FIELDS = frozenset({"type", "sensor_types", "sensor_ids", "alerts_only"})
 
@@ -238,7 +240,10 @@ class LiveConnection:
         return subscribed_frame(live_filter)
 
     async def _send(self, frame: Frame) -> None:
-        async with self._send_lock:
+        # A client that stops reading fills the server's write buffer and a send would wait
+        # for ever: past the timeout it is dropped like a client that left (TimeoutError is
+        # an OSError), its subscription freed. Closing it would wait on the same buffer.
+        async with self._send_lock, asyncio.timeout(SEND_TIMEOUT_S):
             await self._socket.send_text(encode_frame(frame))
 
     async def _close(self, code: int, reason: str) -> None:
@@ -257,7 +262,7 @@ def _client_message(text: object) -> dict[str, Any] | ErrorFrame:
         )
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return ErrorFrame(error="bad_message", detail="not JSON")
     if not isinstance(message, dict):
         return ErrorFrame(error="bad_message", detail="expected a JSON object")

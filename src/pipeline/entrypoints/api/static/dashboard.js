@@ -10,6 +10,8 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
 const SILENCE_MS = 45000; // no frame at all for this long (heartbeats included): reconnect
 const PING_MS = 20000;
+const FUTURE_SLACK_S = 5; // readings stamped further ahead of the server's clock are not charted
+const FINAL_CLOSE_CODES = new Set([1008, 4401]); // bad filter, missing key: not retried
 // The catalog's types keep their colours from one page load to the next; others take the rest.
 const TYPE_COLORS = { temperature: "#d64545", humidity: "#2b7de9", pressure: "#2a9d58" };
 const COLORS = ["#9b51e0", "#d98a00", "#0fa3b1", "#6b7280", "#c2185b", "#5d4037"];
@@ -21,6 +23,7 @@ const state = {
   // sensor type -> { color, unit, count, buckets: Map(second -> {sum, n}) }
   series: new Map(),
   newestSecond: 0,
+  clockOffsetMs: 0, // server clock minus browser clock, from the stats frames
   readings: 0,
   alerts: 0,
   dropped: 0,
@@ -62,16 +65,19 @@ function onReading(frame) {
   const s = seriesFor(frame.sensor_type, frame.unit);
   const at = Date.parse(frame.time);
   if (!Number.isFinite(at) || typeof frame.value !== "number") return;
+  s.count += 1;
+  state.readings += 1;
+  state.dirty = true;
   // Buckets by event time; the window ends at the newest second seen, so a skew between the
-  // browser's clock and the sensors' does not empty the chart.
+  // browser's clock and the sensors' does not empty the chart. A reading stamped ahead of the
+  // server's clock (sensors may run up to minutes fast) is counted but not charted: it would
+  // move the window's end forward and empty the chart until real time caught up.
   const second = Math.floor(at / 1000);
+  if (second > Math.floor((Date.now() + state.clockOffsetMs) / 1000) + FUTURE_SLACK_S) return;
   const bucket = s.buckets.get(second);
   if (bucket === undefined) s.buckets.set(second, { sum: frame.value, n: 1 });
   else { bucket.sum += frame.value; bucket.n += 1; }
   if (second > state.newestSecond) state.newestSecond = second;
-  s.count += 1;
-  state.readings += 1;
-  state.dirty = true;
 }
 
 function onAlert(frame) {
@@ -94,13 +100,17 @@ function onAlert(frame) {
 }
 
 function onStats(frame) {
+  const serverTime = Date.parse(frame.time);
+  if (Number.isFinite(serverTime)) state.clockOffsetMs = serverTime - Date.now();
   $("throughput").textContent = number.format(frame.readings_per_second ?? 0);
   $("lag").textContent = frame.lag === null || frame.lag === undefined ? "–" : String(frame.lag);
   $("clients").textContent = String(frame.clients ?? "–");
 }
 
 function onDropped(frame) {
-  state.dropped = frame.total ?? state.dropped + (frame.count ?? 0);
+  // `count` is what was lost since the previous notice: summed, the tile also keeps what
+  // earlier connections lost (`total` starts again with every connection).
+  state.dropped += frame.count ?? 0;
   $("dropped").textContent = String(state.dropped);
 }
 
@@ -220,7 +230,6 @@ function connect(attempt = 0) {
   let lastFrame = Date.now();
   let timer = null;
   socket.addEventListener("open", () => {
-    attempt = 0;
     setConnection("open", "live");
     timer = setInterval(() => {
       if (Date.now() - lastFrame > SILENCE_MS) socket.close(4000, "silent");
@@ -231,13 +240,21 @@ function connect(attempt = 0) {
     lastFrame = Date.now();
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
+    // The backoff starts over only once data flows: a server that accepts and then closes
+    // at once is not retried every half second.
+    if (frame && frame.type !== "error") attempt = 0;
     const handler = handlers[frame && frame.type];
     if (handler) handler(frame);
   });
   socket.addEventListener("close", (event) => {
     clearInterval(timer);
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
     const reason = event.reason ? `: ${event.reason}` : "";
+    if (FINAL_CLOSE_CODES.has(event.code)) {
+      // A bad filter in the page's URL or a missing API key: retrying cannot help.
+      setConnection("closed", `refused (${event.code}${reason}); fix the page's URL and reload`);
+      return;
+    }
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
     setConnection("closed", `disconnected (${event.code}${reason}), retry in ${delay / 1000} s`);
     setTimeout(() => connect(attempt + 1), delay);
   });
