@@ -123,7 +123,17 @@ class ConsumerWorker(Generic[P]):
         except asyncio.CancelledError:
             self._abandon_in_flight()
             raise
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, TransientError) and self.stop.is_set():
+                # Stopped while waiting out an outage: that is a stop, not a failure. A batch
+                # in flight is still finished; the one that could not be made durable is not
+                # committed and is read again by whoever owns its partitions next.
+                if self._in_flight is not None:
+                    with contextlib.suppress(Exception):
+                        await self._finish_in_flight()
+                self._abandon_in_flight()
+                log.info("stopped while waiting for a dependency", error=str(error))
+                return self.stats
             if self._in_flight is not None:
                 with contextlib.suppress(Exception):
                     await self._finish_in_flight()
