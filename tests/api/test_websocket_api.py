@@ -399,7 +399,7 @@ async def test_an_internal_error_closes_the_connection_with_1011(
     def broken(event: object) -> object:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("pipeline.entrypoints.api.ws.frame_of", broken)
+    monkeypatch.setattr("pipeline.entrypoints.api.live_frames.frame_of", broken)
     async with AsgiWebSocket(live, PATH) as ws:
         await connected(live, ws)
         await publish_readings(pipeline, reading(clock.now()))

@@ -24,12 +24,12 @@ from sqlalchemy.engine import make_url
 from pipeline.adapters.sql.migrate import upgrade
 from pipeline.application.dead_letters import dead_letter_topic
 from pipeline.application.errors import StoreUnavailable
+from pipeline.application.lag import consumer_lag
 from pipeline.application.ports import (
     AppliedBatch,
     DeadLetterFilter,
     SensorBatch,
     SensorStore,
-    TopicPartition,
 )
 from pipeline.application.retries import H_ATTEMPTS, H_OFFSET, H_TOPIC, retry_topic
 from pipeline.application.worker import WorkerStats
@@ -93,13 +93,6 @@ async def group_members(settings: Settings, group: str) -> set[str]:
     return await asyncio.to_thread(describe)
 
 
-async def lag_of(pipeline: Pipeline, group: str, topic: str) -> int:
-    ends = await pipeline.log.end_offsets(topic)
-    partitions = [TopicPartition(topic, p) for p in ends]
-    stored = await pipeline.store.stored_offsets(group, partitions)
-    return sum(end - stored.get(TopicPartition(topic, p), 0) for p, end in ends.items())
-
-
 async def wait_until_stored(pipeline: Pipeline, count: int, timeout: float) -> float:
     """Seconds until `count` readings are stored (fails after `timeout`)."""
     started = time.monotonic()
@@ -150,7 +143,7 @@ async def test_a_database_outage_mid_stream_loses_nothing_and_drains_by_itself(
         assert sent == COUNT
         assert await pipeline.store.count_readings() == COUNT
         assert await aggregated_count(settings.database.url.get_secret_value()) == COUNT
-        assert await lag_of(pipeline, group, readings) == 0
+        assert await consumer_lag(pipeline.log, pipeline.store, readings, group) == 0
         assert drained_in < 45
         assert paused_during_outage >= 1
         assert stats.paused_seconds >= OUTAGE_S / 2

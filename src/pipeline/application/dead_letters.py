@@ -8,15 +8,13 @@ UTC). The same facts are stored in the database with the batch that rejected the
 
 from __future__ import annotations
 
-import re
 import traceback
 from collections.abc import Sequence
 from datetime import datetime
 
 from pipeline.application.errors import error_class_of
 from pipeline.application.ports import DeadLetter, EventLog, Record
-
-DEAD_LETTER_SUFFIX = ".dlq"
+from pipeline.application.topic_names import dead_letter_topic
 
 H_TOPIC = "dlq.original.topic"
 H_PARTITION = "dlq.original.partition"
@@ -29,15 +27,6 @@ H_FIRST_FAILURE = "dlq.first.failure"
 H_LAST_FAILURE = "dlq.last.failure"
 H_WORKER_ID = "dlq.worker.id"
 H_GROUP_ID = "dlq.group.id"
-
-
-_RETRY_SUFFIX = re.compile(r"\.retry\.[1-9][0-9]*$")
-
-
-def dead_letter_topic(topic: str) -> str:
-    """The dead-letter topic of `topic`; a retry topic (`<topic>.retry.N`) shares its
-    original topic's, the only one the application creates."""
-    return _RETRY_SUFFIX.sub("", topic) + DEAD_LETTER_SUFFIX
 
 
 def dead_letter_of(
@@ -101,9 +90,8 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 class DeadLetterPublisher:
     """Publishes dead letters to the dead-letter topics of their source topics, on an EventLog."""
 
-    def __init__(self, log: EventLog, *, suffix: str = DEAD_LETTER_SUFFIX) -> None:
+    def __init__(self, log: EventLog) -> None:
         self._log = log
-        self._suffix = suffix
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
         """Publish `letters` (original headers first, then the `dlq.*` ones) and wait until
@@ -111,7 +99,7 @@ class DeadLetterPublisher:
         the offsets of their records be stored."""
         for letter in letters:
             await self._log.publish(
-                _RETRY_SUFFIX.sub("", letter.topic) + self._suffix,
+                dead_letter_topic(letter.topic),
                 letter.key,
                 letter.value,
                 [*letter.headers, *dead_letter_headers(letter)],

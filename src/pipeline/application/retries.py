@@ -21,19 +21,15 @@ aggregates commutative).
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline.application.dead_letters import (
-    DeadLetterPublisher,
-    dead_letter_of,
-    dead_letter_topic,
-)
+from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
 from pipeline.application.errors import TransientError, error_class_of
 from pipeline.application.ports import DeadLetter, EventLog, Record
+from pipeline.application.topic_names import dead_letter_topic, retry_level, retry_topic
 
 RETRY_PREFIX = "retry."
 H_TOPIC = "retry.original.topic"
@@ -44,23 +40,6 @@ H_FIRST_FAILURE = "retry.first_failure"
 H_ERROR_CLASS = "retry.error_class"
 H_MESSAGE = "retry.error_message"
 H_NOT_BEFORE = "retry.not_before"
-
-_RETRY_TOPIC = re.compile(r"^(?P<topic>.+)\.retry\.(?P<level>[1-9][0-9]*)$")
-
-
-def retry_topic(topic: str, level: int) -> str:
-    """The retry topic of level `level` (1-based) of `topic`."""
-    if level < 1:
-        raise ValueError(f"retry levels start at 1, not {level}")
-    return f"{topic}.retry.{level}"
-
-
-def retry_level(topic: str) -> tuple[str, int]:
-    """(original topic, level) of a topic: level 0 for a topic that is not a retry topic."""
-    match = _RETRY_TOPIC.match(topic)
-    if match is None:
-        return topic, 0
-    return match["topic"], int(match["level"])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

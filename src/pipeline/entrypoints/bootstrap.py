@@ -16,7 +16,7 @@ from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import SystemClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.application.alerts import AlertRelay
-from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_topic
+from pipeline.application.dead_letters import DeadLetterPublisher
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import (
     Clock,
@@ -27,8 +27,9 @@ from pipeline.application.ports import (
     SensorStore,
     TopicSpec,
 )
-from pipeline.application.retries import RetryRouter, retry_topic
+from pipeline.application.retries import RetryRouter
 from pipeline.application.sensors import SensorProjection
+from pipeline.application.topic_names import dead_letter_topic, retry_topic
 from pipeline.application.worker import RetryPolicy
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.settings import Settings

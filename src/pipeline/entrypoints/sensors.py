@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
+from pipeline.application.lag import consumer_lag
 from pipeline.application.ports import TopicPartition
-from pipeline.application.retries import not_before, retry_level, retry_topic
+from pipeline.application.retries import not_before
 from pipeline.application.sensors import BatchReport, PreparedBatch
+from pipeline.application.topic_names import retry_level, retry_topic
 from pipeline.application.worker import ConsumerWorker, WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.replay import (
@@ -153,12 +155,7 @@ def _sensor_worker(
 
 async def _has_records(pipeline: Pipeline, group: str, topic: str) -> bool:
     """Whether `topic` has records past the offsets `group` stored."""
-    ends = await pipeline.log.end_offsets(topic)
-    partitions = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
-    if not partitions:
-        return False
-    stored = await pipeline.store.stored_offsets(group, partitions)
-    return any(ends[tp.partition] > stored.get(tp, 0) for tp in partitions)
+    return await consumer_lag(pipeline.log, pipeline.store, topic, group) > 0
 
 
 async def _check_within_log(

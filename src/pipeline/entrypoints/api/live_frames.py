@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 
 import msgspec
@@ -156,3 +157,25 @@ def subscribed_frame(live_filter: LiveFilter) -> SubscribedFrame:
 def encode_frame(frame: Frame) -> str:
     """The JSON text of `frame`."""
     return _ENCODER.encode(frame).decode()
+
+
+class EncodedEvents:
+    """The JSON text of the events fanned out to every client, encoded once per event
+    rather than once per client. Keyed by identity (the hub hands every subscriber the same
+    event object); an entry keeps its event alive, so an id is never mistaken for a newer
+    event's while cached."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._texts: OrderedDict[int, tuple[LiveEvent, str]] = OrderedDict()
+
+    def text(self, event: LiveEvent) -> str:
+        """The frame of `event` as JSON text."""
+        cached = self._texts.get(id(event))
+        if cached is not None and cached[0] is event:
+            return cached[1]
+        text = encode_frame(frame_of(event))
+        self._texts[id(event)] = (event, text)
+        if len(self._texts) > self._size:
+            self._texts.popitem(last=False)
+        return text

@@ -26,6 +26,7 @@ from litestar.status_codes import WS_1001_GOING_AWAY
 from litestar.types import Guard
 
 from pipeline.application.live import (
+    DroppedNotice,
     InvalidLiveFilter,
     LiveFilter,
     Subscription,
@@ -34,6 +35,7 @@ from pipeline.application.live import (
 from pipeline.application.live_feed import LiveFeed
 from pipeline.entrypoints.api.auth import API_KEY_HEADER, key_matches
 from pipeline.entrypoints.api.live_frames import (
+    EncodedEvents,
     ErrorFrame,
     Frame,
     HeartbeatFrame,
@@ -150,8 +152,9 @@ def live_sensors(settings: ApiSettings) -> WebsocketRouteHandler:
             log.error("no live feed: the app was started without live_feed_lifespan")
             await socket.close(WS_1011_INTERNAL_ERROR, "the live feed is not running")
             return
-        await LiveConnection(socket, feed, settings).serve(live_filter)
+        await LiveConnection(socket, feed, settings, events).serve(live_filter)
 
+    events = EncodedEvents()  # shared by the app's connections
     return handler
 
 
@@ -159,9 +162,16 @@ class LiveConnection:
     """One client: a sender draining its subscription (plus heartbeats) and a receiver
     answering its messages, sharing the socket under a lock."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], feed: LiveFeed, settings: ApiSettings):
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        feed: LiveFeed,
+        settings: ApiSettings,
+        events: EncodedEvents | None = None,
+    ):
         self._socket = socket
         self._feed = feed
+        self._events = events if events is not None else EncodedEvents()
         self._queue_size = settings.ws_queue_size
         self._heartbeat = settings.ws_heartbeat_s
         self._send_lock = asyncio.Lock()
@@ -209,7 +219,10 @@ class LiveConnection:
                 continue
             if event is None:
                 return  # the feed closed the subscription
-            await self._send(frame_of(event))
+            if isinstance(event, DroppedNotice):
+                await self._send(frame_of(event))  # this client's own
+            else:
+                await self._send_text(self._events.text(event))
 
     async def _receive(self, subscription: Subscription) -> None:
         while True:
@@ -240,11 +253,14 @@ class LiveConnection:
         return subscribed_frame(live_filter)
 
     async def _send(self, frame: Frame) -> None:
+        await self._send_text(encode_frame(frame))
+
+    async def _send_text(self, text: str) -> None:
         # A client that stops reading fills the server's write buffer and a send would wait
         # for ever: past the timeout it is dropped like a client that left (TimeoutError is
         # an OSError), its subscription freed. Closing it would wait on the same buffer.
         async with self._send_lock, asyncio.timeout(SEND_TIMEOUT_S):
-            await self._socket.send_text(encode_frame(frame))
+            await self._socket.send_text(text)
 
     async def _close(self, code: int, reason: str) -> None:
         # The client may already be gone; there is nobody left to tell then.
