@@ -1,0 +1,59 @@
+"""The stream engine: jobs of typed steps over event time, with keyed state.
+
+Standard library only and free of I/O: the application's runtime feeds a `Task` batches
+of decoded records and makes what it returns durable (sinks, dead letters, late records,
+state changes) together with the consumed offsets. `pipeline.streams.testing` drives the
+same job deterministically in memory.
+"""
+
+from pipeline.streams.aggregates import (
+    Aggregate,
+    Aggregates,
+    Collect,
+    Count,
+    Max,
+    Mean,
+    Min,
+    RunningStats,
+    Stats,
+    StatsResult,
+    Sum,
+)
+from pipeline.streams.items import Item, Late, Rejection, Window, Windowed, from_millis, to_millis
+from pipeline.streams.job import Job, JobDefinitionError, Plan, Sink, Stream
+from pipeline.streams.state import StateChange
+from pipeline.streams.task import Output, Task
+from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
+
+__all__ = [
+    "Aggregate",
+    "Aggregates",
+    "Collect",
+    "Count",
+    "Hopping",
+    "Item",
+    "Job",
+    "JobDefinitionError",
+    "Late",
+    "Max",
+    "Mean",
+    "Min",
+    "Output",
+    "Plan",
+    "Rejection",
+    "RunningStats",
+    "Session",
+    "Sink",
+    "Sliding",
+    "StateChange",
+    "Stats",
+    "StatsResult",
+    "Stream",
+    "Sum",
+    "Task",
+    "Tumbling",
+    "Window",
+    "Windowed",
+    "from_millis",
+    "to_millis",
+]

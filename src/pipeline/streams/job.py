@@ -1,0 +1,325 @@
+"""Declaring a job: sources, a chain of steps, sinks — built into an immutable plan.
+
+    job = Job("sensors", out_of_orderness=timedelta(seconds=5))
+    readings = job.source("sensor-readings", Reading,
+                          key=lambda r: r.sensor_id, event_time=lambda r: r.timestamp)
+    valid = readings.validate(check_reading, rejects=(DomainError,))
+    valid.to(READINGS)
+    (valid.window(Tumbling(size=timedelta(minutes=1), grace=timedelta(hours=1)), step="1m")
+          .aggregate(Stats(of=lambda r: r.value))
+          .updates()
+          .to(AGGREGATES))
+
+Nothing runs at declaration time: `Job.plan()` checks the graph (every stateful step has a
+unique `step` id, every stream ends somewhere, stateful steps see co-partitioned keys) and
+the runtime (or the test driver) runs the plan's operators over batches of records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pipeline.streams.items import Windowed, duration_millis
+from pipeline.streams.windows import WindowKind
+
+if TYPE_CHECKING:
+    from pipeline.streams.aggregates import Aggregate
+
+K = TypeVar("K", bound=Hashable)
+K2 = TypeVar("K2", bound=Hashable)
+V = TypeVar("V")
+W = TypeVar("W")
+R = TypeVar("R")
+
+
+class JobDefinitionError(ValueError):
+    """A job's declaration cannot run as written (the message says what to change)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sink(Generic[V]):
+    """A named destination of a job's values, bound to an adapter by the runtime (a table, a
+    topic, a time-series measurement). `guarantee` states how a write survives a retry."""
+
+    name: str
+    value: type[V]
+    description: str = ""
+
+
+@dataclass(eq=False)
+class Node:
+    """One step of a plan: its id, kind, parents and parameters."""
+
+    id: str
+    kind: str
+    parents: tuple[Node, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    stateful: bool = False
+    copartitioned: bool = True
+    """Whether the items' keys still determine their source partition (False after a
+    `key_by` that was not declared co-partitioned)."""
+    children: list[Node] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"Node({self.id!r}, {self.kind})"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A topic a job consumes, the type its records decode to, and how key and event time
+    are taken from a value."""
+
+    topic: str
+    value: type[Any]
+    key: Callable[[Any], Hashable]
+    event_time: Callable[[Any], datetime]
+    node: Node
+
+
+class Stream(Generic[K, V]):
+    """A stream of keyed, event-timed values: what the steps of a job are chained on."""
+
+    def __init__(self, job: Job, node: Node) -> None:
+        self._job = job
+        self.node = node
+
+    def _then(self, kind: str, **params: Any) -> Node:
+        return self._job._add(kind, (self.node,), params)
+
+    def map(self, fn: Callable[[V], W], *, name: str | None = None) -> Stream[K, W]:
+        """Each value replaced by `fn(value)`; key and event time kept."""
+        return Stream(self._job, self._then("map", fn=fn, name=name))
+
+    def filter(self, predicate: Callable[[V], bool], *, name: str | None = None) -> Stream[K, V]:
+        """Only the values for which `predicate` is true."""
+        return Stream(self._job, self._then("filter", fn=predicate, name=name))
+
+    def flat_map(self, fn: Callable[[V], Iterable[W]], *, name: str | None = None) -> Stream[K, W]:
+        """Each value replaced by the values `fn` returns (none, one or many)."""
+        return Stream(self._job, self._then("flat_map", fn=fn, name=name))
+
+    def validate(
+        self,
+        check: Callable[[V], object],
+        *,
+        rejects: tuple[type[BaseException], ...] = (ValueError,),
+        name: str | None = None,
+    ) -> Stream[K, V]:
+        """Values for which `check` raises one of `rejects` leave the stream as rejections
+        (dead letters, classed by the error's `rule` or `error_class` attribute, else its
+        type name); any other error is a bug and propagates."""
+        return Stream(self._job, self._then("validate", fn=check, rejects=rejects, name=name))
+
+    def key_by(
+        self, fn: Callable[[V], K2], *, copartitioned: bool = False, name: str | None = None
+    ) -> Stream[K2, V]:
+        """Re-key the stream: explicit, and never an implicit repartition topic. A stateful
+        step after it needs `copartitioned=True` (the new key is a function of the old one,
+        so a key's records still come from one partition); otherwise write the stream to a
+        topic keyed by the new key and consume that in another job."""
+        node = self._then("key_by", fn=fn, name=name)
+        node.copartitioned = copartitioned and self.node.copartitioned
+        return Stream(self._job, node)
+
+    def split(
+        self, predicate: Callable[[V], bool], *, name: str | None = None
+    ) -> tuple[Stream[K, V], Stream[K, V]]:
+        """Two streams: the values for which `predicate` is true (a side output), and the
+        rest."""
+        node = self._then("split", fn=predicate, name=name)
+        matching = self._job._add("branch", (node,), {"side": True})
+        rest = self._job._add("branch", (node,), {"side": False})
+        return Stream(self._job, matching), Stream(self._job, rest)
+
+    def window(self, kind: WindowKind, *, step: str) -> WindowedStream[K, V]:
+        """Group the stream by key into windows of event time (see `pipeline.streams.
+        windows`); `step` names its state, which survives code edits under that name."""
+        return WindowedStream(self, kind, step)
+
+    def to(self, sink: Sink[V]) -> None:
+        """Send the stream's values to `sink`."""
+        node = self._then("sink", sink=sink)
+        self._job._sinks.setdefault(sink.name, sink)
+        del node
+
+    def peek(self, fn: Callable[[V], object], *, name: str | None = None) -> Stream[K, V]:
+        """Call `fn` on every value (for debugging or counting); the stream is unchanged."""
+        return Stream(self._job, self._then("peek", fn=fn, name=name))
+
+
+class WindowedStream(Generic[K, V]):
+    """A stream grouped into windows, waiting for its aggregate."""
+
+    def __init__(self, stream: Stream[K, V], kind: WindowKind, step: str) -> None:
+        self._stream = stream
+        self._kind = kind
+        self._step = step
+
+    def aggregate(self, aggregate: Aggregate[V, Any, R]) -> AggregatedWindows[K, R]:
+        """Fold each window's values with `aggregate`."""
+        stream = self._stream
+        node = stream._job._add(
+            "window",
+            (stream.node,),
+            {"kind": self._kind, "aggregate": aggregate},
+            step=self._step,
+        )
+        return AggregatedWindows(stream._job, node)
+
+
+class AggregatedWindows(Generic[K, R]):
+    """Aggregated windows: choose when results leave, and where late records go."""
+
+    def __init__(self, job: Job, node: Node) -> None:
+        self._job = job
+        self.node = node
+
+    def final(self) -> Stream[K, Windowed[K, R]]:
+        """One result per window, when it closes (Kafka Streams' `suppress(untilWindowCloses)`)."""
+        return self._emit(final_only=True)
+
+    def updates(self) -> Stream[K, Windowed[K, R]]:
+        """The window's current result after every batch that changed it (`final` False),
+        and nothing more at close: for sinks that upsert by key and window."""
+        return self._emit(final_only=False)
+
+    def late(self) -> Stream[K, Any]:
+        """Records that arrived after their window closed (their values as they reached
+        the window). Without this, the runtime sends them to `<source topic>.late`."""
+        node = self._job._add("late", (self.node,), {})
+        self.node.params["late_routed"] = True
+        return Stream(self._job, node)
+
+    def _emit(self, *, final_only: bool) -> Stream[K, Windowed[K, R]]:
+        if "final_only" in self.node.params:
+            raise JobDefinitionError(
+                f"window step {self.node.id!r}: choose .final() or .updates() once"
+            )
+        self.node.params["final_only"] = final_only
+        return Stream(self._job, self._job._add("results", (self.node,), {}))
+
+
+class Job:
+    """A named stream-processing job: its sources, steps and sinks.
+
+    `out_of_orderness` is how far behind a partition's largest event time a record may
+    still arrive in order (the watermark is that largest time minus it); `idle_timeout` is
+    how long a partition may send nothing before its watermark follows the wall clock, so a
+    key or partition that goes quiet still has its last windows closed."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        out_of_orderness: timedelta = timedelta(0),
+        idle_timeout: timedelta = timedelta(seconds=30),
+        description: str = "",
+    ) -> None:
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise JobDefinitionError(f"job name {name!r}: use letters, digits, - and _")
+        self.name = name
+        self.description = description
+        self.out_of_orderness_ms = duration_millis(out_of_orderness)
+        self.idle_timeout_ms = duration_millis(idle_timeout)
+        self.sources: dict[str, SourceSpec] = {}
+        self._nodes: list[Node] = []
+        self._ids: set[str] = set()
+        self._sinks: dict[str, Sink[Any]] = {}
+        self._plan: Plan | None = None
+
+    def source(
+        self,
+        topic: str,
+        value: type[V],
+        *,
+        key: Callable[[V], K],
+        event_time: Callable[[V], datetime],
+    ) -> Stream[K, V]:
+        """The stream of `topic`'s records, decoded to `value` by the runtime's codec for
+        that type, keyed by `key(value)` and timed by `event_time(value)`."""
+        if topic in self.sources:
+            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
+        node = self._add("source", (), {"topic": topic}, step=f"source:{topic}")
+        self.sources[topic] = SourceSpec(topic, value, key, event_time, node)
+        return Stream(self, node)
+
+    def _add(
+        self,
+        kind: str,
+        parents: tuple[Node, ...],
+        params: dict[str, Any],
+        *,
+        step: str | None = None,
+    ) -> Node:
+        if self._plan is not None:
+            raise JobDefinitionError(f"job {self.name!r} is planned already; declare steps first")
+        stateful = step is not None and kind != "source"
+        if step is None:
+            name = params.get("name")
+            base = f"{kind}:{name}" if name else kind
+            step = base
+            n = 1
+            while step in self._ids:
+                n += 1
+                step = f"{base}#{n}"
+        elif step in self._ids:
+            raise JobDefinitionError(f"job {self.name!r}: step id {step!r} is used twice")
+        node = Node(
+            id=step,
+            kind=kind,
+            parents=parents,
+            params=params,
+            stateful=stateful,
+            copartitioned=all(p.copartitioned for p in parents) if parents else True,
+        )
+        if stateful and not node.copartitioned:
+            raise JobDefinitionError(
+                f"job {self.name!r}: stateful step {step!r} follows a key_by whose new key may "
+                "span partitions; declare key_by(..., copartitioned=True) if the new key is a "
+                "function of the old one, or write the stream to a topic keyed by the new key "
+                "and consume it in another job"
+            )
+        for parent in parents:
+            parent.children.append(node)
+        self._nodes.append(node)
+        self._ids.add(step)
+        return node
+
+    @property
+    def sinks(self) -> dict[str, Sink[Any]]:
+        """The job's sinks by name."""
+        return dict(self._sinks)
+
+    def plan(self) -> Plan:
+        """The checked, immutable plan of this job (built once)."""
+        if self._plan is None:
+            if not self.sources:
+                raise JobDefinitionError(f"job {self.name!r} has no source")
+            for node in self._nodes:
+                ends = node.kind in ("sink", "late") or node.kind == "window"
+                if not node.children and not ends:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: step {node.id!r} leads nowhere; end it with .to(...)"
+                    )
+                if node.kind == "window" and "final_only" not in node.params:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: window step {node.id!r} needs .final() or .updates()"
+                    )
+            self._plan = Plan(self, tuple(self._nodes))
+        return self._plan
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A job's steps in declaration order (parents before children)."""
+
+    job: Job
+    nodes: tuple[Node, ...]
+
+    @property
+    def stateful_steps(self) -> tuple[str, ...]:
+        """The ids of the steps that keep state."""
+        return tuple(node.id for node in self.nodes if node.stateful)

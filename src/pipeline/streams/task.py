@@ -1,0 +1,234 @@
+"""Running a plan: one `Task` per process runs a job's operators over batches of records.
+
+The task owns the per-partition clocks. Each source partition's *stream time* is the
+largest event time read from it; its watermark is that minus the job's out-of-orderness.
+A partition that has sent nothing for `idle_timeout` of wall-clock time has its watermark
+follow the wall clock (`now − idle_timeout`), so quiet keys and partitions still see their
+windows close. A task's watermark for partition p is the minimum over the job's source
+topics' partition p (co-partitioned sources, e.g. the two sides of a join), and never goes
+back. Windows close per partition: a result never depends on which worker held which
+partitions, or where one batch ended and the next began.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.streams.fixed_windows import FixedWindowOperator
+from pipeline.streams.items import NO_TIME, Item, Late, Rejection, to_millis
+from pipeline.streams.job import Node, Plan
+from pipeline.streams.operators import (
+    Context,
+    FilterOperator,
+    FlatMapOperator,
+    KeyByOperator,
+    MapOperator,
+    Operator,
+    PassOperator,
+    PeekOperator,
+    SinkOperator,
+    SplitOperator,
+    StatefulOperator,
+    ValidateOperator,
+)
+from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange
+from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
+
+Input = tuple[str, int, Any, object]
+"""One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
+runtime's own handle on the record (the engine passes it through untouched)."""
+
+
+@dataclass(slots=True)
+class Output:
+    """What a batch (or a tick of the wall clock) produced."""
+
+    sinks: dict[str, list[Item[Any, Any]]] = field(default_factory=dict)
+    """Items per sink name, in order."""
+    rejected: list[Rejection] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)
+    """Late records no `.late()` output took (the runtime sends them to `<topic>.late`)."""
+
+    def values(self, sink: str) -> list[Any]:
+        """The values that reached `sink`."""
+        return [item.value for item in self.sinks.get(sink, ())]
+
+
+def _operator(node: Node) -> Operator:
+    kind = node.kind
+    if kind == "window":
+        window = node.params["kind"]
+        if isinstance(window, Tumbling | Hopping):
+            return FixedWindowOperator(node)
+        if isinstance(window, Session | Sliding):
+            raise NotImplementedError(f"{type(window).__name__} windows are not built yet")
+        raise TypeError(f"unknown window kind {window!r}")
+    simple: dict[str, type[Operator]] = {
+        "source": PassOperator,
+        "map": MapOperator,
+        "filter": FilterOperator,
+        "flat_map": FlatMapOperator,
+        "key_by": KeyByOperator,
+        "peek": PeekOperator,
+        "validate": ValidateOperator,
+        "split": SplitOperator,
+        "branch": PassOperator,
+        "results": PassOperator,
+        "late": PassOperator,
+        "sink": SinkOperator,
+    }
+    return simple[kind](node)
+
+
+class Task:
+    """A job's operators, state and clocks in one process, for the partitions assigned."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        job = plan.job
+        self._ooo = job.out_of_orderness_ms
+        self._idle = job.idle_timeout_ms
+        built: dict[int, Operator] = {}
+        for node in plan.nodes:
+            op = _operator(node)
+            built[id(node)] = op
+            for parent in node.parents:
+                built[id(parent)].children.append(op)
+        self.operators = [built[id(node)] for node in plan.nodes]
+        self.stateful = [op for op in self.operators if isinstance(op, StatefulOperator)]
+        for op in self.stateful:
+            op.wire()
+        self._states = {op.node.id: op.state for op in self.stateful if op.state is not None}
+        self._sources = {topic: (spec, built[id(spec.node)]) for topic, spec in job.sources.items()}
+        self._topics = tuple(job.sources)
+        # Per partition: stream time per source topic (state, restored with the rest), the
+        # wall-clock time each was last heard from, and the task's watermark.
+        self._time = KeyedState(STREAM_TIME_STEP)
+        self._heard: dict[tuple[str, int], int] = {}
+        self.watermarks: dict[int, int] = {}
+
+    # ----------------------------------------------------------------- partitions
+
+    def assign(
+        self, part: int, entries: Mapping[str, Iterable[tuple[bytes, bytes]]], now: int
+    ) -> None:
+        """Take `part` on, with its state as the backing holds it (per step id: serialized
+        key and value pairs). Before its first record is processed."""
+        self._time.restore(part, entries.get(STREAM_TIME_STEP, ()))
+        for op in self.stateful:
+            assert op.state is not None
+            op.state.restore(part, entries.get(op.node.id, ()))
+            op.restored(part)
+        for topic in self._topics:
+            self._heard[(topic, part)] = now
+        self.watermarks[part] = self._watermark(part, now, initial=True)
+
+    def release(self, part: int) -> None:
+        """Forget `part` (revoked, or to be restored afresh)."""
+        self._time.release(part)
+        for op in self.stateful:
+            op.release(part)
+        for topic in self._topics:
+            self._heard.pop((topic, part), None)
+        self.watermarks.pop(part, None)
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        """The partitions this task holds."""
+        return frozenset(self.watermarks)
+
+    # ----------------------------------------------------------------- batches
+
+    def process(self, inputs: Sequence[Input], now: int) -> Output:
+        """Run a batch of records (in the order read) through the job; `now` is the wall
+        clock in epoch milliseconds."""
+        ctx = Context()
+        per_source: dict[str, list[Item[Any, Any]]] = {}
+        times = self._time
+        ooo = self._ooo
+        watermarks = self.watermarks
+        single = len(self._topics) == 1
+        heard = self._heard
+        for topic, part, value, origin in inputs:
+            spec, _ = self._sources[topic]
+            try:
+                key = spec.key(value)
+            except Exception as error:  # noqa: BLE001 - a record's fault, never the job's
+                ctx.rejected.append(Rejection(origin, spec.node.id, "invalid_key", error))
+                continue
+            try:
+                t = to_millis(spec.event_time(value))
+            except Exception as error:  # noqa: BLE001
+                ctx.rejected.append(Rejection(origin, spec.node.id, "invalid_event_time", error))
+                continue
+            if part not in watermarks:
+                raise KeyError(f"partition {part} is not assigned to job {self.plan.job.name!r}")
+            stream = times.part(part)
+            if t > stream.get(topic, NO_TIME):
+                stream[topic] = t
+                times.dirty(part).add(topic)
+                candidate = t - ooo if single else self._watermark(part, now)
+                if candidate > watermarks[part]:  # noqa: PLR1730 - per record
+                    watermarks[part] = candidate
+            heard[(topic, part)] = now
+            items = per_source.get(topic)
+            if items is None:
+                items = per_source[topic] = []
+            items.append(Item(part, key, t, value, origin, watermarks[part]))
+        for topic, items in per_source.items():
+            self._sources[topic][1].push(items, ctx)
+        self._advance_idle(now)
+        return self._finish(ctx)
+
+    def advance(self, now: int) -> Output:
+        """Let the wall clock move on with no records: idle partitions' watermarks follow
+        it, and windows they close are emitted."""
+        self._advance_idle(now)
+        return self._finish(Context())
+
+    def changes(self) -> list[StateChange]:
+        """State entries changed since the last call, serialized as they are now."""
+        out = self._time.changes()
+        for op in self.stateful:
+            assert op.state is not None
+            out.extend(op.state.changes())
+        return out
+
+    def state(self, step: str, part: int) -> dict[Any, Any]:
+        """A copy of one step's state in one partition (for tests and tools)."""
+        if step == STREAM_TIME_STEP:
+            return dict(self._time.part(part))
+        return dict(self._states[step].part(part))
+
+    def state_size(self) -> int:
+        """Entries held over all stateful steps and partitions."""
+        return sum(op.state.size() for op in self.stateful if op.state is not None)
+
+    # ----------------------------------------------------------------- clocks
+
+    def _watermark(self, part: int, now: int, *, initial: bool = False) -> int:
+        stream = self._time.part(part)
+        idle, ooo = self._idle, self._ooo
+        lowest: int | None = None
+        for topic in self._topics:
+            wm = stream.get(topic, NO_TIME)
+            wm = wm - ooo if wm != NO_TIME else NO_TIME
+            if not initial and now - self._heard.get((topic, part), now) >= idle:
+                wm = max(wm, now - idle)
+            lowest = wm if lowest is None else min(lowest, wm)
+        current = NO_TIME if initial else self.watermarks.get(part, NO_TIME)
+        return max(current, lowest if lowest is not None else NO_TIME)
+
+    def _advance_idle(self, now: int) -> None:
+        idle = self._idle
+        for part in self.watermarks:
+            if any(now - self._heard.get((t, part), now) >= idle for t in self._topics):
+                self.watermarks[part] = self._watermark(part, now)
+
+    def _finish(self, ctx: Context) -> Output:
+        watermarks = self.watermarks
+        for op in self.operators:
+            op.finish(ctx, watermarks)
+        return Output(sinks=ctx.sinks, rejected=ctx.rejected, late=ctx.late)
