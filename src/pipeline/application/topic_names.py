@@ -1,5 +1,5 @@
 """How the application names the topics it derives from a topic: retry topics
-(`<topic>.retry.N`) and the dead-letter topic (`<topic>.dlq`). One place for the rule, so
+(`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`) and the late topic (`<topic>.late`). One place for the rule, so
 that what one module writes another reads back."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 DEAD_LETTER_SUFFIX = ".dlq"
+LATE_SUFFIX = ".late"
 
 _RETRY_TOPIC = re.compile(r"^(?P<topic>.+)\.retry\.(?P<level>[1-9][0-9]*)$")
 
@@ -30,3 +31,9 @@ def dead_letter_topic(topic: str) -> str:
     """The dead-letter topic of `topic`; a retry topic (`<topic>.retry.N`) shares its
     original topic's, the only one the application creates."""
     return retry_level(topic)[0] + DEAD_LETTER_SUFFIX
+
+
+def late_topic(topic: str) -> str:
+    """Where records of `topic` that arrived after their window closed go, unless the job
+    routes them itself."""
+    return retry_level(topic)[0] + LATE_SUFFIX

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import structlog
 
 from pipeline.application.errors import TransientError
-from pipeline.application.pausing import PausedWait
+from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.ports import Record
-from pipeline.application.retry_policy import Diverter, RetryPolicy, TransientFailure
-from pipeline.application.sensors import BatchReport
-from pipeline.application.worker_stats import WorkerStats
+from pipeline.application.runtime.retry_policy import Diverter, RetryPolicy, TransientFailure
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.stats import WorkerStats
 
 if TYPE_CHECKING:
-    from pipeline.application.worker import BatchHandler
+    from pipeline.application.runtime.consumer_loop import BatchHandler
 
 log = structlog.get_logger(__name__)
 

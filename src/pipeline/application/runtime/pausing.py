@@ -11,7 +11,7 @@ import structlog
 
 from pipeline.application.errors import TransientError
 from pipeline.application.ports import EventConsumer, Record
-from pipeline.application.worker_stats import WorkerStats
+from pipeline.application.runtime.stats import WorkerStats
 
 log = structlog.get_logger(__name__)
 

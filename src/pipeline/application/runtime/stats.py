@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.application.ports import Record
-from pipeline.application.sensors import BatchReport
+from pipeline.application.runtime.report import BatchReport
 
 
 @dataclass(slots=True)
@@ -18,10 +18,13 @@ class WorkerStats:
 
     records: int = 0
     batches: int = 0
-    readings_inserted: int = 0
+    written: Counter[str] = field(default_factory=Counter)
+    """Rows really written, by sink."""
     skipped: int = 0
-    alerts: int = 0
+    events: int = 0
+    """Events the sinks stored for the first time (e.g. alerts)."""
     rejected: Counter[str] = field(default_factory=Counter)
+    late: int = 0
     retries: int = 0
     retried_in_place: int = 0
     """Batches made durable by retrying in place after a transient failure."""
@@ -39,11 +42,12 @@ class WorkerStats:
         """Fold one handled batch in."""
         self.records += report.records
         self.batches += 1
-        self.readings_inserted += report.readings_inserted
+        self.written.update(report.written)
         self.skipped += report.skipped
-        self.alerts += len(report.new_alerts)
-        self.rejected.update(r.error_class for r in report.rejections)
-        if self.latencies_ms is not None:
+        self.events += len(report.events)
+        self.late += report.late
+        self.rejected.update(r.error_class for r in report.dead_lettered)
+        if self.latencies_ms is not None and records:
             now_ms = time.time() * 1000.0
             self.latencies_ms.extend(now_ms - record.timestamp_ms for record in records)
 

@@ -7,13 +7,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from pipeline.application.errors import TransientError
 from pipeline.application.ports import Record
-
-if TYPE_CHECKING:
-    from pipeline.application.sensors import BatchReport
+from pipeline.application.runtime.report import BatchReport
 
 NotBefore = Callable[[Sequence[Record]], float | None]
 """Given a polled batch, the epoch seconds before which it must not be handled (or None)."""

@@ -1,4 +1,4 @@
-"""The consumer loop every worker runs: poll a batch → handle it → commit → repeat."""
+"""The consumer loop every job runs: poll a batch → handle it → commit → repeat."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
-from pipeline.application.batch_retry import InPlaceRetry
+from pipeline.application.runtime.in_place_retry import InPlaceRetry
 from pipeline.application.errors import TransientError
-from pipeline.application.pausing import PausedWait
+from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.ports import EventConsumer, Record
-from pipeline.application.retry_policy import (
+from pipeline.application.runtime.retry_policy import (
     Diverter,
     NotBefore,
     RetryPolicy,
     TransientFailure,
 )
-from pipeline.application.sensors import BatchReport
-from pipeline.application.worker_stats import WorkerStats
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.domain import PipelineError
 
 __all__ = [
@@ -52,6 +52,11 @@ class BatchHandler(Protocol[P]):
 
     async def apply(self, prepared: P) -> BatchReport:
         """Make the batch's effects durable, together with its next offsets."""
+        ...
+
+    async def idle(self) -> P | None:
+        """A poll found nothing: what the passing of wall-clock time alone produces (windows
+        of quiet partitions closing), or None when there is nothing to make durable."""
         ...
 
 
@@ -155,7 +160,11 @@ class ConsumerWorker(Generic[P]):
                     )
                     if self.stop.is_set():
                         return  # not handled, not committed: read again next time
-            prepared = await self._retrying(self._handler.prepare, records) if records else None
+            prepared: P | None
+            if records:
+                prepared = await self._retrying(self._handler.prepare, records)
+            else:
+                prepared = await self._retrying(self._idle, None)
             await self._finish_in_flight()
             if prepared is not None:
                 task = asyncio.create_task(self._handler.apply(prepared))
@@ -174,6 +183,9 @@ class ConsumerWorker(Generic[P]):
             carried, carry[:] = carry[: self._batch_size], carry[self._batch_size :]
             return carried
         return await self._consumer.poll(self._batch_size, self._batch_timeout)
+
+    async def _idle(self, _: None) -> P | None:
+        return await self._handler.idle()
 
     def _abandon_in_flight(self) -> None:
         # Cancelling rolls the transaction back: the batch was not committed and is read
@@ -208,7 +220,7 @@ class ConsumerWorker(Generic[P]):
             await self._consumer.commit(report.next_offsets)
         except PipelineError as error:
             log.warning("group offset commit failed", error=str(error))
-        for rejection in report.rejections:
+        for rejection in report.dead_lettered:
             log.warning(
                 "record dead-lettered",
                 topic=rejection.topic,
