@@ -18,7 +18,11 @@ from pipeline.entrypoints.arguments import (
     port,
     positive_int,
 )
-from pipeline.entrypoints.commands_admin import add_config_command, add_schema_commands
+from pipeline.entrypoints.commands_admin import (
+    add_config_command,
+    add_jobs_command,
+    add_schema_commands,
+)
 from pipeline.entrypoints.commands_sensors import add_sensor_commands
 from pipeline.entrypoints.dlq import add_dlq_commands
 from pipeline.entrypoints.runtime import Command, run_command
@@ -100,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_schema_commands(commands)
     add_dlq_commands(commands)
+    add_jobs_command(commands)
     add_config_command(commands)
 
     api = commands.add_parser("api", help="serve the HTTP API (REST, OpenAPI at /docs)")

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.lag import consumer_lag
-from pipeline.application.worker import WorkerStats
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.progress import StatusLine
@@ -27,7 +27,8 @@ from pipeline.entrypoints.runtime import (
     install_stop_handlers,
     tune_gc_for_streaming,
 )
-from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.sensors import produce_sensors
+from pipeline.entrypoints.worker import run_named_job
 from pipeline.entrypoints.settings import DatabaseSettings, Settings
 
 
@@ -169,8 +170,8 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                 pipeline.log, pipeline.store, pipeline.settings.topics.sensor_readings, group
             )
             status.update(
-                f"{rate:8.0f} events/s | rows {rows + stats.readings_inserted:>9} | "
-                f"alerts {stats.alerts:>5} | rejected {sum(stats.rejected.values()):>4} | "
+                f"{rate:8.0f} events/s | rows {rows + stats.written['readings']:>9} | "
+                f"alerts {stats.events:>5} | rejected {sum(stats.rejected.values()):>4} | "
                 f"lag {lag:>6}"
             )
 
@@ -193,7 +194,9 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                     stop=stop,
                 )
             )
-            tasks.create_task(run_sensor_worker(pipeline, group_id=group, stop=stop, stats=stats))
+            tasks.create_task(
+                run_named_job(pipeline, "sensors", group_id=group, stop=stop, stats=stats)
+            )
             tasks.create_task(report())
             tasks.create_task(deadline())
             if sock is not None:

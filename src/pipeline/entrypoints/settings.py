@@ -108,6 +108,12 @@ class WorkerSettings(BaseModel):
     """Seconds a poll waits for the first record of a batch."""
     max_clock_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
     """Readings stamped further than this in the future are invalid."""
+    idle_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    """A partition that sends nothing for this long has its watermark follow the wall
+    clock, so windows of quiet keys and partitions still close."""
+    sensor_window_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 3600.0
+    """How long after its minute a sensor's one-minute window still takes readings (by the
+    partition's watermark); later readings are stored but go to the late topic instead."""
 
 
 class RetrySettings(BaseModel):

@@ -17,7 +17,7 @@ readings arriving that late still count; later ones are stored as readings but g
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pipeline.application.ports import Clock
@@ -50,7 +50,7 @@ class SensorJobConfig:
     """What the sensors job is parameterised by (from settings)."""
 
     topic: str
-    thresholds: Mapping[str, Threshold] = DEFAULT_THRESHOLDS
+    thresholds: Mapping[str, Threshold] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
     catalog: SensorCatalog = DEFAULT_CATALOG
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     window_grace: timedelta = timedelta(hours=1)
@@ -73,15 +73,19 @@ def sensor_job(config: SensorJobConfig, clock: Clock) -> Job:
         alert = check_thresholds(reading, thresholds)
         return () if alert is None else (alert,)
 
+    # Keyed by sensor and type (the record key is the sensor id; a sensor never changes
+    # type), so the window groups by the key it emits without a re-keying step.
     readings = job.source(
-        config.topic, Reading, key=lambda r: r.sensor_id, event_time=lambda r: r.timestamp
+        config.topic,
+        Reading,
+        key=lambda r: (r.sensor_id, r.sensor_type),
+        event_time=lambda r: r.timestamp,
     )
     valid = readings.validate(check, rejects=(DomainError,), name="reading rules")
     valid.to(READINGS)
     valid.flat_map(alerts_of, name="thresholds").to(ALERTS)
     (
-        valid.key_by(lambda r: (r.sensor_id, r.sensor_type), copartitioned=True)
-        .window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
+        valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))
         .updates()
         .map(window_aggregate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any, cast
 
-from pipeline.streams.items import Item, Window, Windowed, duration_millis
+from pipeline.streams.items import NO_TIME, Item, Window, Windowed, duration_millis
 from pipeline.streams.job import Node
 from pipeline.streams.operators import Context, StatefulOperator
 from pipeline.streams.windows import Hopping, Tumbling
@@ -13,6 +13,9 @@ from pipeline.streams.windows import Hopping, Tumbling
 
 class FixedWindowOperator(StatefulOperator):
     """Keeps one accumulator per (key, window start) until the window closes.
+
+    Windows touched by a batch are remembered in arrival order (`touched`), marked changed
+    in the state once per batch, and (in updates mode) emitted in that order.
 
     State: `(key, start) → accumulator`. Derived and rebuilt on restore: per partition,
     the windows by closing time, so closing is a walk over the few distinct closing times
@@ -34,24 +37,39 @@ class FixedWindowOperator(StatefulOperator):
     def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
         assert self.state is not None
         size, advance, grace = self.size, self.advance, self.grace
+        tumbling = size == advance
         aggregate = self.aggregate
         add, initial = aggregate.add, aggregate.initial
         late: list[Item[Any, Any]] = []
         last_part = None
         entries: dict[Any, Any] = {}
-        dirty: set[Any] = set()
         closing: dict[int, dict[tuple[Hashable, int], None]] = {}
         touched: dict[tuple[Hashable, int], None] = {}
         for item in items:
             part = item.part
-            if part != last_part:
+            if part != last_part:  # items come in runs of one partition
                 last_part = part
                 entries = self.state.part(part)
-                dirty = self.state.dirty(part)
                 closing = self.closing.setdefault(part, {})
                 touched = self.touched.setdefault(part, {})
             t = item.time
             start = t - t % advance
+            if tumbling:  # the common case, without the loop over overlapping windows
+                close = start + size + grace
+                if close <= item.wm:
+                    late.append(item)
+                    continue
+                skey = (item.key, start)
+                acc = entries.get(skey)
+                if acc is None:
+                    acc = initial()
+                    waiting = closing.get(close)
+                    if waiting is None:
+                        waiting = closing[close] = {}
+                    waiting[skey] = None
+                entries[skey] = add(acc, item.value)
+                touched[skey] = None
+                continue
             accepted = False
             while start > t - size:
                 close = start + size + grace
@@ -65,7 +83,6 @@ class FixedWindowOperator(StatefulOperator):
                             waiting = closing[close] = {}
                         waiting[skey] = None
                     entries[skey] = add(acc, item.value)
-                    dirty.add(skey)
                     touched[skey] = None
                     accepted = True
                 start -= advance
@@ -77,13 +94,17 @@ class FixedWindowOperator(StatefulOperator):
         assert self.state is not None
         result, size = self.aggregate.result, self.size
         out: list[Item[Any, Any]] = []
+        horizons = self.horizons
+        for part, touched in self.touched.items():
+            self.state.dirty(part).update(touched)
         if not self.final_only:
             for part, touched in self.touched.items():
                 entries = self.state.part(part)
                 wm = watermarks.get(part, 0)
+                horizon = horizons.get(part, NO_TIME)
                 for key, start in touched:
                     acc = entries.get((key, start))
-                    if acc is not None:
+                    if acc is not None and start >= horizon:
                         window = Window(start, start + size)
                         value = Windowed(key, window, result(acc), False)
                         out.append(Item(part, key, window.end - 1, value, None, wm))
@@ -97,11 +118,12 @@ class FixedWindowOperator(StatefulOperator):
                 continue
             entries = self.state.part(part)
             dirty = self.state.dirty(part)
+            horizon = horizons.get(part, NO_TIME)
             for close in sorted(due):
                 for skey in closing.pop(close):
                     acc = entries.pop(skey, None)
                     dirty.add(skey)
-                    if acc is not None and self.final_only:
+                    if acc is not None and self.final_only and skey[1] >= horizon:
                         key, start = skey
                         window = Window(start, start + size)
                         value = Windowed(key, window, result(acc), True)

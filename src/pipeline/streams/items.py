@@ -21,12 +21,13 @@ NO_TIME = -(2**62)
 """Stream time of a partition that has seen no record yet."""
 
 
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def to_millis(moment: datetime) -> int:
-    """Milliseconds since the Unix epoch of a tz-aware datetime (naive ones are refused)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"event time {moment.isoformat()} has no timezone")
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    """Milliseconds since the Unix epoch of a tz-aware datetime, exactly (integer
+    arithmetic, no float rounding); a naive datetime raises TypeError."""
+    return (moment - _EPOCH) // _ONE_MS
 
 
 def from_millis(millis: int) -> datetime:

@@ -154,6 +154,9 @@ class StatefulOperator(Operator):
         self.state = KeyedState(node.id)
         self.results: list[Operator] = []
         self.late: list[Operator] = []
+        self.horizons: dict[int, int] = {}
+        """Per partition read from the middle of its log: windows starting earlier are
+        incomplete and their results are not emitted (shared with the task)."""
 
     def wire(self) -> None:
         """Sort the children into result and late outputs (after they are all built)."""

@@ -85,7 +85,10 @@ def _operator(node: Node) -> Operator:
 class Task:
     """A job's operators, state and clocks in one process, for the partitions assigned."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, partial: Iterable[int] = ()) -> None:
+        """`partial`: partitions read from the middle of their log with no state (a
+        replay): their windows that started before the first record read are incomplete,
+        so results of those are not emitted (their state is kept and closes as usual)."""
         self.plan = plan
         job = plan.job
         self._ooo = job.out_of_orderness_ms
@@ -98,8 +101,12 @@ class Task:
                 built[id(parent)].children.append(op)
         self.operators = [built[id(node)] for node in plan.nodes]
         self.stateful = [op for op in self.operators if isinstance(op, StatefulOperator)]
+        self._partial = frozenset(partial)
+        self.horizons: dict[int, int] = {}
+        """Per partial partition: windows starting before this are incomplete."""
         for op in self.stateful:
             op.wire()
+            op.horizons = self.horizons
         self._states = {op.node.id: op.state for op in self.stateful if op.state is not None}
         self._sources = {topic: (spec, built[id(spec.node)]) for topic, spec in job.sources.items()}
         self._topics = tuple(job.sources)
@@ -151,34 +158,53 @@ class Task:
         watermarks = self.watermarks
         single = len(self._topics) == 1
         heard = self._heard
+        partial, horizons = self._partial, self.horizons
+        # Records come in runs of one topic and partition: per-run lookups are hoisted.
+        last_topic: str | None = None
+        last_part = -1
+        items: list[Item[Any, Any]] = []
+        new_item = Item
+        stream: dict[Any, Any] = {}
+        dirty: set[Any] = set()
+        latest = NO_TIME
+        step = ""
+        key_of: Any = None
+        time_of: Any = None
         for topic, part, value, origin in inputs:
-            spec, _ = self._sources[topic]
+            if part != last_part or topic is not last_topic:
+                last_topic, last_part = topic, part
+                spec = self._sources[topic][0]
+                key_of, time_of, step = spec.key, spec.event_time, spec.node.id
+                found = per_source.get(topic)
+                items = per_source[topic] = [] if found is None else found
+                if part not in watermarks:
+                    raise KeyError(f"partition {part} is not assigned to job {self.plan.job.name!r}")
+                stream = times.part(part)
+                dirty = times.dirty(part)
+                latest = stream.get(topic, NO_TIME)
+                heard[(topic, part)] = now
             try:
-                key = spec.key(value)
+                key = key_of(value)
             except Exception as error:  # noqa: BLE001 - a record's fault, never the job's
-                ctx.rejected.append(Rejection(origin, spec.node.id, "invalid_key", error))
+                ctx.rejected.append(Rejection(origin, step, "invalid_key", error))
                 continue
             try:
-                t = to_millis(spec.event_time(value))
+                t = to_millis(time_of(value))
             except Exception as error:  # noqa: BLE001
-                ctx.rejected.append(Rejection(origin, spec.node.id, "invalid_event_time", error))
+                ctx.rejected.append(Rejection(origin, step, "invalid_event_time", error))
                 continue
-            if part not in watermarks:
-                raise KeyError(f"partition {part} is not assigned to job {self.plan.job.name!r}")
-            stream = times.part(part)
-            if t > stream.get(topic, NO_TIME):
-                stream[topic] = t
-                times.dirty(part).add(topic)
+            if t > latest:
+                latest = stream[topic] = t
+                dirty.add(topic)
                 candidate = t - ooo if single else self._watermark(part, now)
                 if candidate > watermarks[part]:  # noqa: PLR1730 - per record
                     watermarks[part] = candidate
-            heard[(topic, part)] = now
-            items = per_source.get(topic)
-            if items is None:
-                items = per_source[topic] = []
-            items.append(Item(part, key, t, value, origin, watermarks[part]))
-        for topic, items in per_source.items():
-            self._sources[topic][1].push(items, ctx)
+            if partial and part in partial and part not in horizons:
+                horizons[part] = t + ooo
+            items.append(new_item(part, key, t, value, origin, watermarks[part]))
+        for topic, source_items in per_source.items():
+            if source_items:
+                self._sources[topic][1].push(source_items, ctx)
         self._advance_idle(now)
         return self._finish(ctx)
 

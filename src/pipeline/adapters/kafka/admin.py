@@ -106,6 +106,20 @@ class KafkaTopicAdmin:
                     raise translate(exc, f"cannot read the end offsets of {topic!r}") from exc
             await asyncio.sleep(_RETRY_S)
 
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition of `topic`, the first offset whose timestamp is at or after
+        `timestamp_ms` (the end offset when there is none)."""
+        partitions = await self._partitions(topic, need_leaders=False) or []
+        if not partitions:
+            return {}
+        spec = OffsetSpec.for_timestamp(timestamp_ms)  # type: ignore[no-untyped-call]
+        try:
+            found = await self._list_offsets(topic, partitions, spec)
+            ends = await self._latest_offsets(topic, partitions)
+        except KafkaException as exc:
+            raise translate(exc, f"cannot look up offsets of {topic!r} by time") from exc
+        return {p: found[p] if found[p] >= 0 else ends[p] for p in partitions}
+
     async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
         """The partition numbers of `topic` ([] if it does not exist), or None while the
         metadata is incomplete."""
@@ -132,9 +146,14 @@ class KafkaTopicAdmin:
         return sorted(partitions)
 
     async def _latest_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        return await self._list_offsets(topic, partitions, latest)
+
+    async def _list_offsets(
+        self, topic: str, partitions: list[int], spec: OffsetSpec
+    ) -> dict[int, int]:
         request: dict[KafkaTopicPartition, OffsetSpec] = {
-            KafkaTopicPartition(topic, number): OffsetSpec.latest()  # type: ignore[no-untyped-call]
-            for number in partitions
+            KafkaTopicPartition(topic, number): spec for number in partitions
         }
         futures = self._admin.list_offsets(
             request,

@@ -126,6 +126,10 @@ class KafkaEventLog:
         """The high watermark of every partition of `topic` (empty if it does not exist)."""
         return await self._admin_client().end_offsets(topic)
 
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition, the first offset at or after `timestamp_ms` (else the end)."""
+        return await self._admin_client().offsets_for_time(topic, timestamp_ms)
+
     async def close(self) -> None:
         """Flush what is queued (within the timeout) and drop the clients."""
         self._closed = True

@@ -124,6 +124,19 @@ class InMemoryEventLog:
             return {}
         return {number: len(p.records) for number, p in enumerate(log.partitions)}
 
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition, the first offset at or after `timestamp_ms` (else the end)."""
+        log = self._state.topics.get(topic)
+        if log is None:
+            return {}
+        found: dict[int, int] = {}
+        for number, partition in enumerate(log.partitions):
+            records = partition.records
+            found[number] = next(
+                (r.offset for r in records if r.timestamp_ms >= timestamp_ms), len(records)
+            )
+        return found
+
     async def close(self) -> None:
         """Refuse further publishes; what was published stays readable."""
         self._closed = True

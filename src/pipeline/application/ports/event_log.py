@@ -92,6 +92,11 @@ class EventLog(Protocol):
         """The high watermark (offset of the next record) of every partition of `topic`."""
         ...
 
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition of `topic`, the first offset whose record timestamp is at or after
+        `timestamp_ms` (the partition's end offset when there is none)."""
+        ...
+
     async def close(self) -> None:
         """Flush what is queued and release resources."""
         ...

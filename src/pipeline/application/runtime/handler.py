@@ -66,7 +66,10 @@ class JobHandler:
         clock: Clock,
         worker_id: str,
         retries: RetryRouter | None = None,
+        partial_windows: set[int] | None = None,
     ) -> None:
+        """`partial_windows`: partitions a replay reads from the middle of their log (see
+        `Task`)."""
         missing = sorted(set(job.sources) - set(codecs))
         if missing:
             raise ValueError(f"job {job.name!r}: no codec for topics {missing}")
@@ -79,7 +82,7 @@ class JobHandler:
         self._clock = clock
         self._worker_id = worker_id
         self._retries = retries
-        self.task = Task(job.plan())
+        self.task = Task(job.plan(), partial=partial_windows or ())
         self._epoch = 0
         self._position: dict[TopicPartition, int] = {}
         """The next offset to read per partition, as this handler has prepared."""
