@@ -660,6 +660,26 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
     def world(self, engine: Any) -> World:
         return _world(engine)
 
+    async def test_tables_rewritten_every_batch_leave_room_on_their_pages(
+        self, engine: Any
+    ) -> None:
+        async with engine.connect() as conn:
+            options = dict(
+                (
+                    await conn.execute(
+                        sa.text(
+                            "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+                            "('stream_state', 'reading_aggregates_1m')"
+                        )
+                    )
+                ).all()
+            )
+
+        assert options == {
+            "stream_state": ["fillfactor=70"],
+            "reading_aggregates_1m": ["fillfactor=70"],
+        }
+
     async def test_a_lost_connection_fails_at_most_one_attempt_as_store_unavailable(
         self, world: World, engine: Any, postgres_url: str
     ) -> None:
