@@ -6,11 +6,11 @@ import heapq
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
 from pipeline.adapters.memory.sensor_queries import alert_matches, stats_of
+from pipeline.adapters.memory.sensor_tables import AlertRow, SensorTables
 from pipeline.application.ports import (
     AlertFilter,
     AlertPosition,
@@ -28,28 +28,21 @@ from pipeline.domain.windows import ONE_MINUTE, WindowAggregate, aggregate_windo
 _WindowKey = tuple[str, datetime]
 
 
-@dataclass(slots=True)
-class _StoredAlert:
-    alert: Alert
-    published: bool = False
-    acknowledged_at: datetime | None = None
-
-    def stored(self) -> StoredAlert:
-        return StoredAlert(alert=self.alert, acknowledged_at=self.acknowledged_at)
-
-
 class InMemorySensorStore:
     """SensorStore in dictionaries, behaving like SqlSensorStore (the contract suite in
     tests/contract proves it): readings keyed by (sensor_id, time), aggregates recomputed from
     the stored readings of every touched window, alerts keyed by id, offsets per group.
 
-    `apply` never awaits, so on one event loop every batch is applied atomically."""
+    `apply` never awaits, so on one event loop every batch is applied atomically. The
+    tables may be shared with the sinks of an InMemoryCheckpointStore, whose writes the
+    queries then read."""
 
-    def __init__(self) -> None:
-        self._readings: dict[tuple[str, datetime], Reading] = {}
+    def __init__(self, tables: SensorTables | None = None) -> None:
+        self.tables = SensorTables() if tables is None else tables
+        self._readings = self.tables.readings
         self._by_window: dict[_WindowKey, dict[datetime, Reading]] = {}
-        self._aggregates: dict[str, dict[datetime, WindowAggregate]] = {}
-        self._alerts: dict[uuid.UUID, _StoredAlert] = {}
+        self._aggregates = self.tables.aggregates
+        self._alerts = self.tables.alerts
         self._offsets: dict[tuple[str, TopicPartition], int] = {}
         self._dead_letters = InMemoryDeadLetterStore()
 
@@ -82,7 +75,7 @@ class InMemorySensorStore:
         new_alerts: list[Alert] = []
         for alert in itertools.chain.from_iterable(p.alerts for p in fresh):
             if alert.alert_id not in self._alerts:
-                self._alerts[alert.alert_id] = _StoredAlert(alert)
+                self._alerts[alert.alert_id] = AlertRow(alert)
                 new_alerts.append(alert)
         self._dead_letters.add(batch.dead_letters)
         for tp, offset in batch.next_offsets.items():
@@ -155,8 +148,9 @@ class InMemorySensorStore:
 
     async def has_sensor(self, sensor_id: str) -> bool:
         """Whether any reading of `sensor_id` is stored."""
-        # Every stored reading lands in a window, so the aggregates index the known sensors.
-        return sensor_id in self._aggregates
+        # `apply` indexes the known sensors by the windows it recomputes from every stored
+        # reading; a checkpoint's readings sink keeps them in `sensors`.
+        return sensor_id in self.tables.sensors or sensor_id in self._aggregates
 
     async def reading_stats(
         self,

@@ -57,6 +57,17 @@ class Committed:
     stored offset: the caller restores their state and reads on from there."""
 
 
+@dataclass(frozen=True, slots=True)
+class SinkResult:
+    """What one sink writer did with one batch's rows (an adapter's sink writers return it;
+    the store adds them up into `Committed`)."""
+
+    written: int
+    """Rows really inserted or changed (a row already stored as it is counts 0)."""
+    events: Sequence[object] = ()
+    """What the sink newly stored and someone should hear about (e.g. new alerts)."""
+
+
 @runtime_checkable
 class CheckpointStore(Protocol):
     """Where a job under database authority keeps its sinks' rows, state and offsets."""

@@ -1,0 +1,195 @@
+"""The sensor job's sinks for the PostgreSQL checkpoint store: readings, one-minute
+aggregates and alerts, each written with one set-based statement per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.adapters.sql.postgres_checkpoint import PostgresSink
+from pipeline.application.ports.checkpoint import SinkResult
+from pipeline.application.ports.records import Record
+from pipeline.domain.alerts import Alert
+from pipeline.domain.sensors import Reading
+from pipeline.domain.windows import WindowAggregate
+
+# A session-private staging table, created once per connection and emptied by every commit.
+# Its columns are spelled out (not LIKE readings) so that a later migration adding a column
+# to `readings` does not break sessions that created it before.
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS readings_sink_stage (
+    sensor_id text, "time" timestamptz, sensor_type text, value float8, unit text,
+    location text, battery_level float8, signal_strength float8, source_topic text,
+    source_partition int4, source_offset int8
+) ON COMMIT DELETE ROWS
+"""
+_STAGE_COLUMNS = (
+    "sensor_id",
+    "time",
+    "sensor_type",
+    "value",
+    "unit",
+    "location",
+    "battery_level",
+    "signal_strength",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+)
+_FROM_STAGE = """
+INSERT INTO readings (sensor_id, "time", sensor_type, value, unit, location, battery_level,
+                      signal_strength, source_topic, source_partition, source_offset)
+SELECT sensor_id, "time", sensor_type, value, unit, location, battery_level, signal_strength,
+       source_topic, source_partition, source_offset
+FROM readings_sink_stage
+ON CONFLICT (sensor_id, "time") DO NOTHING
+"""
+
+# m2 (the sum of squared deviations) is kept for the rows' readers that merge windows.
+# A window stored with the same values is not rewritten, and counts 0.
+_UPSERT_AGGREGATES = """
+INSERT INTO reading_aggregates_1m AS a
+    (sensor_id, window_start, window_end, sensor_type, count, min, max, mean, stddev, m2,
+     updated_at)
+SELECT w.*, w.stddev * w.stddev * w.count, now()
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[],
+            $6::float8[], $7::float8[], $8::float8[], $9::float8[])
+     AS w(sensor_id, window_start, window_end, sensor_type, count, min, max, mean, stddev)
+ON CONFLICT (sensor_id, window_start) DO UPDATE SET
+    window_end = excluded.window_end,
+    sensor_type = excluded.sensor_type,
+    count = excluded.count,
+    min = excluded.min,
+    max = excluded.max,
+    mean = excluded.mean,
+    stddev = excluded.stddev,
+    m2 = excluded.m2,
+    updated_at = excluded.updated_at
+WHERE (a.window_end, a.sensor_type, a.count, a.min, a.max, a.mean, a.stddev)
+      IS DISTINCT FROM (excluded.window_end, excluded.sensor_type, excluded.count,
+                        excluded.min, excluded.max, excluded.mean, excluded.stddev)
+"""
+
+_INSERT_ALERTS = """
+INSERT INTO alerts (alert_id, source, kind, severity, message, "time", sensor_type, value,
+                    threshold)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::text[], $8::float8[], $9::float8[])
+ON CONFLICT (alert_id) DO NOTHING
+RETURNING alert_id
+"""
+
+
+def _count(status: str) -> int:
+    # asyncpg returns the command tag: "INSERT 0 <rows>".
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _source(origin: Record | None) -> Record:
+    if origin is None:
+        raise ValueError("a reading needs the record it was read from (its origin is None)")
+    return origin
+
+
+class PostgresReadingsSink:
+    """Inserts readings with the record each came from; a reading already stored (same
+    sensor and time) is left as it is."""
+
+    async def write(
+        self, driver: Any, rows: Sequence[Reading], origins: Sequence[Record | None]
+    ) -> SinkResult:
+        """COPY the readings into a staging table, then one INSERT … ON CONFLICT DO NOTHING;
+        `written` is how many were really inserted."""
+        # COPY took about a third less client CPU than one INSERT … SELECT FROM unnest on
+        # batches of thousands (asyncpg checks every array element's type; COPY encodes
+        # records column by column), for the same server time.
+        if not rows:
+            return SinkResult(written=0)
+        records = []
+        for r, origin in zip(rows, origins, strict=True):
+            source = _source(origin)
+            records.append(
+                (
+                    r.sensor_id,
+                    r.timestamp,
+                    r.sensor_type,
+                    r.value,
+                    r.unit,
+                    r.location,
+                    r.battery_level,
+                    r.signal_strength,
+                    source.topic,
+                    source.partition,
+                    source.offset,
+                )
+            )
+        await driver.execute(_STAGE)
+        await driver.copy_records_to_table(
+            "readings_sink_stage", records=records, columns=_STAGE_COLUMNS
+        )
+        return SinkResult(written=_count(await driver.execute(_FROM_STAGE)))
+
+
+class PostgresWindowAggregatesSink:
+    """Stores each one-minute window's statistics as the engine computed them, replacing
+    what the window held."""
+
+    async def write(
+        self, driver: Any, rows: Sequence[WindowAggregate], origins: Sequence[Record | None]
+    ) -> SinkResult:
+        """Upsert the windows (the last row of a window in the batch wins); `written`
+        counts the windows inserted or changed."""
+        if not rows:
+            return SinkResult(written=0)
+        # One statement cannot update a row twice: a window updated twice in a batch keeps
+        # its last value.
+        windows = list({(w.sensor_id, w.window_start): w for w in rows}.values())
+        status = await driver.execute(
+            _UPSERT_AGGREGATES,
+            [w.sensor_id for w in windows],
+            [w.window_start for w in windows],
+            [w.window_end for w in windows],
+            [w.sensor_type for w in windows],
+            [w.count for w in windows],
+            [w.min for w in windows],
+            [w.max for w in windows],
+            [w.mean for w in windows],
+            [w.stddev for w in windows],
+        )
+        return SinkResult(written=_count(status))
+
+
+class PostgresAlertsSink:
+    """Inserts alerts by id into the outbox; `events` are the alerts not stored before."""
+
+    async def write(
+        self, driver: Any, rows: Sequence[Alert], origins: Sequence[Record | None]
+    ) -> SinkResult:
+        """INSERT … ON CONFLICT (alert_id) DO NOTHING RETURNING the new ones."""
+        if not rows:
+            return SinkResult(written=0)
+        alerts = list({a.alert_id: a for a in rows}.values())
+        inserted = await driver.fetch(
+            _INSERT_ALERTS,
+            [a.alert_id for a in alerts],
+            [a.source for a in alerts],
+            [a.kind.value for a in alerts],
+            [a.severity.value for a in alerts],
+            [a.message for a in alerts],
+            [a.timestamp for a in alerts],
+            [a.sensor_type for a in alerts],
+            [a.value for a in alerts],
+            [a.threshold for a in alerts],
+        )
+        new_ids = {row[0] for row in inserted}
+        new = tuple(a for a in alerts if a.alert_id in new_ids)
+        return SinkResult(written=len(new), events=new)
+
+
+def postgres_sensor_sinks() -> dict[str, PostgresSink]:
+    """The sensor job's sinks by name."""
+    return {
+        "readings": PostgresReadingsSink(),
+        "aggregates_1m": PostgresWindowAggregatesSink(),
+        "alerts": PostgresAlertsSink(),
+    }
