@@ -110,8 +110,11 @@ class ConfigurationError(PipelineError):
 
 
 def error_class_of(error: BaseException) -> str:
-    """The stable name of an error's class, for logs, counters and dead-letter headers."""
-    if isinstance(error, DomainError):
-        return error.rule
-    name = getattr(error, "error_class", None)
-    return name if isinstance(name, str) else "processing_error"
+    """The stable name of an error's class, for logs, counters and dead-letter headers: the
+    rule a domain error (or any error with a `rule`, e.g. a job's own validation error)
+    names, else its `error_class`, else `processing_error`."""
+    for attribute in ("rule", "error_class"):
+        name = getattr(error, attribute, None)
+        if isinstance(name, str):
+            return name
+    return "processing_error"

@@ -24,6 +24,7 @@ from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import SystemClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.memory.sensor_store import InMemorySensorStore
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
@@ -212,14 +213,21 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
 
 
 def _checkpoint(store: SensorStore) -> CheckpointStore:
-    """The checkpoint store on the same database as the sensor store's queries."""
+    """The checkpoint store on the same database as the sensor store's queries, with the
+    sensor job's sinks bound by name."""
     if isinstance(store, InMemorySensorStore):
-        return InMemoryCheckpointStore(store)
+        return InMemoryCheckpointStore(
+            memory_sensor_sinks(store.tables), dead_letters=store.dead_letters
+        )
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
-    from pipeline.adapters.sql.checkpoint import SqlCheckpointStore  # noqa: PLC0415
+    from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
+    from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks  # noqa: PLC0415
+    from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks  # noqa: PLC0415
 
     if isinstance(store, SqlSensorStore):
-        return SqlCheckpointStore.for_sensors(store.engine)
+        return sql_checkpoint_store(
+            store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
+        )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
 
 
