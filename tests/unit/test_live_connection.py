@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
 from pipeline.application.live import LiveFilter
 from pipeline.application.live_feed import LiveFeed
@@ -43,7 +44,7 @@ async def test_a_client_that_stops_reading_is_given_up_and_unsubscribed(
     registry = InMemorySchemaRegistry()
     feed = LiveFeed(
         log=InMemoryEventLog(),
-        store=InMemorySensorStore(),
+        store=InMemoryCheckpointStore({}),
         clock=clock,
         reading_codec=reading_codec(registry, "readings"),
         alert_codec=alert_codec(registry, "alerts"),

@@ -13,6 +13,7 @@ import structlog
 
 from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.live import LiveFilter, LiveReading, LiveStats, Subscription
@@ -94,7 +95,7 @@ def make_feed(log: InMemoryEventLog, clock: ManualClock, **options: float) -> Li
     registry = REGISTRY
     return LiveFeed(
         log=log,
-        store=InMemorySensorStore(),
+        store=InMemoryCheckpointStore({}),
         clock=clock,
         reading_codec=reading_codec(registry, READINGS),
         alert_codec=alert_codec(registry, ALERTS),

@@ -21,7 +21,7 @@ Each error has a stable `error_class` string used in logs, counters and dead-let
 
 from __future__ import annotations
 
-from pipeline.domain.errors import DomainError, PipelineError
+from pipeline.domain.errors import PipelineError
 
 
 class DecodeError(PipelineError):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from pipeline.application.errors import DecodeError
-from pipeline.application.lag import consumer_lag
+from pipeline.application.lag import OffsetStore, consumer_lag
 from pipeline.application.live import (
     LiveAlert,
     LiveFilter,
@@ -34,7 +34,6 @@ from pipeline.application.ports import (
     EventConsumer,
     EventLog,
     Record,
-    SensorStore,
     TopicPartition,
 )
 from pipeline.domain.alerts import Alert
@@ -57,7 +56,7 @@ class LiveFeed:
         self,
         *,
         log: EventLog,
-        store: SensorStore,
+        store: OffsetStore,
         clock: Clock,
         reading_codec: Codec[Reading],
         alert_codec: Codec[Alert],

@@ -1,5 +1,6 @@
 """How the application names the topics it derives from a topic: retry topics
-(`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`) and the late topic (`<topic>.late`). One place for the rule, so
+(`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`) and the late topic
+(`<topic>.late`). One place for the rule, so
 that what one module writes another reads back."""
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
-from pipeline.entrypoints.worker import run_named_job
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
 
 
 def percentile(sorted_values: array[float], fraction: float) -> float:

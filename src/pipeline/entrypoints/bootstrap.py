@@ -69,9 +69,7 @@ class Pipeline:
         """Every topic the application owns, with its partition count."""
         topics = self.settings.topics
         specs: list[TopicSpec] = []
-        for name, partitions in (
-            (topics.sensor_readings, topics.sensor_readings_partitions),
-        ):
+        for name, partitions in ((topics.sensor_readings, topics.sensor_readings_partitions),):
             specs += [
                 TopicSpec(name=name, partitions=partitions),
                 # The dead-letter topic of every consumed topic, partitioned like it. Dead

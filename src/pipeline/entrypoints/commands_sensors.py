@@ -19,7 +19,9 @@ from pipeline.entrypoints.arguments import (
     positive_int,
 )
 from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.progress import StatusLine
+from pipeline.entrypoints.replay import ReplayPlan, plan_replay, replay_job
 from pipeline.entrypoints.runtime import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -27,8 +29,6 @@ from pipeline.entrypoints.runtime import (
     install_stop_handlers,
     tune_gc_for_streaming,
 )
-from pipeline.entrypoints.jobs import JOBS
-from pipeline.entrypoints.replay import ReplayPlan, plan_replay, replay_job
 from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import add_worker_arguments, run_worker, stats_summary
@@ -106,7 +106,9 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
         group = args.group_id or f"{pipeline.group_id(args.job)}-replay-{uuid.uuid4().hex[:8]}"
         total = plan.total
-        status.update(f"replaying {total} records of {', '.join(topics)} as group {group}", force=True)
+        status.update(
+            f"replaying {total} records of {', '.join(topics)} as group {group}", force=True
+        )
         stats = await replay_job(
             pipeline,
             args.job,

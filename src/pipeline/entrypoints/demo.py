@@ -28,8 +28,8 @@ from pipeline.entrypoints.runtime import (
     tune_gc_for_streaming,
 )
 from pipeline.entrypoints.sensors import produce_sensors
-from pipeline.entrypoints.worker import run_named_job
 from pipeline.entrypoints.settings import DatabaseSettings, Settings
+from pipeline.entrypoints.worker import run_named_job
 
 
 def demo_settings(settings: Settings, db: str) -> Settings:
@@ -167,7 +167,7 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             rate = (stats.records - last[1]) / (now - last[0]) if now > last[0] else 0.0
             last = (now, stats.records)
             lag = await consumer_lag(
-                pipeline.log, pipeline.store, pipeline.settings.topics.sensor_readings, group
+                pipeline.log, pipeline.checkpoint, pipeline.settings.topics.sensor_readings, group
             )
             status.update(
                 f"{rate:8.0f} events/s | rows {rows + stats.written['readings']:>9} | "

@@ -81,6 +81,8 @@ def describe(entry: JobEntry, job: Job) -> dict[str, object]:
         "sources": {topic: spec.value.__name__ for topic, spec in job.sources.items()},
         "steps": [f"{node.id} ({node.kind})" for node in plan.nodes if node.kind != "source"],
         "state": list(plan.stateful_steps),
-        "sinks": {name: sink.description or sink.value.__name__ for name, sink in job.sinks.items()},
+        "sinks": {
+            name: sink.description or sink.value.__name__ for name, sink in job.sinks.items()
+        },
         "guarantee": entry.guarantee,
     }

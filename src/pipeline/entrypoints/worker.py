@@ -26,6 +26,7 @@ from pipeline.entrypoints.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `pipeline-worker` (shared with `pipeline worker`)."""
     parser.add_argument("name", metavar="job", choices=sorted(JOBS), help="which job to run")

@@ -34,7 +34,9 @@ class FixedWindowOperator(StatefulOperator):
         self.closing: dict[int, dict[int, dict[tuple[Hashable, int], None]]] = {}
         self.touched: dict[int, dict[tuple[Hashable, int], None]] = {}
 
-    def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
+    def push(  # noqa: PLR0915 - one loop per batch, inlined: it runs once per record
+        self, items: list[Item[Any, Any]], ctx: Context
+    ) -> None:
         assert self.state is not None
         size, advance, grace = self.size, self.advance, self.grace
         tumbling = size == advance

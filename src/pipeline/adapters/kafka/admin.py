@@ -112,7 +112,7 @@ class KafkaTopicAdmin:
         partitions = await self._partitions(topic, need_leaders=False) or []
         if not partitions:
             return {}
-        spec = OffsetSpec.for_timestamp(timestamp_ms)  # type: ignore[no-untyped-call]
+        spec = OffsetSpec.for_timestamp(timestamp_ms)
         try:
             found = await self._list_offsets(topic, partitions, spec)
             ends = await self._latest_offsets(topic, partitions)

@@ -11,17 +11,17 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
-from pipeline.application.runtime.in_place_retry import InPlaceRetry
 from pipeline.application.errors import TransientError
-from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.ports import EventConsumer, Record
+from pipeline.application.runtime.in_place_retry import InPlaceRetry
+from pipeline.application.runtime.pausing import PausedWait
+from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.retry_policy import (
     Diverter,
     NotBefore,
     RetryPolicy,
     TransientFailure,
 )
-from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.domain import PipelineError
 

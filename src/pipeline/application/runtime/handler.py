@@ -191,7 +191,7 @@ class JobHandler:
                 decoded[i] = value
         return decoded
 
-    def _prepared(
+    def _prepared(  # noqa: PLR0917 - private, called twice with everything in hand
         self,
         records: Sequence[Record],
         epoch: int,

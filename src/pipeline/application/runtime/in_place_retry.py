@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import structlog
 
 from pipeline.application.errors import TransientError
-from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.ports import Record
-from pipeline.application.runtime.retry_policy import Diverter, RetryPolicy, TransientFailure
+from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.retry_policy import Diverter, RetryPolicy, TransientFailure
 from pipeline.application.runtime.stats import WorkerStats
 
 if TYPE_CHECKING:

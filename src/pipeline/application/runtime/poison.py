@@ -91,9 +91,7 @@ async def isolate_poison(
     return dataclasses.replace(batch, writes=kept), isolation
 
 
-async def _bisect(
-    store: CheckpointStore, group_id: str, rows: list[Row], into: Isolation
-) -> None:
+async def _bisect(store: CheckpointStore, group_id: str, rows: list[Row], into: Isolation) -> None:
     if not rows:
         return
     try:

@@ -99,7 +99,16 @@ async def run_job(
         consumer = run.log.consumer(
             group_id=run.group_id, topics=list(run.job.sources), resolve_offsets=resolve
         )
-        return _worker(run, consumer, handler, stop, until_caught_up, stats, after_batch, True)
+        return _worker(
+            run,
+            consumer,
+            handler,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+            after_batch=after_batch,
+            main=True,
+        )
 
     def retry_worker(group: str, topic: str) -> ConsumerWorker[Any]:
         store = run.store
@@ -109,7 +118,16 @@ async def run_job(
 
         consumer = run.log.consumer(group_id=group, topics=[topic], resolve_offsets=resolve)
         handler = RetryForwarder(group_id=group, log=run.log, store=store)
-        return _worker(run, consumer, handler, stop, until_caught_up, stats, after_batch, False)
+        return _worker(
+            run,
+            consumer,
+            handler,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+            after_batch=after_batch,
+            main=False,
+        )
 
     levels = [
         (f"{run.group_id}.retry.{level}", retry_topic(source, level))
@@ -140,6 +158,7 @@ def _worker(
     run: JobRun,
     consumer: Any,
     handler: Any,
+    *,
     stop: asyncio.Event,
     until_caught_up: bool,
     stats: WorkerStats,
@@ -162,9 +181,7 @@ def _worker(
     )
 
 
-async def check_within_log(
-    log: EventLog, group: str, stored: Mapping[TopicPartition, int]
-) -> None:
+async def check_within_log(log: EventLog, group: str, stored: Mapping[TopicPartition, int]) -> None:
     """Refuse to resume from offsets past the end of the log: the topic was recreated or the
     broker's data reset while the database was kept. Reading from the start would skip every
     record below the stored offsets, so the worker stops and says so instead."""

@@ -69,7 +69,7 @@ def live_feed_for(pipeline: Pipeline, *, lag_group: str | None = None) -> LiveFe
     prefix = settings.worker.group_id_prefix
     return LiveFeed(
         log=pipeline.log,
-        store=pipeline.store,
+        store=pipeline.checkpoint,
         clock=pipeline.clock,
         reading_codec=pipeline.reading_codec,
         alert_codec=pipeline.alert_codec,
