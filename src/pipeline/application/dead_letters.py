@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pipeline.application.errors import error_class_of
-from pipeline.application.ports import DeadLetter, EventLog, Record
+from pipeline.application.ports.dead_letters import DeadLetter
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Record
 from pipeline.application.topic_names import dead_letter_topic
 
 H_TOPIC = "dlq.original.topic"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from pipeline.application.ports import EventLog, TopicPartition
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import TopicPartition
 
 
 class OffsetStore(Protocol):

@@ -33,7 +33,9 @@ from datetime import datetime, timedelta
 
 from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
 from pipeline.application.errors import TransientError, error_class_of
-from pipeline.application.ports import DeadLetter, EventLog, Record
+from pipeline.application.ports.dead_letters import DeadLetter
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Record
 from pipeline.application.topic_names import dead_letter_topic, retry_level, retry_topic
 
 RETRY_PREFIX = "retry."

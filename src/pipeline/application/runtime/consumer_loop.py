@@ -12,7 +12,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 
 from pipeline.application.errors import TransientError
-from pipeline.application.ports import EventConsumer, Record
+from pipeline.application.ports.event_log import EventConsumer
+from pipeline.application.ports.records import Record
 from pipeline.application.runtime.in_place_retry import InPlaceRetry
 from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.runtime.report import BatchReport
@@ -23,7 +24,7 @@ from pipeline.application.runtime.retry_policy import (
     TransientFailure,
 )
 from pipeline.application.runtime.stats import WorkerStats
-from pipeline.domain import PipelineError
+from pipeline.domain.errors import PipelineError
 
 __all__ = [
     "BatchHandler",

@@ -24,8 +24,11 @@ import structlog
 
 from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
 from pipeline.application.errors import DecodeError, TransientError
-from pipeline.application.ports import Clock, Codec, DeadLetter, EventLog, Record, TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.dead_letters import DeadLetter
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Clock, Record, TopicPartition
+from pipeline.application.ports.registry import Codec
 from pipeline.application.retries import RetryRouter, as_originally_read
 from pipeline.application.runtime.poison import NOT_THE_RECORDS_FAULT, isolate_poison
 from pipeline.application.runtime.report import BatchReport, DeadLettered

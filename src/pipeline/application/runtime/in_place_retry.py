@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import structlog
 
 from pipeline.application.errors import TransientError
-from pipeline.application.ports import Record
+from pipeline.application.ports.records import Record
 from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.retry_policy import Diverter, RetryPolicy, TransientFailure

@@ -10,7 +10,8 @@ from typing import TypeVar
 import structlog
 
 from pipeline.application.errors import TransientError
-from pipeline.application.ports import EventConsumer, Record
+from pipeline.application.ports.event_log import EventConsumer
+from pipeline.application.ports.records import Record
 from pipeline.application.runtime.stats import WorkerStats
 
 log = structlog.get_logger(__name__)

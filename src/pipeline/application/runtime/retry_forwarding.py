@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from pipeline.application.ports import EventLog, Record, TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Record, TopicPartition
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.topic_names import retry_level
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from pipeline.application.errors import TransientError
-from pipeline.application.ports import Record
+from pipeline.application.ports.records import Record
 from pipeline.application.runtime.report import BatchReport
 
 NotBefore = Callable[[Sequence[Record]], float | None]

@@ -17,8 +17,10 @@ from typing import Any
 
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.lag import consumer_lag
-from pipeline.application.ports import Clock, Codec, EventLog, TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Clock, TopicPartition
+from pipeline.application.ports.registry import Codec
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler

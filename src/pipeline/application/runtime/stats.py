@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.application.ports import Record
+from pipeline.application.ports.records import Record
 from pipeline.application.runtime.report import BatchReport
 
 
