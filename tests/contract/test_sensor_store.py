@@ -16,7 +16,7 @@ import contextlib
 import random
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,15 +25,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemorySensorStore
-from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
-from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.sql import SqlSensorStore, create_engine
-from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
 from pipeline.adapters.sql.migrate import current, head, upgrade
-from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks
-from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks
 from pipeline.adapters.sql.tables import metadata
 from pipeline.application.ports import (
     AlertFilter,
@@ -44,12 +38,11 @@ from pipeline.application.ports import (
     TopicPartition,
     TypeStats,
 )
-from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
 from pipeline.domain.sensors import Reading
-from pipeline.jobs.sensors import SensorJobConfig, sensor_job
-from pipeline.streams import Task, to_millis
 from tests.databases import module_database
+from tests.projection import Writes, memory_checkpoint, sql_checkpoint
 
 TOPIC = "sensor-readings"
 P0 = TopicPartition(TOPIC, 0)
@@ -88,51 +81,6 @@ def alert_on(r: Reading, severity: Severity = Severity.WARNING) -> Alert:
         value=r.value,
         threshold=45.0,
     )
-
-
-class Writes:
-    """The sensor projection written as the sensors job writes it: readings run through the
-    job's engine task (one task for the test, so windows span calls like batches), its rows
-    committed by the checkpoint store next to `store`; alerts given explicitly are committed
-    with them (the job's threshold alerts are off, so tests choose theirs)."""
-
-    def __init__(self, checkpoint: CheckpointStore) -> None:
-        self._checkpoint = checkpoint
-        clock = ManualClock(T0 + timedelta(days=1))
-        job = sensor_job(SensorJobConfig(topic=TOPIC, thresholds={}), clock)
-        self._task = Task(job.plan())
-        self._task.assign(0, {}, to_millis(T0 + timedelta(days=1)))
-        self._offset = 0
-
-    async def readings(self, readings: Sequence[Reading], alerts: Sequence[Alert] = ()) -> None:
-        """Run `readings` through the job as one batch and commit what it produced."""
-        inputs = []
-        for r in readings:
-            origin = Record(
-                topic=TOPIC, partition=0, offset=self._offset, key=None, value=b"",
-                timestamp_ms=to_millis(r.timestamp),
-            )  # fmt: skip
-            inputs.append((TOPIC, 0, r, origin))
-            self._offset += 1
-        out = self._task.process(inputs, to_millis(T0 + timedelta(days=1)))
-        assert not out.rejected, out.rejected
-        writes = [
-            SinkRows(
-                sink=sink,
-                rows=[i.value for i in items],
-                parts=[0] * len(items),
-                origins=[i.origin if isinstance(i.origin, Record) else None for i in items],
-            )
-            for sink, items in out.sinks.items()
-        ]
-        if alerts:
-            writes.append(
-                SinkRows(sink="alerts", rows=list(alerts), parts=[0] * len(alerts),
-                         origins=[None] * len(alerts))
-            )  # fmt: skip
-        await self._checkpoint.commit(
-            CheckpointBatch(group_id="sensors", start_offsets={}, next_offsets={}, writes=writes)
-        )
 
 
 class SensorStoreContract:
@@ -559,8 +507,7 @@ class TestInMemorySensorStore(SensorStoreContract):
 
     @pytest.fixture
     def writes(self, store: InMemorySensorStore) -> Writes:
-        sinks = memory_sensor_sinks(store.tables)
-        return Writes(InMemoryCheckpointStore(sinks, dead_letters=store.dead_letters))
+        return Writes(memory_checkpoint(store))
 
 
 class SqlStoreMigrations:
@@ -676,10 +623,3 @@ class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
             await checkpoint.commit(big)
         assert await store.count_readings() == 20_000
         assert await checkpoint.stored_offsets("sensors", [P0]) == {P0: 20_000}
-
-
-def sql_checkpoint(store: SqlSensorStore) -> CheckpointStore:
-    """The checkpoint store on `store`'s engine, with the sensor job's sinks."""
-    return sql_checkpoint_store(
-        store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
-    )
