@@ -40,12 +40,21 @@ def sql_checkpoint(store: SqlSensorStore) -> CheckpointStore:
     )
 
 
+_CHECKPOINTS: weakref.WeakKeyDictionary[object, CheckpointStore] = weakref.WeakKeyDictionary()
+
+
 def checkpoint_for(store: object) -> CheckpointStore:
-    """The checkpoint store matching a memory or SQL sensor store."""
-    if isinstance(store, InMemorySensorStore):
-        return memory_checkpoint(store)
-    assert isinstance(store, SqlSensorStore)
-    return sql_checkpoint(store)
+    """The checkpoint store matching a memory or SQL sensor store (one per store: the
+    in-memory one keeps the offsets and state itself)."""
+    found = _CHECKPOINTS.get(store)
+    if found is None:
+        if isinstance(store, InMemorySensorStore):
+            found = memory_checkpoint(store)
+        else:
+            assert isinstance(store, SqlSensorStore)
+            found = sql_checkpoint(store)
+        _CHECKPOINTS[store] = found
+    return found
 
 
 class Writes:
