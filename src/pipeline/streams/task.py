@@ -7,7 +7,8 @@ follow the wall clock (`now − idle_timeout`), so quiet keys and partitions sti
 windows close. A task's watermark for partition p is the minimum over the job's source
 topics' partition p (co-partitioned sources, e.g. the two sides of a join), and never goes
 back. Windows close per partition: a result never depends on which worker held which
-partitions, or where one batch ended and the next began.
+partitions, or where one batch ended and the next began. A table's topic has no event time
+and no part in the watermark: its records only update the table's state.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.streams.fixed_windows import FixedWindowOperator
-from pipeline.streams.items import NO_TIME, Item, Late, Rejection, to_millis
+from pipeline.streams.items import NO_TIME, Item, Late, Rejection, Tombstone, to_millis
 from pipeline.streams.job import Node, Plan
+from pipeline.streams.joins import IntervalJoinOperator, TableJoinOperator, TableOperator
 from pipeline.streams.operators import (
     Context,
     FilterOperator,
@@ -38,7 +40,8 @@ from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
 
 Input = tuple[str, int, Any, object]
 """One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
-runtime's own handle on the record (the engine passes it through untouched)."""
+runtime's own handle on the record (the engine passes it through untouched). A table
+topic's record with a null value is passed as `Tombstone(key)`."""
 
 
 @dataclass(slots=True)
@@ -78,6 +81,9 @@ def _operator(node: Node) -> Operator:
         "results": PassOperator,
         "late": PassOperator,
         "sink": SinkOperator,
+        "table": TableOperator,
+        "join_table": TableJoinOperator,
+        "join": IntervalJoinOperator,
     }
     return simple[kind](node)
 
@@ -94,14 +100,17 @@ class Task:
         for node in plan.nodes:
             op = _operator(node)
             built[id(node)] = op
-            for parent in node.parents:
-                built[id(parent)].children.append(op)
+            for index, parent in enumerate(node.parents):
+                inlet = op.inlet(index, built[id(parent)])
+                if inlet is not None:
+                    built[id(parent)].children.append(inlet)
         self.operators = [built[id(node)] for node in plan.nodes]
         self.stateful = [op for op in self.operators if isinstance(op, StatefulOperator)]
         for op in self.stateful:
             op.wire()
         self._states = {op.node.id: op.state for op in self.stateful if op.state is not None}
         self._sources = {topic: (spec, built[id(spec.node)]) for topic, spec in job.sources.items()}
+        self._tables = {topic: (spec, built[id(spec.node)]) for topic, spec in job.tables.items()}
         self._topics = tuple(job.sources)
         # Per partition: stream time per source topic (state, restored with the rest), the
         # wall-clock time each was last heard from, and the task's watermark.
@@ -143,16 +152,27 @@ class Task:
 
     def process(self, inputs: Sequence[Input], now: int) -> Output:
         """Run a batch of records (in the order read) through the job; `now` is the wall
-        clock in epoch milliseconds."""
+        clock in epoch milliseconds. A table's records are applied in that order too: the
+        stream records read before one are handed on before it is applied."""
         ctx = Context()
         per_source: dict[str, list[Item[Any, Any]]] = {}
+        per_table: dict[str, list[Item[Any, Any]]] = {}
+        sources = self._sources
         times = self._time
         ooo = self._ooo
         watermarks = self.watermarks
         single = len(self._topics) == 1
         heard = self._heard
         for topic, part, value, origin in inputs:
-            spec, _ = self._sources[topic]
+            source = sources.get(topic)
+            if source is None:
+                if per_source:
+                    self._push(per_source, ctx)
+                self._table_record(per_table, topic, part, value, origin, ctx)
+                continue
+            if per_table:
+                self._push(per_table, ctx)
+            spec = source[0]
             try:
                 key = spec.key(value)
             except Exception as error:  # noqa: BLE001 - a record's fault, never the job's
@@ -177,10 +197,42 @@ class Task:
             if items is None:
                 items = per_source[topic] = []
             items.append(Item(part, key, t, value, origin, watermarks[part]))
-        for topic, items in per_source.items():
-            self._sources[topic][1].push(items, ctx)
+        self._push(per_table, ctx)
+        self._push(per_source, ctx)
         self._advance_idle(now)
         return self._finish(ctx)
+
+    def _push(self, pending: dict[str, list[Item[Any, Any]]], ctx: Context) -> None:
+        """Hand the items read so far to their source or table steps, and forget them."""
+        for topic, items in pending.items():
+            (self._sources.get(topic) or self._tables[topic])[1].push(items, ctx)
+        pending.clear()
+
+    def _table_record(  # noqa: PLR0917 - one call per table record, from `process` only
+        self,
+        pending: dict[str, list[Item[Any, Any]]],
+        topic: str,
+        part: int,
+        value: Any,
+        origin: object,
+        ctx: Context,
+    ) -> None:
+        found = self._tables.get(topic)
+        if found is None:
+            raise KeyError(f"job {self.plan.job.name!r} does not read topic {topic!r}")
+        spec = found[0]
+        if isinstance(value, Tombstone):
+            key = value.key
+        else:
+            try:
+                key = spec.key(value)
+            except Exception as error:  # noqa: BLE001 - a record's fault, never the job's
+                ctx.rejected.append(Rejection(origin, spec.node.id, "invalid_key", error))
+                return
+        wm = self.watermarks.get(part)
+        if wm is None:
+            raise KeyError(f"partition {part} is not assigned to job {self.plan.job.name!r}")
+        pending.setdefault(topic, []).append(Item(part, key, NO_TIME, value, origin, wm))
 
     def advance(self, now: int) -> Output:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
