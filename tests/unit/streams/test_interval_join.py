@@ -244,6 +244,7 @@ def test_left_join_drops_an_order_from_state_when_its_interval_closes() -> None:
 def test_a_match_is_remembered_across_a_crash() -> None:
     driver = TestDriver(orders_with_payments("left"), now=T0)
     driver.send("orders", order("o1", 0))
+    driver.run()
     driver.send("payments", payment("p1", 5))
     driver.run()
 
