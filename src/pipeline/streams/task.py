@@ -163,6 +163,8 @@ class Task:
         watermarks = self.watermarks
         single = len(self._topics) == 1
         heard = self._heard
+        if not single:
+            self._hear(inputs, now)
         for topic, part, value, origin in inputs:
             source = sources.get(topic)
             if source is None:
@@ -201,6 +203,15 @@ class Task:
         self._push(per_source, ctx)
         self._advance_idle(now)
         return self._finish(ctx)
+
+    def _hear(self, inputs: Sequence[Input], now: int) -> None:
+        """Mark the batch's stream partitions heard from before any watermark is computed:
+        a topic with records in the batch is not idle, however long it went unpolled (a
+        slow sink, an outage), and must not move the others' watermark to the wall clock."""
+        sources, heard = self._sources, self._heard
+        for topic, part, _, _ in inputs:
+            if topic in sources:
+                heard[(topic, part)] = now
 
     def _push(self, pending: dict[str, list[Item[Any, Any]]], ctx: Context) -> None:
         """Hand the items read so far to their source or table steps, and forget them."""
