@@ -12,7 +12,9 @@
 
 Nothing runs at declaration time: `Job.plan()` checks the graph (every stateful step has a
 unique `step` id, every stream ends somewhere, stateful steps see co-partitioned keys) and
-the runtime (or the test driver) runs the plan's operators over batches of records.
+the runtime (or the test driver) runs the plan's operators over batches of records; before
+consuming, the runtime checks that the topics a join reads are co-partitioned
+(`Plan.check_copartitioning`).
 """
 
 from __future__ import annotations
@@ -116,35 +118,26 @@ class Table(Generic[K, V]):
         return self.spec.node
 
 
-def _rekeyed_by(node: Node) -> Node | None:
-    """The `key_by` step `node` descends from, if any."""
-    seen: set[int] = set()
+def _lineage(node: Node) -> list[Node]:
+    """`node` and every step it descends from."""
+    found = {id(node): node}
     todo = [node]
     while todo:
-        current = todo.pop()
-        if current.kind == "key_by":
-            return current
-        for parent in current.parents:
-            if id(parent) not in seen:
-                seen.add(id(parent))
+        for parent in todo.pop().parents:
+            if id(parent) not in found:
+                found[id(parent)] = parent
                 todo.append(parent)
-    return None
+    return list(found.values())
+
+
+def _rekeyed_by(node: Node) -> Node | None:
+    """The `key_by` step `node` descends from, if any."""
+    return next((n for n in _lineage(node) if n.kind == "key_by"), None)
 
 
 def _topics_of(node: Node) -> set[str]:
     """The source and table topics `node` reads from, through its ancestors."""
-    topics: set[str] = set()
-    seen: set[int] = set()
-    todo = [node]
-    while todo:
-        current = todo.pop()
-        if current.kind in ("source", "table"):
-            topics.add(current.params["topic"])
-        for parent in current.parents:
-            if id(parent) not in seen:
-                seen.add(id(parent))
-                todo.append(parent)
-    return topics
+    return {n.params["topic"] for n in _lineage(node) if n.kind in ("source", "table")}
 
 
 class Stream(Generic[K, V]):
