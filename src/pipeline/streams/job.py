@@ -35,12 +35,6 @@ K2 = TypeVar("K2", bound=Hashable)
 V = TypeVar("V")
 W = TypeVar("W")
 R = TypeVar("R")
-T = TypeVar("T")
-U = TypeVar("U")
-
-JoinHow = Literal["inner", "left"]
-"""`inner`: only matched records leave a join; `left`: a left record without a match
-leaves too, joined with None."""
 
 
 class JobDefinitionError(ValueError):
@@ -85,6 +79,13 @@ class SourceSpec:
     key: Callable[[Any], Hashable]
     event_time: Callable[[Any], datetime]
     node: Node
+
+
+T = TypeVar("T")
+
+JoinHow = Literal["inner", "left"]
+"""`inner`: only matched records leave a join; `left`: a left record without a match
+leaves too, joined with None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,16 @@ class Stream(Generic[K, V]):
         windows`); `step` names its state, which survives code edits under that name."""
         return WindowedStream(self, kind, step)
 
+    def to(self, sink: Sink[V]) -> None:
+        """Send the stream's values to `sink`."""
+        node = self._then("sink", sink=sink)
+        self._job._sinks.setdefault(sink.name, sink)
+        del node
+
+    def peek(self, fn: Callable[[V], object], *, name: str | None = None) -> Stream[K, V]:
+        """Call `fn` on every value (for debugging or counting); the stream is unchanged."""
+        return Stream(self._job, self._then("peek", fn=fn, name=name))
+
     @overload
     def join_table(
         self,
@@ -242,8 +253,8 @@ class Stream(Generic[K, V]):
     @overload
     def join(
         self,
-        other: Stream[K, U],
-        joiner: Callable[[V, U], R],
+        other: Stream[K, T],
+        joiner: Callable[[V, T], R],
         *,
         before: timedelta,
         after: timedelta,
@@ -255,8 +266,8 @@ class Stream(Generic[K, V]):
     @overload
     def join(
         self,
-        other: Stream[K, U],
-        joiner: Callable[[V, U | None], R],
+        other: Stream[K, T],
+        joiner: Callable[[V, T | None], R],
         *,
         before: timedelta,
         after: timedelta,
@@ -314,16 +325,6 @@ class Stream(Generic[K, V]):
                 "topic puts that key in); join before re-keying, or write the re-keyed stream "
                 "to a topic keyed by the new key and join that in another job"
             )
-
-    def to(self, sink: Sink[V]) -> None:
-        """Send the stream's values to `sink`."""
-        node = self._then("sink", sink=sink)
-        self._job._sinks.setdefault(sink.name, sink)
-        del node
-
-    def peek(self, fn: Callable[[V], object], *, name: str | None = None) -> Stream[K, V]:
-        """Call `fn` on every value (for debugging or counting); the stream is unchanged."""
-        return Stream(self._job, self._then("peek", fn=fn, name=name))
 
 
 class JoinedStream(Stream[K, R]):

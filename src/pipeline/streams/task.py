@@ -7,8 +7,7 @@ follow the wall clock (`now − idle_timeout`), so quiet keys and partitions sti
 windows close. A task's watermark for partition p is the minimum over the job's source
 topics' partition p (co-partitioned sources, e.g. the two sides of a join), and never goes
 back. Windows close per partition: a result never depends on which worker held which
-partitions, or where one batch ended and the next began. A table's topic has no event time
-and no part in the watermark: its records only update the table's state.
+partitions, or where one batch ended and the next began.
 """
 
 from __future__ import annotations
@@ -40,8 +39,9 @@ from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
 
 Input = tuple[str, int, Any, object]
 """One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
-runtime's own handle on the record (the engine passes it through untouched). A table
-topic's record with a null value is passed as `Tombstone(key)`."""
+runtime's own handle on the record (the engine passes it through untouched). A table's
+topic has no event time and no part in the watermark: its records only update the table;
+one with a null value is passed as `Tombstone(key)`."""
 
 
 @dataclass(slots=True)
@@ -70,6 +70,9 @@ def _operator(node: Node) -> Operator:
         raise TypeError(f"unknown window kind {window!r}")
     simple: dict[str, type[Operator]] = {
         "source": PassOperator,
+        "table": TableOperator,
+        "join_table": TableJoinOperator,
+        "join": IntervalJoinOperator,
         "map": MapOperator,
         "filter": FilterOperator,
         "flat_map": FlatMapOperator,
@@ -81,9 +84,6 @@ def _operator(node: Node) -> Operator:
         "results": PassOperator,
         "late": PassOperator,
         "sink": SinkOperator,
-        "table": TableOperator,
-        "join_table": TableJoinOperator,
-        "join": IntervalJoinOperator,
     }
     return simple[kind](node)
 
@@ -204,14 +204,29 @@ class Task:
         self._advance_idle(now)
         return self._finish(ctx)
 
-    def _hear(self, inputs: Sequence[Input], now: int) -> None:
-        """Mark the batch's stream partitions heard from before any watermark is computed:
-        a topic with records in the batch is not idle, however long it went unpolled (a
-        slow sink, an outage), and must not move the others' watermark to the wall clock."""
-        sources, heard = self._sources, self._heard
-        for topic, part, _, _ in inputs:
-            if topic in sources:
-                heard[(topic, part)] = now
+    def advance(self, now: int) -> Output:
+        """Let the wall clock move on with no records: idle partitions' watermarks follow
+        it, and windows they close are emitted."""
+        self._advance_idle(now)
+        return self._finish(Context())
+
+    def changes(self) -> list[StateChange]:
+        """State entries changed since the last call, serialized as they are now."""
+        out = self._time.changes()
+        for op in self.stateful:
+            assert op.state is not None
+            out.extend(op.state.changes())
+        return out
+
+    def state(self, step: str, part: int) -> dict[Any, Any]:
+        """A copy of one step's state in one partition (for tests and tools)."""
+        if step == STREAM_TIME_STEP:
+            return dict(self._time.part(part))
+        return dict(self._states[step].part(part))
+
+    def state_size(self) -> int:
+        """Entries held over all stateful steps and partitions."""
+        return sum(op.state.size() for op in self.stateful if op.state is not None)
 
     def _push(self, pending: dict[str, list[Item[Any, Any]]], ctx: Context) -> None:
         """Hand the items read so far to their source or table steps, and forget them."""
@@ -245,31 +260,16 @@ class Task:
             raise KeyError(f"partition {part} is not assigned to job {self.plan.job.name!r}")
         pending.setdefault(topic, []).append(Item(part, key, NO_TIME, value, origin, wm))
 
-    def advance(self, now: int) -> Output:
-        """Let the wall clock move on with no records: idle partitions' watermarks follow
-        it, and windows they close are emitted."""
-        self._advance_idle(now)
-        return self._finish(Context())
-
-    def changes(self) -> list[StateChange]:
-        """State entries changed since the last call, serialized as they are now."""
-        out = self._time.changes()
-        for op in self.stateful:
-            assert op.state is not None
-            out.extend(op.state.changes())
-        return out
-
-    def state(self, step: str, part: int) -> dict[Any, Any]:
-        """A copy of one step's state in one partition (for tests and tools)."""
-        if step == STREAM_TIME_STEP:
-            return dict(self._time.part(part))
-        return dict(self._states[step].part(part))
-
-    def state_size(self) -> int:
-        """Entries held over all stateful steps and partitions."""
-        return sum(op.state.size() for op in self.stateful if op.state is not None)
-
     # ----------------------------------------------------------------- clocks
+
+    def _hear(self, inputs: Sequence[Input], now: int) -> None:
+        """Mark the batch's stream partitions heard from before any watermark is computed:
+        a topic with records in the batch is not idle, however long it went unpolled (a
+        slow sink, an outage), and must not move the others' watermark to the wall clock."""
+        sources, heard = self._sources, self._heard
+        for topic, part, _, _ in inputs:
+            if topic in sources:
+                heard[(topic, part)] = now
 
     def _watermark(self, part: int, now: int, *, initial: bool = False) -> int:
         stream = self._time.part(part)
