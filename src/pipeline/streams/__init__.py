@@ -19,8 +19,17 @@ from pipeline.streams.aggregates import (
     StatsResult,
     Sum,
 )
-from pipeline.streams.items import Item, Late, Rejection, Window, Windowed, from_millis, to_millis
-from pipeline.streams.job import Job, JobDefinitionError, Plan, Sink, Stream
+from pipeline.streams.items import (
+    Item,
+    Late,
+    Rejection,
+    Tombstone,
+    Window,
+    Windowed,
+    from_millis,
+    to_millis,
+)
+from pipeline.streams.job import Job, JobDefinitionError, JoinedStream, Plan, Sink, Stream, Table
 from pipeline.streams.state import StateChange
 from pipeline.streams.task import Output, Task
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
@@ -34,6 +43,7 @@ __all__ = [
     "Item",
     "Job",
     "JobDefinitionError",
+    "JoinedStream",
     "Late",
     "Max",
     "Mean",
@@ -50,7 +60,9 @@ __all__ = [
     "StatsResult",
     "Stream",
     "Sum",
+    "Table",
     "Task",
+    "Tombstone",
     "Tumbling",
     "Window",
     "Windowed",

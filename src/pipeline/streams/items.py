@@ -101,6 +101,15 @@ class Windowed(Generic[K, R]):
 
 
 @dataclass(frozen=True, slots=True)
+class Tombstone(Generic[K]):
+    """A table topic's record with a null value: it deletes `key` from the table. The runtime
+    hands it to the task in place of a decoded value, with the key decoded from the
+    record's key by the table's `record_key`."""
+
+    key: K
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A record a step refused (a validation rule broke, or the key or event time could not
     be taken from it): the runtime turns it into a dead letter with `rule` as its class."""

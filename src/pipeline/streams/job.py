@@ -12,15 +12,17 @@
 
 Nothing runs at declaration time: `Job.plan()` checks the graph (every stateful step has a
 unique `step` id, every stream ends somewhere, stateful steps see co-partitioned keys) and
-the runtime (or the test driver) runs the plan's operators over batches of records.
+the runtime (or the test driver) runs the plan's operators over batches of records; before
+consuming, the runtime checks that the topics a join reads are co-partitioned
+(`Plan.check_copartitioning`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from pipeline.streams.items import Windowed, duration_millis
 from pipeline.streams.windows import WindowKind
@@ -77,6 +79,66 @@ class SourceSpec:
     key: Callable[[Any], Hashable]
     event_time: Callable[[Any], datetime]
     node: Node
+
+
+T = TypeVar("T")
+
+JoinHow = Literal["inner", "left"]
+"""`inner`: only matched records leave a join; `left`: a left record without a match
+leaves too, joined with None."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A (compacted) topic a job materializes as a table: the type its records decode to,
+    the key of a value, and the key of a tombstone (a record with a null value, which
+    deletes its key) decoded from the record's key bytes."""
+
+    topic: str
+    value: type[Any]
+    key: Callable[[Any], Hashable]
+    record_key: Callable[[bytes], Hashable]
+    node: Node
+
+
+def _utf8(key: bytes) -> str:
+    return key.decode()
+
+
+class Table(Generic[K, V]):
+    """The latest value per key of a topic, kept as the state of the job's partitions
+    (Kafka Streams' KTable): what `Stream.join_table` looks keys up in."""
+
+    def __init__(self, job: Job, spec: TableSpec) -> None:
+        self._job = job
+        self.spec = spec
+
+    @property
+    def node(self) -> Node:
+        """The table's step (its state is the table)."""
+        return self.spec.node
+
+
+def _lineage(node: Node) -> list[Node]:
+    """`node` and every step it descends from."""
+    found = {id(node): node}
+    todo = [node]
+    while todo:
+        for parent in todo.pop().parents:
+            if id(parent) not in found:
+                found[id(parent)] = parent
+                todo.append(parent)
+    return list(found.values())
+
+
+def _rekeyed_by(node: Node) -> Node | None:
+    """The `key_by` step `node` descends from, if any."""
+    return next((n for n in _lineage(node) if n.kind == "key_by"), None)
+
+
+def _topics_of(node: Node) -> set[str]:
+    """The source and table topics `node` reads from, through its ancestors."""
+    return {n.params["topic"] for n in _lineage(node) if n.kind in ("source", "table")}
 
 
 class Stream(Generic[K, V]):
@@ -148,6 +210,134 @@ class Stream(Generic[K, V]):
     def peek(self, fn: Callable[[V], object], *, name: str | None = None) -> Stream[K, V]:
         """Call `fn` on every value (for debugging or counting); the stream is unchanged."""
         return Stream(self._job, self._then("peek", fn=fn, name=name))
+
+    @overload
+    def join_table(
+        self,
+        table: Table[K, T],
+        joiner: Callable[[V, T], R],
+        *,
+        how: Literal["inner"] = "inner",
+        name: str | None = None,
+    ) -> Stream[K, R]: ...
+
+    @overload
+    def join_table(
+        self,
+        table: Table[K, T],
+        joiner: Callable[[V, T | None], R],
+        *,
+        how: Literal["left"],
+        name: str | None = None,
+    ) -> Stream[K, R]: ...
+
+    def join_table(
+        self,
+        table: Table[K, Any],
+        joiner: Callable[[V, Any], R],
+        *,
+        how: JoinHow = "inner",
+        name: str | None = None,
+    ) -> Stream[K, R]:
+        """Each value joined with the table's value for its key, as the table is when the
+        record is processed (Kafka Streams' KStream–KTable join): `joiner(value, row)`. A
+        key the table lacks drops the record (`inner`) or joins it with None (`left`). An
+        update of the table joins nothing by itself; key and event time are kept.
+
+        The stream must be keyed as its topic is partitioned (no `key_by` before it) and the
+        table's topic co-partitioned with it: `Plan.check_copartitioning` checks the counts."""
+        self._check_join("join_table", table._job, how)
+        params = {"joiner": joiner, "how": how, "table": table.spec.topic, "name": name}
+        return Stream(self._job, self._job._add("join_table", (self.node, table.node), params))
+
+    @overload
+    def join(
+        self,
+        other: Stream[K, T],
+        joiner: Callable[[V, T], R],
+        *,
+        before: timedelta,
+        after: timedelta,
+        grace: timedelta,
+        how: Literal["inner"] = "inner",
+        step: str,
+    ) -> JoinedStream[K, R]: ...
+
+    @overload
+    def join(
+        self,
+        other: Stream[K, T],
+        joiner: Callable[[V, T | None], R],
+        *,
+        before: timedelta,
+        after: timedelta,
+        grace: timedelta,
+        how: Literal["left"],
+        step: str,
+    ) -> JoinedStream[K, R]: ...
+
+    def join(
+        self,
+        other: Stream[K, Any],
+        joiner: Callable[[V, Any], R],
+        *,
+        before: timedelta,
+        after: timedelta,
+        grace: timedelta,
+        how: JoinHow = "inner",
+        step: str,
+    ) -> JoinedStream[K, R]:
+        """Interval join (Kafka Streams' `JoinWindows`): each pair of a value of this
+        stream and one of `other` with the same key whose event times satisfy
+        `left.time − before ≤ right.time ≤ left.time + after` becomes `joiner(left, right)`,
+        timed at the later of the two. With `how="left"`, a left value that found no match
+        becomes `joiner(left, None)` once its interval has closed (see
+        `pipeline.streams.joins` for when a record is late and how long state is kept).
+        `step` names the buffered records' state."""
+        self._check_join("join", other._job, how)
+        try:
+            spans = {
+                "before": duration_millis(before),
+                "after": duration_millis(after),
+                "grace": duration_millis(grace),
+            }
+        except ValueError as error:
+            raise JobDefinitionError(f"join step {step!r}: {error}") from None
+        params = {"joiner": joiner, "how": how, **spans}
+        node = self._job._add("join", (self.node, other.node), params, step=step)
+        return JoinedStream(self._job, self._job._add("results", (node,), {}), node)
+
+    def _check_join(self, what: str, other: Job, how: str) -> None:
+        job = self._job
+        if other is not job:
+            raise JobDefinitionError(
+                f"job {job.name!r}: {what} with a stream or table of another job"
+            )
+        if how not in ("inner", "left"):
+            raise JobDefinitionError(f"job {job.name!r}: {what} how={how!r}: use 'inner' or 'left'")
+        rekeyed = _rekeyed_by(self.node)
+        if rekeyed is not None:
+            raise JobDefinitionError(
+                f"job {job.name!r}: {what} after {rekeyed.id!r}: a join finds a key's records "
+                "only in the partition its topics are keyed to, and a re-keyed stream's key "
+                "is not the one its records were partitioned by (even a co-partitioned "
+                "key_by only keeps a key within one partition, not the partition the other "
+                "topic puts that key in); join before re-keying, or write the re-keyed stream "
+                "to a topic keyed by the new key and join that in another job"
+            )
+
+
+class JoinedStream(Stream[K, R]):
+    """The result of an interval join, whose late records can be routed."""
+
+    def __init__(self, job: Job, node: Node, join: Node) -> None:
+        super().__init__(job, node)
+        self._join = join
+
+    def late(self) -> Stream[K, Any]:
+        """Records of either side that arrived after their interval closed (their values as
+        they reached the join). Without this, the runtime sends them to `<topic>.late`."""
+        return Stream(self._job, self._job._add("late", (self._join,), {}))
 
 
 class WindowedStream(Generic[K, V]):
@@ -225,6 +415,7 @@ class Job:
         self.out_of_orderness_ms = duration_millis(out_of_orderness)
         self.idle_timeout_ms = duration_millis(idle_timeout)
         self.sources: dict[str, SourceSpec] = {}
+        self.tables: dict[str, TableSpec] = {}
         self._nodes: list[Node] = []
         self._ids: set[str] = set()
         self._sinks: dict[str, Sink[Any]] = {}
@@ -240,11 +431,31 @@ class Job:
     ) -> Stream[K, V]:
         """The stream of `topic`'s records, decoded to `value` by the runtime's codec for
         that type, keyed by `key(value)` and timed by `event_time(value)`."""
-        if topic in self.sources:
+        if topic in self.sources or topic in self.tables:
             raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
         node = self._add("source", (), {"topic": topic}, step=f"source:{topic}")
         self.sources[topic] = SourceSpec(topic, value, key, event_time, node)
         return Stream(self, node)
+
+    def table(
+        self,
+        topic: str,
+        value: type[V],
+        *,
+        key: Callable[[V], K],
+        record_key: Callable[[bytes], K] | None = None,
+    ) -> Table[K, V]:
+        """The table of `topic` (a compacted topic): the latest value per key, decoded to
+        `value` and keyed by `key(value)`; a record with a null value (tombstone) deletes
+        the key that `record_key` decodes from the record's key (UTF-8 text by default).
+        Its state is the step `table:<topic>`, per partition like any state; its records
+        never move watermarks (a table has no event time)."""
+        if topic in self.sources or topic in self.tables:
+            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
+        node = self._add("table", (), {"topic": topic}, step=f"table:{topic}")
+        spec = TableSpec(topic, value, key, record_key or _utf8, node)
+        self.tables[topic] = spec
+        return Table(self, spec)
 
     def _add(
         self,
@@ -299,6 +510,10 @@ class Job:
             if not self.sources:
                 raise JobDefinitionError(f"job {self.name!r} has no source")
             for node in self._nodes:
+                if node.kind == "table" and not node.children:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: table {node.params['topic']!r} is never joined"
+                    )
                 ends = node.kind in ("sink", "late") or node.kind == "window"
                 if not node.children and not ends:
                     raise JobDefinitionError(
@@ -323,3 +538,39 @@ class Plan:
     def stateful_steps(self) -> tuple[str, ...]:
         """The ids of the steps that keep state."""
         return tuple(node.id for node in self.nodes if node.stateful)
+
+    def copartitioned_topics(self) -> tuple[tuple[str, ...], ...]:
+        """The groups of topics that must have the same number of partitions because a
+        join reads them together (a task joins partition p of each with partition p of the
+        others), sorted."""
+        groups: list[set[str]] = []
+        for node in self.nodes:
+            if node.kind not in ("join", "join_table"):
+                continue
+            group = _topics_of(node)
+            for other in [g for g in groups if g & group]:
+                group |= other
+                groups.remove(other)
+            groups.append(group)
+        return tuple(sorted(tuple(sorted(g)) for g in groups if len(g) > 1))
+
+    def check_copartitioning(self, partitions: Mapping[str, int]) -> None:
+        """Raise `JobDefinitionError` unless the topics of every group of
+        `copartitioned_topics` have the same count in `partitions` (topic → partition
+        count, as the broker reports it): the runtime calls this before consuming."""
+        name = self.job.name
+        for group in self.copartitioned_topics():
+            missing = [topic for topic in group if topic not in partitions]
+            if missing:
+                raise JobDefinitionError(
+                    f"job {name!r}: the partition count of {', '.join(missing)} is unknown "
+                    "(does the topic exist?)"
+                )
+            if len({partitions[topic] for topic in group}) > 1:
+                counts = ", ".join(f"{topic} has {partitions[topic]}" for topic in group)
+                raise JobDefinitionError(
+                    f"job {name!r} joins topics that are not co-partitioned ({counts} "
+                    "partitions): a join meets a key's records only if every joined topic "
+                    "has the same number of partitions and is keyed alike; recreate one "
+                    "topic with the other's partition count, or copy it into one that has it"
+                )

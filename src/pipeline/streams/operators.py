@@ -37,6 +37,13 @@ class Operator:
         self.node = node
         self.children: list[Operator] = []
 
+    def inlet(self, index: int, parent: Operator) -> Operator | None:
+        """What `parent` (this step's parent number `index`) hands its items to: this
+        operator by default; a join tells its two sides apart, and a table lookup takes no
+        items from its table, only its state (None)."""
+        del index, parent
+        return self
+
     def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
         """Handle a batch's items."""
         self.emit(items, ctx)

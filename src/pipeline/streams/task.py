@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.streams.fixed_windows import FixedWindowOperator
-from pipeline.streams.items import NO_TIME, Item, Late, Rejection, to_millis
+from pipeline.streams.items import NO_TIME, Item, Late, Rejection, Tombstone, to_millis
 from pipeline.streams.job import Node, Plan
+from pipeline.streams.joins import IntervalJoinOperator, TableJoinOperator, TableOperator
 from pipeline.streams.operators import (
     Context,
     FilterOperator,
@@ -38,7 +39,9 @@ from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
 
 Input = tuple[str, int, Any, object]
 """One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
-runtime's own handle on the record (the engine passes it through untouched)."""
+runtime's own handle on the record (the engine passes it through untouched). A table's
+topic has no event time and no part in the watermark: its records only update the table;
+one with a null value is passed as `Tombstone(key)`."""
 
 
 @dataclass(slots=True)
@@ -67,6 +70,9 @@ def _operator(node: Node) -> Operator:
         raise TypeError(f"unknown window kind {window!r}")
     simple: dict[str, type[Operator]] = {
         "source": PassOperator,
+        "table": TableOperator,
+        "join_table": TableJoinOperator,
+        "join": IntervalJoinOperator,
         "map": MapOperator,
         "filter": FilterOperator,
         "flat_map": FlatMapOperator,
@@ -97,8 +103,10 @@ class Task:
         for node in plan.nodes:
             op = _operator(node)
             built[id(node)] = op
-            for parent in node.parents:
-                built[id(parent)].children.append(op)
+            for index, parent in enumerate(node.parents):
+                inlet = op.inlet(index, built[id(parent)])
+                if inlet is not None:
+                    built[id(parent)].children.append(inlet)
         self.operators = [built[id(node)] for node in plan.nodes]
         self.stateful = [op for op in self.operators if isinstance(op, StatefulOperator)]
         self._partial = frozenset(partial)
@@ -109,6 +117,7 @@ class Task:
             op.horizons = self.horizons
         self._states = {op.node.id: op.state for op in self.stateful if op.state is not None}
         self._sources = {topic: (spec, built[id(spec.node)]) for topic, spec in job.sources.items()}
+        self._tables = {topic: (spec, built[id(spec.node)]) for topic, spec in job.tables.items()}
         self._topics = tuple(job.sources)
         # Per partition: stream time per source topic (state, restored with the rest), the
         # wall-clock time each was last heard from, and the task's watermark.
@@ -152,15 +161,20 @@ class Task:
         self, inputs: Sequence[Input], now: int
     ) -> Output:
         """Run a batch of records (in the order read) through the job; `now` is the wall
-        clock in epoch milliseconds."""
+        clock in epoch milliseconds. A table's records are applied in that order too: the
+        stream records read before one are handed on before it is applied."""
         ctx = Context()
         per_source: dict[str, list[Item[Any, Any]]] = {}
+        per_table: dict[str, list[Item[Any, Any]]] = {}
+        sources = self._sources
         times = self._time
         ooo = self._ooo
         watermarks = self.watermarks
         single = len(self._topics) == 1
         heard = self._heard
         partial, horizons = self._partial, self.horizons
+        if not single:
+            self._hear(inputs, now)
         # Records come in runs of one topic and partition: per-run lookups are hoisted.
         last_topic: str | None = None
         last_part = -1
@@ -174,8 +188,17 @@ class Task:
         time_of: Any = None
         for topic, part, value, origin in inputs:
             if part != last_part or topic is not last_topic:
+                source = sources.get(topic)
+                if source is None:
+                    if per_source:
+                        self._push(per_source, ctx)
+                    self._table_record(per_table, topic, part, value, origin, ctx)
+                    last_topic = None
+                    continue
+                if per_table:
+                    self._push(per_table, ctx)
                 last_topic, last_part = topic, part
-                spec = self._sources[topic][0]
+                spec = source[0]
                 key_of, time_of, step = spec.key, spec.event_time, spec.node.id
                 found = per_source.get(topic)
                 items = per_source[topic] = [] if found is None else found
@@ -205,9 +228,8 @@ class Task:
             if partial and part in partial and part not in horizons:
                 horizons[part] = t + ooo
             items.append(new_item(part, key, t, value, origin, watermarks[part]))
-        for topic, source_items in per_source.items():
-            if source_items:
-                self._sources[topic][1].push(source_items, ctx)
+        self._push(per_table, ctx)
+        self._push(per_source, ctx)
         self._advance_idle(now)
         return self._finish(ctx)
 
@@ -235,7 +257,48 @@ class Task:
         """Entries held over all stateful steps and partitions."""
         return sum(op.state.size() for op in self.stateful if op.state is not None)
 
+    def _push(self, pending: dict[str, list[Item[Any, Any]]], ctx: Context) -> None:
+        """Hand the items read so far to their source or table steps, and forget them."""
+        for topic, items in pending.items():
+            (self._sources.get(topic) or self._tables[topic])[1].push(items, ctx)
+        pending.clear()
+
+    def _table_record(  # noqa: PLR0917 - one call per table record, from `process` only
+        self,
+        pending: dict[str, list[Item[Any, Any]]],
+        topic: str,
+        part: int,
+        value: Any,
+        origin: object,
+        ctx: Context,
+    ) -> None:
+        found = self._tables.get(topic)
+        if found is None:
+            raise KeyError(f"job {self.plan.job.name!r} does not read topic {topic!r}")
+        spec = found[0]
+        if isinstance(value, Tombstone):
+            key = value.key
+        else:
+            try:
+                key = spec.key(value)
+            except Exception as error:  # noqa: BLE001 - a record's fault, never the job's
+                ctx.rejected.append(Rejection(origin, spec.node.id, "invalid_key", error))
+                return
+        wm = self.watermarks.get(part)
+        if wm is None:
+            raise KeyError(f"partition {part} is not assigned to job {self.plan.job.name!r}")
+        pending.setdefault(topic, []).append(Item(part, key, NO_TIME, value, origin, wm))
+
     # ----------------------------------------------------------------- clocks
+
+    def _hear(self, inputs: Sequence[Input], now: int) -> None:
+        """Mark the batch's stream partitions heard from before any watermark is computed:
+        a topic with records in the batch is not idle, however long it went unpolled (a
+        slow sink, an outage), and must not move the others' watermark to the wall clock."""
+        sources, heard = self._sources, self._heard
+        for topic, part, _, _ in inputs:
+            if topic in sources:
+                heard[(topic, part)] = now
 
     def _watermark(self, part: int, now: int, *, initial: bool = False) -> int:
         stream = self._time.part(part)

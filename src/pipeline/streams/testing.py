@@ -2,6 +2,7 @@
 
     driver = TestDriver(job, partitions=2, now=datetime(2026, 1, 1, tzinfo=UTC))
     driver.send("sensor-readings", reading)          # partition from the job's key
+    driver.send("accounts", None, key="a-1")         # a table's tombstone
     driver.run()                                     # one batch, checkpointed
     driver.advance(timedelta(minutes=2))             # wall clock: idle partitions move on
     assert driver.results("aggregates") == [...]
@@ -17,11 +18,18 @@ or depends on the real clock, so a test runs in milliseconds.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.streams.items import Late, Rejection, duration_millis, from_millis, to_millis
+from pipeline.streams.items import (
+    Late,
+    Rejection,
+    Tombstone,
+    duration_millis,
+    from_millis,
+    to_millis,
+)
 from pipeline.streams.job import Job
 from pipeline.streams.state import StateChange, loads
 from pipeline.streams.task import Input, Output, Task
@@ -59,14 +67,32 @@ class TestDriver:
         """The virtual wall clock."""
         return from_millis(self._now)
 
-    def send(self, topic: str, value: Any, *, partition: int | None = None) -> int:
-        """Append a record to `topic`'s log (partition from the job's key unless given);
-        return its offset. It is processed by the next `run`."""
-        spec = self.job.sources.get(topic)
+    def send(
+        self,
+        topic: str,
+        value: Any,
+        *,
+        key: Hashable | None = None,
+        partition: int | None = None,
+    ) -> int:
+        """Append a record to `topic`'s log (partition from its key unless given: `key`,
+        else the job's key of `value`); return its offset. It is processed by the next
+        `run`. On a table's topic, `value` None with a `key` is a tombstone (it deletes the
+        key from the table)."""
+        spec = self.job.sources.get(topic) or self.job.tables.get(topic)
         if spec is None:
             raise KeyError(f"job {self.job.name!r} does not read topic {topic!r}")
+        if value is None:
+            if key is None or topic not in self.job.tables:
+                raise ValueError(
+                    f"a record of {topic!r} with no value: only a table's topic "
+                    "takes one (a tombstone), and it needs a key"
+                )
+            value = Tombstone(key)
         if partition is None:
-            partition = zlib.crc32(repr(spec.key(value)).encode()) % self.partitions
+            if key is None:
+                key = spec.key(value)
+            partition = zlib.crc32(repr(key).encode()) % self.partitions
         records = self._log.setdefault((topic, partition), [])
         records.append(value)
         return len(records) - 1
