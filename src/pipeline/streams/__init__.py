@@ -11,6 +11,7 @@ from pipeline.streams.aggregates import (
     Aggregates,
     Collect,
     Count,
+    DistinctCount,
     Max,
     Mean,
     Min,
@@ -18,9 +19,11 @@ from pipeline.streams.aggregates import (
     Stats,
     StatsResult,
     Sum,
+    TopK,
 )
 from pipeline.streams.items import Item, Late, Rejection, Window, Windowed, from_millis, to_millis
 from pipeline.streams.job import Job, JobDefinitionError, Plan, Sink, Stream
+from pipeline.streams.ranking import Ranking
 from pipeline.streams.state import StateChange
 from pipeline.streams.task import Output, Task
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
@@ -30,6 +33,7 @@ __all__ = [
     "Aggregates",
     "Collect",
     "Count",
+    "DistinctCount",
     "Hopping",
     "Item",
     "Job",
@@ -40,6 +44,7 @@ __all__ = [
     "Min",
     "Output",
     "Plan",
+    "Ranking",
     "Rejection",
     "RunningStats",
     "Session",
@@ -51,6 +56,7 @@ __all__ = [
     "Stream",
     "Sum",
     "Task",
+    "TopK",
     "Tumbling",
     "Window",
     "Windowed",
