@@ -17,7 +17,8 @@ ranks them at once and keeps nothing.
 Scope: **per partition**. A key's records all come from one partition, so a ranking covers
 the keys of that partition only (what the task holding it can see without a shuffle). For a
 global top k, write the rankings (or the per-key results) to a topic with one partition and
-rank again in a second job reading it: the global top k is among the partitions' top k.
+rank again in a second job reading it: the global top k is among the partitions' top k
+(rank each partition with the same k, or more).
 
     partial = Job("trending-global", ...)   # source: the rankings topic, one partition
     (partial.source("trending-partial", Ranking, key=lambda r: "all",
@@ -28,8 +29,9 @@ rank again in a second job reading it: the global top k is among the partitions'
         .final()
         .to(TRENDING))
 
-The output items are keyed by the source partition, so one partition's rankings stay
-together (and in order) on a topic.
+(Its grace is how far apart in event time the partitions' rankings of one window may
+arrive: partitions progress at their own pace.) The output items are keyed by the source
+partition, so one partition's rankings stay together (and in order) on a topic.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 A record at time t defines the window [t − size, t], **both ends inclusive**: it holds the
 key's records whose time u satisfies t − size ≤ u ≤ t (as a `Window`, half-open like every
 window, that is `Window(t − size, t + 1)`; a result's event time is t). Records at the same
-time define the same window, so a key has one window per distinct record time. The window
-closes when the watermark reaches t + `grace`.
+time define the same window, so a key has one window per distinct record time. Like every
+window it closes when the watermark reaches its end plus `grace`: t + 1 ms + grace, that is
+once the watermark has passed t + grace (with no grace, a record's own arrival does not
+close its window).
 
-A record is late, and goes to the late output, when its own window has closed (t + grace ≤
+A record is late, and goes to the late output, when its own window has closed (t + grace <
 watermark). Every record in a window's range that is not late arrives before that window
 closes (u ≤ t), so each window's result is exactly the aggregate of the accepted records in
 its range — it never depends on where batches ended or on arrival order. (Kafka Streams
@@ -17,7 +19,7 @@ no later window holds it.)
 The key's accepted records are buffered in state and each window is computed when it is
 emitted, so no accumulator per window is kept: work is the records in the window per
 emission. A record is evicted once no window that can still be emitted needs it (the
-watermark reaches its time + size + grace).
+watermark passes its time + size + grace).
 
 Emission. `.final()`: each window once, when it closes. `.updates()`: after each batch, the
 current result of every window the batch changed — the windows of its records, and the
@@ -62,7 +64,8 @@ class SlidingWindowOperator(StatefulOperator):
         super().__init__(node)
         kind: Sliding = node.params["kind"]
         self.size = duration_millis(kind.size)
-        self.grace = duration_millis(kind.grace)
+        self.close = duration_millis(kind.grace) + 1
+        """The window of a record at t closes when the watermark reaches t + close."""
         self.aggregate = node.params["aggregate"]
         self.final_only: bool = node.params["final_only"]
         self.timers = Timers()
@@ -74,7 +77,7 @@ class SlidingWindowOperator(StatefulOperator):
 
     def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
         assert self.state is not None
-        grace = self.grace
+        close = self.close
         schedule = self.timers.schedule
         tracking = not self.final_only
         late: list[Item[Any, Any]] = []
@@ -92,7 +95,7 @@ class SlidingWindowOperator(StatefulOperator):
                 buffers = self.buffers.setdefault(part, {})
                 touched = self.touched.setdefault(part, {})
             t, key = item.time, item.key
-            if t + grace <= item.wm:  # its own window has closed
+            if t + close <= item.wm:  # its own window has closed
                 late.append(item)
                 continue
             buffer = buffers.get(key)
@@ -112,7 +115,7 @@ class SlidingWindowOperator(StatefulOperator):
             entries[skey] = item.value
             dirty.add(skey)
             if n == 0:
-                schedule(part, key, t + grace)
+                schedule(part, key, t + close)
             if tracking:
                 accepted = touched.get(key)
                 if accepted is None:
@@ -171,7 +174,7 @@ class SlidingWindowOperator(StatefulOperator):
         previous = self.closed.get(part, NO_TIME)
         if wm <= previous:
             return
-        size, grace, final_only = self.size, self.grace, self.final_only
+        size, close, final_only = self.size, self.close, self.final_only
         due = self.timers.due(part, wm)
         if not due:
             return
@@ -184,15 +187,15 @@ class SlidingWindowOperator(StatefulOperator):
                 continue
             times = buffer.times
             if final_only:
-                at = bisect_right(times, previous - grace)
-                end = bisect_right(times, wm - grace)
+                at = bisect_right(times, previous - close)
+                end = bisect_right(times, wm - close)
                 while at < end:
                     t = times[at]
                     window = Window(t - size, t + 1)
                     value = Windowed(key, window, self._window(buffer, t), True)
                     out.append(Item(part, key, t, value, None, wm))
                     at = bisect_right(times, t, at, end)
-            evict = bisect_right(times, wm - size - grace)
+            evict = bisect_right(times, wm - size - close)
             if evict:
                 n = 0
                 for i in range(evict):
@@ -218,10 +221,10 @@ class SlidingWindowOperator(StatefulOperator):
     def _schedule_next(self, part: int, key: Hashable, buffer: Buffer, closed: int) -> None:
         """Wake `key` when its next window closes or its first record can be evicted."""
         times = buffer.times
-        due = times[0] + self.size + self.grace
-        at = bisect_right(times, closed - self.grace)
+        due = times[0] + self.size + self.close
+        at = bisect_right(times, closed - self.close)
         if at < len(times):
-            due = min(due, times[at] + self.grace)
+            due = min(due, times[at] + self.close)
         self.timers.schedule(part, key, due)
 
     def restored(self, part: int) -> None:
