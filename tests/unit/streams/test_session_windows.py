@@ -101,6 +101,16 @@ def test_a_record_within_the_gap_of_a_closed_session_is_late_not_a_new_session()
     assert not any(key == "a" and w.start != window(0, 1).start for key, w, *_ in results(driver))
 
 
+def test_a_session_closed_earlier_in_the_same_batch_is_closed_for_the_records_after_it() -> None:
+    job = windowed_job(Session(gap=seconds(10), grace=seconds(10)), out_of_orderness=5)
+    driver = driver_for(job)
+    straggler = Event("a", 8)
+    send(driver, Event("a", 0), Event("b", 25), straggler, Event("b", 100))
+    driver.run()  # one batch: [0, 0] is emitted at its end, after the straggler was read
+    assert ("a", window(0, 0.001), 1, True) in results(driver)
+    assert [r.item.value for r in driver.late] == [straggler]
+
+
 def test_a_closed_sessions_end_is_forgotten_once_no_record_could_fall_near_it() -> None:
     job = windowed_job(Session(gap=seconds(10), grace=seconds(10)), out_of_orderness=5)
     driver = driver_for(job)
