@@ -164,25 +164,30 @@ class SessionWindowOperator(StatefulOperator):
                     continue
                 closed_end: int = entry[0]
                 sessions: Sessions = entry[1]
+                next_due = min([s[1] for s in sessions], default=wm) + span
+                if closed_end != NO_TIME:
+                    next_due = min(next_due, closed_end + gap + span)
+                if next_due > wm:  # woken for a close a later record postponed
+                    self.timers.schedule(part, key, next_due)
+                    continue
                 still_open: Sessions = []
-                for start, end, acc in sessions:
+                for session in sessions:
+                    end = session[1]
                     if end + span > wm:
-                        still_open.append([start, end, acc])
+                        still_open.append(session)
                         continue
                     closed_end = max(closed_end, end)
                     if final_only:
-                        window = Window(start, end + 1)
-                        out.append(
-                            Item(part, key, end, Windowed(key, window, result(acc), True), None, wm)
-                        )
+                        start = session[0]
+                        value = Windowed(key, Window(start, end + 1), result(session[2]), True)
+                        out.append(Item(part, key, end, value, None, wm))
                 if closed_end + gap + span <= wm:  # no record could fall near it any more
                     closed_end = NO_TIME
-                if len(still_open) != len(sessions) or closed_end != entry[0]:
-                    dirty.add(key)
-                    if not still_open and closed_end == NO_TIME:
-                        del entries[key]
-                        continue
-                    entries[key] = [closed_end, still_open]
+                dirty.add(key)
+                if not still_open and closed_end == NO_TIME:
+                    del entries[key]
+                    continue
+                entries[key] = [closed_end, still_open]
                 self._schedule_next(part, key, closed_end, still_open)
         self.emit(out, ctx)
 

@@ -185,3 +185,13 @@ def test_a_session_moved_by_a_rebalance_closes_on_its_new_owner() -> None:
     send(driver, Event("a", 40), partition=1)
     driver.run()
     assert results(driver) == [("a", window(0, 0.001), 1, True)]
+
+
+def test_a_silent_partitions_last_session_closes_after_the_idle_timeout() -> None:
+    driver = driver_for(windowed_job(GAP10, idle_timeout=30))
+    send(driver, Event("a", 1))
+    driver.run()
+    driver.advance(seconds(40))  # idle since 0: watermark 40 − 30 = 10 < 1 + 10
+    assert results(driver) == []
+    driver.advance(seconds(1))
+    assert results(driver) == [("a", window(1, 1.001), 1, True)]

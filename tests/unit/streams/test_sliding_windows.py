@@ -126,3 +126,13 @@ def test_windows_closed_before_a_crash_are_not_emitted_again_after_it() -> None:
 def buffered(driver: TestDriver) -> list[str]:
     """The keys of the records the window step holds in committed state."""
     return sorted(key[0] for key in driver.state("window") if isinstance(key, tuple))
+
+
+def test_a_silent_partitions_last_window_closes_after_the_idle_timeout() -> None:
+    driver = driver_for(windowed_job(SIZE10, idle_timeout=30))
+    send(driver, Event("a", 1))
+    driver.run()
+    driver.advance(seconds(31))  # idle since 0: watermark 1, the window closes after it
+    assert results(driver) == []
+    driver.advance(seconds(0.001))
+    assert results(driver) == [("a", window(-9, 1.001), 1, True)]
