@@ -197,8 +197,7 @@ class Task:
             self._sources[topic][1].push(items, ctx)
         self._advance_idle(now)
         out = self._finish(ctx)
-        for part in self.watermarks:
-            self._save_watermark(part)
+        self._save_watermarks({part for _, part, _, _ in inputs})
         return out
 
     def advance(self, now: int) -> Output:
@@ -206,9 +205,7 @@ class Task:
         it, and windows they close are emitted."""
         self._advance_idle(now)
         out = self._finish(Context())
-        for part in self.watermarks:
-            if any(op.state.changed(part) for op in self.stateful if op.state is not None):
-                self._save_watermark(part)
+        self._save_watermarks(set())
         return out
 
     def changes(self) -> list[StateChange]:
@@ -256,10 +253,14 @@ class Task:
             op.finish(ctx, watermarks)
         return Output(sinks=ctx.sinks, rejected=ctx.rejected, late=ctx.late)
 
-    def _save_watermark(self, part: int) -> None:
-        """Save `part`'s watermark if a restore would not find it again."""
-        wm = self.watermarks[part]
-        stream = self._time.part(part)
-        if wm > stream.get(WATERMARK, NO_TIME) and wm > self._watermark(part, 0, initial=True):
-            stream[WATERMARK] = wm
-            self._time.dirty(part).add(WATERMARK)
+    def _save_watermarks(self, read: set[int]) -> None:
+        """Save the watermark of each partition whose checkpoint depends on it (records of
+        it were read, or its state changed) where a restore would not find it again."""
+        stateful = [op.state for op in self.stateful if op.state is not None]
+        for part, wm in self.watermarks.items():
+            stream = self._time.part(part)
+            if wm <= stream.get(WATERMARK, NO_TIME) or wm <= self._watermark(part, 0, initial=True):
+                continue
+            if part in read or any(state.changed(part) for state in stateful):
+                stream[WATERMARK] = wm
+                self._time.dirty(part).add(WATERMARK)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pipeline.streams import Collect, Hopping, Tumbling
+from pipeline.streams import Collect, Hopping, Task, Tumbling
 from tests.unit.streams.window_jobs import (
     LATE,
     Event,
     driver_for,
+    ms,
     results,
     seconds,
     send,
@@ -121,3 +122,25 @@ def test_a_window_closed_by_the_idle_clock_stays_closed_after_a_crash() -> None:
     driver.advance(seconds(60))
     assert results(driver) == [("a", window(0, 10), 1, True)]
     assert [r.item.value for r in driver.late] == [straggler]
+
+
+def test_a_window_the_idle_clock_made_late_stays_late_after_a_crash() -> None:
+    driver = driver_for(windowed_job(TUMBLING, idle_timeout=30))
+    driver.advance(seconds(45))  # idle from the start: watermark second 15, nothing closes
+    first, second = Event("a", 5, id=1), Event("a", 6, id=2)
+    send(driver, first)
+    driver.run()  # judged by watermark 15: late
+    driver.crash()
+    send(driver, second)
+    driver.run()
+    driver.advance(seconds(60))
+    assert results(driver) == []
+    assert [r.item.value for r in driver.late] == [first, second]
+
+
+def test_an_idle_tick_that_closes_nothing_changes_no_state() -> None:
+    task = Task(windowed_job(TUMBLING, idle_timeout=30).plan())
+    task.assign(0, {}, ms(0))
+    task.advance(ms(45))
+    assert task.watermarks[0] == ms(15)
+    assert task.changes() == []
