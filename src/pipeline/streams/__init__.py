@@ -11,6 +11,7 @@ from pipeline.streams.aggregates import (
     Aggregates,
     Collect,
     Count,
+    DistinctCount,
     Max,
     Mean,
     Min,
@@ -18,6 +19,7 @@ from pipeline.streams.aggregates import (
     Stats,
     StatsResult,
     Sum,
+    TopK,
 )
 from pipeline.streams.items import (
     Item,
@@ -30,6 +32,7 @@ from pipeline.streams.items import (
     to_millis,
 )
 from pipeline.streams.job import Job, JobDefinitionError, JoinedStream, Plan, Sink, Stream, Table
+from pipeline.streams.ranking import Ranking
 from pipeline.streams.state import StateChange
 from pipeline.streams.task import Output, Task
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
@@ -39,6 +42,7 @@ __all__ = [
     "Aggregates",
     "Collect",
     "Count",
+    "DistinctCount",
     "Hopping",
     "Item",
     "Job",
@@ -50,6 +54,7 @@ __all__ = [
     "Min",
     "Output",
     "Plan",
+    "Ranking",
     "Rejection",
     "RunningStats",
     "Session",
@@ -63,6 +68,7 @@ __all__ = [
     "Table",
     "Task",
     "Tombstone",
+    "TopK",
     "Tumbling",
     "Window",
     "Windowed",

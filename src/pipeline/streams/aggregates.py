@@ -8,12 +8,18 @@ picklable; `add` and `merge` may mutate and return their first argument.
 
 A user aggregate is any object with those four methods; `Aggregates(into=Row, a=..., b=...)`
 combines several into one typed row.
+
+`TopK` and `DistinctCount` rank and count the items of one window of one key (the hashtags
+of a user's posts in an hour). To rank the keys themselves against each other (the hashtags
+trending this hour), count per key and follow the window with `Stream.top_k`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -22,6 +28,7 @@ V_contra = TypeVar("V_contra", contravariant=True)
 A = TypeVar("A")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+T = TypeVar("T", bound=Hashable)
 
 
 class Aggregate(Protocol[V_contra, A, R_co]):
@@ -304,3 +311,158 @@ class Aggregates(Generic[V, R]):
     def result(self, acc: list[Any]) -> R:
         parts = zip(self._names, self._parts, acc, strict=True)
         return self._into(**{name: part.result(a) for name, part, a in parts})
+
+
+def heaviest(weights: Iterable[tuple[T, float]], k: int) -> list[tuple[T, float]]:
+    """The `k` heaviest (item, weight) pairs, heaviest first. Equal weights are ordered by
+    item (by the items' `repr` when they cannot be compared with each other), so a ranking
+    never depends on the order the items were seen in."""
+    pairs = list(weights)
+    try:
+        return heapq.nsmallest(k, pairs, key=_by_weight_then_item)
+    except TypeError:
+        return heapq.nsmallest(k, pairs, key=_by_weight_then_repr)
+
+
+def _by_weight_then_item(pair: tuple[Any, float]) -> tuple[float, Any]:
+    return -pair[1], pair[0]
+
+
+def _by_weight_then_repr(pair: tuple[Any, float]) -> tuple[float, str]:
+    return -pair[1], repr(pair[0])
+
+
+class TopK(Generic[V, T]):
+    """The `k` most frequent items `of(value)`, as (item, count) pairs, most frequent first —
+    or, with `weight`, the heaviest: (item, sum of `weight(value)`). Ties are broken by item
+    (see `heaviest`). Exact: the accumulator holds every distinct item of the window, so
+    use it where items per window are thousands, not millions."""
+
+    def __init__(
+        self,
+        k: int,
+        of: Callable[[V], T] = _identity,
+        weight: Callable[[V], float] | None = None,
+    ) -> None:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self._k = k
+        self._of = of
+        self._weight = weight
+
+    def initial(self) -> dict[T, float]:
+        return {}
+
+    def add(self, acc: dict[T, float], value: V) -> dict[T, float]:
+        item = self._of(value)
+        weight = self._weight
+        acc[item] = acc.get(item, 0) + (1 if weight is None else weight(value))
+        return acc
+
+    def merge(self, acc: dict[T, float], other: dict[T, float]) -> dict[T, float]:
+        for item, weight in other.items():
+            acc[item] = acc.get(item, 0) + weight
+        return acc
+
+    def result(self, acc: dict[T, float]) -> list[tuple[T, float]]:
+        return heaviest(acc.items(), self._k)
+
+
+class DistinctCount(Generic[V]):
+    """How many distinct items `of(value)` there were.
+
+    Exact by default: the accumulator is the set of items. With `approximate=True` it is a
+    HyperLogLog sketch of `2**precision` one-byte registers (4 KiB at the default 12) whose
+    relative standard error is 1.04/√(2**precision): 1.6% at 12, 0.8% at 14 (a result is
+    within twice that 95% of the time). Up to 2**precision / 16 distinct items it counts
+    exactly (it keeps their 64-bit hashes, so small windows stay small and exact), then
+    switches to the registers. Sketches merge without loss (register-wise maximum), so a
+    merged result is the one a single pass would give. Items are hashed with BLAKE2b over
+    their text (`str`, `bytes`) or `repr` (anything else: give items a stable repr, such as
+    ints, strings or tuples of them).
+    """
+
+    def __init__(
+        self,
+        of: Callable[[V], Hashable] = _identity,
+        *,
+        approximate: bool = False,
+        precision: int = 12,
+    ) -> None:
+        if not 4 <= precision <= 16:
+            raise ValueError("precision must be between 4 and 16")
+        self._of = of
+        self._approximate = approximate
+        self._p = precision
+        self._m = 1 << precision
+        self._exact_up_to = self._m // 16
+        self._rest = 64 - precision
+
+    def initial(self) -> set[Any] | bytearray:
+        return set()
+
+    def add(self, acc: set[Any] | bytearray, value: V) -> set[Any] | bytearray:
+        item = self._of(value)
+        if not self._approximate:
+            assert isinstance(acc, set)
+            acc.add(item)
+            return acc
+        h = _hash64(item)
+        if isinstance(acc, set):
+            acc.add(h)
+            return self._registers(acc) if len(acc) > self._exact_up_to else acc
+        self._observe(acc, h)
+        return acc
+
+    def merge(self, acc: set[Any] | bytearray, other: set[Any] | bytearray) -> set[Any] | bytearray:
+        if isinstance(acc, set):
+            if isinstance(other, set):
+                acc |= other
+                if self._approximate and len(acc) > self._exact_up_to:
+                    return self._registers(acc)
+                return acc
+            acc, other = bytearray(other), acc
+        if isinstance(other, set):
+            for h in other:
+                self._observe(acc, h)
+        else:
+            acc[:] = bytes(map(max, acc, other))
+        return acc
+
+    def result(self, acc: set[Any] | bytearray) -> int:
+        if isinstance(acc, set):
+            return len(acc)
+        m = self._m
+        zeros = acc.count(0)
+        estimate = _alpha(m) * m * m / math.fsum(2.0**-r for r in acc)
+        if estimate <= 2.5 * m and zeros:
+            estimate = m * math.log(m / zeros)  # linear counting: better for few items
+        return round(estimate)
+
+    def _registers(self, hashes: set[int]) -> bytearray:
+        registers = bytearray(self._m)
+        for h in hashes:
+            self._observe(registers, h)
+        return registers
+
+    def _observe(self, registers: bytearray, h: int) -> None:
+        rest = self._rest
+        index = h >> rest
+        rank = rest - (h & ((1 << rest) - 1)).bit_length() + 1
+        if rank > registers[index]:  # noqa: PLR1730 - once per item: no call
+            registers[index] = rank
+
+
+def _hash64(item: object) -> int:
+    if isinstance(item, str):
+        data = b"s" + item.encode()
+    elif isinstance(item, bytes):
+        data = b"b" + item
+    else:
+        data = b"r" + repr(item).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _alpha(m: int) -> float:
+    """HyperLogLog's bias correction for `m` registers (Flajolet et al., 2007)."""
+    return {16: 0.673, 32: 0.697, 64: 0.709}.get(m, 0.7213 / (1 + 1.079 / m))

@@ -25,16 +25,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from pipeline.streams.items import Windowed, duration_millis
-from pipeline.streams.windows import WindowKind
+from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling, WindowKind
 
 if TYPE_CHECKING:
     from pipeline.streams.aggregates import Aggregate
+    from pipeline.streams.ranking import Ranking
 
 K = TypeVar("K", bound=Hashable)
 K2 = TypeVar("K2", bound=Hashable)
 V = TypeVar("V")
 W = TypeVar("W")
 R = TypeVar("R")
+U = TypeVar("U")
 
 
 class JobDefinitionError(ValueError):
@@ -196,10 +198,38 @@ class Stream(Generic[K, V]):
         rest = self._job._add("branch", (node,), {"side": False})
         return Stream(self._job, matching), Stream(self._job, rest)
 
-    def window(self, kind: WindowKind, *, step: str) -> WindowedStream[K, V]:
+    @overload
+    def window(self, kind: Session, *, step: str) -> SessionWindowedStream[K, V]: ...
+
+    @overload
+    def window(self, kind: Tumbling | Hopping | Sliding, *, step: str) -> WindowedStream[K, V]: ...
+
+    def window(
+        self, kind: WindowKind, *, step: str
+    ) -> WindowedStream[K, V] | SessionWindowedStream[K, V]:
         """Group the stream by key into windows of event time (see `pipeline.streams.
         windows`); `step` names its state, which survives code edits under that name."""
+        if isinstance(kind, Session):
+            return SessionWindowedStream(self, kind, step)
         return WindowedStream(self, kind, step)
+
+    def top_k(
+        self: Stream[K, Windowed[K, R]],
+        k: int,
+        *,
+        by: Callable[[R], float],
+        step: str,
+    ) -> Stream[int, Ranking[K, R]]:
+        """Per window, the `k` keys of a partition with the largest `by(result)`, emitted
+        once when the window closes (see `pipeline.streams.ranking`: the scope is one
+        partition; rank again in a single-partition job for a global top k)."""
+        if k < 1:
+            raise JobDefinitionError(f"top_k step {step!r}: k must be at least 1")
+        window = _window_step_of(self.node)
+        node = self._job._add(
+            "top_k", (self.node,), {"k": k, "by": by, "window": window}, step=step
+        )
+        return Stream(self._job, node)
 
     def to(self, sink: Sink[V]) -> None:
         """Send the stream's values to `sink`."""
@@ -340,28 +370,43 @@ class JoinedStream(Stream[K, R]):
         return Stream(self._job, self._job._add("late", (self._join,), {}))
 
 
-class WindowedStream(Generic[K, V]):
-    """A stream grouped into windows, waiting for its aggregate."""
-
+class _Windowing(Generic[K, V]):
     def __init__(self, stream: Stream[K, V], kind: WindowKind, step: str) -> None:
         self._stream = stream
         self._kind = kind
         self._step = step
 
-    def aggregate(self, aggregate: Aggregate[V, Any, R]) -> AggregatedWindows[K, R]:
+
+class WindowedStream(_Windowing[K, V]):
+    """A stream grouped into tumbling, hopping or sliding windows, waiting for its aggregate."""
+
+    def aggregate(self, aggregate: Aggregate[V, Any, R]) -> AggregatedWindows[K, R, R]:
         """Fold each window's values with `aggregate`."""
-        stream = self._stream
-        node = stream._job._add(
-            "window",
-            (stream.node,),
-            {"kind": self._kind, "aggregate": aggregate},
-            step=self._step,
-        )
-        return AggregatedWindows(stream._job, node)
+        return AggregatedWindows(self._stream._job, _window_node(self, aggregate))
 
 
-class AggregatedWindows(Generic[K, R]):
-    """Aggregated windows: choose when results leave, and where late records go."""
+class SessionWindowedStream(_Windowing[K, V]):
+    """A stream grouped into session windows, waiting for its aggregate. Their updates
+    include tombstones (see `pipeline.streams.session_windows`), hence a type of their own."""
+
+    def aggregate(self, aggregate: Aggregate[V, Any, R]) -> AggregatedWindows[K, R, R | None]:
+        """Fold each session's values with `aggregate`."""
+        return AggregatedWindows(self._stream._job, _window_node(self, aggregate))
+
+
+def _window_node(windowed: _Windowing[Any, Any], aggregate: Aggregate[Any, Any, Any]) -> Node:
+    stream = windowed._stream
+    return stream._job._add(
+        "window",
+        (stream.node,),
+        {"kind": windowed._kind, "aggregate": aggregate},
+        step=windowed._step,
+    )
+
+
+class AggregatedWindows(Generic[K, R, U]):
+    """Aggregated windows: choose when results leave, and where late records go. `R` is
+    the result of a window, `U` what an update carries (R, or R | None for sessions)."""
 
     def __init__(self, job: Job, node: Node) -> None:
         self._job = job
@@ -371,9 +416,10 @@ class AggregatedWindows(Generic[K, R]):
         """One result per window, when it closes (Kafka Streams' `suppress(untilWindowCloses)`)."""
         return self._emit(final_only=True)
 
-    def updates(self) -> Stream[K, Windowed[K, R]]:
+    def updates(self) -> Stream[K, Windowed[K, U]]:
         """The window's current result after every batch that changed it (`final` False),
-        and nothing more at close: for sinks that upsert by key and window."""
+        and nothing more at close: for sinks that upsert by key and window (a session's
+        superseded windows come as tombstones, value None)."""
         return self._emit(final_only=False)
 
     def late(self) -> Stream[K, Any]:
@@ -383,13 +429,36 @@ class AggregatedWindows(Generic[K, R]):
         self.node.params["late_routed"] = True
         return Stream(self._job, node)
 
-    def _emit(self, *, final_only: bool) -> Stream[K, Windowed[K, R]]:
+    def _emit(self, *, final_only: bool) -> Stream[K, Any]:
         if "final_only" in self.node.params:
             raise JobDefinitionError(
                 f"window step {self.node.id!r}: choose .final() or .updates() once"
             )
         self.node.params["final_only"] = final_only
         return Stream(self._job, self._job._add("results", (self.node,), {}))
+
+
+_PASS_THROUGH = ("results", "filter", "peek", "branch", "split")
+"""Steps that may stand between a window step and `top_k` (they keep values `Windowed`)."""
+
+
+def _window_step_of(node: Node) -> Node:
+    """The tumbling or hopping window step whose results reach `node`."""
+    current = node
+    while current.kind in _PASS_THROUGH and len(current.parents) == 1:
+        current = current.parents[0]
+    if current.kind != "window":
+        raise JobDefinitionError(
+            f"top_k after step {node.id!r}: it ranks the results of a window step, so follow "
+            ".window(...).aggregate(...).final() or .updates(), with only filter, peek or "
+            "split between"
+        )
+    if not isinstance(current.params["kind"], Tumbling | Hopping):
+        raise JobDefinitionError(
+            f"top_k after window step {current.id!r}: keys share windows only in tumbling and "
+            "hopping windows (session and sliding windows are each key's own)"
+        )
+    return current
 
 
 class Job:

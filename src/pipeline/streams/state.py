@@ -65,6 +65,10 @@ class KeyedState:
             keys = self._dirty[part] = set()
         return keys
 
+    def changed(self, part: int) -> bool:
+        """Whether any entry of `part` changed since the last checkpoint."""
+        return bool(self._dirty.get(part))
+
     def changes(self) -> list[StateChange]:
         """The changed entries, serialized as they are now; forgets them."""
         out: list[StateChange] = []

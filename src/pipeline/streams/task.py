@@ -8,6 +8,12 @@ windows close. A task's watermark for partition p is the minimum over the job's 
 topics' partition p (co-partitioned sources, e.g. the two sides of a join), and never goes
 back. Windows close per partition: a result never depends on which worker held which
 partitions, or where one batch ended and the next began.
+
+A watermark that the idle clock moved past what the stream times give is saved with the
+stream times whenever a checkpoint depends on it (a batch of records was judged by it, or
+it closed a window), so a restored partition never reopens a window whose final result
+has left, nor accepts a record into a window it already called late. A restore does not
+know how long the partition had been idle: its idle timer starts afresh.
 """
 
 from __future__ import annotations
@@ -34,8 +40,14 @@ from pipeline.streams.operators import (
     StatefulOperator,
     ValidateOperator,
 )
+from pipeline.streams.ranking import TopKOperator
+from pipeline.streams.session_windows import SessionWindowOperator
+from pipeline.streams.sliding_windows import SlidingWindowOperator
 from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
+
+WATERMARK = ("watermark",)
+"""The key of a partition's saved watermark among its stream times (keyed by topic name)."""
 
 Input = tuple[str, int, Any, object]
 """One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
@@ -65,8 +77,10 @@ def _operator(node: Node) -> Operator:
         window = node.params["kind"]
         if isinstance(window, Tumbling | Hopping):
             return FixedWindowOperator(node)
-        if isinstance(window, Session | Sliding):
-            raise NotImplementedError(f"{type(window).__name__} windows are not built yet")
+        if isinstance(window, Session):
+            return SessionWindowOperator(node)
+        if isinstance(window, Sliding):
+            return SlidingWindowOperator(node)
         raise TypeError(f"unknown window kind {window!r}")
     simple: dict[str, type[Operator]] = {
         "source": PassOperator,
@@ -84,6 +98,7 @@ def _operator(node: Node) -> Operator:
         "results": PassOperator,
         "late": PassOperator,
         "sink": SinkOperator,
+        "top_k": TopKOperator,
     }
     return simple[kind](node)
 
@@ -139,7 +154,8 @@ class Task:
             op.restored(part)
         for topic in self._topics:
             self._heard[(topic, part)] = now
-        self.watermarks[part] = self._watermark(part, now, initial=True)
+        saved = self._time.part(part).get(WATERMARK, NO_TIME)
+        self.watermarks[part] = max(saved, self._watermark(part, now, initial=True))
 
     def release(self, part: int) -> None:
         """Forget `part` (revoked, or to be restored afresh)."""
@@ -231,13 +247,17 @@ class Task:
         self._push(per_table, ctx)
         self._push(per_source, ctx)
         self._advance_idle(now)
-        return self._finish(ctx)
+        out = self._finish(ctx)
+        self._save_watermarks({part for _, part, _, _ in inputs})
+        return out
 
     def advance(self, now: int) -> Output:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
         it, and windows they close are emitted."""
         self._advance_idle(now)
-        return self._finish(Context())
+        out = self._finish(Context())
+        self._save_watermarks(set())
+        return out
 
     def changes(self) -> list[StateChange]:
         """State entries changed since the last call, serialized as they are now."""
@@ -324,3 +344,15 @@ class Task:
         for op in self.operators:
             op.finish(ctx, watermarks)
         return Output(sinks=ctx.sinks, rejected=ctx.rejected, late=ctx.late)
+
+    def _save_watermarks(self, read: set[int]) -> None:
+        """Save the watermark of each partition whose checkpoint depends on it (records of
+        it were read, or its state changed) where a restore would not find it again."""
+        stateful = [op.state for op in self.stateful if op.state is not None]
+        for part, wm in self.watermarks.items():
+            stream = self._time.part(part)
+            if wm <= stream.get(WATERMARK, NO_TIME) or wm <= self._watermark(part, 0, initial=True):
+                continue
+            if part in read or any(state.changed(part) for state in stateful):
+                stream[WATERMARK] = wm
+                self._time.dirty(part).add(WATERMARK)
