@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -24,25 +25,26 @@ from pipeline.application.dead_letters import (
     H_STACK_TRACE,
     H_TOPIC,
     H_WORKER_ID,
-    DeadLetterPublisher,
     dead_letter_of,
     dead_letter_topic,
 )
 from pipeline.application.errors import PublishError, StoreUnavailable
 from pipeline.application.ports import (
-    AppliedBatch,
     DeadLetterFilter,
     EventLog,
     Record,
-    SensorBatch,
     TopicPartition,
     TopicSpec,
 )
-from pipeline.application.sensors import SensorProjection
+from pipeline.application.ports.checkpoint import CheckpointBatch, Committed
+from pipeline.application.runtime.handler import JobHandler, PreparedBatch
+from pipeline.application.runtime.report import BatchReport
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
+from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from tests.projection import checkpoint_for
 
 PARTITIONS = 6
 TOPIC = "sensor-readings"
@@ -96,7 +98,7 @@ async def test_bad_records_land_once_on_the_dead_letter_topic_and_good_ones_in_t
     await pipeline.log.publish(topic, b"temp-0002", impossible)
     await pipeline.log.publish(topic, b"temp-0003", good[:-4])
 
-    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     assert await pipeline.store.count_readings() == 1
     assert stats.rejected == {
@@ -117,7 +119,7 @@ async def test_bad_records_land_once_on_the_dead_letter_topic_and_good_ones_in_t
         "reading_out_of_range",
     ]
     ends = await pipeline.log.end_offsets(topic)
-    offsets = await pipeline.store.stored_offsets(
+    offsets = await pipeline.checkpoint.stored_offsets(
         pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
     )
     assert {tp.partition: o for tp, o in offsets.items()} == {
@@ -134,7 +136,7 @@ async def test_a_dead_letter_keeps_key_value_timestamp_and_partition_and_says_wh
     )
     (original,) = await read_all(pipeline.log, topic)
 
-    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     (letter,) = await read_all(pipeline.log, dead_letter_topic(topic))
     assert (letter.key, letter.value, letter.timestamp_ms) == (
@@ -166,7 +168,7 @@ async def test_an_invalid_reading_carries_the_stack_trace_of_its_domain_error(
     value = await pipeline.reading_codec.encode(reading(clock, value=-500.0))
     await pipeline.log.publish(topic, b"temp-0001", value)
 
-    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     (letter,) = await read_all(pipeline.log, dead_letter_topic(topic))
     trace = dict(letter.headers)[H_STACK_TRACE].decode()
@@ -198,39 +200,64 @@ class RecordingLog(InMemoryEventLog):
         self._events.append("flush")
 
 
-class RecordingStore(InMemorySensorStore):
-    """An in-memory store that notes applies, and fails the first `failures` of them."""
+class RecordingStore:
+    """An in-memory checkpoint store that notes commits, and fails the first `failures`."""
 
     def __init__(self, events: list[str], *, failures: int = 0) -> None:
-        super().__init__()
+        self.store = InMemorySensorStore()
+        self.checkpoint = checkpoint_for(self.store)
         self._events = events
         self._failures = failures
 
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
+    async def commit(self, batch: CheckpointBatch) -> Committed:
         if self._failures:
             self._failures -= 1
             raise StoreUnavailable("database restarting")
-        self._events.append("apply")
-        return await super().apply(batch)
+        self._events.append("commit")
+        return await self.checkpoint.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.checkpoint, name)
 
 
-async def projection_over(
-    log: InMemoryEventLog, store: InMemorySensorStore, clock: ManualClock
-) -> SensorProjection:
+class Projection:
+    """The sensors job's handler for group `g` over `log` and `store`, as a worker runs it."""
+
+    def __init__(
+        self, log: InMemoryEventLog | None, store: Any, clock: ManualClock, *, group: str = "g"
+    ) -> None:
+        self.handler = JobHandler(
+            job=sensor_job(SensorJobConfig(topic=TOPIC), clock),
+            group_id=group,
+            codecs={TOPIC: reading_codec(InMemorySchemaRegistry(), TOPIC)},
+            store=store,
+            log_=log,
+            clock=clock,
+            worker_id="w1",
+        )
+        self._resolved = False
+
+    async def prepare(self, records: list[Record]) -> PreparedBatch:
+        if not self._resolved:
+            await self.handler.resolve([TopicPartition(TOPIC, 0)])
+            self._resolved = True
+        return await self.handler.prepare(records)
+
+    async def apply(self, prepared: PreparedBatch) -> BatchReport:
+        return await self.handler.apply(prepared)
+
+    async def handle(self, records: list[Record]) -> BatchReport:
+        return await self.apply(await self.prepare(records))
+
+
+async def projection_over(log: InMemoryEventLog, store: Any, clock: ManualClock) -> Projection:
     await log.ensure_topics(
         [
             TopicSpec(name=TOPIC, partitions=1),
             TopicSpec(name=dead_letter_topic(TOPIC), partitions=1),
         ]
     )
-    return SensorProjection(
-        group_id="g",
-        codec=reading_codec(InMemorySchemaRegistry(), TOPIC),
-        store=store,
-        clock=clock,
-        dead_letters=DeadLetterPublisher(log),
-        worker_id="w1",
-    )
+    return Projection(log, store, clock)
 
 
 def bad_record(offset: int) -> Record:
@@ -252,7 +279,7 @@ async def test_dead_letters_are_acknowledged_before_the_batch_and_its_offsets_ar
 
     await projection.handle([bad_record(0)])
 
-    assert events == ["flush", "apply"]
+    assert events == ["flush", "commit"]
 
 
 async def test_a_refused_dead_letter_stores_neither_the_batch_nor_its_offsets(
@@ -282,16 +309,16 @@ async def test_a_batch_retried_after_a_transient_store_failure_dead_letters_its_
         await projection.apply(prepared)
     await projection.apply(prepared)
 
-    assert events == ["flush", "apply"]
+    assert events == ["flush", "commit"]
     assert sum((await log.end_offsets(dead_letter_topic(TOPIC))).values()) == 2
-    stored = await store.dead_letters.find_dead_letters(DeadLetterFilter())
+    stored = await store.store.dead_letters.find_dead_letters(DeadLetterFilter())
     assert [(x.offset, x.worker_id) for x in stored] == [(0, "w1"), (1, "w1")]
 
 
 async def test_a_replay_stores_dead_letters_without_publishing_them_again(
     pipeline: Pipeline,
 ) -> None:
-    projection = pipeline.sensor_projection("replay", publish_dead_letters=False)
+    projection = Projection(None, pipeline.checkpoint, pipeline.clock, group="replay")  # type: ignore[arg-type]
     record = Record(
         topic=pipeline.settings.topics.sensor_readings,
         partition=0,
