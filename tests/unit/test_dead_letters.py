@@ -36,7 +36,6 @@ from pipeline.application.ports import (
     TopicPartition,
     TopicSpec,
 )
-from pipeline.application.ports.checkpoint import CheckpointBatch, Committed
 from pipeline.application.runtime.handler import JobHandler, PreparedBatch
 from pipeline.application.runtime.report import BatchReport
 from pipeline.domain import Reading
@@ -44,6 +43,7 @@ from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import run_named_job
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from tests.faults import FaultyCheckpoint
 from tests.projection import checkpoint_for
 
 PARTITIONS = 6
@@ -200,26 +200,6 @@ class RecordingLog(InMemoryEventLog):
         self._events.append("flush")
 
 
-class RecordingStore:
-    """An in-memory checkpoint store that notes commits, and fails the first `failures`."""
-
-    def __init__(self, events: list[str], *, failures: int = 0) -> None:
-        self.store = InMemorySensorStore()
-        self.checkpoint = checkpoint_for(self.store)
-        self._events = events
-        self._failures = failures
-
-    async def commit(self, batch: CheckpointBatch) -> Committed:
-        if self._failures:
-            self._failures -= 1
-            raise StoreUnavailable("database restarting")
-        self._events.append("commit")
-        return await self.checkpoint.commit(batch)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.checkpoint, name)
-
-
 class Projection:
     """The sensors job's handler for group `g` over `log` and `store`, as a worker runs it."""
 
@@ -275,7 +255,8 @@ async def test_dead_letters_are_acknowledged_before_the_batch_and_its_offsets_ar
     clock: ManualClock,
 ) -> None:
     events: list[str] = []
-    projection = await projection_over(RecordingLog(events), RecordingStore(events), clock)
+    store = FaultyCheckpoint(checkpoint_for(InMemorySensorStore()), events=events)
+    projection = await projection_over(RecordingLog(events), store, clock)
 
     await projection.handle([bad_record(0)])
 
@@ -286,7 +267,7 @@ async def test_a_refused_dead_letter_stores_neither_the_batch_nor_its_offsets(
     clock: ManualClock,
 ) -> None:
     events: list[str] = []
-    store = RecordingStore(events)
+    store = FaultyCheckpoint(checkpoint_for(InMemorySensorStore()), events=events)
     projection = await projection_over(RecordingLog(events, fail=True), store, clock)
 
     with pytest.raises(PublishError):
@@ -301,7 +282,8 @@ async def test_a_batch_retried_after_a_transient_store_failure_dead_letters_its_
 ) -> None:
     events: list[str] = []
     log = RecordingLog(events)
-    store = RecordingStore(events, failures=1)
+    sensors = InMemorySensorStore()
+    store = FaultyCheckpoint(checkpoint_for(sensors), failures=1, events=events)
     projection = await projection_over(log, store, clock)
     prepared = await projection.prepare([bad_record(0), bad_record(1)])
 
@@ -311,7 +293,7 @@ async def test_a_batch_retried_after_a_transient_store_failure_dead_letters_its_
 
     assert events == ["flush", "commit"]
     assert sum((await log.end_offsets(dead_letter_topic(TOPIC))).values()) == 2
-    stored = await store.store.dead_letters.find_dead_letters(DeadLetterFilter())
+    stored = await sensors.dead_letters.find_dead_letters(DeadLetterFilter())
     assert [(x.offset, x.worker_id) for x in stored] == [(0, "w1"), (1, "w1")]
 
 

@@ -271,6 +271,7 @@ async def bootstrap(
     log: EventLog | None = None,
     registry: SchemaRegistry | None = None,
     store: SensorStore | None = None,
+    checkpoint: CheckpointStore | None = None,
     clock: Clock | None = None,
     migrate: bool = False,
     require_schema: bool = False,
@@ -289,6 +290,8 @@ async def bootstrap(
     if store is None:
         store = await _sql_store(settings, migrate=migrate, require_schema=require_schema)
     container.store.override(providers.Resource(_owned_store, store))
+    if checkpoint is not None:
+        container.checkpoint.override(providers.Object(checkpoint))
     resources: Any = container.init_resources()
     if resources is not None:
         await resources

@@ -14,12 +14,11 @@ import pytest
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
-from pipeline.application.errors import StoreUnavailable
 from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition, TopicSpec
-from pipeline.application.ports.checkpoint import CheckpointBatch, Committed
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
+from tests.faults import FaultyCheckpoint
 from tests.unit.runtime.jobs import ListSink, Tick, TickCodec, tick_job
 
 TOPIC = "ticks"
@@ -32,7 +31,9 @@ class Sinks:
         self.counts = ListSink(lambda w: (w.key, w.window))
 
     def count(self, key: str, start: datetime) -> int:
-        found = [w for w in self.counts.rows.values() if w.key == key and w.window.start_time == start]
+        found = [
+            w for w in self.counts.rows.values() if w.key == key and w.window.start_time == start
+        ]
         return found[0].value if found else 0
 
 
@@ -95,9 +96,7 @@ def at(seconds: float) -> datetime:
 
 async def read_all(log: InMemoryEventLog, topic: str) -> list[Record]:
     ends = await log.end_offsets(topic)
-    reader = log.reader(
-        group_id="reader", start={TopicPartition(topic, p): 0 for p in ends}
-    )
+    reader = log.reader(group_id="reader", start={TopicPartition(topic, p): 0 for p in ends})
     records: list[Record] = []
     total = sum(ends.values())
     while len(records) < total:
@@ -242,29 +241,11 @@ async def test_a_row_the_store_refuses_for_good_dead_letters_its_record_and_the_
     assert sum(stored.values()) == 5
 
 
-class FlakyStore:
-    """The memory checkpoint store, failing `failures` commits of batches with rows
-    transiently while it answers pings (a deadlock, not an outage)."""
-
-    def __init__(self, store: InMemoryCheckpointStore, failures: int) -> None:
-        self._store = store
-        self.failures = failures
-
-    async def commit(self, batch: CheckpointBatch) -> Committed:
-        if batch.writes and self.failures > 0:
-            self.failures -= 1
-            raise StoreUnavailable("deadlock detected")
-        return await self._store.commit(batch)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
 async def test_a_diverted_batch_is_counted_once_when_its_retry_level_forwards_it_back(
     log: InMemoryEventLog, clock: ManualClock
 ) -> None:
     sinks = Sinks()
-    store = FlakyStore(store_for(sinks), failures=2)
+    store = FaultyCheckpoint(store_for(sinks), failures=2, only_with_rows=True)
     await publish(log, *(Tick("a", at(i), i) for i in range(4)))
     stop = asyncio.Event()
     run = job_run(log, store, clock, retry_delays=[0.0])
@@ -302,4 +283,3 @@ async def test_a_stale_prepared_batch_is_prepared_again_after_state_was_restored
     await handler.apply(prepared)
 
     assert sinks.count("a", T0) == 3
-
