@@ -31,7 +31,8 @@ class TickCodec:
     """JSON ticks on the wire."""
 
     async def encode(self, tick: Tick) -> bytes:
-        return json.dumps({"key": tick.key, "at": tick.at.isoformat(), "value": tick.value}).encode()
+        data = {"key": tick.key, "at": tick.at.isoformat(), "value": tick.value}
+        return json.dumps(data).encode()
 
     async def decode_many(self, payloads: Sequence[bytes | None]) -> list[Any]:
         out: list[Any] = []
@@ -71,7 +72,9 @@ class ListSink:
         self._identity = identity
         self._refuse = refuse
 
-    def write(self, rows: Sequence[Any], origins: Sequence[Record | None], undo: Undo) -> SinkResult:
+    def write(
+        self, rows: Sequence[Any], origins: Sequence[Record | None], undo: Undo
+    ) -> SinkResult:
         written = 0
         for row in rows:
             if self._refuse is not None and self._refuse(row):
