@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pipeline.application.errors import StoreUnavailable
+from pipeline.application.errors import StoreRejected, StoreUnavailable
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, Committed
 
 
@@ -15,7 +16,11 @@ class FaultyCheckpoint:
     - `only_with_rows`: count only commits that write sink rows (a deadlock on the rows,
       while offset-only commits, e.g. a diversion's, go through);
     - `ping_fails`: the store does not answer pings (an outage, as opposed to a deadlock);
-    - `events`: where "commit" is noted for every commit that went through.
+    - `events`: where "commit" is noted for every commit that went through;
+    - `refuse`: rows the database refuses for good, like a constraint (`refusal` is raised
+      for any commit holding one);
+    - `fail_next`: errors the next commits raise, in order, before anything else.
+    `attempts` counts every commit tried.
     """
 
     def __init__(
@@ -27,6 +32,8 @@ class FaultyCheckpoint:
         only_with_rows: bool = False,
         ping_fails: bool = False,
         events: list[str] | None = None,
+        refuse: Callable[[object], bool] | None = None,
+        refusal: Exception | None = None,
     ) -> None:
         self.inner = inner
         self.failures = failures
@@ -34,9 +41,19 @@ class FaultyCheckpoint:
         self.only_with_rows = only_with_rows
         self.ping_fails = ping_fails
         self.events = events
+        self.refuse = refuse
+        self.refusal = refusal or StoreRejected("new row violates check constraint")
+        self.fail_next: list[Exception] = []
         self.commits = 0
+        self.attempts = 0
 
     async def commit(self, batch: CheckpointBatch) -> Committed:
+        self.attempts += 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        refuse = self.refuse
+        if refuse is not None and any(refuse(row) for w in batch.writes for row in w.rows):
+            raise self.refusal
         if self.failures and (batch.writes or not self.only_with_rows):
             self.failures -= 1
             raise self.error

@@ -9,7 +9,7 @@ again, until each failing row stands alone. Sinks under database authority are i
 (natural keys, upserts), so rows a half stored are not stored twice.
 
 A failure that is not the rows' fault (an unmigrated database, a store that refuses even an
-empty transaction, every row failing alike) is raised instead: dead-lettering a whole stream
+empty transaction, every row of a sink failing alike) is raised instead: dead-lettering a whole stream
 because of a deployment mistake would be worse than stopping."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ NOT_THE_RECORDS_FAULT = (TransientError, ConfigurationError)
 """Errors a batch is never bisected for: the worker retries or stops on them."""
 
 SYSTEMIC_AT = 8
-"""A batch of at least this many rows that all fail alone is the store's fault, not the
-records'. Below it, all failing proves little (two bad records on a trickle of traffic), and
+"""A sink whose batch holds at least this many rows that all fail alone is the store's
+fault, not the records'. Below it, all failing proves little (two bad records on a trickle of traffic), and
 stopping the worker there would stop it on the same records after every restart."""
 
 
@@ -75,8 +75,10 @@ async def isolate_poison(
     ]
     isolation = Isolation()
     await _bisect(store, batch.group_id, rows, isolation)
-    if len(rows) >= SYSTEMIC_AT and len(isolation.poison) == len(rows):
-        raise error  # every row fails alike: not something in the records
+    for write in batch.writes:
+        refused_here = sum(1 for p in isolation.poison if p.sink == write.sink)
+        if len(write.rows) >= SYSTEMIC_AT and refused_here == len(write.rows):
+            raise error  # every row of a sink fails alike: not something in the records
     refused = {id(p.row) for p in isolation.poison}
     for item in isolation.poison:
         log.warning(
