@@ -19,8 +19,9 @@ class FaultyCheckpoint:
     - `events`: where "commit" is noted for every commit that went through;
     - `refuse`: rows the database refuses for good, like a constraint (`refusal` is raised
       for any commit holding one);
-    - `fail_next`: errors the next commits raise, in order, before anything else.
-    `attempts` counts every commit tried.
+    - `fail_next`: errors the next commits raise, in order, before anything else;
+    - `down`: an outage: every commit and ping fails while it is set.
+    `attempts` counts every commit tried, `failed` those that raised.
     """
 
     def __init__(
@@ -46,9 +47,24 @@ class FaultyCheckpoint:
         self.fail_next: list[Exception] = []
         self.commits = 0
         self.attempts = 0
+        self.failed = 0
+        self.down = False
 
     async def commit(self, batch: CheckpointBatch) -> Committed:
         self.attempts += 1
+        try:
+            committed = await self._commit(batch)
+        except Exception:
+            self.failed += 1
+            raise
+        self.commits += 1
+        if self.events is not None:
+            self.events.append("commit")
+        return committed
+
+    async def _commit(self, batch: CheckpointBatch) -> Committed:
+        if self.down:
+            raise StoreUnavailable("connection refused")
         if self.fail_next:
             raise self.fail_next.pop(0)
         refuse = self.refuse
@@ -57,14 +73,10 @@ class FaultyCheckpoint:
         if self.failures and (batch.writes or not self.only_with_rows):
             self.failures -= 1
             raise self.error
-        committed = await self.inner.commit(batch)
-        self.commits += 1
-        if self.events is not None:
-            self.events.append("commit")
-        return committed
+        return await self.inner.commit(batch)
 
     async def ping(self) -> None:
-        if self.ping_fails:
+        if self.ping_fails or self.down:
             raise StoreUnavailable("database is down")
         await self.inner.ping()
 

@@ -5,7 +5,8 @@ group (`<group>`) runs the job; each retry level `<source>.retry.N` has a group
 `<group>.retry.N` that only forwards records back once their delay is up. They share `stop`
 and `stats`; should one fail, the others are stopped and the error raised. With
 `until_caught_up` they run one after the other, the job's group first, each until caught up
-(a retry level with nothing to read is skipped).
+(a retry level with nothing to read is skipped), and again while a retry level forwarded
+records back.
 """
 
 from __future__ import annotations
@@ -137,11 +138,17 @@ async def run_job(
         for level in range(1, len(run.retry_delays_s) + 1)
     ]
     if until_caught_up:
-        await main_worker().run()
-        for group, topic in levels:
-            if not stop.is_set() and await consumer_lag(run.log, run.store, topic, group) > 0:
-                await retry_worker(group, topic).run()
-        return stats
+        # Until nothing is left anywhere: what a retry level forwards back is the job's to
+        # handle again, and may come back to a retry level once more.
+        while True:
+            await main_worker().run()
+            forwarded = False
+            for group, topic in levels:
+                if not stop.is_set() and await consumer_lag(run.log, run.store, topic, group) > 0:
+                    await retry_worker(group, topic).run()
+                    forwarded = True
+            if not forwarded or stop.is_set():
+                return stats
     workers = [main_worker(), *(retry_worker(g, t) for g, t in levels)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
