@@ -1,12 +1,11 @@
-"""Throughput of the PostgreSQL checkpoint store against SqlSensorStore.apply, on the same
-readings: a benchmark, not a test.
+"""Throughput of the PostgreSQL checkpoint store on the sensors job's batches: a benchmark,
+not a test.
 
     eval "$(scripts/stack env)"
     uv run python -m benchmarks.bench_checkpoint --batches 20 --batch-size 10000
 
-Each side runs in a throwaway database of its own (created, migrated by Alembic, dropped),
-and the two are driven alternately, batch by batch, so that a machine shared with others
-slows both alike. A batch holds `--batch-size` readings from `--sensors` sensors at one
+It runs in a throwaway database (created, migrated by Alembic, dropped). A batch holds
+`--batch-size` readings from `--sensors` sensors at one
 reading per sensor per second over `--partitions` partitions; about 2 % raise an alert.
 
 - checkpoint: `PostgresCheckpointStore.commit` of the readings, one aggregate row per
@@ -15,10 +14,9 @@ reading per sensor per second over `--partitions` partitions; about 2 % raise an
   pickled accumulator; a delete for a window the sensor has left), the alerts, and the
   offsets. The engine's work computing aggregates and state is done before timing: this
   measures the store.
-- apply: today's `SqlSensorStore.apply` of the same readings and alerts, which merges the
-  aggregates in SQL from the rows it inserts.
 
-Prints readings/s and rows/s (every row written) of each, with the median batch time.
+Prints readings/s and rows/s (every row written), with the median batch time. The whole
+worker, old against new, is compared with `pipeline bench sensors` (see the README).
 """
 
 from __future__ import annotations
@@ -34,10 +32,10 @@ from datetime import UTC, datetime, timedelta
 
 from tests.databases import fresh_database
 
-from pipeline.adapters.sql import SqlSensorStore, create_engine
+from pipeline.adapters.sql import create_engine
 from pipeline.adapters.sql.postgres_checkpoint import PostgresCheckpointStore
 from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks
-from pipeline.application.ports import ProjectedReading, Record, SensorBatch, TopicPartition
+from pipeline.application.ports import Record, TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.domain.alerts import DEFAULT_THRESHOLDS, check_thresholds
 from pipeline.domain.sensors import Reading
@@ -51,10 +49,10 @@ STEP = "window-1m"
 
 @dataclass
 class Batches:
-    """The same readings as checkpoint batches and as sensor batches."""
+    """The readings as checkpoint batches."""
 
     checkpoint: list[CheckpointBatch] = field(default_factory=list)
-    apply: list[SensorBatch] = field(default_factory=list)
+    readings: int = 0
 
     def rows(self, i: int) -> int:
         """Every row checkpoint batch `i` writes (readings, aggregates, alerts, state)."""
@@ -72,8 +70,7 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
     out = Batches()
     for _ in range(count):
         starts = list(offsets)
-        projected: list[ProjectedReading] = []
-        readings, parts, origins = [], [], []
+        readings, parts, origins, alerts = [], [], [], []
         touched: dict[str, datetime] = {}
         closed: list[tuple[str, datetime]] = []
         for second in range(seconds):
@@ -90,14 +87,8 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
                     signal_strength=-60.0,
                 )
                 alert = check_thresholds(r, DEFAULT_THRESHOLDS)
-                projected.append(
-                    ProjectedReading(
-                        source=TopicPartition(TOPIC, p),
-                        offset=offsets[p],
-                        reading=r,
-                        alerts=(alert,) if alert else (),
-                    )
-                )
+                if alert is not None:
+                    alerts.append(alert)
                 readings.append(r)
                 parts.append(p)
                 origins.append(
@@ -120,7 +111,8 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
                 current[1].add(r.value)
                 touched[r.sensor_id] = minute
         at += timedelta(seconds=seconds)
-        aggregates, state = [], []
+        aggregates: list[WindowAggregate] = []
+        state: list[StateChange] = []
         for sensor_id, minute in touched.items():
             stats = open_windows[sensor_id][1]
             aggregates.append(
@@ -141,7 +133,6 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
         for sensor_id, minute in closed:
             part = int(sensor_id[-5:]) % partitions
             state.append(StateChange(STEP, part, dumps((sensor_id, minute)), None))
-        alerts = [a for p in projected for a in p.alerts]
         window_parts = [int(w.sensor_id[-5:]) % partitions for w in aggregates]
         tps = [TopicPartition(TOPIC, p) for p in range(partitions)]
         out.checkpoint.append(
@@ -167,13 +158,7 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
                 state=state,
             )
         )
-        out.apply.append(
-            SensorBatch(
-                group_id="bench",
-                readings=projected,
-                next_offsets=dict(zip(tps, offsets, strict=True)),
-            )
-        )
+        out.readings += len(readings)
     return out
 
 
@@ -185,44 +170,30 @@ async def _timed(call: Callable[[], Awaitable[object]]) -> float:
 
 async def bench(args: argparse.Namespace) -> None:
     batches = make_batches(args.batches, args.batch_size, args.sensors, args.partitions)
-    times: dict[str, list[float]] = {"checkpoint": [], "apply": []}
-    async with fresh_database("bench_ckpt") as url_a, fresh_database("bench_apply") as url_b:
+    spent: list[float] = []
+    async with fresh_database("bench_ckpt") as url:
         checkpoint = PostgresCheckpointStore(
-            create_engine(url_a, pool_size=1, max_overflow=0), postgres_sensor_sinks()
+            create_engine(url, pool_size=1, max_overflow=0), postgres_sensor_sinks()
         )
-        sensors = SqlSensorStore(create_engine(url_b, pool_size=1, max_overflow=0))
         try:
-            for i, (ckpt, applied) in enumerate(
-                zip(batches.checkpoint, batches.apply, strict=True)
-            ):
-                one = lambda b=ckpt: checkpoint.commit(b)  # noqa: E731
-                other = lambda b=applied: sensors.apply(b)  # noqa: E731
-                # Alternate which goes first, so neither always finds a cooler cache.
-                order = [("checkpoint", one), ("apply", other)]
-                for name, call in order if i % 2 == 0 else reversed(order):
-                    times[name].append(await _timed(call))
-            stored = await sensors.count_readings()
+            for batch in batches.checkpoint:
+                spent.append(await _timed(lambda b=batch: checkpoint.commit(b)))  # type: ignore[misc]
         finally:
             await checkpoint.engine.dispose()
-            await sensors.close()
-    readings = sum(len(b.readings) for b in batches.apply)
     windows = statistics.mean(len(b.writes[1].rows) for b in batches.checkpoint)
     changes = statistics.mean(len(b.state) for b in batches.checkpoint)
     rows = sum(batches.rows(i) for i in range(len(batches.checkpoint)))
+    total = sum(spent)
     print(
-        f"{readings:,} readings ({stored:,} stored) in {args.batches} batches of "
-        f"{args.batch_size:,} from {args.sensors:,} sensors; per checkpoint batch "
-        f"~{windows:,.0f} aggregate rows, ~{changes:,.0f} state changes"
+        f"{batches.readings:,} readings in {args.batches} batches of {args.batch_size:,} from "
+        f"{args.sensors:,} sensors; per batch ~{windows:,.0f} aggregate rows, "
+        f"~{changes:,.0f} state changes"
     )
-    for name, spent in times.items():
-        total = sum(spent)
-        line = (
-            f"  {name:<10}  {readings / total:>9,.0f} readings/s   "
-            f"batch p50 {statistics.median(spent) * 1000:,.0f} ms, max {max(spent) * 1000:,.0f} ms"
-        )
-        if name == "checkpoint":
-            line += f"   ({rows / total:,.0f} rows/s, every table)"
-        print(line)
+    print(
+        f"  checkpoint  {batches.readings / total:>9,.0f} readings/s   "
+        f"({rows / total:,.0f} rows/s, every table)   "
+        f"batch p50 {statistics.median(spent) * 1000:,.0f} ms, max {max(spent) * 1000:,.0f} ms"
+    )
 
 
 def main() -> None:

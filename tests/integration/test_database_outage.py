@@ -117,7 +117,7 @@ async def test_a_database_outage_mid_stream_loses_nothing_and_drains_by_itself(
     readings = settings.topics.sensor_readings
     stop = asyncio.Event()
     stats = WorkerStats()
-    worker = asyncio.create_task(run_sensor_worker(pipeline, stop=stop, stats=stats))
+    worker = asyncio.create_task(run_named_job(pipeline, "sensors", stop=stop, stats=stats))
     try:
         producer = asyncio.create_task(
             produce_sensors(pipeline, count=COUNT, rate=RATE, seed=3, sensors=50)
@@ -187,7 +187,7 @@ async def test_a_batch_deadlocking_past_its_budget_goes_through_retry_1_into_pos
     try:
         await produce_sensors(pipeline, count=300, rate=0, seed=5, sensors=30)
 
-        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 60)
 
         retried = await read_topic(pipeline, retry_topic(readings, 1), 1)
         assert retried

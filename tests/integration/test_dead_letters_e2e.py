@@ -56,7 +56,7 @@ async def test_bad_records_land_once_in_the_dead_letter_topic_and_table(
             await pipeline.log.publish(topic, key, value, timestamp_ms=1_700_000_000_000)
         await pipeline.log.flush()
 
-        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 60)
 
         assert stats.records == 204
         assert await pipeline.store.count_readings() == 200
@@ -92,7 +92,7 @@ async def test_a_re_driven_dead_letter_lands_in_the_projection_once_its_cause_is
         value = await pipeline.reading_codec.encode(reading(now, "temp-0600", 21.0))
         await pipeline.log.publish(topic, b"temp-0600", value)
         await pipeline.log.flush()
-        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 60)
         (stored,) = await pipeline.dead_letter_store().find_dead_letters(DeadLetterFilter())
         assert stored.error_class == "event_time_in_future"
         for name, value_ in settings_env(settings).items():
@@ -104,7 +104,7 @@ async def test_a_re_driven_dead_letter_lands_in_the_projection_once_its_cause_is
 
         assert code == 0
         pipeline.clock = ManualClock(now)
-        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 60)
         assert await pipeline.store.count_readings() == 1
         (latest,) = await pipeline.store.latest_readings(sensor_id="temp-0600")
         assert latest.value == 21.0

@@ -81,7 +81,7 @@ async def test_every_reading_lands_once_with_exact_aggregates_and_alerts(
     try:
         await produce(pipeline, count)
 
-        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 120)
+        stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 120)
 
         readings = expected_readings(now, count)
         assert stats.records == count
@@ -130,7 +130,7 @@ async def test_worker_killed_mid_stream_resumes_and_stores_every_reading_exactly
         assert_same_aggregates(aggregates, aggregate_window(readings))
         topic = settings.topics.sensor_readings
         ends = await pipeline.log.end_offsets(topic)
-        offsets = await pipeline.store.stored_offsets(
+        offsets = await pipeline.checkpoint.stored_offsets(
             pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
         )
         assert offsets == {TopicPartition(topic, p): end for p, end in ends.items()}
@@ -143,7 +143,7 @@ async def test_replaying_twice_leaves_the_same_rows(settings: Settings, now: dat
     pipeline = await bootstrap(settings, clock=ManualClock(now))
     try:
         await produce(pipeline, count)
-        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 120)
+        await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 120)
         readings = expected_readings(now, count)
         before = await all_aggregates(pipeline, readings)
         alerts_before = await pipeline.store.alerts(limit=10_000)
@@ -212,7 +212,7 @@ async def test_sigterm_finishes_the_batch_in_hand_commits_and_exits_cleanly(
         assert await asyncio.wait_for(worker.wait(), 30) == 0
         topic = settings.topics.sensor_readings
         ends = await pipeline.log.end_offsets(topic)
-        offsets = await pipeline.store.stored_offsets(
+        offsets = await pipeline.checkpoint.stored_offsets(
             pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
         )
         # Every record consumed is a valid reading: the rows are exactly the records up to
