@@ -15,8 +15,9 @@ from pipeline.application.ports import DeadLetterFilter
 from pipeline.domain import Reading
 from pipeline.entrypoints import cli
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
 from tests.integration.conftest import settings_env
 from tests.integration.topics import read_topic
 

@@ -15,16 +15,17 @@ import pytest
 from pipeline.adapters.clock import ManualClock
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
 from pipeline.application.ports import TopicPartition
-from pipeline.domain import Reading, WindowAggregate, aggregate_window, check_thresholds
+from pipeline.domain import Reading, WindowAggregate, check_thresholds
+from pipeline.domain.time import window_start
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.replay import plan_replay, replay_job
 from pipeline.entrypoints.sensors import (
     plan_production,
-    plan_replay,
     produce_sensors,
-    replay_sensors,
-    run_sensor_worker,
 )
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
+from pipeline.streams.aggregates import RunningStats
 from tests.integration.conftest import settings_env
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,30 @@ async def all_aggregates(pipeline: Pipeline, readings: list[Reading]) -> list[Wi
     return result
 
 
+def aggregate_window(readings: list[Reading]) -> list[WindowAggregate]:
+    """The one-minute statistics of `readings` per sensor, computed here in one pass, ordered
+    by (sensor_id, window_start): what the job's windows must have stored."""
+    stats: dict[tuple[str, datetime], tuple[str, RunningStats]] = {}
+    for reading in readings:
+        start = window_start(reading.timestamp, timedelta(minutes=1))
+        entry = stats.setdefault((reading.sensor_id, start), (reading.sensor_type, RunningStats()))
+        entry[1].add(reading.value)
+    return [
+        WindowAggregate(
+            sensor_id=sensor_id,
+            sensor_type=kind,
+            window_start=start,
+            window_end=start + timedelta(minutes=1),
+            count=s.count,
+            min=s.min,
+            max=s.max,
+            mean=s.mean,
+            stddev=s.stddev,
+        )
+        for (sensor_id, start), (kind, s) in sorted(stats.items())
+    ]
+
+
 def assert_same_aggregates(actual: list[WindowAggregate], expected: list[WindowAggregate]) -> None:
     assert [(a.sensor_id, a.window_start, a.count) for a in actual] == [
         (e.sensor_id, e.window_start, e.count) for e in expected
@@ -81,7 +106,9 @@ async def test_every_reading_lands_once_with_exact_aggregates_and_alerts(
     try:
         await produce(pipeline, count)
 
-        stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 120)
+        stats = await asyncio.wait_for(
+            run_named_job(pipeline, "sensors", until_caught_up=True), 120
+        )
 
         readings = expected_readings(now, count)
         assert stats.records == count
@@ -150,11 +177,12 @@ async def test_replaying_twice_leaves_the_same_rows(settings: Settings, now: dat
         topic = settings.topics.sensor_readings
         plan = plan_replay(topic, await pipeline.log.end_offsets(topic), from_offset=0)
 
-        first = await replay_sensors(pipeline, plan, group_id="replay-a")
-        second = await replay_sensors(pipeline, plan, group_id="replay-b")
+        first = await replay_job(pipeline, "sensors", plan, group_id="replay-a")
+        second = await replay_job(pipeline, "sensors", plan, group_id="replay-b")
 
         assert first.records == second.records == count
-        assert first.readings_inserted == second.readings_inserted == 0
+        assert first.written.get("readings", 0) == second.written.get("readings", 0) == 0
+        assert first.written.get("aggregates_1m", 0) == 0  # the same values: nothing changed
         assert await pipeline.store.count_readings() == count
         assert await all_aggregates(pipeline, readings) == before
         assert await pipeline.store.alerts(limit=10_000) == alerts_before
@@ -171,7 +199,9 @@ async def test_two_workers_in_one_group_share_the_partitions_and_store_everythin
     stop = asyncio.Event()
     try:
         await pipeline.ensure_topics()
-        workers = [asyncio.create_task(run_sensor_worker(p, stop=stop)) for p in (pipeline, other)]
+        workers = [
+            asyncio.create_task(run_named_job(p, "sensors", stop=stop)) for p in (pipeline, other)
+        ]
         # Produced over about four seconds, so both members join while records still arrive.
         await produce(pipeline, count, rate=rate)
         async with asyncio.timeout(120):
@@ -181,7 +211,7 @@ async def test_two_workers_in_one_group_share_the_partitions_and_store_everythin
         stats = await asyncio.wait_for(asyncio.gather(*workers), 30)
 
         assert all(s.records > 0 for s in stats), "both members must get partitions"
-        assert sum(s.readings_inserted for s in stats) == count
+        assert sum(s.written["readings"] for s in stats) == count
         assert await pipeline.store.count_readings() == count
         readings = expected_readings(now, count, rate=rate)
         aggregates = await all_aggregates(pipeline, readings)

@@ -17,8 +17,8 @@ from pipeline.application.dead_letters import H_ERROR_CLASS, dead_letter_topic
 from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.worker import run_named_job
 from pipeline.entrypoints.settings import Settings, WorkerSettings
+from pipeline.entrypoints.worker import run_named_job
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

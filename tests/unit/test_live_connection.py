@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
-from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
 from pipeline.application.live import LiveFilter
 from pipeline.application.live_feed import LiveFeed
 from pipeline.entrypoints.api import ws

@@ -13,8 +13,8 @@ import structlog
 
 from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import ManualClock
-from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.live import LiveFilter, LiveReading, LiveStats, Subscription
 from pipeline.application.live_feed import LiveFeed

@@ -9,8 +9,8 @@ again, until each failing row stands alone. Sinks under database authority are i
 (natural keys, upserts), so rows a half stored are not stored twice.
 
 A failure that is not the rows' fault (an unmigrated database, a store that refuses even an
-empty transaction, every row of a sink failing alike) is raised instead: dead-lettering a whole stream
-because of a deployment mistake would be worse than stopping."""
+empty transaction, every row of a sink failing alike) is raised instead: dead-lettering a
+whole stream because of a deployment mistake would be worse than stopping."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ NOT_THE_RECORDS_FAULT = (TransientError, ConfigurationError)
 
 SYSTEMIC_AT = 8
 """A sink whose batch holds at least this many rows that all fail alone is the store's
-fault, not the records'. Below it, all failing proves little (two bad records on a trickle of traffic), and
-stopping the worker there would stop it on the same records after every restart."""
+fault, not the records'. Below it, all failing proves little (two bad records on a trickle
+of traffic), and stopping the worker there would stop it on the same records after every
+restart."""
 
 
 @dataclass(frozen=True, slots=True)
