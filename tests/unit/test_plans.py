@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.application.ports import TopicPartition
-from pipeline.entrypoints.sensors import plan_production, plan_replay
+from pipeline.entrypoints.replay import plan_replay
+from pipeline.entrypoints.sensors import plan_production
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
