@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
-from pipeline.application.errors import DecodeError, TransientError
+from pipeline.application.errors import DecodeError, MissingValue, TransientError
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
 from pipeline.application.ports.dead_letters import DeadLetter
 from pipeline.application.ports.event_log import EventLog
@@ -34,7 +34,7 @@ from pipeline.application.runtime.poison import NOT_THE_RECORDS_FAULT, isolate_p
 from pipeline.application.runtime.report import BatchReport, DeadLettered
 from pipeline.application.runtime.retry_policy import TransientFailure
 from pipeline.application.topic_names import late_topic
-from pipeline.streams import Job, Output, Task, to_millis
+from pipeline.streams import Job, Output, Task, Tombstone, to_millis
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ class JobHandler:
     ) -> None:
         """`partial_windows`: partitions a replay reads from the middle of their log (see
         `Task`)."""
-        missing = sorted(set(job.sources) - set(codecs))
+        missing = sorted((set(job.sources) | set(job.tables)) - set(codecs))
         if missing:
             raise ValueError(f"job {job.name!r}: no codec for topics {missing}")
         self.job = job
@@ -179,6 +179,20 @@ class JobHandler:
         return prepared
 
     async def _decode(self, records: Sequence[Record]) -> list[Any]:
+        decoded = await self._decode_values(records)
+        tables = self.job.tables
+        if tables:
+            # A null value on a table topic is a tombstone: it deletes its key.
+            for i, record in enumerate(records):
+                spec = tables.get(record.topic)
+                if spec is not None and record.value is None:
+                    try:
+                        decoded[i] = Tombstone(spec.record_key(record.key or b""))
+                    except Exception as error:  # noqa: BLE001 - a record's fault
+                        decoded[i] = MissingValue(f"tombstone with an unreadable key: {error}")
+        return decoded
+
+    async def _decode_values(self, records: Sequence[Record]) -> list[Any]:
         codecs = self._codecs
         topics = {r.topic for r in records}
         if len(topics) <= 1:

@@ -30,7 +30,7 @@ from pipeline.application.runtime.retry_forwarding import RetryForwarder
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.application.topic_names import retry_topic
-from pipeline.streams import Job
+from pipeline.streams import Job, JobDefinitionError
 
 OnEvents = Callable[[Sequence[object]], Awaitable[None]]
 """Called after a batch whose sinks stored events for the first time (e.g. the alert
@@ -99,9 +99,8 @@ async def run_job(
                 await check_within_log(run.log, run.group_id, stored)
             return stored
 
-        consumer = run.log.consumer(
-            group_id=run.group_id, topics=list(run.job.sources), resolve_offsets=resolve
-        )
+        topics = [*run.job.sources, *run.job.tables]
+        consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
         return _worker(
             run,
             consumer,
@@ -132,6 +131,7 @@ async def run_job(
             main=False,
         )
 
+    await check_copartitioning(run)
     levels = [
         (f"{run.group_id}.retry.{level}", retry_topic(source, level))
         for source in run.job.sources
@@ -188,6 +188,22 @@ def _worker(
         # Records of a retry topic wait, paused, until their retry.not_before.
         not_before=None if main else not_before,
     )
+
+
+async def check_copartitioning(run: JobRun) -> None:
+    """Refuse to start a job whose joined topics have different partition counts (a task
+    joins partition p of each with partition p of the others)."""
+    plan = run.job.plan()
+    topics = {topic for group in plan.copartitioned_topics() for topic in group}
+    counts = {}
+    for topic in sorted(topics):
+        ends = await run.log.end_offsets(topic)
+        if ends:
+            counts[topic] = len(ends)
+    try:
+        plan.check_copartitioning(counts)
+    except JobDefinitionError as error:
+        raise ConfigurationError(str(error)) from error
 
 
 async def check_within_log(log: EventLog, group: str, stored: Mapping[TopicPartition, int]) -> None:
