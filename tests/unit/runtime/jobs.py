@@ -3,6 +3,7 @@ themselves (sink `ticks`) and per-key one-minute counts (sink `counts`, window u
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ class ListSink:
             if before != row:
                 self.rows[key] = row
                 written += 1
-                undo.append(lambda key=key, before=before: self._put_back(key, before))
+                undo.append(functools.partial(self._put_back, key, before))
         return SinkResult(written=written)
 
     def _put_back(self, key: Any, before: Any) -> None:
