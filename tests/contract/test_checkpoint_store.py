@@ -518,6 +518,22 @@ class CheckpointStoreContract:
             other,
         ]
 
+    async def test_an_aggregate_row_with_fewer_readings_never_replaces_the_stored_one(
+        self, world: World
+    ) -> None:
+        # A replay catching up from a window's start, or a member that lost its partition,
+        # sends a partial view of the window: it must not take the row back.
+        await world.store.commit(batch({P0: (0, 1)}, results("aggregates_1m", [window(count=5)])))
+
+        committed = await world.store.commit(
+            batch({P0: (1, 2)}, results("aggregates_1m", [window(count=2, mean=99.0)]))
+        )
+
+        assert committed.written == {"aggregates_1m": 0}
+        assert await world.projection.aggregates("temp-0001", T0, T0 + timedelta(minutes=1)) == [
+            window(count=5)
+        ]
+
     async def test_an_aggregate_stored_unchanged_counts_zero(self, world: World) -> None:
         await world.store.commit(batch({P0: (0, 1)}, results("aggregates_1m", [window()])))
 

@@ -48,7 +48,7 @@ class InMemoryReadingsSink:
 
 class InMemoryWindowAggregatesSink:
     """Stores each one-minute window's statistics as the engine computed them, replacing
-    what the window held."""
+    what the window held unless that held more readings."""
 
     def __init__(self, tables: SensorTables) -> None:
         self._tables = tables
@@ -62,7 +62,8 @@ class InMemoryWindowAggregatesSink:
         for aggregate in rows:
             windows = aggregates.setdefault(aggregate.sensor_id, {})
             previous = windows.get(aggregate.window_start)
-            if previous == aggregate:
+            # A window's count only grows: fewer readings than stored is a partial view.
+            if previous == aggregate or (previous is not None and previous.count > aggregate.count):
                 continue
             windows[aggregate.window_start] = aggregate
             before.append((aggregate, previous))

@@ -46,7 +46,9 @@ ON CONFLICT (sensor_id, "time") DO NOTHING
 """
 
 # m2 (the sum of squared deviations) is kept for the rows' readers that merge windows.
-# A window stored with the same values is not rewritten, and counts 0.
+# A window stored with the same values is not rewritten, and counts 0. A window's count only
+# grows: a row with fewer readings than the one stored is a partial view (a replay catching
+# up from the window's start, a member that lost its partition) and never replaces it.
 _UPSERT_AGGREGATES = """
 INSERT INTO reading_aggregates_1m AS a
     (sensor_id, window_start, window_end, sensor_type, count, min, max, mean, stddev, m2,
@@ -65,7 +67,8 @@ ON CONFLICT (sensor_id, window_start) DO UPDATE SET
     stddev = excluded.stddev,
     m2 = excluded.m2,
     updated_at = excluded.updated_at
-WHERE (a.window_end, a.sensor_type, a.count, a.min, a.max, a.mean, a.stddev)
+WHERE a.count <= excluded.count
+  AND (a.window_end, a.sensor_type, a.count, a.min, a.max, a.mean, a.stddev)
       IS DISTINCT FROM (excluded.window_end, excluded.sensor_type, excluded.count,
                         excluded.min, excluded.max, excluded.mean, excluded.stddev)
 """
@@ -132,7 +135,7 @@ class PostgresReadingsSink:
 
 class PostgresWindowAggregatesSink:
     """Stores each one-minute window's statistics as the engine computed them, replacing
-    what the window held."""
+    what the window held unless that held more readings (see `_UPSERT_AGGREGATES`)."""
 
     async def write(
         self, driver: Any, rows: Sequence[WindowAggregate], origins: Sequence[Record | None]

@@ -58,7 +58,7 @@ class SqliteReadingsSink:
 
 class SqliteWindowAggregatesSink:
     """Stores each one-minute window's statistics as the engine computed them, replacing
-    what the window held."""
+    what the window held unless that held more readings."""
 
     async def write(
         self,
@@ -79,8 +79,13 @@ class SqliteWindowAggregatesSink:
         statement = upsert.on_conflict_do_update(
             index_elements=["sensor_id", "window_start"],
             set_=changed,
-            where=sa.tuple_(*(t.c[name] for name in _WINDOW_VALUES)).is_distinct_from(
-                sa.tuple_(*(upsert.excluded[name] for name in _WINDOW_VALUES))
+            # A window's count only grows: fewer readings than stored is a partial view (a
+            # replay catching up) and never replaces it.
+            where=sa.and_(
+                t.c.count <= upsert.excluded.count,
+                sa.tuple_(*(t.c[name] for name in _WINDOW_VALUES)).is_distinct_from(
+                    sa.tuple_(*(upsert.excluded[name] for name in _WINDOW_VALUES))
+                ),
             ),
         )
         result = await conn.execute(
