@@ -114,7 +114,9 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def add_sensor_commands(commands: Any) -> None:
     """Add `produce`, `worker` and `replay` to the `pipeline` subcommands."""
     produce = commands.add_parser("produce", help="publish generated events to Kafka")
-    produce.add_argument("domain", choices=["sensors"], help="which generator")
+    produce.add_argument(
+        "domain", choices=["sensors"], metavar="DOMAIN", help="which generator: sensors"
+    )
     produce.add_argument(
         "--count", type=non_negative_int, help="readings to publish (default: until Ctrl-C)"
     )
@@ -138,8 +140,15 @@ def add_sensor_commands(commands: Any) -> None:
     worker.set_defaults(run=cmd_worker)
 
     replay = commands.add_parser("replay", help="re-run a projection from an offset")
-    replay.add_argument("domain", choices=["sensors"])
-    replay.add_argument("--from-offset", type=non_negative_int, required=True)
+    replay.add_argument(
+        "domain", choices=["sensors"], metavar="DOMAIN", help="which projection: sensors"
+    )
+    replay.add_argument(
+        "--from-offset",
+        type=non_negative_int,
+        required=True,
+        help="first offset to re-run, in every partition or in --partition",
+    )
     replay.add_argument(
         "--to-offset", type=non_negative_int, help="stop before this offset (default: current end)"
     )
