@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -121,6 +122,25 @@ def test_db_upgrade_migrates_the_configured_database(
     assert current(url) == head()
 
 
+SUMMARY = re.compile(
+    r"^demo summary: this run processed (?P<processed>[\d,]+) readings .*: (?P<stored>[\d,]+) "
+    r"stored, .*\ndatabase .*: (?P<database>[\d,]+) readings and [\d,]+ alerts stored by all runs$",
+    re.MULTILINE,
+)
+
+
+def demo_summary(out: str) -> list[tuple[int, int, int]]:
+    """(readings processed this run, stored this run, readings in the database) per summary."""
+
+    def number(text: str) -> int:
+        return int(text.replace(",", ""))
+
+    return [
+        (number(m["processed"]), number(m["stored"]), number(m["database"]))
+        for m in SUMMARY.finditer(out)
+    ]
+
+
 def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,11 +150,9 @@ def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
 
     out = capsys.readouterr().out
     assert code == 0
-    summary = next(line for line in out.splitlines() if line.startswith("demo summary"))
-    processed = int(summary.split()[2])
-    stored = int(summary.split(", ")[1].split()[0])
+    processed, stored, in_database = demo_summary(out)[0]
     assert processed > 0
-    assert stored == processed
+    assert stored == processed == in_database
     assert db.exists()
 
 
@@ -162,12 +180,11 @@ def test_demo_run_twice_on_the_same_file_stores_every_reading_of_both_runs(
     assert cli.main(argv) == 0
     assert cli.main(argv) == 0
 
-    summaries = [
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("demo summary")
-    ]
-    processed = [int(line.split()[2]) for line in summaries]
-    stored_after_second = int(summaries[1].split(", ")[1].split()[0])
-    assert stored_after_second == sum(processed)
+    (first, stored_first, _), (second, stored_second, in_database) = demo_summary(
+        capsys.readouterr().out
+    )
+    assert (stored_first, stored_second) == (first, second)
+    assert in_database == first + second
 
 
 def every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
