@@ -27,12 +27,6 @@ class BatchPlan:
     alerts: list[Alert]
     """The alerts of the fresh readings, once per alert id, in batch order."""
 
-    @property
-    def windows(self) -> list[tuple[str, datetime]]:
-        """Each (sensor_id, window_start) touched by a fresh reading, once, sorted. Only the
-        SQLite writer needs them: PostgreSQL derives the windows in SQL."""
-        return sorted({(r.reading.sensor_id, minute_of(r.reading.timestamp)) for r in self.fresh})
-
 
 def minute_of(moment: datetime) -> datetime:
     """The start of the one-minute window holding the UTC `moment`: the same instant as the

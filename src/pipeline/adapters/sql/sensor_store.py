@@ -47,8 +47,8 @@ class SqlSensorStore:
 
     The schema is created by the Alembic migrations (`pipeline.adapters.sql.migrate`). Every
     write is idempotent: readings and alerts have natural keys, aggregates take in only the
-    readings really inserted (merged on PostgreSQL, recomputed from the window's rows on
-    SQLite), and the consumed offsets are stored in the same transaction. Transient
+    readings really inserted (merged into the stored window, on both databases), and the
+    consumed offsets are stored in the same transaction. Transient
     database failures surface as StoreUnavailable."""
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -1,8 +1,10 @@
 """Applying a sensor batch to SQLite, with SQLAlchemy Core.
 
-SQLite has no population standard deviation (nor, in every build, a square root), so the
-aggregates of the touched windows are recomputed in Python from the stored readings with the
-domain's own `aggregate_window`: exact, and the same arithmetic as the in-memory store.
+As on PostgreSQL, only the readings really inserted (RETURNING skips those already stored)
+are merged into their one-minute windows with the parallel-variance formula (Chan et al.,
+the domain's `RunningStats.merge`): the work is proportional to the batch, not to the rows
+already in its windows. SQLite has no population variance (nor, in every build, a square
+root), so the merge runs in Python over the windows' stored count, mean, m2, min and max.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipeline.adapters.sql.batch import WINDOW, BatchPlan, partitions_of, plan_batch
+from pipeline.adapters.sql.batch import WINDOW, BatchPlan, minute_of, partitions_of, plan_batch
 from pipeline.adapters.sql.dead_letters import rows_of
 from pipeline.adapters.sql.engine import WRITE_TRANSACTION
 from pipeline.adapters.sql.tables import (
@@ -26,11 +28,12 @@ from pipeline.adapters.sql.tables import (
     readings,
 )
 from pipeline.application.ports import AppliedBatch, SensorBatch, TopicPartition
-from pipeline.domain.sensors import Reading
-from pipeline.domain.windows import aggregate_window
+from pipeline.domain.windows import RunningStats
 
-# Three parameters per window; stays well under SQLite's limit on bound parameters.
+# Two parameters per window; stays well under SQLite's limit on bound parameters.
 _WINDOWS_PER_QUERY = 250
+
+_Windows = dict[tuple[str, datetime], tuple[str, RunningStats]]
 
 
 class SqliteBatchWriter:
@@ -45,7 +48,7 @@ class SqliteBatchWriter:
             stored = await self._stored_offsets(conn, batch.group_id, partitions_of(batch))
             plan = plan_batch(batch, stored)
             inserted = await self._insert_readings(conn, plan)
-            await self._recompute_aggregates(conn, plan.windows)
+            await self._merge_aggregates(conn, inserted)
             new_alerts = await self._insert_alerts(conn, plan)
             if batch.dead_letters:
                 await conn.execute(
@@ -54,7 +57,9 @@ class SqliteBatchWriter:
                 )
             await self._store_offsets(conn, batch)
         return AppliedBatch(
-            readings_inserted=inserted, skipped=plan.skipped, new_alerts=tuple(new_alerts)
+            readings_inserted=sum(stats.count for _, stats in inserted.values()),
+            skipped=plan.skipped,
+            new_alerts=tuple(new_alerts),
         )
 
     @staticmethod
@@ -75,9 +80,10 @@ class SqliteBatchWriter:
         return {TopicPartition(topic, partition): offset for topic, partition, offset in rows}
 
     @staticmethod
-    async def _insert_readings(conn: AsyncConnection, plan: BatchPlan) -> int:
+    async def _insert_readings(conn: AsyncConnection, plan: BatchPlan) -> _Windows:
+        """Insert the fresh readings; the statistics of those really inserted, by window."""
         if not plan.fresh:
-            return 0
+            return {}
         rows = [
             {
                 "sensor_id": p.reading.sensor_id,
@@ -94,49 +100,59 @@ class SqliteBatchWriter:
             }
             for p in plan.fresh
         ]
-        result = await conn.execute(sqlite_insert(readings).on_conflict_do_nothing(), rows)
-        # sqlite3 sums rowcount over an executemany; rows left out by DO NOTHING count 0.
-        return int(result.rowcount)
+        r = readings
+        result = await conn.execute(
+            sqlite_insert(r)
+            .on_conflict_do_nothing()
+            .returning(r.c.sensor_id, r.c.sensor_type, r.c.time, r.c.value),
+            rows,
+        )
+        windows: _Windows = {}
+        for sensor_id, sensor_type, time, value in result:
+            key = (sensor_id, minute_of(time))
+            entry = windows.get(key)
+            if entry is None:
+                entry = windows[key] = (sensor_type, RunningStats())
+            entry[1].add(value)
+        return windows
 
     @staticmethod
-    async def _recompute_aggregates(
-        conn: AsyncConnection, windows: Sequence[tuple[str, datetime]]
-    ) -> None:
-        r = readings
-        found: list[Reading] = []
-        for chunk_start in range(0, len(windows), _WINDOWS_PER_QUERY):
-            chunk = windows[chunk_start : chunk_start + _WINDOWS_PER_QUERY]
-            condition = sa.or_(
-                *(
-                    sa.and_(r.c.sensor_id == sid, r.c.time >= start, r.c.time < start + WINDOW)
-                    for sid, start in chunk
-                )
-            )
-            query = sa.select(
-                r.c.sensor_id, r.c.sensor_type, r.c.value, r.c.unit, r.c.time, r.c.location
-            ).where(condition)
-            found.extend(
-                Reading(sensor_id=sid, sensor_type=st, value=v, unit=u, timestamp=ts, location=loc)
-                for sid, st, v, u, ts, loc in await conn.execute(query)
-            )
-        if not found:
+    async def _merge_aggregates(conn: AsyncConnection, inserted: _Windows) -> None:
+        """Merge the inserted readings' statistics into their stored windows."""
+        if not inserted:
             return
-        rows: list[dict[str, Any]] = [
-            {
-                "sensor_id": w.sensor_id,
-                "window_start": w.window_start,
-                "window_end": w.window_end,
-                "sensor_type": w.sensor_type,
-                "count": w.count,
-                "min": w.min,
-                "max": w.max,
-                "mean": w.mean,
-                "stddev": w.stddev,
-                "m2": w.stddev * w.stddev * w.count,
-            }
-            for w in aggregate_window(found, size=WINDOW)
-        ]
-        upsert = sqlite_insert(reading_aggregates_1m)
+        a = reading_aggregates_1m
+        keys = sorted(inserted)
+        stored: dict[tuple[str, datetime], RunningStats] = {}
+        for chunk_start in range(0, len(keys), _WINDOWS_PER_QUERY):
+            chunk = keys[chunk_start : chunk_start + _WINDOWS_PER_QUERY]
+            query = sa.select(
+                a.c.sensor_id, a.c.window_start, a.c.count, a.c.mean, a.c.m2, a.c.min, a.c.max
+            ).where(sa.tuple_(a.c.sensor_id, a.c.window_start).in_(chunk))
+            for sensor_id, start, count, mean, m2, low, high in await conn.execute(query):
+                stored[(sensor_id, start)] = RunningStats(
+                    count=count, mean=mean, m2=m2, min=low, max=high
+                )
+        rows: list[dict[str, Any]] = []
+        for key in keys:
+            sensor_type, fresh = inserted[key]
+            merged = stored.get(key, RunningStats())
+            merged.merge(fresh)
+            rows.append(
+                {
+                    "sensor_id": key[0],
+                    "window_start": key[1],
+                    "window_end": key[1] + WINDOW,
+                    "sensor_type": sensor_type,
+                    "count": merged.count,
+                    "min": merged.min,
+                    "max": merged.max,
+                    "mean": merged.mean,
+                    "stddev": merged.stddev,
+                    "m2": merged.m2,
+                }
+            )
+        upsert = sqlite_insert(a)
         changed: dict[str, Any] = {
             k: upsert.excluded[k] for k in rows[0] if k not in ("sensor_id", "window_start")
         }

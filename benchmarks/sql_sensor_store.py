@@ -1,7 +1,7 @@
 """Throughput of SqlSensorStore.apply on the real PostgreSQL: a benchmark, not a test.
 
     eval "$(scripts/stack env)"
-    uv run python -m tests.integration.bench_sql_sensor_store --batches 40 --batch-size 5000
+    uv run python -m benchmarks.sql_sensor_store --batches 40 --batch-size 5000
 
 Runs in a throwaway database (created, migrated by Alembic, dropped). Batches hold
 `--batch-size` readings from `--sensors` sensors at one reading per sensor per second, so a
@@ -22,12 +22,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from tests.databases import fresh_database
 
 from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.application.ports import ProjectedReading, SensorBatch, TopicPartition
 from pipeline.domain.alerts import DEFAULT_THRESHOLDS, check_thresholds
 from pipeline.domain.sensors import Reading
-from tests.databases import fresh_database
 
 TOPIC = "sensor-readings"
 
