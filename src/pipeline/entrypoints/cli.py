@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rate",
         type=non_negative_float,
-        default=2000.0,
-        help="readings per second (default 2000)",
+        default=1000.0,
+        help="readings per second of the fleet while every sensor is online (default 1000)",
     )
     demo.add_argument(
         "--sensors",
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--anomaly-rate",
         type=fraction,
-        default=0.005,
-        help="share of readings that start an anomaly (default 0.005: alerts every second)",
+        default=0.01,
+        help="share of readings that start an anomaly (default 0.01: about two alerts a second)",
     )
     demo.add_argument(
         "--db",
