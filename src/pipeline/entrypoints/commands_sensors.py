@@ -124,7 +124,8 @@ def add_sensor_commands(commands: Any) -> None:
         "--rate",
         type=non_negative_float,
         default=100.0,
-        help="readings per second, 0 = as fast as possible (default 100)",
+        help="readings per second of the fleet while every sensor is online, paced by event "
+        "time; 0 = as fast as possible, ending now (default 100)",
     )
     produce.add_argument("--seed", type=integer, default=42, help="generator seed (default 42)")
     produce.add_argument(
