@@ -4,7 +4,6 @@ PostgreSQL, including a worker killed with SIGKILL mid-stream and idempotent rep
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import sys
@@ -13,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.adapters.clock import ManualClock
-from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
+from pipeline.application.generators.production import planned_readings
+from pipeline.application.generators.sensors import SensorFleetConfig
 from pipeline.application.ports import TopicPartition
 from pipeline.domain import Reading, WindowAggregate, check_thresholds
 from pipeline.domain.time import window_start
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.replay import plan_replay, replay_job
 from pipeline.entrypoints.sensors import (
-    plan_production,
     produce_sensors,
 )
 from pipeline.entrypoints.settings import Settings
@@ -36,10 +35,9 @@ SENSORS = 40
 
 def expected_readings(now: datetime, count: int, rate: float = 0) -> list[Reading]:
     """The readings `produce_sensors` publishes for this seed, count, rate and clock."""
-    plan = plan_production(now=now, count=count, rate=rate, sensors=SENSORS)
-    config = SensorFleetConfig(sensors=SENSORS, interval=plan.interval, anomaly_rate=0.02)
-    stream = generate_readings(seed=SEED, start=plan.start, config=config)
-    return [g.event for g in itertools.islice(stream, count)]
+    fleet = SensorFleetConfig(sensors=SENSORS, anomaly_rate=0.02)
+    stream = planned_readings(seed=SEED, now=now, count=count, rate=rate, fleet=fleet)
+    return [g.event for g in stream]
 
 
 async def produce(pipeline: Pipeline, count: int, rate: float = 0) -> None:

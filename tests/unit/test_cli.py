@@ -3,8 +3,10 @@ demo and the migrations run without any service."""
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,25 @@ def test_db_upgrade_migrates_the_configured_database(
     assert current(url) == head()
 
 
+SUMMARY = re.compile(
+    r"^demo summary: this run processed (?P<processed>[\d,]+) readings .*: (?P<stored>[\d,]+) "
+    r"stored, .*\ndatabase .*: (?P<database>[\d,]+) readings and [\d,]+ alerts stored by all runs$",
+    re.MULTILINE,
+)
+
+
+def demo_summary(out: str) -> list[tuple[int, int, int]]:
+    """(readings processed this run, stored this run, readings in the database) per summary."""
+
+    def number(text: str) -> int:
+        return int(text.replace(",", ""))
+
+    return [
+        (number(m["processed"]), number(m["stored"]), number(m["database"]))
+        for m in SUMMARY.finditer(out)
+    ]
+
+
 def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -129,11 +150,9 @@ def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
 
     out = capsys.readouterr().out
     assert code == 0
-    summary = next(line for line in out.splitlines() if line.startswith("demo summary"))
-    processed = int(summary.split()[2])
-    stored = int(summary.split(", ")[1].split()[0])
+    processed, stored, in_database = demo_summary(out)[0]
     assert processed > 0
-    assert stored == processed
+    assert stored == processed == in_database
     assert db.exists()
 
 
@@ -161,9 +180,85 @@ def test_demo_run_twice_on_the_same_file_stores_every_reading_of_both_runs(
     assert cli.main(argv) == 0
     assert cli.main(argv) == 0
 
-    summaries = [
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("demo summary")
-    ]
-    processed = [int(line.split()[2]) for line in summaries]
-    stored_after_second = int(summaries[1].split(", ")[1].split()[0])
-    assert stored_after_second == sum(processed)
+    (first, stored_first, _), (second, stored_second, in_database) = demo_summary(
+        capsys.readouterr().out
+    )
+    assert (stored_first, stored_second) == (first, second)
+    assert in_database == first + second
+
+
+def every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and the parsers of all its subcommands, at every depth."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from every_parser(sub)
+
+
+def undocumented(parser: argparse.ArgumentParser) -> list[str]:
+    """The options, positionals and subcommands of `parser` that have no help line."""
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            missing += [f"{parser.prog} {c.dest}" for c in action._choices_actions if not c.help]
+        elif not action.help:
+            missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+@pytest.mark.parametrize(
+    "build", [cli.build_parser, worker.build_parser], ids=["pipeline", "pipeline-worker"]
+)
+def test_every_option_and_command_has_a_help_line(
+    build: Callable[[], argparse.ArgumentParser],
+) -> None:
+    missing = [name for parser in every_parser(build()) for name in undocumented(parser)]
+
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("main", "argv"),
+    [
+        (cli.main, ["produce"]),
+        (cli.main, ["replay", "--from-offset", "0"]),
+        (cli.main, ["bench"]),
+        (cli.main, ["dlq", "show"]),
+        (worker.main, []),
+    ],
+    ids=["produce", "replay", "bench", "dlq show", "pipeline-worker"],
+)
+def test_a_missing_argument_is_named_as_the_usage_line_shows_it(
+    main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+
+    err = capsys.readouterr().err
+    usage, message = err.split(": error: ")
+    missing = message.split("the following arguments are required: ")[1].strip()
+    assert exit_.value.code == 2
+    assert f" {missing}" in usage.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["demo", "--frob"], "demo"),
+        (["produce", "sensors", "--frob"], "produce"),
+        (["dlq", "list", "--frob"], "dlq list"),
+    ],
+)
+def test_an_unknown_option_is_reported_with_the_usage_of_its_command(
+    argv: list[str], command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith(f"usage: pipeline {command} [-h]")
+    assert err.rstrip().endswith(f"pipeline {command}: error: unrecognized arguments: --frob")

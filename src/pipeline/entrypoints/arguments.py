@@ -5,9 +5,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 
 from pipeline.entrypoints.settings import Settings
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a subcommand: it reports an unknown option itself, with its own usage
+    (`pipeline demo --frob` shows `usage: pipeline demo …`), instead of leaving it to the
+    top-level parser, which would answer with the usage of `pipeline`."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse as argparse does; arguments left over are this command's usage error."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 def integer(text: str) -> int:

@@ -77,7 +77,9 @@ def add_schema_commands(commands: Any) -> None:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_commands.add_parser("upgrade", help="apply migrations")
-    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.add_argument(
+        "revision", nargs="?", default="head", help="Alembic revision to reach (default head)"
+    )
     upgrade.set_defaults(run=cmd_db_upgrade)
     db_commands.add_parser("current", help="show the applied revision").set_defaults(
         run=cmd_db_current

@@ -131,7 +131,9 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def add_sensor_commands(commands: Any) -> None:
     """Add `produce`, `worker` and `replay` to the `pipeline` subcommands."""
     produce = commands.add_parser("produce", help="publish generated events to Kafka")
-    produce.add_argument("domain", choices=["sensors"], help="which generator")
+    produce.add_argument(
+        "domain", choices=["sensors"], metavar="DOMAIN", help="which generator: sensors"
+    )
     produce.add_argument(
         "--count", type=non_negative_int, help="readings to publish (default: until Ctrl-C)"
     )
@@ -139,7 +141,8 @@ def add_sensor_commands(commands: Any) -> None:
         "--rate",
         type=non_negative_float,
         default=100.0,
-        help="readings per second, 0 = as fast as possible (default 100)",
+        help="readings per second of the fleet while every sensor is online, paced by event "
+        "time; 0 = as fast as possible, ending now (default 100)",
     )
     produce.add_argument("--seed", type=integer, default=42, help="generator seed (default 42)")
     produce.add_argument(
@@ -155,7 +158,9 @@ def add_sensor_commands(commands: Any) -> None:
     worker.set_defaults(run=cmd_worker)
 
     replay = commands.add_parser("replay", help="re-run a job from an offset or a time")
-    replay.add_argument("job", choices=sorted(JOBS), help="which job to re-run")
+    replay.add_argument(
+        "job", choices=sorted(JOBS), metavar="JOB", help=f"which job: {', '.join(sorted(JOBS))}"
+    )
     start = replay.add_mutually_exclusive_group(required=True)
     start.add_argument(
         "--from-offset", type=non_negative_int, help="start at this offset of every partition"

@@ -29,7 +29,9 @@ log = structlog.get_logger(__name__)
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `pipeline-worker` (shared with `pipeline worker`)."""
-    parser.add_argument("name", metavar="job", choices=sorted(JOBS), help="which job to run")
+    parser.add_argument(
+        "name", choices=sorted(JOBS), metavar="JOB", help=f"which job: {', '.join(sorted(JOBS))}"
+    )
     parser.add_argument(
         "--until-caught-up",
         action="store_true",
@@ -115,13 +117,18 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console script `pipeline-worker`."""
+def build_parser() -> argparse.ArgumentParser:
+    """The `pipeline-worker` argument parser."""
     parser = argparse.ArgumentParser(
         prog="pipeline-worker", description="Run a pipeline job as a consumer worker."
     )
     add_worker_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script `pipeline-worker`."""
+    args = build_parser().parse_args(argv)
     return run_command("pipeline-worker", run_worker, args)
 
 

@@ -10,7 +10,7 @@ The ports live in one module per role; every name is re-exported here, so import
 
 from pipeline.application.ports.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterStore
 from pipeline.application.ports.event_log import EventConsumer, EventLog, OffsetResolver
-from pipeline.application.ports.records import Clock, Record, TopicPartition, TopicSpec
+from pipeline.application.ports.records import Clock, Record, Timer, TopicPartition, TopicSpec
 from pipeline.application.ports.registry import Codec, SchemaRegistry
 from pipeline.application.ports.sensor_store import (
     AlertFilter,
@@ -37,6 +37,7 @@ __all__ = [
     "SchemaRegistry",
     "SensorStore",
     "StoredAlert",
+    "Timer",
     "TopicPartition",
     "TopicSpec",
     "TypeStats",

@@ -1,7 +1,9 @@
-"""Records of the event log, where they live, the topics the application owns, and the clock."""
+"""Records of the event log, where they live, the topics the application owns, the clock and
+the timer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,4 +52,17 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """The current time, tz-aware UTC."""
+        ...
+
+
+@runtime_checkable
+class Timer(Protocol):
+    """Elapsed time and waiting: what paces a producer against the clock."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (only differences mean anything)."""
+        ...
+
+    async def wait(self, seconds: float, stop: asyncio.Event) -> None:
+        """Return once `seconds` have passed or `stop` is set, whichever comes first."""
         ...

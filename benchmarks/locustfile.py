@@ -2,7 +2,7 @@
 
 Run headless against a served API (see the README, "Load test"):
 
-    uv run locust -f tests/load/locustfile.py --headless -u 100 -r 20 -t 60s \
+    uv run locust -f benchmarks/locustfile.py --headless -u 100 -r 20 -t 60s \
         --host http://127.0.0.1:8000 --only-summary
 
 `RestReader` issues the dashboard-style reads, weighted towards `/api/v1/sensors/latest`;
