@@ -12,7 +12,8 @@ reading per sensor per second over `--partitions` partitions; about 2 % raise an
 - checkpoint: `PostgresCheckpointStore.commit` of the readings, one aggregate row per
   (sensor, one-minute window) the batch touched — the window's statistics so far, as a
   window step emitting every update sends them —, one state change per such window (its
-  pickled accumulator; a delete for a window the sensor has left), the alerts, and the
+  pickled key and accumulator, as the engine's window step keeps them; a delete for a
+  window the sensor has left), the alerts, and the
   offsets. The engine's work computing aggregates and state is done before timing: this
   measures the store.
 - apply: today's `SqlSensorStore.apply` of the same readings and alerts, which merges the
@@ -43,6 +44,7 @@ from pipeline.domain.alerts import DEFAULT_THRESHOLDS, check_thresholds
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
 from pipeline.streams.aggregates import RunningStats
+from pipeline.streams.items import to_millis
 from pipeline.streams.state import StateChange, dumps
 
 TOPIC = "sensor-readings"
@@ -137,10 +139,12 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
                 )
             )
             part = int(sensor_id[-5:]) % partitions
-            state.append(StateChange(STEP, part, dumps((sensor_id, minute)), dumps(stats)))
+            state.append(
+                StateChange(STEP, part, dumps((sensor_id, to_millis(minute))), dumps(stats))
+            )
         for sensor_id, minute in closed:
             part = int(sensor_id[-5:]) % partitions
-            state.append(StateChange(STEP, part, dumps((sensor_id, minute)), None))
+            state.append(StateChange(STEP, part, dumps((sensor_id, to_millis(minute))), None))
         alerts = [a for p in projected for a in p.alerts]
         window_parts = [int(w.sensor_id[-5:]) % partitions for w in aggregates]
         tps = [TopicPartition(TOPIC, p) for p in range(partitions)]

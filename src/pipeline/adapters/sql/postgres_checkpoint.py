@@ -1,6 +1,7 @@
 """The checkpoint of jobs under database authority in PostgreSQL: one transaction per batch
 on the asyncpg connection under SQLAlchemy's pool, every table written set-based (one
-statement per table and batch, whatever the batch's size)."""
+statement per table and batch, whatever the batch's size: state COPYed into a staging
+table, then upserted)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pipeline.adapters.checkpoint_plan import (
 from pipeline.adapters.sql import dead_letters
 from pipeline.adapters.sql.checkpoint_reads import SqlCheckpointReads, State, group_state
 from pipeline.adapters.sql.errors import is_transient, store_errors
+from pipeline.adapters.sql.postgres_stage import Stage
 from pipeline.application.ports.checkpoint import CheckpointBatch, Committed, SinkResult
 from pipeline.application.ports.records import Record, TopicPartition
 
@@ -64,10 +66,14 @@ ON CONFLICT (group_id, topic, "partition") DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
+_STATE = Stage(
+    "stream_state_stage",
+    (("step", "text"), ("partition", "int4"), ("key", "bytea"), ("value", "bytea")),
+)
 _UPSERT_STATE = """
 INSERT INTO stream_state AS s (group_id, step, "partition", key, value, updated_at)
 SELECT $1, c.step, c."partition", c.key, c.value, now()
-FROM unnest($2::text[], $3::int4[], $4::bytea[], $5::bytea[]) AS c(step, "partition", key, value)
+FROM stream_state_stage AS c
 ON CONFLICT (group_id, "partition", step, key) DO UPDATE SET
     value = excluded.value,
     updated_at = excluded.updated_at
@@ -180,15 +186,8 @@ class PostgresCheckpointStore(SqlCheckpointReads):
     @staticmethod
     async def _write_state(driver: Any, group: str, plan: CheckpointPlan) -> None:
         if plan.upserts:
-            u = plan.upserts
-            await driver.execute(
-                _UPSERT_STATE,
-                group,
-                [c.step for c in u],
-                [c.part for c in u],
-                [c.key for c in u],
-                [c.value for c in u],
-            )
+            await _STATE.fill(driver, [(c.step, c.part, c.key, c.value) for c in plan.upserts])
+            await driver.execute(_UPSERT_STATE, group)
         if plan.deletes:
             d = plan.deletes
             await driver.execute(
