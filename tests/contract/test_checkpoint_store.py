@@ -356,6 +356,17 @@ class CheckpointStoreContract:
             profiles: 3,
         }
 
+    async def test_a_fenced_task_leaves_no_offset_for_a_source_partition_never_stored(
+        self, world: World
+    ) -> None:
+        profiles = TopicPartition("profiles", 1)
+        await world.store.commit(batch({P1: (0, 8)}))
+
+        committed = await world.store.commit(batch({P1: (4, 12), profiles: (2, 4)}))
+
+        assert committed.fenced == {P1: 8, profiles: 2}
+        assert await world.store.stored_offsets("sensors", [P1, profiles]) == {P1: 8}
+
     async def test_a_batch_repeated_at_the_same_start_after_success_is_fenced_whole(
         self, world: World
     ) -> None:

@@ -38,12 +38,20 @@ class PostgresSink(Protocol):
 
 # A partition the group never stored gets its row first, at the batch's start offset, so
 # that it can be locked like the others: two first batches of one partition (a zombie and
-# the new owner) then queue on that row instead of both passing the fence.
+# the new owner) then queue on that row instead of both passing the fence. A claimed row
+# whose partition ends up fenced is removed again (_UNCLAIM): it stored nothing.
 _CLAIM_OFFSETS = """
 INSERT INTO consumer_offsets (group_id, topic, "partition", next_offset, updated_at)
 SELECT $1, p.topic, p."partition", p.next_offset, now()
 FROM unnest($2::text[], $3::int4[], $4::int8[]) AS p(topic, "partition", next_offset)
 ON CONFLICT (group_id, topic, "partition") DO NOTHING
+RETURNING topic, "partition"
+"""
+
+_UNCLAIM_OFFSETS = """
+DELETE FROM consumer_offsets AS o
+USING unnest($2::text[], $3::int4[]) AS p(topic, "partition")
+WHERE o.group_id = $1 AND o.topic = p.topic AND o."partition" = p."partition"
 """
 
 # Rows are locked in a fixed order so that two commits of one group cannot deadlock.
@@ -139,7 +147,16 @@ class PostgresCheckpointStore(SqlCheckpointReads):
 
     async def _commit(self, driver: Any, batch: CheckpointBatch) -> Committed:
         group = batch.group_id
+        claimed = await self._claim_offsets(driver, batch)
         plan = plan_checkpoint(batch, await self._lock_offsets(driver, batch))
+        unclaim = sorted(tp for tp in claimed if tp in plan.fenced)
+        if unclaim:
+            await driver.execute(
+                _UNCLAIM_OFFSETS,
+                group,
+                [tp.topic for tp in unclaim],
+                [tp.partition for tp in unclaim],
+            )
         written: dict[str, int] = {}
         events: list[object] = []
         for write in plan.writes:
@@ -162,19 +179,24 @@ class PostgresCheckpointStore(SqlCheckpointReads):
         return Committed(written=written, events=tuple(events), fenced=plan.fenced)
 
     @staticmethod
+    async def _claim_offsets(driver: Any, batch: CheckpointBatch) -> set[TopicPartition]:
+        if not batch.start_offsets:
+            return set()
+        starts = sorted(batch.start_offsets.items())
+        rows = await driver.fetch(
+            _CLAIM_OFFSETS,
+            batch.group_id,
+            [tp.topic for tp, _ in starts],
+            [tp.partition for tp, _ in starts],
+            [offset for _, offset in starts],
+        )
+        return {TopicPartition(r[0], r[1]) for r in rows}
+
+    @staticmethod
     async def _lock_offsets(driver: Any, batch: CheckpointBatch) -> dict[TopicPartition, int]:
         partitions = partitions_of(batch)
         if not partitions:
             return {}
-        if batch.start_offsets:
-            starts = sorted(batch.start_offsets.items())
-            await driver.execute(
-                _CLAIM_OFFSETS,
-                batch.group_id,
-                [tp.topic for tp, _ in starts],
-                [tp.partition for tp, _ in starts],
-                [offset for _, offset in starts],
-            )
         rows = await driver.fetch(
             _LOCK_OFFSETS,
             batch.group_id,
