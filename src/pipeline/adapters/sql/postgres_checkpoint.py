@@ -36,10 +36,10 @@ class PostgresSink(Protocol):
         ...
 
 
-# A partition the group never stored gets its row first, at the batch's start offset, so
-# that it can be locked like the others: two first batches of one partition (a zombie and
-# the new owner) then queue on that row instead of both passing the fence. A claimed row
-# whose partition ends up fenced is removed again (_UNCLAIM): it stored nothing.
+# A partition the group never stored gets its row, at the batch's start offset, so that it
+# can be locked like the others: two first batches of one partition (a zombie and the new
+# owner) then queue on that row instead of both passing the fence. A claimed row whose
+# partition ends up fenced is removed again (_UNCLAIM_OFFSETS): it stored nothing.
 _CLAIM_OFFSETS = """
 INSERT INTO consumer_offsets (group_id, topic, "partition", next_offset, updated_at)
 SELECT $1, p.topic, p."partition", p.next_offset, now()
@@ -147,8 +147,8 @@ class PostgresCheckpointStore(SqlCheckpointReads):
 
     async def _commit(self, driver: Any, batch: CheckpointBatch) -> Committed:
         group = batch.group_id
-        claimed = await self._claim_offsets(driver, batch)
-        plan = plan_checkpoint(batch, await self._lock_offsets(driver, batch))
+        stored, claimed = await self._lock_offsets(driver, batch)
+        plan = plan_checkpoint(batch, stored)
         unclaim = sorted(tp for tp in claimed if tp in plan.fenced)
         if unclaim:
             await driver.execute(
@@ -179,31 +179,26 @@ class PostgresCheckpointStore(SqlCheckpointReads):
         return Committed(written=written, events=tuple(events), fenced=plan.fenced)
 
     @staticmethod
-    async def _claim_offsets(driver: Any, batch: CheckpointBatch) -> set[TopicPartition]:
-        if not batch.start_offsets:
-            return set()
-        starts = sorted(batch.start_offsets.items())
+    async def _lock_offsets(
+        driver: Any, batch: CheckpointBatch
+    ) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
+        """The stored offsets of the batch's partitions, their rows locked, and the rows
+        claimed for partitions that had none."""
+        stored = await _lock(driver, batch.group_id, partitions_of(batch))
+        missing = sorted((tp, o) for tp, o in batch.start_offsets.items() if tp not in stored)
+        if not missing:
+            return stored, set()
         rows = await driver.fetch(
             _CLAIM_OFFSETS,
             batch.group_id,
-            [tp.topic for tp, _ in starts],
-            [tp.partition for tp, _ in starts],
-            [offset for _, offset in starts],
+            [tp.topic for tp, _ in missing],
+            [tp.partition for tp, _ in missing],
+            [offset for _, offset in missing],
         )
-        return {TopicPartition(r[0], r[1]) for r in rows}
-
-    @staticmethod
-    async def _lock_offsets(driver: Any, batch: CheckpointBatch) -> dict[TopicPartition, int]:
-        partitions = partitions_of(batch)
-        if not partitions:
-            return {}
-        rows = await driver.fetch(
-            _LOCK_OFFSETS,
-            batch.group_id,
-            [tp.topic for tp in partitions],
-            [tp.partition for tp in partitions],
-        )
-        return {TopicPartition(r[0], r[1]): int(r[2]) for r in rows}
+        claimed = {TopicPartition(r[0], r[1]) for r in rows}
+        # A row another commit claimed meanwhile was waited for: its offset is read now.
+        stored.update(await _lock(driver, batch.group_id, [tp for tp, _ in missing]))
+        return stored, claimed
 
     @staticmethod
     async def _write_state(driver: Any, group: str, plan: CheckpointPlan) -> None:
@@ -215,3 +210,14 @@ class PostgresCheckpointStore(SqlCheckpointReads):
             await driver.execute(
                 _DELETE_STATE, group, [c.step for c in d], [c.part for c in d], [c.key for c in d]
             )
+
+
+async def _lock(
+    driver: Any, group: str, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    if not partitions:
+        return {}
+    rows = await driver.fetch(
+        _LOCK_OFFSETS, group, [tp.topic for tp in partitions], [tp.partition for tp in partitions]
+    )
+    return {TopicPartition(r[0], r[1]): int(r[2]) for r in rows}
