@@ -286,6 +286,26 @@ class CheckpointStoreContract:
         assert await self._dead_letters(world) == []
         assert await world.store.stored_offsets("sensors", [P0]) == {}
 
+    async def test_a_batch_whose_commit_failed_commits_whole_when_tried_again(
+        self, world: World
+    ) -> None:
+        readings = [reading(), reading(at=T0 + timedelta(seconds=1))]
+        spans = {P0: (0, 2)}
+        writes = (
+            readings_from(P0, 0, readings),
+            results("aggregates_1m", [window()]),
+        )
+        with pytest.raises(SinkFailure):
+            await world.store.commit(
+                batch(spans, *writes, results("failing", ["x"]), state=[put("k", 1)])
+            )
+
+        committed = await world.store.commit(batch(spans, *writes, state=[put("k", 1)]))
+
+        assert committed.written == {"readings": 2, "aggregates_1m": 1}
+        assert await world.projection.count_readings() == 2
+        assert decoded(await world.store.load_state("sensors", [0])) == {0: {WINDOW_STEP: {"k": 1}}}
+
     async def test_a_batch_writing_to_an_unbound_sink_is_refused_before_anything_is_written(
         self, world: World
     ) -> None:

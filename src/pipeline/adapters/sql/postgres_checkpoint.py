@@ -17,7 +17,7 @@ from pipeline.adapters.checkpoint_plan import (
     partitions_of,
     plan_checkpoint,
 )
-from pipeline.adapters.sql import dead_letters
+from pipeline.adapters.sql import dead_letters, postgres_stage
 from pipeline.adapters.sql.checkpoint_reads import SqlCheckpointReads, State, group_state
 from pipeline.adapters.sql.errors import is_transient, store_errors
 from pipeline.adapters.sql.postgres_stage import Stage
@@ -139,6 +139,7 @@ class PostgresCheckpointStore(SqlCheckpointReads):
             try:
                 yield driver
             except BaseException as exc:
+                postgres_stage.forget(driver)
                 # A lost connection, or one interrupted mid-statement by cancellation, is not
                 # handed back to the pool.
                 if not isinstance(exc, Exception) or is_transient(exc) or driver.is_closed():
