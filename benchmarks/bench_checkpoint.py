@@ -19,13 +19,16 @@ reading per sensor per second over `--partitions` partitions; about 2 % raise an
 - apply: today's `SqlSensorStore.apply` of the same readings and alerts, which merges the
   aggregates in SQL from the rows it inserts.
 
-Prints readings/s and rows/s (every row written) of each, with the median batch time.
+Prints readings/s of each (and rows/s: every row the checkpoint writes), the median batch
+time, and the CPU seconds spent by this process and by the PostgreSQL backend serving each
+side: on a machine others load, CPU seconds vary less than wall-clock time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -33,6 +36,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.databases import fresh_database
 
 from pipeline.adapters.sql import SqlSensorStore, create_engine
@@ -181,21 +186,53 @@ def make_batches(count: int, size: int, sensors: int, partitions: int) -> Batche
     return out
 
 
-async def _timed(call: Callable[[], Awaitable[object]]) -> float:
-    started = time.perf_counter()
+@dataclass
+class Spent:
+    """Wall-clock seconds per batch, and CPU seconds of this process and of the PostgreSQL
+    backend serving it."""
+
+    wall: list[float] = field(default_factory=list)
+    client: float = 0.0
+    server: float = 0.0
+
+
+def backend_cpu_seconds(pid: int) -> float:
+    """utime + stime of a local process (the PostgreSQL backend), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.text("SELECT pg_backend_pid()")) or 0)
+
+
+async def _timed(call: Callable[[], Awaitable[object]], pid: int, spent: Spent) -> None:
+    server, client, started = backend_cpu_seconds(pid), time.process_time(), time.perf_counter()
     await call()
-    return time.perf_counter() - started
+    spent.wall.append(time.perf_counter() - started)
+    spent.client += time.process_time() - client
+    spent.server += backend_cpu_seconds(pid) - server
 
 
 async def bench(args: argparse.Namespace) -> None:
     batches = make_batches(args.batches, args.batch_size, args.sensors, args.partitions)
-    times: dict[str, list[float]] = {"checkpoint": [], "apply": []}
+    spent = {"checkpoint": Spent(), "apply": Spent()}
     async with fresh_database("bench_ckpt") as url_a, fresh_database("bench_apply") as url_b:
+        # One pooled connection each, so that one backend serves every batch.
         checkpoint = PostgresCheckpointStore(
             create_engine(url_a, pool_size=1, max_overflow=0), postgres_sensor_sinks()
         )
         sensors = SqlSensorStore(create_engine(url_b, pool_size=1, max_overflow=0))
         try:
+            pids = {
+                "checkpoint": await backend_pid(checkpoint.engine),
+                "apply": await backend_pid(sensors.engine),
+            }
             for i, (ckpt, applied) in enumerate(
                 zip(batches.checkpoint, batches.apply, strict=True)
             ):
@@ -204,7 +241,7 @@ async def bench(args: argparse.Namespace) -> None:
                 # Alternate which goes first, so neither always finds a cooler cache.
                 order = [("checkpoint", one), ("apply", other)]
                 for name, call in order if i % 2 == 0 else reversed(order):
-                    times[name].append(await _timed(call))
+                    await _timed(call, pids[name], spent[name])
             stored = await sensors.count_readings()
         finally:
             await checkpoint.engine.dispose()
@@ -218,11 +255,14 @@ async def bench(args: argparse.Namespace) -> None:
         f"{args.batch_size:,} from {args.sensors:,} sensors; per checkpoint batch "
         f"~{windows:,.0f} aggregate rows, ~{changes:,.0f} state changes"
     )
-    for name, spent in times.items():
-        total = sum(spent)
+    for name, s in spent.items():
+        total = sum(s.wall)
+        cpu = s.client + s.server
         line = (
-            f"  {name:<10}  {readings / total:>9,.0f} readings/s   "
-            f"batch p50 {statistics.median(spent) * 1000:,.0f} ms, max {max(spent) * 1000:,.0f} ms"
+            f"  {name:<10}  {readings / total:>7,.0f} readings/s   "
+            f"batch p50 {statistics.median(s.wall) * 1000:,.0f} ms   "
+            f"cpu: client {s.client:.1f} s + postgres {s.server:.1f} s "
+            f"= {readings / cpu:,.0f} readings per CPU-second"
         )
         if name == "checkpoint":
             line += f"   ({rows / total:,.0f} rows/s, every table)"
