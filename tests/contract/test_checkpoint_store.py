@@ -319,6 +319,22 @@ class CheckpointStoreContract:
         assert await world.projection.count_readings() == 0
         assert await world.store.stored_offsets("sensors", [P0]) == {}
 
+    async def test_sink_rows_without_a_part_and_origin_each_are_refused(self, world: World) -> None:
+        lopsided = SinkRows(sink="readings", rows=[reading(), reading()], parts=[0], origins=[])
+
+        with pytest.raises(ValueError, match="each row needs its part and origin"):
+            await world.store.commit(
+                CheckpointBatch(
+                    group_id="sensors",
+                    start_offsets={P0: 0},
+                    next_offsets={P0: 2},
+                    writes=[lopsided],
+                )
+            )
+
+        assert await world.projection.count_readings() == 0
+        assert await world.store.stored_offsets("sensors", [P0]) == {}
+
     # ------------------------------------------------------------------------ fencing
 
     async def test_a_partition_stored_past_the_batch_start_is_fenced_and_the_others_commit(
