@@ -286,6 +286,26 @@ class CheckpointStoreContract:
         assert await self._dead_letters(world) == []
         assert await world.store.stored_offsets("sensors", [P0]) == {}
 
+    async def test_a_batch_whose_commit_failed_commits_whole_when_tried_again(
+        self, world: World
+    ) -> None:
+        readings = [reading(), reading(at=T0 + timedelta(seconds=1))]
+        spans = {P0: (0, 2)}
+        writes = (
+            readings_from(P0, 0, readings),
+            results("aggregates_1m", [window()]),
+        )
+        with pytest.raises(SinkFailure):
+            await world.store.commit(
+                batch(spans, *writes, results("failing", ["x"]), state=[put("k", 1)])
+            )
+
+        committed = await world.store.commit(batch(spans, *writes, state=[put("k", 1)]))
+
+        assert committed.written == {"readings": 2, "aggregates_1m": 1}
+        assert await world.projection.count_readings() == 2
+        assert decoded(await world.store.load_state("sensors", [0])) == {0: {WINDOW_STEP: {"k": 1}}}
+
     async def test_a_batch_writing_to_an_unbound_sink_is_refused_before_anything_is_written(
         self, world: World
     ) -> None:
@@ -295,6 +315,22 @@ class CheckpointStoreContract:
 
         with pytest.raises(ConfigurationError, match="orders_5m"):
             await world.store.commit(unknown)
+
+        assert await world.projection.count_readings() == 0
+        assert await world.store.stored_offsets("sensors", [P0]) == {}
+
+    async def test_sink_rows_without_a_part_and_origin_each_are_refused(self, world: World) -> None:
+        lopsided = SinkRows(sink="readings", rows=[reading(), reading()], parts=[0], origins=[])
+
+        with pytest.raises(ValueError, match="each row needs its part and origin"):
+            await world.store.commit(
+                CheckpointBatch(
+                    group_id="sensors",
+                    start_offsets={P0: 0},
+                    next_offsets={P0: 2},
+                    writes=[lopsided],
+                )
+            )
 
         assert await world.projection.count_readings() == 0
         assert await world.store.stored_offsets("sensors", [P0]) == {}
@@ -355,6 +391,17 @@ class CheckpointStoreContract:
             P1: 8,
             profiles: 3,
         }
+
+    async def test_a_fenced_task_leaves_no_offset_for_a_source_partition_never_stored(
+        self, world: World
+    ) -> None:
+        profiles = TopicPartition("profiles", 1)
+        await world.store.commit(batch({P1: (0, 8)}))
+
+        committed = await world.store.commit(batch({P1: (4, 12), profiles: (2, 4)}))
+
+        assert committed.fenced == {P1: 8, profiles: 2}
+        assert await world.store.stored_offsets("sensors", [P1, profiles]) == {P1: 8}
 
     async def test_a_batch_repeated_at_the_same_start_after_success_is_fenced_whole(
         self, world: World

@@ -1,6 +1,7 @@
 """The checkpoint of jobs under database authority in PostgreSQL: one transaction per batch
 on the asyncpg connection under SQLAlchemy's pool, every table written set-based (one
-statement per table and batch, whatever the batch's size)."""
+statement per table and batch, whatever the batch's size: state COPYed into a staging
+table, then upserted)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pipeline.adapters.checkpoint_plan import (
     partitions_of,
     plan_checkpoint,
 )
-from pipeline.adapters.sql import dead_letters
+from pipeline.adapters.sql import dead_letters, postgres_stage
 from pipeline.adapters.sql.checkpoint_reads import SqlCheckpointReads, State, group_state
 from pipeline.adapters.sql.errors import is_transient, store_errors
+from pipeline.adapters.sql.postgres_stage import Stage
 from pipeline.application.ports.checkpoint import CheckpointBatch, Committed, SinkResult
 from pipeline.application.ports.records import Record, TopicPartition
 
@@ -34,14 +36,22 @@ class PostgresSink(Protocol):
         ...
 
 
-# A partition the group never stored gets its row first, at the batch's start offset, so
-# that it can be locked like the others: two first batches of one partition (a zombie and
-# the new owner) then queue on that row instead of both passing the fence.
+# A partition the group never stored gets its row, at the batch's start offset, so that it
+# can be locked like the others: two first batches of one partition (a zombie and the new
+# owner) then queue on that row instead of both passing the fence. A claimed row whose
+# partition ends up fenced is removed again (_UNCLAIM_OFFSETS): it stored nothing.
 _CLAIM_OFFSETS = """
 INSERT INTO consumer_offsets (group_id, topic, "partition", next_offset, updated_at)
 SELECT $1, p.topic, p."partition", p.next_offset, now()
 FROM unnest($2::text[], $3::int4[], $4::int8[]) AS p(topic, "partition", next_offset)
 ON CONFLICT (group_id, topic, "partition") DO NOTHING
+RETURNING topic, "partition"
+"""
+
+_UNCLAIM_OFFSETS = """
+DELETE FROM consumer_offsets AS o
+USING unnest($2::text[], $3::int4[]) AS p(topic, "partition")
+WHERE o.group_id = $1 AND o.topic = p.topic AND o."partition" = p."partition"
 """
 
 # Rows are locked in a fixed order so that two commits of one group cannot deadlock.
@@ -64,10 +74,14 @@ ON CONFLICT (group_id, topic, "partition") DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
+_STATE = Stage(
+    "stream_state_stage",
+    (("step", "text"), ("partition", "int4"), ("key", "bytea"), ("value", "bytea")),
+)
 _UPSERT_STATE = """
 INSERT INTO stream_state AS s (group_id, step, "partition", key, value, updated_at)
 SELECT $1, c.step, c."partition", c.key, c.value, now()
-FROM unnest($2::text[], $3::int4[], $4::bytea[], $5::bytea[]) AS c(step, "partition", key, value)
+FROM stream_state_stage AS c
 ON CONFLICT (group_id, "partition", step, key) DO UPDATE SET
     value = excluded.value,
     updated_at = excluded.updated_at
@@ -125,6 +139,7 @@ class PostgresCheckpointStore(SqlCheckpointReads):
             try:
                 yield driver
             except BaseException as exc:
+                postgres_stage.forget(driver)
                 # A lost connection, or one interrupted mid-statement by cancellation, is not
                 # handed back to the pool.
                 if not isinstance(exc, Exception) or is_transient(exc) or driver.is_closed():
@@ -133,7 +148,16 @@ class PostgresCheckpointStore(SqlCheckpointReads):
 
     async def _commit(self, driver: Any, batch: CheckpointBatch) -> Committed:
         group = batch.group_id
-        plan = plan_checkpoint(batch, await self._lock_offsets(driver, batch))
+        stored, claimed = await self._lock_offsets(driver, batch)
+        plan = plan_checkpoint(batch, stored)
+        unclaim = sorted(tp for tp in claimed if tp in plan.fenced)
+        if unclaim:
+            await driver.execute(
+                _UNCLAIM_OFFSETS,
+                group,
+                [tp.topic for tp in unclaim],
+                [tp.partition for tp in unclaim],
+            )
         written: dict[str, int] = {}
         events: list[object] = []
         for write in plan.writes:
@@ -156,41 +180,45 @@ class PostgresCheckpointStore(SqlCheckpointReads):
         return Committed(written=written, events=tuple(events), fenced=plan.fenced)
 
     @staticmethod
-    async def _lock_offsets(driver: Any, batch: CheckpointBatch) -> dict[TopicPartition, int]:
-        partitions = partitions_of(batch)
-        if not partitions:
-            return {}
-        if batch.start_offsets:
-            starts = sorted(batch.start_offsets.items())
-            await driver.execute(
-                _CLAIM_OFFSETS,
-                batch.group_id,
-                [tp.topic for tp, _ in starts],
-                [tp.partition for tp, _ in starts],
-                [offset for _, offset in starts],
-            )
+    async def _lock_offsets(
+        driver: Any, batch: CheckpointBatch
+    ) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
+        """The stored offsets of the batch's partitions, their rows locked, and the rows
+        claimed for partitions that had none."""
+        stored = await _lock(driver, batch.group_id, partitions_of(batch))
+        missing = sorted((tp, o) for tp, o in batch.start_offsets.items() if tp not in stored)
+        if not missing:
+            return stored, set()
         rows = await driver.fetch(
-            _LOCK_OFFSETS,
+            _CLAIM_OFFSETS,
             batch.group_id,
-            [tp.topic for tp in partitions],
-            [tp.partition for tp in partitions],
+            [tp.topic for tp, _ in missing],
+            [tp.partition for tp, _ in missing],
+            [offset for _, offset in missing],
         )
-        return {TopicPartition(r[0], r[1]): int(r[2]) for r in rows}
+        claimed = {TopicPartition(r[0], r[1]) for r in rows}
+        # A row another commit claimed meanwhile was waited for: its offset is read now.
+        stored.update(await _lock(driver, batch.group_id, [tp for tp, _ in missing]))
+        return stored, claimed
 
     @staticmethod
     async def _write_state(driver: Any, group: str, plan: CheckpointPlan) -> None:
         if plan.upserts:
-            u = plan.upserts
-            await driver.execute(
-                _UPSERT_STATE,
-                group,
-                [c.step for c in u],
-                [c.part for c in u],
-                [c.key for c in u],
-                [c.value for c in u],
-            )
+            await _STATE.fill(driver, [(c.step, c.part, c.key, c.value) for c in plan.upserts])
+            await driver.execute(_UPSERT_STATE, group)
         if plan.deletes:
             d = plan.deletes
             await driver.execute(
                 _DELETE_STATE, group, [c.step for c in d], [c.part for c in d], [c.key for c in d]
             )
+
+
+async def _lock(
+    driver: Any, group: str, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    if not partitions:
+        return {}
+    rows = await driver.fetch(
+        _LOCK_OFFSETS, group, [tp.topic for tp in partitions], [tp.partition for tp in partitions]
+    )
+    return {TopicPartition(r[0], r[1]): int(r[2]) for r in rows}
