@@ -1,14 +1,18 @@
 """How the application names the topics it derives from a topic: retry topics
-(`<topic>.retry.N`) and the dead-letter topic (`<topic>.dlq`). One place for the rule, so
-that what one module writes another reads back."""
+(`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`) and the changelog topics of a
+job's state (`<group>-<step>-changelog`). One place for the rule, so that what one module
+writes another reads back."""
 
 from __future__ import annotations
 
 import re
 
 DEAD_LETTER_SUFFIX = ".dlq"
+CHANGELOG_SUFFIX = "-changelog"
 
 _RETRY_TOPIC = re.compile(r"^(?P<topic>.+)\.retry\.(?P<level>[1-9][0-9]*)$")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+"""What Kafka accepts as a topic name."""
 
 
 def retry_topic(topic: str, level: int) -> str:
@@ -30,3 +34,16 @@ def dead_letter_topic(topic: str) -> str:
     """The dead-letter topic of `topic`; a retry topic (`<topic>.retry.N`) shares its
     original topic's, the only one the application creates."""
     return retry_level(topic)[0] + DEAD_LETTER_SUFFIX
+
+
+def changelog_topic(group_id: str, step: str) -> str:
+    """The compacted topic holding the state of stateful step `step` of the job consuming
+    as group `group_id` (one partition per source partition); ValueError if the group or
+    step id makes a name Kafka refuses (letters, digits, `.`, `_` and `-` only)."""
+    name = f"{group_id}-{step}{CHANGELOG_SUFFIX}"
+    if not _TOPIC_NAME.match(name):
+        raise ValueError(
+            f"the changelog topic of step {step!r} in group {group_id!r} would be {name!r}: "
+            "Kafka topic names take letters, digits, '.', '_' and '-' only, 249 at most"
+        )
+    return name

@@ -1,0 +1,314 @@
+"""`KafkaTransactionalCheckpoint`: the checkpoint of a job under Kafka authority
+(Kafka to Kafka, exactly once, as Kafka Streams' exactly_once_v2).
+
+One batch is one Kafka transaction of the member's transactional producer: the rows of the
+job's sinks (each to its topic), the changed state entries (to the steps' compacted
+changelog topics), the dead letters (to `<topic>.dlq`) and the consumed offsets (through
+`send_offsets_to_transaction`, with the consumer's group metadata). read_committed readers
+see all of it or none of it.
+
+Who may commit: the transactional.id is `<group>-<member>`, one per consumer, stable across
+restarts, so a restarted member fences its previous incarnation and aborts the transaction
+it left open at once. A member whose partitions moved to someone else is fenced by the
+group coordinator, which refuses offsets sent with a generation the group has left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pipeline.adapters.kafka.admin import KafkaTopicAdmin
+from pipeline.adapters.kafka.changelog import ChangelogReader, changelog_spec
+from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
+from pipeline.adapters.kafka.txn_producer import (
+    KafkaTransactionalProducer,
+    OutRecord,
+    OwnershipMoved,
+)
+from pipeline.application.dead_letters import dead_letter_headers
+from pipeline.application.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    Fenced,
+    StoreUnavailable,
+)
+from pipeline.application.ports import TopicPartition
+from pipeline.application.ports.checkpoint import CheckpointBatch, Committed
+from pipeline.application.topic_names import changelog_topic, dead_letter_topic
+from pipeline.streams.state import STREAM_TIME_STEP
+
+RowEncoder = Callable[[Any], Awaitable[tuple[bytes | None, bytes | None]]]
+"""How a sink's row becomes a Kafka record: its (key, value) bytes."""
+
+_MAX_PLANS: Final = 5
+"""Times a batch is planned again because partitions moved while it was being written."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSink:
+    """Where one of a job's sinks writes under Kafka authority: `topic`, each row as the
+    record `encode(row)` returns (placed by its key with Kafka's default partitioner)."""
+
+    topic: str
+    encode: RowEncoder
+
+
+def transactional_id(group_id: str, member_id: str) -> str:
+    """The transactional.id of member `member_id` of consumer group `group_id`."""
+    if not member_id:
+        raise ConfigurationError("a transactional member needs a non-empty member id")
+    return f"{group_id}-{member_id}"
+
+
+class KafkaTransactionalCheckpoint:
+    """A `CheckpointStore` writing each batch as one Kafka transaction (see the module doc).
+
+    Bound to one member of a consumer group (`consumer`) and its own transactional producer.
+    `steps` are the job's stateful step ids (the reserved stream-time step is added); their
+    changelog topics are created, compacted, with as many partitions as the largest source
+    topic, on the first call (or `start`), when the sink and dead-letter topics are also
+    checked to exist.
+
+    `commit` writes only what belongs to source partitions this member holds now; the
+    others (revoked since the batch was read) are returned in `Committed.fenced` with the
+    group's committed offset, for the caller to release. It raises `Fenced` when the group
+    refused the offsets (this member is no longer in the generation that holds them),
+    `ProducerFenced` when a newer instance took this member's transactional.id, and
+    `BrokerUnavailable` when Kafka failed transiently: the batch is not durable, and
+    committing the same batch again is safe, also when a commit timed out and may have
+    succeeded (it is settled first, never written twice).
+
+    `start_offsets` of a batch are not checked against stored offsets: the group
+    coordinator's generation check fences stale writers instead, without a request per
+    batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: KafkaGroupConsumer,
+        producer: KafkaTransactionalProducer,
+        admin: KafkaTopicAdmin,
+        changelogs: ChangelogReader,
+        sinks: Mapping[str, TopicSink],
+        steps: Sequence[str],
+    ) -> None:
+        self._consumer = consumer
+        self._group_id = consumer.group_id
+        self._producer = producer
+        self._admin = admin
+        self._reader = changelogs
+        self._sinks = dict(sinks)
+        try:
+            self._changelogs = {
+                step: changelog_topic(self._group_id, step)
+                for step in dict.fromkeys([STREAM_TIME_STEP, *steps])
+            }
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self._counts: dict[str, int] = {}
+        """Partitions of each subscribed topic, read at start."""
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def changelog_topics(self) -> dict[str, str]:
+        """The changelog topic of each stateful step."""
+        return dict(self._changelogs)
+
+    async def start(self) -> None:
+        """Initialise the producer's transactions (fencing older instances of this member),
+        create the changelog topics and check the sink and dead-letter topics exist."""
+        async with self._start_lock:
+            if self._started:
+                return
+            await self._producer.start()
+            for topic in self._consumer.topics:
+                count = await self._admin.partition_count(topic)
+                if not count:
+                    raise ConfigurationError(f"source topic {topic!r} does not exist")
+                self._counts[topic] = count
+            partitions = max(self._counts.values())
+            await self._admin.ensure_topics(
+                [changelog_spec(topic, partitions) for topic in self._changelogs.values()]
+            )
+            for topic in self._changelogs.values():
+                count = await self._admin.partition_count(topic)
+                if count < partitions:
+                    raise ConfigurationError(
+                        f"changelog topic {topic!r} has {count} partitions; the job's sources "
+                        f"have {partitions}: delete it (its state is lost) or add partitions"
+                    )
+            outputs = {sink.topic for sink in self._sinks.values()}
+            outputs |= {dead_letter_topic(topic) for topic in self._consumer.topics}
+            missing = [t for t in sorted(outputs) if not await self._admin.partition_count(t)]
+            if missing:
+                raise ConfigurationError(f"output topic(s) {missing} do not exist: create them")
+            self._started = True
+
+    async def commit(self, batch: CheckpointBatch) -> Committed:
+        """Write the batch's sink rows, state changes, dead letters and next offsets as one
+        transaction; see the class doc for what is fenced and what is raised."""
+        await self.start()
+        self._check_group(batch.group_id)
+        encoded = await self._encode(batch)
+        for _ in range(_MAX_PLANS):
+            revocations = self._consumer.revocations
+            owned = self._owned_parts()
+            records, written = self._records(batch, encoded, owned)
+            offsets = {tp: o for tp, o in batch.next_offsets.items() if tp.partition in owned}
+            if not records and not offsets:
+                break
+
+            def still_owned(seen: int = revocations) -> bool:
+                # Any revocation since planning, even of other partitions or one followed by
+                # an assignment of the same ones, means a new plan: cheap, and never wrong.
+                return self._consumer.revocations == seen
+
+            try:
+                await self._producer.transact(
+                    batch, records, offsets, self._consumer.group_metadata, still_owned
+                )
+            except OwnershipMoved:
+                continue
+            break
+        else:
+            raise Fenced(f"the partitions of group {self._group_id!r} kept moving during a commit")
+        lost = [
+            tp for tp in {*batch.start_offsets, *batch.next_offsets} if tp.partition not in owned
+        ]
+        fenced: dict[TopicPartition, int] = {}
+        if lost:
+            stored = await self._admin.committed_offsets(self._group_id, lost)
+            fenced = {tp: stored.get(tp, batch.start_offsets.get(tp, 0)) for tp in lost}
+        return Committed(written=written, fenced=fenced)
+
+    async def stored_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets of `partitions` (those never committed are left
+        out), once no transaction that commits some of them is still open."""
+        await self.start()
+        self._check_group(group_id)
+        return await self._admin.committed_offsets(group_id, partitions)
+
+    async def load_state(
+        self, group_id: str, parts: Sequence[int]
+    ) -> dict[int, dict[str, list[tuple[bytes, bytes]]]]:
+        """The state of source partitions `parts` as the last committed batch left it, read
+        from the changelog topics (read_committed, from the beginning to the end).
+
+        The group's offsets of those partitions are settled first (waiting for a previous
+        owner's open transaction to end), so the state read is that of the batch whose
+        offsets `stored_offsets` returns, whichever of the two the caller asks first."""
+        await self.start()
+        self._check_group(group_id)
+        await self._admin.committed_offsets(
+            group_id,
+            [
+                TopicPartition(topic, part)
+                for topic, count in self._counts.items()
+                for part in parts
+                if part < count
+            ],
+        )
+        found = await self._reader.read(list(self._changelogs.values()), parts)
+        state: dict[int, dict[str, list[tuple[bytes, bytes]]]] = {part: {} for part in parts}
+        for step, topic in self._changelogs.items():
+            for part, entries in found[topic].items():
+                if entries:
+                    state[part][step] = list(entries.items())
+        return state
+
+    async def ping(self) -> None:
+        """Return when the brokers answer; raise StoreUnavailable when they do not."""
+        try:
+            await self._admin.partition_count(self._consumer.topics[0])
+        except BrokerUnavailable as exc:
+            raise StoreUnavailable(f"Kafka does not answer: {exc}") from exc
+
+    async def close(self) -> None:
+        """Release the transactional producer (the consumer is the caller's to close)."""
+        await self._producer.close()
+
+    # ----------------------------------------------------------------- planning
+
+    def _check_group(self, group_id: str) -> None:
+        if group_id != self._group_id:
+            raise ConfigurationError(
+                f"this checkpoint commits for group {self._group_id!r}, not {group_id!r}"
+            )
+
+    def _owned_parts(self) -> frozenset[int]:
+        """The source partitions this member holds in every subscribed topic that has
+        them: the only ones whose outputs, state and offsets it may write."""
+        assigned = self._consumer.assignment()
+        return frozenset(
+            part
+            for part in {tp.partition for tp in assigned}
+            if all(
+                TopicPartition(topic, part) in assigned
+                for topic, count in self._counts.items()
+                if part < count
+            )
+        )
+
+    async def _encode(
+        self, batch: CheckpointBatch
+    ) -> list[tuple[str, list[int], list[tuple[bytes | None, bytes | None]]]]:
+        """Each sink's rows as (topic, parts, records), before any transaction begins: a
+        row that cannot be encoded fails the batch with nothing to abort, and the
+        transaction stays as short as producing takes (readers wait for it)."""
+        unknown = sorted({w.sink for w in batch.writes} - self._sinks.keys())
+        if unknown:
+            raise ConfigurationError(f"no topic is bound to sink(s) {unknown}")
+        steps = sorted({c.step for c in batch.state} - self._changelogs.keys())
+        if steps:
+            raise ConfigurationError(f"step(s) {steps} have no changelog topic: declare them")
+        encoded = []
+        for write in batch.writes:
+            sink = self._sinks[write.sink]
+            encoded.append(
+                (sink.topic, list(write.parts), [await sink.encode(row) for row in write.rows])
+            )
+        return encoded
+
+    def _records(
+        self,
+        batch: CheckpointBatch,
+        encoded: list[tuple[str, list[int], list[tuple[bytes | None, bytes | None]]]],
+        owned: frozenset[int],
+    ) -> tuple[list[OutRecord], dict[str, int]]:
+        """The transaction's records for the partitions in `owned`, and rows per sink."""
+        records: list[OutRecord] = []
+        written: dict[str, int] = {}
+        for write, (topic, parts, rows) in zip(batch.writes, encoded, strict=True):
+            before = len(records)
+            records.extend(
+                OutRecord(topic, None, key, value)
+                for part, (key, value) in zip(parts, rows, strict=True)
+                if part in owned
+            )
+            written[write.sink] = written.get(write.sink, 0) + len(records) - before
+        changelogs = self._changelogs
+        records.extend(
+            OutRecord(changelogs[change.step], change.part, change.key, change.value)
+            for change in batch.state
+            if change.part in owned
+        )
+        records.extend(
+            OutRecord(
+                dead_letter_topic(letter.topic),
+                None,
+                letter.key,
+                letter.value,
+                (*letter.headers, *dead_letter_headers(letter)),
+                letter.timestamp_ms,
+            )
+            for letter in batch.dead_letters
+            if letter.partition in owned
+        )
+        return records, written
