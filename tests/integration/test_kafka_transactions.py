@@ -293,3 +293,29 @@ async def test_a_restarted_member_fences_its_previous_instance(job: Job) -> None
     with pytest.raises(ProducerFenced):  # and stays fenced
         await old_checkpoint.commit(batch_of(job.group, records[4:], tag="old"))
     assert len(await job.outputs()) == 4
+
+
+async def test_a_batch_read_before_a_rebalance_commits_only_the_partitions_still_held(
+    job: Job,
+) -> None:
+    first, checkpoint = job.member("a")
+    stale = await poll_all(first)
+    second, _ = job.member("b")
+    deadline = time.monotonic() + 30
+    while len(first.assignment()) != 1 or len(second.assignment()) != 1:
+        assert time.monotonic() < deadline, "the group did not share its partitions"
+        await asyncio.gather(first.poll(100, 0.3), second.poll(100, 0.3))
+    (held,) = first.assignment()
+    lost = TopicPartition(job.source, 1 - held.partition)
+
+    committed = await checkpoint.commit(batch_of(job.group, stale, tag="a"))
+
+    kept = [r for r in stale if r.partition == held.partition]
+    assert committed.fenced == {lost: 0}
+    assert committed.written == {"out": len(kept)}
+    assert sorted(r.value for r in await job.outputs()) == sorted(
+        f"a:{(r.value or b'').decode()}".encode() for r in kept
+    )
+    assert {r.partition for r in await job.changelog()} == {held.partition}
+    stored = await checkpoint.stored_offsets(job.group, [held, lost])
+    assert stored == {held: max(r.offset for r in kept) + 1}
