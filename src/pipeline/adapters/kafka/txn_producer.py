@@ -53,6 +53,8 @@ PRODUCER_FENCED: Final = frozenset(
     {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 )
 _QUEUE_FULL_WAIT_S = 0.01
+_RETRY_PAUSE_S = 0.1
+"""Pause before repeating a transactional call that failed retriably."""
 _SERVE_EVERY = 10_000
 """Records produced between two polls that hand librdkafka's delivery reports back."""
 
@@ -82,8 +84,16 @@ class KafkaTransactionalProducer:
     any older producer with the same id and aborts the transaction it left open.
     """
 
-    def __init__(self, settings: dict[str, Any], *, timeout: float) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        *,
+        timeout: float,
+        client: Callable[[dict[str, Any]], Producer] = Producer,
+    ) -> None:
         self._settings = settings
+        self._client = client
+        """Makes the librdkafka producer (tests pass a double that fails on cue)."""
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"txn {settings['transactional.id']}"
@@ -151,7 +161,7 @@ class KafkaTransactionalProducer:
             raise ProducerFenced(self._fenced)
         producer = self._producer
         if producer is None:
-            producer = Producer({**self._settings, "logger": LOGGER})
+            producer = self._client({**self._settings, "logger": LOGGER})
             try:
                 producer.init_transactions(self._timeout)
             except KafkaException as exc:
@@ -253,6 +263,7 @@ class KafkaTransactionalProducer:
                 error = kafka_error_of(exc)
                 if error is None or not error.retriable() or time.monotonic() >= deadline:
                     raise
+            time.sleep(_RETRY_PAUSE_S)
 
     def _settle(self, producer: Producer, token: object) -> bool:
         """Finish the transaction in doubt; True if it was `token`'s and is committed."""
@@ -270,7 +281,7 @@ class KafkaTransactionalProducer:
             failure = self._failed(
                 producer, exc, "the transaction in doubt failed", committing=True
             )
-            if doubtful is token:
+            if doubtful is token or isinstance(failure, ProducerFenced):
                 raise failure from exc  # that batch is not durable: retry or re-sync
             raise Fenced(
                 f"{failure}; the batch committed before this one was not made durable"
