@@ -164,10 +164,12 @@ async def main() -> None:
         restored = await second.first("restored", timeout=300)
         committed = await second.first("committed", timeout=120)
         print(
-            f"after SIGKILL: restored {restored['keys']:,} keys; "
-            f"restore (load_state) {restored['seconds']:.2f} s; "
-            f"restart → restored {restored['at'] - second.started:.2f} s; "
-            f"restart → first new output committed {committed['at'] - second.started:.2f} s"
+            f"after SIGKILL: restored {restored['keys']:,} keys in {restored['seconds']:.2f} s "
+            f"(stored_offsets {restored['offsets_seconds']:.2f} s, "
+            f"load_state {restored['load_state_seconds']:.2f} s, "
+            f"unpickling {restored['unpickle_seconds']:.2f} s)\n"
+            f"restart → restored: {restored['at'] - second.started:.2f} s\n"
+            f"restart → first new output committed: {committed['at'] - second.started:.2f} s"
         )
         second.process.send_signal(signal.SIGTERM)
         await second.process.wait()

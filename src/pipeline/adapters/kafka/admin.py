@@ -113,11 +113,11 @@ class KafkaTopicAdmin:
         return len(await self._partitions(topic, need_leaders=False) or ())
 
     async def committed_offsets(
-        self, group_id: str, partitions: Sequence[TopicPartition]
+        self, group_id: str, partitions: Sequence[TopicPartition], *, stable: bool = True
     ) -> dict[TopicPartition, int]:
         """The offsets group `group_id` committed for `partitions` (those it never committed
-        are left out), waiting while a transaction that commits offsets of theirs is still
-        open: what is returned is final, never about to change under the caller."""
+        are left out). `stable`: wait while a transaction that commits offsets of theirs is
+        still open, so that what is returned is final, never about to change."""
         if not partitions:
             return {}
         request = [
@@ -129,7 +129,7 @@ class KafkaTopicAdmin:
         while True:
             try:
                 futures = self._admin.list_consumer_group_offsets(
-                    request, require_stable=True, request_timeout=self._timeout
+                    request, require_stable=stable, request_timeout=self._timeout
                 )
                 answer = await asyncio.wrap_future(futures[group_id])
                 pending = [tp for tp in answer.topic_partitions if tp.error is not None]

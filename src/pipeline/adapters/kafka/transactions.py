@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
 from pipeline.adapters.kafka.changelog import ChangelogReader, changelog_spec
+from pipeline.adapters.kafka.config import LOGGER
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.txn_producer import (
     KafkaTransactionalProducer,
@@ -180,11 +181,7 @@ class KafkaTransactionalCheckpoint:
         lost = [
             tp for tp in {*batch.start_offsets, *batch.next_offsets} if tp.partition not in owned
         ]
-        fenced: dict[TopicPartition, int] = {}
-        if lost:
-            stored = await self._admin.committed_offsets(self._group_id, lost)
-            fenced = {tp: stored.get(tp, batch.start_offsets.get(tp, 0)) for tp in lost}
-        return Committed(written=written, fenced=fenced)
+        return Committed(written=written, fenced=await self._fenced(batch, lost))
 
     async def stored_offsets(
         self, group_id: str, partitions: Sequence[TopicPartition]
@@ -235,6 +232,20 @@ class KafkaTransactionalCheckpoint:
         await self._producer.close()
 
     # ----------------------------------------------------------------- planning
+
+    async def _fenced(
+        self, batch: CheckpointBatch, lost: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets of the partitions lost, for information only: the
+        batch is committed by now, so failing to read them must not fail the commit (the
+        caller would retry a batch already durable). The batch's start offset stands in."""
+        stored: dict[TopicPartition, int] = {}
+        if lost:
+            try:
+                stored = await self._admin.committed_offsets(self._group_id, lost, stable=False)
+            except BrokerUnavailable as exc:
+                LOGGER.warning("cannot read the offsets of partitions moved away: %s", exc)
+        return {tp: stored.get(tp, batch.start_offsets.get(tp, 0)) for tp in lost}
 
     def _check_group(self, group_id: str) -> None:
         if group_id != self._group_id:
