@@ -26,8 +26,9 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
 KEYS = 25
-FIRST, SECOND = 4_000, 2_000
-"""Records produced before the kill, and after it."""
+TOTAL = 6_000
+RATE = 1_500
+"""Records produced, per second: the stream outlasts the job's first life."""
 
 
 class Topics:
@@ -69,11 +70,15 @@ async def topics() -> AsyncIterator[Topics]:
         future.exception()
 
 
-async def produce(topics: Topics, values: range) -> None:
+async def produce(topics: Topics) -> None:
+    """TOTAL records on KEYS keys, at about RATE per second."""
     log = KafkaEventLog(topics.bootstrap)
-    for n in values:
-        await log.publish(topics.source, f"key-{n % KEYS}".encode(), str(n).encode())
-    await log.flush()
+    step = RATE // 20
+    for start in range(0, TOTAL, step):
+        for n in range(start, min(TOTAL, start + step)):
+            await log.publish(topics.source, f"key-{n % KEYS}".encode(), str(n).encode())
+        await log.flush()
+        await asyncio.sleep(1 / 20)
 
 
 async def outputs(topics: Topics) -> list[tuple[bytes | None, int, int, int]]:
@@ -97,33 +102,35 @@ async def wait_for_outputs(topics: Topics, at_least: int, timeout: float) -> int
 async def test_a_job_killed_mid_stream_and_restarted_writes_every_output_exactly_once(
     topics: Topics,
 ) -> None:
-    await produce(topics, range(FIRST))
     job = await asyncio.create_subprocess_exec(*topics.job(), stdout=asyncio.subprocess.PIPE)
+    stream = asyncio.create_task(produce(topics))
     try:
-        seen = await wait_for_outputs(topics, FIRST // 4, timeout=60)
+        await wait_for_outputs(topics, 1_000, timeout=60)
         job.send_signal(signal.SIGKILL)
         await job.wait()
+        assert not stream.done(), "the job must be killed mid-stream"
+        restarted = await asyncio.create_subprocess_exec(
+            *topics.job(), stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            await stream
+            await wait_for_outputs(topics, TOTAL, timeout=120)
+            restarted.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(restarted.wait(), 30) == 0
+        finally:
+            if restarted.returncode is None:
+                restarted.kill()
     finally:
+        stream.cancel()
         if job.returncode is None:
             job.kill()
-    assert seen < FIRST, "the job must be killed mid-stream"
-    await produce(topics, range(FIRST, FIRST + SECOND))
-
-    restarted = await asyncio.create_subprocess_exec(*topics.job(), stdout=asyncio.subprocess.PIPE)
-    try:
-        await wait_for_outputs(topics, FIRST + SECOND, timeout=120)
-        restarted.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(restarted.wait(), 30) == 0
-    finally:
-        if restarted.returncode is None:
-            restarted.kill()
     assert restarted.stdout is not None
     events = [json.loads(line) for line in (await restarted.stdout.read()).splitlines()]
     restored = [e for e in events if e["event"] == "restored"]
     assert sum(e["keys"] for e in restored) > 0, "the restart restores the counts"
 
     found = await outputs(topics)
-    assert Counter(value for _, value, _, _ in found) == Counter(range(FIRST + SECOND))
+    assert Counter(value for _, value, _, _ in found) == Counter(range(TOTAL))
     # The counts of each key, in output order, are 1, 2, 3, …: the state restored after
     # the kill held exactly the records whose outputs were committed.
     per_key: dict[bytes | None, list[int]] = defaultdict(list)
