@@ -34,8 +34,8 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.adapters.kafka import KafkaEventLog
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
-from pipeline.adapters.kafka.transactions import TopicSink
 from pipeline.adapters.memory.partitioner import partition_for_key
+from pipeline.application.kafka_authority import TopicSink
 from pipeline.application.ports import TopicSpec
 from pipeline.application.ports.checkpoint import CheckpointBatch
 from pipeline.application.topic_names import changelog_topic, dead_letter_topic

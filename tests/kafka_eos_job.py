@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 
 from pipeline.adapters.kafka import KafkaEventLog
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
-from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint, TopicSink
+from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
+from pipeline.application.kafka_authority import TopicSink
 from pipeline.application.ports import Record, TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.streams.state import StateChange, dumps, loads

@@ -17,9 +17,10 @@ from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 
 from pipeline.adapters.kafka import KafkaEventLog
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
-from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint, TopicSink
+from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
 from pipeline.application.dead_letters import H_ERROR_CLASS, dead_letter_of
 from pipeline.application.errors import Fenced, ProducerFenced
+from pipeline.application.kafka_authority import TopicSink
 from pipeline.application.ports import Record, TopicPartition, TopicSpec
 from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.application.topic_names import changelog_topic, dead_letter_topic

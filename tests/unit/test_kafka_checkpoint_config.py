@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pipeline.adapters.kafka import KafkaEventLog
-from pipeline.adapters.kafka.transactions import TopicSink, transactional_id
 from pipeline.application.errors import ConfigurationError
+from pipeline.application.kafka_authority import TopicSink, transactional_id
 from pipeline.application.ports import EventConsumer, TopicPartition
 from pipeline.application.topic_names import changelog_topic
 

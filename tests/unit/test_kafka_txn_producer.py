@@ -8,12 +8,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.adapters.kafka.txn_producer import (
-    KafkaTransactionalProducer,
-    OutRecord,
-    OwnershipMoved,
-)
+from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer, OwnershipMoved
 from pipeline.application.errors import BrokerUnavailable, Fenced, ProducerFenced, PublishError
+from pipeline.application.kafka_authority import OutRecord
 from pipeline.application.ports import TopicPartition
 
 OFFSETS = {TopicPartition("source", 0): 10}

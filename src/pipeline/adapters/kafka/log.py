@@ -18,13 +18,10 @@ from pipeline.adapters.kafka.config import (
 from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
-from pipeline.adapters.kafka.transactions import (
-    KafkaTransactionalCheckpoint,
-    TopicSink,
-    transactional_id,
-)
+from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
 from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer
 from pipeline.application.errors import ConfigurationError, PublishError
+from pipeline.application.kafka_authority import TopicSink, transactional_id
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,

@@ -16,52 +16,33 @@ group coordinator, which refuses offsets sent with a generation the group has le
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Final
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
 from pipeline.adapters.kafka.changelog import ChangelogReader, changelog_spec
 from pipeline.adapters.kafka.config import LOGGER
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
-from pipeline.adapters.kafka.txn_producer import (
-    KafkaTransactionalProducer,
-    OutRecord,
-    OwnershipMoved,
-)
-from pipeline.application.dead_letters import dead_letter_headers
+from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer, OwnershipMoved
 from pipeline.application.errors import (
     BrokerUnavailable,
     ConfigurationError,
     Fenced,
     StoreUnavailable,
 )
+from pipeline.application.kafka_authority import (
+    TopicSink,
+    TransactionPlanner,
+    changelog_topics,
+    lost_partitions,
+    owned_parts,
+)
 from pipeline.application.ports import TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, Committed
-from pipeline.application.topic_names import changelog_topic, dead_letter_topic
-from pipeline.streams.state import STREAM_TIME_STEP
-
-RowEncoder = Callable[[Any], Awaitable[tuple[bytes | None, bytes | None]]]
-"""How a sink's row becomes a Kafka record: its (key, value) bytes."""
+from pipeline.application.topic_names import dead_letter_topic
 
 _MAX_PLANS: Final = 5
 """Times a batch is planned again because partitions moved while it was being written."""
-
-
-@dataclass(frozen=True, slots=True)
-class TopicSink:
-    """Where one of a job's sinks writes under Kafka authority: `topic`, each row as the
-    record `encode(row)` returns (placed by its key with Kafka's default partitioner)."""
-
-    topic: str
-    encode: RowEncoder
-
-
-def transactional_id(group_id: str, member_id: str) -> str:
-    """The transactional.id of member `member_id` of consumer group `group_id`."""
-    if not member_id:
-        raise ConfigurationError("a transactional member needs a non-empty member id")
-    return f"{group_id}-{member_id}"
 
 
 class KafkaTransactionalCheckpoint:
@@ -103,13 +84,8 @@ class KafkaTransactionalCheckpoint:
         self._admin = admin
         self._reader = changelogs
         self._sinks = dict(sinks)
-        try:
-            self._changelogs = {
-                step: changelog_topic(self._group_id, step)
-                for step in dict.fromkeys([STREAM_TIME_STEP, *steps])
-            }
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
+        self._changelogs = changelog_topics(self._group_id, steps)
+        self._planner = TransactionPlanner(sinks, self._changelogs)
         self._counts: dict[str, int] = {}
         """Partitions of each subscribed topic, read at start."""
         self._started = False
@@ -153,14 +129,15 @@ class KafkaTransactionalCheckpoint:
     async def commit(self, batch: CheckpointBatch) -> Committed:
         """Write the batch's sink rows, state changes, dead letters and next offsets as one
         transaction; see the class doc for what is fenced and what is raised."""
-        await self.start()
         self._check_group(batch.group_id)
-        encoded = await self._encode(batch)
+        await self.start()
+        planner = self._planner
+        encoded = await planner.encode(batch)
         for _ in range(_MAX_PLANS):
             revocations = self._consumer.revocations
-            owned = self._owned_parts()
-            records, written = self._records(batch, encoded, owned)
-            offsets = {tp: o for tp, o in batch.next_offsets.items() if tp.partition in owned}
+            owned = owned_parts(self._consumer.assignment(), self._counts)
+            records, written = planner.records(batch, encoded, owned)
+            offsets = planner.offsets(batch, owned)
             if not records and not offsets:
                 break
 
@@ -178,18 +155,15 @@ class KafkaTransactionalCheckpoint:
             break
         else:
             raise Fenced(f"the partitions of group {self._group_id!r} kept moving during a commit")
-        lost = [
-            tp for tp in {*batch.start_offsets, *batch.next_offsets} if tp.partition not in owned
-        ]
-        return Committed(written=written, fenced=await self._fenced(batch, lost))
+        return Committed(written=written, fenced=await self._fenced(batch, owned))
 
     async def stored_offsets(
         self, group_id: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int]:
         """The group's committed offsets of `partitions` (those never committed are left
         out), once no transaction that commits some of them is still open."""
-        await self.start()
         self._check_group(group_id)
+        await self.start()
         return await self._admin.committed_offsets(group_id, partitions)
 
     async def load_state(
@@ -201,8 +175,8 @@ class KafkaTransactionalCheckpoint:
         The group's offsets of those partitions are settled first (waiting for a previous
         owner's open transaction to end), so the state read is that of the batch whose
         offsets `stored_offsets` returns, whichever of the two the caller asks first."""
-        await self.start()
         self._check_group(group_id)
+        await self.start()
         await self._admin.committed_offsets(
             group_id,
             [
@@ -231,15 +205,14 @@ class KafkaTransactionalCheckpoint:
         """Release the transactional producer (the consumer is the caller's to close)."""
         await self._producer.close()
 
-    # ----------------------------------------------------------------- planning
-
     async def _fenced(
-        self, batch: CheckpointBatch, lost: list[TopicPartition]
+        self, batch: CheckpointBatch, owned: frozenset[int]
     ) -> dict[TopicPartition, int]:
         """The group's committed offsets of the partitions lost, for information only: the
         batch is committed by now, so failing to read them must not fail the commit (the
         caller would retry a batch already durable). The batch's start offset stands in."""
         stored: dict[TopicPartition, int] = {}
+        lost = lost_partitions(batch, owned)
         if lost:
             try:
                 stored = await self._admin.committed_offsets(self._group_id, lost, stable=False)
@@ -252,74 +225,3 @@ class KafkaTransactionalCheckpoint:
             raise ConfigurationError(
                 f"this checkpoint commits for group {self._group_id!r}, not {group_id!r}"
             )
-
-    def _owned_parts(self) -> frozenset[int]:
-        """The source partitions this member holds in every subscribed topic that has
-        them: the only ones whose outputs, state and offsets it may write."""
-        assigned = self._consumer.assignment()
-        return frozenset(
-            part
-            for part in {tp.partition for tp in assigned}
-            if all(
-                TopicPartition(topic, part) in assigned
-                for topic, count in self._counts.items()
-                if part < count
-            )
-        )
-
-    async def _encode(
-        self, batch: CheckpointBatch
-    ) -> list[tuple[str, list[int], list[tuple[bytes | None, bytes | None]]]]:
-        """Each sink's rows as (topic, parts, records), before any transaction begins: a
-        row that cannot be encoded fails the batch with nothing to abort, and the
-        transaction stays as short as producing takes (readers wait for it)."""
-        unknown = sorted({w.sink for w in batch.writes} - self._sinks.keys())
-        if unknown:
-            raise ConfigurationError(f"no topic is bound to sink(s) {unknown}")
-        steps = sorted({c.step for c in batch.state} - self._changelogs.keys())
-        if steps:
-            raise ConfigurationError(f"step(s) {steps} have no changelog topic: declare them")
-        encoded = []
-        for write in batch.writes:
-            sink = self._sinks[write.sink]
-            encoded.append(
-                (sink.topic, list(write.parts), [await sink.encode(row) for row in write.rows])
-            )
-        return encoded
-
-    def _records(
-        self,
-        batch: CheckpointBatch,
-        encoded: list[tuple[str, list[int], list[tuple[bytes | None, bytes | None]]]],
-        owned: frozenset[int],
-    ) -> tuple[list[OutRecord], dict[str, int]]:
-        """The transaction's records for the partitions in `owned`, and rows per sink."""
-        records: list[OutRecord] = []
-        written: dict[str, int] = {}
-        for write, (topic, parts, rows) in zip(batch.writes, encoded, strict=True):
-            before = len(records)
-            records.extend(
-                OutRecord(topic, None, key, value)
-                for part, (key, value) in zip(parts, rows, strict=True)
-                if part in owned
-            )
-            written[write.sink] = written.get(write.sink, 0) + len(records) - before
-        changelogs = self._changelogs
-        records.extend(
-            OutRecord(changelogs[change.step], change.part, change.key, change.value)
-            for change in batch.state
-            if change.part in owned
-        )
-        records.extend(
-            OutRecord(
-                dead_letter_topic(letter.topic),
-                None,
-                letter.key,
-                letter.value,
-                (*letter.headers, *dead_letter_headers(letter)),
-                letter.timestamp_ms,
-            )
-            for letter in batch.dead_letters
-            if letter.partition in owned
-        )
-        return records, written

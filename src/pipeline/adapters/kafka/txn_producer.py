@@ -22,7 +22,6 @@ import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -35,6 +34,7 @@ from pipeline.application.errors import (
     ProducerFenced,
     PublishError,
 )
+from pipeline.application.kafka_authority import OutRecord
 from pipeline.application.ports import TopicPartition
 
 T = TypeVar("T")
@@ -57,19 +57,6 @@ _RETRY_PAUSE_S = 0.1
 """Pause before repeating a transactional call that failed retriably."""
 _SERVE_EVERY = 10_000
 """Records produced between two polls that hand librdkafka's delivery reports back."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """One record of a transaction; partition None lets the partitioner place it by key."""
-
-    topic: str
-    partition: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
-    timestamp_ms: int = 0
-    """CreateTime; 0 means now."""
 
 
 class OwnershipMoved(Exception):
