@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from pipeline.application.dead_letters import dead_letter_headers
 from pipeline.application.errors import ConfigurationError
@@ -20,6 +21,9 @@ from pipeline.application.ports.checkpoint import CheckpointBatch
 from pipeline.application.ports.records import TopicPartition
 from pipeline.application.topic_names import changelog_topic, dead_letter_topic
 from pipeline.streams.state import STREAM_TIME_STEP
+
+CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
+"""Topic configuration of changelog topics: only the latest entry per key is kept."""
 
 RowEncoder = Callable[[Any], Awaitable[tuple[bytes | None, bytes | None]]]
 """How a sink's row becomes a record: its (key, value) bytes."""

@@ -25,9 +25,9 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
 from pipeline.adapters.kafka.config import LOGGER, translate
 from pipeline.application.errors import BrokerUnavailable
+from pipeline.application.kafka_authority import CHANGELOG_CONFIG
 from pipeline.application.ports import TopicSpec
 
-CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
 RESTORE_SETTINGS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "isolation.level": "read_committed",

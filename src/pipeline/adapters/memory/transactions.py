@@ -19,6 +19,7 @@ from pipeline.adapters.memory.log_consumer import InMemoryGroupConsumer
 from pipeline.adapters.memory.log_state import LogState
 from pipeline.application.errors import ConfigurationError, ProducerFenced
 from pipeline.application.kafka_authority import (
+    CHANGELOG_CONFIG,
     OutRecord,
     TopicSink,
     TransactionPlanner,
@@ -80,7 +81,7 @@ class InMemoryTransactionalCheckpoint:
         partitions = max(self._counts.values())
         await self._log.ensure_topics(
             [
-                TopicSpec(name=name, partitions=partitions, config={"cleanup.policy": "compact"})
+                TopicSpec(name=name, partitions=partitions, config=CHANGELOG_CONFIG)
                 for name in self._changelogs.values()
             ]
         )
