@@ -165,9 +165,9 @@ async def test_a_commit_in_doubt_is_settled_and_the_same_batch_is_not_written_ag
     clients.current.fail["commit"] = timeouts
 
     with pytest.raises(BrokerUnavailable, match="timed out"):
-        await transact(producer)
+        await transact(producer, token=["batch", 1])
     timeouts.clear()  # the broker answers again; the coordinator had the commit
-    assert await transact(producer) is False
+    assert await transact(producer, token=["batch", 1]) is False  # equal, rebuilt
 
     assert clients.current.calls.count("begin") == 1
     assert len(clients.current.produced) == len(RECORDS)

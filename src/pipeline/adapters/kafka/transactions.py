@@ -60,8 +60,8 @@ class KafkaTransactionalCheckpoint:
     refused the offsets (this member is no longer in the generation that holds them),
     `ProducerFenced` when a newer instance took this member's transactional.id, and
     `BrokerUnavailable` when Kafka failed transiently: the batch is not durable, and
-    committing the same batch again is safe, also when a commit timed out and may have
-    succeeded (it is settled first, never written twice).
+    committing the same (or an equal) batch again is safe, also when a commit timed out and
+    may have succeeded (it is settled first, never written twice).
 
     `start_offsets` of a batch are not checked against stored offsets: the group
     coordinator's generation check fences stale writers instead, without a request per

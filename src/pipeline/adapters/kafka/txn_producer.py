@@ -268,13 +268,13 @@ class KafkaTransactionalProducer:
             failure = self._failed(
                 producer, exc, "the transaction in doubt failed", committing=True
             )
-            if doubtful is token or isinstance(failure, ProducerFenced):
+            if _same(doubtful, token) or isinstance(failure, ProducerFenced):
                 raise failure from exc  # that batch is not durable: retry or re-sync
             raise Fenced(
                 f"{failure}; the batch committed before this one was not made durable"
             ) from exc
         LOGGER.info("transaction in doubt of %s committed", self.transactional_id)
-        return doubtful is token
+        return _same(doubtful, token)
 
     def _failed(
         self, producer: Producer, exc: KafkaException, action: str, *, committing: bool = False
@@ -333,3 +333,8 @@ class KafkaTransactionalProducer:
         if self._must_abort:
             self._abort_quietly(producer)
         producer.flush(self._timeout)
+
+
+def _same(doubtful: object, token: object) -> bool:
+    """Whether a retried batch is the one in doubt: the same object, or an equal one."""
+    return doubtful is token or doubtful == token
