@@ -10,6 +10,8 @@
     ├── SchemaRegistryError              the registry refused or failed a request
     │   └── IncompatibleSchema           a schema change breaks the subject's compatibility
     ├── PublishError                     the broker did not acknowledge a record
+    ├── Fenced                           another owner took over: re-sync from the checkpoint
+    │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
     │   ├── BrokerUnavailable
     │   ├── StoreUnavailable
@@ -70,6 +72,23 @@ class PublishError(PipelineError):
     """The broker did not acknowledge a published record."""
 
     error_class = "publish_failed"
+
+
+class Fenced(PipelineError):
+    """A batch was not made durable because its partitions may belong to someone else now
+    (the consumer group moved on to a new generation, or this member left it). Nothing of
+    the batch is visible; the caller's in-memory state may be ahead of what is durable, so
+    it restores the state and offsets of the partitions it still holds from the checkpoint
+    and reads on from there."""
+
+    error_class = "fenced"
+
+
+class ProducerFenced(Fenced):
+    """Another live instance started with this instance's transactional.id (the same
+    group and member id): this instance is the zombie and must stop."""
+
+    error_class = "producer_fenced"
 
 
 class TransientError(PipelineError):

@@ -1,7 +1,7 @@
 """How the application names the topics it derives from a topic: retry topics
-(`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`) and the late topic
-(`<topic>.late`). One place for the rule, so
-that what one module writes another reads back."""
+(`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`), the late topic (`<topic>.late`)
+and the changelog topics of a job's state (`<group>-<step>-changelog`). One place for the
+rule, so that what one module writes another reads back."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import re
 
 DEAD_LETTER_SUFFIX = ".dlq"
 LATE_SUFFIX = ".late"
+CHANGELOG_SUFFIX = "-changelog"
 
 _RETRY_TOPIC = re.compile(r"^(?P<topic>.+)\.retry\.(?P<level>[1-9][0-9]*)$")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+"""What Kafka accepts as a topic name."""
 
 
 def retry_topic(topic: str, level: int) -> str:
@@ -38,3 +41,16 @@ def late_topic(topic: str) -> str:
     """Where records of `topic` that arrived after their window closed go, unless the job
     routes them itself."""
     return retry_level(topic)[0] + LATE_SUFFIX
+
+
+def changelog_topic(group_id: str, step: str) -> str:
+    """The compacted topic holding the state of stateful step `step` of the job consuming
+    as group `group_id` (one partition per source partition); ValueError if the group or
+    step id makes a name Kafka refuses (letters, digits, `.`, `_` and `-` only)."""
+    name = f"{group_id}-{step}{CHANGELOG_SUFFIX}"
+    if not _TOPIC_NAME.match(name):
+        raise ValueError(
+            f"the changelog topic of step {step!r} in group {group_id!r} would be {name!r}: "
+            "Kafka topic names take letters, digits, '.', '_' and '-' only, 249 at most"
+        )
+    return name

@@ -1,4 +1,4 @@
-"""`KafkaTopicAdmin`: topic creation and end offsets for `KafkaEventLog`."""
+"""`KafkaTopicAdmin`: topic creation, end offsets and group offsets for the Kafka adapters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
@@ -15,7 +15,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from pipeline.adapters.kafka.config import kafka_error_of, translate
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
-from pipeline.application.ports import TopicSpec
+from pipeline.application.ports import TopicPartition, TopicSpec
 
 _RETRY_S = 0.1
 """Pause between two metadata checks while a new topic's partitions get leaders."""
@@ -28,6 +28,16 @@ _LEADERSHIP_MOVING = frozenset(
     }
 )
 """Errors of a partition whose leader is being elected (a new topic, a broker restart)."""
+_OFFSETS_PENDING = frozenset(
+    {
+        KafkaError.UNSTABLE_OFFSET_COMMIT,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+"""Errors of a group offset fetch worth retrying: a transaction holding offsets of the
+partitions is still open, or the group coordinator is moving."""
 
 
 class KafkaTopicAdmin:
@@ -90,13 +100,64 @@ class KafkaTopicAdmin:
         One ListOffsets request for all partitions rather than one watermark query each;
         retried while the partitions' leadership is moving.
         """
+        return await self._end_offsets(topic, IsolationLevel.READ_UNCOMMITTED)
+
+    async def last_stable_offsets(self, topic: str) -> dict[int, int]:
+        """The last stable offset of every partition of `topic`: where a read_committed
+        consumer stops, before the first record of a transaction still open (the high
+        watermark when none is)."""
+        return await self._end_offsets(topic, IsolationLevel.READ_COMMITTED)
+
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions `topic` has (0 if it does not exist)."""
+        return len(await self._partitions(topic, need_leaders=False) or ())
+
+    async def committed_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition], *, stable: bool = True
+    ) -> dict[TopicPartition, int]:
+        """The offsets group `group_id` committed for `partitions` (those it never committed
+        are left out). `stable`: wait while a transaction that commits offsets of theirs is
+        still open, so that what is returned is final, never about to change."""
+        if not partitions:
+            return {}
+        request = [
+            ConsumerGroupTopicPartitions(
+                group_id, [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
+            )
+        ]
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                futures = self._admin.list_consumer_group_offsets(
+                    request, require_stable=stable, request_timeout=self._timeout
+                )
+                answer = await asyncio.wrap_future(futures[group_id])
+                pending = [tp for tp in answer.topic_partitions if tp.error is not None]
+                if not pending:
+                    return {
+                        TopicPartition(tp.topic, tp.partition): tp.offset
+                        for tp in answer.topic_partitions
+                        if tp.offset >= 0
+                    }
+                error = pending[0].error
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                if error is None or error.code() not in _OFFSETS_PENDING:
+                    raise translate(exc, f"cannot read the offsets of group {group_id!r}") from exc
+            if error.code() not in _OFFSETS_PENDING or time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"cannot read the offsets of group {group_id!r}: {error.str()}"
+                )
+            await asyncio.sleep(_RETRY_S)
+
+    async def _end_offsets(self, topic: str, isolation: IsolationLevel) -> dict[int, int]:
         deadline = time.monotonic() + self._timeout
         while True:
             partitions = await self._partitions(topic, need_leaders=False)
             if not partitions:
                 return {}
             try:
-                return await self._latest_offsets(topic, partitions)
+                return await self._latest_offsets(topic, partitions, isolation)
             except KafkaException as exc:
                 error = kafka_error_of(exc)
                 moving = error is not None and (
@@ -115,7 +176,7 @@ class KafkaTopicAdmin:
         spec = OffsetSpec.for_timestamp(timestamp_ms)
         try:
             found = await self._list_offsets(topic, partitions, spec)
-            ends = await self._latest_offsets(topic, partitions)
+            ends = await self._latest_offsets(topic, partitions, IsolationLevel.READ_UNCOMMITTED)
         except KafkaException as exc:
             raise translate(exc, f"cannot look up offsets of {topic!r} by time") from exc
         return {p: found[p] if found[p] >= 0 else ends[p] for p in partitions}
@@ -145,19 +206,25 @@ class KafkaTopicAdmin:
             return None
         return sorted(partitions)
 
-    async def _latest_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+    async def _latest_offsets(
+        self, topic: str, partitions: list[int], isolation: IsolationLevel
+    ) -> dict[int, int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        return await self._list_offsets(topic, partitions, latest)
+        return await self._list_offsets(topic, partitions, latest, isolation)
 
     async def _list_offsets(
-        self, topic: str, partitions: list[int], spec: OffsetSpec
+        self,
+        topic: str,
+        partitions: list[int],
+        spec: OffsetSpec,
+        isolation: IsolationLevel = IsolationLevel.READ_UNCOMMITTED,
     ) -> dict[int, int]:
         request: dict[KafkaTopicPartition, OffsetSpec] = {
             KafkaTopicPartition(topic, number): spec for number in partitions
         }
         futures = self._admin.list_offsets(
             request,
-            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            isolation_level=isolation,
             request_timeout=self._timeout,
         )
         return {

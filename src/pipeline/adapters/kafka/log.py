@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
+from pipeline.adapters.kafka.changelog import ChangelogReader
 from pipeline.adapters.kafka.config import (
     CONSUMER_DEFAULTS,
     CONSUMER_ENFORCED,
@@ -17,7 +18,10 @@ from pipeline.adapters.kafka.config import (
 from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
-from pipeline.application.errors import PublishError
+from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
+from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer
+from pipeline.application.errors import ConfigurationError, PublishError
+from pipeline.application.kafka_authority import TopicSink, transactional_id
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,
@@ -26,6 +30,11 @@ from pipeline.application.ports import (
 )
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+TRANSACTION_TIMEOUT_MS = "10000"
+"""Default transaction.timeout.ms of transactional producers (Kafka Streams' under
+exactly-once): how long a transaction left open by a crashed member that never comes back
+holds read_committed readers, and the restore of its partitions, before the coordinator
+aborts it. A member restarted with the same id aborts it at once."""
 
 
 class KafkaEventLog:
@@ -121,6 +130,42 @@ class KafkaEventLog:
         )
         settings["group.id"] = group_id
         return KafkaPartitionReader(settings, start, self._timeout)
+
+    def transactional_checkpoint(
+        self,
+        consumer: EventConsumer,
+        *,
+        member_id: str,
+        sinks: Mapping[str, TopicSink],
+        steps: Sequence[str],
+    ) -> KafkaTransactionalCheckpoint:
+        """The Kafka-authority checkpoint of `consumer` (a member of a group made by
+        `consumer()`): its own transactional producer, with transactional.id
+        `<group>-<member_id>`. `member_id` must be unique among the group's live members
+        and the same when the member restarts (e.g. `worker-3`); `sinks` bind the job's
+        sink names to topics and encoders; `steps` are the job's stateful step ids."""
+        if not isinstance(consumer, KafkaGroupConsumer):
+            raise ConfigurationError("a transactional checkpoint needs a Kafka group member")
+        producer_config = {"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+        producer_config.update(self._producer_config)
+        settings = self._settings(
+            "transactional producer", PRODUCER_DEFAULTS, producer_config, PRODUCER_ENFORCED
+        )
+        settings["transactional.id"] = transactional_id(consumer.group_id, member_id)
+        timeout_s = int(settings["transaction.timeout.ms"]) / 1000
+        restore = self._settings("consumer", _EMPTY, self._consumer_config, _EMPTY)
+        restore["group.id"] = f"{consumer.group_id}.restore"
+        admin = self._admin_client()
+        return KafkaTransactionalCheckpoint(
+            consumer=consumer,
+            producer=KafkaTransactionalProducer(settings, timeout=self._timeout),
+            admin=admin,
+            changelogs=ChangelogReader(
+                restore, admin, wait_open=timeout_s + self._timeout, stall=self._timeout
+            ),
+            sinks=sinks,
+            steps=steps,
+        )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist)."""

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 
 from pipeline.adapters.memory.log_consumer import InMemoryGroupConsumer, InMemoryLogReader
 from pipeline.adapters.memory.log_state import LogState, PartitionLog, TopicLog
-from pipeline.adapters.memory.partitioner import partition_for_key
+from pipeline.adapters.memory.transactions import InMemoryTransactionalCheckpoint
 from pipeline.application.errors import ConfigurationError, PublishError
+from pipeline.application.kafka_authority import TopicSink
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,
-    Record,
     TopicPartition,
     TopicSpec,
 )
@@ -77,28 +76,7 @@ class InMemoryEventLog:
                 if self._closed
                 else f"unknown topic {topic!r}: create it with ensure_topics first"
             )
-        partitions = log.partitions
-        if key is None:
-            number = log.next_unkeyed % len(partitions)
-            log.next_unkeyed = number + 1
-        else:
-            number = partition_for_key(key, len(partitions))
-        partition = partitions[number]
-        records = partition.records
-        records.append(
-            Record(
-                topic=topic,
-                partition=number,
-                offset=len(records),
-                key=key,
-                value=value,
-                timestamp_ms=(
-                    time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-                ),
-                headers=tuple(headers),
-            )
-        )
-        partition.waiters.wake()
+        self._state.append(log, key, value, headers, timestamp_ms)
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Nothing to wait for: every published record is already in the log."""
@@ -116,6 +94,22 @@ class InMemoryEventLog:
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
         """Read the given partitions from the given offsets, outside group management."""
         return InMemoryLogReader(self._state, group_id, start)
+
+    def transactional_checkpoint(
+        self,
+        consumer: EventConsumer,
+        *,
+        member_id: str,
+        sinks: Mapping[str, TopicSink],
+        steps: Sequence[str],
+    ) -> InMemoryTransactionalCheckpoint:
+        """The Kafka-authority checkpoint of `consumer` (a member of a group made by
+        `consumer()`), as `KafkaEventLog.transactional_checkpoint` makes it on Kafka."""
+        if not isinstance(consumer, InMemoryGroupConsumer):
+            raise ConfigurationError("a transactional checkpoint needs a group member")
+        return InMemoryTransactionalCheckpoint(
+            self, self._state, consumer, member_id=member_id, sinks=sinks, steps=steps
+        )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The next offset of every partition of `topic` (empty if there is no such topic)."""

@@ -7,9 +7,11 @@ other. Everything here runs on one event loop; nothing is locked.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.adapters.memory.partitioner import partition_for_key
 from pipeline.application.ports import Record, TopicPartition
 
 
@@ -127,7 +129,43 @@ class LogState:
     def __init__(self) -> None:
         self.topics: dict[str, TopicLog] = {}
         self.groups: dict[str, ConsumerGroup] = {}
+        self.producer_epochs: dict[str, int] = {}
+        """The epoch of each transactional.id: a newer producer with the id fences the older."""
         self._next_member_id = 0
+
+    def append(
+        self,
+        log: TopicLog,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timestamp_ms: int | None = None,
+        *,
+        partition: int | None = None,
+    ) -> None:
+        """Append one record to `log`, in `partition` or where Kafka's partitioner puts its
+        key (round-robin without a key), and wake the polls waiting for it."""
+        partitions = log.partitions
+        if partition is not None:
+            number = partition
+        elif key is None:
+            number = log.next_unkeyed % len(partitions)
+            log.next_unkeyed = number + 1
+        else:
+            number = partition_for_key(key, len(partitions))
+        records = partitions[number].records
+        records.append(
+            Record(
+                topic=log.name,
+                partition=number,
+                offset=len(records),
+                key=key,
+                value=value,
+                timestamp_ms=time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
+                headers=tuple(headers),
+            )
+        )
+        partitions[number].waiters.wake()
 
     def partition(self, tp: TopicPartition) -> PartitionLog | None:
         """The partition's log, or None if the topic or partition does not exist."""
