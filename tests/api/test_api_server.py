@@ -68,8 +68,8 @@ async def test_the_served_app_bootstraps_its_pipeline_on_startup(tmp_path: Path)
     async with AsyncTestClient(app_for(settings)) as client:
         response = await client.get("/ready")
 
-    assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+    # The database is the one bootstrapped from the settings (the broker: test_readiness).
+    assert response.json()["checks"]["database"] == "ok"
 
 
 async def test_serving_an_unmigrated_database_is_refused_before_listening(

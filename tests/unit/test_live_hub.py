@@ -305,8 +305,7 @@ class TestFanoutPacer:
                 sent_at_each_pass.append(len(sent))
 
         senders = [
-            asyncio.create_task(self.sender(pacer, name, batches=25, sent=sent))
-            for name in "abc"
+            asyncio.create_task(self.sender(pacer, name, batches=25, sent=sent)) for name in "abc"
         ]
         await other_work()
         await asyncio.gather(*senders)

@@ -76,10 +76,13 @@ def build_app(
     lifespan: Sequence[Lifespan] = (),
     plugins: Sequence[PluginProtocol] = (),
     live_lag_group: str | None = None,
+    broker_configured: bool = True,
 ) -> Litestar:
     """The application. Without `pipeline`, a `lifespan` must put one in `app.state.pipeline`
     before the first request (what the uvicorn factory does). The live view's stats show the
-    lag of `live_lag_group` (default: the sensors worker's group)."""
+    lag of `live_lag_group` (default: the sensors worker's group). `broker_configured` false
+    says the pipeline's log is an in-memory one of this process that nothing else writes to:
+    `/ready` then reports the broker as not configured."""
     key_guard = api_key_guard(settings.api_key_hashes)
     read_guards = [key_guard] if settings.require_key_for_reads else []
     api = Router(
@@ -99,7 +102,10 @@ def build_app(
             live_sensors(settings),
         ],
         dependencies={"pipeline": Provide(_pipeline, sync_to_thread=False)},
-        state=State({"pipeline": pipeline} if pipeline is not None else {}),
+        state=State(
+            {"broker_configured": broker_configured}
+            | ({"pipeline": pipeline} if pipeline is not None else {})
+        ),
         exception_handlers={
             HTTPException: http_problem,
             TransientError: unavailable_problem,

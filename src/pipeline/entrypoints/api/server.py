@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import structlog
 import uvicorn
 from litestar import Litestar
 from pydantic import ValidationError
@@ -29,6 +30,8 @@ FACTORY = "pipeline.entrypoints.api.server:app_from_environment"
 """Import string of the app factory uvicorn workers call."""
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+log = structlog.get_logger(__name__)
+
 
 def app_for(settings: Settings) -> Litestar:
     """The app whose pipeline is bootstrapped from `settings` when the server starts (in the
@@ -43,7 +46,15 @@ def app_for(settings: Settings) -> Litestar:
         finally:
             await pipeline.aclose()
 
-    return build_app(settings.api, lifespan=[pipeline_lifespan])
+    broker_configured = settings.kafka.bootstrap_servers is not None
+    if not broker_configured:
+        log.warning(
+            "no Kafka broker configured (PIPELINE_KAFKA__BOOTSTRAP_SERVERS): /ready answers "
+            "503 and the live view gets no readings; the REST API reads the database"
+        )
+    return build_app(
+        settings.api, lifespan=[pipeline_lifespan], broker_configured=broker_configured
+    )
 
 
 def app_from_environment() -> Litestar:
