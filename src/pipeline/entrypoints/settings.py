@@ -57,8 +57,10 @@ class KafkaSettings(BaseModel):
         kept: dict[object, object] = {}
         for name, value in options.items():
             if not isinstance(value, str | SecretStr):
-                # Named, never echoed: the value may be a secret.
-                raise ValueError(f"the value of option {name!r} must be a string")  # noqa: TRY004 - pydantic turns only ValueError into a validation error
+                # Named, never echoed: the value may be a secret. (A ValueError, the one
+                # pydantic reports as a validation error.)
+                message = f"the value of option {name!r} must be a string"
+                raise ValueError(message)  # noqa: TRY004
             secret = isinstance(name, str) and _SECRET_OPTION.search(name)
             kept[name] = SecretStr(value) if secret and isinstance(value, str) else value
         return kept
