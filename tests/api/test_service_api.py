@@ -103,10 +103,14 @@ async def test_the_docs_page_is_self_contained(client: Client) -> None:
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert '"/openapi.json"' in page
-    # Nothing is loaded from elsewhere: no external scripts, styles or fonts.
+    # Nothing is loaded from elsewhere: no external scripts, styles or fonts; its own
+    # script comes from this origin.
     assert "http://" not in page
     assert "https://" not in page
-    assert "<script src" not in page
+    assert '<script src="/static/docs.js"' in page
+    script = (await client.get("/static/docs.js")).text
+    assert "http://" not in script
+    assert "https://" not in script
 
 
 async def test_the_app_reads_the_api_section_of_the_whole_settings(pipeline: Pipeline) -> None:

@@ -181,6 +181,9 @@ class ApiSettings(BaseModel):
     dropped for it (and counted): a slow client loses messages instead of slowing others."""
     ws_heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
     """Seconds between heartbeat frames on `/ws/sensors`."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins whose pages may call the API from a browser (CORS), e.g.
+    `PIPELINE_API__CORS_ORIGINS='["https://ops.example.com"]'`. Empty (the default): none."""
     ws_max_clients: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Live-view clients one API process serves at once; more are refused (close code 1013,
     try again later)."""

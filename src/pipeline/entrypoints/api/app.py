@@ -1,6 +1,6 @@
 """The Litestar application: `create_app(pipeline, settings)` wires routes, errors as
-problem details, API keys and the OpenAPI document. No globals: every app gets its pipeline
-(in `app.state.pipeline`) from its creator."""
+problem details, API keys, security headers and CORS, and the OpenAPI document. No globals:
+every app gets its pipeline (in `app.state.pipeline`) from its creator."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from pipeline.entrypoints.api.problems import http_problem, internal_problem, un
 from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
 from pipeline.entrypoints.api.routes.sensors import SensorController
+from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings, Settings
@@ -112,6 +113,8 @@ def build_app(
             Exception: internal_problem,
         },
         openapi_config=_openapi_config(),
+        before_send=[add_security_headers],
+        cors_config=cors_config(settings.cors_origins),
         # The live feed needs the pipeline: its lifespan comes after the one that makes it.
         lifespan=[*lifespan, live_feed_lifespan(lag_group=live_lag_group)],
         plugins=list(plugins),
