@@ -24,7 +24,7 @@ from pipeline.entrypoints.api.docs import OfflineDocsRenderPlugin, docs_page
 from pipeline.entrypoints.api.problems import http_problem, internal_problem, unavailable_problem
 from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
-from pipeline.entrypoints.api.routes.sensors import SensorController
+from pipeline.entrypoints.api.routes.sensors import sensor_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
@@ -88,7 +88,10 @@ def build_app(
     read_guards = [key_guard] if settings.require_key_for_reads else []
     api = Router(
         path="/",
-        route_handlers=[SensorController, alert_controller([key_guard])],
+        route_handlers=[
+            sensor_controller(reads_need_key=settings.require_key_for_reads),
+            alert_controller([key_guard], reads_need_key=settings.require_key_for_reads),
+        ],
         guards=read_guards,
         security=[{"ApiKey": []}] if settings.require_key_for_reads else None,
     )

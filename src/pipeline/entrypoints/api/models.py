@@ -179,3 +179,27 @@ class Readiness(msgspec.Struct, kw_only=True):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
+
+
+class ParameterError(msgspec.Struct, kw_only=True):
+    """One refused parameter of a 400."""
+
+    key: str
+    """The parameter's name, as clients send it."""
+    source: str
+    """Where it was: `query` or `path`."""
+    message: str
+    """What it takes, in words."""
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    """The status's phrase, e.g. "Bad Request"."""
+    status: int
+    detail: str
+    """What went wrong, in words."""
+    errors: list[ParameterError] | None = None
+    """For a 400: each refused parameter."""
