@@ -122,15 +122,18 @@ async def test_stats_summarise_the_window_overall_and_per_type(
     assert body["messages_per_second"] == pytest.approx(3 / 300)
     assert body["active_sensors"] == 3
     assert body["alert_count"] == 1
-    assert (body["mean"], body["min"], body["max"]) == (50.0, 20.0, 80.0)
+    # °C and % do not average: the window's own mean, min and max are per type only.
+    assert (body["mean"], body["min"], body["max"]) == (None, None, None)
     assert body["by_type"]["temperature"] == {
         "count": 2,
         "active_sensors": 2,
+        "unit": "celsius",
         "mean": 50.0,
         "min": 20.0,
         "max": 80.0,
     }
     assert body["by_type"]["humidity"]["count"] == 1
+    assert body["by_type"]["humidity"]["unit"] == "percent"
 
 
 async def test_stats_filter_by_type_and_sensor(
@@ -150,6 +153,12 @@ async def test_stats_filter_by_type_and_sensor(
 
     assert list(by_type.json()["by_type"]) == ["temperature"]
     assert by_type.json()["count"] == 2
+    # One type in the window: its mean, min and max are the window's too.
+    assert (by_type.json()["mean"], by_type.json()["min"], by_type.json()["max"]) == (
+        25.0,
+        20.0,
+        30.0,
+    )
     assert (by_sensor.json()["count"], by_sensor.json()["mean"]) == (1, 30.0)
 
 

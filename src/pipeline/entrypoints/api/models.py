@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from pipeline.application.ports import StoredAlert, TypeStats
-from pipeline.domain.sensors import Reading
+from pipeline.domain.sensors import DEFAULT_CATALOG, Reading
 from pipeline.domain.windows import WindowAggregate
 
 
@@ -49,24 +49,33 @@ class LatestReadings(msgspec.Struct, kw_only=True):
 
 
 class TypeStatsOut(msgspec.Struct, kw_only=True):
-    """Statistics of one sensor type's readings in the window."""
+    """Statistics of one sensor type's readings in the window, in that type's unit."""
 
     count: int
     active_sensors: int
+    unit: str | None
     mean: float | None
     min: float | None
     max: float | None
 
     @classmethod
-    def of(cls, stats: TypeStats) -> TypeStatsOut:
-        """The body of `stats`."""
+    def of(cls, name: str, stats: TypeStats) -> TypeStatsOut:
+        """The body of `stats`, the statistics of sensor type `name`."""
+        kind = DEFAULT_CATALOG.kinds.get(name)
         return cls(
             count=stats.count,
             active_sensors=stats.sensors,
+            unit=kind.unit if kind is not None else None,
             mean=stats.mean,
             min=stats.min,
             max=stats.max,
         )
+
+
+_SINGLE_TYPE = (
+    "Of all the window's readings when they are of one sensor type (a sensor_type or "
+    "sensor_id filter); null when they mix types, whose units differ: see by_type."
+)
 
 
 class SensorStats(msgspec.Struct, kw_only=True):
@@ -79,9 +88,9 @@ class SensorStats(msgspec.Struct, kw_only=True):
     messages_per_second: float
     active_sensors: int
     alert_count: int
-    mean: float | None
-    min: float | None
-    max: float | None
+    mean: Annotated[float | None, msgspec.Meta(description=_SINGLE_TYPE)]
+    min: Annotated[float | None, msgspec.Meta(description=_SINGLE_TYPE)]
+    max: Annotated[float | None, msgspec.Meta(description=_SINGLE_TYPE)]
     by_type: dict[str, TypeStatsOut]
 
 

@@ -85,6 +85,8 @@ def sensor_controller(*, reads_need_key: bool) -> type[Controller]:
                 sensor_id=sensor_id,
             )
             overall = stats.overall
+            # Means, minima and maxima are per unit: across types they would mix °C, % and hPa.
+            one_type = len(stats.by_type) == 1
             return SensorStats(
                 time_window_minutes=time_window_minutes,
                 since=since,
@@ -93,10 +95,10 @@ def sensor_controller(*, reads_need_key: bool) -> type[Controller]:
                 messages_per_second=overall.count / (time_window_minutes * 60),
                 active_sensors=overall.sensors,
                 alert_count=stats.alerts,
-                mean=overall.mean,
-                min=overall.min,
-                max=overall.max,
-                by_type={name: TypeStatsOut.of(s) for name, s in stats.by_type.items()},
+                mean=overall.mean if one_type else None,
+                min=overall.min if one_type else None,
+                max=overall.max if one_type else None,
+                by_type={name: TypeStatsOut.of(name, s) for name, s in stats.by_type.items()},
             )
 
         @get("/anomalies", summary="Alerts the pipeline raised", responses=errors)
