@@ -244,6 +244,8 @@ class LiveHub:
     def publish(self, *events: LiveEvent) -> int:
         """Offer `events`, in order, to every subscriber; return how many deliveries were
         queued (events times the subscribers that queued them)."""
+        if not events:
+            return 0
         delivered = 0
         for subscription in self._subscriptions:
             before = subscription.dropped
