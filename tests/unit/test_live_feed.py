@@ -141,9 +141,11 @@ async def produce(feed: LiveFeed, log: InMemoryEventLog, clock: ManualClock, sen
 async def next_reading(subscription: Subscription, timeout: float = 3.0) -> LiveReading:
     async def wait() -> LiveReading:
         while True:
-            event = await subscription.next()
-            if isinstance(event, LiveReading):
-                return event
+            batch = await subscription.next_batch(100)
+            assert batch is not None, "the subscription closed"
+            for event in batch:
+                if isinstance(event, LiveReading):
+                    return event
 
     return await asyncio.wait_for(wait(), timeout)
 
@@ -151,9 +153,11 @@ async def next_reading(subscription: Subscription, timeout: float = 3.0) -> Live
 async def next_stats(subscription: Subscription, timeout: float = 3.0) -> LiveStats:
     async def wait() -> LiveStats:
         while True:
-            event = await subscription.next()
-            if isinstance(event, LiveStats):
-                return event
+            batch = await subscription.next_batch(100)
+            assert batch is not None, "the subscription closed"
+            for event in batch:
+                if isinstance(event, LiveStats):
+                    return event
 
     return await asyncio.wait_for(wait(), timeout)
 
@@ -243,11 +247,11 @@ async def test_closing_ends_subscriptions_stops_reading_and_closes_the_reader(
 
     await feed.aclose()
 
-    assert await sub.next() is None
+    assert await sub.next_batch(1) is None
     assert not feed.running
     assert topics_log.readers[0].closed
     late = feed.subscribe(LiveFilter(), queue_size=10)
-    assert await late.next() is None  # a closed feed ends new subscriptions at once
+    assert await late.next_batch(1) is None  # a closed feed ends new subscriptions at once
     assert not feed.running
 
 

@@ -22,6 +22,7 @@ from pipeline.application.errors import DecodeError
 from pipeline.application.lag import OffsetStore, consumer_lag
 from pipeline.application.live import (
     LiveAlert,
+    LiveEvent,
     LiveFilter,
     LiveHub,
     LiveReading,
@@ -233,6 +234,7 @@ class _FeedRun:
         feed = self.feed
         readings = [r.value for r in records if r.topic == feed._readings_topic]
         alerts = [r.value for r in records if r.topic == feed._alerts_topic]
+        events: list[LiveEvent] = []
         if readings:
             now = feed._clock.now()
             for decoded in await feed._reading_codec.decode_many(readings):
@@ -244,12 +246,16 @@ class _FeedRun:
                     )
                 except DomainError:
                     continue
-                self.window_readings += 1
-                feed.hub.publish(LiveReading(reading=reading))
+                events.append(LiveReading(reading=reading))
+            self.window_readings += len(events)
         if alerts:
-            for alert in await feed._alert_codec.decode_many(alerts):
-                if not isinstance(alert, DecodeError):
-                    feed.hub.publish(LiveAlert(alert=alert))
+            events += [
+                LiveAlert(alert=alert)
+                for alert in await feed._alert_codec.decode_many(alerts)
+                if not isinstance(alert, DecodeError)
+            ]
+        # The whole poll at once: one pass over the subscribers per batch, not per event.
+        feed.hub.publish(*events)
 
     async def maybe_stats(self) -> None:
         """Publish stats once per interval; refresh the lag (and look for a late alerts

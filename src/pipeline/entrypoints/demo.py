@@ -110,6 +110,9 @@ async def serve_api(
         access_log=False,
         # Open WebSockets (a dashboard left open) must not hold the demo's exit forever.
         timeout_graceful_shutdown=3,
+        # As `pipeline api` serves the live view (see api.server.uvicorn_config).
+        ws="wsproto",
+        ws_per_message_deflate=False,
     )
     server = EmbeddedServer(config)
 

@@ -7,7 +7,9 @@ adapters are used (in-memory log and registry, a SQLite file).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +19,11 @@ from sqlalchemy.exc import ArgumentError
 from pipeline.domain import DEFAULT_THRESHOLDS, Threshold
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///pipeline.db"
+
+
+_SECRET_OPTION = re.compile(r"password|secret|key|token", re.IGNORECASE)
+"""librdkafka option names that hold (or point at) secrets: `ssl.key.password`,
+`sasl.oauthbearer.client.secret`, `ssl.key.pem`, … They are kept as SecretStr."""
 
 
 class KafkaSettings(BaseModel):
@@ -36,9 +43,27 @@ class KafkaSettings(BaseModel):
     """SASL password (masked in `pipeline config`)."""
     replication_factor: int = -1
     """Replication factor for topics the application creates (-1: broker default)."""
-    options: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, str | SecretStr] = Field(default_factory=dict)
     """Extra librdkafka options passed through verbatim, e.g.
-    `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`."""
+    `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`. Options whose name
+    says password, secret, key or token are kept as secrets: masked wherever settings are
+    shown or logged."""
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _secret_options(cls, options: object) -> object:
+        if not isinstance(options, dict):
+            return options  # pydantic says what is wrong with it
+        kept: dict[object, object] = {}
+        for name, value in options.items():
+            if not isinstance(value, str | SecretStr):
+                # Named, never echoed: the value may be a secret. (A ValueError, the one
+                # pydantic reports as a validation error.)
+                message = f"the value of option {name!r} must be a string"
+                raise ValueError(message)  # noqa: TRY004
+            secret = isinstance(name, str) and _SECRET_OPTION.search(name)
+            kept[name] = SecretStr(value) if secret and isinstance(value, str) else value
+        return kept
 
     def client_config(self) -> dict[str, str]:
         """librdkafka's dotted keys for everything but the bootstrap servers."""
@@ -51,7 +76,8 @@ class KafkaSettings(BaseModel):
             config["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
             config["sasl.password"] = self.sasl_password.get_secret_value()
-        config.update(self.options)
+        for name, value in self.options.items():
+            config[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return config
 
 
@@ -161,6 +187,12 @@ class ApiSettings(BaseModel):
     dropped for it (and counted): a slow client loses messages instead of slowing others."""
     ws_heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
     """Seconds between heartbeat frames on `/ws/sensors`."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins whose pages may call the API from a browser (CORS), e.g.
+    `PIPELINE_API__CORS_ORIGINS='["https://ops.example.com"]'`. Empty (the default): none."""
+    ws_max_clients: Annotated[int, Field(ge=1, le=100_000)] = 500
+    """Live-view clients one API process serves at once; more are refused (close code 1013,
+    try again later)."""
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -198,6 +230,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=None,
         extra="ignore",
+        # A setting that fails validation may be a secret: errors name it, never echo it.
+        hide_input_in_errors=True,
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -230,12 +264,24 @@ class Settings(BaseSettings):
         return {name: Threshold(sensor_type=name, **t.model_dump()) for name, t in merged.items()}
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain data, secrets masked. The database URL is shown
-        with only its password hidden, so the endpoint it points at can be checked."""
+        """The effective settings as plain data, secrets masked (SecretStr values, Kafka
+        options named like secrets, URL passwords). The database URL is shown with only its
+        password hidden, so the endpoint it points at can be checked."""
         data = self.model_dump(mode="json")
+        if self.registry.url is not None:
+            data["registry"]["url"] = _without_password(self.registry.url)
         try:
             url = make_url(self.database.url.get_secret_value())
         except ArgumentError:
             return data  # not a URL: stays fully masked
         data["database"]["url"] = url.render_as_string(hide_password=True)
         return data
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user info (`user:password@`) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
