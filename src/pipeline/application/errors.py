@@ -10,6 +10,7 @@
     ├── SchemaRegistryError              the registry refused or failed a request
     │   └── IncompatibleSchema           a schema change breaks the subject's compatibility
     ├── PublishError                     the broker did not acknowledge a record
+    │   └── RecordTooLarge               over the topic's (or the client's) size limit
     ├── TransientError                   a dependency is unavailable; retrying may succeed
     │   ├── BrokerUnavailable
     │   ├── StoreUnavailable
@@ -70,6 +71,12 @@ class PublishError(PipelineError):
     """The broker did not acknowledge a published record."""
 
     error_class = "publish_failed"
+
+
+class RecordTooLarge(PublishError):
+    """A record is larger than its topic (or the client) accepts: retrying cannot help."""
+
+    error_class = "record_too_large"
 
 
 class TransientError(PipelineError):

@@ -1,12 +1,19 @@
 """How the application names the topics it derives from a topic: retry topics
-(`<topic>.retry.N`) and the dead-letter topic (`<topic>.dlq`). One place for the rule, so
-that what one module writes another reads back."""
+(`<topic>.retry.N`) and the dead-letter topic (`<topic>.dlq`), and how it creates them. One
+place for the rule, so that what one module writes another reads back."""
 
 from __future__ import annotations
 
 import re
 
+from pipeline.application.ports import TopicSpec
+
 DEAD_LETTER_SUFFIX = ".dlq"
+
+DERIVED_RECORD_HEADROOM_BYTES = 65_536
+"""What a retry or dead-letter copy may add to a record (its `retry.*` or `dlq.*` headers,
+bounded in `dead_letters`): derived topics accept records this much larger than their
+source topic does, so the copy of a record at the source's size limit still fits."""
 
 _RETRY_TOPIC = re.compile(r"^(?P<topic>.+)\.retry\.(?P<level>[1-9][0-9]*)$")
 
@@ -30,3 +37,26 @@ def dead_letter_topic(topic: str) -> str:
     """The dead-letter topic of `topic`; a retry topic (`<topic>.retry.N`) shares its
     original topic's, the only one the application creates."""
     return retry_level(topic)[0] + DEAD_LETTER_SUFFIX
+
+
+def derived_topic_specs(source: TopicSpec, retry_levels: int) -> list[TopicSpec]:
+    """The dead-letter topic and the `retry_levels` retry topics of `source`, partitioned
+    like it (a key keeps its partition) and sized to hold copies of its largest records."""
+
+    def derived(name: str, config: dict[str, str]) -> TopicSpec:
+        return TopicSpec(
+            name=name,
+            partitions=source.partitions,
+            config=config,
+            holds_records_of=source.name,
+            headroom_bytes=DERIVED_RECORD_HEADROOM_BYTES,
+        )
+
+    # Dead letters keep their original timestamps, which time-based retention would judge
+    # expired at once for old records: they stay until purged (`pipeline dlq purge` and the
+    # broker's own tools), never silently. Retry topics keep the default retention: a retry
+    # record is due within minutes.
+    return [
+        derived(dead_letter_topic(source.name), {"retention.ms": "-1"}),
+        *(derived(retry_topic(source.name, level), {}) for level in range(1, retry_levels + 1)),
+    ]

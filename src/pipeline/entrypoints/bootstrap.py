@@ -29,7 +29,7 @@ from pipeline.application.ports import (
 )
 from pipeline.application.retries import RetryRouter
 from pipeline.application.sensors import SensorProjection
-from pipeline.application.topic_names import dead_letter_topic, retry_topic
+from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.worker import RetryPolicy
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.settings import Settings
@@ -53,26 +53,12 @@ class Pipeline:
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the application owns, with its partition count."""
         topics = self.settings.topics
+        readings = TopicSpec(
+            name=topics.sensor_readings, partitions=topics.sensor_readings_partitions
+        )
         specs = [
-            TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions),
-            # The dead-letter topic of every consumed topic, partitioned like it. Dead letters
-            # keep their original timestamps, which time-based retention would judge expired
-            # at once for old records: they stay until purged (`pipeline dlq purge` and the
-            # broker's own tools), never silently.
-            TopicSpec(
-                name=dead_letter_topic(topics.sensor_readings),
-                partitions=topics.sensor_readings_partitions,
-                config={"retention.ms": "-1"},
-            ),
-        ]
-        # The retry topics of the readings topic, partitioned like it (default retention:
-        # a retry record is due within minutes).
-        specs += [
-            TopicSpec(
-                name=retry_topic(topics.sensor_readings, level),
-                partitions=topics.sensor_readings_partitions,
-            )
-            for level in range(1, len(self.settings.retry.topic_delays_s) + 1)
+            readings,
+            *derived_topic_specs(readings, len(self.settings.retry.topic_delays_s)),
         ]
         specs += [
             TopicSpec(name=name, partitions=topics.default_partitions)

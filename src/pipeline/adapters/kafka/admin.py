@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -10,12 +11,14 @@ from typing import Any, cast
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
-from pipeline.adapters.kafka.config import kafka_error_of, translate
+from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, LOGGER, kafka_error_of, translate
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
-from pipeline.application.ports import TopicSpec
+from pipeline.application.ports import DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicSpec
 
 _RETRY_S = 0.1
 """Pause between two metadata checks while a new topic's partitions get leaders."""
@@ -43,7 +46,11 @@ class KafkaTopicAdmin:
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet and wait until the broker has them.
 
-        A topic that already exists is left as it is, whatever its partition count.
+        A topic that already exists is left as it is, whatever its partition count, except
+        that one holding copies of another topic's records (`holds_records_of`) is sized
+        after it: created with, or raised to, that topic's `max.message.bytes` plus its
+        headroom. Should the broker refuse to raise it (no ALTER_CONFIGS permission), that
+        is logged and the topic is left as it is.
         """
         for spec in specs:
             if spec.partitions < 1:
@@ -52,6 +59,45 @@ class KafkaTopicAdmin:
                 )
         if not specs:
             return
+        own = [spec for spec in specs if spec.holds_records_of is None]
+        await self._create(own)
+        await self._wait_for_leaders(own)
+        derived = [spec for spec in specs if spec.holds_records_of is not None]
+        if not derived:
+            return
+        limits = await self._max_message_bytes(
+            sorted({str(spec.holds_records_of) for spec in derived})
+        )
+        sized = [
+            dataclasses.replace(
+                spec,
+                config={
+                    **spec.config,
+                    MAX_MESSAGE_BYTES: str(
+                        limits[str(spec.holds_records_of)] + spec.headroom_bytes
+                    ),
+                },
+            )
+            for spec in derived
+        ]
+        existing = await self._create(sized)
+        await self._wait_for_leaders(sized)
+        await self._make_room([spec for spec in sized if spec.name in existing])
+
+    async def _wait_for_leaders(self, specs: Sequence[TopicSpec]) -> None:
+        # The controller acknowledges before every partition has a leader; clients that
+        # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
+        deadline = time.monotonic() + self._timeout
+        for spec in specs:
+            while await self._partitions(spec.name, need_leaders=True) is None:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
+                await asyncio.sleep(_RETRY_S)
+
+    async def _create(self, specs: Sequence[TopicSpec]) -> set[str]:
+        """Create `specs`; return the names of those that existed already."""
+        if not specs:
+            return set()
         new_topics = [
             NewTopic(
                 spec.name,
@@ -67,22 +113,101 @@ class KafkaTopicAdmin:
             )
         except KafkaException as exc:
             raise translate(exc, "cannot create topics") from exc
+        existing = set()
         for name, future in futures.items():
             try:
                 await asyncio.wrap_future(future)
             except KafkaException as exc:
                 error = kafka_error_of(exc)
                 if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    existing.add(name)
                     continue
                 raise translate(exc, f"cannot create topic {name!r}") from exc
-        # The controller acknowledges before every partition has a leader; clients that
-        # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
+        return existing
+
+    async def _max_message_bytes(self, topics: Sequence[str]) -> dict[str, int]:
+        """The `max.message.bytes` of each topic (the broker's default where it has none),
+        asked again while a broker does not know a topic just created yet."""
         deadline = time.monotonic() + self._timeout
-        for spec in specs:
-            while await self._partitions(spec.name, need_leaders=True) is None:
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
-                await asyncio.sleep(_RETRY_S)
+        limits: dict[str, int] = {}
+        while True:
+            left = [topic for topic in topics if topic not in limits]
+            resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in left]
+            try:
+                futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
+            except KafkaException as exc:
+                raise translate(exc, "cannot read topic configurations") from exc
+            for resource, future in futures.items():
+                try:
+                    entries = await asyncio.wrap_future(future)
+                except KafkaException as exc:
+                    error = kafka_error_of(exc)
+                    moving = error is not None and error.code() in _LEADERSHIP_MOVING
+                    if moving and time.monotonic() < deadline:
+                        continue
+                    raise translate(
+                        exc, f"cannot read the configuration of topic {resource.name!r}"
+                    ) from exc
+                entry = entries.get(MAX_MESSAGE_BYTES)
+                value = entry.value if entry is not None else None
+                limits[resource.name] = int(value) if value else DEFAULT_MAX_MESSAGE_BYTES
+            if len(limits) == len(topics):
+                return limits
+            await asyncio.sleep(_RETRY_S)
+
+    async def _make_room(self, specs: Sequence[TopicSpec]) -> None:
+        """Raise the `max.message.bytes` of existing topics that are below their spec's."""
+        if not specs:
+            return
+        current = await self._max_message_bytes([spec.name for spec in specs])
+        needed = {spec.name: int(spec.config[MAX_MESSAGE_BYTES]) for spec in specs}
+        resources = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(
+                        MAX_MESSAGE_BYTES,
+                        str(limit),
+                        incremental_operation=AlterConfigOpType.SET,
+                    )
+                ],
+            )
+            for name, limit in needed.items()
+            if current[name] < limit
+        ]
+        if not resources:
+            return
+        try:
+            futures = self._admin.incremental_alter_configs(
+                resources, request_timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise translate(exc, "cannot alter topic configurations") from exc
+        for resource, future in futures.items():
+            name = resource.name
+            try:
+                await asyncio.wrap_future(future)
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
+                    raise translate(exc, f"cannot alter topic {name!r}") from exc
+                # Refused (permissions, policy): dead letters too large for it are then
+                # published without their value, which the dead_letters table keeps.
+                LOGGER.warning(
+                    "cannot raise max.message.bytes of topic %r from %d to %d: %s",
+                    name,
+                    current[name],
+                    needed[name],
+                    error.str() if error is not None else exc,
+                )
+                continue
+            LOGGER.info(
+                "raised max.message.bytes of topic %r from %d to %d",
+                name,
+                current[name],
+                needed[name],
+            )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist).

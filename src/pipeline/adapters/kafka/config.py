@@ -35,6 +35,10 @@ PRODUCER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
         "partitioner": "murmur2_random",
         # The application creates its topics with explicit partition counts.
         "allow.auto.create.topics": "false",
+        # The broker's topic limits decide what fits, not librdkafka's 1,000,000: a dead
+        # letter or retry copy of a record at its topic's limit is larger than the record,
+        # and its topic is sized for it (TopicSpec.holds_records_of).
+        "message.max.bytes": "100000000",
     }
 )
 PRODUCER_ENFORCED: Final[Mapping[str, str]] = MappingProxyType(

@@ -21,6 +21,7 @@ from pipeline.application.errors import PublishError
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,
+    OutgoingRecord,
     TopicPartition,
     TopicSpec,
 )
@@ -85,15 +86,14 @@ class KafkaEventLog:
     ) -> None:
         """Queue one record for delivery; records with the same key keep their order.
         `timestamp_ms` sets its CreateTime (default: now)."""
-        producer = self._producer
-        if producer is None:
-            if self._closed:
-                raise PublishError("the Kafka event log is closed")
-            settings = self._settings(
-                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
-            )
-            producer = self._producer = KafkaRecordProducer(settings)
-        await producer.publish(topic, key, value, headers, timestamp_ms)
+        await self._producer_client().publish(topic, key, value, headers, timestamp_ms)
+
+    async def deliver(
+        self, records: Sequence[OutgoingRecord], timeout: float = 30.0
+    ) -> list[PublishError | None]:
+        """Publish `records`, flush, and return each one's outcome: None when acknowledged,
+        the error when refused for good (RecordTooLarge over its topic's limit)."""
+        return await self._producer_client().deliver(records, timeout)
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued record is acknowledged; raise PublishError if one failed."""
@@ -132,6 +132,17 @@ class KafkaEventLog:
         producer, self._producer, self._admin = self._producer, None, None
         if producer is not None:
             await producer.flush(self._timeout)
+
+    def _producer_client(self) -> KafkaRecordProducer:
+        producer = self._producer
+        if producer is None:
+            if self._closed:
+                raise PublishError("the Kafka event log is closed")
+            settings = self._settings(
+                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
+            )
+            producer = self._producer = KafkaRecordProducer(settings)
+        return producer
 
     def _admin_client(self) -> KafkaTopicAdmin:
         if self._admin is None:
