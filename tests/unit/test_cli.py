@@ -167,3 +167,61 @@ def test_demo_run_twice_on_the_same_file_stores_every_reading_of_both_runs(
     processed = [int(line.split()[2]) for line in summaries]
     stored_after_second = int(summaries[1].split(", ")[1].split()[0])
     assert stored_after_second == sum(processed)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("PIPELINE_KAFKA__OPTIONS", '{"ssl.key.password": s3cret', "is not valid JSON"),
+        ("PIPELINE_THRESHOLDS", "{temperature", "is not valid JSON"),
+        (
+            "PIPELINE_DATABASE__URL",
+            "postgresql+asyncpg://app:s3cret@db:fivefour/p",
+            "the port must be a number",
+        ),
+        ("PIPELINE_DATABASE__URL", "s3cret", "not a database URL"),
+        ("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:abc", "'127.0.0.1:abc': the port must"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_naming_its_variable_and_exits_2(
+    variable: str,
+    value: str,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    assert cli.main(["config"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"pipeline: error: invalid settings: {variable}")
+    assert said in err
+    assert "s3cret" not in err
+
+
+def test_the_worker_reports_an_invalid_setting_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA__OPTIONS", "not json")
+
+    assert worker.main(["sensors"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == (
+        "pipeline-worker: error: invalid settings: PIPELINE_KAFKA__OPTIONS is not valid JSON "
+        "(Expecting value: line 1 column 1 (char 0))\n"
+    )
+
+
+def test_a_bad_value_inside_a_json_setting_names_that_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_THRESHOLDS", '{"temperature": {"high": "hot"}}')
+
+    assert cli.main(["config"]) == 2
+
+    assert capsys.readouterr().err.startswith(
+        "pipeline: error: invalid settings: PIPELINE_THRESHOLDS (thresholds.temperature.high): "
+    )

@@ -40,6 +40,21 @@ class KafkaSettings(BaseModel):
     """Extra librdkafka options passed through verbatim, e.g.
     `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`."""
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _numeric_ports(cls, value: str | None) -> str | None:
+        for server in (value or "").split(","):
+            address = server.strip().rpartition("://")[2]
+            host, colon, port = address.rpartition(":")
+            if colon and not host.endswith("]") and ":" in host:
+                continue  # a bare IPv6 address, no port
+            if colon and not (port.isdigit() and 0 < int(port) < 65_536):
+                raise ValueError(
+                    f"{server.strip()!r}: the port must be a number from 1 to 65535 "
+                    "(host:port[,host:port…])"
+                )
+        return value
+
     def client_config(self) -> dict[str, str]:
         """librdkafka's dotted keys for everything but the bootstrap servers."""
         config: dict[str, str] = {}
@@ -67,6 +82,22 @@ class DatabaseSettings(BaseModel):
     """Extra connections opened when the pool is busy, closed again after use. Zero by
     default: under load, opening and closing connections per request costs PostgreSQL more
     than waiting a moment for a pooled one."""
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, value: SecretStr) -> SecretStr:
+        # Checked here, so that a bad URL is an invalid setting rather than a traceback
+        # wherever it is first used; the message never repeats the URL (its password).
+        example = "e.g. postgresql+asyncpg://user:password@host:5432/db"
+        try:
+            url = make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(f"not a database URL ({example})") from None
+        except ValueError:  # SQLAlchemy's int() of the port
+            raise ValueError(f"the port must be a number ({example})") from None
+        if url.port is not None and not 0 < url.port < 65_536:
+            raise ValueError("the port must be a number from 1 to 65535")
+        return value
 
     @property
     def is_default(self) -> bool:
