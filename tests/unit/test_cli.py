@@ -4,13 +4,15 @@ demo and the migrations run without any service."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 
-from pipeline.adapters.sql.migrate import current, head
+from pipeline.adapters.sql.migrate import current, head, upgrade
 from pipeline.entrypoints import cli, worker
 
 
@@ -225,3 +227,46 @@ def test_a_bad_value_inside_a_json_setting_names_that_setting(
     assert capsys.readouterr().err.startswith(
         "pipeline: error: invalid settings: PIPELINE_THRESHOLDS (thresholds.temperature.high): "
     )
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("run", "prog"),
+    [
+        (lambda: cli.main(["produce", "sensors", "--count", "10"]), "pipeline"),
+        (lambda: worker.main(["sensors"]), "pipeline-worker"),
+    ],
+    ids=["produce", "worker"],
+)
+def test_an_unreachable_broker_is_one_line_naming_the_address_and_what_to_check(
+    run: Callable[[], int],
+    prog: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    monkeypatch.setenv("PIPELINE_DATABASE__URL", url)
+    monkeypatch.setenv("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", address)
+    monkeypatch.setenv("PIPELINE_KAFKA__CONNECT_TIMEOUT_S", "3")
+    monkeypatch.setenv("PIPELINE_LOG_LEVEL", "WARNING")
+
+    started = time.monotonic()
+    code = run()
+
+    assert code == 69
+    assert time.monotonic() - started < 15
+    err = capfd.readouterr().err  # the process's stderr, librdkafka's own writes included
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"{prog}: error: no Kafka broker answers at {address} within 3 s (")
+    assert "Connection refused" in err
+    assert "scripts/stack up" in err
+    assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in err

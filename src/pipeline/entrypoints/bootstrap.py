@@ -153,6 +153,7 @@ def _event_log(settings: Settings) -> EventLog:
         client_config=kafka.client_config(),
         client_id=kafka.client_id,
         replication_factor=kafka.replication_factor,
+        connect_timeout=kafka.connect_timeout_s,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
+from pipeline.application.errors import TransientError
 from pipeline.domain import PipelineError
 from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.settings import Settings
@@ -23,6 +24,9 @@ from pipeline.entrypoints.settings import Settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69
+"""A service the command needs (broker, database, registry) could not be reached: trying
+again later may succeed (sysexits.h's EX_UNAVAILABLE)."""
 EXIT_INTERRUPTED = 130
 
 
@@ -108,7 +112,8 @@ def _json_variables(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, 
 
 def run_command(prog: str, command: Command, args: argparse.Namespace) -> int:
     """Build the settings, configure logging and run `command`; map what goes wrong to an
-    exit code and a message on stderr: invalid settings 2, a pipeline error 1, Ctrl-C 130."""
+    exit code and a message on stderr: invalid settings 2, a service out of reach 69,
+    another pipeline error 1, Ctrl-C 130."""
     try:
         settings = Settings()
     except (ValidationError, SettingsError) as error:
@@ -118,6 +123,9 @@ def run_command(prog: str, command: Command, args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         return asyncio.run(command(args, settings))
+    except TransientError as error:
+        sys.stderr.write(f"{prog}: error: {error}\n")
+        return EXIT_UNAVAILABLE
     except PipelineError as error:
         sys.stderr.write(f"{prog}: error: {error}\n")
         return EXIT_FAILURE

@@ -36,6 +36,9 @@ class KafkaSettings(BaseModel):
     """SASL password (masked in `pipeline config`)."""
     replication_factor: int = -1
     """Replication factor for topics the application creates (-1: broker default)."""
+    connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a command waits for a broker to answer its first request before it stops,
+    saying no broker answers at the configured address."""
     options: dict[str, str] = Field(default_factory=dict)
     """Extra librdkafka options passed through verbatim, e.g.
     `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`."""

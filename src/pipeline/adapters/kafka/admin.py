@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
+import structlog
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
@@ -16,7 +17,8 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
-from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
+from pipeline.adapters.kafka.logs import WHAT_TO_CHECK, KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, TopicSpec
 
@@ -32,16 +34,57 @@ _LEADERSHIP_MOVING = frozenset(
 )
 """Errors of a partition whose leader is being elected (a new topic, a broker restart)."""
 
+log = structlog.get_logger(__name__)
+
 
 class KafkaTopicAdmin:
-    """Creates topics and reads high watermarks through a librdkafka AdminClient."""
+    """Creates topics and reads high watermarks through a librdkafka AdminClient.
+
+    Its first request waits at most `connect_timeout` seconds for a broker to answer, and
+    raises BrokerUnavailable saying which address and what to check if none does: the
+    first thing every command does with Kafka is through here (creating its topics, reading
+    end offsets), so a command pointed at no broker stops with one line, not after a
+    minute of librdkafka's retries."""
 
     def __init__(
-        self, settings: dict[str, Any], *, replication_factor: int, timeout: float
+        self,
+        settings: dict[str, Any],
+        logs: KafkaLogs,
+        *,
+        replication_factor: int,
+        timeout: float,
+        connect_timeout: float,
     ) -> None:
-        self._admin = AdminClient(settings)
+        self._admin = AdminClient(with_logs(settings, logs))
+        self._logs = logs
+        self._servers = str(settings["bootstrap.servers"])
         self._replication_factor = replication_factor
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._reached = False
+
+    async def _reach(self) -> None:
+        """Return once a broker has answered; raise BrokerUnavailable if none does within
+        the connect timeout."""
+        if self._reached:
+            return
+        try:
+            await asyncio.to_thread(self._admin.list_topics, None, self._connect_timeout)
+        except KafkaException as exc:
+            error = kafka_error_of(exc)
+            if error is None or error.code() not in BROKER_DOWN_CODES:
+                raise translate(exc, f"cannot reach the Kafka brokers at {self._servers}") from exc
+            # Its logs and errors, served only by poll(), say why (refused, unresolved, TLS);
+            # the error raised here says it, once.
+            with self._logs.held():
+                self._admin.poll(0)
+            why = self._logs.last_failure or error.str()
+            raise BrokerUnavailable(
+                f"no Kafka broker answers at {self._servers} within "
+                f"{self._connect_timeout:g} s ({why}); {WHAT_TO_CHECK}"
+            ) from exc
+        self._reached = True
+        self._logs.reachable()
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet and wait until the broker has them.
@@ -59,6 +102,7 @@ class KafkaTopicAdmin:
                 )
         if not specs:
             return
+        await self._reach()
         own = [spec for spec in specs if spec.holds_records_of is None]
         await self._create(own)
         await self._wait_for_leaders(own)
@@ -194,19 +238,19 @@ class KafkaTopicAdmin:
                     raise translate(exc, f"cannot alter topic {name!r}") from exc
                 # Refused (permissions, policy): dead letters too large for it are then
                 # published without their value, which the dead_letters table keeps.
-                LOGGER.warning(
-                    "cannot raise max.message.bytes of topic %r from %d to %d: %s",
-                    name,
-                    current[name],
-                    needed[name],
-                    error.str() if error is not None else exc,
+                log.warning(
+                    "cannot raise max.message.bytes of a topic",
+                    topic=name,
+                    current=current[name],
+                    needed=needed[name],
+                    error=error.str() if error is not None else str(exc),
                 )
                 continue
-            LOGGER.info(
-                "raised max.message.bytes of topic %r from %d to %d",
-                name,
-                current[name],
-                needed[name],
+            log.info(
+                "raised max.message.bytes of a topic",
+                topic=name,
+                before=current[name],
+                after=needed[name],
             )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
@@ -215,6 +259,7 @@ class KafkaTopicAdmin:
         One ListOffsets request for all partitions rather than one watermark query each;
         retried while the partitions' leadership is moving.
         """
+        await self._reach()
         deadline = time.monotonic() + self._timeout
         while True:
             partitions = await self._partitions(topic, need_leaders=False)
@@ -238,6 +283,8 @@ class KafkaTopicAdmin:
             metadata = await asyncio.to_thread(self._admin.list_topics, topic, self._timeout)
         except KafkaException as exc:
             raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
+        finally:
+            self._admin.poll(0)  # hand its logs and errors over
         described = metadata.topics.get(topic)
         if described is None:
             return []

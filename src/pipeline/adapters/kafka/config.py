@@ -8,7 +8,6 @@ producer, manual offset commits) are enforced: overriding them is a Configuratio
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -17,8 +16,6 @@ from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.domain.errors import PipelineError
-
-LOGGER: Final = logging.getLogger("pipeline.adapters.kafka")
 
 PRODUCER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
     {

@@ -16,6 +16,7 @@ from pipeline.adapters.kafka.config import (
 )
 from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
+from pipeline.adapters.kafka.logs import KafkaLogs
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
 from pipeline.application.errors import PublishError
 from pipeline.application.ports import (
@@ -45,6 +46,11 @@ class KafkaEventLog:
         consumer_config: librdkafka options for consumers only (e.g. session.timeout.ms).
         replication_factor: of created topics; -1 takes the broker's default.
         timeout: seconds for admin requests, commits, lag queries and offset resolution.
+        connect_timeout: seconds the first admin request (creating topics, reading end
+            offsets) waits for a broker to answer before BrokerUnavailable says none does.
+
+    librdkafka's logs and errors go through `KafkaLogs` (structlog, deduplicated; one line
+    when a broker becomes unreachable and one when it is back).
     """
 
     def __init__(
@@ -57,8 +63,11 @@ class KafkaEventLog:
         consumer_config: Mapping[str, str] | None = None,
         replication_factor: int = 1,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._connect_timeout = connect_timeout
+        self._logs = KafkaLogs(bootstrap_servers, grace_s=connect_timeout)
         self._client_config = dict(client_config or _EMPTY)
         self._client_id = client_id
         self._producer_config = dict(producer_config or _EMPTY)
@@ -112,7 +121,7 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
-        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout)
+        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout, self._logs)
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
         """Read the given partitions from the given offsets, outside group management."""
@@ -120,7 +129,7 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
-        return KafkaPartitionReader(settings, start, self._timeout)
+        return KafkaPartitionReader(settings, start, self._timeout, self._logs)
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist)."""
@@ -141,14 +150,18 @@ class KafkaEventLog:
             settings = self._settings(
                 "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
             )
-            producer = self._producer = KafkaRecordProducer(settings)
+            producer = self._producer = KafkaRecordProducer(settings, self._logs)
         return producer
 
     def _admin_client(self) -> KafkaTopicAdmin:
         if self._admin is None:
             settings = self._settings("admin client", _EMPTY, _EMPTY, _EMPTY)
             self._admin = KafkaTopicAdmin(
-                settings, replication_factor=self._replication_factor, timeout=self._timeout
+                settings,
+                self._logs,
+                replication_factor=self._replication_factor,
+                timeout=self._timeout,
+                connect_timeout=self._connect_timeout,
             )
         return self._admin
 

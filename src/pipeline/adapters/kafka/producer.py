@@ -10,12 +10,8 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from pipeline.adapters.kafka.config import (
-    BROKER_DOWN_CODES,
-    LOGGER,
-    kafka_error_of,
-    translate,
-)
+from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
+from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, PublishError, RecordTooLarge
 from pipeline.application.ports import OutgoingRecord
 from pipeline.domain import PipelineError
@@ -38,8 +34,9 @@ class KafkaRecordProducer:
     room instead of blocking the event loop.
     """
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._producer = Producer({**settings, "error_cb": self._on_error, "logger": LOGGER})
+    def __init__(self, settings: dict[str, Any], logs: KafkaLogs) -> None:
+        self._logs = logs
+        self._producer = Producer({**with_logs(settings, logs), "error_cb": self._on_error})
         self._on_delivery_cb = self._on_delivery
         self._until_poll = _POLL_EVERY
         self._failed = 0
@@ -185,7 +182,7 @@ class KafkaRecordProducer:
             self._fatal = error.str()
         elif error.code() in BROKER_DOWN_CODES:
             self._broker_down = error.str()
-        LOGGER.warning("kafka producer error: %s", error.str())
+        self._logs.error(error)
 
 
 def _refusal(topic: str, error: KafkaError) -> PublishError | None:
