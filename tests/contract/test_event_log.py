@@ -106,6 +106,17 @@ def value_filling(limit: int, key: bytes, headers: tuple[tuple[str, bytes], ...]
     return os.urandom(size)
 
 
+class Recorder:
+    """A `resolve_offsets` that notes which partitions it was asked about, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[TopicPartition]] = []
+
+    async def __call__(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        self.calls.append(sorted(partitions))
+        return {}
+
+
 class EventLogContract:
     """What every EventLog adapter must do. Subclasses provide the `event_log` fixture."""
 
@@ -462,6 +473,61 @@ class EventLogContract:
         await poll_until([staying], lambda: len(seen) >= 20, seen)
 
         assert sorted(r.key or b"" for r in seen) == sorted(keys)
+
+    async def test_a_joining_member_takes_partitions_without_the_other_restarting_its_own(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        # Cooperative rebalancing: only the partitions that change owner move; the member
+        # that keeps the rest is never asked where to start them again.
+        topic, group = await new_topic(partitions=4), unique("g")
+        everything = frozenset(TopicPartition(topic, p) for p in range(4))
+        first_asked, second_asked = Recorder(), Recorder()
+        first = open_consumer(group_id=group, topics=[topic], resolve_offsets=first_asked)
+        seen: list[Record] = []
+        await poll_until([first], lambda: first.assignment() == everything, seen)
+
+        second = open_consumer(group_id=group, topics=[topic], resolve_offsets=second_asked)
+        await poll_until(
+            [first, second],
+            lambda: (
+                len(first.assignment()) == len(second.assignment()) == 2
+                and first.assignment() | second.assignment() == everything
+            ),
+            seen,
+        )
+
+        assert first_asked.calls == [sorted(everything)]
+        assert second_asked.calls == [sorted(second.assignment())]
+
+    async def test_when_a_member_leaves_only_its_partitions_move(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=6), unique("g")
+        everything = frozenset(TopicPartition(topic, p) for p in range(6))
+        asked = [Recorder() for _ in range(3)]
+        members = [
+            open_consumer(group_id=group, topics=[topic], resolve_offsets=recorder)
+            for recorder in asked
+        ]
+        seen: list[Record] = []
+        await poll_until(members, lambda: all(len(m.assignment()) == 2 for m in members), seen)
+        kept = [m.assignment() for m in members[:2]]
+        gone = members[2].assignment()
+        for recorder in asked:
+            recorder.calls.clear()
+
+        await members[2].close()
+        await poll_until(
+            members[:2],
+            lambda: members[0].assignment() | members[1].assignment() == everything,
+            seen,
+        )
+
+        for member, before in zip(members[:2], kept, strict=True):
+            assert member.assignment() >= before
+            assert len(member.assignment()) == 3
+        moved = [tp for recorder in asked[:2] for call in recorder.calls for tp in call]
+        assert sorted(moved) == sorted(gone)
 
     # -- readers and lag ------------------------------------------------------------------
 

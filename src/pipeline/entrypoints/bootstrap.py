@@ -154,6 +154,7 @@ def _event_log(settings: Settings) -> EventLog:
         client_id=kafka.client_id,
         replication_factor=kafka.replication_factor,
         connect_timeout=kafka.connect_timeout_s,
+        group_instance_id=settings.worker.instance_id,
     )
 
 

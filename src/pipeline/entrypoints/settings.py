@@ -142,6 +142,10 @@ class WorkerSettings(BaseModel):
     """Seconds a poll waits for the first record of a batch."""
     max_clock_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
     """Readings stamped further than this in the future are invalid."""
+    instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
+    (a StatefulSet pod, a systemd unit): restarted under the same id within the session
+    timeout, it takes its partitions back without a rebalance. Unique per live worker."""
 
 
 class RetrySettings(BaseModel):

@@ -21,7 +21,7 @@ from pipeline.adapters.kafka.config import kafka_error_of, translate
 from pipeline.adapters.kafka.lag import partitions_lag
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.messages import kafka_partitions, to_record
-from pipeline.application.errors import BrokerUnavailable
+from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import Record, TopicPartition
 
 T = TypeVar("T")
@@ -226,8 +226,13 @@ class KafkaConsumerBase:
     def _message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
             return
-        if error.fatal():
-            raise BrokerUnavailable(f"{self._description} failed: {error.str()}")
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            # The consumer cannot go on. librdkafka's only fatal consumer error is a static
+            # member fenced by another member using the same group.instance.id.
+            raise ConfigurationError(
+                f"{self._description} stopped: {error.str()} (give each worker its own "
+                "PIPELINE_WORKER__INSTANCE_ID)"
+            )
         # librdkafka retries everything else by itself (unreachable broker, topic not
         # created yet, …): worth a log line (once, not once per poll), not a failed poll.
         self._logs.error(error)

@@ -48,6 +48,9 @@ class KafkaEventLog:
         timeout: seconds for admin requests, commits, lag queries and offset resolution.
         connect_timeout: seconds the first admin request (creating topics, reading end
             offsets) waits for a broker to answer before BrokerUnavailable says none does.
+        group_instance_id: static membership (`group.instance.id`) for the group
+            consumers: a member restarted under the same id takes its partitions back at
+            once, without a rebalance; no two live members of a group may share it.
 
     librdkafka's logs and errors go through `KafkaLogs` (structlog, deduplicated; one line
     when a broker becomes unreachable and one when it is back).
@@ -64,9 +67,11 @@ class KafkaEventLog:
         replication_factor: int = 1,
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        group_instance_id: str | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._connect_timeout = connect_timeout
+        self._group_instance_id = group_instance_id
         self._logs = KafkaLogs(bootstrap_servers, grace_s=connect_timeout)
         self._client_config = dict(client_config or _EMPTY)
         self._client_id = client_id
@@ -121,6 +126,9 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
+        if self._group_instance_id is not None:
+            # Per group: the worker's consumers of several groups share one id.
+            settings["group.instance.id"] = self._group_instance_id
         return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout, self._logs)
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:

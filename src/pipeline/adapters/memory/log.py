@@ -61,8 +61,10 @@ class InMemoryEventLog:
       counted as Kafka counts it (`batch_bytes`), is refused with `RecordTooLarge`.
     - Offsets start at 0 and nothing is ever deleted (topic configs such as retention are
       stored, not enforced). Timestamps are the wall clock in ms at publish.
-    - Consumer groups keep committed offsets; members share partitions by Kafka's range
-      assignor and rebalance at their next poll when a member joins or closes.
+    - Consumer groups keep committed offsets; members share partitions like Kafka's
+      cooperative-sticky assignor (balanced, and a member keeps what it has: only the
+      partitions that change owner move) and rebalance at their next poll when a member
+      joins or closes.
     - Publishing is synchronous and otherwise never fails for a known topic; `flush` has
       nothing to wait for.
 
