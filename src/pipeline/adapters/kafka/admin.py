@@ -72,15 +72,13 @@ class KafkaTopicAdmin:
             await asyncio.to_thread(self._admin.list_topics, None, self._connect_timeout)
         except KafkaException as exc:
             error = kafka_error_of(exc)
-            if error is None or error.code() not in BROKER_DOWN_CODES:
-                raise translate(exc, f"cannot reach the Kafka brokers at {self._servers}") from exc
-            # Its logs and errors, served only by poll(), say why (refused, unresolved, TLS);
-            # the error raised here says it, once.
+            # Its logs and errors, served only by poll(), say why (refused, unresolved, TLS,
+            # SASL); the error raised here says it, once.
             with self._logs.held():
                 self._admin.poll(0)
-            why = self._logs.last_failure or error.str()
+            why = self._logs.last_failure or (error.str() if error is not None else str(exc))
             raise BrokerUnavailable(
-                f"no Kafka broker answers at {self._servers} within "
+                f"no connection to the Kafka brokers at {self._servers} succeeded within "
                 f"{self._connect_timeout:g} s ({why}); {WHAT_TO_CHECK}"
             ) from exc
         self._reached = True

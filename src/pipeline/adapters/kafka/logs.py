@@ -50,6 +50,8 @@ _THREAD = re.compile(r"^\[thrd:[^\]]*\]: ")
 _ADDRESS = re.compile(r"^(?:GroupCoordinator: )?(?P<address>\S+?:\d+)(?:/\S*)?: ")
 """The broker a librdkafka message is about: `host:port/id: …` or `GroupCoordinator: …`."""
 _NUMBERS = re.compile(r"\d+")
+_CONNECTION_FAILURES = BROKER_DOWN_CODES | {KafkaError._AUTHENTICATION, KafkaError._SSL}
+"""Errors after which a broker cannot be used until a new connection succeeds."""
 _ALL_DOWN = "brokers are down"
 _MAX_KEYS = 1_000
 
@@ -95,8 +97,8 @@ class KafkaLogs:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Count connection failures without logging them, inside the block (a caller that
-        is about to report them itself)."""
+        """Inside the block, note what librdkafka says without logging it (for a caller
+        about to report the failure itself)."""
         self._held = True
         try:
             yield
@@ -119,7 +121,7 @@ class KafkaLogs:
 
     def error(self, error: KafkaError) -> None:
         """The `error_cb` hook (and the errors a consumer's poll returns)."""
-        if error.code() in BROKER_DOWN_CODES:
+        if error.code() in _CONNECTION_FAILURES:
             self.unreachable(error.str())
         else:
             level = logging.ERROR if error.fatal() else logging.WARNING
@@ -190,6 +192,8 @@ class KafkaLogs:
     def _repeating(self, level: int, facility: str, message: str, *, client: str) -> None:
         key = (facility, _NUMBERS.sub("#", message))
         now = self._clock()
+        if self._held:
+            return
         with self._lock:
             last, repeated = self._repeats.get(key, (float("-inf"), 0))
             if now - last < self._repeat_after_s:
