@@ -14,14 +14,13 @@ from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, tr
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, PublishError, RecordTooLarge
 from pipeline.application.ports import OutgoingRecord
-from pipeline.domain import PipelineError
 
 _ROOM_WAIT_S = 0.005
 """How long publish sleeps when librdkafka's queue is full before trying again."""
 _POLL_EVERY = 64
 """Publishes between two polls for delivery reports: polling on every publish costs a
 fifth of the throughput, and `flush` serves whatever reports are left."""
-_PENDING: Final = BrokerUnavailable("no delivery report yet")
+_PENDING: Final = object()
 """The outcome of a delivered record until its report arrives."""
 
 
@@ -94,7 +93,7 @@ class KafkaRecordProducer:
         PublishError of `flush`."""
         if self._fatal is not None:
             raise PublishError(f"the Kafka producer failed fatally: {self._fatal}")
-        outcomes: list[PipelineError | None] = [_PENDING] * len(records)
+        outcomes: list[object] = [_PENDING] * len(records)
         producer = self._producer
         for index, record in enumerate(records):
             while True:
@@ -123,14 +122,17 @@ class KafkaRecordProducer:
         await self.flush(timeout)
         refusals: list[PublishError | None] = []
         for outcome in outcomes:
-            if outcome is not None and not isinstance(outcome, PublishError):
-                raise outcome  # no report, or a retriable error: the outcome is unknown
-            refusals.append(outcome)
+            if outcome is None or isinstance(outcome, PublishError):
+                refusals.append(outcome)
+            elif isinstance(outcome, BrokerUnavailable):
+                raise outcome  # a retriable error: the record may be on the broker or not
+            else:
+                raise BrokerUnavailable(f"no delivery report within {timeout}s")
         return refusals
 
     def _on_delivered(
         self,
-        outcomes: list[PipelineError | None],
+        outcomes: list[object],
         index: int,
         error: KafkaError | None,
         message: Message,
