@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 
-from pipeline.adapters.sql.migrate import current, head
+from pipeline.adapters.sql.migrate import current, head, upgrade
 from pipeline.entrypoints import cli, worker
 
 
@@ -262,3 +264,106 @@ def test_an_unknown_option_is_reported_with_the_usage_of_its_command(
     assert exit_.value.code == 2
     assert err.startswith(f"usage: pipeline {command} [-h]")
     assert err.rstrip().endswith(f"pipeline {command}: error: unrecognized arguments: --frob")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("PIPELINE_KAFKA__OPTIONS", '{"ssl.key.password": s3cret', "is not valid JSON"),
+        ("PIPELINE_THRESHOLDS", "{temperature", "is not valid JSON"),
+        (
+            "PIPELINE_DATABASE__URL",
+            "postgresql+asyncpg://app:s3cret@db:fivefour/p",
+            "the port must be a number",
+        ),
+        ("PIPELINE_DATABASE__URL", "s3cret", "not a database URL"),
+        ("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:abc", "'127.0.0.1:abc': the port must"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_naming_its_variable_and_exits_2(
+    variable: str,
+    value: str,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    assert cli.main(["config"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"pipeline: error: invalid settings: {variable}")
+    assert said in err
+    assert "s3cret" not in err
+
+
+def test_the_worker_reports_an_invalid_setting_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA__OPTIONS", "not json")
+
+    assert worker.main(["sensors"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == (
+        "pipeline-worker: error: invalid settings: PIPELINE_KAFKA__OPTIONS is not valid JSON "
+        "(Expecting value: line 1 column 1 (char 0))\n"
+    )
+
+
+def test_a_bad_value_inside_a_json_setting_names_that_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_THRESHOLDS", '{"temperature": {"high": "hot"}}')
+
+    assert cli.main(["config"]) == 2
+
+    assert capsys.readouterr().err.startswith(
+        "pipeline: error: invalid settings: PIPELINE_THRESHOLDS (thresholds.temperature.high): "
+    )
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("run", "prog"),
+    [
+        (lambda: cli.main(["produce", "sensors", "--count", "10"]), "pipeline"),
+        (lambda: worker.main(["sensors"]), "pipeline-worker"),
+    ],
+    ids=["produce", "worker"],
+)
+def test_an_unreachable_broker_is_one_line_naming_the_address_and_what_to_check(
+    run: Callable[[], int],
+    prog: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    monkeypatch.setenv("PIPELINE_DATABASE__URL", url)
+    monkeypatch.setenv("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", address)
+    monkeypatch.setenv("PIPELINE_KAFKA__CONNECT_TIMEOUT_S", "3")
+    monkeypatch.setenv("PIPELINE_LOG_LEVEL", "WARNING")
+
+    started = time.monotonic()
+    code = run()
+
+    assert code == 69
+    assert time.monotonic() - started < 15
+    err = capfd.readouterr().err  # the process's stderr, librdkafka's own writes included
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"{prog}: error: no connection to the Kafka brokers at {address} succeeded within 3 s ("
+    )
+    assert "Connection refused" in err
+    assert "scripts/stack up" in err
+    assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in err

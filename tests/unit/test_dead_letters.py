@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from pipeline.adapters.avro import reading_codec
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
+from pipeline.adapters.memory.log import batch_bytes
 from pipeline.application.dead_letters import (
     H_ATTEMPTS,
     H_ERROR_CLASS,
@@ -24,12 +26,17 @@ from pipeline.application.dead_letters import (
     H_PARTITION,
     H_STACK_TRACE,
     H_TOPIC,
+    H_TRUNCATED,
+    H_VALUE_BYTES,
     H_WORKER_ID,
+    dead_letter_headers,
     dead_letter_of,
     dead_letter_topic,
 )
 from pipeline.application.errors import PublishError, StoreUnavailable
 from pipeline.application.ports import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
     DeadLetterFilter,
     EventLog,
     Record,
@@ -38,6 +45,7 @@ from pipeline.application.ports import (
 )
 from pipeline.application.runtime.handler import JobHandler, PreparedBatch
 from pipeline.application.runtime.report import BatchReport
+from pipeline.application.topic_names import DERIVED_RECORD_HEADROOM_BYTES
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.settings import Settings
@@ -328,3 +336,142 @@ def test_a_nul_quoted_in_an_error_message_is_escaped_so_the_dead_letter_can_be_s
     assert "\x00" not in letter.message
     assert letter.message == "unknown sensor type 'temp\\x00x'"
     assert letter.error_class == "processing_error"
+
+
+# -- records at and over the size limits -------------------------------------------------
+
+
+async def test_a_record_at_its_topics_size_limit_lands_whole_on_the_dead_letter_topic(
+    pipeline: Pipeline, clock: ManualClock
+) -> None:
+    topic = pipeline.settings.topics.sensor_readings
+    value = b"\x07" + bytes(DEFAULT_MAX_MESSAGE_BYTES)
+    while batch_bytes(b"big", value, ()) > DEFAULT_MAX_MESSAGE_BYTES:
+        value = value[:-1]
+    assert batch_bytes(b"big", value, ()) == DEFAULT_MAX_MESSAGE_BYTES
+    await pipeline.log.publish(topic, b"big", value)
+    await pipeline.log.publish(
+        topic, b"temp-0001", await pipeline.reading_codec.encode(reading(clock))
+    )
+
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
+
+    (letter,) = await read_all(pipeline.log, dead_letter_topic(topic))
+    assert letter.value == value
+    assert H_TRUNCATED not in dict(letter.headers)
+    assert await pipeline.store.count_readings() == 1
+
+
+async def small_dead_letter_topic(log: InMemoryEventLog, limit: int) -> None:
+    """The readings topic, and a dead-letter topic too small for its largest records (one
+    made by hand, whose limit nobody raised)."""
+    await log.ensure_topics(
+        [
+            TopicSpec(name=TOPIC, partitions=1),
+            TopicSpec(
+                name=dead_letter_topic(TOPIC),
+                partitions=1,
+                config={MAX_MESSAGE_BYTES: str(limit)},
+            ),
+        ]
+    )
+
+
+def projection_on(
+    log: InMemoryEventLog, store: InMemorySensorStore, clock: ManualClock
+) -> Projection:
+    """The sensors job's handler publishing dead letters to `log`, committing to `store`."""
+    return Projection(log, checkpoint_for(store), clock)
+
+
+async def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_and_is_kept_whole(
+    clock: ManualClock,
+) -> None:
+    log, store = InMemoryEventLog(), InMemorySensorStore()
+    await small_dead_letter_topic(log, 3_000)
+    big = Record(
+        topic=TOPIC, partition=0, offset=0, key=b"k", value=b"\x07" * 5_000, timestamp_ms=1_000
+    )
+
+    with capture_logs() as logs:
+        await projection_on(log, store, clock).handle([big, bad_record(1)])
+
+    letters = sorted(
+        await read_all(log, dead_letter_topic(TOPIC)), key=lambda x: dict(x.headers)[H_OFFSET]
+    )
+    assert [(x.key, x.value) for x in letters] == [(b"k", None), (b"k", b"\x07bad")]
+    headers = dict(letters[0].headers)
+    assert headers[H_TRUNCATED] == b"value"
+    assert headers[H_VALUE_BYTES] == b"5000"
+    assert headers[H_OFFSET] == b"0"
+    kept = await store.dead_letters.dead_letter(TOPIC, 0, 0)
+    assert kept is not None
+    assert kept.value == big.value
+    assert await checkpoint_for(store).stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
+        TopicPartition(TOPIC, 0): 2
+    }
+    assert [(e["log_level"], e["count"]) for e in logs if "count" in e] == [("warning", 1)]
+
+
+async def test_a_dead_letter_too_large_even_without_its_value_goes_without_key_and_headers(
+    clock: ManualClock,
+) -> None:
+    log, store = InMemoryEventLog(), InMemorySensorStore()
+    await small_dead_letter_topic(log, 3_000)
+    big = Record(
+        topic=TOPIC,
+        partition=0,
+        offset=0,
+        key=b"k" * 4_000,
+        value=b"\x07",
+        timestamp_ms=1_000,
+        headers=(("big", b"h" * 4_000),),
+    )
+
+    await projection_on(log, store, clock).handle([big])
+
+    (letter,) = await read_all(log, dead_letter_topic(TOPIC))
+    assert (letter.key, letter.value) == (None, None)
+    assert "big" not in dict(letter.headers)
+    assert dict(letter.headers)[H_TRUNCATED] == b"key,value,headers"
+    kept = await store.dead_letters.dead_letter(TOPIC, 0, 0)
+    assert kept is not None
+    assert (kept.key, kept.value) == (big.key, big.value)
+
+
+async def test_a_dead_letter_its_topic_refuses_for_good_is_kept_in_the_table_and_the_batch_stored(
+    clock: ManualClock,
+) -> None:
+    log, store = InMemoryEventLog(), InMemorySensorStore()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=1)])  # no dead-letter topic
+
+    with capture_logs() as logs:
+        await projection_on(log, store, clock).handle([bad_record(0)])
+
+    assert await store.dead_letters.dead_letter(TOPIC, 0, 0) is not None
+    assert await checkpoint_for(store).stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
+        TopicPartition(TOPIC, 0): 1
+    }
+    assert [(e["log_level"], e["count"]) for e in logs if "count" in e] == [("error", 1)]
+
+
+def test_the_dead_letter_headers_fit_the_headroom_of_dead_letter_topics_whatever_the_error(
+    clock: ManualClock,
+) -> None:
+    long_name = "t" * 249  # the longest topic name Kafka allows
+    record = Record(
+        topic=long_name, partition=2**31 - 1, offset=2**63 - 1, key=None, value=None, timestamp_ms=0
+    )
+    try:
+        raise ValueError("é" * 100_000)  # noqa: TRY301 - a raised error has a stack trace
+    except ValueError as error:
+        letter = dead_letter_of(
+            record, error, at=clock.now(), worker_id="w" * 5_000, group_id="g" * 5_000
+        )
+
+    headers = dead_letter_headers(letter)
+    size = sum(len(name) + len(value) + 10 for name, value in headers)
+    assert size + 200 < DERIVED_RECORD_HEADROOM_BYTES  # 200: the dlq.truncated markers
+    assert dict(headers)[H_MESSAGE].decode().startswith("é" * 100)
+    assert dict(headers)[H_STACK_TRACE].decode().endswith(letter.stack_trace[-100:])  # type: ignore[index]
+    assert len(letter.message) == 100_000  # the table keeps it whole

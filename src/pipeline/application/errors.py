@@ -10,6 +10,7 @@
     ├── SchemaRegistryError              the registry refused or failed a request
     │   └── IncompatibleSchema           a schema change breaks the subject's compatibility
     ├── PublishError                     the broker did not acknowledge a record
+    │   └── RecordTooLarge               over the topic's (or the client's) size limit
     ├── Fenced                           another owner took over: re-sync from the checkpoint
     │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
@@ -89,6 +90,12 @@ class ProducerFenced(Fenced):
     group and member id): this instance is the zombie and must stop."""
 
     error_class = "producer_fenced"
+
+
+class RecordTooLarge(PublishError):
+    """A record is larger than its topic (or the client) accepts: retrying cannot help."""
+
+    error_class = "record_too_large"
 
 
 class TransientError(PipelineError):

@@ -1,15 +1,22 @@
 """How the application names the topics it derives from a topic: retry topics
 (`<topic>.retry.N`), the dead-letter topic (`<topic>.dlq`), the late topic (`<topic>.late`)
-and the changelog topics of a job's state (`<group>-<step>-changelog`). One place for the
-rule, so that what one module writes another reads back."""
+and the changelog topics of a job's state (`<group>-<step>-changelog`), and how it creates
+them. One place for the rule, so that what one module writes another reads back."""
 
 from __future__ import annotations
 
 import re
 
+from pipeline.application.ports.records import TopicSpec
+
 DEAD_LETTER_SUFFIX = ".dlq"
 LATE_SUFFIX = ".late"
 CHANGELOG_SUFFIX = "-changelog"
+
+DERIVED_RECORD_HEADROOM_BYTES = 65_536
+"""What a retry or dead-letter copy may add to a record (its `retry.*` or `dlq.*` headers,
+bounded in `dead_letters`): derived topics accept records this much larger than their
+source topic does, so the copy of a record at the source's size limit still fits."""
 
 _RETRY_TOPIC = re.compile(r"^(?P<topic>.+)\.retry\.(?P<level>[1-9][0-9]*)$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -54,3 +61,28 @@ def changelog_topic(group_id: str, step: str) -> str:
             "Kafka topic names take letters, digits, '.', '_' and '-' only, 249 at most"
         )
     return name
+
+
+def derived_topic_specs(source: TopicSpec, retry_levels: int) -> list[TopicSpec]:
+    """The dead-letter topic, the late topic and the `retry_levels` retry topics of
+    `source`, partitioned like it (a key keeps its partition) and sized to hold copies of its
+    largest records."""
+
+    def derived(name: str, config: dict[str, str]) -> TopicSpec:
+        return TopicSpec(
+            name=name,
+            partitions=source.partitions,
+            config=config,
+            holds_records_of=source.name,
+            headroom_bytes=DERIVED_RECORD_HEADROOM_BYTES,
+        )
+
+    # Dead letters and late records keep their original timestamps, which time-based
+    # retention would judge expired at once for old records: they stay until purged
+    # (`pipeline dlq purge` and the broker's own tools), never silently. Retry topics keep
+    # the default retention: a retry record is due within minutes.
+    return [
+        derived(dead_letter_topic(source.name), {"retention.ms": "-1"}),
+        derived(late_topic(source.name), {"retention.ms": "-1"}),
+        *(derived(retry_topic(source.name, level), {}) for level in range(1, retry_levels + 1)),
+    ]

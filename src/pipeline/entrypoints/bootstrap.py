@@ -40,7 +40,7 @@ from pipeline.application.ports import (
 from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
-from pipeline.application.topic_names import dead_letter_topic, late_topic, retry_topic
+from pipeline.application.topic_names import derived_topic_specs
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.jobs import JOBS, JobEntry
 from pipeline.entrypoints.settings import Settings
@@ -68,30 +68,13 @@ class Pipeline:
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the application owns, with its partition count."""
         topics = self.settings.topics
-        specs: list[TopicSpec] = []
-        for name, partitions in ((topics.sensor_readings, topics.sensor_readings_partitions),):
-            specs += [
-                TopicSpec(name=name, partitions=partitions),
-                # The dead-letter topic of every consumed topic, partitioned like it. Dead
-                # letters keep their original timestamps, which time-based retention would
-                # judge expired at once for old records: they stay until purged (`pipeline
-                # dlq purge` and the broker's own tools), never silently.
-                TopicSpec(
-                    name=dead_letter_topic(name),
-                    partitions=partitions,
-                    config={"retention.ms": "-1"},
-                ),
-                # Records that reached a window after it closed; kept like dead letters.
-                TopicSpec(
-                    name=late_topic(name), partitions=partitions, config={"retention.ms": "-1"}
-                ),
-            ]
-            # Retry topics, partitioned like their source (default retention: a retry
-            # record is due within minutes).
-            specs += [
-                TopicSpec(name=retry_topic(name, level), partitions=partitions)
-                for level in range(1, len(self.settings.retry.topic_delays_s) + 1)
-            ]
+        readings = TopicSpec(
+            name=topics.sensor_readings, partitions=topics.sensor_readings_partitions
+        )
+        specs = [
+            readings,
+            *derived_topic_specs(readings, len(self.settings.retry.topic_delays_s)),
+        ]
         specs += [
             TopicSpec(name=name, partitions=topics.default_partitions)
             for name in (
@@ -182,6 +165,8 @@ def _event_log(settings: Settings) -> EventLog:
         client_config=kafka.client_config(),
         client_id=kafka.client_id,
         replication_factor=kafka.replication_factor,
+        connect_timeout=kafka.connect_timeout_s,
+        group_instance_id=settings.worker.instance_id,
     )
 
 

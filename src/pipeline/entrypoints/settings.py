@@ -43,6 +43,9 @@ class KafkaSettings(BaseModel):
     """SASL password (masked in `pipeline config`)."""
     replication_factor: int = -1
     """Replication factor for topics the application creates (-1: broker default)."""
+    connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a command waits for a broker to answer its first request before it stops,
+    saying no broker answers at the configured address."""
     options: dict[str, str | SecretStr] = Field(default_factory=dict)
     """Extra librdkafka options passed through verbatim, e.g.
     `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`. Options whose name
@@ -64,6 +67,21 @@ class KafkaSettings(BaseModel):
             secret = isinstance(name, str) and _SECRET_OPTION.search(name)
             kept[name] = SecretStr(value) if secret and isinstance(value, str) else value
         return kept
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _numeric_ports(cls, value: str | None) -> str | None:
+        for server in (value or "").split(","):
+            address = server.strip().rpartition("://")[2]
+            host, colon, port = address.rpartition(":")
+            if colon and not host.endswith("]") and ":" in host:
+                continue  # a bare IPv6 address, no port
+            if colon and not (port.isdigit() and 0 < int(port) < 65_536):
+                raise ValueError(
+                    f"{server.strip()!r}: the port must be a number from 1 to 65535 "
+                    "(host:port[,host:port…])"
+                )
+        return value
 
     def client_config(self) -> dict[str, str]:
         """librdkafka's dotted keys for everything but the bootstrap servers."""
@@ -93,6 +111,22 @@ class DatabaseSettings(BaseModel):
     """Extra connections opened when the pool is busy, closed again after use. Zero by
     default: under load, opening and closing connections per request costs PostgreSQL more
     than waiting a moment for a pooled one."""
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, value: SecretStr) -> SecretStr:
+        # Checked here, so that a bad URL is an invalid setting rather than a traceback
+        # wherever it is first used; the message never repeats the URL (its password).
+        example = "e.g. postgresql+asyncpg://user:password@host:5432/db"
+        try:
+            url = make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(f"not a database URL ({example})") from None
+        except ValueError:  # SQLAlchemy's int() of the port
+            raise ValueError(f"the port must be a number ({example})") from None
+        if url.port is not None and not 0 < url.port < 65_536:
+            raise ValueError("the port must be a number from 1 to 65535")
+        return value
 
     @property
     def is_default(self) -> bool:
@@ -140,6 +174,10 @@ class WorkerSettings(BaseModel):
     sensor_window_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 3600.0
     """How long after its minute a sensor's one-minute window still takes readings (by the
     partition's watermark); later readings are stored but go to the late topic instead."""
+    instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
+    (a StatefulSet pod, a systemd unit): restarted under the same id within the session
+    timeout, it takes its partitions back without a rebalance. Unique per live worker."""
 
 
 class RetrySettings(BaseModel):

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any, cast
 
+import structlog
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
-from pipeline.adapters.kafka.config import kafka_error_of, translate
+from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
+from pipeline.adapters.kafka.logs import WHAT_TO_CHECK, KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
-from pipeline.application.ports import TopicPartition, TopicSpec
+from pipeline.application.ports import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+    TopicPartition,
+    TopicSpec,
+)
 
 _RETRY_S = 0.1
 """Pause between two metadata checks while a new topic's partitions get leaders."""
@@ -39,21 +49,64 @@ _OFFSETS_PENDING = frozenset(
 """Errors of a group offset fetch worth retrying: a transaction holding offsets of the
 partitions is still open, or the group coordinator is moving."""
 
+log = structlog.get_logger(__name__)
+
 
 class KafkaTopicAdmin:
-    """Creates topics and reads high watermarks through a librdkafka AdminClient."""
+    """Creates topics and reads high watermarks through a librdkafka AdminClient.
+
+    Its first request waits at most `connect_timeout` seconds for a broker to answer, and
+    raises BrokerUnavailable saying which address and what to check if none does: the
+    first thing every command does with Kafka is through here (creating its topics, reading
+    end offsets), so a command pointed at no broker stops with one line, not after a
+    minute of librdkafka's retries."""
 
     def __init__(
-        self, settings: dict[str, Any], *, replication_factor: int, timeout: float
+        self,
+        settings: dict[str, Any],
+        logs: KafkaLogs,
+        *,
+        replication_factor: int,
+        timeout: float,
+        connect_timeout: float,
     ) -> None:
-        self._admin = AdminClient(settings)
+        self._admin = AdminClient(with_logs(settings, logs))
+        self._logs = logs
+        self._servers = str(settings["bootstrap.servers"])
         self._replication_factor = replication_factor
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._reached = False
+
+    async def _reach(self) -> None:
+        """Return once a broker has answered; raise BrokerUnavailable if none does within
+        the connect timeout."""
+        if self._reached:
+            return
+        try:
+            await asyncio.to_thread(self._admin.list_topics, None, self._connect_timeout)
+        except KafkaException as exc:
+            error = kafka_error_of(exc)
+            # Its logs and errors, served only by poll(), say why (refused, unresolved, TLS,
+            # SASL); the error raised here says it, once.
+            with self._logs.held():
+                self._admin.poll(0)
+            why = self._logs.last_failure or (error.str() if error is not None else str(exc))
+            raise BrokerUnavailable(
+                f"no connection to the Kafka brokers at {self._servers} succeeded within "
+                f"{self._connect_timeout:g} s ({why}); {WHAT_TO_CHECK}"
+            ) from exc
+        self._reached = True
+        self._logs.reachable()
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet and wait until the broker has them.
 
-        A topic that already exists is left as it is, whatever its partition count.
+        A topic that already exists is left as it is, whatever its partition count, except
+        that one holding copies of another topic's records (`holds_records_of`) is sized
+        after it: created with, or raised to, that topic's `max.message.bytes` plus its
+        headroom. Should the broker refuse to raise it (no ALTER_CONFIGS permission), that
+        is logged and the topic is left as it is.
         """
         for spec in specs:
             if spec.partitions < 1:
@@ -62,6 +115,46 @@ class KafkaTopicAdmin:
                 )
         if not specs:
             return
+        await self._reach()
+        own = [spec for spec in specs if spec.holds_records_of is None]
+        await self._create(own)
+        await self._wait_for_leaders(own)
+        derived = [spec for spec in specs if spec.holds_records_of is not None]
+        if not derived:
+            return
+        limits = await self._max_message_bytes(
+            sorted({str(spec.holds_records_of) for spec in derived})
+        )
+        sized = [
+            dataclasses.replace(
+                spec,
+                config={
+                    **spec.config,
+                    MAX_MESSAGE_BYTES: str(
+                        limits[str(spec.holds_records_of)] + spec.headroom_bytes
+                    ),
+                },
+            )
+            for spec in derived
+        ]
+        existing = await self._create(sized)
+        await self._wait_for_leaders(sized)
+        await self._make_room([spec for spec in sized if spec.name in existing])
+
+    async def _wait_for_leaders(self, specs: Sequence[TopicSpec]) -> None:
+        # The controller acknowledges before every partition has a leader; clients that
+        # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
+        deadline = time.monotonic() + self._timeout
+        for spec in specs:
+            while await self._partitions(spec.name, need_leaders=True) is None:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
+                await asyncio.sleep(_RETRY_S)
+
+    async def _create(self, specs: Sequence[TopicSpec]) -> set[str]:
+        """Create `specs`; return the names of those that existed already."""
+        if not specs:
+            return set()
         new_topics = [
             NewTopic(
                 spec.name,
@@ -77,22 +170,101 @@ class KafkaTopicAdmin:
             )
         except KafkaException as exc:
             raise translate(exc, "cannot create topics") from exc
+        existing = set()
         for name, future in futures.items():
             try:
                 await asyncio.wrap_future(future)
             except KafkaException as exc:
                 error = kafka_error_of(exc)
                 if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    existing.add(name)
                     continue
                 raise translate(exc, f"cannot create topic {name!r}") from exc
-        # The controller acknowledges before every partition has a leader; clients that
-        # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
+        return existing
+
+    async def _max_message_bytes(self, topics: Sequence[str]) -> dict[str, int]:
+        """The `max.message.bytes` of each topic (the broker's default where it has none),
+        asked again while a broker does not know a topic just created yet."""
         deadline = time.monotonic() + self._timeout
-        for spec in specs:
-            while await self._partitions(spec.name, need_leaders=True) is None:
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
-                await asyncio.sleep(_RETRY_S)
+        limits: dict[str, int] = {}
+        while True:
+            left = [topic for topic in topics if topic not in limits]
+            resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in left]
+            try:
+                futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
+            except KafkaException as exc:
+                raise translate(exc, "cannot read topic configurations") from exc
+            for resource, future in futures.items():
+                try:
+                    entries = await asyncio.wrap_future(future)
+                except KafkaException as exc:
+                    error = kafka_error_of(exc)
+                    moving = error is not None and error.code() in _LEADERSHIP_MOVING
+                    if moving and time.monotonic() < deadline:
+                        continue
+                    raise translate(
+                        exc, f"cannot read the configuration of topic {resource.name!r}"
+                    ) from exc
+                entry = entries.get(MAX_MESSAGE_BYTES)
+                value = entry.value if entry is not None else None
+                limits[resource.name] = int(value) if value else DEFAULT_MAX_MESSAGE_BYTES
+            if len(limits) == len(topics):
+                return limits
+            await asyncio.sleep(_RETRY_S)
+
+    async def _make_room(self, specs: Sequence[TopicSpec]) -> None:
+        """Raise the `max.message.bytes` of existing topics that are below their spec's."""
+        if not specs:
+            return
+        current = await self._max_message_bytes([spec.name for spec in specs])
+        needed = {spec.name: int(spec.config[MAX_MESSAGE_BYTES]) for spec in specs}
+        resources = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(
+                        MAX_MESSAGE_BYTES,
+                        str(limit),
+                        incremental_operation=AlterConfigOpType.SET,
+                    )
+                ],
+            )
+            for name, limit in needed.items()
+            if current[name] < limit
+        ]
+        if not resources:
+            return
+        try:
+            futures = self._admin.incremental_alter_configs(
+                resources, request_timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise translate(exc, "cannot alter topic configurations") from exc
+        for resource, future in futures.items():
+            name = resource.name
+            try:
+                await asyncio.wrap_future(future)
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
+                    raise translate(exc, f"cannot alter topic {name!r}") from exc
+                # Refused (permissions, policy): dead letters too large for it are then
+                # published without their value, which the dead_letters table keeps.
+                log.warning(
+                    "cannot raise max.message.bytes of a topic",
+                    topic=name,
+                    current=current[name],
+                    needed=needed[name],
+                    error=error.str() if error is not None else str(exc),
+                )
+                continue
+            log.info(
+                "raised max.message.bytes of a topic",
+                topic=name,
+                before=current[name],
+                after=needed[name],
+            )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist).
@@ -100,6 +272,7 @@ class KafkaTopicAdmin:
         One ListOffsets request for all partitions rather than one watermark query each;
         retried while the partitions' leadership is moving.
         """
+        await self._reach()
         return await self._end_offsets(topic, IsolationLevel.READ_UNCOMMITTED)
 
     async def last_stable_offsets(self, topic: str) -> dict[int, int]:
@@ -188,6 +361,8 @@ class KafkaTopicAdmin:
             metadata = await asyncio.to_thread(self._admin.list_topics, topic, self._timeout)
         except KafkaException as exc:
             raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
+        finally:
+            self._admin.poll(0)  # hand its logs and errors over
         described = metadata.topics.get(topic)
         if described is None:
             return []

@@ -19,14 +19,17 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
-from pipeline.adapters.kafka.config import LOGGER, translate
+from pipeline.adapters.kafka.config import translate
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.kafka_authority import CHANGELOG_CONFIG
 from pipeline.application.ports import TopicSpec
+
+log = structlog.get_logger(__name__)
 
 RESTORE_SETTINGS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -95,14 +98,13 @@ class ChangelogReader:
                     ends[(topic, part)] = end
         stable = time.monotonic()
         entries = await asyncio.to_thread(self._read, ends)
-        LOGGER.info(
-            "restored %d state entries of partitions %s from %d changelog topic(s) in %.2f s "
-            "(%.2f s waiting for open transactions to end)",
-            sum(len(found) for found in entries.values()),
-            sorted(parts),
-            len(topics),
-            time.monotonic() - started,
-            stable - started,
+        log.info(
+            "state restored from changelogs",
+            entries=sum(len(found) for found in entries.values()),
+            partitions=sorted(parts),
+            topics=len(topics),
+            seconds=round(time.monotonic() - started, 2),
+            waiting_for_open_transactions_s=round(stable - started, 2),
         )
         result: dict[str, dict[int, Entries]] = {topic: {p: {} for p in parts} for topic in topics}
         for (topic, part), found in entries.items():
@@ -134,7 +136,7 @@ class ChangelogReader:
         found: dict[tuple[str, int], Entries] = {where: {} for where in ends}
         if not ends:
             return found
-        consumer = Consumer({**self._settings, "logger": LOGGER})
+        consumer = Consumer(self._settings)
         try:
             consumer.assign([KafkaTopicPartition(t, p, OFFSET_BEGINNING) for t, p in sorted(ends)])
             self._drain(consumer, ends, found)

@@ -11,6 +11,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipeline.adapters.kafka.config import translate
 from pipeline.adapters.kafka.consumer import KafkaConsumerBase
+from pipeline.adapters.kafka.logs import KafkaLogs
 from pipeline.application.ports import OffsetResolver, Record, TopicPartition
 
 
@@ -31,8 +32,9 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None,
         timeout: float,
+        logs: KafkaLogs,
     ) -> None:
-        super().__init__(settings, f"member of group {settings['group.id']!r}", timeout)
+        super().__init__(settings, f"member of group {settings['group.id']!r}", timeout, logs)
         self.group_id: str = settings["group.id"]
         self.topics = tuple(topics)
         """The topics subscribed to."""

@@ -17,6 +17,7 @@ from pipeline.adapters.kafka.config import (
 )
 from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
+from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
 from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
 from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer
@@ -25,6 +26,7 @@ from pipeline.application.kafka_authority import TopicSink, transactional_id
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,
+    OutgoingRecord,
     TopicPartition,
     TopicSpec,
 )
@@ -53,6 +55,14 @@ class KafkaEventLog:
         consumer_config: librdkafka options for consumers only (e.g. session.timeout.ms).
         replication_factor: of created topics; -1 takes the broker's default.
         timeout: seconds for admin requests, commits, lag queries and offset resolution.
+        connect_timeout: seconds the first admin request (creating topics, reading end
+            offsets) waits for a broker to answer before BrokerUnavailable says none does.
+        group_instance_id: static membership (`group.instance.id`) for the group
+            consumers: a member restarted under the same id takes its partitions back at
+            once, without a rebalance; no two live members of a group may share it.
+
+    librdkafka's logs and errors go through `KafkaLogs` (structlog, deduplicated; one line
+    when a broker becomes unreachable and one when it is back).
     """
 
     def __init__(
@@ -65,8 +75,13 @@ class KafkaEventLog:
         consumer_config: Mapping[str, str] | None = None,
         replication_factor: int = 1,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        group_instance_id: str | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._connect_timeout = connect_timeout
+        self._group_instance_id = group_instance_id
+        self._logs = KafkaLogs(bootstrap_servers, grace_s=connect_timeout)
         self._client_config = dict(client_config or _EMPTY)
         self._client_id = client_id
         self._producer_config = dict(producer_config or _EMPTY)
@@ -94,15 +109,14 @@ class KafkaEventLog:
     ) -> None:
         """Queue one record for delivery; records with the same key keep their order.
         `timestamp_ms` sets its CreateTime (default: now)."""
-        producer = self._producer
-        if producer is None:
-            if self._closed:
-                raise PublishError("the Kafka event log is closed")
-            settings = self._settings(
-                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
-            )
-            producer = self._producer = KafkaRecordProducer(settings)
-        await producer.publish(topic, key, value, headers, timestamp_ms)
+        await self._producer_client().publish(topic, key, value, headers, timestamp_ms)
+
+    async def deliver(
+        self, records: Sequence[OutgoingRecord], timeout: float = 30.0
+    ) -> list[PublishError | None]:
+        """Publish `records`, flush, and return each one's outcome: None when acknowledged,
+        the error when refused for good (RecordTooLarge over its topic's limit)."""
+        return await self._producer_client().deliver(records, timeout)
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued record is acknowledged; raise PublishError if one failed."""
@@ -121,7 +135,10 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
-        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout)
+        if self._group_instance_id is not None:
+            # Per group: the worker's consumers of several groups share one id.
+            settings["group.instance.id"] = self._group_instance_id
+        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout, self._logs)
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
         """Read the given partitions from the given offsets, outside group management."""
@@ -129,7 +146,7 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
-        return KafkaPartitionReader(settings, start, self._timeout)
+        return KafkaPartitionReader(settings, start, self._timeout, self._logs)
 
     def transactional_checkpoint(
         self,
@@ -158,10 +175,15 @@ class KafkaEventLog:
         admin = self._admin_client()
         return KafkaTransactionalCheckpoint(
             consumer=consumer,
-            producer=KafkaTransactionalProducer(settings, timeout=self._timeout),
+            producer=KafkaTransactionalProducer(
+                with_logs(settings, self._logs), timeout=self._timeout
+            ),
             admin=admin,
             changelogs=ChangelogReader(
-                restore, admin, wait_open=timeout_s + self._timeout, stall=self._timeout
+                with_logs(restore, self._logs),
+                admin,
+                wait_open=timeout_s + self._timeout,
+                stall=self._timeout,
             ),
             sinks=sinks,
             steps=steps,
@@ -182,11 +204,26 @@ class KafkaEventLog:
         if producer is not None:
             await producer.flush(self._timeout)
 
+    def _producer_client(self) -> KafkaRecordProducer:
+        producer = self._producer
+        if producer is None:
+            if self._closed:
+                raise PublishError("the Kafka event log is closed")
+            settings = self._settings(
+                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
+            )
+            producer = self._producer = KafkaRecordProducer(settings, self._logs)
+        return producer
+
     def _admin_client(self) -> KafkaTopicAdmin:
         if self._admin is None:
             settings = self._settings("admin client", _EMPTY, _EMPTY, _EMPTY)
             self._admin = KafkaTopicAdmin(
-                settings, replication_factor=self._replication_factor, timeout=self._timeout
+                settings,
+                self._logs,
+                replication_factor=self._replication_factor,
+                timeout=self._timeout,
+                connect_timeout=self._connect_timeout,
             )
         return self._admin
 

@@ -19,9 +19,10 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+import structlog
+
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
 from pipeline.adapters.kafka.changelog import ChangelogReader, changelog_spec
-from pipeline.adapters.kafka.config import LOGGER
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer, OwnershipMoved
 from pipeline.application.errors import (
@@ -40,6 +41,8 @@ from pipeline.application.kafka_authority import (
 from pipeline.application.ports import TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, Committed
 from pipeline.application.topic_names import dead_letter_topic
+
+log = structlog.get_logger(__name__)
 
 _MAX_PLANS: Final = 5
 """Times a batch is planned again because partitions moved while it was being written."""
@@ -217,7 +220,7 @@ class KafkaTransactionalCheckpoint:
             try:
                 stored = await self._admin.committed_offsets(self._group_id, lost, stable=False)
             except BrokerUnavailable as exc:
-                LOGGER.warning("cannot read the offsets of partitions moved away: %s", exc)
+                log.warning("cannot read the offsets of partitions moved away", error=str(exc))
         return {tp: stored.get(tp, batch.start_offsets.get(tp, 0)) for tp in lost}
 
     def _check_group(self, group_id: str) -> None:

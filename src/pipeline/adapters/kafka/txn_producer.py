@@ -24,9 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+import structlog
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from pipeline.adapters.kafka.config import LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.config import kafka_error_of, translate
 from pipeline.adapters.kafka.messages import kafka_partitions
 from pipeline.application.errors import (
     BrokerUnavailable,
@@ -36,6 +37,8 @@ from pipeline.application.errors import (
 )
 from pipeline.application.kafka_authority import OutRecord
 from pipeline.application.ports import TopicPartition
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -148,7 +151,7 @@ class KafkaTransactionalProducer:
             raise ProducerFenced(self._fenced)
         producer = self._producer
         if producer is None:
-            producer = self._client({**self._settings, "logger": LOGGER})
+            producer = self._client(self._settings)
             try:
                 producer.init_transactions(self._timeout)
             except KafkaException as exc:
@@ -273,7 +276,7 @@ class KafkaTransactionalProducer:
             raise Fenced(
                 f"{failure}; the batch committed before this one was not made durable"
             ) from exc
-        LOGGER.info("transaction in doubt of %s committed", self.transactional_id)
+        log.info("transaction in doubt committed", transactional_id=self.transactional_id)
         return _same(doubtful, token)
 
     def _failed(
@@ -303,7 +306,7 @@ class KafkaTransactionalProducer:
         try:
             self._abort(producer)
         except BrokerUnavailable as failure:
-            LOGGER.warning("%s", failure)
+            log.warning("transaction failed", error=str(failure))
 
     def _abort(self, producer: Producer) -> None:
         """Abort the open transaction (if any); an abort that cannot finish is owed."""

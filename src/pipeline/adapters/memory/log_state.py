@@ -99,26 +99,34 @@ class ConsumerGroup:
         return taken
 
     def rebalance(self, topics: dict[str, TopicLog]) -> None:
-        """Recompute the targets with Kafka's range assignor, topic by topic.
+        """Recompute the targets like Kafka's cooperative-sticky assignor, topic by topic:
+        balanced (members' shares differ by one at most) and sticky (a member keeps the
+        partitions it has, up to its share; only the others move).
 
-        Members subscribed to a topic get consecutive runs of its partitions, the first
-        members (in join order) one more when the count does not divide evenly.
-        """
+        The members holding the most get the larger shares; partitions left over go, lowest
+        first, to the members below their share, in join order."""
         targets: dict[int, set[TopicPartition]] = {m.member_id: set() for m in self.members}
         subscribed = sorted({t for m in self.members for t in m.topics})
         for name in subscribed:
             topic = topics.get(name)
-            eligible = [m for m in self.members if name in m.topics]
+            eligible = [m.member_id for m in self.members if name in m.topics]
             if topic is None or not eligible:
                 continue
-            share, extra = divmod(len(topic.partitions), len(eligible))
-            start = 0
-            for index, member in enumerate(eligible):
-                count = share + (1 if index < extra else 0)
-                targets[member.member_id].update(
-                    TopicPartition(name, p) for p in range(start, start + count)
-                )
-                start += count
+            partitions = [TopicPartition(name, p) for p in range(len(topic.partitions))]
+            held = {
+                member: sorted(tp for tp in self.targets.get(member, ()) if tp.topic == name)
+                for member in eligible
+            }
+            share, extra = divmod(len(partitions), len(eligible))
+            by_holding = sorted(eligible, key=lambda member: -len(held[member]))
+            quota = {member: share + (1 if i < extra else 0) for i, member in enumerate(by_holding)}
+            for member in eligible:
+                targets[member].update(held[member][: quota[member]])
+            taken = {tp for member in eligible for tp in targets[member]}
+            free = iter(tp for tp in partitions if tp not in taken)
+            for member in eligible:
+                mine = sum(1 for tp in targets[member] if tp.topic == name)
+                targets[member].update(next(free) for _ in range(quota[member] - mine))
         self.targets = {member_id: frozenset(tps) for member_id, tps in targets.items()}
         self.changed()
 

@@ -10,7 +10,16 @@ The ports live in one module per role; every name is re-exported here, so import
 
 from pipeline.application.ports.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterStore
 from pipeline.application.ports.event_log import EventConsumer, EventLog, OffsetResolver
-from pipeline.application.ports.records import Clock, Record, Timer, TopicPartition, TopicSpec
+from pipeline.application.ports.records import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+    Clock,
+    OutgoingRecord,
+    Record,
+    Timer,
+    TopicPartition,
+    TopicSpec,
+)
 from pipeline.application.ports.registry import Codec, SchemaRegistry
 from pipeline.application.ports.sensor_store import (
     AlertFilter,
@@ -22,6 +31,8 @@ from pipeline.application.ports.sensor_store import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_BYTES",
     "AlertFilter",
     "AlertPosition",
     "Clock",
@@ -32,6 +43,7 @@ __all__ = [
     "EventConsumer",
     "EventLog",
     "OffsetResolver",
+    "OutgoingRecord",
     "ReadingStats",
     "Record",
     "SchemaRegistry",
