@@ -117,13 +117,11 @@ class JobHandler:
         self._epoch += 1
         log.debug("state restored", group=self.group_id, partitions=sorted(parts))
 
-    def _release_revoked(self, records: Sequence[Record]) -> None:
-        # A partition not in this batch may have been revoked; one in it is assigned.
-        for record in records:
-            if record.partition not in self.task.partitions:
-                raise RuntimeError(
-                    f"{record.topic}[{record.partition}] was not assigned through resolve()"
-                )
+    def _check_assigned(self, records: Sequence[Record]) -> None:
+        held = self.task.partitions
+        for part in {record.partition for record in records}:
+            if part not in held:
+                raise RuntimeError(f"partition {part} was not assigned through resolve()")
 
     # ------------------------------------------------------------------ prepare
 
@@ -133,7 +131,7 @@ class JobHandler:
         floor = self._floor
         if floor:
             records = [r for r in records if r.offset >= floor.get(r.topic_partition, 0)]
-        self._release_revoked(records)
+        self._check_assigned(records)
         now = self._clock.now()
         decoded = await self._decode(records)
         letters: list[DeadLetter] = []
