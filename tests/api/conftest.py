@@ -3,8 +3,9 @@ through `store.apply` with real domain objects."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -59,6 +60,14 @@ async def store_readings(store: SensorStore, readings: Sequence[Reading]) -> lis
     group = f"api-test-{id(projected)}"
     await store.apply(SensorBatch(group_id=group, readings=projected, next_offsets={}))
     return alerts
+
+
+@pytest.fixture(autouse=True)
+def _collectable() -> Iterator[None]:
+    """The app `pipeline api` serves freezes what exists at its startup (`gc.freeze`): give
+    it back to the garbage collector after each test, or the test run would keep it all."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture
