@@ -1,13 +1,15 @@
 """The live view under load: many WebSocket clients on `/ws/sensors` while readings flow,
 and how fast `/health` answers meanwhile.
 
-Three processes on 127.0.0.1, nothing else needed (no Kafka, no database):
+Three processes on 127.0.0.1, nothing else needed (no Kafka, no PostgreSQL):
 
-- the server: the API app on the in-memory pipeline, served by uvicorn as `pipeline api`
-  serves it, with a task publishing valid readings into the in-memory log at `--rate`;
+- the server: the app `pipeline api` serves, served as it serves it, on the embedded
+  pipeline (in-memory log, a SQLite file), with a task publishing valid readings into the
+  in-memory log at `--rate`;
 - the clients: `--clients` WebSocket connections reading every frame and counting them;
 - this process: probes `GET /health` every `--probe-interval` seconds (10 s timeout) and
-  samples the server's RSS, then prints the figures.
+  samples the server's RSS, then prints the figures, with the server's own: how late its
+  event loop ran a 10 ms timer, and its longest garbage collection.
 
     uv run python benchmarks/ws_fanout.py --clients 500 --rate 300 --duration 30
 
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
-import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,36 +75,68 @@ async def _publish(pipeline: Any, rate: float, stop: asyncio.Event) -> None:
             await asyncio.sleep(delay)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    from pipeline.adapters.memory import (  # noqa: PLC0415
-        InMemoryEventLog,
-        InMemorySchemaRegistry,
-        InMemorySensorStore,
-    )
-    from pipeline.entrypoints.api import create_app  # noqa: PLC0415
-    from pipeline.entrypoints.api.server import ApiServer, uvicorn_config  # noqa: PLC0415
-    from pipeline.entrypoints.bootstrap import bootstrap  # noqa: PLC0415
-    from pipeline.entrypoints.settings import Settings  # noqa: PLC0415
+class LoopWatch:
+    """How late the server's event loop runs a 10 ms timer (what every request waits on top
+    of its own work), and how long garbage collections hold it."""
 
-    logging.getLogger("uvicorn").setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    settings = Settings()
-    pipeline = await bootstrap(
-        settings,
-        log=InMemoryEventLog(),
-        registry=InMemorySchemaRegistry(),
-        store=InMemorySensorStore(),
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            asked = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.lags.append(time.perf_counter() - asked - 0.01)
+
+    def on_gc(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_started)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "loop_lag_p99_ms": _percentile_ms(self.lags, 0.99),
+            "loop_lag_max_ms": _percentile_ms(self.lags, 1.0),
+            "gc_pause_max_ms": _percentile_ms(self.gc_pauses, 1.0),
+        }
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from pipeline.adapters.sql.migrate import upgrade  # noqa: PLC0415
+    from pipeline.entrypoints.api.server import ApiServer, app_for, uvicorn_config  # noqa: PLC0415
+    from pipeline.entrypoints.logging import configure_logging  # noqa: PLC0415
+    from pipeline.entrypoints.settings import (  # noqa: PLC0415
+        DatabaseSettings,
+        KafkaSettings,
+        RegistrySettings,
+        Settings,
     )
-    await pipeline.ensure_topics()
-    app = create_app(pipeline, settings)
+
+    configure_logging("WARNING")  # on stderr: stdout carries the figures
+    workdir = tempfile.TemporaryDirectory(prefix="ws-fanout-")
+    url = f"sqlite+aiosqlite:///{workdir.name}/bench.db"
+    await asyncio.to_thread(upgrade, url)
+    # The app `pipeline api` serves, on the embedded log (whatever the environment says).
+    settings = Settings(
+        kafka=KafkaSettings(), registry=RegistrySettings(), database=DatabaseSettings(url=url)
+    )
+    app = app_for(settings)
     server = ApiServer(uvicorn_config(app, host=HOST, port=args.port))
-    stop = asyncio.Event()
-    publisher = asyncio.create_task(_publish(pipeline, args.rate, stop))
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
         await asyncio.sleep(0.05)
+    pipeline = app.state.pipeline
+    await pipeline.ensure_topics()
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(_publish(pipeline, args.rate, stop))
     port = server.servers[0].sockets[0].getsockname()[1]
     print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+    loop_watch = LoopWatch()
+    gc.callbacks.append(loop_watch.on_gc)
+    watching = asyncio.create_task(loop_watch.watch(stop))
     profile = None
     if args.profile:
         import cProfile  # noqa: PLC0415
@@ -113,8 +148,10 @@ async def serve(args: argparse.Namespace) -> None:
         profile.disable()
         profile.dump_stats(args.profile)
     stop.set()
-    await publisher
-    await pipeline.aclose()
+    await asyncio.gather(publisher, watching)
+    gc.callbacks.remove(loop_watch.on_gc)
+    print(json.dumps(loop_watch.summary()), flush=True)
+    workdir.cleanup()
 
 
 # --------------------------------------------------------------------------- the clients
@@ -246,6 +283,10 @@ def main_run(args: argparse.Namespace) -> None:
     finally:
         _stop(client_process)
         _stop(server)
+    # The server's last line: its event loop's lag and garbage-collection pauses.
+    assert server.stdout is not None
+    last = [line for line in server.stdout.read().splitlines() if line.startswith('{"loop')]
+    server_figures = json.loads(last[-1]) if last else {}
     window = [s for s in measures.samples if s["m"] >= measuring_from]
     frames_per_s = 0.0
     if len(window) >= 2:
@@ -266,6 +307,7 @@ def main_run(args: argparse.Namespace) -> None:
         "health_p99_ms": _percentile_ms(latencies, 0.99),
         "health_max_ms": _percentile_ms(latencies, 1.0),
         "health_timeouts": measures.timeouts,
+        **server_figures,
         "rss_idle_mib": round(rss_idle / mib),
         "rss_peak_mib": round(measures.rss_peak / mib),
         "server_cpu_percent": round(100 * cpu_s / (ramp + args.duration)),

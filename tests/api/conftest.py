@@ -3,8 +3,9 @@ as the sensors job fills it (tests/projection.py) with real domain objects."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -49,6 +50,14 @@ async def store_readings(store: SensorStore, readings: Sequence[Reading]) -> lis
     alerts = [a for r in readings if (a := check_thresholds(r, DEFAULT_THRESHOLDS)) is not None]
     await writes_for(store).readings(readings, alerts=alerts)
     return alerts
+
+
+@pytest.fixture(autouse=True)
+def _collectable() -> Iterator[None]:
+    """The app `pipeline api` serves freezes what exists at its startup (`gc.freeze`): give
+    it back to the garbage collector after each test, or the test run would keep it all."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

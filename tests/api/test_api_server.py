@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -70,6 +71,21 @@ async def test_the_served_app_bootstraps_its_pipeline_on_startup(tmp_path: Path)
 
     # The database is the one bootstrapped from the settings (the broker: test_readiness).
     assert response.json()["checks"]["database"] == "ok"
+
+
+async def test_the_served_app_keeps_its_startup_objects_out_of_full_collections(
+    tmp_path: Path,
+) -> None:
+    settings = embedded(tmp_path)
+    await asyncio.to_thread(upgrade, settings.database.url.get_secret_value())
+    gc.unfreeze()
+
+    async with AsyncTestClient(app_for(settings)):
+        frozen = gc.get_freeze_count()
+
+    # Modules, the app and the pipeline: scanning them in every full collection held the
+    # event loop (the figures: benchmarks/ws_fanout.py).
+    assert frozen > 10_000
 
 
 async def test_serving_an_unmigrated_database_is_refused_before_listening(
