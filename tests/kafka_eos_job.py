@@ -20,8 +20,11 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Mapping, Sequence
+
+import structlog
 
 from pipeline.adapters.kafka import KafkaEventLog
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
@@ -145,6 +148,8 @@ def main() -> None:
     parser.add_argument("--static", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Logs on stderr: stdout carries the job's JSON events, one per line, for the test.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
     async def run() -> None:
         job = CountingJob(args)
