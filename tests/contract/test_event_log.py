@@ -279,6 +279,23 @@ class EventLogContract:
         expected = Counter(partition_for_key(key, 3) for key in keys)
         assert await event_log.end_offsets(topic) == {p: expected[p] for p in range(3)}
 
+    async def test_offsets_for_a_time_are_the_first_records_stamped_at_or_after_it(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        base = 1_767_225_600_000
+        for i in range(6):  # same key: one partition, stamped 0, 10, … 50 s after base
+            await event_log.publish(topic, b"k", b"v", timestamp_ms=base + 10_000 * i)
+        await event_log.flush()
+        ends = await event_log.end_offsets(topic)
+        used = next(p for p, end in ends.items() if end)
+
+        found = await event_log.offsets_for_time(topic, base + 25_000)
+        after_all = await event_log.offsets_for_time(topic, base + 3_600_000)
+
+        assert found[used] == 3  # the record stamped 30 s in
+        assert after_all == ends  # nothing that late: each partition's end
+
     # -- record sizes ---------------------------------------------------------------------
 
     async def test_deliver_refuses_only_a_record_over_its_topics_size_limit(

@@ -4,6 +4,7 @@ demo and the migrations run without any service."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -367,3 +368,16 @@ def test_an_unreachable_broker_is_one_line_naming_the_address_and_what_to_check(
     assert "Connection refused" in err
     assert "scripts/stack up" in err
     assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in err
+
+
+def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["jobs", "--json"]) == 0
+
+    (sensors,) = json.loads(capsys.readouterr().out)
+    assert sensors["job"] == "sensors"
+    assert sensors["sources"] == {"sensor-readings": "Reading"}
+    assert sensors["state"] == ["aggregates-1m"]
+    assert set(sensors["sinks"]) == {"readings", "alerts", "aggregates_1m"}
+    assert "database transaction" in sensors["guarantee"]
