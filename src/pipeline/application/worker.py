@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 
 from pipeline.application.batch_retry import InPlaceRetry
-from pipeline.application.errors import TransientError
+from pipeline.application.errors import ConfigurationError, TransientError
 from pipeline.application.pausing import PausedWait
 from pipeline.application.ports import EventConsumer, Record
 from pipeline.application.retry_policy import (
@@ -220,6 +220,8 @@ class ConsumerWorker(Generic[P]):
         if self._after_batch is not None:
             try:
                 await self._after_batch(report)
+            except ConfigurationError:
+                raise  # e.g. an ACL refusing the alerts topic: no retry can fix it
             except PipelineError as error:
                 log.warning("after-batch step failed; it is retried", error=str(error))
 

@@ -30,6 +30,7 @@ from pipeline.application.ports import (
 from pipeline.application.retries import RetryRouter
 from pipeline.application.sensors import SensorProjection
 from pipeline.application.topic_names import dead_letter_topic, retry_topic
+from pipeline.application.topic_policy import TopicKind, topic_config
 from pipeline.application.worker import RetryPolicy
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.settings import Settings
@@ -51,31 +52,39 @@ class Pipeline:
     _closed: bool = field(default=False, repr=False)
 
     def topic_specs(self) -> list[TopicSpec]:
-        """Every topic the application owns, with its partition count."""
+        """Every topic the application owns, with its partition count and its configuration
+        by kind (retention, compaction: see `pipeline.application.topic_policy`)."""
         topics = self.settings.topics
+
+        def config(kind: TopicKind) -> dict[str, str]:
+            return topic_config(kind, retention_hours=topics.retention_hours)
+
         specs = [
-            TopicSpec(name=topics.sensor_readings, partitions=topics.sensor_readings_partitions),
-            # The dead-letter topic of every consumed topic, partitioned like it. Dead letters
-            # keep their original timestamps, which time-based retention would judge expired
-            # at once for old records: they stay until purged (`pipeline dlq purge` and the
-            # broker's own tools), never silently.
+            TopicSpec(
+                name=topics.sensor_readings,
+                partitions=topics.sensor_readings_partitions,
+                config=config(TopicKind.EVENTS),
+            ),
+            # The dead-letter topic of every consumed topic, partitioned like it.
             TopicSpec(
                 name=dead_letter_topic(topics.sensor_readings),
                 partitions=topics.sensor_readings_partitions,
-                config={"retention.ms": "-1"},
+                config=config(TopicKind.DEAD_LETTERS),
             ),
         ]
-        # The retry topics of the readings topic, partitioned like it (default retention:
-        # a retry record is due within minutes).
+        # The retry topics of the readings topic, partitioned like it.
         specs += [
             TopicSpec(
                 name=retry_topic(topics.sensor_readings, level),
                 partitions=topics.sensor_readings_partitions,
+                config=config(TopicKind.RETRY),
             )
             for level in range(1, len(self.settings.retry.topic_delays_s) + 1)
         ]
         specs += [
-            TopicSpec(name=name, partitions=topics.default_partitions)
+            TopicSpec(
+                name=name, partitions=topics.default_partitions, config=config(TopicKind.EVENTS)
+            )
             for name in (
                 topics.ecommerce_events,
                 topics.transactions,
@@ -83,6 +92,13 @@ class Pipeline:
                 topics.system_alerts,
             )
         ]
+        specs.append(
+            TopicSpec(
+                name=topics.sensor_metadata,
+                partitions=topics.default_partitions,
+                config=config(TopicKind.CHANGELOG),
+            )
+        )
         return specs
 
     async def ensure_topics(self) -> None:
@@ -167,6 +183,7 @@ def _event_log(settings: Settings) -> EventLog:
         client_config=kafka.client_config(),
         client_id=kafka.client_id,
         replication_factor=kafka.replication_factor,
+        min_insync_replicas=kafka.min_insync_replicas,
     )
 
 

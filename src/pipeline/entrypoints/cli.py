@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from pipeline.entrypoints.acls import add_acls_commands
 from pipeline.entrypoints.arguments import (
     fraction,
     integer,
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema_commands(commands)
     add_dlq_commands(commands)
     add_config_command(commands)
+    add_acls_commands(commands)
 
     api = commands.add_parser("api", help="serve the HTTP API (REST, OpenAPI at /docs)")
     api.add_argument("--host", help="interface to listen on (default: PIPELINE_API__HOST)")

@@ -17,10 +17,15 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipeline.adapters.kafka.config import LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.config import (
+    CONFIGURATION_CODES,
+    LOGGER,
+    kafka_error_of,
+    translate,
+)
 from pipeline.adapters.kafka.lag import partitions_lag
 from pipeline.adapters.kafka.messages import kafka_partitions, to_record
-from pipeline.application.errors import BrokerUnavailable
+from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import Record, TopicPartition
 
 T = TypeVar("T")
@@ -224,6 +229,12 @@ class KafkaConsumerBase:
             return
         if error.fatal():
             raise BrokerUnavailable(f"{self._description} failed: {error.str()}")
+        if error.code() in CONFIGURATION_CODES:
+            # Not authorized (an ACL): retrying cannot help.
+            raise ConfigurationError(
+                f"{self._description} was refused by Kafka: {error.str()}; grant this "
+                "principal the ACLs `pipeline acls` lists"
+            )
         # librdkafka retries everything else by itself (unreachable broker, topic not
         # created yet, …): worth a log line, not a failed poll.
         LOGGER.warning("%s: %s", self._description, error.str())

@@ -42,7 +42,9 @@ class KafkaEventLog:
         client_id: the client.id the brokers see.
         producer_config: librdkafka options for the producer only (e.g. linger.ms).
         consumer_config: librdkafka options for consumers only (e.g. session.timeout.ms).
-        replication_factor: of created topics; -1 takes the broker's default.
+        replication_factor: of created topics; below 1: derived from the cluster
+            (`min(3, brokers)`).
+        min_insync_replicas: of created topics; below 1: 2 from three replicas up, else 1.
         timeout: seconds for admin requests, commits, lag queries and offset resolution.
     """
 
@@ -54,7 +56,8 @@ class KafkaEventLog:
         *,
         producer_config: Mapping[str, str] | None = None,
         consumer_config: Mapping[str, str] | None = None,
-        replication_factor: int = 1,
+        replication_factor: int = -1,
+        min_insync_replicas: int = -1,
         timeout: float = 30.0,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
@@ -63,6 +66,7 @@ class KafkaEventLog:
         self._producer_config = dict(producer_config or _EMPTY)
         self._consumer_config = dict(consumer_config or _EMPTY)
         self._replication_factor = replication_factor
+        self._min_insync_replicas = min_insync_replicas
         self._timeout = timeout
         self._producer: KafkaRecordProducer | None = None
         self._admin: KafkaTopicAdmin | None = None
@@ -137,7 +141,10 @@ class KafkaEventLog:
         if self._admin is None:
             settings = self._settings("admin client", _EMPTY, _EMPTY, _EMPTY)
             self._admin = KafkaTopicAdmin(
-                settings, replication_factor=self._replication_factor, timeout=self._timeout
+                settings,
+                replication_factor=self._replication_factor,
+                min_insync_replicas=self._min_insync_replicas,
+                timeout=self._timeout,
             )
         return self._admin
 

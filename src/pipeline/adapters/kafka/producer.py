@@ -9,8 +9,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, LOGGER, translate
-from pipeline.application.errors import BrokerUnavailable, PublishError
+from pipeline.adapters.kafka.config import (
+    BROKER_DOWN_CODES,
+    CONFIGURATION_CODES,
+    LOGGER,
+    translate,
+)
+from pipeline.application.errors import BrokerUnavailable, ConfigurationError, PublishError
 
 _ROOM_WAIT_S = 0.005
 """How long publish sleeps when librdkafka's queue is full before trying again."""
@@ -37,6 +42,8 @@ class KafkaRecordProducer:
         self._first_failure: str | None = None
         self._broker_down: str | None = None
         self._fatal: str | None = None
+        self._refused: str | None = None
+        """A record refused for a reason no retry can fix (an ACL: not authorized)."""
 
     async def publish(
         self,
@@ -90,8 +97,13 @@ class KafkaRecordProducer:
         except KafkaException as exc:
             raise translate(exc, "cannot flush the Kafka producer", PublishError) from exc
         with self._failures_lock:
-            failed, first = self._failed, self._first_failure
-            self._failed, self._first_failure = 0, None
+            failed, first, refused = self._failed, self._first_failure, self._refused
+            self._failed, self._first_failure, self._refused = 0, None, None
+        if refused is not None:
+            raise ConfigurationError(
+                f"Kafka refused a record, {refused}: this principal may not write there; "
+                "grant it the ACLs `pipeline acls` lists"
+            )
         if failed:
             raise PublishError(f"{failed} record(s) were not delivered; first: {first}")
         if remaining:
@@ -109,6 +121,8 @@ class KafkaRecordProducer:
             self._failed += 1
             if self._first_failure is None:
                 self._first_failure = f"{message.topic()}: {error.str()}"
+            if error.code() in CONFIGURATION_CODES and self._refused is None:
+                self._refused = f"topic {message.topic()!r}: {error.str()}"
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
