@@ -10,6 +10,7 @@
     ├── SchemaRegistryError              the registry refused or failed a request
     │   └── IncompatibleSchema           a schema change breaks the subject's compatibility
     ├── PublishError                     the broker did not acknowledge a record
+    ├── ConnectorError                   Kafka Connect refused or failed a request
     ├── TransientError                   a dependency is unavailable; retrying may succeed
     │   ├── BrokerUnavailable
     │   ├── StoreUnavailable
@@ -70,6 +71,13 @@ class PublishError(PipelineError):
     """The broker did not acknowledge a published record."""
 
     error_class = "publish_failed"
+
+
+class ConnectorError(PipelineError):
+    """Kafka Connect is unreachable, or refused or failed a request (an invalid connector
+    config, an unknown connector)."""
+
+    error_class = "connector"
 
 
 class TransientError(PipelineError):

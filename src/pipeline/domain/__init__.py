@@ -39,6 +39,7 @@ from pipeline.domain.events import (
     WindowUpdated,
 )
 from pipeline.domain.payments import Channel, Transaction, validate_transaction
+from pipeline.domain.sensor_metadata import SensorMetadata
 from pipeline.domain.sensors import (
     DEFAULT_CATALOG,
     HUMIDITY,
@@ -86,6 +87,7 @@ __all__ = [
     "RunningStats",
     "SensorCatalog",
     "SensorKind",
+    "SensorMetadata",
     "Severity",
     "ShopEvent",
     "ShopEventType",

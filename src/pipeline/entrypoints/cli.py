@@ -21,6 +21,7 @@ from pipeline.entrypoints.arguments import (
 )
 from pipeline.entrypoints.commands_admin import add_config_command, add_schema_commands
 from pipeline.entrypoints.commands_sensors import add_sensor_commands
+from pipeline.entrypoints.connect import add_connect_commands
 from pipeline.entrypoints.dlq import add_dlq_commands
 from pipeline.entrypoints.runtime import Command, run_command
 from pipeline.entrypoints.settings import Settings
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dlq_commands(commands)
     add_config_command(commands)
     add_acls_commands(commands)
+    add_connect_commands(commands)
 
     api = commands.add_parser("api", help="serve the HTTP API (REST, OpenAPI at /docs)")
     api.add_argument("--host", help="interface to listen on (default: PIPELINE_API__HOST)")

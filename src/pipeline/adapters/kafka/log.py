@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
 from pipeline.adapters.kafka.config import (
@@ -17,6 +17,7 @@ from pipeline.adapters.kafka.config import (
 from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
+from pipeline.adapters.kafka.table import KafkaChangelogTable
 from pipeline.application.errors import PublishError
 from pipeline.application.ports import (
     EventConsumer,
@@ -24,8 +25,11 @@ from pipeline.application.ports import (
     TopicPartition,
     TopicSpec,
 )
+from pipeline.application.ports.tables import KeyDecoder, ValueDecoder
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class KafkaEventLog:
@@ -129,6 +133,21 @@ class KafkaEventLog:
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist)."""
         return await self._admin_client().end_offsets(topic)
+
+    def changelog_table(
+        self, topic: str, *, decode_key: KeyDecoder[K], decode_value: ValueDecoder[V]
+    ) -> KafkaChangelogTable[K, V]:
+        """A table materialized from compacted topic `topic` (call its `start`)."""
+        settings = self._settings(
+            "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
+        )
+        return KafkaChangelogTable(
+            settings,
+            topic,
+            decode_key=decode_key,
+            decode_value=decode_value,
+            timeout=self._timeout,
+        )
 
     async def close(self) -> None:
         """Flush what is queued (within the timeout) and drop the clients."""

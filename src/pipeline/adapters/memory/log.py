@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from pipeline.adapters.memory.log_consumer import InMemoryGroupConsumer, InMemoryLogReader
 from pipeline.adapters.memory.log_state import LogState, PartitionLog, TopicLog
 from pipeline.adapters.memory.partitioner import partition_for_key
+from pipeline.adapters.memory.table import InMemoryChangelogTable
 from pipeline.application.errors import ConfigurationError, PublishError
 from pipeline.application.ports import (
     EventConsumer,
@@ -16,6 +18,10 @@ from pipeline.application.ports import (
     TopicPartition,
     TopicSpec,
 )
+from pipeline.application.ports.tables import KeyDecoder, ValueDecoder
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class InMemoryEventLog:
@@ -123,6 +129,14 @@ class InMemoryEventLog:
         if log is None:
             return {}
         return {number: len(p.records) for number, p in enumerate(log.partitions)}
+
+    def changelog_table(
+        self, topic: str, *, decode_key: KeyDecoder[K], decode_value: ValueDecoder[V]
+    ) -> InMemoryChangelogTable[K, V]:
+        """A table materialized from topic `topic` (call its `start`)."""
+        return InMemoryChangelogTable(
+            self._state, topic, decode_key=decode_key, decode_value=decode_value
+        )
 
     async def close(self) -> None:
         """Refuse further publishes; what was published stays readable."""

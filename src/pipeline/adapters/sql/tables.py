@@ -153,3 +153,16 @@ dead_letters = sa.Table(
     sa.Index("ix_dead_letters_error_class", "error_class"),
     sa.Index("ix_dead_letters_last_failed_at", "last_failed_at"),
 )
+
+sensor_metadata = sa.Table(
+    "sensor_metadata",
+    metadata,
+    # Edited by operators; streamed by Debezium into the compacted topic of the same name.
+    sa.Column("sensor_id", sa.Text, primary_key=True),
+    sa.Column("location", sa.Text, nullable=True),
+    sa.Column("low", sa.Float, nullable=True),
+    sa.Column("high", sa.Float, nullable=True),
+    sa.Column("critical_low", sa.Float, nullable=True),
+    sa.Column("critical_high", sa.Float, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+)

@@ -23,11 +23,19 @@ from pipeline.application.ports.sensor_store import (
     StoredAlert,
     TypeStats,
 )
+from pipeline.application.ports.tables import (
+    ChangelogTable,
+    ChangelogTables,
+    KeyDecoder,
+    ValueDecoder,
+)
 
 __all__ = [
     "AlertFilter",
     "AlertPosition",
     "AppliedBatch",
+    "ChangelogTable",
+    "ChangelogTables",
     "Clock",
     "Codec",
     "DeadLetter",
@@ -35,6 +43,7 @@ __all__ = [
     "DeadLetterStore",
     "EventConsumer",
     "EventLog",
+    "KeyDecoder",
     "OffsetResolver",
     "ProjectedReading",
     "ReadingStats",
@@ -46,4 +55,5 @@ __all__ = [
     "TopicPartition",
     "TopicSpec",
     "TypeStats",
+    "ValueDecoder",
 ]
