@@ -41,11 +41,18 @@ class ConnectorStatus:
 
 
 class KafkaConnectClient:
-    """Deploys, inspects, restarts and deletes connectors through Connect's REST API."""
+    """Deploys, inspects, restarts and deletes connectors through Connect's REST API
+    (`transport`: another httpx transport, e.g. `httpx.MockTransport` in tests)."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._url = url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self._url, timeout=timeout)
+        self._client = httpx.AsyncClient(base_url=self._url, timeout=timeout, transport=transport)
 
     async def deploy(self, name: str, config: Mapping[str, str]) -> bool:
         """Create connector `name` or update its config; True when it was created."""
