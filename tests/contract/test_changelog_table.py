@@ -166,7 +166,7 @@ class ChangelogTableContract:
     ) -> None:
         table = open_table(f"missing-{uuid4().hex}")
 
-        with pytest.raises(ConfigurationError, match="does not exist|cannot be read"):
+        with pytest.raises(ConfigurationError, match=r"does not exist|cannot be read"):
             await table.start()
 
     async def test_two_tables_over_one_topic_each_read_all_of_it(

@@ -12,9 +12,7 @@ from pipeline.application.access import (
     AccessLayout,
     AccessRule,
     Operation,
-    Pattern,
     Principals,
-    Resource,
     access_rules,
 )
 from pipeline.entrypoints import cli
@@ -153,11 +151,3 @@ def test_a_principal_must_be_user_colon_name(capsys: pytest.CaptureFixture[str])
 
     assert exit_.value.code == 2
     assert "User:name" in capsys.readouterr().err
-
-
-def test_rule_enums_are_what_the_kafka_adapter_maps() -> None:
-    from pipeline.adapters.kafka.acls import _OPERATIONS, _PATTERNS, _RESOURCES
-
-    assert set(_OPERATIONS) == set(Operation)
-    assert set(_PATTERNS) == set(Pattern)
-    assert set(_RESOURCES) == set(Resource)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
+from pydantic import SecretStr
 
 from pipeline.adapters.connect import KafkaConnectClient, connector_configs, connectors_dir
 from pipeline.adapters.connect.configs import slot_name
@@ -24,7 +25,7 @@ PG_URL = "postgresql+asyncpg://app:s3cret@db.example:6543/shop"
 
 def settings(url: str = PG_URL) -> Settings:
     return Settings(
-        database=DatabaseSettings(url=url),  # type: ignore[arg-type]
+        database=DatabaseSettings(url=SecretStr(url)),
         topics=TopicSettings(sensor_metadata="meta-topic"),
     )
 
