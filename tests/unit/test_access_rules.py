@@ -20,6 +20,15 @@ from pipeline.entrypoints.acls import access_layout
 from pipeline.entrypoints.settings import RetrySettings, Settings, TopicSettings, WorkerSettings
 
 LAYOUT = AccessLayout(
+    topics=(
+        "readings",
+        "readings.retry.1",
+        "readings.retry.2",
+        "readings.dlq",
+        "alerts",
+        "shop",
+        "sensor-metadata",
+    ),
     sources=("readings",),
     retry_topics=("readings.retry.1", "readings.retry.2"),
     dead_letter_topics=("readings.dlq",),
@@ -54,24 +63,36 @@ def test_the_worker_reads_its_sources_and_writes_its_outputs_dead_letters_and_re
         ("write", "topic", "literal", "readings.dlq"),
         ("write", "topic", "literal", "alerts"),
         ("read", "group", "prefixed", "p-sensors"),
+        # Every command checks at start that the application's topics exist.
+        ("describe", "topic", "literal", "shop"),
     }
 
 
 def test_the_api_may_only_read() -> None:
     rules = access_rules(LAYOUT, Principals(api="User:api"))
 
-    assert {r.operation for r in rules} == {Operation.READ}
-    assert allowed(rules, "User:api") == {
-        ("read", "topic", "literal", "readings"),
-        ("read", "topic", "literal", "alerts"),
-        ("read", "group", "prefixed", "p-live-"),
+    assert {r.operation for r in rules} == {Operation.READ, Operation.DESCRIBE}
+    assert {name for op, _, _, name in allowed(rules, "User:api") if op == "read"} == {
+        "readings",
+        "alerts",
+        "p-live-",
     }
 
 
 def test_the_producer_only_writes_the_sources() -> None:
     rules = access_rules(LAYOUT, Principals(producer="User:producer"))
 
-    assert allowed(rules, "User:producer") == {("write", "topic", "literal", "readings")}
+    assert {r for r in allowed(rules, "User:producer") if r[0] != "describe"} == {
+        ("write", "topic", "literal", "readings")
+    }
+    assert {name for op, _, _, name in allowed(rules, "User:producer") if op == "describe"} == {
+        "readings.retry.1",
+        "readings.retry.2",
+        "readings.dlq",
+        "alerts",
+        "shop",
+        "sensor-metadata",
+    }
 
 
 def test_connect_owns_its_internal_topics_and_writes_the_changelogs() -> None:
@@ -101,6 +122,7 @@ def test_the_layout_follows_the_settings() -> None:
 
     layout = access_layout(settings, connect_group="cg")
 
+    assert set(layout.topics) >= {"r", "r.dlq", "r.retry.1", "al", "meta"}
     assert layout.sources == ("r",)
     assert layout.retry_topics == ("r.retry.1",)
     assert layout.dead_letter_topics == ("r.dlq",)
@@ -126,7 +148,9 @@ def test_acls_show_prints_one_tab_separated_line_per_acl(
 ) -> None:
     assert cli.main(["acls", "show", "--producer", "User:p"]) == 0
 
-    assert capsys.readouterr().out == "User:p\tWRITE\ttopic\tliteral\tsensor-readings\n"
+    out = capsys.readouterr().out.splitlines()
+    assert "User:p\tWRITE\ttopic\tliteral\tsensor-readings" in out
+    assert all(line.startswith("User:p\t") and line.count("\t") == 4 for line in out)
 
 
 @pytest.mark.usefixtures("no_services")

@@ -9,8 +9,9 @@
 | connect   | its worker group and internal topics; write the changelogs its connectors fill |
 
 Creating topics and granting ACLs is an administrator's job (a super user): `pipeline topics
-create`, `pipeline acls apply`. Kafka's implied operations do the rest: READ and WRITE imply
-DESCRIBE (metadata, offsets, lag).
+create`, `pipeline acls apply`. Every command checks at start that the application's topics
+exist, so the producer, worker and API principals may also DESCRIBE (see the metadata of) the
+application's other topics; READ and WRITE imply DESCRIBE on their own topics.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Operation(StrEnum):
     READ = "read"
     WRITE = "write"
     CREATE = "create"
+    DESCRIBE = "describe"
     DESCRIBE_CONFIGS = "describe_configs"
 
 
@@ -58,6 +60,8 @@ class AccessRule:
 class AccessLayout:
     """The topics and consumer groups the pipeline's principals use."""
 
+    topics: tuple[str, ...]
+    """Every topic the application owns (`pipeline topics create`)."""
     sources: tuple[str, ...]
     """Topics producers write and workers consume."""
     retry_topics: tuple[str, ...]
@@ -105,6 +109,12 @@ def access_rules(layout: AccessLayout, principals: Principals) -> list[AccessRul
         api = principals.api
         rules.update(_topics(api, (*layout.sources, *layout.outputs), Operation.READ))
         rules.add(_rule(api, Resource.GROUP, Pattern.PREFIXED, layout.live_group, Operation.READ))
+    for principal in (principals.producer, principals.worker, principals.api):
+        if principal is not None:
+            used = {rule.name for rule in rules if rule.principal == principal}
+            rules.update(
+                _topics(principal, [t for t in layout.topics if t not in used], Operation.DESCRIBE)
+            )
     if principals.connect is not None:
         connect, group = principals.connect, layout.connect_group
         rules.add(_rule(connect, Resource.GROUP, Pattern.LITERAL, group, Operation.READ))

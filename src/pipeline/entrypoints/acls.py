@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.application.access import AccessLayout, AccessRule, Principals, access_rules
 from pipeline.application.topic_names import dead_letter_topic, retry_topic
 from pipeline.entrypoints.arguments import kafka_missing
+from pipeline.entrypoints.bootstrap import topic_specs
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
 
@@ -26,6 +27,7 @@ def access_layout(
     prefix = settings.worker.group_id_prefix
     readings = topics.sensor_readings
     return AccessLayout(
+        topics=tuple(spec.name for spec in topic_specs(settings)),
         sources=(readings,),
         retry_topics=tuple(
             retry_topic(readings, level)

@@ -36,6 +36,55 @@ from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.settings import Settings
 
 
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the application owns, with its partition count and its configuration
+    by kind (retention, compaction: see `pipeline.application.topic_policy`)."""
+    topics = settings.topics
+
+    def config(kind: TopicKind) -> dict[str, str]:
+        return topic_config(kind, retention_hours=topics.retention_hours)
+
+    specs = [
+        TopicSpec(
+            name=topics.sensor_readings,
+            partitions=topics.sensor_readings_partitions,
+            config=config(TopicKind.EVENTS),
+        ),
+        # The dead-letter topic of every consumed topic, partitioned like it.
+        TopicSpec(
+            name=dead_letter_topic(topics.sensor_readings),
+            partitions=topics.sensor_readings_partitions,
+            config=config(TopicKind.DEAD_LETTERS),
+        ),
+    ]
+    # The retry topics of the readings topic, partitioned like it.
+    specs += [
+        TopicSpec(
+            name=retry_topic(topics.sensor_readings, level),
+            partitions=topics.sensor_readings_partitions,
+            config=config(TopicKind.RETRY),
+        )
+        for level in range(1, len(settings.retry.topic_delays_s) + 1)
+    ]
+    specs += [
+        TopicSpec(name=name, partitions=topics.default_partitions, config=config(TopicKind.EVENTS))
+        for name in (
+            topics.ecommerce_events,
+            topics.transactions,
+            topics.social_posts,
+            topics.system_alerts,
+        )
+    ]
+    specs.append(
+        TopicSpec(
+            name=topics.sensor_metadata,
+            partitions=topics.default_partitions,
+            config=config(TopicKind.CHANGELOG),
+        )
+    )
+    return specs
+
+
 @dataclass(kw_only=True)
 class Pipeline:
     """Wired services shared by the entrypoints of one process."""
@@ -52,54 +101,8 @@ class Pipeline:
     _closed: bool = field(default=False, repr=False)
 
     def topic_specs(self) -> list[TopicSpec]:
-        """Every topic the application owns, with its partition count and its configuration
-        by kind (retention, compaction: see `pipeline.application.topic_policy`)."""
-        topics = self.settings.topics
-
-        def config(kind: TopicKind) -> dict[str, str]:
-            return topic_config(kind, retention_hours=topics.retention_hours)
-
-        specs = [
-            TopicSpec(
-                name=topics.sensor_readings,
-                partitions=topics.sensor_readings_partitions,
-                config=config(TopicKind.EVENTS),
-            ),
-            # The dead-letter topic of every consumed topic, partitioned like it.
-            TopicSpec(
-                name=dead_letter_topic(topics.sensor_readings),
-                partitions=topics.sensor_readings_partitions,
-                config=config(TopicKind.DEAD_LETTERS),
-            ),
-        ]
-        # The retry topics of the readings topic, partitioned like it.
-        specs += [
-            TopicSpec(
-                name=retry_topic(topics.sensor_readings, level),
-                partitions=topics.sensor_readings_partitions,
-                config=config(TopicKind.RETRY),
-            )
-            for level in range(1, len(self.settings.retry.topic_delays_s) + 1)
-        ]
-        specs += [
-            TopicSpec(
-                name=name, partitions=topics.default_partitions, config=config(TopicKind.EVENTS)
-            )
-            for name in (
-                topics.ecommerce_events,
-                topics.transactions,
-                topics.social_posts,
-                topics.system_alerts,
-            )
-        ]
-        specs.append(
-            TopicSpec(
-                name=topics.sensor_metadata,
-                partitions=topics.default_partitions,
-                config=config(TopicKind.CHANGELOG),
-            )
-        )
-        return specs
+        """Every topic the application owns (see `topic_specs`)."""
+        return topic_specs(self.settings)
 
     async def ensure_topics(self) -> None:
         """Create the application's topics that do not exist yet."""
