@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Final, TypeVar, cast
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicCollection
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.cimpl import NewTopic
 
-from pipeline.adapters.kafka.config import LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, LOGGER, kafka_error_of, translate
 from pipeline.adapters.kafka.connection import ConnectionWatch
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import TopicSpec
@@ -23,6 +23,9 @@ T = TypeVar("T")
 
 _RETRY_S = 0.1
 """Pause between two metadata checks while a new topic's partitions get leaders."""
+_ATTEMPT_S: Final = 5.0
+"""Longest one ListOffsets attempt waits: a request sent to a partition leader that just
+died waits for its timeout, and only a new attempt asks the partition's new leader."""
 _WATCH_S: Final = 0.1
 """How often a pending admin request looks at the connection errors librdkafka reported."""
 _LEADERSHIP_MOVING = frozenset(
@@ -117,7 +120,12 @@ class KafkaTopicAdmin:
         """
         deadline = time.monotonic() + self._timeout
         while True:
-            partitions = (await self._describe([topic]))[topic]
+            partitions = await self._partitions(topic, need_leaders=False)
+            if partitions is None:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"cannot read the metadata of topic {topic!r}")
+                await asyncio.sleep(_RETRY_S)
+                continue
             if not partitions:
                 return {}
             try:
@@ -125,7 +133,9 @@ class KafkaTopicAdmin:
             except KafkaException as exc:
                 error = kafka_error_of(exc)
                 moving = error is not None and (
-                    error.retriable() or error.code() in _LEADERSHIP_MOVING
+                    error.retriable()
+                    or error.code() in _LEADERSHIP_MOVING
+                    or error.code() in BROKER_DOWN_CODES
                 )
                 if not moving or time.monotonic() > deadline:
                     raise translate(exc, f"cannot read the end offsets of {topic!r}") from exc
@@ -177,35 +187,46 @@ class KafkaTopicAdmin:
         self, topics: list[str], *, need_leaders: bool = False
     ) -> dict[str, list[int] | None]:
         """The partition numbers of each topic ([] if it does not exist), or None while its
-        metadata is incomplete (with `need_leaders`: while a partition has no leader)."""
-        futures = self._admin.describe_topics(
-            TopicCollection(topics), request_timeout=self._timeout
-        )
-        found: dict[str, list[int] | None] = {}
-        for topic, future in futures.items():
-            try:
-                described = await self._answer(future)
-            except KafkaException as exc:
-                error = kafka_error_of(exc)
-                code = error.code() if error is not None else None
-                if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    found[topic] = None if need_leaders else []
-                elif code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                    raise ConfigurationError(
-                        f"this Kafka principal may not use topic {topic!r} "
-                        "(TOPIC_AUTHORIZATION_FAILED): grant it the ACLs `pipeline acls` lists"
-                    ) from exc
-                elif error is not None and error.retriable():
-                    found[topic] = None
-                else:
-                    raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
-                continue
-            partitions = described.partitions
-            if need_leaders and (not partitions or any(p.leader is None for p in partitions)):
-                found[topic] = None
-            else:
-                found[topic] = sorted(p.id for p in partitions)
-        return found
+        metadata is incomplete or unavailable (with `need_leaders`: while a partition has no
+        leader).
+
+        Metadata requests go to any broker; librdkafka's DescribeTopics waits for the
+        controller it last knew, which after that broker died stays unknown for minutes."""
+        return {topic: await self._partitions(topic, need_leaders=need_leaders) for topic in topics}
+
+    async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
+        try:
+            metadata = await self._watched(
+                asyncio.to_thread(self._admin.list_topics, topic, min(self._timeout, _ATTEMPT_S))
+            )
+        except KafkaException as exc:
+            error = kafka_error_of(exc)
+            if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
+                return None
+            raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
+        described = metadata.topics.get(topic)
+        if described is None:
+            return []
+        if described.error is not None:
+            code = described.error.code()
+            if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return None if need_leaders else []
+            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise ConfigurationError(
+                    f"this Kafka principal may not use topic {topic!r} "
+                    "(TOPIC_AUTHORIZATION_FAILED): grant it the ACLs `pipeline acls` lists"
+                )
+            if described.error.retriable() or code in _LEADERSHIP_MOVING:
+                return None
+            raise BrokerUnavailable(
+                f"cannot read the metadata of topic {topic!r}: {described.error.str()}"
+            )
+        partitions = described.partitions
+        if need_leaders and (
+            not partitions or any(p.leader < 0 or p.error is not None for p in partitions.values())
+        ):
+            return None
+        return sorted(partitions)
 
     async def _latest_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
         request: dict[KafkaTopicPartition, OffsetSpec] = {
@@ -215,7 +236,7 @@ class KafkaTopicAdmin:
         futures = self._admin.list_offsets(
             request,
             isolation_level=IsolationLevel.READ_UNCOMMITTED,
-            request_timeout=self._timeout,
+            request_timeout=min(self._timeout, _ATTEMPT_S),
         )
         return {
             # cast: the types-confluent-kafka stubs lack ListOffsetsResultInfo.offset
@@ -226,7 +247,11 @@ class KafkaTopicAdmin:
     async def _answer(self, future: concurrent.futures.Future[T]) -> T:
         """The result of an admin request; a ConfigurationError as soon as the connection
         errors librdkafka reports meanwhile show that the settings cannot work."""
-        pending = asyncio.wrap_future(future)
+        return await self._watched(asyncio.wrap_future(future))
+
+    async def _watched(self, awaitable: Awaitable[T]) -> T:
+        """`awaitable`'s result, watching the connection errors meanwhile (see `_answer`)."""
+        pending = asyncio.ensure_future(awaitable)
         while True:
             done, _ = await asyncio.wait({pending}, timeout=_WATCH_S)
             if done:
