@@ -1,7 +1,7 @@
 # The two commands of a fresh machine: `make demo` and `make test`. Both install uv if absent.
 UV := $(shell scripts/ensure-uv)
 
-.PHONY: demo test unit lint stack-up stack-down bench
+.PHONY: demo test unit lint stack-up stack-down bench fault-tests
 
 demo:  ## the embedded pipeline: generator + worker, no services (Ctrl-C stops)
 	$(UV) sync --frozen
@@ -24,6 +24,11 @@ stack-up:
 
 stack-down:
 	scripts/stack down
+
+fault-tests:  ## the slow fault and scaling tests on a three-broker stack (prints recovery times)
+	$(UV) sync --frozen
+	scripts/stack up --brokers 3 --security --connect
+	eval "$$(scripts/stack env)" && $(UV) run --frozen pytest -m slow -s -p no:randomly
 
 bench:  ## pipeline bench sensors on the real stack (EVENTS=200000 RATE=0)
 	scripts/stack up
