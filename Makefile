@@ -1,35 +1,61 @@
-# The two commands of a fresh machine: `make demo` and `make test`. Both install uv if absent.
+# The two commands of a fresh machine: `make demo` and `make test`. Every target installs uv if
+# absent (scripts/ensure-uv says where, and how to put it on PATH). `make help` lists them.
 UV := $(shell scripts/ensure-uv)
+# The real stack's endpoints (scripts/stack env), for the targets that talk to it.
+STACK_ENV = eval "$$(scripts/stack env)"
 
-.PHONY: demo test unit lint stack-up stack-down bench fault-tests
+RATE ?= 100
+SEED ?= 42
+SENSORS ?= 100
+COUNT ?=
 
-demo:  ## the embedded pipeline: generator + worker, no services (Ctrl-C stops)
+.PHONY: help demo test setup producer consumer coverage unit lint stack-up stack-down bench fault-tests
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+demo:  ## the embedded pipeline: generator + worker + API + dashboard, no services (Ctrl-C stops)
 	$(UV) sync --frozen
 	$(UV) run --frozen pipeline demo $(ARGS)
 
-test:  ## start the real stack and run every check and test
+test:  ## start the real stack and run every check and test (what CI runs)
 	scripts/test
+
+setup:  ## locked dependencies, the real stack started, the database migrated, the topics created
+	$(UV) sync --frozen
+	scripts/stack up
+	$(STACK_ENV) && $(UV) run --frozen pipeline db upgrade && $(UV) run --frozen pipeline topics create
+
+producer:  ## generated sensor readings into the stack's Kafka (RATE=100 COUNT=∞ SEED=42 SENSORS=100)
+	$(STACK_ENV) && $(UV) run --frozen pipeline produce sensors --rate $(RATE) --seed $(SEED) \
+		--sensors $(SENSORS) $(if $(COUNT),--count $(COUNT))
+
+consumer:  ## the sensors worker: Kafka → PostgreSQL (Ctrl-C stops)
+	$(STACK_ENV) && $(UV) run --frozen pipeline-worker sensors
+
+coverage:  ## `make test` with line coverage of src/pipeline; prints the total
+	scripts/test --cov --cov-report=term:skip-covered
 
 unit:  ## unit and in-memory contract tests only (no services)
 	$(UV) sync --frozen
 	$(UV) run --frozen pytest tests/unit tests/contract -m "not integration"
 
-lint:
-	$(UV) run --frozen ruff check src tests migrations
+lint:  ## ruff, mypy --strict and the layering contract
+	$(UV) run --frozen ruff check src tests migrations benchmarks
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
 
-stack-up:
+stack-up:  ## start Kafka, PostgreSQL and the schema registry as local processes
 	scripts/stack up
 
-stack-down:
+stack-down:  ## stop them
 	scripts/stack down
 
 fault-tests:  ## the slow fault and scaling tests on a three-broker stack (prints recovery times)
 	$(UV) sync --frozen
 	scripts/stack up --brokers 3 --security --connect
-	eval "$$(scripts/stack env)" && $(UV) run --frozen pytest -m slow -s -p no:randomly
+	$(STACK_ENV) && $(UV) run --frozen pytest -m slow -s -p no:randomly
 
-bench:  ## pipeline bench sensors on the real stack (EVENTS=200000 RATE=0)
+bench:  ## pipeline bench sensors on the real stack (EVENTS=200000 BENCH_RATE=0)
 	scripts/stack up
-	eval "$$(scripts/stack env)" && $(UV) run --frozen pipeline bench sensors --events $${EVENTS:-200000} --rate $${RATE:-0}
+	$(STACK_ENV) && $(UV) run --frozen pipeline bench sensors --events $${EVENTS:-200000} --rate $${BENCH_RATE:-0}

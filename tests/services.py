@@ -1,12 +1,18 @@
-"""Endpoints of the real services, taken from the environment (`eval "$(scripts/stack env)"`).
+"""Endpoints of the real services for the tests that need them.
 
-A test that needs a service calls `require_service(VAR)`: without the variable the test is
-skipped, unless PIPELINE_REQUIRE_SERVICES=1 (set by the test command under CI), in which case
-it fails, so a CI run can never pass by skipping its integration tests."""
+The environment comes first: `eval "$(scripts/stack env)"` (or any PIPELINE_… endpoint set by
+hand). When none of the three service endpoints is set and a Docker engine answers, the first
+test that needs a service starts Kafka, PostgreSQL and the schema registry with
+testcontainers (`tests.containers`) and the run uses them. Otherwise the test is skipped,
+unless PIPELINE_REQUIRE_SERVICES=1 (set by the test command under CI), in which case it
+fails, so a CI run can never pass by skipping its integration tests."""
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Mapping
+from typing import Literal
 
 import pytest
 
@@ -15,18 +21,64 @@ DATABASE = "PIPELINE_DATABASE__URL"
 REGISTRY = "PIPELINE_REGISTRY__URL"
 PG_ADMIN = "PIPELINE_STACK_PG_ADMIN_URL"
 
+CONTAINER_SERVICES = (KAFKA, DATABASE, REGISTRY)
+"""The endpoints testcontainers can provide (PG_ADMIN is scripts/stack's own)."""
+
+Source = Literal["environment", "containers", "none"]
+
 
 def services_required() -> bool:
     """True when a missing service must fail the run."""
     return os.environ.get("PIPELINE_REQUIRE_SERVICES") == "1"
 
 
+def endpoint_source(
+    env_var: str, environ: Mapping[str, str], docker_answers: Callable[[], bool]
+) -> Source:
+    """Where the endpoint in `env_var` comes from: the environment when it is set there;
+    containers when no service endpoint is set at all (a run never mixes the two) and a
+    Docker engine answers (asked only then); none otherwise."""
+    if environ.get(env_var):
+        return "environment"
+    if (
+        env_var in CONTAINER_SERVICES
+        and not any(environ.get(name) for name in CONTAINER_SERVICES)
+        and docker_answers()
+    ):
+        return "containers"
+    return "none"
+
+
+@functools.cache
+def docker_answers() -> bool:
+    """Whether a Docker engine answers a ping within a few seconds (asked once per run)."""
+    try:
+        import docker  # noqa: PLC0415 - testcontainers' client, only when it may be needed
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no engine, no socket, no permission: all mean "no"
+        return False
+
+
 def require_service(env_var: str) -> str:
-    """The endpoint in `env_var`; skip the test (or fail it, under CI) when it is unset."""
+    """The endpoint in `env_var`; skip the test (or fail it, under CI) when there is none."""
+    source = endpoint_source(env_var, os.environ, docker_answers)
+    if source == "containers":
+        from tests.containers import started_endpoints  # noqa: PLC0415 - needs an engine
+
+        # Exported, so that `pipeline` child processes and later tests use them too.
+        os.environ.update(started_endpoints())
     value = os.environ.get(env_var)
     if value:
         return value
-    message = f"{env_var} is not set: start the stack (scripts/stack up) and eval its env"
+    message = (
+        f"{env_var} is not set: start the stack (scripts/stack up) and eval its env, "
+        "or run the tests where a Docker engine answers (testcontainers)"
+    )
     if services_required():
         pytest.fail(message)
     pytest.skip(message)

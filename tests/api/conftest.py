@@ -1,10 +1,11 @@
 """Fixtures of the API tests: the app on the in-memory pipeline, with a fixed clock, filled
-through `store.apply` with real domain objects."""
+as the sensors job fills it (tests/projection.py) with real domain objects."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,12 +14,13 @@ from litestar.testing import AsyncTestClient
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
-from pipeline.application.ports import ProjectedReading, SensorBatch, SensorStore, TopicPartition
+from pipeline.application.ports import SensorStore
 from pipeline.domain.alerts import DEFAULT_THRESHOLDS, Alert, check_thresholds
 from pipeline.domain.sensors import Reading
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.settings import ApiSettings, Settings
+from tests.projection import writes_for
 
 API_KEY = "s3cret-key"
 API_KEY_HASH = hashlib.sha256(API_KEY.encode()).hexdigest()
@@ -43,22 +45,19 @@ def reading(
 
 
 async def store_readings(store: SensorStore, readings: Sequence[Reading]) -> list[Alert]:
-    """Apply `readings` as one batch, with the alerts the default thresholds raise on them;
-    return those alerts."""
-    projected, alerts = [], []
-    for offset, r in enumerate(readings):
-        alert = check_thresholds(r, DEFAULT_THRESHOLDS)
-        raised = (alert,) if alert is not None else ()
-        alerts.extend(raised)
-        projected.append(
-            ProjectedReading(
-                source=TopicPartition("sensor-readings", 0), offset=offset, reading=r, alerts=raised
-            )
-        )
-    # A fresh group per call, so offsets never hide a later batch.
-    group = f"api-test-{id(projected)}"
-    await store.apply(SensorBatch(group_id=group, readings=projected, next_offsets={}))
+    """Store `readings` as one batch of the sensors job, with the alerts the default
+    thresholds raise on them; return those alerts."""
+    alerts = [a for r in readings if (a := check_thresholds(r, DEFAULT_THRESHOLDS)) is not None]
+    await writes_for(store).readings(readings, alerts=alerts)
     return alerts
+
+
+@pytest.fixture(autouse=True)
+def _collectable() -> Iterator[None]:
+    """The app `pipeline api` serves freezes what exists at its startup (`gc.freeze`): give
+    it back to the garbage collector after each test, or the test run would keep it all."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

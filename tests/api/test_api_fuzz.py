@@ -1,5 +1,8 @@
-"""Schemathesis against the app's own OpenAPI document: whatever a client sends, valid per
-the document or deliberately not, the answer is never a server error (5xx).
+"""Schemathesis against the app's own OpenAPI document, with all its checks: whatever a
+client sends, valid per the document or deliberately not, the answer is never a server error,
+its status code, content type, headers and body are the ones the document gives for it, a
+request the document allows is accepted, one it forbids is refused, and an operation that
+needs the API key refuses a request without it.
 
 The store holds readings and alerts, so the queries run over data, and requests carry a valid
 API key, so acknowledgement reaches the store (401s are covered by test_alerts_api)."""
@@ -48,7 +51,7 @@ def _filled_app() -> Litestar:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_request_produces_a_server_error(mode: GenerationMode) -> None:
+def test_every_answer_is_the_one_the_openapi_document_gives(mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", _filled_app())
     statuses: dict[str, set[int]] = {}
 
@@ -64,9 +67,8 @@ def test_no_request_produces_a_server_error(mode: GenerationMode) -> None:
             suppress_health_check=list(HealthCheck),
         )
         def call(case: schemathesis.Case) -> None:
-            response = case.call(headers={"X-API-Key": API_KEY})
+            response = case.call_and_validate(headers={"X-API-Key": API_KEY})
             statuses.setdefault(case.operation.label, set()).add(response.status_code)
-            assert response.status_code < 500, f"{case.as_curl_command()}\n{response.text}"
 
         try:
             call()

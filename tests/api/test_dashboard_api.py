@@ -16,6 +16,8 @@ from tests.api.conftest import API_KEY_HASH
 
 Client = AsyncTestClient[Litestar]
 ASSETS = {"/static/dashboard.js": "text/javascript", "/static/dashboard.css": "text/css"}
+SERVED = {**ASSETS, "/static/docs.js": "text/javascript", "/static/docs.css": "text/css"}
+"""Every static file: the dashboard's and the docs page's."""
 # Anything that would make the browser fetch from elsewhere: absolute or protocol-relative URLs.
 EXTERNAL = re.compile(r"https?://|(?:src|href)\s*=\s*[\"']//|url\(\s*[\"']?//|@import", re.I)
 
@@ -39,7 +41,7 @@ async def test_the_page_references_only_its_own_static_files(client: Client) -> 
     assert all((r.startswith("/") and not r.startswith("//")) or r == "data:," for r in references)
 
 
-@pytest.mark.parametrize(("path", "media_type"), ASSETS.items())
+@pytest.mark.parametrize(("path", "media_type"), SERVED.items())
 async def test_the_static_assets_are_served_with_their_content_type(
     client: Client, path: str, media_type: str
 ) -> None:
@@ -50,7 +52,7 @@ async def test_the_static_assets_are_served_with_their_content_type(
     assert response.content
 
 
-@pytest.mark.parametrize("path", ["/", *ASSETS])
+@pytest.mark.parametrize("path", ["/", *SERVED])
 async def test_nothing_the_dashboard_serves_points_to_another_origin(
     client: Client, path: str
 ) -> None:
@@ -66,7 +68,7 @@ async def test_the_page_forbids_loading_from_other_origins(client: Client) -> No
     assert "connect-src 'self'" in policy
 
 
-@pytest.mark.parametrize("path", ["/", *ASSETS])
+@pytest.mark.parametrize("path", ["/", *SERVED])
 async def test_an_unchanged_file_is_revalidated_with_its_etag(client: Client, path: str) -> None:
     first = await client.get(path)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -103,10 +105,14 @@ async def test_the_docs_page_is_self_contained(client: Client) -> None:
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert '"/openapi.json"' in page
-    # Nothing is loaded from elsewhere: no external scripts, styles or fonts.
+    # Nothing is loaded from elsewhere: no external scripts, styles or fonts; its own
+    # script comes from this origin.
     assert "http://" not in page
     assert "https://" not in page
-    assert "<script src" not in page
+    assert '<script src="/static/docs.js"' in page
+    script = (await client.get("/static/docs.js")).text
+    assert "http://" not in script
+    assert "https://" not in script
 
 
 async def test_the_app_reads_the_api_section_of_the_whole_settings(pipeline: Pipeline) -> None:
@@ -116,3 +122,44 @@ async def test_the_app_reads_the_api_section_of_the_whole_settings(pipeline: Pip
         response = await client.get("/api/v1/sensors/latest")
 
     assert response.status_code == 401
+
+
+def _errors(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {code: r for code, r in operation["responses"].items() if int(code) >= 400}
+
+
+async def test_every_documented_error_is_a_problem_json(client: Client) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operations = [op for item in spec["paths"].values() for op in item.values()]
+
+    media_types = {
+        media
+        for operation in operations
+        for code, response in _errors(operation).items()
+        if code != "503" or "Readiness" not in str(response)  # /ready's own body
+        for media in response.get("content", {})
+    }
+    assert media_types == {"application/problem+json"}
+
+
+async def test_the_document_lists_each_operations_errors(pipeline: Pipeline) -> None:
+    settings = ApiSettings(api_key_hashes=[], require_key_for_reads=True)
+    async with AsyncTestClient(create_app(pipeline, settings)) as client:
+        guarded = (await client.get("/openapi.json")).json()["paths"]
+    async with AsyncTestClient(create_app(pipeline, ApiSettings())) as client:
+        open_ = (await client.get("/openapi.json")).json()["paths"]
+
+    assert set(_errors(open_["/api/v1/alerts/{alert_id}/ack"]["post"])) == {
+        "400",
+        "401",
+        "404",
+        "503",
+    }
+    assert set(_errors(open_["/api/v1/sensors/{sensor_id}/aggregates"]["get"])) == {
+        "400",
+        "404",
+        "503",
+    }
+    assert set(_errors(open_["/api/v1/sensors/latest"]["get"])) == {"400", "503"}
+    assert set(_errors(guarded["/api/v1/sensors/latest"]["get"])) == {"400", "401", "503"}
+    assert set(_errors(guarded["/api/v1/alerts"]["get"])) == {"400", "401", "503"}

@@ -393,6 +393,26 @@ async def test_a_client_whose_queue_overflows_is_told_how_many_messages_it_lost(
     assert dropped == {"type": "dropped", "count": 19, "total": 19}
 
 
+async def test_clients_past_the_cap_are_refused_with_1013_and_a_reason(
+    pipeline: Pipeline, api_settings: ApiSettings
+) -> None:
+    settings = api_settings.model_copy(update={"ws_max_clients": 2})
+    async for app in running(create_app(pipeline, settings)):
+        async with AsgiWebSocket(app, PATH) as first, AsgiWebSocket(app, PATH) as second:
+            await first.receive_json()
+            await second.receive_json()
+            async with AsgiWebSocket(app, PATH) as third:
+                with pytest.raises(WebSocketClosed) as refused:
+                    await third.receive_json()
+        # A place is free again once a client has left.
+        async with AsgiWebSocket(app, PATH) as later:
+            welcome = await later.receive_json()
+
+    assert refused.value.code == 1013
+    assert "at most 2 live clients" in refused.value.reason
+    assert welcome["type"] == "subscribed"
+
+
 async def test_an_internal_error_closes_the_connection_with_1011(
     live: Litestar, pipeline: Pipeline, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,11 +21,12 @@ from pipeline.application.ports import (
     DeadLetter,
     DeadLetterFilter,
     DeadLetterStore,
-    SensorBatch,
     SensorStore,
     TopicPartition,
 )
+from pipeline.application.ports.checkpoint import CheckpointBatch
 from tests.databases import module_database
+from tests.projection import checkpoint_for
 
 TOPIC = "sensor-readings"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -52,12 +53,15 @@ def letter(offset: int, partition: int = 0, **fields: Any) -> DeadLetter:
     return DeadLetter(**values)
 
 
-def batch_of(*letters: DeadLetter) -> SensorBatch:
+async def store_batch(store: SensorStore, *letters: DeadLetter) -> None:
+    """Commit a batch whose records all became dead letters, as a job does."""
     next_offsets: dict[TopicPartition, int] = {}
     for x in letters:
         next_offsets[x.source] = max(next_offsets.get(x.source, 0), x.offset + 1)
-    return SensorBatch(
-        group_id="sensors", readings=[], next_offsets=next_offsets, dead_letters=letters
+    await checkpoint_for(store).commit(
+        CheckpointBatch(
+            group_id="sensors", start_offsets={}, next_offsets=next_offsets, dead_letters=letters
+        )
     )
 
 
@@ -75,18 +79,17 @@ class DeadLetterStoreContract:
     ) -> None:
         original = letter(7, key=None, value=None, stack_trace=None)
 
-        await store.apply(batch_of(original))
+        await store_batch(store, original)
 
         assert await dead_letters_of(store).dead_letter(TOPIC, 0, 7) == original
-        assert await store.stored_offsets("sensors", [TopicPartition(TOPIC, 0)]) == {
-            TopicPartition(TOPIC, 0): 8
-        }
+        stored = await checkpoint_for(store).stored_offsets("sensors", [TopicPartition(TOPIC, 0)])
+        assert stored == {TopicPartition(TOPIC, 0): 8}
 
     async def test_storing_the_same_batch_twice_keeps_one_dead_letter_per_record(
         self, store: SensorStore
     ) -> None:
-        await store.apply(batch_of(letter(1), letter(2)))
-        await store.apply(batch_of(letter(1, attempts=5), letter(2)))
+        await store_batch(store, letter(1), letter(2))
+        await store_batch(store, letter(1, attempts=5), letter(2))
 
         found = await dead_letters_of(store).find_dead_letters(DeadLetterFilter())
 
@@ -98,15 +101,14 @@ class DeadLetterStoreContract:
     async def test_filters_select_by_topic_error_class_time_and_offset_range(
         self, store: SensorStore
     ) -> None:
-        await store.apply(
-            batch_of(
-                letter(0),
-                letter(1, error_class="reading_out_of_range"),
-                letter(2, last_failed_at=T0 + timedelta(hours=1)),
-                letter(3, partition=1),
-            )
+        await store_batch(
+            store,
+            letter(0),
+            letter(1, error_class="reading_out_of_range"),
+            letter(2, last_failed_at=T0 + timedelta(hours=1)),
+            letter(3, partition=1),
         )
-        await store.apply(batch_of(letter(0, topic="other")))
+        await store_batch(store, letter(0, topic="other"))
         dlq = dead_letters_of(store)
 
         async def offsets(**query: Any) -> list[tuple[str, int, int]]:
@@ -129,16 +131,14 @@ class DeadLetterStoreContract:
     async def test_find_returns_at_most_limit_in_topic_partition_offset_order(
         self, store: SensorStore
     ) -> None:
-        await store.apply(batch_of(letter(5, partition=1), letter(9), letter(3)))
+        await store_batch(store, letter(5, partition=1), letter(9), letter(3))
 
         found = await dead_letters_of(store).find_dead_letters(DeadLetterFilter(), limit=2)
 
         assert [(x.partition, x.offset) for x in found] == [(0, 3), (0, 9)]
 
     async def test_purge_deletes_only_what_matches_and_counts_it(self, store: SensorStore) -> None:
-        await store.apply(
-            batch_of(letter(0), letter(1, error_class="unknown_schema_id"), letter(2))
-        )
+        await store_batch(store, letter(0), letter(1, error_class="unknown_schema_id"), letter(2))
         dlq = dead_letters_of(store)
 
         purged = await dlq.purge_dead_letters(DeadLetterFilter(error_class="bad_magic_byte"))

@@ -7,6 +7,7 @@ Kafka tests create uniquely named topics and groups, and delete their topics aft
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -17,9 +18,23 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.adapters.kafka import KafkaEventLog
 from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.adapters.memory.log import batch_bytes
 from pipeline.adapters.memory.partitioner import partition_for_key
-from pipeline.application.errors import ConfigurationError, PublishError, StoreUnavailable
-from pipeline.application.ports import EventConsumer, EventLog, Record, TopicPartition, TopicSpec
+from pipeline.application.errors import (
+    ConfigurationError,
+    PublishError,
+    RecordTooLarge,
+    StoreUnavailable,
+)
+from pipeline.application.ports import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    EventConsumer,
+    EventLog,
+    OutgoingRecord,
+    Record,
+    TopicPartition,
+    TopicSpec,
+)
 from tests.services import KAFKA, require_service
 
 NewTopic = Callable[..., Awaitable[str]]
@@ -80,6 +95,26 @@ async def publish_values(log: EventLog, topic: str, key: bytes | None, values: r
     for value in values:
         await log.publish(topic, key, str(value).encode())
     await log.flush(timeout=20)
+
+
+def value_filling(limit: int, key: bytes, headers: tuple[tuple[str, bytes], ...]) -> bytes:
+    """Random (incompressible) bytes that make a record of exactly `limit` bytes as Kafka
+    counts it against max.message.bytes (`batch_bytes`, which this suite checks)."""
+    size = next(
+        n for n in range(limit, limit - 100, -1) if batch_bytes(key, b"x" * n, headers) == limit
+    )
+    return os.urandom(size)
+
+
+class Recorder:
+    """A `resolve_offsets` that notes which partitions it was asked about, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[TopicPartition]] = []
+
+    async def __call__(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        self.calls.append(sorted(partitions))
+        return {}
 
 
 class EventLogContract:
@@ -244,6 +279,99 @@ class EventLogContract:
         expected = Counter(partition_for_key(key, 3) for key in keys)
         assert await event_log.end_offsets(topic) == {p: expected[p] for p in range(3)}
 
+    async def test_offsets_for_a_time_are_the_first_records_stamped_at_or_after_it(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        base = 1_767_225_600_000
+        for i in range(6):  # same key: one partition, stamped 0, 10, … 50 s after base
+            await event_log.publish(topic, b"k", b"v", timestamp_ms=base + 10_000 * i)
+        await event_log.flush()
+        ends = await event_log.end_offsets(topic)
+        used = next(p for p, end in ends.items() if end)
+
+        found = await event_log.offsets_for_time(topic, base + 25_000)
+        after_all = await event_log.offsets_for_time(topic, base + 3_600_000)
+
+        assert found[used] == 3  # the record stamped 30 s in
+        assert after_all == ends  # nothing that late: each partition's end
+
+    # -- record sizes ---------------------------------------------------------------------
+
+    async def test_deliver_refuses_only_a_record_over_its_topics_size_limit(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        headers = (("trace", b"abc"),)
+        at_limit = value_filling(DEFAULT_MAX_MESSAGE_BYTES, b"k", headers)
+
+        outcomes = await event_log.deliver(
+            [
+                OutgoingRecord(topic=topic, key=b"k", value=b"before"),
+                OutgoingRecord(topic=topic, key=b"k", value=at_limit, headers=headers),
+                OutgoingRecord(topic=topic, key=b"k", value=at_limit + b"!", headers=headers),
+                OutgoingRecord(topic=topic, key=b"k", value=b"after"),
+            ]
+        )
+
+        assert outcomes[0] is None
+        assert outcomes[1] is None
+        assert isinstance(outcomes[2], RecordTooLarge)
+        assert outcomes[3] is None
+        reader = open_consumer(group_id=unique("g"), start={TopicPartition(topic, 0): 0})
+        assert [r.value for r in await read(reader, 3)] == [b"before", at_limit, b"after"]
+
+    async def test_a_topic_holding_records_of_another_takes_them_with_its_headroom(
+        self, event_log: EventLog, new_topic: NewTopic, created_topics: list[str]
+    ) -> None:
+        source = await new_topic()
+        copies = unique("copies")
+        created_topics.append(copies)
+        spec = TopicSpec(name=copies, partitions=1, holds_records_of=source, headroom_bytes=500)
+        limit = DEFAULT_MAX_MESSAGE_BYTES + 500
+        fits = value_filling(limit, b"k", ())
+
+        await event_log.ensure_topics([spec])
+        outcomes = await event_log.deliver(
+            [
+                OutgoingRecord(topic=copies, key=b"k", value=fits),
+                OutgoingRecord(topic=copies, key=b"k", value=fits + b"!"),
+            ]
+        )
+
+        assert outcomes[0] is None
+        assert isinstance(outcomes[1], RecordTooLarge)
+
+    async def test_ensure_topics_raises_the_size_limit_of_an_existing_topic_holding_copies(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        source = await new_topic()
+        copies = await new_topic()  # created before, with the default limit
+        fits = value_filling(DEFAULT_MAX_MESSAGE_BYTES + 500, b"k", ())
+        spec = TopicSpec(name=copies, partitions=1, holds_records_of=source, headroom_bytes=500)
+
+        await event_log.ensure_topics([spec])
+        [outcome] = await event_log.deliver([OutgoingRecord(topic=copies, key=b"k", value=fits)])
+
+        assert outcome is None
+
+    async def test_deliver_reports_a_record_for_an_unknown_topic_as_refused(
+        self, event_log: EventLog, new_topic: NewTopic
+    ) -> None:
+        topic = await new_topic()
+
+        outcomes = await event_log.deliver(
+            [
+                OutgoingRecord(topic=unique("missing"), key=b"k", value=b"lost"),
+                OutgoingRecord(topic=topic, key=b"k", value=b"kept"),
+            ],
+            timeout=20,
+        )
+
+        assert isinstance(outcomes[0], PublishError)
+        assert outcomes[1] is None
+        assert await event_log.end_offsets(topic) == {0: 1}
+
     # -- consumer groups ------------------------------------------------------------------
 
     async def test_a_new_group_starts_at_the_earliest_record(
@@ -362,6 +490,61 @@ class EventLogContract:
         await poll_until([staying], lambda: len(seen) >= 20, seen)
 
         assert sorted(r.key or b"" for r in seen) == sorted(keys)
+
+    async def test_a_joining_member_takes_partitions_without_the_other_restarting_its_own(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        # Cooperative rebalancing: only the partitions that change owner move; the member
+        # that keeps the rest is never asked where to start them again.
+        topic, group = await new_topic(partitions=4), unique("g")
+        everything = frozenset(TopicPartition(topic, p) for p in range(4))
+        first_asked, second_asked = Recorder(), Recorder()
+        first = open_consumer(group_id=group, topics=[topic], resolve_offsets=first_asked)
+        seen: list[Record] = []
+        await poll_until([first], lambda: first.assignment() == everything, seen)
+
+        second = open_consumer(group_id=group, topics=[topic], resolve_offsets=second_asked)
+        await poll_until(
+            [first, second],
+            lambda: (
+                len(first.assignment()) == len(second.assignment()) == 2
+                and first.assignment() | second.assignment() == everything
+            ),
+            seen,
+        )
+
+        assert first_asked.calls == [sorted(everything)]
+        assert second_asked.calls == [sorted(second.assignment())]
+
+    async def test_when_a_member_leaves_only_its_partitions_move(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=6), unique("g")
+        everything = frozenset(TopicPartition(topic, p) for p in range(6))
+        asked = [Recorder() for _ in range(3)]
+        members = [
+            open_consumer(group_id=group, topics=[topic], resolve_offsets=recorder)
+            for recorder in asked
+        ]
+        seen: list[Record] = []
+        await poll_until(members, lambda: all(len(m.assignment()) == 2 for m in members), seen)
+        kept = [m.assignment() for m in members[:2]]
+        gone = members[2].assignment()
+        for recorder in asked:
+            recorder.calls.clear()
+
+        await members[2].close()
+        await poll_until(
+            members[:2],
+            lambda: members[0].assignment() | members[1].assignment() == everything,
+            seen,
+        )
+
+        for member, before in zip(members[:2], kept, strict=True):
+            assert member.assignment() >= before
+            assert len(member.assignment()) == 3
+        moved = [tp for recorder in asked[:2] for call in recorder.calls for tp in call]
+        assert sorted(moved) == sorted(gone)
 
     # -- readers and lag ------------------------------------------------------------------
 

@@ -49,11 +49,18 @@ class SchemaRegistryContract:
     def subject(self) -> str:
         return f"contract-{uuid4().hex}-value"
 
-    async def test_register_returns_an_id(self, registry: SchemaRegistry, subject: str) -> None:
-        schema_id = await registry.register(subject, record(ID))
+    async def test_register_returns_the_id_each_schema_is_read_back_by(
+        self, registry: SchemaRegistry, subject: str
+    ) -> None:
+        name = f"Versions{uuid4().hex}"
+        first, second = record(ID, name=name), record(ID, OPTIONAL_NOTE, name=name)
 
-        assert isinstance(schema_id, int)
-        assert schema_id >= 0
+        first_id = await registry.register(subject, first)
+        second_id = await registry.register(subject, second)
+
+        assert first_id != second_id
+        assert canonical_form(await registry.schema(first_id)) == canonical_form(first)
+        assert canonical_form(await registry.schema(second_id)) == canonical_form(second)
 
     async def test_registering_the_same_schema_again_returns_the_same_id(
         self, registry: SchemaRegistry, subject: str

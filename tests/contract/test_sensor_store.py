@@ -1,6 +1,10 @@
 """The SensorStore contract, run against the in-memory store, SQLite and real PostgreSQL.
 
-`SensorStoreContract` states the behaviour; each subclass only says how to build the store.
+`SensorStoreContract` states the behaviour of the queries; each subclass only says how to
+build the store. Data is written as the sensors job writes it (`Writes`: the job's engine
+task, then the checkpoint store on the same database), so the suite also proves that what
+the job writes is what the queries read. The write path itself (idempotency, fencing,
+all-or-nothing) is the checkpoint store's contract (test_checkpoint_store.py).
 The PostgreSQL store runs in a throwaway database created for this module and migrated to
 head by Alembic, so the suite also proves the migration creates what the store needs.
 """
@@ -12,7 +16,7 @@ import contextlib
 import random
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,21 +29,20 @@ from pipeline.adapters.memory import InMemorySensorStore
 from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.adapters.sql.migrate import current, head, upgrade
 from pipeline.adapters.sql.tables import metadata
-from pipeline.application.errors import StoreUnavailable
 from pipeline.application.ports import (
     AlertFilter,
     AlertPosition,
-    AppliedBatch,
-    ProjectedReading,
-    SensorBatch,
+    Record,
     SensorStore,
     StoredAlert,
     TopicPartition,
     TypeStats,
 )
+from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
 from pipeline.domain.sensors import Reading
 from tests.databases import module_database
+from tests.projection import Writes, memory_checkpoint, sql_checkpoint
 
 TOPIC = "sensor-readings"
 P0 = TopicPartition(TOPIC, 0)
@@ -80,29 +83,8 @@ def alert_on(r: Reading, severity: Severity = Severity.WARNING) -> Alert:
     )
 
 
-def at_offsets(
-    readings: Sequence[Reading], first: int = 0, source: TopicPartition = P0
-) -> list[ProjectedReading]:
-    return [
-        ProjectedReading(source=source, offset=first + i, reading=r) for i, r in enumerate(readings)
-    ]
-
-
-def batch(
-    readings: Sequence[ProjectedReading],
-    group: str = "sensors",
-    next_offsets: dict[TopicPartition, int] | None = None,
-) -> SensorBatch:
-    """A batch whose next offsets follow its last reading per partition, unless given."""
-    if next_offsets is None:
-        next_offsets = {}
-        for p in readings:
-            next_offsets[p.source] = max(next_offsets.get(p.source, 0), p.offset + 1)
-    return SensorBatch(group_id=group, readings=list(readings), next_offsets=next_offsets)
-
-
 class SensorStoreContract:
-    """What every SensorStore does. Subclasses provide the `store` fixture."""
+    """What every SensorStore does. Subclasses provide the `store` and `writes` fixtures."""
 
     @pytest.fixture
     def store(self) -> SensorStore:
@@ -110,124 +92,26 @@ class SensorStoreContract:
 
     # ------------------------------------------------------------------ readings and offsets
 
-    async def test_applied_readings_are_stored_and_counted(self, store: SensorStore) -> None:
+    async def test_applied_readings_are_stored_and_counted(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
         readings = [reading(at=T0 + timedelta(seconds=i)) for i in range(5)]
 
-        applied = await store.apply(batch(at_offsets(readings)))
+        await writes.readings(readings)
 
-        assert applied == AppliedBatch(readings_inserted=5, skipped=0, new_alerts=())
         assert await store.count_readings() == 5
-        assert await store.stored_offsets("sensors", [P0]) == {P0: 5}
+        assert await store.has_sensor("temp-0001")
 
-    async def test_the_same_readings_applied_again_are_not_stored_twice(
-        self, store: SensorStore
+    async def test_aggregates_hold_the_statistics_of_each_window(
+        self, store: SensorStore, writes: Writes
     ) -> None:
-        readings = [reading(at=T0 + timedelta(seconds=i), value=float(i)) for i in range(4)]
-        await store.apply(batch(at_offsets(readings), group="first"))
-        before = await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=1))
-
-        # Another group replays the same records: offsets do not protect, natural keys do.
-        applied = await store.apply(batch(at_offsets(readings), group="second"))
-
-        assert applied.readings_inserted == 0
-        assert applied.skipped == 0
-        assert await store.count_readings() == 4
-        assert await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=1)) == before
-
-    async def test_a_reading_already_stored_is_left_as_it_is(self, store: SensorStore) -> None:
-        await store.apply(batch(at_offsets([reading(value=20.0)]), group="first"))
-
-        await store.apply(batch(at_offsets([reading(value=99.0)]), group="second"))
-
-        [kept] = await store.latest_readings()
-        assert kept.value == 20.0
-        [window] = await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=1))
-        assert (window.count, window.max) == (1, 20.0)
-
-    async def test_a_replayed_batch_is_skipped_whole(self, store: SensorStore) -> None:
-        r = reading(value=60.0)
-        replayed = batch([ProjectedReading(source=P0, offset=0, reading=r, alerts=(alert_on(r),))])
-        await store.apply(replayed)
-
-        applied = await store.apply(replayed)
-
-        assert applied == AppliedBatch(readings_inserted=0, skipped=1, new_alerts=())
-        assert await store.count_readings() == 1
-
-    async def test_readings_below_the_stored_offset_are_skipped(self, store: SensorStore) -> None:
-        readings = [reading(at=T0 + timedelta(seconds=i)) for i in range(15)]
-        await store.apply(batch(at_offsets(readings[:10])))
-
-        # A batch overlapping what the group already applied (offsets 5..14).
-        applied = await store.apply(batch(at_offsets(readings[5:], first=5)))
-
-        assert (applied.readings_inserted, applied.skipped) == (5, 5)
-        assert await store.count_readings() == 15
-        assert await store.stored_offsets("sensors", [P0]) == {P0: 15}
-
-    async def test_the_same_batch_applied_concurrently_is_stored_once(
-        self, store: SensorStore
-    ) -> None:
-        readings = [reading(at=T0 + timedelta(seconds=i)) for i in range(20)]
-        await store.apply(batch(at_offsets(readings[:10])))
-        late = batch(at_offsets(readings[10:], first=10))
-
-        # A zombie worker and the partition's new owner apply the same records at once.
-        results = await asyncio.gather(store.apply(late), store.apply(late))
-
-        assert sorted((r.readings_inserted, r.skipped) for r in results) == [(0, 10), (10, 0)]
-        assert await store.count_readings() == 20
-        assert await store.stored_offsets("sensors", [P0]) == {P0: 20}
-
-    async def test_offsets_are_kept_per_partition(self, store: SensorStore) -> None:
-        await store.apply(batch(at_offsets([reading(at=T0)], first=7, source=P0)))
-        await store.apply(
-            batch(at_offsets([reading(at=T0 + timedelta(seconds=1))], first=0, source=P1))
-        )
-
-        # Offset 3 is below P0's stored offset but P1 has stored only 1: it is new there.
-        applied = await store.apply(
-            batch(at_offsets([reading(at=T0 + timedelta(seconds=2))], first=3, source=P1))
-        )
-
-        assert (applied.readings_inserted, applied.skipped) == (1, 0)
-        assert await store.stored_offsets("sensors", [P0, P1]) == {P0: 8, P1: 4}
-
-    async def test_stored_offsets_never_move_backwards(self, store: SensorStore) -> None:
-        await store.apply(batch([], next_offsets={P0: 100}))
-
-        # A zombie worker finishing an old batch late.
-        await store.apply(batch([], next_offsets={P0: 40}))
-
-        assert await store.stored_offsets("sensors", [P0]) == {P0: 100}
-
-    async def test_offsets_move_for_partitions_whose_records_made_no_reading(
-        self, store: SensorStore
-    ) -> None:
-        # Invalid records are consumed too: the batch moves P1 without a row.
-        await store.apply(batch(at_offsets([reading()]), next_offsets={P0: 1, P1: 250}))
-
-        assert await store.stored_offsets("sensors", [P0, P1]) == {P0: 1, P1: 250}
-
-    async def test_stored_offsets_belong_to_one_group_and_omit_unknown_partitions(
-        self, store: SensorStore
-    ) -> None:
-        await store.apply(batch(at_offsets([reading()]), group="a"))
-
-        assert await store.stored_offsets("a", [P0, P1]) == {P0: 1}
-        assert await store.stored_offsets("b", [P0, P1]) == {}
-        assert await store.stored_offsets("a", []) == {}
-
-    # ------------------------------------------------------------------------- aggregates
-
-    async def test_aggregates_hold_the_statistics_of_each_window(self, store: SensorStore) -> None:
         values = [21.5, 22.25, 19.0, 23.75, 20.5]
         readings = [
             reading(at=T0 + timedelta(seconds=10 * i), value=v) for i, v in enumerate(values)
         ]
         readings.append(reading(at=T0 + timedelta(minutes=1, seconds=5), value=30.0))
 
-        await store.apply(batch(at_offsets(readings)))
+        await writes.readings(readings)
 
         first, second = await store.aggregates("temp-0001", T0, T0 + timedelta(minutes=2))
         assert (first.window_start, first.window_end) == (T0, T0 + timedelta(minutes=1))
@@ -238,7 +122,7 @@ class SensorStoreContract:
         assert (second.count, second.mean, second.stddev) == (1, 30.0, 0.0)
 
     async def test_aggregates_are_exact_when_a_window_arrives_over_batches_out_of_order(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         rng = random.Random(42)
         # Pressure near 1013 hPa with a small spread: naive sum-of-squares would lose digits.
@@ -254,12 +138,8 @@ class SensorStoreContract:
         ]
         # The log holds them out of event-time order, and a window spans several batches.
         rng.shuffle(readings)
-        projected = at_offsets(readings)
-        chunks = [projected[i : i + 70] for i in range(0, len(projected), 70)]
-
-        for chunk in chunks:
-            await store.apply(batch(chunk))
-        await store.apply(batch(chunks[0], group="replay"))  # a repeated batch changes nothing
+        for i in range(0, len(readings), 70):
+            await writes.readings(readings[i : i + 70])
 
         for sensor in ("press-1", "press-2"):
             stored = await store.aggregates(sensor, T0, T0 + timedelta(minutes=3))
@@ -277,10 +157,10 @@ class SensorStoreContract:
                 assert window.stddev == pytest.approx(statistics.pstdev(values), rel=1e-6)
 
     async def test_aggregates_select_window_starts_in_a_half_open_range(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         readings = [reading(at=T0 + timedelta(minutes=m, seconds=30)) for m in range(4)]
-        await store.apply(batch(at_offsets(readings)))
+        await writes.readings(readings)
 
         stored = await store.aggregates(
             "temp-0001", T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
@@ -294,29 +174,11 @@ class SensorStoreContract:
 
     # ----------------------------------------------------------------------------- alerts
 
-    async def test_an_alert_is_stored_once_and_new_only_the_first_time(
-        self, store: SensorStore
-    ) -> None:
-        r = reading(value=60.0)
-        alert = alert_on(r)
-        with_alert = [ProjectedReading(source=P0, offset=0, reading=r, alerts=(alert,))]
-
-        first = await store.apply(batch(with_alert, group="first"))
-        second = await store.apply(batch(with_alert, group="second"))
-
-        assert first.new_alerts == (alert,)
-        assert second.new_alerts == ()
-        assert await store.alerts() == [alert]
-
     async def test_unpublished_alerts_come_oldest_first_up_to_the_limit(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         readings = [reading(at=T0 + timedelta(seconds=s), value=50.0 + s) for s in (30, 10, 20)]
-        projected = [
-            ProjectedReading(source=P0, offset=i, reading=r, alerts=(alert_on(r),))
-            for i, r in enumerate(readings)
-        ]
-        await store.apply(batch(projected))
+        await writes.readings(readings, alerts=[alert_on(r) for r in readings])
 
         oldest = await store.unpublished_alerts(limit=2)
 
@@ -326,18 +188,11 @@ class SensorStoreContract:
         ]
 
     async def test_published_alerts_leave_the_outbox_but_stay_stored(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         readings = [reading(at=T0 + timedelta(seconds=s), value=55.0) for s in range(3)]
         alerts = [alert_on(r) for r in readings]
-        await store.apply(
-            batch(
-                [
-                    ProjectedReading(source=P0, offset=i, reading=r, alerts=(a,))
-                    for i, (r, a) in enumerate(zip(readings, alerts, strict=True))
-                ]
-            )
-        )
+        await writes.readings(readings, alerts=alerts)
 
         await store.mark_published([alerts[0].alert_id, alerts[2].alert_id])
         await store.mark_published([])
@@ -345,21 +200,14 @@ class SensorStoreContract:
         assert await store.unpublished_alerts(limit=10) == [alerts[1]]
         assert len(await store.alerts()) == 3
 
-    async def test_alerts_come_newest_first_filtered_by_source(self, store: SensorStore) -> None:
+    async def test_alerts_come_newest_first_filtered_by_source(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
         readings = [
             reading(sensor=sensor, at=T0 + timedelta(seconds=s), value=70.0)
             for sensor, s in (("temp-a", 1), ("temp-b", 2), ("temp-a", 3))
         ]
-        await store.apply(
-            batch(
-                [
-                    ProjectedReading(
-                        source=P0, offset=i, reading=r, alerts=(alert_on(r, Severity.CRITICAL),)
-                    )
-                    for i, r in enumerate(readings)
-                ]
-            )
-        )
+        await writes.readings(readings, alerts=[alert_on(r, Severity.CRITICAL) for r in readings])
 
         newest = await store.alerts()
         of_a = await store.alerts(source="temp-a", limit=1)
@@ -376,7 +224,7 @@ class SensorStoreContract:
     # ---------------------------------------------------------------------------- queries
 
     async def test_latest_readings_come_newest_first_with_filters_and_limit(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         readings = [
             reading(sensor="temp-a", at=T0 + timedelta(seconds=1)),
@@ -385,7 +233,7 @@ class SensorStoreContract:
             reading(sensor="temp-a", at=T0 + timedelta(seconds=4)),
         ]
         # Stored in an order unlike event time.
-        await store.apply(batch(at_offsets([readings[2], readings[0], readings[3], readings[1]])))
+        await writes.readings([readings[2], readings[0], readings[3], readings[1]])
 
         def keys(found: list[Reading]) -> list[tuple[str, int]]:
             return [(r.sensor_id, r.timestamp.second) for r in found]
@@ -405,24 +253,24 @@ class SensorStoreContract:
         assert keys(await store.latest_readings(sensor_id="temp-a", sensor_type="humidity")) == []
 
     async def test_readings_round_trip_every_field_with_utc_microseconds(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         at = datetime(2026, 3, 1, 23, 59, 59, 999_999, tzinfo=UTC)
         full = reading(at=at, value=-12.345678901234567, battery_level=3.5, signal_strength=-97.25)
         bare = reading(sensor="temp-0002", at=at - timedelta(microseconds=1))
 
-        await store.apply(batch(at_offsets([full, bare])))
+        await writes.readings([full, bare])
 
         assert await store.latest_readings() == [full, bare]
         newest = (await store.latest_readings(limit=1))[0].timestamp
         assert newest.utcoffset() == timedelta(0)
         assert newest.microsecond == 999_999
 
-    async def test_alert_and_window_times_come_back_as_utc(self, store: SensorStore) -> None:
+    async def test_alert_and_window_times_come_back_as_utc(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
         r = reading(at=T0 + timedelta(seconds=5, microseconds=123_456), value=80.0)
-        await store.apply(
-            batch([ProjectedReading(source=P0, offset=0, reading=r, alerts=(alert_on(r),))])
-        )
+        await writes.readings([r], alerts=[alert_on(r)])
 
         [alert] = await store.unpublished_alerts(limit=1)
         [window] = await store.aggregates(r.sensor_id, T0, T0 + timedelta(minutes=1))
@@ -442,15 +290,15 @@ class SensorStoreContract:
     # ------------------------------------------------------------------- API read queries
 
     async def test_has_sensor_knows_exactly_the_sensors_with_readings(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
-        await store.apply(batch(at_offsets([reading(sensor="temp-a")])))
+        await writes.readings([reading(sensor="temp-a")])
 
         assert await store.has_sensor("temp-a") is True
         assert await store.has_sensor("temp-b") is False
 
     async def test_reading_stats_cover_the_time_range_overall_and_per_type(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
         inside = [
             reading(sensor="temp-a", at=T0 + timedelta(seconds=1), value=10.0),
@@ -463,9 +311,7 @@ class SensorStoreContract:
             reading(sensor="temp-c", at=T0 + timedelta(minutes=5), value=99.0),
         ]
         hot = inside[1]
-        projected = at_offsets([*inside, *outside])
-        projected[1] = ProjectedReading(source=P0, offset=1, reading=hot, alerts=(alert_on(hot),))
-        await store.apply(batch(projected))
+        await writes.readings([*inside, *outside], alerts=[alert_on(hot)])
 
         stats = await store.reading_stats(since=T0, until=T0 + timedelta(minutes=5))
         temperature = await store.reading_stats(
@@ -500,7 +346,7 @@ class SensorStoreContract:
         ],
     )
     async def test_reading_stats_are_exact_for_windows_that_cut_minutes(
-        self, store: SensorStore, start: timedelta, end: timedelta
+        self, store: SensorStore, writes: Writes, start: timedelta, end: timedelta
     ) -> None:
         # One reading every 10 s for 5 minutes, for two sensors of two types: whichever way
         # a window cuts the minutes, its statistics are those of exactly its readings.
@@ -514,7 +360,7 @@ class SensorStoreContract:
             for step in range(30)
             for prefix, kind, factor in (("temp", "temperature", 1), ("hum", "humidity", 2))
         ]
-        await store.apply(batch(at_offsets(readings)))
+        await writes.readings(readings)
         since, until = T0 + start, T0 + end
         inside = [r for r in readings if since <= r.timestamp < until]
 
@@ -535,8 +381,10 @@ class SensorStoreContract:
         )
         assert h.mean == pytest.approx(sum(humidity) / len(humidity))
 
-    async def test_reading_stats_of_an_empty_range_have_no_values(self, store: SensorStore) -> None:
-        await store.apply(batch(at_offsets([reading()])))
+    async def test_reading_stats_of_an_empty_range_have_no_values(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
+        await writes.readings([reading()])
 
         stats = await store.reading_stats(
             since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2)
@@ -546,7 +394,7 @@ class SensorStoreContract:
         assert stats.by_type == {}
         assert stats.alerts == 0
 
-    async def _store_alerts(self, store: SensorStore) -> list[Alert]:
+    async def _store_alerts(self, store: SensorStore, writes: Writes) -> list[Alert]:
         """Five alerts: temp-a at seconds 1, 3 and 3 (two kinds), temp-b at 2, hum-a at 4."""
         specs = [
             ("temp-a", 1, "temperature", AlertKind.THRESHOLD_HIGH, Severity.WARNING),
@@ -555,9 +403,9 @@ class SensorStoreContract:
             ("temp-a", 3, "temperature", AlertKind.THRESHOLD_LOW, Severity.CRITICAL),
             ("hum-a", 4, "humidity", AlertKind.THRESHOLD_HIGH, Severity.WARNING),
         ]
-        projected = []
+        readings = []
         alerts = []
-        for i, (sensor, second, kind_name, kind, severity) in enumerate(specs):
+        for sensor, second, kind_name, kind, severity in specs:
             r = reading(sensor=sensor, sensor_type=kind_name, at=T0 + timedelta(seconds=second))
             a = Alert(
                 alert_id=alert_id_for(sensor, r.timestamp, kind),
@@ -569,12 +417,14 @@ class SensorStoreContract:
                 sensor_type=kind_name,
             )
             alerts.append(a)
-            projected.append(ProjectedReading(source=P0, offset=i, reading=r, alerts=(a,)))
-        await store.apply(batch(projected))
+            readings.append(r)
+        await writes.readings(readings, alerts=alerts)
         return alerts
 
-    async def test_find_alerts_filters_by_every_field(self, store: SensorStore) -> None:
-        alerts = await self._store_alerts(store)
+    async def test_find_alerts_filters_by_every_field(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
+        alerts = await self._store_alerts(store, writes)
 
         def sources(found: list[StoredAlert]) -> list[tuple[str, int]]:
             return [(s.alert.source, s.alert.timestamp.second) for s in found]
@@ -604,9 +454,9 @@ class SensorStoreContract:
         assert sources(await store.find_alerts(AlertFilter(), limit=1)) == [("hum-a", 4)]
 
     async def test_find_alerts_pages_continue_after_the_last_alert_without_gaps(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
-        await self._store_alerts(store)
+        await self._store_alerts(store, writes)
         everything = await store.find_alerts(AlertFilter())
 
         pages: list[list[StoredAlert]] = []
@@ -619,9 +469,9 @@ class SensorStoreContract:
         assert [s for p in pages for s in p] == everything
 
     async def test_acknowledging_an_alert_is_idempotent_and_keeps_the_first_time(
-        self, store: SensorStore
+        self, store: SensorStore, writes: Writes
     ) -> None:
-        alerts = await self._store_alerts(store)
+        alerts = await self._store_alerts(store, writes)
         first, later = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
 
         acked = await store.acknowledge_alert(alerts[0].alert_id, first)
@@ -635,8 +485,10 @@ class SensorStoreContract:
         assert len(open_) == 4
         assert all(s.acknowledged_at is None for s in open_)
 
-    async def test_acknowledging_an_unknown_alert_finds_nothing(self, store: SensorStore) -> None:
-        await self._store_alerts(store)
+    async def test_acknowledging_an_unknown_alert_finds_nothing(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
+        await self._store_alerts(store, writes)
 
         assert await store.acknowledge_alert(uuid.uuid4(), T0) is None
 
@@ -653,14 +505,22 @@ class TestInMemorySensorStore(SensorStoreContract):
         yield store
         await store.close()
 
+    @pytest.fixture
+    def writes(self, store: InMemorySensorStore) -> Writes:
+        return Writes(memory_checkpoint(store))
+
 
 class SqlStoreMigrations:
     """Extra behaviour of the SQL stores: the schema comes from the Alembic migrations."""
 
+    @pytest.fixture
+    def writes(self, store: SqlSensorStore) -> Writes:
+        return Writes(sql_checkpoint(store))
+
     async def test_the_database_is_migrated_to_the_newest_revision(
         self, store: SensorStore, sql_url: str
     ) -> None:
-        assert head() == "0004"
+        assert head() == "0005"
         assert await asyncio.to_thread(current, sql_url) == head()
 
     async def test_the_migrated_schema_matches_the_tables_the_store_queries(
@@ -731,43 +591,27 @@ class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
 
         assert name == "pipeline"
 
-    async def test_a_lost_connection_fails_at_most_one_attempt_as_store_unavailable(
-        self, store: SqlSensorStore, sql_url: str
-    ) -> None:
-        async with store.engine.connect() as conn:
-            backend = await conn.scalar(sa.text("SELECT pg_backend_pid()"))
-        killer = create_engine(sql_url, pool_size=1)
-        try:
-            async with killer.connect() as conn:
-                await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
-        finally:
-            await killer.dispose()
-        first = batch(at_offsets([reading()]))
-
-        # The pool's pre-ping usually notices the dead connection; when the server's goodbye
-        # races the checkout, that attempt is StoreUnavailable and the retry reconnects.
-        outcomes: list[str] = []
-        for _ in range(2):
-            try:
-                applied = await store.apply(first)
-            except StoreUnavailable:
-                outcomes.append("unavailable")
-            else:
-                outcomes.append(f"inserted {applied.readings_inserted}")
-                break
-
-        assert outcomes in (["inserted 1"], ["unavailable", "inserted 1"])
-        assert await store.count_readings() == 1
-
-    async def test_a_cancelled_apply_stores_all_or_nothing_and_the_store_keeps_working(
+    async def test_a_cancelled_commit_stores_all_or_nothing_and_the_store_keeps_working(
         self, store: SqlSensorStore
     ) -> None:
         readings = [
             reading(sensor=f"temp-{i % 50:02d}", at=T0 + timedelta(seconds=i // 50))
             for i in range(20_000)
         ]
-        big = batch(at_offsets(readings))
-        task = asyncio.create_task(store.apply(big))
+        checkpoint = sql_checkpoint(store)
+        origins = [
+            Record(topic=TOPIC, partition=0, offset=i, key=None, value=b"", timestamp_ms=0)
+            for i in range(len(readings))
+        ]
+        big = CheckpointBatch(
+            group_id="sensors",
+            start_offsets={P0: 0},
+            next_offsets={P0: len(readings)},
+            writes=[
+                SinkRows(sink="readings", rows=readings, parts=[0] * len(readings), origins=origins)
+            ],
+        )
+        task = asyncio.create_task(checkpoint.commit(big))
         await asyncio.sleep(0.05)
 
         task.cancel()
@@ -775,6 +619,7 @@ class TestPostgresSensorStore(SensorStoreContract, SqlStoreMigrations):
             await task
 
         assert await store.count_readings() in (0, 20_000)
-        await store.apply(big)
+        if await store.count_readings() == 0:
+            await checkpoint.commit(big)
         assert await store.count_readings() == 20_000
-        assert await store.stored_offsets("sensors", [P0]) == {P0: 20_000}
+        assert await checkpoint.stored_offsets("sensors", [P0]) == {P0: 20_000}

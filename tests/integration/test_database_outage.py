@@ -25,18 +25,15 @@ from pipeline.adapters.sql.migrate import upgrade
 from pipeline.application.dead_letters import dead_letter_topic
 from pipeline.application.errors import StoreUnavailable
 from pipeline.application.lag import consumer_lag
-from pipeline.application.ports import (
-    AppliedBatch,
-    DeadLetterFilter,
-    SensorBatch,
-    SensorStore,
-)
+from pipeline.application.ports import DeadLetterFilter
 from pipeline.application.retries import H_ATTEMPTS, H_OFFSET, H_TOPIC, retry_topic
-from pipeline.application.worker import WorkerStats
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import RetrySettings, Settings
+from pipeline.entrypoints.worker import run_named_job
+from tests.faults import FaultyCheckpoint
 from tests.integration.private_postgres import PrivatePostgres
 from tests.integration.topics import read_topic
 
@@ -117,7 +114,7 @@ async def test_a_database_outage_mid_stream_loses_nothing_and_drains_by_itself(
     readings = settings.topics.sensor_readings
     stop = asyncio.Event()
     stats = WorkerStats()
-    worker = asyncio.create_task(run_sensor_worker(pipeline, stop=stop, stats=stats))
+    worker = asyncio.create_task(run_named_job(pipeline, "sensors", stop=stop, stats=stats))
     try:
         producer = asyncio.create_task(
             produce_sensors(pipeline, count=COUNT, rate=RATE, seed=3, sensors=50)
@@ -143,7 +140,7 @@ async def test_a_database_outage_mid_stream_loses_nothing_and_drains_by_itself(
         assert sent == COUNT
         assert await pipeline.store.count_readings() == COUNT
         assert await aggregated_count(settings.database.url.get_secret_value()) == COUNT
-        assert await consumer_lag(pipeline.log, pipeline.store, readings, group) == 0
+        assert await consumer_lag(pipeline.log, pipeline.checkpoint, readings, group) == 0
         assert drained_in < 45
         assert paused_during_outage >= 1
         assert stats.paused_seconds >= OUTAGE_S / 2
@@ -158,36 +155,27 @@ async def test_a_database_outage_mid_stream_loses_nothing_and_drains_by_itself(
         await pipeline.aclose()
 
 
-class DeadlockingStore:
-    """The real store, whose first `failures` applies with readings fail as a deadlock
-    would: the database answers pings, only that transaction is aborted."""
-
-    def __init__(self, store: SensorStore, failures: int) -> None:
-        self._store = store
-        self.failures = failures
-
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        if batch.readings and self.failures:
-            self.failures -= 1
-            raise StoreUnavailable("deadlock detected")
-        return await self._store.apply(batch)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._store, name)
-
-
 async def test_a_batch_deadlocking_past_its_budget_goes_through_retry_1_into_postgres_once(
     settings: Settings,
 ) -> None:
     settings = fast_retries(settings, in_place_attempts=2, topic_delays_s=[1.0, 1.0])
     real = await bootstrap(settings)
-    store = DeadlockingStore(real.store, failures=2)
-    pipeline = await bootstrap(settings, log=real.log, registry=real.registry, store=store)  # type: ignore[arg-type]
+    # The real store, whose first two commits with rows fail as a deadlock would: the
+    # database answers pings, only that transaction is aborted.
+    deadlocking = FaultyCheckpoint(
+        real.checkpoint,
+        failures=2,
+        only_with_rows=True,
+        error=StoreUnavailable("deadlock detected"),
+    )
+    pipeline = await bootstrap(
+        settings, log=real.log, registry=real.registry, store=real.store, checkpoint=deadlocking
+    )
     readings = settings.topics.sensor_readings
     try:
         await produce_sensors(pipeline, count=300, rate=0, seed=5, sensors=30)
 
-        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+        stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 60)
 
         retried = await read_topic(pipeline, retry_topic(readings, 1), 1)
         assert retried

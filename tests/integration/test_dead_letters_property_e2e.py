@@ -18,7 +18,6 @@ from pipeline.adapters.clock import ManualClock
 from pipeline.application.dead_letters import H_ERROR_CLASS, dead_letter_topic
 from pipeline.application.ports import DeadLetterFilter
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import (
     DatabaseSettings,
     KafkaSettings,
@@ -27,6 +26,7 @@ from pipeline.entrypoints.settings import (
     TopicSettings,
     WorkerSettings,
 )
+from pipeline.entrypoints.worker import run_named_job
 from tests.databases import fresh_database
 from tests.integration.topics import read_topic
 from tests.services import KAFKA, REGISTRY, require_service
@@ -73,7 +73,9 @@ async def scenario(items: list[tuple[str, object]], batch_size: int) -> None:
                     expected[key] = error_class
             await pipeline.log.flush()
 
-            stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 60)
+            stats = await asyncio.wait_for(
+                run_named_job(pipeline, "sensors", until_caught_up=True), 60
+            )
 
             assert stats.records == len(items)
             assert await pipeline.store.count_readings() == valid

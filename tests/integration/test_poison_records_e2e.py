@@ -16,8 +16,8 @@ from pipeline.application.dead_letters import H_ERROR_CLASS, dead_letter_topic
 from pipeline.application.ports import DeadLetterFilter
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import bootstrap
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
 from tests.integration.topics import read_topic
 
 pytestmark = pytest.mark.integration
@@ -56,10 +56,10 @@ async def test_a_reading_postgresql_refuses_is_dead_lettered_and_the_stream_goes
             await pipeline.log.publish(topic, sensor.encode(), value)
         await pipeline.log.flush()
 
-        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 90)
+        stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 90)
 
         assert stats.records == len(sensors)
-        assert stats.readings_inserted == 300
+        assert stats.written["readings"] == 300
         assert await pipeline.store.count_readings() == 300
         assert stats.rejected == {"store_rejected": 2}
         letters = await read_topic(pipeline, dead_letter_topic(topic), 2)

@@ -4,7 +4,6 @@ PostgreSQL, including a worker killed with SIGKILL mid-stream and idempotent rep
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import sys
@@ -13,18 +12,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.adapters.clock import ManualClock
-from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
+from pipeline.application.generators.production import planned_readings
+from pipeline.application.generators.sensors import SensorFleetConfig
 from pipeline.application.ports import TopicPartition
-from pipeline.domain import Reading, WindowAggregate, aggregate_window, check_thresholds
+from pipeline.domain import Reading, WindowAggregate, check_thresholds
+from pipeline.domain.time import window_start
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.replay import plan_replay, replay_job
 from pipeline.entrypoints.sensors import (
-    plan_production,
-    plan_replay,
     produce_sensors,
-    replay_sensors,
-    run_sensor_worker,
 )
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
+from pipeline.streams.aggregates import RunningStats
 from tests.integration.conftest import settings_env
 
 pytestmark = pytest.mark.integration
@@ -35,10 +35,9 @@ SENSORS = 40
 
 def expected_readings(now: datetime, count: int, rate: float = 0) -> list[Reading]:
     """The readings `produce_sensors` publishes for this seed, count, rate and clock."""
-    plan = plan_production(now=now, count=count, rate=rate, sensors=SENSORS)
-    config = SensorFleetConfig(sensors=SENSORS, interval=plan.interval, anomaly_rate=0.02)
-    stream = generate_readings(seed=SEED, start=plan.start, config=config)
-    return [g.event for g in itertools.islice(stream, count)]
+    fleet = SensorFleetConfig(sensors=SENSORS, anomaly_rate=0.02)
+    stream = planned_readings(seed=SEED, now=now, count=count, rate=rate, fleet=fleet)
+    return [g.event for g in stream]
 
 
 async def produce(pipeline: Pipeline, count: int, rate: float = 0) -> None:
@@ -55,6 +54,30 @@ async def all_aggregates(pipeline: Pipeline, readings: list[Reading]) -> list[Wi
     for sensor in sorted({r.sensor_id for r in readings}):
         result += await pipeline.store.aggregates(sensor, start, end)
     return result
+
+
+def aggregate_window(readings: list[Reading]) -> list[WindowAggregate]:
+    """The one-minute statistics of `readings` per sensor, computed here in one pass, ordered
+    by (sensor_id, window_start): what the job's windows must have stored."""
+    stats: dict[tuple[str, datetime], tuple[str, RunningStats]] = {}
+    for reading in readings:
+        start = window_start(reading.timestamp, timedelta(minutes=1))
+        entry = stats.setdefault((reading.sensor_id, start), (reading.sensor_type, RunningStats()))
+        entry[1].add(reading.value)
+    return [
+        WindowAggregate(
+            sensor_id=sensor_id,
+            sensor_type=kind,
+            window_start=start,
+            window_end=start + timedelta(minutes=1),
+            count=s.count,
+            min=s.min,
+            max=s.max,
+            mean=s.mean,
+            stddev=s.stddev,
+        )
+        for (sensor_id, start), (kind, s) in sorted(stats.items())
+    ]
 
 
 def assert_same_aggregates(actual: list[WindowAggregate], expected: list[WindowAggregate]) -> None:
@@ -81,7 +104,9 @@ async def test_every_reading_lands_once_with_exact_aggregates_and_alerts(
     try:
         await produce(pipeline, count)
 
-        stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 120)
+        stats = await asyncio.wait_for(
+            run_named_job(pipeline, "sensors", until_caught_up=True), 120
+        )
 
         readings = expected_readings(now, count)
         assert stats.records == count
@@ -130,7 +155,7 @@ async def test_worker_killed_mid_stream_resumes_and_stores_every_reading_exactly
         assert_same_aggregates(aggregates, aggregate_window(readings))
         topic = settings.topics.sensor_readings
         ends = await pipeline.log.end_offsets(topic)
-        offsets = await pipeline.store.stored_offsets(
+        offsets = await pipeline.checkpoint.stored_offsets(
             pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
         )
         assert offsets == {TopicPartition(topic, p): end for p, end in ends.items()}
@@ -143,18 +168,19 @@ async def test_replaying_twice_leaves_the_same_rows(settings: Settings, now: dat
     pipeline = await bootstrap(settings, clock=ManualClock(now))
     try:
         await produce(pipeline, count)
-        await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 120)
+        await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 120)
         readings = expected_readings(now, count)
         before = await all_aggregates(pipeline, readings)
         alerts_before = await pipeline.store.alerts(limit=10_000)
         topic = settings.topics.sensor_readings
         plan = plan_replay(topic, await pipeline.log.end_offsets(topic), from_offset=0)
 
-        first = await replay_sensors(pipeline, plan, group_id="replay-a")
-        second = await replay_sensors(pipeline, plan, group_id="replay-b")
+        first = await replay_job(pipeline, "sensors", plan, group_id="replay-a")
+        second = await replay_job(pipeline, "sensors", plan, group_id="replay-b")
 
         assert first.records == second.records == count
-        assert first.readings_inserted == second.readings_inserted == 0
+        assert first.written.get("readings", 0) == second.written.get("readings", 0) == 0
+        assert first.written.get("aggregates_1m", 0) == 0  # the same values: nothing changed
         assert await pipeline.store.count_readings() == count
         assert await all_aggregates(pipeline, readings) == before
         assert await pipeline.store.alerts(limit=10_000) == alerts_before
@@ -171,7 +197,9 @@ async def test_two_workers_in_one_group_share_the_partitions_and_store_everythin
     stop = asyncio.Event()
     try:
         await pipeline.ensure_topics()
-        workers = [asyncio.create_task(run_sensor_worker(p, stop=stop)) for p in (pipeline, other)]
+        workers = [
+            asyncio.create_task(run_named_job(p, "sensors", stop=stop)) for p in (pipeline, other)
+        ]
         # Produced over about four seconds, so both members join while records still arrive.
         await produce(pipeline, count, rate=rate)
         async with asyncio.timeout(120):
@@ -181,7 +209,7 @@ async def test_two_workers_in_one_group_share_the_partitions_and_store_everythin
         stats = await asyncio.wait_for(asyncio.gather(*workers), 30)
 
         assert all(s.records > 0 for s in stats), "both members must get partitions"
-        assert sum(s.readings_inserted for s in stats) == count
+        assert sum(s.written["readings"] for s in stats) == count
         assert await pipeline.store.count_readings() == count
         readings = expected_readings(now, count, rate=rate)
         aggregates = await all_aggregates(pipeline, readings)
@@ -212,7 +240,7 @@ async def test_sigterm_finishes_the_batch_in_hand_commits_and_exits_cleanly(
         assert await asyncio.wait_for(worker.wait(), 30) == 0
         topic = settings.topics.sensor_readings
         ends = await pipeline.log.end_offsets(topic)
-        offsets = await pipeline.store.stored_offsets(
+        offsets = await pipeline.checkpoint.stored_offsets(
             pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
         )
         # Every record consumed is a valid reading: the rows are exactly the records up to

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from pipeline.adapters.kafka.messages import to_record
 from pipeline.application.ports import Record, TopicPartition
 from pipeline.entrypoints.bootstrap import Pipeline
 
@@ -23,3 +27,36 @@ async def read_topic(pipeline: Pipeline, topic: str, expected: int) -> list[Reco
     finally:
         await reader.close()
     return records
+
+
+def read_committed(bootstrap_servers: str, topic: str) -> list[Record]:
+    """Every record of `topic` a read_committed consumer sees, up to the last stable offset
+    of each partition (blocking: call it through asyncio.to_thread)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "inspect",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([KafkaTopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        left = set(partitions)
+        records: list[Record] = []
+        deadline = time.monotonic() + 30
+        while left:
+            assert time.monotonic() < deadline, f"{topic}: partitions {left} never reached EOF"
+            for message in consumer.consume(1000, 0.2):
+                error = message.error()
+                if error is None:
+                    records.append(to_record(message))
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    left.discard(message.partition())
+                else:
+                    raise AssertionError(f"{topic}: {error.str()}")
+        return records
+    finally:
+        consumer.close()

@@ -1,5 +1,8 @@
-"""Property: whatever bytes arrive, decode_many answers every slot with an event or a
-DecodeError, and never raises."""
+"""Property: whatever bytes arrive, decode_many never raises and answers every slot as the
+wire format says: no value → MissingValue; no 5-byte header or another magic byte →
+BadMagicByte; an id the registry does not know → UnknownSchemaId; a schema the codec cannot
+read, or a body that is not a record of it → MalformedPayload; otherwise the event, which the
+codec writes and reads back unchanged."""
 
 from __future__ import annotations
 
@@ -11,7 +14,13 @@ from hypothesis import strategies as st
 
 from pipeline.adapters.avro import AvroCodec, post_codec, reading_codec, shop_event_codec
 from pipeline.adapters.memory import InMemorySchemaRegistry
-from pipeline.application.errors import DecodeError, MalformedPayload
+from pipeline.application.errors import (
+    BadMagicByte,
+    DecodeError,
+    MalformedPayload,
+    MissingValue,
+    UnknownSchemaId,
+)
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import ShopEvent
 from tests.avro_events import post, reading, shop_events
@@ -19,22 +28,25 @@ from tests.avro_events import post, reading, shop_events
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def prepared() -> tuple[AvroCodec[Reading], AvroCodec[ShopEvent], list[bytes], bytes]:
-    """Codecs sharing one registry, valid payloads of theirs, and the reading header."""
+def prepared() -> tuple[AvroCodec[Reading], AvroCodec[ShopEvent], list[bytes], set[int]]:
+    """Codecs sharing one registry, valid payloads of theirs, and the registered ids."""
 
-    async def build() -> tuple[AvroCodec[Reading], AvroCodec[ShopEvent], list[bytes], bytes]:
+    async def build() -> tuple[AvroCodec[Reading], AvroCodec[ShopEvent], list[bytes], set[int]]:
         registry = InMemorySchemaRegistry()
         readings = reading_codec(registry, "fuzz-readings")
         shop = shop_event_codec(registry, "fuzz-shop")
+        posts = post_codec(registry, "fuzz-posts")
         valid = [await readings.encode(reading(i)) for i in range(3)]
         valid += [await shop.encode(event) for event in shop_events()]
-        valid.append(await post_codec(registry, "fuzz-posts").encode(post()))
-        return readings, shop, valid, valid[0][:5]
+        valid.append(await posts.encode(post()))
+        ids = {await codec.schema_id() for codec in (readings, shop, posts)}
+        return readings, shop, valid, ids
 
     return asyncio.run(build())
 
 
-READINGS, SHOP, VALID, READING_HEADER = prepared()
+READINGS, SHOP, VALID, REGISTERED = prepared()
+READING_HEADER = VALID[0][:5]
 
 
 def decode(codec: AvroCodec[Any], payloads: list[bytes | None]) -> list[Any]:
@@ -43,38 +55,88 @@ def decode(codec: AvroCodec[Any], payloads: list[bytes | None]) -> list[Any]:
     return results
 
 
-def assert_every_slot_answered(results: list[Any], event_type: type) -> None:
-    for result in results:
-        assert isinstance(result, event_type | DecodeError), repr(result)
+def expected_error(codec: AvroCodec[Any], payload: bytes | None) -> type[DecodeError] | None:
+    """The exact error the payload's header calls for; None when only its body can tell."""
+    if payload is None:
+        return MissingValue
+    if len(payload) < 5 or payload[0] != 0:
+        return BadMagicByte
+    schema_id = int.from_bytes(payload[1:5], "big")
+    if schema_id not in REGISTERED:
+        return UnknownSchemaId
+    # The three schemas are unrelated records: none can be read as another.
+    if schema_id != asyncio.run(codec.schema_id()):
+        return MalformedPayload
+    return None
+
+
+def assert_answered_as_specified(codec: AvroCodec[Any], payloads: list[bytes | None]) -> None:
+    for payload, result in zip(payloads, decode(codec, payloads), strict=True):
+        expected = expected_error(codec, payload)
+        if expected is not None:
+            assert type(result) is expected, (payload, result)
+        elif isinstance(result, DecodeError):
+            assert type(result) is MalformedPayload, (payload, result)
+        else:
+            # An event: written again and read back, it is the same event.
+            written = asyncio.run(codec.encode(result))
+            [again] = decode(codec, [written])
+            assert asyncio.run(codec.encode(again)) == written
 
 
 @FUZZ
 @given(st.lists(st.one_of(st.none(), st.binary(max_size=80)), max_size=12))
-def test_random_bytes_never_raise(payloads: list[bytes | None]) -> None:
-    assert_every_slot_answered(decode(READINGS, payloads), Reading)
+def test_random_bytes_are_answered_by_their_header(payloads: list[bytes | None]) -> None:
+    assert_answered_as_specified(READINGS, payloads)
 
 
 @FUZZ
-@given(st.lists(st.binary(max_size=120), min_size=1, max_size=12))
-def test_random_bodies_behind_a_known_schema_id_never_raise(bodies: list[bytes]) -> None:
-    payloads: list[bytes | None] = [READING_HEADER + body for body in bodies]
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*sorted(REGISTERED), max(REGISTERED) + 1]), st.binary(max_size=120)
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_random_bodies_behind_a_wire_format_header_are_events_or_malformed(
+    bodies: list[tuple[int, bytes]],
+) -> None:
+    payloads: list[bytes | None] = [b"\0" + i.to_bytes(4, "big") + body for i, body in bodies]
 
-    assert_every_slot_answered(decode(READINGS, payloads), Reading)
-    assert_every_slot_answered(decode(SHOP, payloads), ShopEvent)
+    assert_answered_as_specified(READINGS, payloads)
+    assert_answered_as_specified(SHOP, payloads)
 
 
 @FUZZ
 @given(st.data())
-def test_truncated_or_corrupted_valid_payloads_never_raise(data: st.DataObject) -> None:
-    payload = bytearray(data.draw(st.sampled_from(VALID)))
+def test_a_truncated_valid_payload_is_malformed_and_a_whole_one_its_event(
+    data: st.DataObject,
+) -> None:
+    payload = data.draw(st.sampled_from(VALID[:3]))
     cut = data.draw(st.integers(min_value=0, max_value=len(payload)))
-    for _ in range(data.draw(st.integers(min_value=0, max_value=4))):
+
+    [result] = decode(READINGS, [payload[:cut]])
+
+    if cut == len(payload):
+        assert result == decode(READINGS, [payload])[0] == reading(VALID.index(payload))
+    elif cut < 5:
+        assert type(result) is BadMagicByte
+    else:
+        assert type(result) is MalformedPayload
+
+
+@FUZZ
+@given(st.data())
+def test_corrupted_valid_payloads_are_answered_as_specified(data: st.DataObject) -> None:
+    payload = bytearray(data.draw(st.sampled_from(VALID)))
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
         where = data.draw(st.integers(min_value=5, max_value=len(payload) - 1))
         payload[where] = data.draw(st.integers(min_value=0, max_value=255))
-    candidate = bytes(payload[:cut])
 
-    assert_every_slot_answered(decode(READINGS, [candidate]), Reading)
-    assert_every_slot_answered(decode(SHOP, [candidate]), ShopEvent)
+    assert_answered_as_specified(READINGS, [bytes(payload)])
+    assert_answered_as_specified(SHOP, [bytes(payload)])
 
 
 @FUZZ
@@ -85,4 +147,4 @@ def test_huge_lengths_and_counts_are_malformed_not_fatal(cut: int, tail: bytes) 
 
     [result] = decode(SHOP, [payload])
 
-    assert isinstance(result, ShopEvent | MalformedPayload)
+    assert type(result) is MalformedPayload

@@ -3,14 +3,19 @@ demo and the migrations run without any service."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-from collections.abc import Iterator
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 
-from pipeline.adapters.sql.migrate import current, head
+from pipeline.adapters.sql.migrate import current, head, upgrade
 from pipeline.entrypoints import cli, worker
 
 
@@ -120,6 +125,25 @@ def test_db_upgrade_migrates_the_configured_database(
     assert current(url) == head()
 
 
+SUMMARY = re.compile(
+    r"^demo summary: this run processed (?P<processed>[\d,]+) readings .*: (?P<stored>[\d,]+) "
+    r"stored, .*\ndatabase .*: (?P<database>[\d,]+) readings and [\d,]+ alerts stored by all runs$",
+    re.MULTILINE,
+)
+
+
+def demo_summary(out: str) -> list[tuple[int, int, int]]:
+    """(readings processed this run, stored this run, readings in the database) per summary."""
+
+    def number(text: str) -> int:
+        return int(text.replace(",", ""))
+
+    return [
+        (number(m["processed"]), number(m["stored"]), number(m["database"]))
+        for m in SUMMARY.finditer(out)
+    ]
+
+
 def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -129,11 +153,9 @@ def test_demo_runs_the_embedded_pipeline_and_prints_a_summary(
 
     out = capsys.readouterr().out
     assert code == 0
-    summary = next(line for line in out.splitlines() if line.startswith("demo summary"))
-    processed = int(summary.split()[2])
-    stored = int(summary.split(", ")[1].split()[0])
+    processed, stored, in_database = demo_summary(out)[0]
     assert processed > 0
-    assert stored == processed
+    assert stored == processed == in_database
     assert db.exists()
 
 
@@ -161,9 +183,201 @@ def test_demo_run_twice_on_the_same_file_stores_every_reading_of_both_runs(
     assert cli.main(argv) == 0
     assert cli.main(argv) == 0
 
-    summaries = [
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("demo summary")
-    ]
-    processed = [int(line.split()[2]) for line in summaries]
-    stored_after_second = int(summaries[1].split(", ")[1].split()[0])
-    assert stored_after_second == sum(processed)
+    (first, stored_first, _), (second, stored_second, in_database) = demo_summary(
+        capsys.readouterr().out
+    )
+    assert (stored_first, stored_second) == (first, second)
+    assert in_database == first + second
+
+
+def every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and the parsers of all its subcommands, at every depth."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from every_parser(sub)
+
+
+def undocumented(parser: argparse.ArgumentParser) -> list[str]:
+    """The options, positionals and subcommands of `parser` that have no help line."""
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            missing += [f"{parser.prog} {c.dest}" for c in action._choices_actions if not c.help]
+        elif not action.help:
+            missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+@pytest.mark.parametrize(
+    "build", [cli.build_parser, worker.build_parser], ids=["pipeline", "pipeline-worker"]
+)
+def test_every_option_and_command_has_a_help_line(
+    build: Callable[[], argparse.ArgumentParser],
+) -> None:
+    missing = [name for parser in every_parser(build()) for name in undocumented(parser)]
+
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("main", "argv"),
+    [
+        (cli.main, ["produce"]),
+        (cli.main, ["replay", "--from-offset", "0"]),
+        (cli.main, ["bench"]),
+        (cli.main, ["dlq", "show"]),
+        (worker.main, []),
+    ],
+    ids=["produce", "replay", "bench", "dlq show", "pipeline-worker"],
+)
+def test_a_missing_argument_is_named_as_the_usage_line_shows_it(
+    main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+
+    err = capsys.readouterr().err
+    usage, message = err.split(": error: ")
+    missing = message.split("the following arguments are required: ")[1].strip()
+    assert exit_.value.code == 2
+    assert f" {missing}" in usage.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["demo", "--frob"], "demo"),
+        (["produce", "sensors", "--frob"], "produce"),
+        (["dlq", "list", "--frob"], "dlq list"),
+    ],
+)
+def test_an_unknown_option_is_reported_with_the_usage_of_its_command(
+    argv: list[str], command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith(f"usage: pipeline {command} [-h]")
+    assert err.rstrip().endswith(f"pipeline {command}: error: unrecognized arguments: --frob")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("PIPELINE_KAFKA__OPTIONS", '{"ssl.key.password": s3cret', "is not valid JSON"),
+        ("PIPELINE_THRESHOLDS", "{temperature", "is not valid JSON"),
+        (
+            "PIPELINE_DATABASE__URL",
+            "postgresql+asyncpg://app:s3cret@db:fivefour/p",
+            "the port must be a number",
+        ),
+        ("PIPELINE_DATABASE__URL", "s3cret", "not a database URL"),
+        ("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:abc", "'127.0.0.1:abc': the port must"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_naming_its_variable_and_exits_2(
+    variable: str,
+    value: str,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    assert cli.main(["config"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"pipeline: error: invalid settings: {variable}")
+    assert said in err
+    assert "s3cret" not in err
+
+
+def test_the_worker_reports_an_invalid_setting_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA__OPTIONS", "not json")
+
+    assert worker.main(["sensors"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == (
+        "pipeline-worker: error: invalid settings: PIPELINE_KAFKA__OPTIONS is not valid JSON "
+        "(Expecting value: line 1 column 1 (char 0))\n"
+    )
+
+
+def test_a_bad_value_inside_a_json_setting_names_that_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_THRESHOLDS", '{"temperature": {"high": "hot"}}')
+
+    assert cli.main(["config"]) == 2
+
+    assert capsys.readouterr().err.startswith(
+        "pipeline: error: invalid settings: PIPELINE_THRESHOLDS (thresholds.temperature.high): "
+    )
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("run", "prog"),
+    [
+        (lambda: cli.main(["produce", "sensors", "--count", "10"]), "pipeline"),
+        (lambda: worker.main(["sensors"]), "pipeline-worker"),
+    ],
+    ids=["produce", "worker"],
+)
+def test_an_unreachable_broker_is_one_line_naming_the_address_and_what_to_check(
+    run: Callable[[], int],
+    prog: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    upgrade(url)
+    monkeypatch.setenv("PIPELINE_DATABASE__URL", url)
+    monkeypatch.setenv("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", address)
+    monkeypatch.setenv("PIPELINE_KAFKA__CONNECT_TIMEOUT_S", "3")
+    monkeypatch.setenv("PIPELINE_LOG_LEVEL", "WARNING")
+
+    started = time.monotonic()
+    code = run()
+
+    assert code == 69
+    assert time.monotonic() - started < 15
+    err = capfd.readouterr().err  # the process's stderr, librdkafka's own writes included
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"{prog}: error: no connection to the Kafka brokers at {address} succeeded within 3 s ("
+    )
+    assert "Connection refused" in err
+    assert "scripts/stack up" in err
+    assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in err
+
+
+def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["jobs", "--json"]) == 0
+
+    (sensors,) = json.loads(capsys.readouterr().out)
+    assert sensors["job"] == "sensors"
+    assert sensors["sources"] == {"sensor-readings": "Reading"}
+    assert sensors["state"] == ["aggregates-1m"]
+    assert set(sensors["sinks"]) == {"readings", "alerts", "aggregates_1m"}
+    assert "database transaction" in sensors["guarantee"]

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.application.errors import StoreUnavailable
 from pipeline.application.ports import Record, TopicPartition, TopicSpec
-from pipeline.application.sensors import BatchReport
-from pipeline.application.worker import ConsumerWorker, RetryPolicy
+from pipeline.application.runtime.consumer_loop import ConsumerWorker
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.retry_policy import RetryPolicy
 
 TOPIC = "events"
 
@@ -37,13 +38,11 @@ class RecordingHandler:
         for r in records:
             next_offsets[r.topic_partition] = r.offset + 1
         return BatchReport(
-            records=len(records),
-            readings_inserted=len(records),
-            skipped=0,
-            rejections=(),
-            new_alerts=(),
-            next_offsets=next_offsets,
+            records=len(records), written={"rows": len(records)}, next_offsets=next_offsets
         )
+
+    async def idle(self) -> list[Record] | None:
+        return None
 
 
 async def log_with(count: int) -> InMemoryEventLog:

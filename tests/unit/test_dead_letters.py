@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from pipeline.adapters.avro import reading_codec
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
+from pipeline.adapters.memory.log import batch_bytes
 from pipeline.application.dead_letters import (
     H_ATTEMPTS,
     H_ERROR_CLASS,
@@ -23,26 +26,33 @@ from pipeline.application.dead_letters import (
     H_PARTITION,
     H_STACK_TRACE,
     H_TOPIC,
+    H_TRUNCATED,
+    H_VALUE_BYTES,
     H_WORKER_ID,
-    DeadLetterPublisher,
+    dead_letter_headers,
     dead_letter_of,
     dead_letter_topic,
 )
 from pipeline.application.errors import PublishError, StoreUnavailable
 from pipeline.application.ports import (
-    AppliedBatch,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
     DeadLetterFilter,
     EventLog,
     Record,
-    SensorBatch,
     TopicPartition,
     TopicSpec,
 )
-from pipeline.application.sensors import SensorProjection
+from pipeline.application.runtime.handler import JobHandler, PreparedBatch
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.topic_names import DERIVED_RECORD_HEADROOM_BYTES
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
+from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from tests.faults import FaultyCheckpoint
+from tests.projection import checkpoint_for
 
 PARTITIONS = 6
 TOPIC = "sensor-readings"
@@ -96,7 +106,7 @@ async def test_bad_records_land_once_on_the_dead_letter_topic_and_good_ones_in_t
     await pipeline.log.publish(topic, b"temp-0002", impossible)
     await pipeline.log.publish(topic, b"temp-0003", good[:-4])
 
-    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     assert await pipeline.store.count_readings() == 1
     assert stats.rejected == {
@@ -117,7 +127,7 @@ async def test_bad_records_land_once_on_the_dead_letter_topic_and_good_ones_in_t
         "reading_out_of_range",
     ]
     ends = await pipeline.log.end_offsets(topic)
-    offsets = await pipeline.store.stored_offsets(
+    offsets = await pipeline.checkpoint.stored_offsets(
         pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
     )
     assert {tp.partition: o for tp, o in offsets.items()} == {
@@ -134,7 +144,7 @@ async def test_a_dead_letter_keeps_key_value_timestamp_and_partition_and_says_wh
     )
     (original,) = await read_all(pipeline.log, topic)
 
-    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     (letter,) = await read_all(pipeline.log, dead_letter_topic(topic))
     assert (letter.key, letter.value, letter.timestamp_ms) == (
@@ -166,7 +176,7 @@ async def test_an_invalid_reading_carries_the_stack_trace_of_its_domain_error(
     value = await pipeline.reading_codec.encode(reading(clock, value=-500.0))
     await pipeline.log.publish(topic, b"temp-0001", value)
 
-    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     (letter,) = await read_all(pipeline.log, dead_letter_topic(topic))
     trace = dict(letter.headers)[H_STACK_TRACE].decode()
@@ -198,39 +208,44 @@ class RecordingLog(InMemoryEventLog):
         self._events.append("flush")
 
 
-class RecordingStore(InMemorySensorStore):
-    """An in-memory store that notes applies, and fails the first `failures` of them."""
+class Projection:
+    """The sensors job's handler for group `g` over `log` and `store`, as a worker runs it."""
 
-    def __init__(self, events: list[str], *, failures: int = 0) -> None:
-        super().__init__()
-        self._events = events
-        self._failures = failures
+    def __init__(
+        self, log: InMemoryEventLog | None, store: Any, clock: ManualClock, *, group: str = "g"
+    ) -> None:
+        self.handler = JobHandler(
+            job=sensor_job(SensorJobConfig(topic=TOPIC), clock),
+            group_id=group,
+            codecs={TOPIC: reading_codec(InMemorySchemaRegistry(), TOPIC)},
+            store=store,
+            log_=log,
+            clock=clock,
+            worker_id="w1",
+        )
+        self._resolved = False
 
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        if self._failures:
-            self._failures -= 1
-            raise StoreUnavailable("database restarting")
-        self._events.append("apply")
-        return await super().apply(batch)
+    async def prepare(self, records: list[Record]) -> PreparedBatch:
+        if not self._resolved:
+            await self.handler.resolve([TopicPartition(TOPIC, 0)])
+            self._resolved = True
+        return await self.handler.prepare(records)
+
+    async def apply(self, prepared: PreparedBatch) -> BatchReport:
+        return await self.handler.apply(prepared)
+
+    async def handle(self, records: list[Record]) -> BatchReport:
+        return await self.apply(await self.prepare(records))
 
 
-async def projection_over(
-    log: InMemoryEventLog, store: InMemorySensorStore, clock: ManualClock
-) -> SensorProjection:
+async def projection_over(log: InMemoryEventLog, store: Any, clock: ManualClock) -> Projection:
     await log.ensure_topics(
         [
             TopicSpec(name=TOPIC, partitions=1),
             TopicSpec(name=dead_letter_topic(TOPIC), partitions=1),
         ]
     )
-    return SensorProjection(
-        group_id="g",
-        codec=reading_codec(InMemorySchemaRegistry(), TOPIC),
-        store=store,
-        clock=clock,
-        dead_letters=DeadLetterPublisher(log),
-        worker_id="w1",
-    )
+    return Projection(log, store, clock)
 
 
 def bad_record(offset: int) -> Record:
@@ -248,18 +263,19 @@ async def test_dead_letters_are_acknowledged_before_the_batch_and_its_offsets_ar
     clock: ManualClock,
 ) -> None:
     events: list[str] = []
-    projection = await projection_over(RecordingLog(events), RecordingStore(events), clock)
+    store = FaultyCheckpoint(checkpoint_for(InMemorySensorStore()), events=events)
+    projection = await projection_over(RecordingLog(events), store, clock)
 
     await projection.handle([bad_record(0)])
 
-    assert events == ["flush", "apply"]
+    assert events == ["flush", "commit"]
 
 
 async def test_a_refused_dead_letter_stores_neither_the_batch_nor_its_offsets(
     clock: ManualClock,
 ) -> None:
     events: list[str] = []
-    store = RecordingStore(events)
+    store = FaultyCheckpoint(checkpoint_for(InMemorySensorStore()), events=events)
     projection = await projection_over(RecordingLog(events, fail=True), store, clock)
 
     with pytest.raises(PublishError):
@@ -274,7 +290,8 @@ async def test_a_batch_retried_after_a_transient_store_failure_dead_letters_its_
 ) -> None:
     events: list[str] = []
     log = RecordingLog(events)
-    store = RecordingStore(events, failures=1)
+    sensors = InMemorySensorStore()
+    store = FaultyCheckpoint(checkpoint_for(sensors), failures=1, events=events)
     projection = await projection_over(log, store, clock)
     prepared = await projection.prepare([bad_record(0), bad_record(1)])
 
@@ -282,16 +299,16 @@ async def test_a_batch_retried_after_a_transient_store_failure_dead_letters_its_
         await projection.apply(prepared)
     await projection.apply(prepared)
 
-    assert events == ["flush", "apply"]
+    assert events == ["flush", "commit"]
     assert sum((await log.end_offsets(dead_letter_topic(TOPIC))).values()) == 2
-    stored = await store.dead_letters.find_dead_letters(DeadLetterFilter())
+    stored = await sensors.dead_letters.find_dead_letters(DeadLetterFilter())
     assert [(x.offset, x.worker_id) for x in stored] == [(0, "w1"), (1, "w1")]
 
 
 async def test_a_replay_stores_dead_letters_without_publishing_them_again(
     pipeline: Pipeline,
 ) -> None:
-    projection = pipeline.sensor_projection("replay", publish_dead_letters=False)
+    projection = Projection(None, pipeline.checkpoint, pipeline.clock, group="replay")  # type: ignore[arg-type]
     record = Record(
         topic=pipeline.settings.topics.sensor_readings,
         partition=0,
@@ -319,3 +336,142 @@ def test_a_nul_quoted_in_an_error_message_is_escaped_so_the_dead_letter_can_be_s
     assert "\x00" not in letter.message
     assert letter.message == "unknown sensor type 'temp\\x00x'"
     assert letter.error_class == "processing_error"
+
+
+# -- records at and over the size limits -------------------------------------------------
+
+
+async def test_a_record_at_its_topics_size_limit_lands_whole_on_the_dead_letter_topic(
+    pipeline: Pipeline, clock: ManualClock
+) -> None:
+    topic = pipeline.settings.topics.sensor_readings
+    value = b"\x07" + bytes(DEFAULT_MAX_MESSAGE_BYTES)
+    while batch_bytes(b"big", value, ()) > DEFAULT_MAX_MESSAGE_BYTES:
+        value = value[:-1]
+    assert batch_bytes(b"big", value, ()) == DEFAULT_MAX_MESSAGE_BYTES
+    await pipeline.log.publish(topic, b"big", value)
+    await pipeline.log.publish(
+        topic, b"temp-0001", await pipeline.reading_codec.encode(reading(clock))
+    )
+
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
+
+    (letter,) = await read_all(pipeline.log, dead_letter_topic(topic))
+    assert letter.value == value
+    assert H_TRUNCATED not in dict(letter.headers)
+    assert await pipeline.store.count_readings() == 1
+
+
+async def small_dead_letter_topic(log: InMemoryEventLog, limit: int) -> None:
+    """The readings topic, and a dead-letter topic too small for its largest records (one
+    made by hand, whose limit nobody raised)."""
+    await log.ensure_topics(
+        [
+            TopicSpec(name=TOPIC, partitions=1),
+            TopicSpec(
+                name=dead_letter_topic(TOPIC),
+                partitions=1,
+                config={MAX_MESSAGE_BYTES: str(limit)},
+            ),
+        ]
+    )
+
+
+def projection_on(
+    log: InMemoryEventLog, store: InMemorySensorStore, clock: ManualClock
+) -> Projection:
+    """The sensors job's handler publishing dead letters to `log`, committing to `store`."""
+    return Projection(log, checkpoint_for(store), clock)
+
+
+async def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_and_is_kept_whole(
+    clock: ManualClock,
+) -> None:
+    log, store = InMemoryEventLog(), InMemorySensorStore()
+    await small_dead_letter_topic(log, 3_000)
+    big = Record(
+        topic=TOPIC, partition=0, offset=0, key=b"k", value=b"\x07" * 5_000, timestamp_ms=1_000
+    )
+
+    with capture_logs() as logs:
+        await projection_on(log, store, clock).handle([big, bad_record(1)])
+
+    letters = sorted(
+        await read_all(log, dead_letter_topic(TOPIC)), key=lambda x: dict(x.headers)[H_OFFSET]
+    )
+    assert [(x.key, x.value) for x in letters] == [(b"k", None), (b"k", b"\x07bad")]
+    headers = dict(letters[0].headers)
+    assert headers[H_TRUNCATED] == b"value"
+    assert headers[H_VALUE_BYTES] == b"5000"
+    assert headers[H_OFFSET] == b"0"
+    kept = await store.dead_letters.dead_letter(TOPIC, 0, 0)
+    assert kept is not None
+    assert kept.value == big.value
+    assert await checkpoint_for(store).stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
+        TopicPartition(TOPIC, 0): 2
+    }
+    assert [(e["log_level"], e["count"]) for e in logs if "count" in e] == [("warning", 1)]
+
+
+async def test_a_dead_letter_too_large_even_without_its_value_goes_without_key_and_headers(
+    clock: ManualClock,
+) -> None:
+    log, store = InMemoryEventLog(), InMemorySensorStore()
+    await small_dead_letter_topic(log, 3_000)
+    big = Record(
+        topic=TOPIC,
+        partition=0,
+        offset=0,
+        key=b"k" * 4_000,
+        value=b"\x07",
+        timestamp_ms=1_000,
+        headers=(("big", b"h" * 4_000),),
+    )
+
+    await projection_on(log, store, clock).handle([big])
+
+    (letter,) = await read_all(log, dead_letter_topic(TOPIC))
+    assert (letter.key, letter.value) == (None, None)
+    assert "big" not in dict(letter.headers)
+    assert dict(letter.headers)[H_TRUNCATED] == b"key,value,headers"
+    kept = await store.dead_letters.dead_letter(TOPIC, 0, 0)
+    assert kept is not None
+    assert (kept.key, kept.value) == (big.key, big.value)
+
+
+async def test_a_dead_letter_its_topic_refuses_for_good_is_kept_in_the_table_and_the_batch_stored(
+    clock: ManualClock,
+) -> None:
+    log, store = InMemoryEventLog(), InMemorySensorStore()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=1)])  # no dead-letter topic
+
+    with capture_logs() as logs:
+        await projection_on(log, store, clock).handle([bad_record(0)])
+
+    assert await store.dead_letters.dead_letter(TOPIC, 0, 0) is not None
+    assert await checkpoint_for(store).stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
+        TopicPartition(TOPIC, 0): 1
+    }
+    assert [(e["log_level"], e["count"]) for e in logs if "count" in e] == [("error", 1)]
+
+
+def test_the_dead_letter_headers_fit_the_headroom_of_dead_letter_topics_whatever_the_error(
+    clock: ManualClock,
+) -> None:
+    long_name = "t" * 249  # the longest topic name Kafka allows
+    record = Record(
+        topic=long_name, partition=2**31 - 1, offset=2**63 - 1, key=None, value=None, timestamp_ms=0
+    )
+    try:
+        raise ValueError("é" * 100_000)  # noqa: TRY301 - a raised error has a stack trace
+    except ValueError as error:
+        letter = dead_letter_of(
+            record, error, at=clock.now(), worker_id="w" * 5_000, group_id="g" * 5_000
+        )
+
+    headers = dead_letter_headers(letter)
+    size = sum(len(name) + len(value) + 10 for name, value in headers)
+    assert size + 200 < DERIVED_RECORD_HEADROOM_BYTES  # 200: the dlq.truncated markers
+    assert dict(headers)[H_MESSAGE].decode().startswith("é" * 100)
+    assert dict(headers)[H_STACK_TRACE].decode().endswith(letter.stack_trace[-100:])  # type: ignore[index]
+    assert len(letter.message) == 100_000  # the table keeps it whole

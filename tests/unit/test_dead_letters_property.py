@@ -17,8 +17,8 @@ from pipeline.application.dead_letters import H_ERROR_CLASS, dead_letter_topic
 from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings, WorkerSettings
+from pipeline.entrypoints.worker import run_named_job
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -91,7 +91,7 @@ async def scenario(items: list[tuple[str, object]], batch_size: int) -> None:
         else:
             expected[key] = error_class
 
-    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     assert stats.records == len(items)
     assert await pipeline.store.count_readings() == valid
@@ -104,7 +104,7 @@ async def scenario(items: list[tuple[str, object]], batch_size: int) -> None:
     assert {x.key: x.error_class for x in stored} == expected
     assert len(stored) == len(expected)
     ends = await pipeline.log.end_offsets(topic)
-    offsets = await pipeline.store.stored_offsets(
+    offsets = await pipeline.checkpoint.stored_offsets(
         pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
     )
     assert {tp.partition: o for tp, o in offsets.items()} == {p: n for p, n in ends.items() if n}

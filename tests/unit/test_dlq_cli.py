@@ -15,8 +15,10 @@ import structlog
 
 from pipeline.adapters.sql import SqlSensorStore
 from pipeline.adapters.sql.migrate import upgrade
-from pipeline.application.ports import DeadLetter, DeadLetterFilter, SensorBatch
+from pipeline.application.ports import DeadLetter, DeadLetterFilter
+from pipeline.application.ports.checkpoint import CheckpointBatch
 from pipeline.entrypoints import cli
+from tests.projection import checkpoint_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TOPIC = "sensor-readings"
@@ -54,9 +56,9 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     async def fill() -> None:
         store = SqlSensorStore.from_url(url)
-        await store.apply(
-            SensorBatch(
-                group_id="pipeline-sensors", readings=[], next_offsets={}, dead_letters=letters
+        await checkpoint_for(store).commit(
+            CheckpointBatch(
+                group_id="pipeline-sensors", start_offsets={}, next_offsets={}, dead_letters=letters
             )
         )
         await store.close()

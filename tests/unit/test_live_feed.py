@@ -14,6 +14,7 @@ import structlog
 from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.live import LiveFilter, LiveReading, LiveStats, Subscription
 from pipeline.application.live_feed import LiveFeed
@@ -94,7 +95,7 @@ def make_feed(log: InMemoryEventLog, clock: ManualClock, **options: float) -> Li
     registry = REGISTRY
     return LiveFeed(
         log=log,
-        store=InMemorySensorStore(),
+        store=InMemoryCheckpointStore({}),
         clock=clock,
         reading_codec=reading_codec(registry, READINGS),
         alert_codec=alert_codec(registry, ALERTS),
@@ -140,9 +141,11 @@ async def produce(feed: LiveFeed, log: InMemoryEventLog, clock: ManualClock, sen
 async def next_reading(subscription: Subscription, timeout: float = 3.0) -> LiveReading:
     async def wait() -> LiveReading:
         while True:
-            event = await subscription.next()
-            if isinstance(event, LiveReading):
-                return event
+            batch = await subscription.next_batch(100)
+            assert batch is not None, "the subscription closed"
+            for event in batch:
+                if isinstance(event, LiveReading):
+                    return event
 
     return await asyncio.wait_for(wait(), timeout)
 
@@ -150,9 +153,11 @@ async def next_reading(subscription: Subscription, timeout: float = 3.0) -> Live
 async def next_stats(subscription: Subscription, timeout: float = 3.0) -> LiveStats:
     async def wait() -> LiveStats:
         while True:
-            event = await subscription.next()
-            if isinstance(event, LiveStats):
-                return event
+            batch = await subscription.next_batch(100)
+            assert batch is not None, "the subscription closed"
+            for event in batch:
+                if isinstance(event, LiveStats):
+                    return event
 
     return await asyncio.wait_for(wait(), timeout)
 
@@ -242,11 +247,11 @@ async def test_closing_ends_subscriptions_stops_reading_and_closes_the_reader(
 
     await feed.aclose()
 
-    assert await sub.next() is None
+    assert await sub.next_batch(1) is None
     assert not feed.running
     assert topics_log.readers[0].closed
     late = feed.subscribe(LiveFilter(), queue_size=10)
-    assert await late.next() is None  # a closed feed ends new subscriptions at once
+    assert await late.next_batch(1) is None  # a closed feed ends new subscriptions at once
     assert not feed.running
 
 

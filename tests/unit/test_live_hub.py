@@ -4,6 +4,7 @@ and subscribers that come and go."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from datetime import UTC, datetime
 
@@ -12,12 +13,15 @@ import pytest
 from pipeline.application.live import (
     MAX_FILTER_VALUES,
     DroppedNotice,
+    FanoutPacer,
     InvalidLiveFilter,
     LiveAlert,
+    LiveEvent,
     LiveFilter,
     LiveHub,
     LiveReading,
     LiveStats,
+    Subscription,
     parse_live_filter,
 )
 from pipeline.domain.alerts import Alert, AlertKind, Severity
@@ -54,6 +58,15 @@ def live_alert(sensor: str = "temp-1", sensor_type: str | None = "temperature") 
             threshold=45.0,
         )
     )
+
+
+async def next_event(sub: Subscription) -> LiveEvent | DroppedNotice | None:
+    """The subscription's next event (None once it is closed)."""
+    batch = await sub.next_batch(1)
+    if batch is None:
+        return None
+    [event] = batch
+    return event
 
 
 def stats() -> LiveStats:
@@ -137,7 +150,7 @@ class TestHub:
         for event in (first, other, second):
             hub.publish(event)
 
-        assert [await sub.next(), await sub.next()] == [first, second]
+        assert [await next_event(sub), await next_event(sub)] == [first, second]
         assert sub.pending() == 0
 
     async def test_a_full_queue_drops_counts_and_announces_once_drained(self) -> None:
@@ -148,8 +161,8 @@ class TestHub:
         delivered = [hub.publish(event) for event in events]
 
         assert delivered == [1, 1, 0, 0, 0]
-        assert [await sub.next(), await sub.next()] == events[:2]
-        assert await sub.next() == DroppedNotice(count=3, total=3)
+        assert [await next_event(sub), await next_event(sub)] == events[:2]
+        assert await next_event(sub) == DroppedNotice(count=3, total=3)
         assert sub.dropped == 3
         assert hub.dropped == 3
 
@@ -158,15 +171,15 @@ class TestHub:
         sub = hub.subscribe(LiveFilter(), queue_size=1)
         hub.publish(live_reading())
         hub.publish(live_reading())  # dropped
-        await sub.next()
-        await sub.next()  # the first notice
+        await next_event(sub)
+        await next_event(sub)  # the first notice
         hub.publish(live_reading())
         hub.publish(live_reading())  # dropped
         hub.publish(live_reading())  # dropped
 
-        await sub.next()
+        await next_event(sub)
 
-        assert await sub.next() == DroppedNotice(count=2, total=3)
+        assert await next_event(sub) == DroppedNotice(count=2, total=3)
 
     async def test_a_slow_subscriber_does_not_hold_back_a_fast_one(self) -> None:
         hub = LiveHub()
@@ -178,7 +191,7 @@ class TestHub:
         for event in events:
             hub.publish(event)
 
-        assert [await fast.next() for _ in events] == events
+        assert [await next_event(fast) for _ in events] == events
         assert slow.pending() == 1
         assert slow.dropped == 49
         assert fast.dropped == 0
@@ -186,7 +199,7 @@ class TestHub:
     async def test_next_waits_for_a_publish(self) -> None:
         hub = LiveHub()
         sub = hub.subscribe(LiveFilter(), queue_size=10)
-        waiting = asyncio.create_task(sub.next())
+        waiting = asyncio.create_task(next_event(sub))
         await asyncio.sleep(0)
         event = live_alert()
 
@@ -198,17 +211,17 @@ class TestHub:
         hub = LiveHub()
         sub = hub.subscribe(LiveFilter(), queue_size=10)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(sub.next(), 0.01)
+            await asyncio.wait_for(next_event(sub), 0.01)
         event = live_reading()
 
         hub.publish(event)
 
-        assert await sub.next() == event
+        assert await next_event(sub) == event
 
     async def test_an_unsubscribed_subscriber_gets_nothing_more_and_its_wait_ends(self) -> None:
         hub = LiveHub()
         sub = hub.subscribe(LiveFilter(), queue_size=10)
-        waiting = asyncio.create_task(sub.next())
+        waiting = asyncio.create_task(next_event(sub))
         await asyncio.sleep(0)
 
         hub.unsubscribe(sub)
@@ -226,7 +239,7 @@ class TestHub:
         later = live_reading("after")
         hub.publish(later)
 
-        assert await sub.next() == later
+        assert await next_event(sub) == later
 
     async def test_closing_the_hub_ends_every_subscription(self) -> None:
         hub = LiveHub()
@@ -235,8 +248,27 @@ class TestHub:
 
         hub.close()
 
-        assert [await sub.next() for sub in subs] == [None, None, None]
+        assert [await next_event(sub) for sub in subs] == [None, None, None]
         assert hub.clients == 0
+
+    async def test_a_batch_takes_the_oldest_events_up_to_its_limit(self) -> None:
+        hub = LiveHub()
+        sub = hub.subscribe(LiveFilter(), queue_size=10)
+        events = [live_reading(f"s{i}") for i in range(5)]
+        for event in events:
+            hub.publish(event)
+
+        assert await sub.next_batch(3) == events[:3]
+        assert await sub.next_batch(3) == events[3:]
+
+    async def test_a_batch_that_drains_the_queue_ends_with_the_drop_notice(self) -> None:
+        hub = LiveHub()
+        sub = hub.subscribe(LiveFilter(), queue_size=2)
+        events = [live_reading(f"s{i}") for i in range(4)]
+        for event in events:
+            hub.publish(event)
+
+        assert await sub.next_batch(10) == [*events[:2], DroppedNotice(count=2, total=2)]
 
     def test_counts_its_clients(self) -> None:
         hub = LiveHub()
@@ -250,3 +282,84 @@ class TestHub:
     def test_a_queue_needs_room_for_one_event(self) -> None:
         with pytest.raises(ValueError, match="at least 1"):
             LiveHub().subscribe(LiveFilter(), queue_size=0)
+
+
+class TestFanoutPacer:
+    """Senders whose socket never makes them wait would hold the event loop; the pacer
+    lets at most `frames_per_turn` frames go per pass of the loop, in arrival order."""
+
+    @staticmethod
+    async def sender(pacer: FanoutPacer, name: str, batches: int, sent: list[str]) -> None:
+        for _ in range(batches):
+            await pacer.turn(4)
+            sent.extend([name] * 4)  # a send that never waits, like a socket with room
+
+    async def test_other_work_runs_between_turns_while_senders_are_busy(self) -> None:
+        pacer = FanoutPacer(frames_per_turn=8)
+        sent: list[str] = []
+        sent_at_each_pass: list[int] = []
+
+        async def other_work() -> None:  # e.g. a health check, one step per pass of the loop
+            for _ in range(5):
+                await asyncio.sleep(0)
+                sent_at_each_pass.append(len(sent))
+
+        senders = [
+            asyncio.create_task(self.sender(pacer, name, batches=25, sent=sent)) for name in "abc"
+        ]
+        await other_work()
+        await asyncio.gather(*senders)
+
+        assert len(sent) == 300  # everything is sent in the end
+        steps = [b - a for a, b in itertools.pairwise([0, *sent_at_each_pass])]
+        assert max(steps) <= 2 * pacer.frames_per_turn, steps
+        assert sent_at_each_pass[-1] < len(sent)  # the health check did not wait for them all
+
+    async def test_waiting_senders_go_in_the_order_they_asked_one_pass_each(self) -> None:
+        pacer = FanoutPacer(frames_per_turn=4)
+        order: list[tuple[str, int]] = []
+        passes = 0
+
+        async def count_passes() -> None:
+            nonlocal passes
+            while len(order) < 3:
+                await asyncio.sleep(0)
+                passes += 1
+
+        async def ask(name: str) -> None:
+            await pacer.turn(4)
+            order.append((name, passes))
+
+        await pacer.turn(4)  # this pass is used up: everyone below waits
+        counter = asyncio.create_task(count_passes())
+        await asyncio.gather(ask("a"), ask("b"), ask("c"))
+        await counter
+
+        names = [name for name, _ in order]
+        at_pass = [at for _, at in order]
+        assert names == ["a", "b", "c"]
+        assert at_pass == sorted(set(at_pass))  # a pass each: the budget holds one batch
+
+    async def test_a_sender_cancelled_while_waiting_gives_its_place_up(self) -> None:
+        pacer = FanoutPacer(frames_per_turn=4)
+        first = asyncio.create_task(pacer.turn(4))
+        second = asyncio.create_task(pacer.turn(4))
+        await asyncio.sleep(0)  # first took the pass's budget; second waits in line
+        assert first.done()
+        assert not second.done()
+
+        second.cancel()
+
+        await asyncio.wait_for(pacer.turn(4), 1)  # the next in line is not held up
+        assert second.cancelled()
+
+    async def test_without_competition_turns_are_granted_at_once(self) -> None:
+        pacer = FanoutPacer(frames_per_turn=8)
+        # Within the budget of a pass: no wait at all (the coroutine never suspends).
+        step = pacer.turn(8).__await__()
+        with pytest.raises(StopIteration):
+            step.send(None)
+
+    def test_a_turn_needs_room_for_one_frame(self) -> None:
+        with pytest.raises(ValueError, match="at least 1"):
+            FanoutPacer(frames_per_turn=0)

@@ -1,34 +1,11 @@
-"""Event-time layout of produced readings and the offsets a replay covers."""
+"""The offsets a replay covers."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pipeline.application.ports import TopicPartition
-from pipeline.entrypoints.sensors import plan_production, plan_replay
-
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def test_fixed_rate_spaces_each_sensor_so_event_time_follows_the_clock() -> None:
-    plan = plan_production(now=NOW, count=None, rate=200.0, sensors=100)
-
-    assert plan.start == NOW
-    assert plan.interval == timedelta(seconds=0.5)
-
-
-def test_as_fast_as_possible_ends_now_so_no_reading_is_in_the_future() -> None:
-    plan = plan_production(now=NOW, count=1_000, rate=0, sensors=100)
-
-    assert plan.interval == timedelta(seconds=1)
-    assert plan.start == NOW - timedelta(seconds=10)
-
-
-def test_as_fast_as_possible_without_a_count_is_refused() -> None:
-    with pytest.raises(ValueError, match="needs --count"):
-        plan_production(now=NOW, count=None, rate=0, sensors=10)
+from pipeline.entrypoints.replay import plan_replay
 
 
 def test_replay_covers_every_partition_from_the_offset_to_the_end() -> None:

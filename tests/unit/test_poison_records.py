@@ -10,52 +10,19 @@ import pytest
 
 from pipeline.adapters.avro import reading_codec
 from pipeline.adapters.clock import ManualClock
-from pipeline.adapters.memory import InMemorySchemaRegistry, InMemorySensorStore
+from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
 from pipeline.application.errors import ConfigurationError, StoreRejected, StoreUnavailable
-from pipeline.application.poison import SYSTEMIC_AT
-from pipeline.application.ports import (
-    AppliedBatch,
-    DeadLetter,
-    DeadLetterFilter,
-    Record,
-    SensorBatch,
-    TopicPartition,
-)
-from pipeline.application.sensors import SensorProjection
+from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition, TopicSpec
+from pipeline.application.runtime.handler import JobHandler
+from pipeline.application.runtime.poison import SYSTEMIC_AT
+from pipeline.application.topic_names import dead_letter_topic
 from pipeline.domain import Reading
+from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from tests.faults import FaultyCheckpoint
+from tests.projection import checkpoint_for
 
 TOPIC = "sensor-readings"
-
-
-class RefusingStore(InMemorySensorStore):
-    """The in-memory store, refusing (like a database constraint would) every transaction
-    that holds a reading of a sensor named in `poison`; `fail_next` makes the following
-    transactions fail with the given errors first."""
-
-    def __init__(self, poison: set[str], error: Exception | None = None) -> None:
-        super().__init__()
-        self.poison = poison
-        self.error = error or StoreRejected("new row violates check constraint")
-        self.fail_next: list[Exception] = []
-        self.transactions = 0
-
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        self.transactions += 1
-        if self.fail_next:
-            raise self.fail_next.pop(0)
-        if any(p.reading.sensor_id in self.poison for p in batch.readings):
-            raise self.error
-        return await super().apply(batch)
-
-
-class CountingPublisher:
-    """Stands in for the DLQ topic: remembers what was published."""
-
-    def __init__(self) -> None:
-        self.published: list[DeadLetter] = []
-
-    async def publish(self, letters: list[DeadLetter]) -> None:
-        self.published.extend(letters)
+P0 = TopicPartition(TOPIC, 0)
 
 
 def reading(clock: ManualClock, sensor: str) -> Reading:
@@ -69,88 +36,98 @@ def reading(clock: ManualClock, sensor: str) -> Reading:
     )
 
 
-async def records(
-    handler: SensorProjection, clock: ManualClock, sensors: list[str]
-) -> list[Record]:
-    codec = handler._codec  # the registry the projection decodes with
-    return [
-        Record(
-            topic=TOPIC,
-            partition=0,
-            offset=offset,
-            key=sensor.encode(),
-            value=await codec.encode(reading(clock, sensor)),
-            timestamp_ms=0,
+def refusing(*poison: str) -> object:
+    """A readings row of one of these sensors is refused, like a database constraint would."""
+    return lambda row: isinstance(row, Reading) and row.sensor_id in poison
+
+
+class World:
+    """The sensors job's handler over an in-memory log and store, with a store that refuses."""
+
+    def __init__(self, clock: ManualClock, **faults: object) -> None:
+        self.clock = clock
+        self.log = InMemoryEventLog()
+        self.sensors = InMemorySensorStore()
+        self.store = FaultyCheckpoint(checkpoint_for(self.sensors), **faults)  # type: ignore[arg-type]
+        self.codec = reading_codec(InMemorySchemaRegistry(), TOPIC)
+        self.handler = JobHandler(
+            job=sensor_job(SensorJobConfig(topic=TOPIC), clock),
+            group_id="g",
+            codecs={TOPIC: self.codec},
+            store=self.store,
+            log_=self.log,
+            clock=clock,
+            worker_id="w",
         )
-        for offset, sensor in enumerate(sensors)
-    ]
 
+    async def records(self, sensors: list[str]) -> list[Record]:
+        await self.log.ensure_topics(
+            [TopicSpec(name=name, partitions=1) for name in (TOPIC, dead_letter_topic(TOPIC))]
+        )
+        await self.handler.resolve([P0])
+        return [
+            Record(
+                topic=TOPIC,
+                partition=0,
+                offset=offset,
+                key=sensor.encode(),
+                value=await self.codec.encode(reading(self.clock, sensor)),
+                timestamp_ms=0,
+            )
+            for offset, sensor in enumerate(sensors)
+        ]
 
-def projection(
-    store: InMemorySensorStore, clock: ManualClock, publisher: CountingPublisher | None = None
-) -> SensorProjection:
-    # The projection decodes with a codec on the same in-memory registry as `records`.
-    return SensorProjection(
-        group_id="g",
-        codec=reading_codec(InMemorySchemaRegistry(), TOPIC),
-        store=store,
-        clock=clock,
-        dead_letters=publisher,  # type: ignore[arg-type]
-    )
+    async def published(self) -> int:
+        return sum((await self.log.end_offsets(dead_letter_topic(TOPIC))).values())
 
 
 async def test_a_refused_record_is_dead_lettered_and_the_rest_of_its_batch_stored(
     clock: ManualClock,
 ) -> None:
-    sensors = [f"temp-{i:04d}" for i in range(20)]
-    store = RefusingStore(poison={"temp-0007", "temp-0013"})
-    publisher = CountingPublisher()
+    world = World(clock, refuse=refusing("temp-0007", "temp-0013"))
+    records = await world.records([f"temp-{i:04d}" for i in range(20)])
 
-    handler = projection(store, clock, publisher)
-    report = await handler.handle(await records(handler, clock, sensors))
+    report = await world.handler.apply(await world.handler.prepare(records))
 
-    assert report.readings_inserted == 18
-    assert await store.count_readings() == 18
-    assert sorted((r.offset, r.error_class) for r in report.rejections) == [
+    assert await world.sensors.count_readings() == 18
+    assert sorted((r.offset, r.error_class) for r in report.dead_lettered) == [
         (7, "store_rejected"),
         (13, "store_rejected"),
     ]
-    assert sorted(letter.offset for letter in publisher.published) == [7, 13]
-    stored = await store.dead_letters.find_dead_letters(DeadLetterFilter())
+    assert await world.published() == 2
+    stored = await world.sensors.dead_letters.find_dead_letters(DeadLetterFilter())
     assert sorted((letter.offset, letter.error_class) for letter in stored) == [
         (7, "store_rejected"),
         (13, "store_rejected"),
     ]
-    assert await store.stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
-        TopicPartition(TOPIC, 0): 20
-    }
+    assert await world.store.stored_offsets("g", [P0]) == {P0: 20}
 
 
 async def test_any_exception_a_record_triggers_is_a_processing_error_dead_letter(
     clock: ManualClock,
 ) -> None:
-    store = RefusingStore(poison={"temp-0001"}, error=ValueError("cannot adapt value"))
+    world = World(clock, refuse=refusing("temp-0001"), refusal=ValueError("cannot adapt value"))
+    records = await world.records(["temp-0000", "temp-0001"])
 
-    handler = projection(store, clock)
-    report = await handler.handle(await records(handler, clock, ["temp-0000", "temp-0001"]))
+    report = await world.handler.apply(await world.handler.prepare(records))
 
-    assert [(r.offset, r.error_class) for r in report.rejections] == [(1, "processing_error")]
-    assert "cannot adapt value" in report.rejections[0].reason
-    assert await store.count_readings() == 1
+    assert [(r.offset, r.error_class) for r in report.dead_lettered] == [(1, "processing_error")]
+    assert "cannot adapt value" in report.dead_lettered[0].reason
+    assert await world.sensors.count_readings() == 1
 
 
 async def test_a_store_that_refuses_every_record_stops_the_worker_instead(
     clock: ManualClock,
 ) -> None:
     sensors = [f"temp-{i:04d}" for i in range(SYSTEMIC_AT)]
-    store = RefusingStore(poison=set(sensors))
-    handler = projection(store, clock)
+    world = World(clock, refuse=refusing(*sensors))
+    records = await world.records(sensors)
 
     with pytest.raises(StoreRejected):
-        await handler.handle(await records(handler, clock, sensors))
+        await world.handler.apply(await world.handler.prepare(records))
 
-    assert await store.count_readings() == 0
-    assert await store.stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {}
+    assert await world.sensors.count_readings() == 0
+    assert await world.store.stored_offsets("g", [P0]) == {}
 
 
 async def test_a_small_batch_whose_records_all_fail_is_dead_lettered_not_stopped_on(
@@ -159,15 +136,13 @@ async def test_a_small_batch_whose_records_all_fail_is_dead_lettered_not_stopped
     # Two bad records on a quiet stream prove nothing about the store: stopping would stop
     # on the same two records after every restart.
     sensors = ["temp-0001", "temp-0002"]
-    store = RefusingStore(poison=set(sensors))
-    handler = projection(store, clock)
+    world = World(clock, refuse=refusing(*sensors))
+    records = await world.records(sensors)
 
-    report = await handler.handle(await records(handler, clock, sensors))
+    report = await world.handler.apply(await world.handler.prepare(records))
 
-    assert sorted(r.offset for r in report.rejections) == [0, 1]
-    assert await store.stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
-        TopicPartition(TOPIC, 0): 2
-    }
+    assert sorted(r.offset for r in report.dead_lettered) == [0, 1]
+    assert await world.store.stored_offsets("g", [P0]) == {P0: 2}
 
 
 @pytest.mark.parametrize(
@@ -176,42 +151,39 @@ async def test_a_small_batch_whose_records_all_fail_is_dead_lettered_not_stopped
 async def test_failures_that_are_not_a_records_fault_are_never_bisected(
     clock: ManualClock, error: Exception
 ) -> None:
-    store = RefusingStore(poison={"temp-0001"}, error=error)
-    handler = projection(store, clock)
+    world = World(clock, refuse=refusing("temp-0001"), refusal=error)
+    records = await world.records(["temp-0000", "temp-0001"])
 
     with pytest.raises(type(error)):
-        await handler.handle(await records(handler, clock, ["temp-0000", "temp-0001"]))
+        await world.handler.apply(await world.handler.prepare(records))
 
-    assert store.transactions == 1  # the batch itself; no halves were tried
+    assert world.store.attempts == 1  # the batch itself; no halves were tried
 
 
 async def test_a_transient_failure_after_isolation_does_not_publish_the_poison_twice(
     clock: ManualClock,
 ) -> None:
-    store = RefusingStore(poison={"temp-0002"})
-    publisher = CountingPublisher()
-    handler = projection(store, clock, publisher)
-    prepared = await handler.prepare(await records(handler, clock, ["temp-0001", "temp-0002"]))
+    world = World(clock, refuse=refusing("temp-0002"))
+    prepared = await world.handler.prepare(await world.records(["temp-0001", "temp-0002"]))
     # Refused as a whole, then isolated; the final transaction fails transiently once.
-    original_apply = store.apply
+    world.store.fail_next = []
+    original = world.store.commit
     failed = False
 
-    async def flaky_final(batch: SensorBatch) -> AppliedBatch:
+    async def flaky_final(batch):  # type: ignore[no-untyped-def]
         nonlocal failed
         if batch.next_offsets and batch.dead_letters and not failed:
             failed = True  # only the batch's own final transaction has both
             raise StoreUnavailable("connection reset")
-        return await original_apply(batch)
+        return await original(batch)
 
-    store.apply = flaky_final  # type: ignore[method-assign]
+    world.store.commit = flaky_final  # type: ignore[method-assign]
 
     with pytest.raises(StoreUnavailable):
-        await handler.apply(prepared)
-    report = await handler.apply(prepared)  # what the worker's in-place retry does
+        await world.handler.apply(prepared)
+    report = await world.handler.apply(prepared)  # what the worker's in-place retry does
 
-    assert [letter.offset for letter in publisher.published] == [1]
-    assert [r.offset for r in report.rejections] == [1]
-    assert await store.count_readings() == 1
-    assert await store.stored_offsets("g", [TopicPartition(TOPIC, 0)]) == {
-        TopicPartition(TOPIC, 0): 2
-    }
+    assert await world.published() == 1
+    assert [r.offset for r in report.dead_lettered] == [1]
+    assert await world.sensors.count_readings() == 1
+    assert await world.store.stored_offsets("g", [P0]) == {P0: 2}

@@ -13,6 +13,7 @@ from pipeline.application.retries import (
     H_ERROR_CLASS,
     H_NOT_BEFORE,
     RetryOrigin,
+    level_of,
     not_before,
     retry_headers,
     retry_level,
@@ -64,9 +65,10 @@ def test_retry_headers_replace_older_retry_headers_and_round_trip_the_origin() -
     stale = record(headers=(("trace", b"abc"), (H_ATTEMPTS, b"1"), (H_NOT_BEFORE, b"1")))
 
     headers = retry_headers(
-        stale, origin, StoreUnavailable("deadlock detected"), not_before_ms=5_000
+        stale, origin, StoreUnavailable("deadlock detected"), level=1, not_before_ms=5_000
     )
     copy = record(topic="readings.retry.1", headers=tuple(headers))
+    forwarded = record(topic="readings", headers=tuple(headers))
 
     names = [name for name, _ in headers]
     assert names[0] == "trace"
@@ -74,6 +76,8 @@ def test_retry_headers_replace_older_retry_headers_and_round_trip_the_origin() -
     assert dict(headers)[H_ERROR_CLASS] == b"store_unavailable"
     assert retry_origin(copy) == origin
     assert not_before([copy]) == 5.0
+    # Forwarded back to its topic, the record still says which level it came from.
+    assert (level_of(copy), level_of(forwarded), level_of(stale)) == (1, 1, 0)
 
 
 def test_a_record_with_damaged_retry_headers_has_no_origin() -> None:

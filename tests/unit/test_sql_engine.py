@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from pipeline.adapters.sql import SqlSensorStore, async_url, create_engine
+from pipeline.adapters.sql import async_url, create_engine
+from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
 from pipeline.adapters.sql.tables import UtcDateTime
 from pipeline.application.errors import ConfigurationError
 
@@ -50,11 +51,11 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> No
     assert (mode, timeout) == ("wal", 1234)
 
 
-def test_the_store_refuses_an_engine_of_another_database() -> None:
+def test_the_checkpoint_store_refuses_an_engine_of_another_database() -> None:
     oracle = type("FakeAsyncEngine", (), {"dialect": type("Dialect", (), {"name": "oracle"})()})
 
-    with pytest.raises(ConfigurationError):
-        SqlSensorStore(oracle())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="oracle"):
+        sql_checkpoint_store(oracle(), postgres={}, sqlite={})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()])

@@ -20,8 +20,10 @@ from pipeline.application.errors import (
     StoreUnavailable,
     TransientError,
 )
-from pipeline.application.ports import ProjectedReading, SensorBatch, TopicPartition
+from pipeline.application.ports import Record, TopicPartition
+from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.domain.sensors import Reading
+from tests.projection import checkpoint_for
 
 
 def wrapped(orig: Exception) -> sqlalchemy.exc.DBAPIError:
@@ -103,7 +105,7 @@ async def unreachable_store() -> AsyncIterator[SqlSensorStore]:
     await store.close()
 
 
-async def test_applying_to_an_unreachable_database_raises_store_unavailable(
+async def test_committing_to_an_unreachable_database_raises_store_unavailable(
     unreachable_store: SqlSensorStore,
 ) -> None:
     r = Reading(
@@ -115,14 +117,16 @@ async def test_applying_to_an_unreachable_database_raises_store_unavailable(
         location="lab",
     )
     tp = TopicPartition("sensor-readings", 0)
-    batch = SensorBatch(
+    origin = Record(topic=tp.topic, partition=0, offset=0, key=None, value=b"", timestamp_ms=0)
+    batch = CheckpointBatch(
         group_id="g",
-        readings=[ProjectedReading(source=tp, offset=0, reading=r)],
+        start_offsets={tp: 0},
         next_offsets={tp: 1},
+        writes=[SinkRows(sink="readings", rows=[r], parts=[0], origins=[origin])],
     )
 
     with pytest.raises(StoreUnavailable):
-        await unreachable_store.apply(batch)
+        await checkpoint_for(unreachable_store).commit(batch)
 
 
 async def test_queries_to_an_unreachable_database_raise_store_unavailable(
@@ -133,7 +137,9 @@ async def test_queries_to_an_unreachable_database_raise_store_unavailable(
     with pytest.raises(StoreUnavailable):
         await unreachable_store.latest_readings()
     with pytest.raises(StoreUnavailable):
-        await unreachable_store.stored_offsets("g", [TopicPartition("sensor-readings", 0)])
+        await checkpoint_for(unreachable_store).stored_offsets(
+            "g", [TopicPartition("sensor-readings", 0)]
+        )
 
 
 def test_migrating_an_unreachable_database_raises_store_unavailable() -> None:

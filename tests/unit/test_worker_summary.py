@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from pipeline.application.worker import WorkerStats
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.worker import stats_summary
 
 
@@ -14,7 +14,8 @@ def test_the_summary_reports_rejections_retries_pauses_and_diversions_as_json() 
     stats = WorkerStats(
         records=10,
         batches=2,
-        readings_inserted=7,
+        written=Counter({"readings": 7, "aggregates_1m": 3}),
+        late=2,
         rejected=Counter({"bad_magic_byte": 2, "store_rejected": 1}),
         retries=4,
         retried_in_place=3,
@@ -29,4 +30,6 @@ def test_the_summary_reports_rejections_retries_pauses_and_diversions_as_json() 
     assert (summary["retries"], summary["retried_in_place"]) == (4, 3)
     assert summary["sent_to_retry"] == {"readings.retry.1": 5}
     assert (summary["pauses"], summary["paused_seconds"]) == (1, 20.9)
-    assert (summary["records"], summary["readings_inserted"]) == (10, 7)
+    assert summary["records"] == 10
+    assert summary["written"] == {"readings": 7, "aggregates_1m": 3}
+    assert summary["late"] == 2

@@ -16,12 +16,10 @@ from pipeline.application import dead_letters as dlq
 from pipeline.application.dead_letters import dead_letter_topic
 from pipeline.application.errors import StoreUnavailable
 from pipeline.application.ports import (
-    AppliedBatch,
     DeadLetterFilter,
     EventConsumer,
     EventLog,
     Record,
-    SensorBatch,
     TopicPartition,
 )
 from pipeline.application.retries import (
@@ -35,11 +33,15 @@ from pipeline.application.retries import (
     H_TOPIC,
     retry_topic,
 )
-from pipeline.application.sensors import BatchReport
-from pipeline.application.worker import ConsumerWorker, RetryPolicy
+from pipeline.application.runtime.consumer_loop import ConsumerWorker
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import RetrySettings, Settings
+from pipeline.entrypoints.worker import run_named_job
+from tests.faults import FaultyCheckpoint
+from tests.projection import checkpoint_for
 from tests.unit.test_consumer_worker import TOPIC, RecordingHandler, log_with
 
 FAST = RetryPolicy(initial=0.01, maximum=0.05)
@@ -179,47 +181,34 @@ async def test_without_a_diverter_an_exhausted_budget_re_raises_and_commits_noth
     assert again.handled == [0, 1, 2]
 
 
-class FaultyStore(InMemorySensorStore):
-    """An in-memory store whose applies of batches with readings fail transiently:
-    `failures` times as a deadlock would (the database answers pings), or for as long as
-    `down` is set, as an outage would (pings fail too)."""
-
-    def __init__(self, failures: int = 0) -> None:
-        super().__init__()
-        self.failures = failures
-        self.down = False
-        self.failed_applies = 0
-
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        if self.down:
-            self.failed_applies += 1
-            raise StoreUnavailable("connection refused")
-        if batch.readings and self.failures:
-            self.failures -= 1
-            self.failed_applies += 1
-            raise StoreUnavailable("deadlock detected")
-        return await super().apply(batch)
-
-    async def ping(self) -> None:
-        if self.down:
-            raise StoreUnavailable("connection refused")
-
-
-async def pipeline_with(store: FaultyStore, *delays: float, attempts: int = 2) -> Pipeline:
+async def pipeline_with(
+    *delays: float, failures: int = 0, attempts: int = 2
+) -> tuple[Pipeline, FaultyCheckpoint]:
+    """An in-memory pipeline whose checkpoint commits of batches with rows fail transiently
+    `failures` times, as a deadlock would (the database answers pings); the store's `down`
+    makes every commit and ping fail, as an outage would."""
     retry = RetrySettings(
         in_place_attempts=attempts,
         initial_backoff_s=0.01,
         max_backoff_s=0.05,
         topic_delays_s=list(delays),
     )
+    sensors = InMemorySensorStore()
+    store = FaultyCheckpoint(
+        checkpoint_for(sensors),
+        failures=failures,
+        only_with_rows=True,
+        error=StoreUnavailable("deadlock detected"),
+    )
     pipeline = await bootstrap(
         Settings(retry=retry),
         log=InMemoryEventLog(),
         registry=InMemorySchemaRegistry(),
-        store=store,
+        store=sensors,
+        checkpoint=store,
     )
     await pipeline.ensure_topics()
-    return pipeline
+    return pipeline, store
 
 
 async def read_all(log: EventLog, topic: str) -> list[Record]:
@@ -237,14 +226,13 @@ def header(record: Record, name: str) -> str:
 
 
 async def test_a_batch_failing_with_a_healthy_store_goes_through_retry_1_then_is_stored() -> None:
-    store = FaultyStore(failures=2)
-    pipeline = await pipeline_with(store, 0.5, 0.5)
+    pipeline, _ = await pipeline_with(0.5, 0.5, failures=2)
     readings = pipeline.settings.topics.sensor_readings
     await produce_sensors(pipeline, count=40, rate=0, seed=1, sensors=4)
     source = {(r.partition, r.offset): r for r in await read_all(pipeline.log, readings)}
 
     started = time.time()
-    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     retried = await read_all(pipeline.log, retry_topic(readings, 1))
     assert len(retried) == 40
@@ -258,20 +246,19 @@ async def test_a_batch_failing_with_a_healthy_store_goes_through_retry_1_then_is
         assert header(record, H_MESSAGE) == "deadlock detected"
         assert header(record, H_FIRST_FAILURE)
         assert int(header(record, H_NOT_BEFORE)) >= started * 1000 + 500
-    assert await store.count_readings() == 40
+    assert await pipeline.store.count_readings() == 40
     assert time.time() - started >= 0.5  # stored only after the retry topic's delay
     assert stats.sent_to_retry == {retry_topic(readings, 1): 40}
     assert await pipeline.log.end_offsets(dead_letter_topic(readings)) == dict.fromkeys(range(6), 0)
 
 
 async def test_a_batch_failing_at_the_last_retry_level_becomes_a_dead_letter() -> None:
-    store = FaultyStore(failures=1_000)
-    pipeline = await pipeline_with(store, 0.1)
+    pipeline, _ = await pipeline_with(0.1, failures=1_000)
     readings = pipeline.settings.topics.sensor_readings
     await produce_sensors(pipeline, count=20, rate=0, seed=1, sensors=4)
     source = {(r.partition, r.offset) for r in await read_all(pipeline.log, readings)}
 
-    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     letters = await read_all(pipeline.log, dead_letter_topic(readings))
     assert len(letters) == 20
@@ -281,24 +268,23 @@ async def test_a_batch_failing_at_the_last_retry_level_becomes_a_dead_letter() -
     stored = await pipeline.dead_letter_store().find_dead_letters(DeadLetterFilter(), limit=100)
     assert {(letter.partition, letter.offset) for letter in stored} == source
     assert {letter.topic for letter in stored} == {readings}
-    assert await store.count_readings() == 0
+    assert await pipeline.store.count_readings() == 0
     assert stats.sent_to_retry[dead_letter_topic(readings)] == 20
 
 
 async def test_an_outage_is_waited_out_in_place_and_never_routed() -> None:
-    store = FaultyStore()
+    pipeline, store = await pipeline_with(0.1, attempts=2)
     store.down = True
-    pipeline = await pipeline_with(store, 0.1, attempts=2)
     readings = pipeline.settings.topics.sensor_readings
     await produce_sensors(pipeline, count=30, rate=0, seed=1, sensors=3)
     stop = asyncio.Event()
-    running = asyncio.create_task(run_sensor_worker(pipeline, stop=stop))
-    while store.failed_applies < 6:  # well past the in-place budget
+    running = asyncio.create_task(run_named_job(pipeline, "sensors", stop=stop))
+    while store.failed < 6:  # well past the in-place budget
         await asyncio.sleep(0.01)
 
     store.down = False
     deadline = time.monotonic() + 10
-    while await store.count_readings() < 30:
+    while await pipeline.store.count_readings() < 30:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     stop.set()
@@ -311,19 +297,18 @@ async def test_an_outage_is_waited_out_in_place_and_never_routed() -> None:
 
 
 async def test_a_stop_request_ends_an_outage_wait_cleanly_without_committing() -> None:
-    store = FaultyStore()
+    pipeline, store = await pipeline_with(0.1)
     store.down = True
-    pipeline = await pipeline_with(store, 0.1)
     await produce_sensors(pipeline, count=10, rate=0, seed=1, sensors=2)
     stop = asyncio.Event()
-    running = asyncio.create_task(run_sensor_worker(pipeline, stop=stop))
-    while store.failed_applies < 3:
+    running = asyncio.create_task(run_named_job(pipeline, "sensors", stop=stop))
+    while store.failed < 3:
         await asyncio.sleep(0.01)
 
     stop.set()
     stats = await asyncio.wait_for(running, 5)  # a stop, not a failure
 
-    assert stats.readings_inserted == 0
+    assert stats.written.get("readings", 0) == 0
     assert (
         await store.stored_offsets(
             "pipeline-sensors", [TopicPartition(pipeline.settings.topics.sensor_readings, 0)]
@@ -331,8 +316,8 @@ async def test_a_stop_request_ends_an_outage_wait_cleanly_without_committing() -
         == {}
     )
     store.down = False
-    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
-    assert await store.count_readings() == 10
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
+    assert await pipeline.store.count_readings() == 10
 
 
 @pytest.mark.parametrize(
@@ -360,7 +345,7 @@ def test_the_retry_section_is_read_from_the_environment(monkeypatch: pytest.Monk
 
 
 async def test_the_readings_topic_has_one_retry_topic_per_delay_partitioned_like_it() -> None:
-    pipeline = await pipeline_with(FaultyStore(), 1, 2, 3)
+    pipeline, _ = await pipeline_with(1, 2, 3)
     readings = pipeline.settings.topics.sensor_readings
 
     specs = {spec.name: spec for spec in pipeline.topic_specs()}
@@ -374,14 +359,13 @@ async def test_a_diverted_batch_moves_only_its_readings_and_keeps_its_dead_lette
     # A batch holding an undecodable record keeps failing while the database answers: only
     # its readings go to the retry topic; the bad record stays one dead letter on the
     # readings topic's DLQ and in the table, and no retry-level worker ever sees it.
-    store = FaultyStore(failures=1_000)
-    pipeline = await pipeline_with(store, 0.1)
+    pipeline, _ = await pipeline_with(0.1, failures=1_000)
     readings = pipeline.settings.topics.sensor_readings
     await produce_sensors(pipeline, count=12, rate=0, seed=1, sensors=4)
     await pipeline.log.publish(readings, b"garbage", b"\x07 not wire format")
     await pipeline.log.flush()
 
-    stats = await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     assert len(await read_all(pipeline.log, retry_topic(readings, 1))) == 12
     letters = await read_all(pipeline.log, dead_letter_topic(readings))
@@ -399,8 +383,7 @@ async def test_a_diverted_batch_moves_only_its_readings_and_keeps_its_dead_lette
 
 
 async def test_a_record_invalid_on_a_retry_topic_is_dead_lettered_under_its_origin() -> None:
-    store = FaultyStore()
-    pipeline = await pipeline_with(store, 0.01)
+    pipeline, _ = await pipeline_with(0.01)
     readings = pipeline.settings.topics.sensor_readings
     retry_1 = retry_topic(readings, 1)
     origin = [
@@ -414,7 +397,7 @@ async def test_a_record_invalid_on_a_retry_topic_is_dead_lettered_under_its_orig
     await pipeline.log.publish(retry_1, b"k", b"\x07 not wire format", origin)
     await pipeline.log.flush()
 
-    await asyncio.wait_for(run_sensor_worker(pipeline, until_caught_up=True), 10)
+    await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
 
     letters = await read_all(pipeline.log, dead_letter_topic(readings))
     assert len(letters) == 1

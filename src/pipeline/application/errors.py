@@ -10,7 +10,10 @@
     ├── SchemaRegistryError              the registry refused or failed a request
     │   └── IncompatibleSchema           a schema change breaks the subject's compatibility
     ├── PublishError                     the broker did not acknowledge a record
+    │   └── RecordTooLarge               over the topic's (or the client's) size limit
     ├── ConnectorError                   Kafka Connect refused or failed a request
+    ├── Fenced                           another owner took over: re-sync from the checkpoint
+    │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
     │   ├── BrokerUnavailable
     │   ├── StoreUnavailable
@@ -22,7 +25,7 @@ Each error has a stable `error_class` string used in logs, counters and dead-let
 
 from __future__ import annotations
 
-from pipeline.domain.errors import DomainError, PipelineError
+from pipeline.domain.errors import PipelineError
 
 
 class DecodeError(PipelineError):
@@ -73,6 +76,29 @@ class PublishError(PipelineError):
     error_class = "publish_failed"
 
 
+class Fenced(PipelineError):
+    """A batch was not made durable because its partitions may belong to someone else now
+    (the consumer group moved on to a new generation, or this member left it). Nothing of
+    the batch is visible; the caller's in-memory state may be ahead of what is durable, so
+    it restores the state and offsets of the partitions it still holds from the checkpoint
+    and reads on from there."""
+
+    error_class = "fenced"
+
+
+class ProducerFenced(Fenced):
+    """Another live instance started with this instance's transactional.id (the same
+    group and member id): this instance is the zombie and must stop."""
+
+    error_class = "producer_fenced"
+
+
+class RecordTooLarge(PublishError):
+    """A record is larger than its topic (or the client) accepts: retrying cannot help."""
+
+    error_class = "record_too_large"
+
+
 class ConnectorError(PipelineError):
     """Kafka Connect is unreachable, or refused or failed a request (an invalid connector
     config, an unknown connector)."""
@@ -118,8 +144,11 @@ class ConfigurationError(PipelineError):
 
 
 def error_class_of(error: BaseException) -> str:
-    """The stable name of an error's class, for logs, counters and dead-letter headers."""
-    if isinstance(error, DomainError):
-        return error.rule
-    name = getattr(error, "error_class", None)
-    return name if isinstance(name, str) else "processing_error"
+    """The stable name of an error's class, for logs, counters and dead-letter headers: the
+    rule a domain error (or any error with a `rule`, e.g. a job's own validation error)
+    names, else its `error_class`, else `processing_error`."""
+    for attribute in ("rule", "error_class"):
+        name = getattr(error, attribute, None)
+        if isinstance(name, str):
+            return name
+    return "processing_error"

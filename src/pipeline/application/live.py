@@ -4,14 +4,16 @@ whose filter matches it, each through its own bounded queue.
 Publishing never waits: when a subscriber's queue is full the event is dropped for that
 subscriber alone and counted, so a slow client loses messages instead of slowing the feed
 or the other clients. The subscriber learns how many it lost once it has drained its queue
-(a `DroppedNotice`). Pure asyncio, no I/O: `pipeline.application.live_feed` feeds it."""
+(a `DroppedNotice`). Subscribers take their events in batches, and a `FanoutPacer` shares
+the event loop between the senders of those batches and everything else the process serves.
+Pure asyncio, no I/O: `pipeline.application.live_feed` feeds it."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,6 +79,11 @@ class LiveFilter:
     sensor_types: frozenset[str] | None = None
     sensor_ids: frozenset[str] | None = None
     alerts_only: bool = False
+
+    @property
+    def passes_all(self) -> bool:
+        """Whether every event passes (no filter at all)."""
+        return self.sensor_types is None and self.sensor_ids is None and not self.alerts_only
 
     def matches(self, event: LiveEvent) -> bool:
         """Whether `event` passes the filter."""
@@ -157,32 +164,46 @@ class Subscription:
         """Events this subscriber lost since it subscribed."""
         self.closed = False
 
-    def offer(self, event: LiveEvent) -> bool:
-        """Queue `event` if it matches and there is room; never waits. False when dropped
-        (or not wanted)."""
-        if self.closed or not self.filter.matches(event):
-            return False
-        if len(self._items) >= self._capacity:
+    def offer(self, events: Sequence[LiveEvent]) -> int:
+        """Queue the events that match, as far as there is room; never waits. Return how
+        many were queued (the others were dropped, or not wanted)."""
+        if self.closed:
+            return 0
+        live_filter = self.filter
+        wanted = events if live_filter.passes_all else [e for e in events if live_filter.matches(e)]
+        room = self._capacity - len(self._items)
+        queued = max(0, min(room, len(wanted)))
+        if queued:
+            # One extend per batch, not one call per event: the hub runs this for every
+            # client and every batch the feed reads.
+            self._items.extend(wanted if queued == len(wanted) else wanted[:queued])
+            self._ready.set()
+        if lost := len(wanted) - queued:
             # Drop the newest: what is queued stays in order, and the notice marks the gap.
-            self._unannounced += 1
-            self.dropped += 1
-            return False
-        self._items.append(event)
-        self._ready.set()
-        return True
+            self._unannounced += lost
+            self.dropped += lost
+        return queued
 
-    async def next(self) -> LiveEvent | DroppedNotice | None:
-        """The next queued event; a DroppedNotice once the queue is empty after losses; None
-        when the subscription is closed. Safe to cancel (nothing is lost)."""
+    async def next_batch(self, limit: int) -> list[LiveEvent | DroppedNotice] | None:
+        """Up to `limit` queued events, oldest first, waiting for the first; a DroppedNotice
+        (in the batch's last place) once the queue is empty after losses; None when the
+        subscription is closed. Safe to cancel (nothing is lost)."""
         while not self.closed:
-            if self._items:
-                return self._items.popleft()
-            if self._unannounced:
-                count, self._unannounced = self._unannounced, 0
-                return DroppedNotice(count=count, total=self.dropped)
+            if self._items or self._unannounced:
+                return self._take(max(1, limit))
             self._ready.clear()
             await self._ready.wait()
         return None
+
+    def _take(self, limit: int) -> list[LiveEvent | DroppedNotice]:
+        items = self._items
+        batch: list[LiveEvent | DroppedNotice] = [
+            items.popleft() for _ in range(min(limit, len(items)))
+        ]
+        if not items and self._unannounced and len(batch) < limit:
+            count, self._unannounced = self._unannounced, 0
+            batch.append(DroppedNotice(count=count, total=self.dropped))
+        return batch
 
     def pending(self) -> int:
         """Events queued and not yet taken."""
@@ -220,18 +241,76 @@ class LiveHub:
         self._subscriptions.discard(subscription)
         subscription.close()
 
-    def publish(self, event: LiveEvent) -> int:
-        """Offer `event` to every subscriber; return how many queued it."""
+    def publish(self, *events: LiveEvent) -> int:
+        """Offer `events`, in order, to every subscriber; return how many deliveries were
+        queued (events times the subscribers that queued them)."""
+        if not events:
+            return 0
         delivered = 0
         for subscription in self._subscriptions:
             before = subscription.dropped
-            if subscription.offer(event):
-                delivered += 1
-            else:
-                self.dropped += subscription.dropped - before
+            delivered += subscription.offer(events)
+            self.dropped += subscription.dropped - before
         return delivered
 
     def close(self) -> None:
         """Close every subscription (the process is stopping)."""
         for subscription in list(self._subscriptions):
             self.unsubscribe(subscription)
+
+
+class FanoutPacer:
+    """Shares the event loop between the live view's senders and everything else the
+    process serves (REST requests, health checks, the feed itself).
+
+    Handing a frame to a socket rarely waits, so senders with full queues would run back to
+    back without yielding: with hundreds of clients a health check waited seconds for its turn.
+    Each sender instead asks for a turn before sending a batch: in one pass of the event loop
+    all senders together get at most `frames_per_turn` frames; the others queue, first come
+    first served, and go in later passes, with whatever else is ready running in between.
+    When nothing else is ready the loop comes straight back to them, so an idle process still
+    sends as fast as it can."""
+
+    def __init__(self, frames_per_turn: int = 64) -> None:
+        if frames_per_turn < 1:
+            raise ValueError("a turn needs room for at least 1 frame")
+        self.frames_per_turn = frames_per_turn
+        self._left = frames_per_turn
+        self._waiting: deque[tuple[asyncio.Future[None], int]] = deque()
+        self._next_turn: asyncio.Handle | None = None
+
+    async def turn(self, frames: int) -> None:
+        """Wait until `frames` more frames (at most `frames_per_turn` are counted) may be
+        sent in this pass of the event loop."""
+        frames = max(1, min(frames, self.frames_per_turn))
+        if not self._waiting and frames <= self._left:
+            self._left -= frames
+            self._schedule()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((waiter, frames))
+        self._schedule()
+        await waiter  # cancelled: its place is skipped
+
+    def _schedule(self) -> None:
+        # call_soon runs in the next pass of the loop, after what is ready now: the pass
+        # boundary the budget is counted by.
+        if self._next_turn is None:
+            self._next_turn = asyncio.get_running_loop().call_soon(self._start_turn)
+
+    def _start_turn(self) -> None:
+        self._next_turn = None
+        self._left = self.frames_per_turn
+        waiting = self._waiting
+        while waiting:
+            waiter, frames = waiting[0]
+            if waiter.done():  # its sender was cancelled while waiting
+                waiting.popleft()
+                continue
+            if frames > self._left:
+                break
+            waiting.popleft()
+            self._left -= frames
+            waiter.set_result(None)
+        if waiting:
+            self._schedule()

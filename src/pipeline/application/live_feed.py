@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 import structlog
 
 from pipeline.application.errors import DecodeError
-from pipeline.application.lag import consumer_lag
+from pipeline.application.lag import OffsetStore, consumer_lag
 from pipeline.application.live import (
     LiveAlert,
+    LiveEvent,
     LiveFilter,
     LiveHub,
     LiveReading,
@@ -34,7 +35,6 @@ from pipeline.application.ports import (
     EventConsumer,
     EventLog,
     Record,
-    SensorStore,
     TopicPartition,
 )
 from pipeline.domain.alerts import Alert
@@ -57,7 +57,7 @@ class LiveFeed:
         self,
         *,
         log: EventLog,
-        store: SensorStore,
+        store: OffsetStore,
         clock: Clock,
         reading_codec: Codec[Reading],
         alert_codec: Codec[Alert],
@@ -234,6 +234,7 @@ class _FeedRun:
         feed = self.feed
         readings = [r.value for r in records if r.topic == feed._readings_topic]
         alerts = [r.value for r in records if r.topic == feed._alerts_topic]
+        events: list[LiveEvent] = []
         if readings:
             now = feed._clock.now()
             for decoded in await feed._reading_codec.decode_many(readings):
@@ -245,12 +246,16 @@ class _FeedRun:
                     )
                 except DomainError:
                     continue
-                self.window_readings += 1
-                feed.hub.publish(LiveReading(reading=reading))
+                events.append(LiveReading(reading=reading))
+            self.window_readings += len(events)
         if alerts:
-            for alert in await feed._alert_codec.decode_many(alerts):
-                if not isinstance(alert, DecodeError):
-                    feed.hub.publish(LiveAlert(alert=alert))
+            events += [
+                LiveAlert(alert=alert)
+                for alert in await feed._alert_codec.decode_many(alerts)
+                if not isinstance(alert, DecodeError)
+            ]
+        # The whole poll at once: one pass over the subscribers per batch, not per event.
+        feed.hub.publish(*events)
 
     async def maybe_stats(self) -> None:
         """Publish stats once per interval; refresh the lag (and look for a late alerts

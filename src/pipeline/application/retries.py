@@ -1,21 +1,26 @@
 """Retry topics: where a batch goes when it keeps failing transiently although its dependency
 answers (a deadlock, a lock or statement timeout, a serialization failure).
 
-A record of `<topic>` moves to `<topic>.retry.1`, one of `<topic>.retry.N` to
-`<topic>.retry.N+1`, and one of the last level to the dead-letter topic `<topic>.dlq` as a
-dead letter naming its original topic, partition and offset. A retry record keeps the key,
-value bytes, timestamp and headers it was read with (minus older `retry.*` headers) plus:
+A record of `<topic>` that fails for the first time moves to `<topic>.retry.1`. A retry
+level only *delays*: its consumer (group `<group>.retry.N`) waits until the record's
+`retry.not_before`, then forwards it, unchanged, back to `<topic>`, where the job's own
+consumer group processes it with the job's state (a retry group with state of its own would
+compute windows from the retried records alone). Should it fail again there, it moves to
+level N+1; past the last level it becomes a dead letter in `<topic>.dlq` naming its original
+topic, partition and offset. A retry record keeps the key, value bytes, timestamp and
+headers it was read with (minus older `retry.*` headers) plus:
 
     retry.original.topic / .partition / .offset   where the record was first read
     retry.attempts          attempts so far, over every level
+    retry.level             the retry level it was last sent to
     retry.first_failure     ISO 8601 UTC time of the first failure
     retry.error_class       the last failure's error class
     retry.error_message     the last failure's message
     retry.not_before        epoch ms before which it must not be processed again
 
 Moving records to another topic gives up their order relative to later records of the same
-key; the sensor projection does not depend on it (readings are idempotent on sensor and time,
-aggregates commutative).
+key: a retried record may reach a window after it closed, and then goes to the late topic
+like any late record.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from datetime import datetime, timedelta
 
 from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
 from pipeline.application.errors import TransientError, error_class_of
-from pipeline.application.ports import DeadLetter, EventLog, Record
+from pipeline.application.ports.dead_letters import DeadLetter
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Record
 from pipeline.application.topic_names import dead_letter_topic, retry_level, retry_topic
 
 RETRY_PREFIX = "retry."
@@ -36,6 +43,7 @@ H_TOPIC = "retry.original.topic"
 H_PARTITION = "retry.original.partition"
 H_OFFSET = "retry.original.offset"
 H_ATTEMPTS = "retry.attempts"
+H_LEVEL = "retry.level"
 H_FIRST_FAILURE = "retry.first_failure"
 H_ERROR_CLASS = "retry.error_class"
 H_MESSAGE = "retry.error_message"
@@ -81,10 +89,11 @@ def retry_origin(record: Record) -> RetryOrigin | None:
 
 
 def as_originally_read(record: Record) -> Record:
-    """A record from a retry topic as it was first read: its original topic, partition and
-    offset, without the retry headers, so its dead letter is found and re-driven there. Any
-    other record (and one whose retry headers are damaged) is returned as it is."""
-    origin = retry_origin(record) if retry_level(record.topic)[1] else None
+    """A record that went through a retry topic (read there, or forwarded back) as it was
+    first read: its original topic, partition and offset, without the retry headers, so its
+    dead letter is found and re-driven there. Any other record (and one whose retry headers
+    are damaged) is returned as it is."""
+    origin = retry_origin(record) if record.headers else None
     if origin is None:
         return record
     return dataclasses.replace(
@@ -109,11 +118,21 @@ def not_before(records: Sequence[Record]) -> float | None:
     return None if latest is None else latest / 1000.0
 
 
+def level_of(record: Record) -> int:
+    """The retry level a record was last sent to: its `retry.level` header, else the level
+    of the topic it was read from (0 for a record never retried)."""
+    value = _header(record, H_LEVEL)
+    if value is not None and value.isdigit():
+        return int(value)
+    return retry_level(record.topic)[1]
+
+
 def retry_headers(
     record: Record,
     origin: RetryOrigin,
     error: TransientError,
     *,
+    level: int,
     not_before_ms: int,
 ) -> list[tuple[str, bytes]]:
     """The headers of `record`'s copy on a retry topic: its own, minus older `retry.*`
@@ -124,6 +143,7 @@ def retry_headers(
         (H_PARTITION, str(origin.partition)),
         (H_OFFSET, str(origin.offset)),
         (H_ATTEMPTS, str(origin.attempts)),
+        (H_LEVEL, str(level)),
         (H_FIRST_FAILURE, origin.first_failed_at.isoformat()),
         (H_ERROR_CLASS, error_class_of(error)),
         (H_MESSAGE, str(error) or type(error).__name__),
@@ -170,7 +190,8 @@ class RetryRouter:
         letters: list[DeadLetter] = []
         sent: Counter[str] = Counter()
         for record in records:
-            topic, level = retry_level(record.topic)
+            topic = retry_level(record.topic)[0]
+            level = level_of(record)
             seen = retry_origin(record) if level else None
             origin = RetryOrigin(
                 topic=seen.topic if seen else topic,
@@ -188,7 +209,13 @@ class RetryRouter:
                 target,
                 record.key,
                 record.value,
-                retry_headers(record, origin, error, not_before_ms=int(due.timestamp() * 1000)),
+                retry_headers(
+                    record,
+                    origin,
+                    error,
+                    level=level + 1,
+                    not_before_ms=int(due.timestamp() * 1000),
+                ),
                 timestamp_ms=record.timestamp_ms,
             )
             sent[target] += 1

@@ -4,7 +4,7 @@
   (default 7 days).
 - `RETRY` (`<topic>.retry.N`): kept as long as events, since a retry record not handled yet
   is a record not stored yet.
-- `DEAD_LETTERS` (`<topic>.dlq`): kept until purged (`retention.ms=-1`).
+- `DEAD_LETTERS` (`<topic>.dlq`, and `<topic>.late`): kept until purged (`retention.ms=-1`).
 - `CHANGELOG` (reference tables streamed by Kafka Connect): compacted, the latest value of
   every key kept for ever.
 
@@ -33,10 +33,15 @@ def topic_config(kind: TopicKind, *, retention_hours: float) -> dict[str, str]:
     if kind in (TopicKind.EVENTS, TopicKind.RETRY):
         return {"cleanup.policy": "delete", "retention.ms": str(int(retention_hours * 3_600_000))}
     if kind is TopicKind.DEAD_LETTERS:
-        # Dead letters keep their original, possibly old, timestamps, which time-based
-        # retention would judge expired at once: they stay until purged, never silently.
-        return {"cleanup.policy": "delete", "retention.ms": "-1"}
+        return dead_letter_config()
     # A changelog keeps the latest value of every key for ever, and drops a key's older
     # values once their segment is closed: daily segments keep what a table reader replays
     # small even when no more than a few rows change a day.
     return {"cleanup.policy": "compact", "segment.ms": str(_DAY_MS)}
+
+
+def dead_letter_config() -> dict[str, str]:
+    """Dead letters (and late records) keep their original, possibly old, timestamps, which
+    time-based retention would judge expired at once: they stay until purged, never
+    silently."""
+    return {"cleanup.policy": "delete", "retention.ms": "-1"}

@@ -30,14 +30,6 @@ from pipeline.domain.errors import (
     UnitMismatch,
     UnknownSensorType,
 )
-from pipeline.domain.events import (
-    AlertRaised,
-    DomainEvent,
-    ReadingRecorded,
-    ReadingRejected,
-    ThresholdBreached,
-    WindowUpdated,
-)
 from pipeline.domain.payments import Channel, Transaction, validate_transaction
 from pipeline.domain.sensor_metadata import SensorMetadata
 from pipeline.domain.sensors import (
@@ -52,7 +44,7 @@ from pipeline.domain.sensors import (
 )
 from pipeline.domain.shop import Order, OrderLine, ShopEvent, ShopEventType, validate_shop_event
 from pipeline.domain.social import Post, hashtags_in, validate_post
-from pipeline.domain.windows import ONE_MINUTE, RunningStats, WindowAggregate, aggregate_window
+from pipeline.domain.windows import ONE_MINUTE, WindowAggregate
 
 __all__ = [
     "DEFAULT_CATALOG",
@@ -63,11 +55,9 @@ __all__ = [
     "TEMPERATURE",
     "Alert",
     "AlertKind",
-    "AlertRaised",
     "BatteryLevelOutOfRange",
     "Channel",
     "DomainError",
-    "DomainEvent",
     "EventTimeInFuture",
     "EventTimeNotUtc",
     "InvalidPost",
@@ -82,9 +72,6 @@ __all__ = [
     "Post",
     "Reading",
     "ReadingOutOfRange",
-    "ReadingRecorded",
-    "ReadingRejected",
-    "RunningStats",
     "SensorCatalog",
     "SensorKind",
     "SensorMetadata",
@@ -93,13 +80,10 @@ __all__ = [
     "ShopEventType",
     "SignalStrengthOutOfRange",
     "Threshold",
-    "ThresholdBreached",
     "Transaction",
     "UnitMismatch",
     "UnknownSensorType",
     "WindowAggregate",
-    "WindowUpdated",
-    "aggregate_window",
     "alert_id_for",
     "check_thresholds",
     "hashtags_in",

@@ -5,8 +5,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from datetime import datetime
 
 from pipeline.entrypoints.settings import Settings
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a subcommand: it reports an unknown option itself, with its own usage
+    (`pipeline demo --frob` shows `usage: pipeline demo …`), instead of leaving it to the
+    top-level parser, which would answer with the usage of `pipeline`."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse as argparse does; arguments left over are this command's usage error."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 def integer(text: str) -> int:
@@ -23,6 +40,19 @@ def number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def epoch_millis(text: str) -> int:
+    """argparse type: an ISO 8601 time with a time zone, as epoch milliseconds."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-11-29T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add Z or +00:00")
+    return int(moment.timestamp() * 1000)
 
 
 def non_negative_int(text: str) -> int:

@@ -21,11 +21,11 @@ import uuid
 from array import array
 from dataclasses import dataclass
 
-from pipeline.application.worker import WorkerStats
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
 
 
 def percentile(sorted_values: array[float], fraction: float) -> float:
@@ -64,8 +64,8 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
         f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
         f"including its process start-up (peak RSS {producer_rss_mb:.0f} MiB)\n"
-        f"  worker: {stats.records:,} records, {stats.readings_inserted:,} rows inserted, "
-        f"{stats.alerts} alerts, {sum(stats.rejected.values())} rejected, "
+        f"  worker: {stats.records:,} records, {stats.written['readings']:,} rows inserted, "
+        f"{stats.events} alerts, {sum(stats.rejected.values())} rejected, "
         f"{stats.batches} batches\n"
         f"  throughput: {stats.records / worker_time:,.0f} readings/s through the worker "
         f"(first batch → last commit), {stats.records / (run.finished - run.started):,.0f}/s "
@@ -133,8 +133,8 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
                 return EXIT_FAILURE
             produced = time.monotonic()
         worker = asyncio.create_task(
-            run_sensor_worker(
-                pipeline, group_id=f"bench-sensors-{run_id}", stop=stop, stats=stats,
+            run_named_job(
+                pipeline, "sensors", group_id=f"bench-sensors-{run_id}", stop=stop, stats=stats,
                 on_batch=on_batch,
             )
         )  # fmt: skip

@@ -1,22 +1,32 @@
 """The composition root: the only place that chooses adapters.
 
-`bootstrap(settings, **overrides)` builds a `Pipeline` from settings: real adapters where an
-endpoint is configured, embedded ones otherwise; any piece can be overridden (tests pass
-in-memory fakes, the demo shares one in-memory log between producer and worker)."""
+A dependency-injector `Container` wires settings → adapters and owns the lifecycles of what
+it opens: `shutdown_resources` flushes and closes the event log, then disposes the database
+engine. `bootstrap(settings, **overrides)` builds one and hands the entrypoints a `Pipeline`:
+real adapters where an endpoint is configured, embedded ones otherwise; any piece can be
+overridden (tests pass in-memory fakes, the demo shares one in-memory log between producer
+and worker). Jobs and handlers never import the container: they are given what they need
+(`Pipeline.job_run`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from typing import Any
+
+from dependency_injector import containers, providers
 
 from pipeline.adapters.avro import alert_codec, reading_codec
 from pipeline.adapters.clock import SystemClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
+from pipeline.adapters.memory.sensor_store import InMemorySensorStore
 from pipeline.application.alerts import AlertRelay
-from pipeline.application.dead_letters import DeadLetterPublisher
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import (
     Clock,
@@ -27,47 +37,27 @@ from pipeline.application.ports import (
     SensorStore,
     TopicSpec,
 )
-from pipeline.application.retries import RetryRouter
-from pipeline.application.sensors import SensorProjection
-from pipeline.application.topic_names import dead_letter_topic, retry_topic
+from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.runner import JobRun
+from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.topic_policy import TopicKind, topic_config
-from pipeline.application.worker import RetryPolicy
 from pipeline.domain import Alert, Reading
+from pipeline.entrypoints.jobs import JOBS, JobEntry
 from pipeline.entrypoints.settings import Settings
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic the application owns, with its partition count and its configuration
-    by kind (retention, compaction: see `pipeline.application.topic_policy`)."""
+    """Every topic the application owns, with its partition count and its configuration by
+    kind (retention, compaction: see `pipeline.application.topic_policy`)."""
     topics = settings.topics
-
-    def config(kind: TopicKind) -> dict[str, str]:
-        return topic_config(kind, retention_hours=topics.retention_hours)
-
-    specs = [
-        TopicSpec(
-            name=topics.sensor_readings,
-            partitions=topics.sensor_readings_partitions,
-            config=config(TopicKind.EVENTS),
-        ),
-        # The dead-letter topic of every consumed topic, partitioned like it.
-        TopicSpec(
-            name=dead_letter_topic(topics.sensor_readings),
-            partitions=topics.sensor_readings_partitions,
-            config=config(TopicKind.DEAD_LETTERS),
-        ),
-    ]
-    # The retry topics of the readings topic, partitioned like it.
+    events = topic_config(TopicKind.EVENTS, retention_hours=topics.retention_hours)
+    readings = TopicSpec(
+        name=topics.sensor_readings, partitions=topics.sensor_readings_partitions, config=events
+    )
+    specs = [readings, *derived_topic_specs(readings, len(settings.retry.topic_delays_s))]
     specs += [
-        TopicSpec(
-            name=retry_topic(topics.sensor_readings, level),
-            partitions=topics.sensor_readings_partitions,
-            config=config(TopicKind.RETRY),
-        )
-        for level in range(1, len(settings.retry.topic_delays_s) + 1)
-    ]
-    specs += [
-        TopicSpec(name=name, partitions=topics.default_partitions, config=config(TopicKind.EVENTS))
+        TopicSpec(name=name, partitions=topics.default_partitions, config=events)
         for name in (
             topics.ecommerce_events,
             topics.transactions,
@@ -79,7 +69,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             name=topics.sensor_metadata,
             partitions=topics.default_partitions,
-            config=config(TopicKind.CHANGELOG),
+            config=topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours),
         )
     )
     return specs
@@ -93,9 +83,13 @@ class Pipeline:
     log: EventLog
     registry: SchemaRegistry
     store: SensorStore
+    """The sensor projection's queries (API, CLI)."""
+    checkpoint: CheckpointStore
+    """Where jobs under database authority commit their batches (same database)."""
     clock: Clock
     reading_codec: Codec[Reading]
     alert_codec: Codec[Alert]
+    container: Container = field(repr=False)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """Names this process in dead-letter headers."""
     _closed: bool = field(default=False, repr=False)
@@ -109,7 +103,7 @@ class Pipeline:
         await self.log.ensure_topics(self.topic_specs())
 
     def group_id(self, worker: str) -> str:
-        """The consumer group of a worker, e.g. `pipeline-sensors`."""
+        """The consumer group of a job, e.g. `pipeline-sensors`."""
         return f"{self.settings.worker.group_id_prefix}-{worker}"
 
     def retry_policy(self) -> RetryPolicy:
@@ -121,31 +115,29 @@ class Pipeline:
             attempts=retry.in_place_attempts,
         )
 
-    def sensor_projection(
-        self, group_id: str, *, publish_dead_letters: bool = True
-    ) -> SensorProjection:
-        """The sensor projection for consumer group `group_id`. Its dead letters go to the
-        dead-letter topic unless `publish_dead_letters` is false (a replay: the records were
-        dead-lettered when first consumed); they are stored in the database either way.
-        With them, a batch that keeps failing transiently can be diverted to retry topics."""
-        retries = None
-        if publish_dead_letters:
-            retries = RetryRouter(
-                self.log,
-                delays_s=self.settings.retry.topic_delays_s,
-                worker_id=self.worker_id,
-                group_id=group_id,
-            )
-        return SensorProjection(
-            group_id=group_id,
-            codec=self.reading_codec,
-            store=self.store,
+    def job(self, name: str) -> JobEntry:
+        """The registered job `name`; ConfigurationError naming the known ones otherwise."""
+        entry = JOBS.get(name)
+        if entry is None:
+            raise ConfigurationError(f"no job {name!r}; known jobs: {', '.join(sorted(JOBS))}")
+        return entry
+
+    def job_run(self, name: str, *, group_id: str | None = None) -> JobRun:
+        """What `run_job` needs to run job `name` as consumer group `group_id`."""
+        entry = self.job(name)
+        worker = self.settings.worker
+        return JobRun(
+            job=entry.build(self.settings, self.clock),
+            group_id=group_id or self.group_id(name),
+            log=self.log,
+            store=self.checkpoint,
+            codecs=entry.codecs(self),
             clock=self.clock,
-            thresholds=self.settings.domain_thresholds(),
-            max_clock_skew=timedelta(seconds=self.settings.worker.max_clock_skew_seconds),
-            dead_letters=DeadLetterPublisher(self.log) if publish_dead_letters else None,
             worker_id=self.worker_id,
-            retries=retries,
+            batch_size=worker.batch_size,
+            batch_timeout=worker.batch_timeout,
+            retry=self.retry_policy(),
+            retry_delays_s=self.settings.retry.topic_delays_s,
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -165,14 +157,13 @@ class Pipeline:
         )
 
     async def aclose(self) -> None:
-        """Flush and close the log, close the store. Safe to call twice."""
+        """Flush and close the log, then close the store. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        try:
-            await self.log.close()
-        finally:
-            await self.store.close()
+        result = self.container.shutdown_resources()
+        if result is not None:
+            await result
 
 
 def _event_log(settings: Settings) -> EventLog:
@@ -187,6 +178,8 @@ def _event_log(settings: Settings) -> EventLog:
         client_id=kafka.client_id,
         replication_factor=kafka.replication_factor,
         min_insync_replicas=kafka.min_insync_replicas,
+        connect_timeout=kafka.connect_timeout_s,
+        group_instance_id=settings.worker.instance_id,
     )
 
 
@@ -200,7 +193,7 @@ def _registry(settings: Settings) -> SchemaRegistry:
     return ConfluentSchemaRegistry(url=registry.url, basic_auth=auth)
 
 
-async def _store(settings: Settings, *, migrate: bool, require_schema: bool) -> SensorStore:
+async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool) -> SensorStore:
     from pipeline.adapters.sql import SqlSensorStore, create_engine  # noqa: PLC0415
     from pipeline.adapters.sql.migrate import require_current, upgrade  # noqa: PLC0415
 
@@ -215,29 +208,106 @@ async def _store(settings: Settings, *, migrate: bool, require_schema: bool) -> 
     )
 
 
+def _checkpoint(store: SensorStore) -> CheckpointStore:
+    """The checkpoint store on the same database as the sensor store's queries, with the
+    sensor job's sinks bound by name."""
+    if isinstance(store, InMemorySensorStore):
+        return InMemoryCheckpointStore(
+            memory_sensor_sinks(store.tables), dead_letters=store.dead_letters
+        )
+    from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+    from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
+    from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks  # noqa: PLC0415
+    from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks  # noqa: PLC0415
+
+    if isinstance(store, SqlSensorStore):
+        return sql_checkpoint_store(
+            store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
+        )
+    raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
+
+
+async def _owned_log(log: EventLog) -> AsyncIterator[EventLog]:
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+async def _owned_store(store: SensorStore) -> AsyncIterator[SensorStore]:
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+class Container(containers.DeclarativeContainer):
+    """The process's object graph: settings → adapters. Resources (the log, the store) are
+    opened by `init_resources` and closed, log first, by `shutdown_resources`."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    clock = providers.Singleton(SystemClock)
+    registry = providers.Singleton(_registry, settings)
+    log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
+    store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
+    checkpoint = providers.Singleton(_checkpoint, store)
+    reading_codec = providers.Singleton(
+        lambda registry, settings: reading_codec(registry, settings.topics.sensor_readings),
+        registry,
+        settings,
+    )
+    alert_codec = providers.Singleton(
+        lambda registry, settings: alert_codec(registry, settings.topics.system_alerts),
+        registry,
+        settings,
+    )
+
+
 async def bootstrap(
     settings: Settings,
     *,
     log: EventLog | None = None,
     registry: SchemaRegistry | None = None,
     store: SensorStore | None = None,
+    checkpoint: CheckpointStore | None = None,
     clock: Clock | None = None,
     migrate: bool = False,
     require_schema: bool = False,
 ) -> Pipeline:
-    """Wire a Pipeline from `settings`; any argument given replaces the adapter it names.
-    With `migrate`, the database schema is upgraded to the latest revision first; with
-    `require_schema`, a database not at the latest revision is a ConfigurationError that says
-    to run `pipeline db upgrade` (rather than errors on missing tables later)."""
-    registry = registry if registry is not None else _registry(settings)
+    """Wire a Pipeline from `settings`; any argument given replaces the adapter it names
+    (and is closed with the pipeline). With `migrate`, the database schema is upgraded to
+    the latest revision first; with `require_schema`, a database not at the latest revision
+    is a ConfigurationError that says to run `pipeline db upgrade`."""
+    container = Container(settings=settings)
+    if log is not None:
+        container.log.override(providers.Resource(_owned_log, log))
+    if registry is not None:
+        container.registry.override(providers.Object(registry))
+    if clock is not None:
+        container.clock.override(providers.Object(clock))
+    if store is None:
+        store = await _sql_store(settings, migrate=migrate, require_schema=require_schema)
+    container.store.override(providers.Resource(_owned_store, store))
+    if checkpoint is not None:
+        container.checkpoint.override(providers.Object(checkpoint))
+    resources: Any = container.init_resources()
+    if resources is not None:
+        await resources
     return Pipeline(
         settings=settings,
-        log=log if log is not None else _event_log(settings),
-        registry=registry,
-        store=store
-        if store is not None
-        else await _store(settings, migrate=migrate, require_schema=require_schema),
-        clock=clock if clock is not None else SystemClock(),
-        reading_codec=reading_codec(registry, settings.topics.sensor_readings),
-        alert_codec=alert_codec(registry, settings.topics.system_alerts),
+        log=await _resolved(container.log()),
+        registry=container.registry(),
+        store=await _resolved(container.store()),
+        checkpoint=await _resolved(container.checkpoint()),
+        clock=container.clock(),
+        reading_codec=container.reading_codec(),
+        alert_codec=container.alert_codec(),
+        container=container,
     )
+
+
+async def _resolved(value: Any) -> Any:
+    # A provider that depends on an async resource answers with an awaitable.
+    if asyncio.isfuture(value) or asyncio.iscoroutine(value):
+        return await value
+    return value

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pipeline.entrypoints.acls import add_acls_commands
 from pipeline.entrypoints.arguments import (
+    CommandParser,
     fraction,
     integer,
     kafka_missing,
@@ -19,7 +20,11 @@ from pipeline.entrypoints.arguments import (
     port,
     positive_int,
 )
-from pipeline.entrypoints.commands_admin import add_config_command, add_schema_commands
+from pipeline.entrypoints.commands_admin import (
+    add_config_command,
+    add_jobs_command,
+    add_schema_commands,
+)
 from pipeline.entrypoints.commands_sensors import add_sensor_commands
 from pipeline.entrypoints.connect import add_connect_commands
 from pipeline.entrypoints.dlq import add_dlq_commands
@@ -57,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pipeline",
         description="Real-time event streaming on Kafka: produce, process, replay, inspect.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
 
     add_sensor_commands(commands)
 
@@ -70,16 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rate",
         type=non_negative_float,
-        default=2000.0,
-        help="readings per second (default 2000)",
+        default=1000.0,
+        help="readings per second of the fleet while every sensor is online (default 1000)",
     )
-    demo.add_argument("--sensors", type=positive_int, default=100)
-    demo.add_argument("--seed", type=integer, default=42)
+    demo.add_argument(
+        "--sensors",
+        type=positive_int,
+        default=100,
+        help="sensors in the fleet; types cycle temperature, humidity, pressure (default 100)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=integer,
+        default=42,
+        help="generator seed: the same seed gives the same readings (default 42)",
+    )
     demo.add_argument(
         "--anomaly-rate",
         type=fraction,
-        default=0.005,
-        help="share of readings that start an anomaly (default 0.005: alerts every second)",
+        default=0.01,
+        help="share of readings that start an anomaly (default 0.01: about two alerts a second)",
     )
     demo.add_argument(
         "--db",
@@ -102,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_schema_commands(commands)
     add_dlq_commands(commands)
+    add_jobs_command(commands)
     add_config_command(commands)
     add_acls_commands(commands)
     add_connect_commands(commands)
@@ -115,15 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(run=cmd_api)
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
-    bench.add_argument("domain", choices=["sensors"])
-    bench.add_argument("--events", type=positive_int, default=200_000)
+    bench.add_argument(
+        "domain", choices=["sensors"], metavar="DOMAIN", help="which pipeline: sensors"
+    )
+    bench.add_argument(
+        "--events",
+        type=positive_int,
+        default=200_000,
+        help="readings to produce and process (default 200000)",
+    )
     bench.add_argument(
         "--rate",
         type=non_negative_float,
         default=0.0,
-        help="producer rate, 0 = as fast as possible",
+        help="producer rate in readings/s, 0 = as fast as possible (default 0)",
     )
-    bench.add_argument("--sensors", type=positive_int, default=1_000)
+    bench.add_argument(
+        "--sensors", type=positive_int, default=1_000, help="sensors in the fleet (default 1000)"
+    )
     bench.set_defaults(run=cmd_bench)
     return parser
 

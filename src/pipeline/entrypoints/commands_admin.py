@@ -8,8 +8,10 @@ import asyncio
 import json
 from typing import Any
 
+from pipeline.adapters.clock import SystemClock
 from pipeline.entrypoints.arguments import kafka_missing
 from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.jobs import JOBS, describe
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
 
@@ -45,6 +47,25 @@ async def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int
     return EXIT_OK
 
 
+async def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline jobs`: the registered jobs with their sources, steps, state and sinks."""
+    clock = SystemClock()
+    described = [describe(entry, entry.build(settings, clock)) for entry in JOBS.values()]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return EXIT_OK
+    for job in described:
+        print(f"{job['job']}: {job['summary']}")
+        for key in ("sources", "steps", "state", "sinks", "guarantee"):
+            value = job[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} ({v})" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(value) or "none"
+            print(f"  {key:<9} {value}")
+    return EXIT_OK
+
+
 async def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline config`."""
     print(json.dumps(settings.masked(), indent=2))
@@ -56,7 +77,9 @@ def add_schema_commands(commands: Any) -> None:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_commands.add_parser("upgrade", help="apply migrations")
-    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.add_argument(
+        "revision", nargs="?", default="head", help="Alembic revision to reach (default head)"
+    )
     upgrade.set_defaults(run=cmd_db_upgrade)
     db_commands.add_parser("current", help="show the applied revision").set_defaults(
         run=cmd_db_current
@@ -67,6 +90,13 @@ def add_schema_commands(commands: Any) -> None:
     topic_commands.add_parser("create", help="create the application's topics").set_defaults(
         run=cmd_topics_create
     )
+
+
+def add_jobs_command(commands: Any) -> None:
+    """Add `jobs` to the `pipeline` subcommands."""
+    jobs = commands.add_parser("jobs", help="list the jobs with their sources, state and sinks")
+    jobs.add_argument("--json", action="store_true", help="print them as JSON")
+    jobs.set_defaults(run=cmd_jobs)
 
 
 def add_config_command(commands: Any) -> None:

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from pipeline.entrypoints.arguments import (
+    epoch_millis,
     fraction,
     integer,
     kafka_missing,
@@ -18,7 +19,9 @@ from pipeline.entrypoints.arguments import (
     positive_int,
 )
 from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.progress import StatusLine
+from pipeline.entrypoints.replay import ReplayPlan, plan_replay, replay_job
 from pipeline.entrypoints.runtime import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -26,7 +29,7 @@ from pipeline.entrypoints.runtime import (
     install_stop_handlers,
     tune_gc_for_streaming,
 )
-from pipeline.entrypoints.sensors import plan_replay, produce_sensors, replay_sensors
+from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import add_worker_arguments, run_worker, stats_summary
 
@@ -71,30 +74,44 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline replay sensors --from-offset N`."""
+    """`pipeline replay <job> --from-offset N | --from-time T`."""
     if kafka_missing("replay", settings):
         return EXIT_USAGE
     pipeline = await bootstrap(settings, require_schema=True)
     status = StatusLine()
     try:
-        topic = settings.topics.sensor_readings
-        ends = await pipeline.log.end_offsets(topic)
+        topics = list(pipeline.job(args.job).build(settings, pipeline.clock).sources)
+        starts: list[ReplayPlan] = []
         try:
-            plan = plan_replay(
-                topic,
-                ends,
-                from_offset=args.from_offset,
-                to_offset=args.to_offset,
-                partition=args.partition,
-            )
+            for topic in topics:
+                ends = await pipeline.log.end_offsets(topic)
+                begin: int | dict[int, int] = args.from_offset
+                if args.from_time is not None:
+                    begin = await pipeline.log.offsets_for_time(topic, args.from_time)
+                starts.append(
+                    plan_replay(
+                        topic,
+                        ends,
+                        from_offset=begin,
+                        to_offset=args.to_offset,
+                        partition=args.partition,
+                    )
+                )
         except ValueError as error:
             sys.stderr.write(f"pipeline replay: error: {error}\n")
             return EXIT_USAGE
-        group = args.group_id or f"{pipeline.group_id('sensors')}-replay-{uuid.uuid4().hex[:8]}"
+        plan = ReplayPlan(
+            start={tp: o for p in starts for tp, o in p.start.items()},
+            stop={tp: o for p in starts for tp, o in p.stop.items()},
+        )
+        group = args.group_id or f"{pipeline.group_id(args.job)}-replay-{uuid.uuid4().hex[:8]}"
         total = plan.total
-        status.update(f"replaying {total} records of {topic} as group {group}", force=True)
-        stats = await replay_sensors(
+        status.update(
+            f"replaying {total} records of {', '.join(topics)} as group {group}", force=True
+        )
+        stats = await replay_job(
             pipeline,
+            args.job,
             plan,
             group_id=group,
             progress=lambda n: status.update(f"replayed {n}/{total} records"),
@@ -114,7 +131,9 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def add_sensor_commands(commands: Any) -> None:
     """Add `produce`, `worker` and `replay` to the `pipeline` subcommands."""
     produce = commands.add_parser("produce", help="publish generated events to Kafka")
-    produce.add_argument("domain", choices=["sensors"], help="which generator")
+    produce.add_argument(
+        "domain", choices=["sensors"], metavar="DOMAIN", help="which generator: sensors"
+    )
     produce.add_argument(
         "--count", type=non_negative_int, help="readings to publish (default: until Ctrl-C)"
     )
@@ -122,7 +141,8 @@ def add_sensor_commands(commands: Any) -> None:
         "--rate",
         type=non_negative_float,
         default=100.0,
-        help="readings per second, 0 = as fast as possible (default 100)",
+        help="readings per second of the fleet while every sensor is online, paced by event "
+        "time; 0 = as fast as possible, ending now (default 100)",
     )
     produce.add_argument("--seed", type=integer, default=42, help="generator seed (default 42)")
     produce.add_argument(
@@ -137,9 +157,20 @@ def add_sensor_commands(commands: Any) -> None:
     add_worker_arguments(worker)
     worker.set_defaults(run=cmd_worker)
 
-    replay = commands.add_parser("replay", help="re-run a projection from an offset")
-    replay.add_argument("domain", choices=["sensors"])
-    replay.add_argument("--from-offset", type=non_negative_int, required=True)
+    replay = commands.add_parser("replay", help="re-run a job from an offset or a time")
+    replay.add_argument(
+        "job", choices=sorted(JOBS), metavar="JOB", help=f"which job: {', '.join(sorted(JOBS))}"
+    )
+    start = replay.add_mutually_exclusive_group(required=True)
+    start.add_argument(
+        "--from-offset", type=non_negative_int, help="start at this offset of every partition"
+    )
+    start.add_argument(
+        "--from-time",
+        type=epoch_millis,
+        help="start at the first record stamped at or after this ISO 8601 time "
+        "(e.g. 2026-11-29T12:00:00Z)",
+    )
     replay.add_argument(
         "--to-offset", type=non_negative_int, help="stop before this offset (default: current end)"
     )

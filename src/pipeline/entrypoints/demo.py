@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,17 +19,18 @@ from pydantic import SecretStr
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.lag import consumer_lag
-from pipeline.application.worker import WorkerStats
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
-from pipeline.entrypoints.progress import StatusLine
+from pipeline.entrypoints.progress import RateMeter, StatusLine
 from pipeline.entrypoints.runtime import (
     EXIT_OK,
     install_stop_handlers,
     tune_gc_for_streaming,
 )
-from pipeline.entrypoints.sensors import produce_sensors, run_sensor_worker
+from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import DatabaseSettings, Settings
+from pipeline.entrypoints.worker import run_named_job
 
 
 def demo_settings(settings: Settings, db: str) -> Settings:
@@ -108,6 +110,9 @@ async def serve_api(
         access_log=False,
         # Open WebSockets (a dashboard left open) must not hold the demo's exit forever.
         timeout_graceful_shutdown=3,
+        # As `pipeline api` serves the live view (see api.server.uvicorn_config).
+        ws="wsproto",
+        ws_per_message_deflate=False,
     )
     server = EmbeddedServer(config)
 
@@ -149,30 +154,24 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     group = f"{pipeline.group_id('sensors')}-demo-{uuid.uuid4().hex[:8]}"
     stats = WorkerStats()
     status = StatusLine()
+    meter = RateMeter(window=RATE_WINDOW_S)
     started = time.monotonic()
-    last = (started, 0)
-    rows = await pipeline.store.count_readings()
-    print(
+    earlier = await pipeline.store.count_readings()
+    status.print(
         f"pipeline demo: {args.sensors} sensors at {args.rate:g} readings/s → in-memory log → "
-        f"sensors worker → {settings.database.url.get_secret_value()}  (Ctrl-C stops)"
+        f"sensors worker → {settings.database.url.get_secret_value()}  (Ctrl-C stops)",
+        sys.stdout,
     )
 
     async def report() -> None:
-        nonlocal last
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
-            now = time.monotonic()
-            rate = (stats.records - last[1]) / (now - last[0]) if now > last[0] else 0.0
-            last = (now, stats.records)
+            meter.add(stats.records)
             lag = await consumer_lag(
-                pipeline.log, pipeline.store, pipeline.settings.topics.sensor_readings, group
+                pipeline.log, pipeline.checkpoint, pipeline.settings.topics.sensor_readings, group
             )
-            status.update(
-                f"{rate:8.0f} events/s | rows {rows + stats.readings_inserted:>9} | "
-                f"alerts {stats.alerts:>5} | rejected {sum(stats.rejected.values()):>4} | "
-                f"lag {lag:>6}"
-            )
+            status.update(status_text(meter.rate(), stats, lag=lag, earlier_readings=earlier))
 
     async def deadline() -> None:
         if args.duration is not None:
@@ -181,35 +180,40 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             stop.set()
 
     try:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(
-                produce_sensors(
-                    pipeline,
-                    count=None,
-                    rate=args.rate,
-                    seed=args.seed,
-                    sensors=args.sensors,
-                    anomaly_rate=args.anomaly_rate,
-                    stop=stop,
-                )
-            )
-            tasks.create_task(run_sensor_worker(pipeline, group_id=group, stop=stop, stats=stats))
-            tasks.create_task(report())
-            tasks.create_task(deadline())
-            if sock is not None:
-                url = base_url(sock)
+        with status.logs_above():
+            async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(
-                    serve_api(
+                    produce_sensors(
                         pipeline,
-                        settings,
-                        sock,
-                        stop,
-                        lambda: print(f"Dashboard: {url}/  API docs: {url}/docs", flush=True),
-                        lag_group=group,
+                        count=None,
+                        rate=args.rate,
+                        seed=args.seed,
+                        sensors=args.sensors,
+                        anomaly_rate=args.anomaly_rate,
+                        stop=stop,
                     )
                 )
+                tasks.create_task(
+                    run_named_job(pipeline, "sensors", group_id=group, stop=stop, stats=stats)
+                )
+                tasks.create_task(report())
+                tasks.create_task(deadline())
+                if sock is not None:
+                    url = base_url(sock)
+                    tasks.create_task(
+                        serve_api(
+                            pipeline,
+                            settings,
+                            sock,
+                            stop,
+                            lambda: status.print(
+                                f"Dashboard: {url}/  API docs: {url}/docs", sys.stdout
+                            ),
+                            lag_group=group,
+                        )
+                    )
         elapsed = time.monotonic() - started
-        total_rows = await pipeline.store.count_readings()
+        readings = await pipeline.store.count_readings()
         alerts = len(await pipeline.store.alerts(limit=1_000_000))
     finally:
         if sock is not None:
@@ -217,8 +221,39 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         await pipeline.aclose()
     status.done()
     print(
-        f"demo summary: {stats.records} readings processed in {elapsed:.1f}s "
-        f"({stats.records / elapsed if elapsed else 0:.0f}/s), {total_rows} rows stored, "
-        f"{alerts} alerts stored, {sum(stats.rejected.values())} rejected"
+        summary_text(
+            stats,
+            elapsed=elapsed,
+            database=settings.database.url.get_secret_value(),
+            readings=readings,
+            alerts=alerts,
+        )
     )
     return EXIT_OK
+
+
+RATE_WINDOW_S = 10.0
+"""The status line's rate is over this many seconds: the worker counts whole batches."""
+
+
+def status_text(rate: float, stats: WorkerStats, *, lag: int, earlier_readings: int) -> str:
+    """The demo's status line: what this run did, and what the database holds in all."""
+    return (
+        f"{rate:7,.0f} readings/s (last {RATE_WINDOW_S:g} s) | this run: "
+        f"{stats.written['readings']:,} stored, {stats.events:,} alerts, "
+        f"{sum(stats.rejected.values()):,} rejected | lag {lag:,} | "
+        f"database: {earlier_readings + stats.written['readings']:,} readings, all runs"
+    )
+
+
+def summary_text(
+    stats: WorkerStats, *, elapsed: float, database: str, readings: int, alerts: int
+) -> str:
+    """The demo's summary: this run's counts, then what the database holds after all runs."""
+    per_second = stats.records / elapsed if elapsed else 0.0
+    return (
+        f"demo summary: this run processed {stats.records:,} readings in {elapsed:.1f} s "
+        f"({per_second:,.0f}/s): {stats.written['readings']:,} stored, "
+        f"{sum(stats.rejected.values()):,} rejected, {stats.events:,} alerts raised\n"
+        f"database {database}: {readings:,} readings and {alerts:,} alerts stored by all runs"
+    )

@@ -223,7 +223,7 @@ def add_dlq_commands(commands: Any) -> None:
 
     show = actions.add_parser("show", help="everything stored about one dead letter")
     show.add_argument("position", type=_position, help="TOPIC:PARTITION:OFFSET of the record")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print it as one JSON object")
     show.set_defaults(run=cmd_show)
 
     replay = actions.add_parser("replay", help="re-drive dead letters to their original topic")

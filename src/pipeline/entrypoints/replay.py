@@ -1,13 +1,16 @@
-"""Replays of the sensor projection: re-run it over a range of the readings topic."""
+"""Replays: re-run a job over a range of its source topic."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.application.ports import EventConsumer, Record, TopicPartition
-from pipeline.application.sensors import BatchReport
-from pipeline.application.worker import ConsumerWorker, WorkerStats
+from pipeline.application.runtime.consumer_loop import ConsumerWorker
+from pipeline.application.runtime.handler import JobHandler
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline
 
 Progress = Callable[[int], None]
@@ -30,12 +33,27 @@ def plan_replay(
     topic: str,
     end_offsets: Mapping[int, int],
     *,
-    from_offset: int,
+    from_offset: int | Mapping[int, int],
     to_offset: int | None = None,
     partition: int | None = None,
 ) -> ReplayPlan:
-    """The replay of `topic` from `from_offset` (to `to_offset`, exclusive, or the current end)
-    in one partition or all. Raises ValueError with a readable message for impossible plans."""
+    """The replay of `topic` from `from_offset` (one offset for every partition, or one per
+    partition, e.g. looked up by time) to `to_offset` (exclusive) or the current end, in one
+    partition or all. Raises ValueError with a readable message for impossible plans."""
+    if not isinstance(from_offset, int):
+        starts = from_offset
+        plans = [
+            plan_replay(topic, {p: end}, from_offset=starts.get(p, end), to_offset=to_offset)
+            for p, end in end_offsets.items()
+            if partition is None or p == partition
+        ]
+        if partition is not None and not plans:
+            known = ", ".join(str(p) for p in sorted(end_offsets))
+            raise ValueError(f"topic {topic} has no partition {partition} (partitions: {known})")
+        return ReplayPlan(
+            start={tp: o for plan in plans for tp, o in plan.start.items()},
+            stop={tp: o for plan in plans for tp, o in plan.stop.items()},
+        )
     if from_offset < 0:
         raise ValueError(f"--from-offset must be >= 0, got {from_offset}")
     if to_offset is not None and to_offset <= from_offset:
@@ -106,30 +124,46 @@ class ReplayRange:
         await self._reader.close()
 
 
-async def replay_sensors(
+async def replay_job(
     pipeline: Pipeline,
+    name: str,
     plan: ReplayPlan,
     *,
     group_id: str,
     progress: Progress | None = None,
 ) -> WorkerStats:
-    """Re-run the sensor projection over `plan` as consumer group `group_id`. Idempotent:
-    rows already stored stay as they are and aggregates take in only readings really inserted,
-    so a replay restores what is missing and changes nothing else."""
+    """Re-run job `name` over `plan` as consumer group `group_id` (its state starts empty
+    unless the group has some). Sinks are idempotent, so rows already stored stay as they
+    are. A window that was already open where the replay starts in a partition would be
+    computed from part of its records: such windows are not written (their rows keep what
+    the job computed from all of them); replay from an earlier offset to rebuild them."""
     stats = WorkerStats()
     if plan.total == 0:
         return stats
-    relay = pipeline.alert_relay()
+    entry = pipeline.job(name)
+    run = pipeline.job_run(name, group_id=group_id)
+    on_events = entry.on_events(pipeline) if entry.on_events is not None else None
+    handler = JobHandler(
+        job=run.job,
+        group_id=group_id,
+        codecs=run.codecs,
+        store=run.store,
+        log_=None,  # the records were dead-lettered when first consumed: stored, not re-sent
+        clock=run.clock,
+        worker_id=run.worker_id,
+        partial_windows={tp.partition for tp, start in plan.start.items() if start > 0},
+    )
+    await handler.resolve(list(plan.start))
 
     async def after_batch(report: BatchReport) -> None:
-        if report.new_alerts:
-            await relay.relay()
+        if report.events and on_events is not None:
+            await on_events(report.events)
         if progress is not None:
             progress(stats.records)
 
-    worker = ConsumerWorker(
+    worker: ConsumerWorker[Any] = ConsumerWorker(
         consumer=ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan),
-        handler=pipeline.sensor_projection(group_id, publish_dead_letters=False),
+        handler=handler,
         batch_size=pipeline.settings.worker.batch_size,
         batch_timeout=1.0,
         until_caught_up=True,

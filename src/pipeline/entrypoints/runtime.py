@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+import typing
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 
+from pipeline.application.errors import TransientError
 from pipeline.domain import PipelineError
 from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.settings import Settings
@@ -19,6 +24,9 @@ from pipeline.entrypoints.settings import Settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69
+"""A service the command needs (broker, database, registry) could not be reached: trying
+again later may succeed (sysexits.h's EX_UNAVAILABLE)."""
 EXIT_INTERRUPTED = 130
 
 
@@ -54,17 +62,70 @@ def _exit_now() -> None:
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
+ENV_PREFIX = "PIPELINE_"
+
+
+def settings_problems(error: ValidationError | SettingsError) -> list[str]:
+    """One line per invalid setting, naming its environment variable (never its value,
+    which may be a secret)."""
+    if isinstance(error, ValidationError):
+        return [
+            f"{_variable(problem['loc'])} ({'.'.join(map(str, problem['loc']))}): "
+            + problem["msg"].removeprefix("Value error, ")
+            for problem in error.errors()
+        ]
+    given = {name.upper(): value for name, value in os.environ.items()}
+    bad_json = []
+    for name, _ in _json_variables(Settings, ENV_PREFIX):
+        if name in given:
+            try:
+                json.loads(given[name])
+            except ValueError as exc:
+                bad_json.append(f"{name} is not valid JSON ({exc})")
+    return bad_json or [f"{error}: {error.__cause__ or ''}"]
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable of the setting at `loc` (a list's or dict's own variable
+    for what is inside it)."""
+    containers = {name for name, section in _json_variables(Settings, ENV_PREFIX) if not section}
+    variable = ENV_PREFIX.rstrip("_")
+    for part in loc:
+        variable = f"{variable}{'_' if variable.endswith('PIPELINE') else '__'}{part}".upper()
+        if variable in containers:
+            break
+    return variable
+
+
+def _json_variables(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, bool]]:
+    """The environment variables whose values pydantic-settings reads as JSON, each with
+    whether it is a whole section (whose fields have variables of their own)."""
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield variable, True
+            yield from _json_variables(annotation, f"{variable}__")
+        elif typing.get_origin(annotation) in (dict, list):
+            yield variable, False
+
+
 def run_command(prog: str, command: Command, args: argparse.Namespace) -> int:
     """Build the settings, configure logging and run `command`; map what goes wrong to an
-    exit code and a message on stderr: invalid settings 2, a pipeline error 1, Ctrl-C 130."""
+    exit code and a message on stderr: invalid settings 2, a service out of reach 69,
+    another pipeline error 1, Ctrl-C 130."""
     try:
         settings = Settings()
-    except ValidationError as error:
-        sys.stderr.write(f"{prog}: error: invalid settings:\n{error}\n")
+    except (ValidationError, SettingsError) as error:
+        for problem in settings_problems(error):
+            sys.stderr.write(f"{prog}: error: invalid settings: {problem}\n")
         return EXIT_USAGE
     configure_logging(settings.log_level, settings.log_format)
     try:
         return asyncio.run(command(args, settings))
+    except TransientError as error:
+        sys.stderr.write(f"{prog}: error: {error}\n")
+        return EXIT_UNAVAILABLE
     except PipelineError as error:
         sys.stderr.write(f"{prog}: error: {error}\n")
         return EXIT_FAILURE

@@ -7,7 +7,9 @@ adapters are used (in-memory log and registry, a SQLite file).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +19,11 @@ from sqlalchemy.exc import ArgumentError
 from pipeline.domain import DEFAULT_THRESHOLDS, Threshold
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///pipeline.db"
+
+
+_SECRET_OPTION = re.compile(r"password|secret|key|token", re.IGNORECASE)
+"""librdkafka option names that hold (or point at) secrets: `ssl.key.password`,
+`sasl.oauthbearer.client.secret`, `ssl.key.pem`, … They are kept as SecretStr."""
 
 
 class KafkaSettings(BaseModel):
@@ -43,9 +50,45 @@ class KafkaSettings(BaseModel):
     min_insync_replicas: int = -1
     """`min.insync.replicas` of the topics the application creates; -1 derives it from the
     replication factor: 2 from three replicas up, else 1."""
-    options: dict[str, str] = Field(default_factory=dict)
+    connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a command waits for a broker to answer its first request before it stops,
+    saying no broker answers at the configured address."""
+    options: dict[str, str | SecretStr] = Field(default_factory=dict)
     """Extra librdkafka options passed through verbatim, e.g.
-    `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`."""
+    `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`. Options whose name
+    says password, secret, key or token are kept as secrets: masked wherever settings are
+    shown or logged."""
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _secret_options(cls, options: object) -> object:
+        if not isinstance(options, dict):
+            return options  # pydantic says what is wrong with it
+        kept: dict[object, object] = {}
+        for name, value in options.items():
+            if not isinstance(value, str | SecretStr):
+                # Named, never echoed: the value may be a secret. (A ValueError, the one
+                # pydantic reports as a validation error.)
+                message = f"the value of option {name!r} must be a string"
+                raise ValueError(message)  # noqa: TRY004
+            secret = isinstance(name, str) and _SECRET_OPTION.search(name)
+            kept[name] = SecretStr(value) if secret and isinstance(value, str) else value
+        return kept
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _numeric_ports(cls, value: str | None) -> str | None:
+        for server in (value or "").split(","):
+            address = server.strip().rpartition("://")[2]
+            host, colon, port = address.rpartition(":")
+            if colon and not host.endswith("]") and ":" in host:
+                continue  # a bare IPv6 address, no port
+            if colon and not (port.isdigit() and 0 < int(port) < 65_536):
+                raise ValueError(
+                    f"{server.strip()!r}: the port must be a number from 1 to 65535 "
+                    "(host:port[,host:port…])"
+                )
+        return value
 
     def client_config(self) -> dict[str, str]:
         """librdkafka's dotted keys for everything but the bootstrap servers."""
@@ -60,7 +103,8 @@ class KafkaSettings(BaseModel):
             config["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_location:
             config["ssl.ca.location"] = self.ssl_ca_location
-        config.update(self.options)
+        for name, value in self.options.items():
+            config[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return config
 
 
@@ -76,6 +120,22 @@ class DatabaseSettings(BaseModel):
     """Extra connections opened when the pool is busy, closed again after use. Zero by
     default: under load, opening and closing connections per request costs PostgreSQL more
     than waiting a moment for a pooled one."""
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, value: SecretStr) -> SecretStr:
+        # Checked here, so that a bad URL is an invalid setting rather than a traceback
+        # wherever it is first used; the message never repeats the URL (its password).
+        example = "e.g. postgresql+asyncpg://user:password@host:5432/db"
+        try:
+            url = make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(f"not a database URL ({example})") from None
+        except ValueError:  # SQLAlchemy's int() of the port
+            raise ValueError(f"the port must be a number ({example})") from None
+        if url.port is not None and not 0 < url.port < 65_536:
+            raise ValueError("the port must be a number from 1 to 65535")
+        return value
 
     @property
     def is_default(self) -> bool:
@@ -133,6 +193,16 @@ class WorkerSettings(BaseModel):
     """Seconds a poll waits for the first record of a batch."""
     max_clock_skew_seconds: Annotated[float, Field(ge=0)] = 300.0
     """Readings stamped further than this in the future are invalid."""
+    idle_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    """A partition that sends nothing for this long has its watermark follow the wall
+    clock, so windows of quiet keys and partitions still close."""
+    sensor_window_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 3600.0
+    """How long after its minute a sensor's one-minute window still takes readings (by the
+    partition's watermark); later readings are stored but go to the late topic instead."""
+    instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
+    (a StatefulSet pod, a systemd unit): restarted under the same id within the session
+    timeout, it takes its partitions back without a rebalance. Unique per live worker."""
 
 
 class RetrySettings(BaseModel):
@@ -180,6 +250,12 @@ class ApiSettings(BaseModel):
     dropped for it (and counted): a slow client loses messages instead of slowing others."""
     ws_heartbeat_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
     """Seconds between heartbeat frames on `/ws/sensors`."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins whose pages may call the API from a browser (CORS), e.g.
+    `PIPELINE_API__CORS_ORIGINS='["https://ops.example.com"]'`. Empty (the default): none."""
+    ws_max_clients: Annotated[int, Field(ge=1, le=100_000)] = 500
+    """Live-view clients one API process serves at once; more are refused (close code 1013,
+    try again later)."""
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -217,6 +293,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=None,
         extra="ignore",
+        # A setting that fails validation may be a secret: errors name it, never echo it.
+        hide_input_in_errors=True,
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -250,12 +328,24 @@ class Settings(BaseSettings):
         return {name: Threshold(sensor_type=name, **t.model_dump()) for name, t in merged.items()}
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain data, secrets masked. The database URL is shown
-        with only its password hidden, so the endpoint it points at can be checked."""
+        """The effective settings as plain data, secrets masked (SecretStr values, Kafka
+        options named like secrets, URL passwords). The database URL is shown with only its
+        password hidden, so the endpoint it points at can be checked."""
         data = self.model_dump(mode="json")
+        if self.registry.url is not None:
+            data["registry"]["url"] = _without_password(self.registry.url)
         try:
             url = make_url(self.database.url.get_secret_value())
         except ArgumentError:
             return data  # not a URL: stays fully masked
         data["database"]["url"] = url.render_as_string(hide_password=True)
         return data
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user info (`user:password@`) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

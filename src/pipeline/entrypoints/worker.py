@@ -1,4 +1,4 @@
-"""`pipeline-worker <name>`: run one consumer worker until stopped (or caught up)."""
+"""`pipeline-worker <job>`: run one registered job until stopped (or caught up)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
 
-from pipeline.application.worker import WorkerStats
-from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.application.runtime.runner import run_job
+from pipeline.application.runtime.stats import WorkerStats
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.runtime import (
     EXIT_OK,
     EXIT_USAGE,
@@ -20,17 +22,16 @@ from pipeline.entrypoints.runtime import (
     run_command,
     tune_gc_for_streaming,
 )
-from pipeline.entrypoints.sensors import run_sensor_worker
 from pipeline.entrypoints.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-WORKERS = ("sensors",)
-
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `pipeline-worker` (shared with `pipeline worker`)."""
-    parser.add_argument("name", choices=WORKERS, help="which worker to run")
+    parser.add_argument(
+        "name", choices=sorted(JOBS), metavar="JOB", help=f"which job: {', '.join(sorted(JOBS))}"
+    )
     parser.add_argument(
         "--until-caught-up",
         action="store_true",
@@ -47,10 +48,11 @@ def stats_summary(stats: WorkerStats) -> dict[str, object]:
     return {
         "records": stats.records,
         "batches": stats.batches,
-        "readings_inserted": stats.readings_inserted,
+        "written": dict(stats.written),
         "skipped_already_applied": stats.skipped,
-        "alerts": stats.alerts,
+        "events": stats.events,
         "rejected": dict(stats.rejected),
+        "late": stats.late,
         "retries": stats.retries,
         "retried_in_place": stats.retried_in_place,
         "sent_to_retry": dict(stats.sent_to_retry),
@@ -58,6 +60,34 @@ def stats_summary(stats: WorkerStats) -> dict[str, object]:
         "paused_seconds": round(stats.paused_seconds, 1),
         "records_per_second": round(stats.rate, 1),
     }
+
+
+async def run_named_job(
+    pipeline: Pipeline,
+    name: str,
+    *,
+    group_id: str | None = None,
+    stop: asyncio.Event | None = None,
+    until_caught_up: bool = False,
+    stats: WorkerStats | None = None,
+    on_batch: Callable[[WorkerStats], None] | None = None,
+) -> WorkerStats:
+    """Run the registered job `name` (its topics created, its events handed on — e.g. the
+    alert outbox relayed, first what an earlier run left) until stopped or caught up."""
+    entry = pipeline.job(name)
+    run = pipeline.job_run(name, group_id=group_id)
+    await pipeline.ensure_topics()
+    on_events = entry.on_events(pipeline) if entry.on_events is not None else None
+    if on_events is not None:
+        await on_events(())
+    return await run_job(
+        run,
+        stop=stop,
+        until_caught_up=until_caught_up,
+        stats=stats,
+        on_batch=on_batch,
+        on_events=on_events,
+    )
 
 
 async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,11 +103,10 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = await bootstrap(settings, require_schema=True)
     tune_gc_for_streaming()
     try:
-        log.info(
-            "worker starting", worker=args.name, group=args.group_id or pipeline.group_id(args.name)
-        )
-        stats = await run_sensor_worker(
-            pipeline, group_id=args.group_id, stop=stop, until_caught_up=args.until_caught_up
+        group = args.group_id or pipeline.group_id(args.name)
+        log.info("worker starting", job=args.name, group=group)
+        stats = await run_named_job(
+            pipeline, args.name, group_id=group, stop=stop, until_caught_up=args.until_caught_up
         )
     finally:
         await pipeline.aclose()
@@ -88,13 +117,18 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console script `pipeline-worker`."""
+def build_parser() -> argparse.ArgumentParser:
+    """The `pipeline-worker` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="pipeline-worker", description="Run a pipeline consumer worker."
+        prog="pipeline-worker", description="Run a pipeline job as a consumer worker."
     )
     add_worker_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script `pipeline-worker`."""
+    args = build_parser().parse_args(argv)
     return run_command("pipeline-worker", run_worker, args)
 
 

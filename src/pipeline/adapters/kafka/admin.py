@@ -1,33 +1,43 @@
-"""`KafkaTopicAdmin`: topic creation and end offsets for `KafkaEventLog`."""
+"""`KafkaTopicAdmin`: topic creation, end offsets and group offsets for the Kafka adapters."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import dataclasses
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, Final, TypeVar, cast
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException
+import structlog
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
-from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, LOGGER, kafka_error_of, translate
+from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
 from pipeline.adapters.kafka.connection import ConnectionWatch
+from pipeline.adapters.kafka.logs import WHAT_TO_CHECK, KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
-from pipeline.application.ports import TopicSpec
+from pipeline.application.ports import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+    TopicPartition,
+    TopicSpec,
+)
 
 T = TypeVar("T")
 
 _RETRY_S = 0.1
 """Pause between two metadata checks while a new topic's partitions get leaders."""
 _ATTEMPT_S: Final = 5.0
-"""Longest one ListOffsets attempt waits: a request sent to a partition leader that just
-died waits for its timeout, and only a new attempt asks the partition's new leader."""
+"""Longest one metadata or ListOffsets attempt waits: a request sent to a broker that just
+died waits for its timeout, and only a new attempt asks another broker (the partition's new
+leader)."""
 _WATCH_S: Final = 0.1
-"""How often a pending admin request looks at the connection errors librdkafka reported."""
+"""How often the first request looks at the connection errors librdkafka reported."""
 _LEADERSHIP_MOVING = frozenset(
     {
         KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -37,47 +47,95 @@ _LEADERSHIP_MOVING = frozenset(
     }
 )
 """Errors of a partition whose leader is being elected (a new topic, a broker restart)."""
+_OFFSETS_PENDING = frozenset(
+    {
+        KafkaError.UNSTABLE_OFFSET_COMMIT,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+"""Errors of a group offset fetch worth retrying: a transaction holding offsets of the
+partitions is still open, or the group coordinator is moving."""
+
+log = structlog.get_logger(__name__)
 
 
 class KafkaTopicAdmin:
     """Creates topics and reads high watermarks through a librdkafka AdminClient.
 
+    Its first request waits at most `connect_timeout` seconds for a broker to answer, and
+    raises BrokerUnavailable saying which address and what to check if none does: the
+    first thing every command does with Kafka is through here (creating its topics, reading
+    end offsets), so a command pointed at no broker stops with one line, not after a
+    minute of librdkafka's retries. When what librdkafka reports meanwhile shows that the
+    settings cannot work (refused credentials, an untrusted certificate, a listener speaking
+    another protocol), it stops at once with a ConfigurationError that says which setting to
+    check (see `ConnectionWatch`).
+
     Created topics are replicated `replication_factor` times (below 1: derived from the
     cluster, `min(3, brokers)`) with `min.insync.replicas` = `min_insync_replicas` (below 1:
     2 from three replicas up, else 1), so that with three brokers an acknowledged record is
-    on two of them and losing one broker neither loses records nor stops writes.
-
-    A request that cannot succeed because of the settings (refused credentials, an untrusted
-    certificate, a listener speaking another protocol) fails with one ConfigurationError as
-    soon as librdkafka reports it, rather than at the timeout (see `ConnectionWatch`).
-    """
+    on two of them and losing one broker neither loses records nor stops writes."""
 
     def __init__(
         self,
         settings: dict[str, Any],
+        logs: KafkaLogs,
         *,
         replication_factor: int,
         timeout: float,
+        connect_timeout: float,
         min_insync_replicas: int = -1,
     ) -> None:
         self._watch = ConnectionWatch(settings)
-        # The watch reports connection failures, once: librdkafka's own log lines about
-        # them (one per reconnection attempt) would only repeat it.
-        config = {**settings, "error_cb": self._watch.on_error, "logger": LOGGER, "log_level": 2}
+        self._logs = logs
+        config = {**with_logs(settings, logs), "error_cb": self._on_error}
         try:
             self._admin = AdminClient(config)
         except KafkaException as exc:
             raise ConfigurationError(f"invalid Kafka client settings: {_detail(exc)}") from exc
-        self._replication_factor = replication_factor
         self._min_insync_replicas = min_insync_replicas
+        self._servers = str(settings["bootstrap.servers"])
+        self._replication_factor = replication_factor
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._reached = False
+
+    async def _reach(self) -> None:
+        """Return once a broker has answered; raise BrokerUnavailable if none does within
+        the connect timeout."""
+        if self._reached:
+            return
+        try:
+            # A future, not a blocking call: it is given up as soon as the watch tells.
+            await self._watched(
+                asyncio.wrap_future(
+                    self._admin.describe_cluster(request_timeout=self._connect_timeout)
+                )
+            )
+        except KafkaException as exc:
+            error = kafka_error_of(exc)
+            # Its logs and errors, served only by poll(), say why (refused, unresolved, TLS,
+            # SASL); the error raised here says it, once.
+            with self._logs.held():
+                self._admin.poll(0)
+            why = self._logs.last_failure or (error.str() if error is not None else str(exc))
+            raise BrokerUnavailable(
+                f"no connection to the Kafka brokers at {self._servers} succeeded within "
+                f"{self._connect_timeout:g} s ({why}); {WHAT_TO_CHECK}"
+            ) from exc
+        self._reached = True
+        self._logs.reachable()
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the topics that do not exist yet and wait until the broker has them.
 
-        A topic that already exists is left as it is, whatever its partition count or
-        configuration; only missing topics are created, so a principal that may describe
-        the topics but not create them (see `pipeline acls`) starts once they exist.
+        A topic that already exists is left as it is, whatever its partition count, except
+        that one holding copies of another topic's records (`holds_records_of`) is sized
+        after it: created with, or raised to, that topic's `max.message.bytes` plus its
+        headroom. Should the broker refuse to raise it (no ALTER_CONFIGS permission), that
+        is logged and the topic is left as it is.
         """
         for spec in specs:
             if spec.partitions < 1:
@@ -86,62 +144,51 @@ class KafkaTopicAdmin:
                 )
         if not specs:
             return
-        described = await self._describe([spec.name for spec in specs])
-        missing = [spec for spec in specs if described[spec.name] == []]
-        if missing:
-            await self._create(missing)
+        await self._reach()
+        own = [spec for spec in specs if spec.holds_records_of is None]
+        # Only those missing: a principal that may see the topics but not create them (see
+        # `pipeline acls`) starts once an administrator created them.
+        missing = [
+            spec for spec in own if not await self._partitions(spec.name, need_leaders=False)
+        ]
+        await self._create(missing)
+        await self._wait_for_leaders(own)
+        derived = [spec for spec in specs if spec.holds_records_of is not None]
+        if not derived:
+            return
+        limits = await self._max_message_bytes(
+            sorted({str(spec.holds_records_of) for spec in derived})
+        )
+        sized = [
+            dataclasses.replace(
+                spec,
+                config={
+                    **spec.config,
+                    MAX_MESSAGE_BYTES: str(
+                        limits[str(spec.holds_records_of)] + spec.headroom_bytes
+                    ),
+                },
+            )
+            for spec in derived
+        ]
+        existing = await self._create(sized)
+        await self._wait_for_leaders(sized)
+        await self._make_room([spec for spec in sized if spec.name in existing])
+
+    async def _wait_for_leaders(self, specs: Sequence[TopicSpec]) -> None:
         # The controller acknowledges before every partition has a leader; clients that
         # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
         deadline = time.monotonic() + self._timeout
-        waiting = [spec.name for spec in specs if described[spec.name] is None or spec in missing]
-        while waiting:
-            described = await self._describe(waiting, need_leaders=True)
-            waiting = [name for name in waiting if described[name] is None]
-            if waiting and time.monotonic() > deadline:
-                raise BrokerUnavailable(f"topic {waiting[0]!r} has no partition leaders yet")
-            if waiting:
-                await asyncio.sleep(_RETRY_S)
-
-    async def replication(self) -> tuple[int, int]:
-        """(replication factor, min.insync.replicas) of the topics it creates."""
-        factor = self._replication_factor
-        if factor < 1:
-            factor = min(3, await self._broker_count())
-        in_sync = self._min_insync_replicas
-        if in_sync < 1:
-            in_sync = 2 if factor >= 3 else 1
-        return factor, in_sync
-
-    async def end_offsets(self, topic: str) -> dict[int, int]:
-        """The high watermark of every partition of `topic` (empty if it does not exist).
-
-        One ListOffsets request for all partitions rather than one watermark query each;
-        retried while the partitions' leadership is moving.
-        """
-        deadline = time.monotonic() + self._timeout
-        while True:
-            partitions = await self._partitions(topic, need_leaders=False)
-            if partitions is None:
+        for spec in specs:
+            while await self._partitions(spec.name, need_leaders=True) is None:
                 if time.monotonic() > deadline:
-                    raise BrokerUnavailable(f"cannot read the metadata of topic {topic!r}")
+                    raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
                 await asyncio.sleep(_RETRY_S)
-                continue
-            if not partitions:
-                return {}
-            try:
-                return await self._latest_offsets(topic, partitions)
-            except KafkaException as exc:
-                error = kafka_error_of(exc)
-                moving = error is not None and (
-                    error.retriable()
-                    or error.code() in _LEADERSHIP_MOVING
-                    or error.code() in BROKER_DOWN_CODES
-                )
-                if not moving or time.monotonic() > deadline:
-                    raise translate(exc, f"cannot read the end offsets of {topic!r}") from exc
-            await asyncio.sleep(_RETRY_S)
 
-    async def _create(self, specs: Sequence[TopicSpec]) -> None:
+    async def _create(self, specs: Sequence[TopicSpec]) -> set[str]:
+        """Create `specs`; return the names of those that existed already."""
+        if not specs:
+            return set()
         factor, in_sync = await self.replication()
         new_topics = [
             NewTopic(
@@ -158,12 +205,14 @@ class KafkaTopicAdmin:
             )
         except KafkaException as exc:
             raise translate(exc, "cannot create topics") from exc
+        existing = set()
         for name, future in futures.items():
             try:
-                await self._answer(future)
+                await asyncio.wrap_future(future)
             except KafkaException as exc:
                 error = kafka_error_of(exc)
                 if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    existing.add(name)
                     continue
                 if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                     raise ConfigurationError(
@@ -172,38 +221,225 @@ class KafkaTopicAdmin:
                         "that may (an administrator), then start again."
                     ) from exc
                 raise translate(exc, f"cannot create topic {name!r}") from exc
+        return existing
+
+    async def replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of the topics it creates."""
+        factor = self._replication_factor
+        if factor < 1:
+            factor = min(3, await self._broker_count())
+        in_sync = self._min_insync_replicas
+        if in_sync < 1:
+            in_sync = 2 if factor >= 3 else 1
+        return factor, in_sync
 
     async def _broker_count(self) -> int:
         """The brokers the cluster has now (a broker that is down is not counted)."""
         try:
-            cluster = await self._answer(
+            cluster = await asyncio.wrap_future(
                 self._admin.describe_cluster(request_timeout=self._timeout)
             )
         except KafkaException as exc:
             raise translate(exc, "cannot describe the Kafka cluster") from exc
         return max(1, len(cluster.nodes))
 
-    async def _describe(
-        self, topics: list[str], *, need_leaders: bool = False
-    ) -> dict[str, list[int] | None]:
-        """The partition numbers of each topic ([] if it does not exist), or None while its
-        metadata is incomplete or unavailable (with `need_leaders`: while a partition has no
-        leader).
+    async def _max_message_bytes(self, topics: Sequence[str]) -> dict[str, int]:
+        """The `max.message.bytes` of each topic (the broker's default where it has none),
+        asked again while a broker does not know a topic just created yet."""
+        deadline = time.monotonic() + self._timeout
+        limits: dict[str, int] = {}
+        while True:
+            left = [topic for topic in topics if topic not in limits]
+            resources = [ConfigResource(ResourceType.TOPIC, topic) for topic in left]
+            try:
+                futures = self._admin.describe_configs(resources, request_timeout=self._timeout)
+            except KafkaException as exc:
+                raise translate(exc, "cannot read topic configurations") from exc
+            for resource, future in futures.items():
+                try:
+                    entries = await asyncio.wrap_future(future)
+                except KafkaException as exc:
+                    error = kafka_error_of(exc)
+                    moving = error is not None and error.code() in _LEADERSHIP_MOVING
+                    if moving and time.monotonic() < deadline:
+                        continue
+                    raise translate(
+                        exc, f"cannot read the configuration of topic {resource.name!r}"
+                    ) from exc
+                entry = entries.get(MAX_MESSAGE_BYTES)
+                value = entry.value if entry is not None else None
+                limits[resource.name] = int(value) if value else DEFAULT_MAX_MESSAGE_BYTES
+            if len(limits) == len(topics):
+                return limits
+            await asyncio.sleep(_RETRY_S)
 
-        Metadata requests go to any broker; librdkafka's DescribeTopics waits for the
-        controller it last knew, which after that broker died stays unknown for minutes."""
-        return {topic: await self._partitions(topic, need_leaders=need_leaders) for topic in topics}
+    async def _make_room(self, specs: Sequence[TopicSpec]) -> None:
+        """Raise the `max.message.bytes` of existing topics that are below their spec's."""
+        if not specs:
+            return
+        current = await self._max_message_bytes([spec.name for spec in specs])
+        needed = {spec.name: int(spec.config[MAX_MESSAGE_BYTES]) for spec in specs}
+        resources = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(
+                        MAX_MESSAGE_BYTES,
+                        str(limit),
+                        incremental_operation=AlterConfigOpType.SET,
+                    )
+                ],
+            )
+            for name, limit in needed.items()
+            if current[name] < limit
+        ]
+        if not resources:
+            return
+        try:
+            futures = self._admin.incremental_alter_configs(
+                resources, request_timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise translate(exc, "cannot alter topic configurations") from exc
+        for resource, future in futures.items():
+            name = resource.name
+            try:
+                await asyncio.wrap_future(future)
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
+                    raise translate(exc, f"cannot alter topic {name!r}") from exc
+                # Refused (permissions, policy): dead letters too large for it are then
+                # published without their value, which the dead_letters table keeps.
+                log.warning(
+                    "cannot raise max.message.bytes of a topic",
+                    topic=name,
+                    current=current[name],
+                    needed=needed[name],
+                    error=error.str() if error is not None else str(exc),
+                )
+                continue
+            log.info(
+                "raised max.message.bytes of a topic",
+                topic=name,
+                before=current[name],
+                after=needed[name],
+            )
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The high watermark of every partition of `topic` (empty if it does not exist).
+
+        One ListOffsets request for all partitions rather than one watermark query each;
+        retried while the partitions' leadership is moving.
+        """
+        await self._reach()
+        return await self._end_offsets(topic, IsolationLevel.READ_UNCOMMITTED)
+
+    async def last_stable_offsets(self, topic: str) -> dict[int, int]:
+        """The last stable offset of every partition of `topic`: where a read_committed
+        consumer stops, before the first record of a transaction still open (the high
+        watermark when none is)."""
+        return await self._end_offsets(topic, IsolationLevel.READ_COMMITTED)
+
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions `topic` has (0 if it does not exist)."""
+        return len(await self._partitions(topic, need_leaders=False) or ())
+
+    async def committed_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition], *, stable: bool = True
+    ) -> dict[TopicPartition, int]:
+        """The offsets group `group_id` committed for `partitions` (those it never committed
+        are left out). `stable`: wait while a transaction that commits offsets of theirs is
+        still open, so that what is returned is final, never about to change."""
+        if not partitions:
+            return {}
+        request = [
+            ConsumerGroupTopicPartitions(
+                group_id, [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
+            )
+        ]
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                futures = self._admin.list_consumer_group_offsets(
+                    request, require_stable=stable, request_timeout=self._timeout
+                )
+                answer = await asyncio.wrap_future(futures[group_id])
+                pending = [tp for tp in answer.topic_partitions if tp.error is not None]
+                if not pending:
+                    return {
+                        TopicPartition(tp.topic, tp.partition): tp.offset
+                        for tp in answer.topic_partitions
+                        if tp.offset >= 0
+                    }
+                error = pending[0].error
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                if error is None or error.code() not in _OFFSETS_PENDING:
+                    raise translate(exc, f"cannot read the offsets of group {group_id!r}") from exc
+            if error.code() not in _OFFSETS_PENDING or time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"cannot read the offsets of group {group_id!r}: {error.str()}"
+                )
+            await asyncio.sleep(_RETRY_S)
+
+    async def _end_offsets(self, topic: str, isolation: IsolationLevel) -> dict[int, int]:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            partitions = await self._partitions(topic, need_leaders=False)
+            if partitions is None:  # no broker answered this attempt
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"cannot read the metadata of topic {topic!r}")
+                await asyncio.sleep(_RETRY_S)
+                continue
+            if not partitions:
+                return {}
+            try:
+                return await self._latest_offsets(topic, partitions, isolation)
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                moving = error is not None and (
+                    error.retriable()
+                    or error.code() in _LEADERSHIP_MOVING
+                    or error.code() in BROKER_DOWN_CODES
+                )
+                if not moving or time.monotonic() > deadline:
+                    raise translate(exc, f"cannot read the end offsets of {topic!r}") from exc
+            await asyncio.sleep(_RETRY_S)
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition of `topic`, the first offset whose timestamp is at or after
+        `timestamp_ms` (the end offset when there is none)."""
+        partitions = await self._partitions(topic, need_leaders=False) or []
+        if not partitions:
+            return {}
+        spec = OffsetSpec.for_timestamp(timestamp_ms)
+        try:
+            found = await self._list_offsets(topic, partitions, spec)
+            ends = await self._latest_offsets(topic, partitions, IsolationLevel.READ_UNCOMMITTED)
+        except KafkaException as exc:
+            raise translate(exc, f"cannot look up offsets of {topic!r} by time") from exc
+        return {p: found[p] if found[p] >= 0 else ends[p] for p in partitions}
 
     async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
+        """The partition numbers of `topic` ([] if it does not exist), or None while the
+        metadata is incomplete or no broker answered.
+
+        A Metadata request goes to any broker, in attempts of at most 5 s (librdkafka's
+        DescribeTopics waits for the controller it last knew, which after that broker died
+        stays unknown for minutes)."""
         try:
-            metadata = await self._watched(
-                asyncio.to_thread(self._admin.list_topics, topic, min(self._timeout, _ATTEMPT_S))
+            metadata = await asyncio.to_thread(
+                self._admin.list_topics, topic, min(self._timeout, _ATTEMPT_S)
             )
         except KafkaException as exc:
             error = kafka_error_of(exc)
             if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
                 return None
             raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
+        finally:
+            self._admin.poll(0)  # hand its logs and errors over
         described = metadata.topics.get(topic)
         if described is None:
             return []
@@ -228,41 +464,54 @@ class KafkaTopicAdmin:
             return None
         return sorted(partitions)
 
-    async def _latest_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+    async def _latest_offsets(
+        self, topic: str, partitions: list[int], isolation: IsolationLevel
+    ) -> dict[int, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        return await self._list_offsets(topic, partitions, latest, isolation)
+
+    async def _list_offsets(
+        self,
+        topic: str,
+        partitions: list[int],
+        spec: OffsetSpec,
+        isolation: IsolationLevel = IsolationLevel.READ_UNCOMMITTED,
+    ) -> dict[int, int]:
         request: dict[KafkaTopicPartition, OffsetSpec] = {
-            KafkaTopicPartition(topic, number): OffsetSpec.latest()  # type: ignore[no-untyped-call]
-            for number in partitions
+            KafkaTopicPartition(topic, number): spec for number in partitions
         }
         futures = self._admin.list_offsets(
             request,
-            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            isolation_level=isolation,
             request_timeout=min(self._timeout, _ATTEMPT_S),
         )
         return {
             # cast: the types-confluent-kafka stubs lack ListOffsetsResultInfo.offset
-            tp.partition: int(cast(Any, await self._answer(future)).offset)
+            tp.partition: int(cast(Any, await asyncio.wrap_future(future)).offset)
             for tp, future in futures.items()
         }
 
-    async def _answer(self, future: concurrent.futures.Future[T]) -> T:
-        """The result of an admin request; a ConfigurationError as soon as the connection
-        errors librdkafka reports meanwhile show that the settings cannot work."""
-        return await self._watched(asyncio.wrap_future(future))
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's `error_cb`: what the watch and the logs make of it."""
+        self._watch.on_error(error)
+        self._logs.error(error)
 
-    async def _watched(self, awaitable: Awaitable[T]) -> T:
-        """`awaitable`'s result, watching the connection errors meanwhile (see `_answer`)."""
-        pending = asyncio.ensure_future(awaitable)
+    async def _watched(self, pending: Awaitable[T]) -> T:
+        """`pending`'s result; a ConfigurationError as soon as the connection errors
+        librdkafka reports meanwhile show that the settings cannot work."""
+        task = asyncio.ensure_future(pending)
         while True:
-            done, _ = await asyncio.wait({pending}, timeout=_WATCH_S)
+            done, _ = await asyncio.wait({task}, timeout=_WATCH_S)
             if done:
                 self._watch.answered()
-                return pending.result()
-            self._admin.poll(0)  # serves error_cb
+                return task.result()
+            with self._logs.held():
+                self._admin.poll(0)  # serves error_cb
             problem = self._watch.problem()
             if problem is None and self._watch.probe_due():
                 problem = await asyncio.to_thread(self._watch.probe)
             if problem is not None:
-                pending.cancel()
+                task.cancel()
                 raise problem
 
 

@@ -8,7 +8,6 @@ producer, manual offset commits) are enforced: overriding them is a Configuratio
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -17,8 +16,6 @@ from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.domain.errors import PipelineError
-
-LOGGER: Final = logging.getLogger("pipeline.adapters.kafka")
 
 PRODUCER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -35,6 +32,10 @@ PRODUCER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
         "partitioner": "murmur2_random",
         # The application creates its topics with explicit partition counts.
         "allow.auto.create.topics": "false",
+        # The broker's topic limits decide what fits, not librdkafka's 1,000,000: a dead
+        # letter or retry copy of a record at its topic's limit is larger than the record,
+        # and its topic is sized for it (TopicSpec.holds_records_of).
+        "message.max.bytes": "100000000",
     }
 )
 PRODUCER_ENFORCED: Final[Mapping[str, str]] = MappingProxyType(
@@ -48,6 +49,12 @@ CONSUMER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
         # members keep consuming, and `resolve_offsets` runs only for newly assigned
         # partitions. Every member of a group must use the same protocol.
         "partition.assignment.strategy": "cooperative-sticky",
+        # A member that dies without leaving (SIGKILL, a lost machine) holds its partitions
+        # until its session expires: 10 s rather than librdkafka's 45 s. Heartbeats are sent
+        # by librdkafka's own thread, so a busy event loop does not delay them; one a second
+        # also tells the members of a rebalance sooner (librdkafka's default is 3 s).
+        "session.timeout.ms": "10000",
+        "heartbeat.interval.ms": "1000",
         "isolation.level": "read_committed",
         "enable.partition.eof": "false",
         "allow.auto.create.topics": "false",

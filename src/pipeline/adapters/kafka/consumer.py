@@ -17,13 +17,9 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipeline.adapters.kafka.config import (
-    CONFIGURATION_CODES,
-    LOGGER,
-    kafka_error_of,
-    translate,
-)
+from pipeline.adapters.kafka.config import CONFIGURATION_CODES, kafka_error_of, translate
 from pipeline.adapters.kafka.lag import partitions_lag
+from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.messages import kafka_partitions, to_record
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import Record, TopicPartition
@@ -40,10 +36,13 @@ BATCH_LINGER_S = 0.05
 class KafkaConsumerBase:
     """Polling, committing, lag and closing, shared by group members and readers."""
 
-    def __init__(self, settings: dict[str, Any], description: str, timeout: float) -> None:
+    def __init__(
+        self, settings: dict[str, Any], description: str, timeout: float, logs: KafkaLogs
+    ) -> None:
         self._description = description
         self._timeout = timeout
-        self._consumer = Consumer({**settings, "logger": LOGGER})
+        self._logs = logs
+        self._consumer = Consumer(with_logs(settings, logs))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=description)
         self._loop: asyncio.AbstractEventLoop | None = None
         # Replaced, never mutated: the worker thread swaps it, the loop thread reads it.
@@ -227,8 +226,13 @@ class KafkaConsumerBase:
     def _message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
             return
-        if error.fatal():
-            raise BrokerUnavailable(f"{self._description} failed: {error.str()}")
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            # The consumer cannot go on. librdkafka's only fatal consumer error is a static
+            # member fenced by another member using the same group.instance.id.
+            raise ConfigurationError(
+                f"{self._description} stopped: {error.str()} (give each worker its own "
+                "PIPELINE_WORKER__INSTANCE_ID)"
+            )
         if error.code() in CONFIGURATION_CODES:
             # Not authorized (an ACL): retrying cannot help.
             raise ConfigurationError(
@@ -236,8 +240,8 @@ class KafkaConsumerBase:
                 "principal the ACLs `pipeline acls` lists"
             )
         # librdkafka retries everything else by itself (unreachable broker, topic not
-        # created yet, …): worth a log line, not a failed poll.
-        LOGGER.warning("%s: %s", self._description, error.str())
+        # created yet, …): worth a log line (once, not once per poll), not a failed poll.
+        self._logs.error(error)
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Worker thread: commit synchronously, retrying while the group rebalances.
@@ -281,9 +285,13 @@ class KafkaPartitionReader(KafkaConsumerBase):
     """
 
     def __init__(
-        self, settings: dict[str, Any], start: Mapping[TopicPartition, int], timeout: float
+        self,
+        settings: dict[str, Any],
+        start: Mapping[TopicPartition, int],
+        timeout: float,
+        logs: KafkaLogs,
     ) -> None:
-        super().__init__(settings, f"reader of group {settings['group.id']!r}", timeout)
+        super().__init__(settings, f"reader of group {settings['group.id']!r}", timeout, logs)
         self._starts = dict(start)
         try:
             self._consumer.assign(kafka_partitions(start))

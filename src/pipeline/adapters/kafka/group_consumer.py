@@ -11,6 +11,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from pipeline.adapters.kafka.config import translate
 from pipeline.adapters.kafka.consumer import KafkaConsumerBase
+from pipeline.adapters.kafka.logs import KafkaLogs
 from pipeline.application.errors import TransientError
 from pipeline.application.ports import OffsetResolver, Record, TopicPartition
 
@@ -32,8 +33,14 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None,
         timeout: float,
+        logs: KafkaLogs,
     ) -> None:
-        super().__init__(settings, f"member of group {settings['group.id']!r}", timeout)
+        super().__init__(settings, f"member of group {settings['group.id']!r}", timeout, logs)
+        self.group_id: str = settings["group.id"]
+        self.topics = tuple(topics)
+        """The topics subscribed to."""
+        self.revocations = 0
+        """Rebalance callbacks that took partitions away (revoked or lost) so far."""
         self._resolve_offsets = resolve_offsets
         self._assign_error: BaseException | None = None
         try:
@@ -45,6 +52,20 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             )
         except KafkaException as exc:
             raise translate(exc, f"{self._description} cannot subscribe to {topics}") from exc
+
+    def group_metadata(self) -> object:
+        """The member's current group metadata (group id, generation, member id), which a
+        transactional producer sends with the offsets it commits so that the broker refuses
+        them once the group has moved on without this member.
+
+        Unlike the other librdkafka calls this one may run in any thread: librdkafka answers
+        it from its own thread. A generation read here was joined after the rebalance
+        callbacks handed back (and counted in `revocations`) every partition it took from
+        this member."""
+        try:
+            return self._consumer.consumer_group_metadata()
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} has no group metadata") from exc
 
     async def _before_poll(self) -> None:
         """Resolve again the partitions whose resolution failed, then un-hold them.
@@ -108,6 +129,7 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         # Worker thread, inside consume() or close(); also serves on_lost.
         revoked = frozenset(TopicPartition(p.topic, p.partition) for p in partitions)
         self._assigned = self._assigned - revoked
+        self.revocations += 1
         self._held = self._held - revoked
         for tp in revoked:
             self._starts.pop(tp, None)

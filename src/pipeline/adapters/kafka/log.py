@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
+from pipeline.adapters.kafka.changelog import ChangelogReader
 from pipeline.adapters.kafka.config import (
     CONSUMER_DEFAULTS,
     CONSUMER_ENFORCED,
@@ -16,12 +17,17 @@ from pipeline.adapters.kafka.config import (
 )
 from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
+from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
 from pipeline.adapters.kafka.table import KafkaChangelogTable
-from pipeline.application.errors import PublishError
+from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
+from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer
+from pipeline.application.errors import ConfigurationError, PublishError
+from pipeline.application.kafka_authority import TopicSink, transactional_id
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,
+    OutgoingRecord,
     TopicPartition,
     TopicSpec,
 )
@@ -30,6 +36,11 @@ from pipeline.application.ports.tables import KeyDecoder, ValueDecoder
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 K = TypeVar("K")
 V = TypeVar("V")
+TRANSACTION_TIMEOUT_MS = "10000"
+"""Default transaction.timeout.ms of transactional producers (Kafka Streams' under
+exactly-once): how long a transaction left open by a crashed member that never comes back
+holds read_committed readers, and the restore of its partitions, before the coordinator
+aborts it. A member restarted with the same id aborts it at once."""
 
 
 class KafkaEventLog:
@@ -50,6 +61,14 @@ class KafkaEventLog:
             (`min(3, brokers)`).
         min_insync_replicas: of created topics; below 1: 2 from three replicas up, else 1.
         timeout: seconds for admin requests, commits, lag queries and offset resolution.
+        connect_timeout: seconds the first admin request (creating topics, reading end
+            offsets) waits for a broker to answer before BrokerUnavailable says none does.
+        group_instance_id: static membership (`group.instance.id`) for the group
+            consumers: a member restarted under the same id takes its partitions back at
+            once, without a rebalance; no two live members of a group may share it.
+
+    librdkafka's logs and errors go through `KafkaLogs` (structlog, deduplicated; one line
+    when a broker becomes unreachable and one when it is back).
     """
 
     def __init__(
@@ -63,8 +82,13 @@ class KafkaEventLog:
         replication_factor: int = -1,
         min_insync_replicas: int = -1,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        group_instance_id: str | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._connect_timeout = connect_timeout
+        self._group_instance_id = group_instance_id
+        self._logs = KafkaLogs(bootstrap_servers, grace_s=connect_timeout)
         self._client_config = dict(client_config or _EMPTY)
         self._client_id = client_id
         self._producer_config = dict(producer_config or _EMPTY)
@@ -93,15 +117,14 @@ class KafkaEventLog:
     ) -> None:
         """Queue one record for delivery; records with the same key keep their order.
         `timestamp_ms` sets its CreateTime (default: now)."""
-        producer = self._producer
-        if producer is None:
-            if self._closed:
-                raise PublishError("the Kafka event log is closed")
-            settings = self._settings(
-                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
-            )
-            producer = self._producer = KafkaRecordProducer(settings)
-        await producer.publish(topic, key, value, headers, timestamp_ms)
+        await self._producer_client().publish(topic, key, value, headers, timestamp_ms)
+
+    async def deliver(
+        self, records: Sequence[OutgoingRecord], timeout: float = 30.0
+    ) -> list[PublishError | None]:
+        """Publish `records`, flush, and return each one's outcome: None when acknowledged,
+        the error when refused for good (RecordTooLarge over its topic's limit)."""
+        return await self._producer_client().deliver(records, timeout)
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued record is acknowledged; raise PublishError if one failed."""
@@ -120,7 +143,10 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
-        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout)
+        if self._group_instance_id is not None:
+            # Per group: the worker's consumers of several groups share one id.
+            settings["group.instance.id"] = self._group_instance_id
+        return KafkaGroupConsumer(settings, topics, resolve_offsets, self._timeout, self._logs)
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
         """Read the given partitions from the given offsets, outside group management."""
@@ -128,11 +154,56 @@ class KafkaEventLog:
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
-        return KafkaPartitionReader(settings, start, self._timeout)
+        return KafkaPartitionReader(settings, start, self._timeout, self._logs)
+
+    def transactional_checkpoint(
+        self,
+        consumer: EventConsumer,
+        *,
+        member_id: str,
+        sinks: Mapping[str, TopicSink],
+        steps: Sequence[str],
+    ) -> KafkaTransactionalCheckpoint:
+        """The Kafka-authority checkpoint of `consumer` (a member of a group made by
+        `consumer()`): its own transactional producer, with transactional.id
+        `<group>-<member_id>`. `member_id` must be unique among the group's live members
+        and the same when the member restarts (e.g. `worker-3`); `sinks` bind the job's
+        sink names to topics and encoders; `steps` are the job's stateful step ids."""
+        if not isinstance(consumer, KafkaGroupConsumer):
+            raise ConfigurationError("a transactional checkpoint needs a Kafka group member")
+        producer_config = {"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+        producer_config.update(self._producer_config)
+        settings = self._settings(
+            "transactional producer", PRODUCER_DEFAULTS, producer_config, PRODUCER_ENFORCED
+        )
+        settings["transactional.id"] = transactional_id(consumer.group_id, member_id)
+        timeout_s = int(settings["transaction.timeout.ms"]) / 1000
+        restore = self._settings("consumer", _EMPTY, self._consumer_config, _EMPTY)
+        restore["group.id"] = f"{consumer.group_id}.restore"
+        admin = self._admin_client()
+        return KafkaTransactionalCheckpoint(
+            consumer=consumer,
+            producer=KafkaTransactionalProducer(
+                with_logs(settings, self._logs), timeout=self._timeout
+            ),
+            admin=admin,
+            changelogs=ChangelogReader(
+                with_logs(restore, self._logs),
+                admin,
+                wait_open=timeout_s + self._timeout,
+                stall=self._timeout,
+            ),
+            sinks=sinks,
+            steps=steps,
+        )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark of every partition of `topic` (empty if it does not exist)."""
         return await self._admin_client().end_offsets(topic)
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition, the first offset at or after `timestamp_ms` (else the end)."""
+        return await self._admin_client().offsets_for_time(topic, timestamp_ms)
 
     def changelog_table(
         self, topic: str, *, decode_key: KeyDecoder[K], decode_value: ValueDecoder[V]
@@ -143,6 +214,7 @@ class KafkaEventLog:
         )
         return KafkaChangelogTable(
             settings,
+            self._logs,
             topic,
             decode_key=decode_key,
             decode_value=decode_value,
@@ -156,14 +228,27 @@ class KafkaEventLog:
         if producer is not None:
             await producer.flush(self._timeout)
 
+    def _producer_client(self) -> KafkaRecordProducer:
+        producer = self._producer
+        if producer is None:
+            if self._closed:
+                raise PublishError("the Kafka event log is closed")
+            settings = self._settings(
+                "producer", PRODUCER_DEFAULTS, self._producer_config, PRODUCER_ENFORCED
+            )
+            producer = self._producer = KafkaRecordProducer(settings, self._logs)
+        return producer
+
     def _admin_client(self) -> KafkaTopicAdmin:
         if self._admin is None:
             settings = self._settings("admin client", _EMPTY, _EMPTY, _EMPTY)
             self._admin = KafkaTopicAdmin(
                 settings,
+                self._logs,
                 replication_factor=self._replication_factor,
                 min_insync_replicas=self._min_insync_replicas,
                 timeout=self._timeout,
+                connect_timeout=self._connect_timeout,
             )
         return self._admin
 

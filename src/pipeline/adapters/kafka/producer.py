@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from pipeline.adapters.kafka.config import (
     BROKER_DOWN_CODES,
     CONFIGURATION_CODES,
-    LOGGER,
     kafka_error_of,
     translate,
 )
-from pipeline.application.errors import BrokerUnavailable, ConfigurationError, PublishError
+from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
+from pipeline.application.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    PublishError,
+    RecordTooLarge,
+)
+from pipeline.application.ports import OutgoingRecord
 
 _ROOM_WAIT_S = 0.005
 """How long publish sleeps when librdkafka's queue is full before trying again."""
 _POLL_EVERY = 64
 """Publishes between two polls for delivery reports: polling on every publish costs a
 fifth of the throughput, and `flush` serves whatever reports are left."""
+_PENDING: Final = object()
+"""The outcome of a delivered record until its report arrives."""
 
 
 class KafkaRecordProducer:
@@ -34,8 +43,9 @@ class KafkaRecordProducer:
     room instead of blocking the event loop.
     """
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self._producer = Producer({**settings, "error_cb": self._on_error, "logger": LOGGER})
+    def __init__(self, settings: dict[str, Any], logs: KafkaLogs) -> None:
+        self._logs = logs
+        self._producer = Producer({**with_logs(settings, logs), "error_cb": self._on_error})
         self._on_delivery_cb = self._on_delivery
         self._until_poll = _POLL_EVERY
         self._failed = 0
@@ -88,6 +98,73 @@ class KafkaRecordProducer:
         if not self._until_poll:
             self._until_poll = _POLL_EVERY
             producer.poll(0)
+
+    async def deliver(
+        self, records: Sequence[OutgoingRecord], timeout: float
+    ) -> list[PublishError | None]:
+        """Queue `records`, flush, and return each one's outcome: None when acknowledged,
+        the error when refused for good (RecordTooLarge over the size limit). Raise when an
+        outcome is unknown: BrokerUnavailable (no broker answered, a retriable error) or the
+        PublishError of `flush`."""
+        if self._fatal is not None:
+            raise self._fatal_error()
+        outcomes: list[object] = [_PENDING] * len(records)
+        producer = self._producer
+        for index, record in enumerate(records):
+            while True:
+                try:
+                    producer.produce(
+                        record.topic,
+                        record.value,
+                        record.key,
+                        headers=list(record.headers) or None,
+                        on_delivery=functools.partial(self._on_delivered, outcomes, index),
+                        timestamp=record.timestamp_ms or 0,
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0)
+                    await asyncio.sleep(_ROOM_WAIT_S)
+                except KafkaException as exc:
+                    error = kafka_error_of(exc)
+                    refusal = None if error is None else _refusal(record.topic, error)
+                    if refusal is None:
+                        raise translate(
+                            exc, f"cannot publish to {record.topic!r}", PublishError
+                        ) from exc
+                    outcomes[index] = refusal
+                    break
+        await self.flush(timeout)
+        refusals: list[PublishError | None] = []
+        for outcome in outcomes:
+            if outcome is None or isinstance(outcome, PublishError):
+                refusals.append(outcome)
+            elif isinstance(outcome, BrokerUnavailable):
+                raise outcome  # a retriable error: the record may be on the broker or not
+            else:
+                raise BrokerUnavailable(f"no delivery report within {timeout}s")
+        return refusals
+
+    def _on_delivered(
+        self,
+        outcomes: list[object],
+        index: int,
+        error: KafkaError | None,
+        message: Message,
+    ) -> None:
+        # Runs inside flush(), in its thread: one slot per record, written once.
+        if error is None:
+            self._broker_down = None
+            outcomes[index] = None
+            return
+        topic = message.topic() or "?"
+        if error.code() in CONFIGURATION_CODES:
+            # Not authorized: the flush that served this report raises ConfigurationError.
+            with self._failures_lock:
+                self._refused = self._refused or f"topic {topic!r}: {error.str()}"
+        outcomes[index] = _refusal(topic, error) or BrokerUnavailable(
+            f"cannot publish to {topic!r}: {error.str()}"
+        )
 
     async def flush(self, timeout: float) -> None:
         """Wait (in a worker thread) until every queued record is acknowledged.
@@ -155,4 +232,17 @@ class KafkaRecordProducer:
             self._fatal_refused = error.code() in CONFIGURATION_CODES
         elif error.code() in BROKER_DOWN_CODES:
             self._broker_down = error.str()
-        LOGGER.warning("kafka producer error: %s", error.str())
+        self._logs.error(error)
+
+
+def _refusal(topic: str, error: KafkaError) -> PublishError | None:
+    """The error of a record refused for good, or None when trying again may succeed."""
+    if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        return RecordTooLarge(f"too large for topic {topic!r}: {error.str()}")
+    if error.retriable() or error.code() in BROKER_DOWN_CODES or error.code() in _UNKNOWN:
+        return None
+    return PublishError(f"refused by topic {topic!r}: {error.str()}")
+
+
+_UNKNOWN: Final = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT_QUEUE})
+"""Delivery errors after which the record may or may not be on the broker."""

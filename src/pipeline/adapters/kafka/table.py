@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Generic, TypeVar
 
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipeline.adapters.kafka.config import LOGGER, translate
+from pipeline.adapters.kafka.config import translate
+from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.messages import to_record
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports.tables import KeyDecoder, ValueDecoder
@@ -21,6 +23,8 @@ from pipeline.application.tables import TableContents
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+log = structlog.get_logger(__name__)
 
 _BATCH: Final = 5_000
 _POLL_S: Final = 0.5
@@ -39,19 +43,23 @@ class KafkaChangelogTable(Generic[K, V]):
     def __init__(
         self,
         settings: Mapping[str, Any],
+        logs: KafkaLogs,
         topic: str,
         *,
         decode_key: KeyDecoder[K],
         decode_value: ValueDecoder[V],
         timeout: float = 30.0,
     ) -> None:
-        self._settings = {
-            **settings,
-            "group.id": f"changelog-table-{uuid.uuid4().hex[:12]}",
-            "enable.partition.eof": "true",
-            "auto.offset.reset": "earliest",
-            "logger": LOGGER,
-        }
+        self._logs = logs
+        self._settings = with_logs(
+            {
+                **settings,
+                "group.id": f"changelog-table-{uuid.uuid4().hex[:12]}",
+                "enable.partition.eof": "true",
+                "auto.offset.reset": "earliest",
+            },
+            logs,
+        )
         self._topic = topic
         self._timeout = timeout
         self._contents = TableContents(topic, decode_key=decode_key, decode_value=decode_value)
@@ -139,7 +147,9 @@ class KafkaChangelogTable(Generic[K, V]):
             try:
                 messages = await loop.run_in_executor(self._executor, self._consume)
             except BrokerUnavailable as error:
-                LOGGER.warning("changelog table %s: %s", self._topic, error)
+                log.warning(
+                    "changelog table cannot read its topic", topic=self._topic, error=str(error)
+                )
                 await asyncio.sleep(1.0)
                 continue
             for message in messages:
@@ -150,5 +160,5 @@ class KafkaChangelogTable(Generic[K, V]):
         if error is None:
             self._contents.apply(to_record(message))
         elif error.code() != KafkaError._PARTITION_EOF:
-            # librdkafka retries what is transient by itself; say what it reports.
-            LOGGER.warning("changelog table %s: %s", self._topic, error.str())
+            # librdkafka retries what is transient by itself; say what it reports (once).
+            self._logs.error(error)

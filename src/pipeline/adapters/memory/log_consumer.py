@@ -153,6 +153,9 @@ class InMemoryGroupConsumer(_InMemoryConsumerBase):
     ) -> None:
         group, member_id = state.join(group_id, topics)
         super().__init__(state, group)
+        self.group_id = group_id
+        self.topics = tuple(topics)
+        """The topics subscribed to."""
         self._member_id = member_id
         self._resolve_offsets = resolve_offsets
         self._seen_version = -1

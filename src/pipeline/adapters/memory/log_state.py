@@ -7,9 +7,11 @@ other. Everything here runs on one event loop; nothing is locked.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pipeline.adapters.memory.partitioner import partition_for_key
 from pipeline.application.ports import Record, TopicPartition
 
 
@@ -97,26 +99,34 @@ class ConsumerGroup:
         return taken
 
     def rebalance(self, topics: dict[str, TopicLog]) -> None:
-        """Recompute the targets with Kafka's range assignor, topic by topic.
+        """Recompute the targets like Kafka's cooperative-sticky assignor, topic by topic:
+        balanced (members' shares differ by one at most) and sticky (a member keeps the
+        partitions it has, up to its share; only the others move).
 
-        Members subscribed to a topic get consecutive runs of its partitions, the first
-        members (in join order) one more when the count does not divide evenly.
-        """
+        The members holding the most get the larger shares; partitions left over go, lowest
+        first, to the members below their share, in join order."""
         targets: dict[int, set[TopicPartition]] = {m.member_id: set() for m in self.members}
         subscribed = sorted({t for m in self.members for t in m.topics})
         for name in subscribed:
             topic = topics.get(name)
-            eligible = [m for m in self.members if name in m.topics]
+            eligible = [m.member_id for m in self.members if name in m.topics]
             if topic is None or not eligible:
                 continue
-            share, extra = divmod(len(topic.partitions), len(eligible))
-            start = 0
-            for index, member in enumerate(eligible):
-                count = share + (1 if index < extra else 0)
-                targets[member.member_id].update(
-                    TopicPartition(name, p) for p in range(start, start + count)
-                )
-                start += count
+            partitions = [TopicPartition(name, p) for p in range(len(topic.partitions))]
+            held = {
+                member: sorted(tp for tp in self.targets.get(member, ()) if tp.topic == name)
+                for member in eligible
+            }
+            share, extra = divmod(len(partitions), len(eligible))
+            by_holding = sorted(eligible, key=lambda member: -len(held[member]))
+            quota = {member: share + (1 if i < extra else 0) for i, member in enumerate(by_holding)}
+            for member in eligible:
+                targets[member].update(held[member][: quota[member]])
+            taken = {tp for member in eligible for tp in targets[member]}
+            free = iter(tp for tp in partitions if tp not in taken)
+            for member in eligible:
+                mine = sum(1 for tp in targets[member] if tp.topic == name)
+                targets[member].update(next(free) for _ in range(quota[member] - mine))
         self.targets = {member_id: frozenset(tps) for member_id, tps in targets.items()}
         self.changed()
 
@@ -127,7 +137,43 @@ class LogState:
     def __init__(self) -> None:
         self.topics: dict[str, TopicLog] = {}
         self.groups: dict[str, ConsumerGroup] = {}
+        self.producer_epochs: dict[str, int] = {}
+        """The epoch of each transactional.id: a newer producer with the id fences the older."""
         self._next_member_id = 0
+
+    def append(
+        self,
+        log: TopicLog,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        timestamp_ms: int | None = None,
+        *,
+        partition: int | None = None,
+    ) -> None:
+        """Append one record to `log`, in `partition` or where Kafka's partitioner puts its
+        key (round-robin without a key), and wake the polls waiting for it."""
+        partitions = log.partitions
+        if partition is not None:
+            number = partition
+        elif key is None:
+            number = log.next_unkeyed % len(partitions)
+            log.next_unkeyed = number + 1
+        else:
+            number = partition_for_key(key, len(partitions))
+        records = partitions[number].records
+        records.append(
+            Record(
+                topic=log.name,
+                partition=number,
+                offset=len(records),
+                key=key,
+                value=value,
+                timestamp_ms=time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
+                headers=tuple(headers),
+            )
+        )
+        partitions[number].waiters.wake()
 
     def partition(self, tp: TopicPartition) -> PartitionLog | None:
         """The partition's log, or None if the topic or partition does not exist."""

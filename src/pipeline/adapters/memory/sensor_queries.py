@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from pipeline.application.ports import AlertFilter, ReadingStats, StoredAlert, TypeStats
 from pipeline.domain.sensors import Reading
-from pipeline.domain.windows import RunningStats
+from pipeline.streams.aggregates import RunningStats
 
 
 def alert_matches(stored: StoredAlert, query: AlertFilter) -> bool:

@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import heapq
-import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
 from pipeline.adapters.memory.sensor_queries import alert_matches, stats_of
+from pipeline.adapters.memory.sensor_tables import SensorTables
 from pipeline.application.ports import (
     AlertFilter,
     AlertPosition,
-    AppliedBatch,
     ReadingStats,
-    SensorBatch,
     StoredAlert,
-    TopicPartition,
 )
 from pipeline.domain.alerts import Alert
 from pipeline.domain.sensors import Reading
-from pipeline.domain.time import to_epoch_micros, window_start
-from pipeline.domain.windows import ONE_MINUTE, WindowAggregate, aggregate_window
+from pipeline.domain.time import to_epoch_micros
+from pipeline.domain.windows import WindowAggregate
 
 _WindowKey = tuple[str, datetime]
-
-
-@dataclass(slots=True)
-class _StoredAlert:
-    alert: Alert
-    published: bool = False
-    acknowledged_at: datetime | None = None
-
-    def stored(self) -> StoredAlert:
-        return StoredAlert(alert=self.alert, acknowledged_at=self.acknowledged_at)
 
 
 class InMemorySensorStore:
@@ -43,67 +29,21 @@ class InMemorySensorStore:
     tests/contract proves it): readings keyed by (sensor_id, time), aggregates recomputed from
     the stored readings of every touched window, alerts keyed by id, offsets per group.
 
-    `apply` never awaits, so on one event loop every batch is applied atomically."""
+    `apply` never awaits, so on one event loop every batch is applied atomically. The
+    tables may be shared with the sinks of an InMemoryCheckpointStore, whose writes the
+    queries then read."""
 
-    def __init__(self) -> None:
-        self._readings: dict[tuple[str, datetime], Reading] = {}
-        self._by_window: dict[_WindowKey, dict[datetime, Reading]] = {}
-        self._aggregates: dict[str, dict[datetime, WindowAggregate]] = {}
-        self._alerts: dict[uuid.UUID, _StoredAlert] = {}
-        self._offsets: dict[tuple[str, TopicPartition], int] = {}
+    def __init__(self, tables: SensorTables | None = None) -> None:
+        self.tables = SensorTables() if tables is None else tables
+        self._readings = self.tables.readings
+        self._aggregates = self.tables.aggregates
+        self._alerts = self.tables.alerts
         self._dead_letters = InMemoryDeadLetterStore()
 
     @property
     def dead_letters(self) -> InMemoryDeadLetterStore:
         """The dead letters stored with the batches applied here."""
         return self._dead_letters
-
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        """Skip readings below the group's stored offsets, insert the rest (a reading already
-        stored is left as it is), recompute the touched windows, insert new alerts and dead
-        letters, store `next_offsets` (an offset never moves back)."""
-        group = batch.group_id
-        fresh = [r for r in batch.readings if r.offset >= self._offsets.get((group, r.source), 0)]
-        inserted = 0
-        touched: set[_WindowKey] = set()
-        for projected in fresh:
-            reading = projected.reading
-            start = window_start(reading.timestamp, ONE_MINUTE)
-            touched.add((reading.sensor_id, start))
-            if reading.key in self._readings:
-                continue
-            self._readings[reading.key] = reading
-            self._by_window.setdefault((reading.sensor_id, start), {})[reading.timestamp] = reading
-            inserted += 1
-        for sensor_id, start in touched:
-            readings = self._by_window[(sensor_id, start)].values()
-            (aggregate,) = aggregate_window(readings, size=ONE_MINUTE)
-            self._aggregates.setdefault(sensor_id, {})[start] = aggregate
-        new_alerts: list[Alert] = []
-        for alert in itertools.chain.from_iterable(p.alerts for p in fresh):
-            if alert.alert_id not in self._alerts:
-                self._alerts[alert.alert_id] = _StoredAlert(alert)
-                new_alerts.append(alert)
-        self._dead_letters.add(batch.dead_letters)
-        for tp, offset in batch.next_offsets.items():
-            stored_key = (group, tp)
-            self._offsets[stored_key] = max(offset, self._offsets.get(stored_key, offset))
-        return AppliedBatch(
-            readings_inserted=inserted,
-            skipped=len(batch.readings) - len(fresh),
-            new_alerts=tuple(new_alerts),
-        )
-
-    async def stored_offsets(
-        self, group_id: str, partitions: Sequence[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        """The next offset to read per partition, as stored with the group's last batch;
-        partitions the group never stored are absent."""
-        return {
-            tp: self._offsets[(group_id, tp)]
-            for tp in partitions
-            if (group_id, tp) in self._offsets
-        }
 
     async def unpublished_alerts(self, limit: int) -> list[Alert]:
         """Stored alerts not yet published to the alerts topic, oldest event time first."""
@@ -155,8 +95,9 @@ class InMemorySensorStore:
 
     async def has_sensor(self, sensor_id: str) -> bool:
         """Whether any reading of `sensor_id` is stored."""
-        # Every stored reading lands in a window, so the aggregates index the known sensors.
-        return sensor_id in self._aggregates
+        # `apply` indexes the known sensors by the windows it recomputes from every stored
+        # reading; a checkpoint's readings sink keeps them in `sensors`.
+        return sensor_id in self.tables.sensors or sensor_id in self._aggregates
 
     async def reading_stats(
         self,

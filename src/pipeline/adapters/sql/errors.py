@@ -24,6 +24,8 @@ _TRANSIENT_SQLSTATES = ("55P03", "25006")
 _REJECTED_SQLSTATE_CLASSES = ("22", "23")
 # Undefined table, undefined column, invalid schema name: the database is not migrated.
 _MISSING_SCHEMA_SQLSTATES = ("42P01", "42703", "3F000")
+# Wrong user or password, no such database, no permission: the URL (or the grants) are wrong.
+_LOGIN_SQLSTATES = ("28P01", "28000", "3D000", "42501")
 
 _SQLITE_TRANSIENT_MESSAGES = ("locked", "busy", "disk i/o", "unable to open")
 
@@ -86,8 +88,9 @@ def is_transient(error: BaseException) -> bool:
 def store_errors(action: str) -> Iterator[None]:
     """Translate database failures inside the block: transient ones into StoreUnavailable,
     data the database refuses (SQLSTATE classes 22 data exception, 23 integrity constraint)
-    into StoreRejected, a missing table or column (an unmigrated database) into
-    ConfigurationError; anything else propagates as it is."""
+    into StoreRejected, a missing table or column (an unmigrated database) and a refused
+    login (wrong user, password or database name) into ConfigurationError; anything else
+    propagates as it is."""
     try:
         yield
     except (StoreUnavailable, StoreRejected, ConfigurationError):
@@ -100,6 +103,11 @@ def store_errors(action: str) -> Iterator[None]:
             isinstance(e, sqlite3.IntegrityError) for e in _chain(exc)
         ):
             raise StoreRejected(f"{action} failed: {_first_line(exc)}") from exc
+        if sqlstate in _LOGIN_SQLSTATES:
+            raise ConfigurationError(
+                f"{action} failed: {_first_line(exc)} (check the user, password and database "
+                "name in PIPELINE_DATABASE__URL, and that user's grants)"
+            ) from exc
         if sqlstate in _MISSING_SCHEMA_SQLSTATES or any(
             isinstance(e, sqlite3.OperationalError) and "no such table" in str(e)
             for e in _chain(exc)

@@ -11,21 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.adapters.sql import queries, tables
-from pipeline.adapters.sql.batch import BatchWriter
 from pipeline.adapters.sql.dead_letters import SqlDeadLetterStore
 from pipeline.adapters.sql.engine import WRITE_TRANSACTION, create_engine
 from pipeline.adapters.sql.errors import store_errors
-from pipeline.adapters.sql.postgres_writer import PostgresBatchWriter
-from pipeline.adapters.sql.sqlite_writer import SqliteBatchWriter
-from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import (
     AlertFilter,
     AlertPosition,
-    AppliedBatch,
     ReadingStats,
-    SensorBatch,
     StoredAlert,
-    TopicPartition,
 )
 from pipeline.domain.alerts import Alert, AlertKind, Severity
 from pipeline.domain.sensors import Reading
@@ -34,26 +27,16 @@ from pipeline.domain.windows import WindowAggregate
 _Row = sa.Row[*tuple[Any, ...]]
 
 
-def _writer_for(dialect: str) -> BatchWriter:
-    if dialect == "postgresql":
-        return PostgresBatchWriter()
-    if dialect == "sqlite":
-        return SqliteBatchWriter()
-    raise ConfigurationError(f"SqlSensorStore supports PostgreSQL and SQLite, not {dialect}")
-
-
 class SqlSensorStore:
-    """SensorStore on PostgreSQL (asyncpg) or SQLite (aiosqlite), through an AsyncEngine.
-
-    The schema is created by the Alembic migrations (`pipeline.adapters.sql.migrate`). Every
-    write is idempotent: readings and alerts have natural keys, aggregates take in only the
-    readings really inserted (merged on PostgreSQL, recomputed from the window's rows on
-    SQLite), and the consumed offsets are stored in the same transaction. Transient
-    database failures surface as StoreUnavailable."""
+    """SensorStore on PostgreSQL (asyncpg) or SQLite (aiosqlite), through an AsyncEngine: the
+    sensor projection's queries, the alert outbox and acknowledgements. The sensors job
+    writes the projection through the checkpoint store on the same engine
+    (`pipeline.adapters.sql.checkpoint`). The schema is created by the Alembic migrations
+    (`pipeline.adapters.sql.migrate`). Transient database failures surface as
+    StoreUnavailable."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._writer = _writer_for(engine.dialect.name)
 
     @classmethod
     def from_url(cls, url: str, **engine_options: Any) -> SqlSensorStore:
@@ -69,30 +52,6 @@ class SqlSensorStore:
     def dead_letters(self) -> SqlDeadLetterStore:
         """The dead letters stored with the batches (same engine)."""
         return SqlDeadLetterStore(self._engine)
-
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        """In one transaction: skip readings below the group's stored offsets, insert the
-        rest, fold the inserted ones into their one-minute aggregates, insert new alerts,
-        store offsets."""
-        with store_errors("applying a sensor batch"):
-            async with self._engine.connect() as conn:
-                return await self._writer.apply(conn, batch)
-
-    async def stored_offsets(
-        self, group_id: str, partitions: Sequence[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        """The next offset to read per partition, as stored with the group's last batch;
-        partitions the group never stored are absent."""
-        if not partitions:
-            return {}
-        t = tables.consumer_offsets
-        wanted = {(p.topic, p.partition) for p in partitions}
-        query = sa.select(t.c.topic, t.c.partition, t.c.next_offset).where(
-            t.c.group_id == group_id, t.c.topic.in_(sorted({topic for topic, _ in wanted}))
-        )
-        rows = await self._fetch(query, "reading stored offsets")
-        found = {TopicPartition(row[0], row[1]): int(row[2]) for row in rows}
-        return {tp: offset for tp, offset in found.items() if (tp.topic, tp.partition) in wanted}
 
     async def unpublished_alerts(self, limit: int) -> list[Alert]:
         """Stored alerts not yet published to the alerts topic, oldest event time first."""

@@ -1,4 +1,5 @@
-"""The relational schema of the sensor projection, as SQLAlchemy Core tables.
+"""The relational schema: the sensor projection and the stream engine's state, as SQLAlchemy
+Core tables.
 
 The Alembic migrations in `migrations/versions` create these tables with explicit DDL; this
 module is what the store's queries are written against. A test compares the two.
@@ -49,6 +50,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+UPDATED_IN_PLACE = 70
+"""The PostgreSQL fillfactor of tables whose rows every batch rewrites (migration 0004): the
+free space lets an update stay on its page without touching the indexes (HOT)."""
+
+
 def _now() -> sa.sql.elements.ColumnElement[datetime]:
     # CURRENT_TIMESTAMP exists on every backend (now() does not exist on SQLite).
     return sa.func.current_timestamp()
@@ -93,6 +99,7 @@ reading_aggregates_1m = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
     # Statistics over a time window read its whole minutes from here, by window start.
     sa.Index("ix_reading_aggregates_1m_window_start", "window_start"),
+    postgresql_with={"fillfactor": UPDATED_IN_PLACE},
 )
 
 alerts = sa.Table(
@@ -152,6 +159,23 @@ dead_letters = sa.Table(
     sa.Column("stored_at", UtcDateTime, nullable=False, server_default=_now()),
     sa.Index("ix_dead_letters_error_class", "error_class"),
     sa.Index("ix_dead_letters_last_failed_at", "last_failed_at"),
+)
+
+stream_state = sa.Table(
+    "stream_state",
+    metadata,
+    # One entry of one stateful step's keyed state in one source partition of a job's group;
+    # key and value are the engine's serialized bytes. Written with the batch's offsets.
+    sa.Column("group_id", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("key", sa.LargeBinary, nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+    # Partition before step: a task restores its assigned partitions' state, every step at
+    # once, as one range of the key.
+    sa.PrimaryKeyConstraint("group_id", "partition", "step", "key"),
+    postgresql_with={"fillfactor": UPDATED_IN_PLACE},
 )
 
 sensor_metadata = sa.Table(

@@ -3,6 +3,7 @@
 Each generator is a pure function of a seed and a start time (see `base`), yielding
 `Generated` events with ground-truth anomaly labels. Look one up by name with
 `generator_named`; the registry grows as the shop, payment and social generators arrive.
+`production` lays a producer run out in event time and releases it no faster than the clock.
 """
 
 from __future__ import annotations

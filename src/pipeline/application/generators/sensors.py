@@ -82,11 +82,6 @@ class SensorFleetConfig:
         if not 1 <= low <= high:
             raise ConfigurationError(f"gap_readings {self.gap_readings} is not a range >= 1")
 
-    def event_time_for(self, readings: int) -> timedelta:
-        """The event time `readings` readings of this fleet span (ignoring gaps); a producer
-        that must not emit future event times starts that long before now."""
-        return self.interval * -(-readings // self.sensors)
-
 
 class _Sensor:
     """The fixed parameters and the evolving state of one simulated sensor."""
@@ -187,8 +182,8 @@ def generate_readings(
     the stream is in increasing event time. Take a finite part with `itertools.islice`.
 
     Event time runs ahead of the wall clock when the stream is consumed faster than real
-    time, and `validate_reading` rejects readings beyond its clock skew: a producer that is
-    not paced starts `config.event_time_for(count)` before now."""
+    time, and `validate_reading` rejects readings beyond its clock skew: a producer lays the
+    stream out and paces it with `generators.production`."""
     require_utc(start, "generator start")
     sensors = [
         _Sensor(seed=seed, index=index, config=config)

@@ -10,15 +10,21 @@ The ports live in one module per role; every name is re-exported here, so import
 
 from pipeline.application.ports.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterStore
 from pipeline.application.ports.event_log import EventConsumer, EventLog, OffsetResolver
-from pipeline.application.ports.records import Clock, Record, TopicPartition, TopicSpec
+from pipeline.application.ports.records import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
+    Clock,
+    OutgoingRecord,
+    Record,
+    Timer,
+    TopicPartition,
+    TopicSpec,
+)
 from pipeline.application.ports.registry import Codec, SchemaRegistry
 from pipeline.application.ports.sensor_store import (
     AlertFilter,
     AlertPosition,
-    AppliedBatch,
-    ProjectedReading,
     ReadingStats,
-    SensorBatch,
     SensorStore,
     StoredAlert,
     TypeStats,
@@ -31,9 +37,10 @@ from pipeline.application.ports.tables import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_BYTES",
     "AlertFilter",
     "AlertPosition",
-    "AppliedBatch",
     "ChangelogTable",
     "ChangelogTables",
     "Clock",
@@ -45,13 +52,13 @@ __all__ = [
     "EventLog",
     "KeyDecoder",
     "OffsetResolver",
-    "ProjectedReading",
+    "OutgoingRecord",
     "ReadingStats",
     "Record",
     "SchemaRegistry",
-    "SensorBatch",
     "SensorStore",
     "StoredAlert",
+    "Timer",
     "TopicPartition",
     "TopicSpec",
     "TypeStats",

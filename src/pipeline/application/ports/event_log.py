@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from pipeline.application.ports.records import Record, TopicPartition, TopicSpec
+from pipeline.application.errors import PublishError
+from pipeline.application.ports.records import OutgoingRecord, Record, TopicPartition, TopicSpec
 
 OffsetResolver = Callable[[Sequence[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]
 """Given newly assigned partitions, the offsets to resume from (partitions absent from the
@@ -53,7 +54,8 @@ class EventLog(Protocol):
     """The partitioned, replayable event log (Kafka, or in memory)."""
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the topics that do not exist yet; existing ones are left as they are."""
+        """Create the topics that do not exist yet; existing ones are left as they are, except
+        that a topic holding copies of another's records gets room for them (see TopicSpec)."""
         ...
 
     async def publish(
@@ -73,6 +75,14 @@ class EventLog(Protocol):
         """Wait until every queued record is acknowledged; raise PublishError if one failed."""
         ...
 
+    async def deliver(
+        self, records: Sequence[OutgoingRecord], timeout: float = 30.0
+    ) -> list[PublishError | None]:
+        """Publish `records` and wait for the answer on each: None where it was acknowledged,
+        the error where it was refused for good (RecordTooLarge: over its topic's size
+        limit). Raise (BrokerUnavailable, PublishError) when an outcome stays unknown."""
+        ...
+
     def consumer(
         self,
         *,
@@ -90,6 +100,11 @@ class EventLog(Protocol):
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         """The high watermark (offset of the next record) of every partition of `topic`."""
+        ...
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition of `topic`, the first offset whose record timestamp is at or after
+        `timestamp_ms` (the partition's end offset when there is none)."""
         ...
 
     async def close(self) -> None:

@@ -8,46 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from pipeline.application.ports.dead_letters import DeadLetter
-from pipeline.application.ports.records import TopicPartition
 from pipeline.domain.alerts import Alert, Severity
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProjectedReading:
-    """A valid reading, where it came from in the log, and the alerts it raised."""
-
-    source: TopicPartition
-    offset: int
-    reading: Reading
-    alerts: tuple[Alert, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SensorBatch:
-    """What one consumed batch changes in the sensor projection.
-
-    `next_offsets` covers every partition of the batch, including records that were invalid
-    and produced no row: they are consumed too."""
-
-    group_id: str
-    readings: Sequence[ProjectedReading]
-    next_offsets: Mapping[TopicPartition, int]
-    dead_letters: Sequence[DeadLetter] = ()
-    """Records of the batch that produced no row, stored (idempotently, by their source
-    topic, partition and offset) in the same transaction as the offsets."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppliedBatch:
-    """What applying a batch changed."""
-
-    readings_inserted: int
-    skipped: int
-    """Readings at offsets the group had already applied (a replayed or zombie batch)."""
-    new_alerts: tuple[Alert, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,20 +68,8 @@ class ReadingStats:
 
 @runtime_checkable
 class SensorStore(Protocol):
-    """The sensor projection: readings, one-minute aggregates, alerts and consumed offsets."""
-
-    async def apply(self, batch: SensorBatch) -> AppliedBatch:
-        """In one transaction: skip readings below the group's stored offsets, insert the
-        rest (a reading already stored is left as it is), fold exactly the readings really
-        inserted into their one-minute aggregates (so a repeated batch changes nothing), insert
-        new alerts, store `next_offsets`."""
-        ...
-
-    async def stored_offsets(
-        self, group_id: str, partitions: Sequence[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        """The next offset to read per partition, as stored with the group's last batch."""
-        ...
+    """The sensor projection as the API and the CLI read it (the sensors job writes it through
+    the checkpoint store), and the alert outbox."""
 
     async def unpublished_alerts(self, limit: int) -> list[Alert]:
         """Stored alerts not yet published to the alerts topic, oldest first."""

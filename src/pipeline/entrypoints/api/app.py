@@ -1,6 +1,6 @@
 """The Litestar application: `create_app(pipeline, settings)` wires routes, errors as
-problem details, API keys and the OpenAPI document. No globals: every app gets its pipeline
-(in `app.state.pipeline`) from its creator."""
+problem details, API keys, security headers and CORS, and the OpenAPI document. No globals:
+every app gets its pipeline (in `app.state.pipeline`) from its creator."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from pipeline.entrypoints.api.docs import OfflineDocsRenderPlugin, docs_page
 from pipeline.entrypoints.api.problems import http_problem, internal_problem, unavailable_problem
 from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
-from pipeline.entrypoints.api.routes.sensors import SensorController
+from pipeline.entrypoints.api.routes.sensors import sensor_controller
+from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings, Settings
@@ -76,15 +77,21 @@ def build_app(
     lifespan: Sequence[Lifespan] = (),
     plugins: Sequence[PluginProtocol] = (),
     live_lag_group: str | None = None,
+    broker_configured: bool = True,
 ) -> Litestar:
     """The application. Without `pipeline`, a `lifespan` must put one in `app.state.pipeline`
     before the first request (what the uvicorn factory does). The live view's stats show the
-    lag of `live_lag_group` (default: the sensors worker's group)."""
+    lag of `live_lag_group` (default: the sensors worker's group). `broker_configured` false
+    says the pipeline's log is an in-memory one of this process that nothing else writes to:
+    `/ready` then reports the broker as not configured."""
     key_guard = api_key_guard(settings.api_key_hashes)
     read_guards = [key_guard] if settings.require_key_for_reads else []
     api = Router(
         path="/",
-        route_handlers=[SensorController, alert_controller([key_guard])],
+        route_handlers=[
+            sensor_controller(reads_need_key=settings.require_key_for_reads),
+            alert_controller([key_guard], reads_need_key=settings.require_key_for_reads),
+        ],
         guards=read_guards,
         security=[{"ApiKey": []}] if settings.require_key_for_reads else None,
     )
@@ -99,13 +106,18 @@ def build_app(
             live_sensors(settings),
         ],
         dependencies={"pipeline": Provide(_pipeline, sync_to_thread=False)},
-        state=State({"pipeline": pipeline} if pipeline is not None else {}),
+        state=State(
+            {"broker_configured": broker_configured}
+            | ({"pipeline": pipeline} if pipeline is not None else {})
+        ),
         exception_handlers={
             HTTPException: http_problem,
             TransientError: unavailable_problem,
             Exception: internal_problem,
         },
         openapi_config=_openapi_config(),
+        before_send=[add_security_headers],
+        cors_config=cors_config(settings.cors_origins),
         # The live feed needs the pipeline: its lifespan comes after the one that makes it.
         lifespan=[*lifespan, live_feed_lifespan(lag_group=live_lag_group)],
         plugins=list(plugins),

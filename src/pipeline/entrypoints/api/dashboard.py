@@ -1,8 +1,10 @@
-"""The live dashboard: `/` serves the page, `/static/{name}` its script and style sheet.
+"""The live dashboard: `/` serves the page, `/static/{name}` its script and style sheet (and
+those of the docs page).
 
 The files are package data (`static/`), read once per process. The page draws what the
-`/ws/sensors` WebSocket streams; it loads nothing from other origins, and its Content Security
-Policy says so, so it works offline and cannot be made to load anything from elsewhere."""
+`/ws/sensors` WebSocket streams; it loads nothing from other origins, and the app's Content
+Security Policy (`security`) says so, so it works offline and cannot be made to load anything
+from elsewhere."""
 
 from __future__ import annotations
 
@@ -23,13 +25,10 @@ _MEDIA_TYPES = {
     "index.html": "text/html",
     "dashboard.js": "text/javascript",
     "dashboard.css": "text/css",
+    "docs.js": "text/javascript",
+    "docs.css": "text/css",
 }
 _ASSETS = frozenset(_MEDIA_TYPES) - {"index.html"}
-# Same origin only; 'self' covers the page's own ws:/wss: endpoint in CSP level 3.
-_CSP = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-    "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +52,7 @@ def _respond(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
     file = static_file(name)
     # The files are not fingerprinted: browsers revalidate each time (cheap, via the ETag),
     # so a new release is picked up on the next load.
-    headers = {
-        "Cache-Control": "no-cache",
-        "ETag": file.etag,
-        "X-Content-Type-Options": "nosniff",
-    }
-    if name == "index.html":
-        headers["Content-Security-Policy"] = _CSP
+    headers = {"Cache-Control": "no-cache", "ETag": file.etag}
     if request.headers.get("if-none-match") == file.etag:
         return Response(b"", status_code=304, headers=headers, media_type=file.media_type)
     return Response(file.body, headers=headers, media_type=file.media_type)
@@ -75,8 +68,8 @@ def dashboard_page(request: Request[Any, Any, Any]) -> Response[bytes]:
 def dashboard_asset(
     request: Request[Any, Any, Any], name: Annotated[str, PathParameter()]
 ) -> Response[bytes]:
-    """The dashboard's script or style sheet; any other name is 404 (no file system
-    access by path, so no traversal)."""
+    """The script or style sheet of the dashboard or the docs page; any other name is 404
+    (no file system access by path, so no traversal)."""
     if name not in _ASSETS:
         raise NotFoundException(f"no static file {name!r}")
     return _respond(request, name)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from pipeline.application.ports import StoredAlert, TypeStats
-from pipeline.domain.sensors import Reading
+from pipeline.domain.sensors import DEFAULT_CATALOG, Reading
 from pipeline.domain.windows import WindowAggregate
 
 
@@ -49,24 +49,33 @@ class LatestReadings(msgspec.Struct, kw_only=True):
 
 
 class TypeStatsOut(msgspec.Struct, kw_only=True):
-    """Statistics of one sensor type's readings in the window."""
+    """Statistics of one sensor type's readings in the window, in that type's unit."""
 
     count: int
     active_sensors: int
+    unit: str | None
     mean: float | None
     min: float | None
     max: float | None
 
     @classmethod
-    def of(cls, stats: TypeStats) -> TypeStatsOut:
-        """The body of `stats`."""
+    def of(cls, name: str, stats: TypeStats) -> TypeStatsOut:
+        """The body of `stats`, the statistics of sensor type `name`."""
+        kind = DEFAULT_CATALOG.kinds.get(name)
         return cls(
             count=stats.count,
             active_sensors=stats.sensors,
+            unit=kind.unit if kind is not None else None,
             mean=stats.mean,
             min=stats.min,
             max=stats.max,
         )
+
+
+_SINGLE_TYPE = (
+    "Of all the window's readings when they are of one sensor type (a sensor_type or "
+    "sensor_id filter); null when they mix types, whose units differ: see by_type."
+)
 
 
 class SensorStats(msgspec.Struct, kw_only=True):
@@ -79,9 +88,9 @@ class SensorStats(msgspec.Struct, kw_only=True):
     messages_per_second: float
     active_sensors: int
     alert_count: int
-    mean: float | None
-    min: float | None
-    max: float | None
+    mean: Annotated[float | None, msgspec.Meta(description=_SINGLE_TYPE)]
+    min: Annotated[float | None, msgspec.Meta(description=_SINGLE_TYPE)]
+    max: Annotated[float | None, msgspec.Meta(description=_SINGLE_TYPE)]
     by_type: dict[str, TypeStatsOut]
 
 
@@ -179,3 +188,27 @@ class Readiness(msgspec.Struct, kw_only=True):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
+
+
+class ParameterError(msgspec.Struct, kw_only=True):
+    """One refused parameter of a 400."""
+
+    key: str
+    """The parameter's name, as clients send it."""
+    source: str
+    """Where it was: `query` or `path`."""
+    message: str
+    """What it takes, in words."""
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    """The status's phrase, e.g. "Bad Request"."""
+    status: int
+    detail: str
+    """What went wrong, in words."""
+    errors: list[ParameterError] | None = None
+    """For a 400: each refused parameter."""

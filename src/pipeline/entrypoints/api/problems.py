@@ -9,10 +9,20 @@ from typing import Any
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.typing import FieldDefinition
 
 from pipeline.application.errors import TransientError
+from pipeline.entrypoints.api.models import Problem
+from pipeline.entrypoints.api.params import BadParameter, expected
 
 PROBLEM_JSON = "application/problem+json"
+_DESCRIPTIONS = {
+    400: "A parameter was refused: `detail` and `errors` say which, and what it takes.",
+    401: "No valid API key in the X-API-Key header.",
+    404: "Nothing there: `detail` says what was not found.",
+    503: "The database is unavailable; retry after the Retry-After header's seconds.",
+}
 
 _log = structlog.get_logger("pipeline.api")
 
@@ -30,15 +40,15 @@ def _problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _public_name(request: Request[Any, Any, Any], key: object) -> object:
-    """The name a client used for parameter `key`: `from`, not the handler's `start`."""
+def _parameter(request: Request[Any, Any, Any], key: object) -> FieldDefinition | None:
+    """The handler's definition of parameter `key`, if there is a handler and such a one."""
     try:
-        parameter = request.route_handler.parsed_fn_signature.parameters.get(str(key))
-    except Exception:  # noqa: BLE001 - no handler (an unmatched route): keep the key
-        return key
-    definition = parameter.kwarg_definition if parameter is not None else None
-    alias = getattr(definition, "name", None)
-    return alias or key
+        found: FieldDefinition | None = request.route_handler.parsed_fn_signature.parameters.get(
+            str(key)
+        )
+    except Exception:  # noqa: BLE001 - no handler (an unmatched route)
+        return None
+    return found
 
 
 def _validation_detail(
@@ -47,8 +57,16 @@ def _validation_detail(
     errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
     parts = []
     for error in errors:
-        if "key" in error:
-            error["key"] = _public_name(request, error["key"])
+        ours = isinstance(exc, BadParameter)
+        parameter = _parameter(request, error["key"]) if "key" in error and not ours else None
+        if parameter is not None:
+            # The name the client used (`from`, not the handler's `start`), and what the
+            # parameter takes in words rather than the validator's terms (`Expected
+            # `int`, got `str``, a regular expression).
+            alias = getattr(parameter.kwarg_definition, "name", None)
+            error["key"] = alias or error["key"]
+            if (words := expected(parameter)) is not None:
+                error["message"] = words
         key, message = error.get("key"), error.get("message", "invalid")
         parts.append(f"{key}: {message}" if key else str(message))
     detail = "; ".join(parts) if parts else str(exc.detail)
@@ -76,3 +94,16 @@ def internal_problem(request: Request[Any, Any, Any], exc: Exception) -> Respons
     """A bug: logged with its traceback; the client gets no internals."""
     _log.exception("api_internal_error", path=request.url.path)
     return _problem(500, "internal server error; the error was logged")
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI description of the errors an operation answers with, as problems."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }

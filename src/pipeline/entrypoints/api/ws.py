@@ -27,6 +27,7 @@ from litestar.types import Guard
 
 from pipeline.application.live import (
     DroppedNotice,
+    FanoutPacer,
     InvalidLiveFilter,
     LiveFilter,
     Subscription,
@@ -50,12 +51,15 @@ from pipeline.entrypoints.settings import ApiSettings
 LIVE_PATH = "/ws/sensors"
 WS_1008_POLICY_VIOLATION = 1008
 WS_1011_INTERNAL_ERROR = 1011
+WS_1013_TRY_AGAIN_LATER = 1013
 WS_4401_UNAUTHORIZED = 4401
 """Private-use close code: HTTP 401 in the 4000 range, as Litestar maps HTTP errors."""
 MAX_CLIENT_MESSAGE = 16_384
 """Longest client message read, in characters; clients only send small JSON objects."""
 SEND_TIMEOUT_S = 10.0
-"""How long a frame may wait for a client to read before the client is given up."""
+"""How long a batch of frames may wait for a client to read before the client is given up."""
+SEND_BATCH = 16
+"""Most frames one client is sent in one go, before the next client's turn."""
 _FALSE, _TRUE = frozenset({"false", "0", "no"}), frozenset({"true", "1", "yes"})
 _SUBSCRIBE_FIELDS = frozenset({"type", "sensor_types", "sensor_ids", "alerts_only"})
 
@@ -69,7 +73,7 @@ def live_feed_for(pipeline: Pipeline, *, lag_group: str | None = None) -> LiveFe
     prefix = settings.worker.group_id_prefix
     return LiveFeed(
         log=pipeline.log,
-        store=pipeline.store,
+        store=pipeline.checkpoint,
         clock=pipeline.clock,
         reading_codec=pipeline.reading_codec,
         alert_codec=pipeline.alert_codec,
@@ -152,9 +156,21 @@ def live_sensors(settings: ApiSettings) -> WebsocketRouteHandler:
             log.error("no live feed: the app was started without live_feed_lifespan")
             await socket.close(WS_1011_INTERNAL_ERROR, "the live feed is not running")
             return
-        await LiveConnection(socket, feed, settings, events).serve(live_filter)
+        if feed.hub.clients >= settings.ws_max_clients:
+            # Refused rather than served badly: every client costs memory and a share of the
+            # event loop. 1013 tells the client to come back later (the dashboard retries).
+            await socket.close(
+                WS_1013_TRY_AGAIN_LATER,
+                f"this API process serves at most {settings.ws_max_clients} live clients; "
+                "try again later",
+            )
+            return
+        # No await between the count above and the subscription in serve(): the cap holds.
+        await LiveConnection(socket, feed, settings, events, pacer).serve(live_filter)
 
-    events = EncodedEvents()  # shared by the app's connections
+    # Shared by the app's connections.
+    events = EncodedEvents()
+    pacer = FanoutPacer()
     return handler
 
 
@@ -168,10 +184,12 @@ class LiveConnection:
         feed: LiveFeed,
         settings: ApiSettings,
         events: EncodedEvents | None = None,
+        pacer: FanoutPacer | None = None,
     ):
         self._socket = socket
         self._feed = feed
         self._events = events if events is not None else EncodedEvents()
+        self._pacer = pacer if pacer is not None else FanoutPacer()
         self._queue_size = settings.ws_queue_size
         self._heartbeat = settings.ws_heartbeat_s
         self._send_lock = asyncio.Lock()
@@ -210,19 +228,28 @@ class LiveConnection:
                 await self._send(HeartbeatFrame(time=self._feed.now()))
                 next_beat = loop.time() + self._heartbeat
                 continue
-            try:
-                # asyncio.timeout, not wait_for: no task per frame (frames come thousands a
-                # second, and the demo serves them from the event loop its worker runs in).
-                async with asyncio.timeout(timeout):
-                    event = await subscription.next()
-            except TimeoutError:
-                continue
-            if event is None:
-                return  # the feed closed the subscription
-            if isinstance(event, DroppedNotice):
-                await self._send(frame_of(event))  # this client's own
+            if subscription.pending():
+                batch = await subscription.next_batch(SEND_BATCH)  # at once: no timer needed
             else:
-                await self._send_text(self._events.text(event))
+                try:
+                    # asyncio.timeout, not wait_for: no task per wait (the demo serves frames
+                    # from the event loop its worker runs in).
+                    async with asyncio.timeout(timeout):
+                        batch = await subscription.next_batch(SEND_BATCH)
+                except TimeoutError:
+                    continue
+            if batch is None:
+                return  # the feed closed the subscription
+            await self._pacer.turn(len(batch))
+            await self._send_texts(
+                # A DroppedNotice is this client's own; events are shared by every client.
+                [
+                    encode_frame(frame_of(event))
+                    if isinstance(event, DroppedNotice)
+                    else self._events.text(event)
+                    for event in batch
+                ]
+            )
 
     async def _receive(self, subscription: Subscription) -> None:
         while True:
@@ -253,14 +280,23 @@ class LiveConnection:
         return subscribed_frame(live_filter)
 
     async def _send(self, frame: Frame) -> None:
-        await self._send_text(encode_frame(frame))
+        await self._send_texts([encode_frame(frame)])
 
-    async def _send_text(self, text: str) -> None:
+    async def _send_texts(self, texts: list[str]) -> None:
         # A client that stops reading fills the server's write buffer and a send would wait
         # for ever: past the timeout it is dropped like a client that left (TimeoutError is
         # an OSError), its subscription freed. Closing it would wait on the same buffer.
         async with self._send_lock, asyncio.timeout(SEND_TIMEOUT_S):
-            await self._socket.send_text(text)
+            for text in texts:
+                try:
+                    await self._socket.send_text(text)
+                except RuntimeError as error:
+                    # ASGI servers should raise OSError for a send on a closed connection;
+                    # uvicorn raises RuntimeError ("Unexpected ASGI message 'websocket.send',
+                    # after sending 'websocket.close'") once it has closed it itself (the
+                    # client's close handshake racing a send, a keep-alive timeout). Either
+                    # way the client is gone, which is not an error.
+                    raise WebSocketDisconnect(detail=str(error), code=1006) from error
 
     async def _close(self, code: int, reason: str) -> None:
         # The client may already be gone; there is nobody left to tell then.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get, post
@@ -16,20 +15,26 @@ from pipeline.application.ports import AlertFilter, AlertPosition
 from pipeline.domain.alerts import Severity
 from pipeline.entrypoints.api.models import AlertOut, AlertPage
 from pipeline.entrypoints.api.params import (
+    CURSOR_PATTERN,
     SensorType,
     Source,
-    as_utc,
-    bad_parameter,
     decode_cursor,
     encode_cursor,
+    known_sensor_type,
+    parse_time,
+    time_parameter,
 )
+from pipeline.entrypoints.api.problems import problem_responses
 from pipeline.entrypoints.bootstrap import Pipeline
 
-Time = Annotated[datetime | None, QueryParameter(description="Event time bound (ISO 8601).")]
+Time = Annotated[str | None, time_parameter("Event time bound.")]
 
 
-def alert_controller(ack_guards: list[Guard]) -> type[Controller]:
-    """The alerts controller; acknowledging needs what `ack_guards` demand (an API key)."""
+def alert_controller(ack_guards: list[Guard], *, reads_need_key: bool) -> type[Controller]:
+    """The alerts controller; acknowledging needs what `ack_guards` demand (an API key).
+    `reads_need_key` documents the 401 of the guarded search."""
+    errors = problem_responses(400, 503)
+    read_errors = errors | problem_responses(*([401] if reads_need_key else []))
 
     class AlertController(Controller):
         """Alerts raised by the pipeline."""
@@ -37,7 +42,12 @@ def alert_controller(ack_guards: list[Guard]) -> type[Controller]:
         path = "/api/v1/alerts"
         tags = ["alerts"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-        @get("/", summary="Search alerts", description="Newest first, cursor-paginated.")
+        @get(
+            "/",
+            summary="Search alerts",
+            description="Newest first, cursor-paginated.",
+            responses=read_errors,
+        )
         async def search(
             self,
             *,
@@ -54,7 +64,9 @@ def alert_controller(ack_guards: list[Guard]) -> type[Controller]:
             until: Time = None,
             cursor: Annotated[
                 str | None,
-                QueryParameter(description="`next_cursor` of the previous page.", max_length=200),
+                QueryParameter(
+                    description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN
+                ),
             ] = None,
             limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Page size.")] = 100,
         ) -> AlertPage:
@@ -62,11 +74,11 @@ def alert_controller(ack_guards: list[Guard]) -> type[Controller]:
             `next_cursor` as `cursor`, with the same filters, for the next page."""
             query = AlertFilter(
                 source=source,
-                sensor_type=sensor_type,
+                sensor_type=known_sensor_type(sensor_type),
                 severity=severity,
                 acknowledged=acknowledged,
-                since=as_utc(since, "since"),
-                until=as_utc(until, "until"),
+                since=parse_time(since, "since"),
+                until=parse_time(until, "until"),
             )
             after = decode_cursor(cursor) if cursor is not None else None
             # One more than asked tells whether another page exists.
@@ -84,25 +96,19 @@ def alert_controller(ack_guards: list[Guard]) -> type[Controller]:
             guards=ack_guards,
             status_code=200,
             security=[{"ApiKey": []}],
+            responses=errors | problem_responses(401, 404),
         )
         async def acknowledge(
             self,
             pipeline: NamedDependency[Pipeline],
-            alert_id: Annotated[
-                str, PathParameter(description="The alert's id (a UUID).", max_length=100)
-            ],
+            alert_id: Annotated[uuid.UUID, PathParameter(description="The alert's id.")],
         ) -> AlertOut:
             """Mark the alert acknowledged (idempotent: acknowledging again keeps the first
             time). Needs an API key; 400 for an id that is not a UUID, 404 for an unknown
             alert."""
-            # Parsed here rather than by the route so a malformed id is a 400, not a 404.
-            try:
-                parsed = uuid.UUID(alert_id)
-            except ValueError:
-                raise bad_parameter("alert_id", "must be a UUID", source="path") from None
-            stored = await pipeline.store.acknowledge_alert(parsed, pipeline.clock.now())
+            stored = await pipeline.store.acknowledge_alert(alert_id, pipeline.clock.now())
             if stored is None:
-                raise NotFoundException(f"no alert {parsed}")
+                raise NotFoundException(f"no alert {alert_id}")
             return AlertOut.of(stored)
 
     return AlertController

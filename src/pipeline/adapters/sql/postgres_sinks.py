@@ -1,0 +1,199 @@
+"""The sensor job's sinks for the PostgreSQL checkpoint store: readings, one-minute
+aggregates and alerts, each written with one set-based statement per batch (readings and
+aggregates COPYed into a staging table first)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from pipeline.adapters.sql.postgres_checkpoint import PostgresSink
+from pipeline.adapters.sql.postgres_stage import Stage
+from pipeline.application.ports.checkpoint import SinkResult
+from pipeline.application.ports.records import Record
+from pipeline.domain.alerts import Alert
+from pipeline.domain.sensors import Reading
+from pipeline.domain.windows import WindowAggregate
+
+_READINGS = Stage(
+    "readings_sink_stage",
+    (
+        ("sensor_id", "text"),
+        ("time", "timestamptz"),
+        ("sensor_type", "text"),
+        ("value", "float8"),
+        ("unit", "text"),
+        ("location", "text"),
+        ("battery_level", "float8"),
+        ("signal_strength", "float8"),
+        ("source_topic", "text"),
+        ("source_partition", "int4"),
+        ("source_offset", "int8"),
+    ),
+)
+_FROM_STAGE = """
+INSERT INTO readings (sensor_id, "time", sensor_type, value, unit, location, battery_level,
+                      signal_strength, source_topic, source_partition, source_offset)
+SELECT sensor_id, "time", sensor_type, value, unit, location, battery_level, signal_strength,
+       source_topic, source_partition, source_offset
+FROM readings_sink_stage
+ON CONFLICT (sensor_id, "time") DO NOTHING
+"""
+
+_WINDOWS = Stage(
+    "aggregates_sink_stage",
+    (
+        ("sensor_id", "text"),
+        ("window_start", "timestamptz"),
+        ("window_end", "timestamptz"),
+        ("sensor_type", "text"),
+        ("count", "int8"),
+        ("min", "float8"),
+        ("max", "float8"),
+        ("mean", "float8"),
+        ("stddev", "float8"),
+    ),
+)
+# m2 (the sum of squared deviations) is kept for the rows' readers that merge windows.
+# A window stored with the same values is not rewritten, and counts 0. A window's count only
+# grows: a row with fewer readings than the one stored is a partial view (a replay catching
+# up from the window's start, a member that lost its partition) and never replaces it.
+_UPSERT_AGGREGATES = """
+INSERT INTO reading_aggregates_1m AS a
+    (sensor_id, window_start, window_end, sensor_type, count, min, max, mean, stddev, m2,
+     updated_at)
+SELECT w.*, w.stddev * w.stddev * w.count, now()
+FROM aggregates_sink_stage AS w
+ON CONFLICT (sensor_id, window_start) DO UPDATE SET
+    window_end = excluded.window_end,
+    sensor_type = excluded.sensor_type,
+    count = excluded.count,
+    min = excluded.min,
+    max = excluded.max,
+    mean = excluded.mean,
+    stddev = excluded.stddev,
+    m2 = excluded.m2,
+    updated_at = excluded.updated_at
+WHERE a.count <= excluded.count
+  AND (a.window_end, a.sensor_type, a.count, a.min, a.max, a.mean, a.stddev)
+      IS DISTINCT FROM (excluded.window_end, excluded.sensor_type, excluded.count,
+                        excluded.min, excluded.max, excluded.mean, excluded.stddev)
+"""
+
+_INSERT_ALERTS = """
+INSERT INTO alerts (alert_id, source, kind, severity, message, "time", sensor_type, value,
+                    threshold)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::text[], $8::float8[], $9::float8[])
+ON CONFLICT (alert_id) DO NOTHING
+RETURNING alert_id
+"""
+
+
+def _count(status: str) -> int:
+    # asyncpg returns the command tag: "INSERT 0 <rows>".
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class PostgresReadingsSink:
+    """Inserts readings with the record each came from; a reading already stored (same
+    sensor and time) is left as it is."""
+
+    async def write(
+        self, driver: Any, rows: Sequence[Reading], origins: Sequence[Record | None]
+    ) -> SinkResult:
+        """COPY the readings into a staging table, then one INSERT … ON CONFLICT DO NOTHING;
+        `written` is how many were really inserted."""
+        if not rows:
+            return SinkResult(written=0)
+        if any(origin is None for origin in origins):
+            raise ValueError("a reading needs the record it was read from (its origin is None)")
+        sources = cast("Sequence[Record]", origins)
+        records = [
+            (
+                r.sensor_id,
+                r.timestamp,
+                r.sensor_type,
+                r.value,
+                r.unit,
+                r.location,
+                r.battery_level,
+                r.signal_strength,
+                o.topic,
+                o.partition,
+                o.offset,
+            )
+            for r, o in zip(rows, sources, strict=True)
+        ]
+        await _READINGS.fill(driver, records)
+        return SinkResult(written=_count(await driver.execute(_FROM_STAGE)))
+
+
+class PostgresWindowAggregatesSink:
+    """Stores each one-minute window's statistics as the engine computed them, replacing
+    what the window held unless that held more readings (see `_UPSERT_AGGREGATES`)."""
+
+    async def write(
+        self, driver: Any, rows: Sequence[WindowAggregate], origins: Sequence[Record | None]
+    ) -> SinkResult:
+        """Upsert the windows (the last row of a window in the batch wins); `written`
+        counts the windows inserted or changed."""
+        if not rows:
+            return SinkResult(written=0)
+        # One statement cannot update a row twice: a window updated twice in a batch keeps
+        # its last value.
+        windows = {(w.sensor_id, w.window_start): w for w in rows}.values()
+        await _WINDOWS.fill(
+            driver,
+            [
+                (
+                    w.sensor_id,
+                    w.window_start,
+                    w.window_end,
+                    w.sensor_type,
+                    w.count,
+                    w.min,
+                    w.max,
+                    w.mean,
+                    w.stddev,
+                )
+                for w in windows
+            ],
+        )
+        return SinkResult(written=_count(await driver.execute(_UPSERT_AGGREGATES)))
+
+
+class PostgresAlertsSink:
+    """Inserts alerts by id into the outbox; `events` are the alerts not stored before."""
+
+    async def write(
+        self, driver: Any, rows: Sequence[Alert], origins: Sequence[Record | None]
+    ) -> SinkResult:
+        """INSERT … ON CONFLICT (alert_id) DO NOTHING RETURNING the new ones."""
+        if not rows:
+            return SinkResult(written=0)
+        alerts = list({a.alert_id: a for a in rows}.values())
+        inserted = await driver.fetch(
+            _INSERT_ALERTS,
+            [a.alert_id for a in alerts],
+            [a.source for a in alerts],
+            [a.kind.value for a in alerts],
+            [a.severity.value for a in alerts],
+            [a.message for a in alerts],
+            [a.timestamp for a in alerts],
+            [a.sensor_type for a in alerts],
+            [a.value for a in alerts],
+            [a.threshold for a in alerts],
+        )
+        new_ids = {row[0] for row in inserted}
+        new = tuple(a for a in alerts if a.alert_id in new_ids)
+        return SinkResult(written=len(new), events=new)
+
+
+def postgres_sensor_sinks() -> dict[str, PostgresSink]:
+    """The sensor job's sinks by name."""
+    return {
+        "readings": PostgresReadingsSink(),
+        "aggregates_1m": PostgresWindowAggregatesSink(),
+        "alerts": PostgresAlertsSink(),
+    }

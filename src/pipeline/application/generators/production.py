@@ -1,0 +1,122 @@
+"""When a producer run's events happen and when they are released: never later than the clock.
+
+- **At a fixed rate** the stream starts now, and each event is released once the timer has run
+  as long as its event time lies past the start. Pacing follows event time, not the number of
+  events sent, so what a generator skips (a sensor that is offline emits nothing) never pushes
+  event time ahead of the clock, however long the run.
+- **As fast as possible** (rate 0, with a count) the events are laid out to end now: the
+  generator runs once to measure the span its first `count` events cover, gaps included, and
+  then again from that span before now. The measuring pass costs about 4 µs per reading.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from pipeline.application.errors import ConfigurationError
+from pipeline.application.generators.base import Generated
+from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
+from pipeline.domain.sensors import Reading
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from pipeline.application.ports import Timer
+
+T = TypeVar("T")
+
+RESOLUTION_S = 0.02
+"""Shortest wait of a paced release: events due within it go out together, up to this late."""
+YIELD_EVERY = 500
+"""Events released without a wait before other tasks get a turn (an in-process consumer)."""
+AS_FAST_AS_POSSIBLE_INTERVAL = timedelta(seconds=1)
+"""Event time between two readings of one sensor when the run is not paced."""
+
+
+def start_ending_at(
+    stream_from: Callable[[datetime], Iterator[Generated[T]]],
+    *,
+    count: int,
+    end: datetime,
+    event_time: Callable[[T], datetime],
+) -> datetime:
+    """The start from which the first `count` events of `stream_from(start)` end at `end`.
+
+    Runs the generator once from `end` to measure the span. Valid for a generator whose events
+    all move with its start (the sensor fleet's do: only the daily cycle of the values and
+    the event times depend on it, never which readings are emitted)."""
+    last = end
+    for item in itertools.islice(stream_from(end), count):
+        last = max(last, event_time(item.event))
+    return end - (last - end)
+
+
+def planned_readings(
+    *,
+    seed: int,
+    now: datetime,
+    count: int | None,
+    rate: float,
+    fleet: SensorFleetConfig | None = None,
+) -> Iterator[Generated[Reading]]:
+    """The readings of a producer run, laid out in event time (`count` None: endless).
+
+    At a fixed `rate` (readings per second of the whole fleet while every sensor is online)
+    each sensor reads every `sensors / rate` seconds from `now`; `released(…, start=now)`
+    then keeps event time behind the clock. As fast as possible (`rate` 0, which needs a
+    count) each sensor reads once a second and the last reading lies exactly at `now`."""
+    fleet = fleet or SensorFleetConfig()
+    if rate > 0:
+        config = replace(fleet, interval=timedelta(seconds=fleet.sensors / rate))
+        stream = generate_readings(seed=seed, start=now, config=config)
+    elif count is None:
+        raise ConfigurationError("as fast as possible (rate 0) needs a count of readings")
+    else:
+        config = replace(fleet, interval=AS_FAST_AS_POSSIBLE_INTERVAL)
+        start = start_ending_at(
+            lambda start: generate_readings(seed=seed, start=start, config=config),
+            count=count,
+            end=now,
+            event_time=_reading_time,
+        )
+        stream = generate_readings(seed=seed, start=start, config=config)
+    return stream if count is None else itertools.islice(stream, count)
+
+
+def _reading_time(reading: Reading) -> datetime:
+    return reading.timestamp
+
+
+async def released(
+    events: Iterable[Generated[T]],
+    *,
+    timer: Timer,
+    stop: asyncio.Event,
+    event_time: Callable[[T], datetime],
+    start: datetime | None,
+) -> AsyncIterator[Generated[T]]:
+    """Yield `events` until they end or `stop` is set.
+
+    With a `start`, each event is held until the timer has run as long since the first event
+    as the event's time lies past `start`: released up to `RESOLUTION_S` late, never early,
+    so event time never runs ahead of a clock that read `start` when the run began. Without
+    one, as fast as possible. Either way other tasks get a turn every `YIELD_EVERY` events."""
+    origin = timer.monotonic()
+    unwaited = 0
+    for item in events:
+        if start is not None:
+            ahead = (event_time(item.event) - start).total_seconds() - (timer.monotonic() - origin)
+            if ahead > 0:
+                await timer.wait(max(ahead, RESOLUTION_S), stop)
+                unwaited = 0
+        if unwaited >= YIELD_EVERY:
+            await timer.wait(0, stop)
+            unwaited = 0
+        if stop.is_set():
+            return
+        unwaited += 1
+        yield item

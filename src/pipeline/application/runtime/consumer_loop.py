@@ -1,0 +1,281 @@
+"""The consumer loop every job runs: poll a batch → handle it → commit → repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+
+from pipeline.application.errors import ConfigurationError, TransientError
+from pipeline.application.ports.event_log import EventConsumer
+from pipeline.application.ports.records import Record
+from pipeline.application.runtime.in_place_retry import InPlaceRetry
+from pipeline.application.runtime.pausing import PausedWait
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.retry_policy import (
+    Diverter,
+    NotBefore,
+    RetryPolicy,
+    TransientFailure,
+)
+from pipeline.application.runtime.stats import WorkerStats
+from pipeline.domain.errors import PipelineError
+
+__all__ = [
+    "BatchHandler",
+    "ConsumerWorker",
+    "Diverter",
+    "RetryPolicy",
+    "TransientFailure",
+    "WorkerStats",
+]
+
+log = structlog.get_logger(__name__)
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class BatchHandler(Protocol[P]):
+    """Turns one batch of records into durable effects, in two steps so that the next batch
+    can be prepared while the previous one is being made durable."""
+
+    group_id: str
+
+    async def prepare(self, records: Sequence[Record]) -> P:
+        """Decode and validate; no side effects."""
+        ...
+
+    async def apply(self, prepared: P) -> BatchReport:
+        """Make the batch's effects durable, together with its next offsets."""
+        ...
+
+    async def idle(self) -> P | None:
+        """A poll found nothing: what the passing of wall-clock time alone produces (windows
+        of quiet partitions closing), or None when there is nothing to make durable."""
+        ...
+
+
+AfterBatch = Callable[[BatchReport], Awaitable[None]]
+
+
+class ConsumerWorker(Generic[P]):
+    """Runs a BatchHandler over an EventConsumer until stopped (or caught up).
+
+    Batches are pipelined: while batch N is being made durable (its transaction is in the
+    database), batch N+1 is polled and prepared on this process's CPU. Batches are still
+    applied one at a time and in order, and a batch's offsets are committed only after it is
+    durable. Should a rebalance move a partition while its batch is in flight, the new owner
+    resumes from the offsets in the store, which skip whatever that batch already stored.
+
+    A batch whose apply fails transiently is retried in place with the consumer paused, so
+    the member keeps polling (and its partitions) however long the dependency is away. With
+    a `diverter`, once the `retry.attempts` budget is spent while the dependency is healthy
+    (the failure is the batch's own: deadlock, timeout), the batch is diverted instead.
+    With `not_before`, a batch waits (paused) until the time it names."""
+
+    def __init__(
+        self,
+        *,
+        consumer: EventConsumer,
+        handler: BatchHandler[P],
+        batch_size: int,
+        batch_timeout: float,
+        stop: asyncio.Event | None = None,
+        until_caught_up: bool = False,
+        after_batch: AfterBatch | None = None,
+        retry: RetryPolicy | None = None,
+        stats: WorkerStats | None = None,
+        diverter: Diverter | None = None,
+        not_before: NotBefore | None = None,
+    ) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._batch_size = batch_size
+        self._batch_timeout = batch_timeout
+        self.stop = stop or asyncio.Event()
+        self._until_caught_up = until_caught_up
+        self._after_batch = after_batch
+        self._retry = retry or RetryPolicy()
+        self.stats = stats or WorkerStats()
+        self._diverter = diverter
+        self._not_before = not_before
+        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P] | None = None
+        self._paused = PausedWait(
+            consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
+        )
+        self._in_place = InPlaceRetry(
+            handler=handler,
+            policy=self._retry,
+            diverter=diverter,
+            stats=self.stats,
+            paused=self._paused,
+            stop=self.stop,
+        )
+
+    async def run(self) -> WorkerStats:
+        """Consume until `stop` is set (the batches in hand are finished and committed first)
+        or, with `until_caught_up`, until the assigned partitions have no lag. Closes the
+        consumer. A failure while the next batch is polled or prepared lets the batch in
+        flight finish and commit before it propagates."""
+        try:
+            await self._loop()
+            await self._finish_in_flight()
+        except asyncio.CancelledError:
+            self._abandon_in_flight()
+            raise
+        except BaseException as error:
+            if isinstance(error, TransientError) and self.stop.is_set():
+                # Stopped while waiting out an outage: that is a stop, not a failure. A batch
+                # in flight is still finished; the one that could not be made durable is not
+                # committed and is read again by whoever owns its partitions next.
+                if self._in_flight is not None:
+                    with contextlib.suppress(Exception):
+                        await self._finish_in_flight()
+                self._abandon_in_flight()
+                log.info("stopped while waiting for a dependency", error=str(error))
+                return self.stats
+            if self._in_flight is not None:
+                with contextlib.suppress(Exception):
+                    await self._finish_in_flight()
+            self._abandon_in_flight()
+            raise
+        finally:
+            await self._consumer.close()
+        return self.stats
+
+    async def _loop(self) -> None:
+        while not self.stop.is_set():
+            records = await self._retrying(self._poll, None)
+            if records and self._not_before is not None:
+                until = self._not_before(records)
+                if until is not None and until > time.time():
+                    await self._finish_in_flight()
+                    await self._paused.around(
+                        functools.partial(self._paused.keep_alive, until - time.time())
+                    )
+                    if self.stop.is_set():
+                        return  # not handled, not committed: read again next time
+            prepared: P | None
+            if records:
+                prepared = await self._retrying(self._handler.prepare, records)
+            else:
+                prepared = await self._retrying(self._idle, None)
+            await self._finish_in_flight()
+            if prepared is not None:
+                task = asyncio.create_task(self._handler.apply(prepared))
+                self._in_flight = (task, records, prepared)
+                await asyncio.sleep(0)  # let the apply send its first statement
+            if self._until_caught_up and len(records) < self._batch_size:
+                await self._finish_in_flight()
+                if await self._caught_up():
+                    return
+
+    async def _poll(self, _: None) -> list[Record]:
+        # A transient failure here (the store answering the offsets of a new assignment, the
+        # broker) is retried like a batch: the consumer resolves the assignment again.
+        carry = self._paused.carry
+        if carry:
+            carried, carry[:] = carry[: self._batch_size], carry[self._batch_size :]
+            return carried
+        return await self._consumer.poll(self._batch_size, self._batch_timeout)
+
+    async def _idle(self, _: None) -> P | None:
+        return await self._handler.idle()
+
+    def _abandon_in_flight(self) -> None:
+        # Cancelling rolls the transaction back: the batch was not committed and is read
+        # again by whoever owns its partitions next.
+        if self._in_flight is not None:
+            self._in_flight[0].cancel()
+            self._in_flight = None
+
+    async def _caught_up(self) -> bool:
+        if not self._consumer.assignment() or self._paused.carry:
+            return False
+        self.stats.lag = await self._consumer.lag()
+        return self.stats.lag == 0
+
+    async def _finish_in_flight(self) -> None:
+        if self._in_flight is None:
+            return
+        task, records, prepared = self._in_flight
+        try:
+            report = await task
+        except TransientError as error:
+            # Retried here in the main loop, not in the task, so nothing else polls while
+            # this does; should it give up, the batch is not committed.
+            self._in_flight = None
+            report = await self._retry_paused(records, prepared, error)
+        self._in_flight = None
+        self.stats.add(report, records)
+        # The batch is durable with its offsets in the store, the source of truth on
+        # assignment. The group commit only keeps Kafka's view of the lag true for tools,
+        # and the alert relay retries on the next batch: neither failing may stop the worker.
+        try:
+            await self._consumer.commit(report.next_offsets)
+        except PipelineError as error:
+            log.warning("group offset commit failed", error=str(error))
+        for rejection in report.dead_lettered:
+            log.warning(
+                "record dead-lettered",
+                topic=rejection.topic,
+                partition=rejection.partition,
+                offset=rejection.offset,
+                error_class=rejection.error_class,
+                reason=rejection.reason,
+            )
+        if self._after_batch is not None:
+            try:
+                await self._after_batch(report)
+            except ConfigurationError:
+                raise  # e.g. an ACL refusing the alerts topic: no retry can fix it
+            except PipelineError as error:
+                log.warning("after-batch step failed; it is retried", error=str(error))
+
+    async def _retry_paused(
+        self, records: list[Record], prepared: P, error: TransientError
+    ) -> BatchReport:
+        """Retry the batch in flight with the partitions paused, until it is durable or
+        diverted; a stop request re-raises the last error (the batch stays uncommitted)."""
+        log.warning(
+            "database unavailable; partitions paused",
+            error=str(error),
+            error_class=type(error).__name__,
+        )
+        retry = functools.partial(self._in_place.retry, records, prepared, error)
+        return await self._paused.around(retry)
+
+    async def _retrying(self, step: Callable[[Any], Awaitable[R]], argument: Any) -> R:
+        attempt = 0
+        while True:
+            try:
+                return await step(argument)
+            except TransientError as error:
+                attempt += 1
+                self.stats.retries += 1
+                # With a diverter the budget is the apply's: a poll or prepare failing
+                # transiently has nothing to divert and waits for its dependency instead.
+                limited = self._retry.attempts is not None and self._diverter is None
+                if limited and self._retry.attempts is not None and attempt >= self._retry.attempts:
+                    raise
+                delay = self._retry.delay(attempt)
+                log.warning(
+                    "step failed transiently; retrying",
+                    error=str(error),
+                    error_class=type(error).__name__,
+                    attempt=attempt,
+                    delay_s=round(delay, 2),
+                )
+                # Waited paused and polling, so a long registry or database outage does not
+                # expel the member from its group. A stop request ends the wait: the batch
+                # is not durable, so it is not committed and is read again by whoever owns
+                # the partition next.
+                await self._paused.around(functools.partial(self._paused.keep_alive, delay))
+                if self.stop.is_set():
+                    raise

@@ -1,0 +1,225 @@
+"""Running a job: its consumer group on its source topics, and one group per retry level.
+
+`run_job` is what `pipeline-worker <job>`, the demo and the benchmark call. The job's own
+group (`<group>`) runs the job; each retry level `<source>.retry.N` has a group
+`<group>.retry.N` that only forwards records back once their delay is up. They share `stop`
+and `stats`; should one fail, the others are stopped and the error raised. With
+`until_caught_up` they run one after the other, the job's group first, each until caught up
+(a retry level with nothing to read is skipped), and again while a retry level forwarded
+records back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.application.errors import ConfigurationError
+from pipeline.application.lag import consumer_lag
+from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.records import Clock, TopicPartition
+from pipeline.application.ports.registry import Codec
+from pipeline.application.retries import RetryRouter, not_before
+from pipeline.application.runtime.consumer_loop import ConsumerWorker
+from pipeline.application.runtime.handler import JobHandler
+from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.retry_forwarding import RetryForwarder
+from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.topic_names import retry_topic
+from pipeline.streams import Job, JobDefinitionError
+
+OnEvents = Callable[[Sequence[object]], Awaitable[None]]
+"""Called after a batch whose sinks stored events for the first time (e.g. the alert
+outbox relay); one call at a time per process."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRun:
+    """Everything a job's run needs from the composition root."""
+
+    job: Job
+    group_id: str
+    log: EventLog
+    store: CheckpointStore
+    codecs: Mapping[str, Codec[Any]]
+    clock: Clock
+    worker_id: str
+    batch_size: int
+    batch_timeout: float
+    retry: RetryPolicy
+    retry_delays_s: Sequence[float]
+
+
+async def run_job(
+    run: JobRun,
+    *,
+    stop: asyncio.Event | None = None,
+    until_caught_up: bool = False,
+    stats: WorkerStats | None = None,
+    on_batch: Callable[[WorkerStats], None] | None = None,
+    on_events: OnEvents | None = None,
+) -> WorkerStats:
+    """Run `run.job` until `stop` is set (or, with `until_caught_up`, until no group has
+    lag); return the shared statistics."""
+    stop = stop or asyncio.Event()
+    stats = stats or WorkerStats()
+    events_lock = asyncio.Lock()
+
+    async def after_batch(report: BatchReport) -> None:
+        if report.events and on_events is not None:
+            async with events_lock:
+                await on_events(report.events)
+        if on_batch is not None:
+            on_batch(stats)
+
+    def main_worker() -> ConsumerWorker[Any]:
+        handler = JobHandler(
+            job=run.job,
+            group_id=run.group_id,
+            codecs=run.codecs,
+            store=run.store,
+            log_=run.log,
+            clock=run.clock,
+            worker_id=run.worker_id,
+            retries=RetryRouter(
+                run.log,
+                delays_s=run.retry_delays_s,
+                worker_id=run.worker_id,
+                group_id=run.group_id,
+            ),
+        )
+
+        async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+            stored = await handler.resolve(partitions)
+            if stored:
+                await check_within_log(run.log, run.group_id, stored)
+            return stored
+
+        topics = [*run.job.sources, *run.job.tables]
+        consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+        return _worker(
+            run,
+            consumer,
+            handler,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+            after_batch=after_batch,
+            main=True,
+        )
+
+    def retry_worker(group: str, topic: str) -> ConsumerWorker[Any]:
+        store = run.store
+
+        async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+            return await store.stored_offsets(group, partitions)
+
+        consumer = run.log.consumer(group_id=group, topics=[topic], resolve_offsets=resolve)
+        handler = RetryForwarder(group_id=group, log=run.log, store=store)
+        return _worker(
+            run,
+            consumer,
+            handler,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+            after_batch=after_batch,
+            main=False,
+        )
+
+    await check_copartitioning(run)
+    levels = [
+        (f"{run.group_id}.retry.{level}", retry_topic(source, level))
+        for source in run.job.sources
+        for level in range(1, len(run.retry_delays_s) + 1)
+    ]
+    if until_caught_up:
+        # Until nothing is left anywhere: what a retry level forwards back is the job's to
+        # handle again, and may come back to a retry level once more.
+        while True:
+            await main_worker().run()
+            forwarded = False
+            for group, topic in levels:
+                if not stop.is_set() and await consumer_lag(run.log, run.store, topic, group) > 0:
+                    await retry_worker(group, topic).run()
+                    forwarded = True
+            if not forwarded or stop.is_set():
+                return stats
+    workers = [main_worker(), *(retry_worker(g, t) for g, t in levels)]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # One ended: stop was set, or it failed and the others must stop with it.
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return stats
+
+
+def _worker(
+    run: JobRun,
+    consumer: Any,
+    handler: Any,
+    *,
+    stop: asyncio.Event,
+    until_caught_up: bool,
+    stats: WorkerStats,
+    after_batch: Callable[[BatchReport], Awaitable[None]],
+    main: bool,
+) -> ConsumerWorker[Any]:
+    return ConsumerWorker(
+        consumer=consumer,
+        handler=handler,
+        batch_size=run.batch_size,
+        batch_timeout=run.batch_timeout,
+        stop=stop,
+        until_caught_up=until_caught_up,
+        after_batch=after_batch,
+        retry=run.retry,
+        stats=stats,
+        diverter=handler if main else None,
+        # Records of a retry topic wait, paused, until their retry.not_before.
+        not_before=None if main else not_before,
+    )
+
+
+async def check_copartitioning(run: JobRun) -> None:
+    """Refuse to start a job whose joined topics have different partition counts (a task
+    joins partition p of each with partition p of the others)."""
+    plan = run.job.plan()
+    topics = {topic for group in plan.copartitioned_topics() for topic in group}
+    counts = {}
+    for topic in sorted(topics):
+        ends = await run.log.end_offsets(topic)
+        if ends:
+            counts[topic] = len(ends)
+    try:
+        plan.check_copartitioning(counts)
+    except JobDefinitionError as error:
+        raise ConfigurationError(str(error)) from error
+
+
+async def check_within_log(log: EventLog, group: str, stored: Mapping[TopicPartition, int]) -> None:
+    """Refuse to resume from offsets past the end of the log: the topic was recreated or the
+    broker's data reset while the database was kept. Reading from the start would skip every
+    record below the stored offsets, so the worker stops and says so instead."""
+    topics = {tp.topic for tp in stored}
+    ends = {topic: await log.end_offsets(topic) for topic in topics}
+    beyond = [
+        f"{tp.topic}[{tp.partition}] stored {offset} > end {ends[tp.topic].get(tp.partition, 0)}"
+        for tp, offset in sorted(stored.items())
+        if offset > ends[tp.topic].get(tp.partition, 0)
+    ]
+    if beyond:
+        raise ConfigurationError(
+            f"consumer group {group!r} has offsets stored in the database past the end of the "
+            f"log ({'; '.join(beyond)}): the topic was recreated or the broker's data reset. "
+            "Use a new group id (--group-id), or replay into a fresh database."
+        )

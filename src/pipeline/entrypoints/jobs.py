@@ -1,0 +1,88 @@
+"""The jobs this installation runs, by name: how each is built from a wired `Pipeline`, the
+codec of each of its source topics, and what happens to the events its sinks report.
+
+`pipeline-worker <name>`, `pipeline replay <name>`, `pipeline jobs` and the demo all look
+jobs up here; adding a domain is one entry (and its `pipeline.jobs` module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pipeline.application.ports import Clock, Codec
+from pipeline.entrypoints.settings import Settings
+from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from pipeline.streams import Job
+
+if TYPE_CHECKING:
+    from pipeline.entrypoints.bootstrap import Pipeline
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEntry:
+    """One job of the registry."""
+
+    name: str
+    summary: str
+    build: Callable[[Settings, Clock], Job]
+    codecs: Callable[[Pipeline], Mapping[str, Codec[Any]]]
+    on_events: Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]] | None = None
+    guarantee: str
+    """How the job's outputs survive failures (shown by `pipeline jobs`)."""
+
+
+def _sensor_job(settings: Settings, clock: Clock) -> Job:
+    return sensor_job(
+        SensorJobConfig(
+            topic=settings.topics.sensor_readings,
+            thresholds=settings.domain_thresholds(),
+            max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
+            window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        ),
+        clock,
+    )
+
+
+def _relay_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
+    relay = pipeline.alert_relay()
+
+    async def on_events(events: Sequence[object]) -> None:
+        del events  # the outbox holds them; the relay publishes whatever is unpublished
+        await relay.relay()
+
+    return on_events
+
+
+JOBS: dict[str, JobEntry] = {
+    "sensors": JobEntry(
+        name="sensors",
+        summary="IoT readings → readings, threshold alerts, one-minute statistics",
+        build=_sensor_job,
+        codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
+        on_events=_relay_alerts,
+        guarantee=(
+            "database transaction: rows, window state and offsets commit together; "
+            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+        ),
+    ),
+}
+
+
+def describe(entry: JobEntry, job: Job) -> dict[str, object]:
+    """What `pipeline jobs` shows of a job: sources, steps, state, sinks, guarantee."""
+    plan = job.plan()
+    return {
+        "job": entry.name,
+        "summary": entry.summary,
+        "sources": {topic: spec.value.__name__ for topic, spec in job.sources.items()},
+        "steps": [f"{node.id} ({node.kind})" for node in plan.nodes if node.kind != "source"],
+        "state": list(plan.stateful_steps),
+        "sinks": {
+            name: sink.description or sink.value.__name__ for name, sink in job.sinks.items()
+        },
+        "guarantee": entry.guarantee,
+    }

@@ -1,0 +1,1 @@
+"""The jobs pipeline runs: one module of declarations per domain, on the stream engine."""

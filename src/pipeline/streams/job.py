@@ -1,0 +1,645 @@
+"""Declaring a job: sources, a chain of steps, sinks — built into an immutable plan.
+
+    job = Job("sensors", out_of_orderness=timedelta(seconds=5))
+    readings = job.source("sensor-readings", Reading,
+                          key=lambda r: r.sensor_id, event_time=lambda r: r.timestamp)
+    valid = readings.validate(check_reading, rejects=(DomainError,))
+    valid.to(READINGS)
+    (valid.window(Tumbling(size=timedelta(minutes=1), grace=timedelta(hours=1)), step="1m")
+          .aggregate(Stats(of=lambda r: r.value))
+          .updates()
+          .to(AGGREGATES))
+
+Nothing runs at declaration time: `Job.plan()` checks the graph (every stateful step has a
+unique `step` id, every stream ends somewhere, stateful steps see co-partitioned keys) and
+the runtime (or the test driver) runs the plan's operators over batches of records; before
+consuming, the runtime checks that the topics a join reads are co-partitioned
+(`Plan.check_copartitioning`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+
+from pipeline.streams.items import Windowed, duration_millis
+from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling, WindowKind
+
+if TYPE_CHECKING:
+    from pipeline.streams.aggregates import Aggregate
+    from pipeline.streams.ranking import Ranking
+
+K = TypeVar("K", bound=Hashable)
+K2 = TypeVar("K2", bound=Hashable)
+V = TypeVar("V")
+W = TypeVar("W")
+R = TypeVar("R")
+U = TypeVar("U")
+
+
+class JobDefinitionError(ValueError):
+    """A job's declaration cannot run as written (the message says what to change)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sink(Generic[V]):
+    """A named destination of a job's values, bound to an adapter by the runtime (a table, a
+    topic, a time-series measurement). `guarantee` states how a write survives a retry."""
+
+    name: str
+    value: type[V]
+    description: str = ""
+
+
+@dataclass(eq=False)
+class Node:
+    """One step of a plan: its id, kind, parents and parameters."""
+
+    id: str
+    kind: str
+    parents: tuple[Node, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    stateful: bool = False
+    copartitioned: bool = True
+    """Whether the items' keys still determine their source partition (False after a
+    `key_by` that was not declared co-partitioned)."""
+    children: list[Node] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"Node({self.id!r}, {self.kind})"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A topic a job consumes, the type its records decode to, and how key and event time
+    are taken from a value."""
+
+    topic: str
+    value: type[Any]
+    key: Callable[[Any], Hashable]
+    event_time: Callable[[Any], datetime]
+    node: Node
+
+
+T = TypeVar("T")
+
+JoinHow = Literal["inner", "left"]
+"""`inner`: only matched records leave a join; `left`: a left record without a match
+leaves too, joined with None."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A (compacted) topic a job materializes as a table: the type its records decode to,
+    the key of a value, and the key of a tombstone (a record with a null value, which
+    deletes its key) decoded from the record's key bytes."""
+
+    topic: str
+    value: type[Any]
+    key: Callable[[Any], Hashable]
+    record_key: Callable[[bytes], Hashable]
+    node: Node
+
+
+def _utf8(key: bytes) -> str:
+    return key.decode()
+
+
+class Table(Generic[K, V]):
+    """The latest value per key of a topic, kept as the state of the job's partitions
+    (Kafka Streams' KTable): what `Stream.join_table` looks keys up in."""
+
+    def __init__(self, job: Job, spec: TableSpec) -> None:
+        self._job = job
+        self.spec = spec
+
+    @property
+    def node(self) -> Node:
+        """The table's step (its state is the table)."""
+        return self.spec.node
+
+
+def _lineage(node: Node) -> list[Node]:
+    """`node` and every step it descends from."""
+    found = {id(node): node}
+    todo = [node]
+    while todo:
+        for parent in todo.pop().parents:
+            if id(parent) not in found:
+                found[id(parent)] = parent
+                todo.append(parent)
+    return list(found.values())
+
+
+def _rekeyed_by(node: Node) -> Node | None:
+    """The `key_by` step `node` descends from, if any."""
+    return next((n for n in _lineage(node) if n.kind == "key_by"), None)
+
+
+def _topics_of(node: Node) -> set[str]:
+    """The source and table topics `node` reads from, through its ancestors."""
+    return {n.params["topic"] for n in _lineage(node) if n.kind in ("source", "table")}
+
+
+class Stream(Generic[K, V]):
+    """A stream of keyed, event-timed values: what the steps of a job are chained on."""
+
+    def __init__(self, job: Job, node: Node) -> None:
+        self._job = job
+        self.node = node
+
+    def _then(self, kind: str, **params: Any) -> Node:
+        return self._job._add(kind, (self.node,), params)
+
+    def map(self, fn: Callable[[V], W], *, name: str | None = None) -> Stream[K, W]:
+        """Each value replaced by `fn(value)`; key and event time kept."""
+        return Stream(self._job, self._then("map", fn=fn, name=name))
+
+    def filter(self, predicate: Callable[[V], bool], *, name: str | None = None) -> Stream[K, V]:
+        """Only the values for which `predicate` is true."""
+        return Stream(self._job, self._then("filter", fn=predicate, name=name))
+
+    def flat_map(self, fn: Callable[[V], Iterable[W]], *, name: str | None = None) -> Stream[K, W]:
+        """Each value replaced by the values `fn` returns (none, one or many)."""
+        return Stream(self._job, self._then("flat_map", fn=fn, name=name))
+
+    def validate(
+        self,
+        check: Callable[[V], object],
+        *,
+        rejects: tuple[type[BaseException], ...] = (ValueError,),
+        name: str | None = None,
+    ) -> Stream[K, V]:
+        """Values for which `check` raises one of `rejects` leave the stream as rejections
+        (dead letters, classed by the error's `rule` or `error_class` attribute, else its
+        type name); any other error is a bug and propagates."""
+        return Stream(self._job, self._then("validate", fn=check, rejects=rejects, name=name))
+
+    def key_by(
+        self, fn: Callable[[V], K2], *, copartitioned: bool = False, name: str | None = None
+    ) -> Stream[K2, V]:
+        """Re-key the stream: explicit, and never an implicit repartition topic. A stateful
+        step after it needs `copartitioned=True` (the new key is a function of the old one,
+        so a key's records still come from one partition); otherwise write the stream to a
+        topic keyed by the new key and consume that in another job."""
+        node = self._then("key_by", fn=fn, name=name)
+        node.copartitioned = copartitioned and self.node.copartitioned
+        return Stream(self._job, node)
+
+    def split(
+        self, predicate: Callable[[V], bool], *, name: str | None = None
+    ) -> tuple[Stream[K, V], Stream[K, V]]:
+        """Two streams: the values for which `predicate` is true (a side output), and the
+        rest."""
+        node = self._then("split", fn=predicate, name=name)
+        matching = self._job._add("branch", (node,), {"side": True})
+        rest = self._job._add("branch", (node,), {"side": False})
+        return Stream(self._job, matching), Stream(self._job, rest)
+
+    @overload
+    def window(self, kind: Session, *, step: str) -> SessionWindowedStream[K, V]: ...
+
+    @overload
+    def window(self, kind: Tumbling | Hopping | Sliding, *, step: str) -> WindowedStream[K, V]: ...
+
+    def window(
+        self, kind: WindowKind, *, step: str
+    ) -> WindowedStream[K, V] | SessionWindowedStream[K, V]:
+        """Group the stream by key into windows of event time (see `pipeline.streams.
+        windows`); `step` names its state, which survives code edits under that name."""
+        if isinstance(kind, Session):
+            return SessionWindowedStream(self, kind, step)
+        return WindowedStream(self, kind, step)
+
+    def top_k(
+        self: Stream[K, Windowed[K, R]],
+        k: int,
+        *,
+        by: Callable[[R], float],
+        step: str,
+    ) -> Stream[int, Ranking[K, R]]:
+        """Per window, the `k` keys of a partition with the largest `by(result)`, emitted
+        once when the window closes (see `pipeline.streams.ranking`: the scope is one
+        partition; rank again in a single-partition job for a global top k)."""
+        if k < 1:
+            raise JobDefinitionError(f"top_k step {step!r}: k must be at least 1")
+        window = _window_step_of(self.node)
+        node = self._job._add(
+            "top_k", (self.node,), {"k": k, "by": by, "window": window}, step=step
+        )
+        return Stream(self._job, node)
+
+    def to(self, sink: Sink[V]) -> None:
+        """Send the stream's values to `sink`."""
+        node = self._then("sink", sink=sink)
+        self._job._sinks.setdefault(sink.name, sink)
+        del node
+
+    def peek(self, fn: Callable[[V], object], *, name: str | None = None) -> Stream[K, V]:
+        """Call `fn` on every value (for debugging or counting); the stream is unchanged."""
+        return Stream(self._job, self._then("peek", fn=fn, name=name))
+
+    @overload
+    def join_table(
+        self,
+        table: Table[K, T],
+        joiner: Callable[[V, T], R],
+        *,
+        how: Literal["inner"] = "inner",
+        name: str | None = None,
+    ) -> Stream[K, R]: ...
+
+    @overload
+    def join_table(
+        self,
+        table: Table[K, T],
+        joiner: Callable[[V, T | None], R],
+        *,
+        how: Literal["left"],
+        name: str | None = None,
+    ) -> Stream[K, R]: ...
+
+    def join_table(
+        self,
+        table: Table[K, Any],
+        joiner: Callable[[V, Any], R],
+        *,
+        how: JoinHow = "inner",
+        name: str | None = None,
+    ) -> Stream[K, R]:
+        """Each value joined with the table's value for its key, as the table is when the
+        record is processed (Kafka Streams' KStream–KTable join): `joiner(value, row)`. A
+        key the table lacks drops the record (`inner`) or joins it with None (`left`). An
+        update of the table joins nothing by itself; key and event time are kept.
+
+        The stream must be keyed as its topic is partitioned (no `key_by` before it) and the
+        table's topic co-partitioned with it: `Plan.check_copartitioning` checks the counts."""
+        self._check_join("join_table", table._job, how)
+        params = {"joiner": joiner, "how": how, "table": table.spec.topic, "name": name}
+        return Stream(self._job, self._job._add("join_table", (self.node, table.node), params))
+
+    @overload
+    def join(
+        self,
+        other: Stream[K, T],
+        joiner: Callable[[V, T], R],
+        *,
+        before: timedelta,
+        after: timedelta,
+        grace: timedelta,
+        how: Literal["inner"] = "inner",
+        step: str,
+    ) -> JoinedStream[K, R]: ...
+
+    @overload
+    def join(
+        self,
+        other: Stream[K, T],
+        joiner: Callable[[V, T | None], R],
+        *,
+        before: timedelta,
+        after: timedelta,
+        grace: timedelta,
+        how: Literal["left"],
+        step: str,
+    ) -> JoinedStream[K, R]: ...
+
+    def join(
+        self,
+        other: Stream[K, Any],
+        joiner: Callable[[V, Any], R],
+        *,
+        before: timedelta,
+        after: timedelta,
+        grace: timedelta,
+        how: JoinHow = "inner",
+        step: str,
+    ) -> JoinedStream[K, R]:
+        """Interval join (Kafka Streams' `JoinWindows`): each pair of a value of this
+        stream and one of `other` with the same key whose event times satisfy
+        `left.time − before ≤ right.time ≤ left.time + after` becomes `joiner(left, right)`,
+        timed at the later of the two. With `how="left"`, a left value that found no match
+        becomes `joiner(left, None)` once its interval has closed (see
+        `pipeline.streams.joins` for when a record is late and how long state is kept).
+        `step` names the buffered records' state."""
+        self._check_join("join", other._job, how)
+        try:
+            spans = {
+                "before": duration_millis(before),
+                "after": duration_millis(after),
+                "grace": duration_millis(grace),
+            }
+        except ValueError as error:
+            raise JobDefinitionError(f"join step {step!r}: {error}") from None
+        params = {"joiner": joiner, "how": how, **spans}
+        node = self._job._add("join", (self.node, other.node), params, step=step)
+        return JoinedStream(self._job, self._job._add("results", (node,), {}), node)
+
+    def _check_join(self, what: str, other: Job, how: str) -> None:
+        job = self._job
+        if other is not job:
+            raise JobDefinitionError(
+                f"job {job.name!r}: {what} with a stream or table of another job"
+            )
+        if how not in ("inner", "left"):
+            raise JobDefinitionError(f"job {job.name!r}: {what} how={how!r}: use 'inner' or 'left'")
+        rekeyed = _rekeyed_by(self.node)
+        if rekeyed is not None:
+            raise JobDefinitionError(
+                f"job {job.name!r}: {what} after {rekeyed.id!r}: a join finds a key's records "
+                "only in the partition its topics are keyed to, and a re-keyed stream's key "
+                "is not the one its records were partitioned by (even a co-partitioned "
+                "key_by only keeps a key within one partition, not the partition the other "
+                "topic puts that key in); join before re-keying, or write the re-keyed stream "
+                "to a topic keyed by the new key and join that in another job"
+            )
+
+
+class JoinedStream(Stream[K, R]):
+    """The result of an interval join, whose late records can be routed."""
+
+    def __init__(self, job: Job, node: Node, join: Node) -> None:
+        super().__init__(job, node)
+        self._join = join
+
+    def late(self) -> Stream[K, Any]:
+        """Records of either side that arrived after their interval closed (their values as
+        they reached the join). Without this, the runtime sends them to `<topic>.late`."""
+        return Stream(self._job, self._job._add("late", (self._join,), {}))
+
+
+class _Windowing(Generic[K, V]):
+    def __init__(self, stream: Stream[K, V], kind: WindowKind, step: str) -> None:
+        self._stream = stream
+        self._kind = kind
+        self._step = step
+
+
+class WindowedStream(_Windowing[K, V]):
+    """A stream grouped into tumbling, hopping or sliding windows, waiting for its aggregate."""
+
+    def aggregate(self, aggregate: Aggregate[V, Any, R]) -> AggregatedWindows[K, R, R]:
+        """Fold each window's values with `aggregate`."""
+        return AggregatedWindows(self._stream._job, _window_node(self, aggregate))
+
+
+class SessionWindowedStream(_Windowing[K, V]):
+    """A stream grouped into session windows, waiting for its aggregate. Their updates
+    include tombstones (see `pipeline.streams.session_windows`), hence a type of their own."""
+
+    def aggregate(self, aggregate: Aggregate[V, Any, R]) -> AggregatedWindows[K, R, R | None]:
+        """Fold each session's values with `aggregate`."""
+        return AggregatedWindows(self._stream._job, _window_node(self, aggregate))
+
+
+def _window_node(windowed: _Windowing[Any, Any], aggregate: Aggregate[Any, Any, Any]) -> Node:
+    stream = windowed._stream
+    return stream._job._add(
+        "window",
+        (stream.node,),
+        {"kind": windowed._kind, "aggregate": aggregate},
+        step=windowed._step,
+    )
+
+
+class AggregatedWindows(Generic[K, R, U]):
+    """Aggregated windows: choose when results leave, and where late records go. `R` is
+    the result of a window, `U` what an update carries (R, or R | None for sessions)."""
+
+    def __init__(self, job: Job, node: Node) -> None:
+        self._job = job
+        self.node = node
+
+    def final(self) -> Stream[K, Windowed[K, R]]:
+        """One result per window, when it closes (Kafka Streams' `suppress(untilWindowCloses)`)."""
+        return self._emit(final_only=True)
+
+    def updates(self) -> Stream[K, Windowed[K, U]]:
+        """The window's current result after every batch that changed it (`final` False),
+        and nothing more at close: for sinks that upsert by key and window (a session's
+        superseded windows come as tombstones, value None)."""
+        return self._emit(final_only=False)
+
+    def late(self) -> Stream[K, Any]:
+        """Records that arrived after their window closed (their values as they reached
+        the window). Without this, the runtime sends them to `<source topic>.late`."""
+        node = self._job._add("late", (self.node,), {})
+        self.node.params["late_routed"] = True
+        return Stream(self._job, node)
+
+    def _emit(self, *, final_only: bool) -> Stream[K, Any]:
+        if "final_only" in self.node.params:
+            raise JobDefinitionError(
+                f"window step {self.node.id!r}: choose .final() or .updates() once"
+            )
+        self.node.params["final_only"] = final_only
+        return Stream(self._job, self._job._add("results", (self.node,), {}))
+
+
+_PASS_THROUGH = ("results", "filter", "peek", "branch", "split")
+"""Steps that may stand between a window step and `top_k` (they keep values `Windowed`)."""
+
+
+def _window_step_of(node: Node) -> Node:
+    """The tumbling or hopping window step whose results reach `node`."""
+    current = node
+    while current.kind in _PASS_THROUGH and len(current.parents) == 1:
+        current = current.parents[0]
+    if current.kind != "window":
+        raise JobDefinitionError(
+            f"top_k after step {node.id!r}: it ranks the results of a window step, so follow "
+            ".window(...).aggregate(...).final() or .updates(), with only filter, peek or "
+            "split between"
+        )
+    if not isinstance(current.params["kind"], Tumbling | Hopping):
+        raise JobDefinitionError(
+            f"top_k after window step {current.id!r}: keys share windows only in tumbling and "
+            "hopping windows (session and sliding windows are each key's own)"
+        )
+    return current
+
+
+class Job:
+    """A named stream-processing job: its sources, steps and sinks.
+
+    `out_of_orderness` is how far behind a partition's largest event time a record may
+    still arrive in order (the watermark is that largest time minus it); `idle_timeout` is
+    how long a partition may send nothing before its watermark follows the wall clock, so a
+    key or partition that goes quiet still has its last windows closed."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        out_of_orderness: timedelta = timedelta(0),
+        idle_timeout: timedelta = timedelta(seconds=30),
+        description: str = "",
+    ) -> None:
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise JobDefinitionError(f"job name {name!r}: use letters, digits, - and _")
+        self.name = name
+        self.description = description
+        self.out_of_orderness_ms = duration_millis(out_of_orderness)
+        self.idle_timeout_ms = duration_millis(idle_timeout)
+        self.sources: dict[str, SourceSpec] = {}
+        self.tables: dict[str, TableSpec] = {}
+        self._nodes: list[Node] = []
+        self._ids: set[str] = set()
+        self._sinks: dict[str, Sink[Any]] = {}
+        self._plan: Plan | None = None
+
+    def source(
+        self,
+        topic: str,
+        value: type[V],
+        *,
+        key: Callable[[V], K],
+        event_time: Callable[[V], datetime],
+    ) -> Stream[K, V]:
+        """The stream of `topic`'s records, decoded to `value` by the runtime's codec for
+        that type, keyed by `key(value)` and timed by `event_time(value)`."""
+        if topic in self.sources or topic in self.tables:
+            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
+        node = self._add("source", (), {"topic": topic}, step=f"source:{topic}")
+        self.sources[topic] = SourceSpec(topic, value, key, event_time, node)
+        return Stream(self, node)
+
+    def table(
+        self,
+        topic: str,
+        value: type[V],
+        *,
+        key: Callable[[V], K],
+        record_key: Callable[[bytes], K] | None = None,
+    ) -> Table[K, V]:
+        """The table of `topic` (a compacted topic): the latest value per key, decoded to
+        `value` and keyed by `key(value)`; a record with a null value (tombstone) deletes
+        the key that `record_key` decodes from the record's key (UTF-8 text by default).
+        Its state is the step `table:<topic>`, per partition like any state; its records
+        never move watermarks (a table has no event time)."""
+        if topic in self.sources or topic in self.tables:
+            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
+        node = self._add("table", (), {"topic": topic}, step=f"table:{topic}")
+        spec = TableSpec(topic, value, key, record_key or _utf8, node)
+        self.tables[topic] = spec
+        return Table(self, spec)
+
+    def _add(
+        self,
+        kind: str,
+        parents: tuple[Node, ...],
+        params: dict[str, Any],
+        *,
+        step: str | None = None,
+    ) -> Node:
+        if self._plan is not None:
+            raise JobDefinitionError(f"job {self.name!r} is planned already; declare steps first")
+        stateful = step is not None and kind != "source"
+        if step is None:
+            name = params.get("name")
+            base = f"{kind}:{name}" if name else kind
+            step = base
+            n = 1
+            while step in self._ids:
+                n += 1
+                step = f"{base}#{n}"
+        elif step in self._ids:
+            raise JobDefinitionError(f"job {self.name!r}: step id {step!r} is used twice")
+        node = Node(
+            id=step,
+            kind=kind,
+            parents=parents,
+            params=params,
+            stateful=stateful,
+            copartitioned=all(p.copartitioned for p in parents) if parents else True,
+        )
+        if stateful and not node.copartitioned:
+            raise JobDefinitionError(
+                f"job {self.name!r}: stateful step {step!r} follows a key_by whose new key may "
+                "span partitions; declare key_by(..., copartitioned=True) if the new key is a "
+                "function of the old one, or write the stream to a topic keyed by the new key "
+                "and consume it in another job"
+            )
+        for parent in parents:
+            parent.children.append(node)
+        self._nodes.append(node)
+        self._ids.add(step)
+        return node
+
+    @property
+    def sinks(self) -> dict[str, Sink[Any]]:
+        """The job's sinks by name."""
+        return dict(self._sinks)
+
+    def plan(self) -> Plan:
+        """The checked, immutable plan of this job (built once)."""
+        if self._plan is None:
+            if not self.sources:
+                raise JobDefinitionError(f"job {self.name!r} has no source")
+            for node in self._nodes:
+                if node.kind == "table" and not node.children:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: table {node.params['topic']!r} is never joined"
+                    )
+                ends = node.kind in ("sink", "late") or node.kind == "window"
+                if not node.children and not ends:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: step {node.id!r} leads nowhere; end it with .to(...)"
+                    )
+                if node.kind == "window" and "final_only" not in node.params:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: window step {node.id!r} needs .final() or .updates()"
+                    )
+            self._plan = Plan(self, tuple(self._nodes))
+        return self._plan
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A job's steps in declaration order (parents before children)."""
+
+    job: Job
+    nodes: tuple[Node, ...]
+
+    @property
+    def stateful_steps(self) -> tuple[str, ...]:
+        """The ids of the steps that keep state."""
+        return tuple(node.id for node in self.nodes if node.stateful)
+
+    def copartitioned_topics(self) -> tuple[tuple[str, ...], ...]:
+        """The groups of topics that must have the same number of partitions because a
+        join reads them together (a task joins partition p of each with partition p of the
+        others), sorted."""
+        groups: list[set[str]] = []
+        for node in self.nodes:
+            if node.kind not in ("join", "join_table"):
+                continue
+            group = _topics_of(node)
+            for other in [g for g in groups if g & group]:
+                group |= other
+                groups.remove(other)
+            groups.append(group)
+        return tuple(sorted(tuple(sorted(g)) for g in groups if len(g) > 1))
+
+    def check_copartitioning(self, partitions: Mapping[str, int]) -> None:
+        """Raise `JobDefinitionError` unless the topics of every group of
+        `copartitioned_topics` have the same count in `partitions` (topic → partition
+        count, as the broker reports it): the runtime calls this before consuming."""
+        name = self.job.name
+        for group in self.copartitioned_topics():
+            missing = [topic for topic in group if topic not in partitions]
+            if missing:
+                raise JobDefinitionError(
+                    f"job {name!r}: the partition count of {', '.join(missing)} is unknown "
+                    "(does the topic exist?)"
+                )
+            if len({partitions[topic] for topic in group}) > 1:
+                counts = ", ".join(f"{topic} has {partitions[topic]}" for topic in group)
+                raise JobDefinitionError(
+                    f"job {name!r} joins topics that are not co-partitioned ({counts} "
+                    "partitions): a join meets a key's records only if every joined topic "
+                    "has the same number of partitions and is keyed alike; recreate one "
+                    "topic with the other's partition count, or copy it into one that has it"
+                )

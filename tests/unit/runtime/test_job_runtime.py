@@ -1,0 +1,285 @@
+"""The generic runtime running a job under database authority: one transaction per batch
+for rows, window state and offsets; dead letters, late records, fencing, idle partitions,
+poison rows and retry topics — on the in-memory log and checkpoint store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition, TopicSpec
+from pipeline.application.runtime.handler import JobHandler
+from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.runner import JobRun, run_job
+from tests.faults import FaultyCheckpoint
+from tests.unit.runtime.jobs import ListSink, Tick, TickCodec, tick_job
+
+TOPIC = "ticks"
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class Sinks:
+    def __init__(self, refuse: Any = None) -> None:
+        self.ticks = ListSink(lambda t: (t.key, t.at), refuse=refuse)
+        self.counts = ListSink(lambda w: (w.key, w.window))
+
+    def count(self, key: str, start: datetime) -> int:
+        found = [
+            w for w in self.counts.rows.values() if w.key == key and w.window.start_time == start
+        ]
+        return found[0].value if found else 0
+
+
+@pytest.fixture
+async def log() -> InMemoryEventLog:
+    log = InMemoryEventLog()
+    await log.ensure_topics(
+        [
+            TopicSpec(name=name, partitions=2)
+            for name in (TOPIC, f"{TOPIC}.dlq", f"{TOPIC}.late", f"{TOPIC}.retry.1")
+        ]
+    )
+    return log
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+def store_for(sinks: Sinks) -> InMemoryCheckpointStore:
+    return InMemoryCheckpointStore({"ticks": sinks.ticks, "counts": sinks.counts})
+
+
+def job_run(
+    log: InMemoryEventLog,
+    store: Any,
+    clock: ManualClock,
+    *,
+    group: str = "g",
+    retry_delays: Sequence[float] = (),
+) -> JobRun:
+    return JobRun(
+        job=tick_job(TOPIC),
+        group_id=group,
+        log=log,
+        store=store,
+        codecs={TOPIC: TickCodec()},
+        clock=clock,
+        worker_id="test",
+        batch_size=100,
+        batch_timeout=0.02,
+        retry=RetryPolicy(initial=0.001, maximum=0.002, attempts=2),
+        retry_delays_s=retry_delays,
+    )
+
+
+async def publish(log: InMemoryEventLog, *ticks: Tick, raw: Sequence[bytes] = ()) -> None:
+    codec = TickCodec()
+    for tick in ticks:
+        await log.publish(TOPIC, tick.key.encode(), await codec.encode(tick))
+    for value in raw:
+        await log.publish(TOPIC, b"a", value)
+    await log.flush()
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+async def read_all(log: InMemoryEventLog, topic: str) -> list[Record]:
+    ends = await log.end_offsets(topic)
+    reader = log.reader(group_id="reader", start={TopicPartition(topic, p): 0 for p in ends})
+    records: list[Record] = []
+    total = sum(ends.values())
+    while len(records) < total:
+        records += await reader.poll(1000, 0.05)
+    await reader.close()
+    return records
+
+
+async def test_a_batch_commits_rows_window_state_and_offsets_together(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    await publish(log, *(Tick("a", at(i), i) for i in range(5)))
+
+    stats = await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+
+    assert stats.records == 5
+    assert len(sinks.ticks.rows) == 5
+    assert sinks.count("a", T0) == 5
+    state = await store.load_state("g", [0, 1])
+    assert any("counts" in steps for steps in state.values())
+    stored = await store.stored_offsets("g", [TopicPartition(TOPIC, p) for p in (0, 1)])
+    assert sum(stored.values()) == 5
+
+
+async def test_a_restarted_job_continues_its_open_windows_from_the_restored_state(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    await publish(log, *(Tick("a", at(i), i) for i in range(3)))
+    await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+    await publish(log, *(Tick("a", at(10 + i), i) for i in range(4)))
+
+    second = await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+
+    assert second.records == 4
+    assert sinks.count("a", T0) == 7
+
+
+async def test_undecodable_and_invalid_records_become_dead_letters_with_their_class(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    await publish(log, Tick("a", at(1), 1), Tick("a", at(2), -5), raw=[b"{not json"])
+
+    stats = await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+
+    assert dict(stats.rejected) == {"negative_tick": 1, "malformed_payload": 1}
+    dlq = await read_all(log, f"{TOPIC}.dlq")
+    classes = sorted(dict(r.headers)["dlq.error.class"].decode() for r in dlq)
+    assert classes == ["malformed_payload", "negative_tick"]
+    assert len(await store.dead_letters.find_dead_letters(DeadLetterFilter())) == 2
+    assert [t.value for t in sinks.ticks.rows.values()] == [1]
+    assert sinks.count("a", T0) == 1
+
+
+async def test_a_record_later_than_its_windows_close_goes_to_the_late_topic(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    # Same key, so the same partition: the second record is 5 minutes behind the first,
+    # far past its window's end plus 10 s of grace.
+    await publish(log, Tick("a", at(300), 1), Tick("a", at(5), 2))
+
+    stats = await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+
+    late = await read_all(log, f"{TOPIC}.late")
+    assert stats.late == 1
+    assert len(late) == 1
+    assert dict(late[0].headers)["late.step"] == b"counts"
+    assert sinks.count("a", T0) == 0  # not counted in its closed window …
+    assert len(sinks.ticks.rows) == 2  # … but stored as a tick like any other
+
+
+async def test_the_last_window_of_a_quiet_partition_closes_once_it_has_been_idle(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    await publish(log, Tick("a", at(1), 1))
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_job(job_run(log, store, clock), stop=stop))
+    await asyncio.sleep(0.2)
+    open_state = await store.load_state("g", [0, 1])
+
+    clock.advance(timedelta(minutes=3))  # idle 30 s, then the watermark follows the clock
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+    closed_state = await store.load_state("g", [0, 1])
+    assert any(steps.get("counts") for steps in open_state.values())
+    assert not any(steps.get("counts") for steps in closed_state.values())
+    assert sinks.count("a", T0) == 1
+
+
+async def test_a_member_whose_partition_was_handled_further_is_fenced_and_writes_nothing(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    await publish(log, *(Tick("a", at(i), i) for i in range(5)))
+    records = await read_all(log, TOPIC)
+    parts = [TopicPartition(TOPIC, p) for p in (0, 1)]
+    run = job_run(log, store, clock)
+
+    def handler() -> JobHandler:
+        return JobHandler(
+            job=run.job, group_id="g", codecs=run.codecs, store=store, log_=log,
+            clock=clock, worker_id="w",
+        )  # fmt: skip
+
+    current, zombie = handler(), handler()
+    await current.resolve(parts)
+    await zombie.resolve(parts)
+    stale = await zombie.prepare(records)
+    await current.apply(await current.prepare(records))
+
+    report = await zombie.apply(stale)
+
+    assert report.skipped == 5
+    assert sinks.count("a", T0) == 5  # not 10
+
+
+async def test_a_row_the_store_refuses_for_good_dead_letters_its_record_and_the_rest_commit(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks(refuse=lambda tick: tick.value == 13)
+    store = store_for(sinks)
+    await publish(log, *(Tick("a", at(i), 10 + i) for i in range(5)))
+
+    stats = await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+
+    assert sorted(t.value for t in sinks.ticks.rows.values()) == [10, 11, 12, 14]
+    assert sum(stats.rejected.values()) == 1
+    assert [d.offset for d in await store.dead_letters.find_dead_letters(DeadLetterFilter())] == [3]
+    stored = await store.stored_offsets("g", [TopicPartition(TOPIC, p) for p in (0, 1)])
+    assert sum(stored.values()) == 5
+
+
+async def test_a_diverted_batch_is_counted_once_when_its_retry_level_forwards_it_back(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = FaultyCheckpoint(store_for(sinks), failures=2, only_with_rows=True)
+    await publish(log, *(Tick("a", at(i), i) for i in range(4)))
+    stop = asyncio.Event()
+    run = job_run(log, store, clock, retry_delays=[0.0])
+
+    running = asyncio.create_task(run_job(run, stop=stop))
+    for _ in range(100):
+        if sinks.count("a", T0) == 4:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    stats = await asyncio.wait_for(running, 5)
+
+    assert sum(stats.sent_to_retry.values()) == 4
+    assert sinks.count("a", T0) == 4  # diverted, restored, forwarded back: counted once
+    assert len(sinks.ticks.rows) == 4
+
+
+async def test_a_stale_prepared_batch_is_prepared_again_after_state_was_restored(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    store = store_for(sinks)
+    await publish(log, *(Tick("a", at(i), i) for i in range(3)))
+    records = await read_all(log, TOPIC)
+    run = job_run(log, store, clock)
+    handler = JobHandler(
+        job=run.job, group_id="g", codecs=run.codecs, store=store, log_=log, clock=clock,
+        worker_id="w",
+    )  # fmt: skip
+    parts = [TopicPartition(TOPIC, p) for p in (0, 1)]
+    await handler.resolve(parts)
+    prepared = await handler.prepare(records)
+    await handler.resolve(parts)  # a reassignment restores state: a new epoch
+
+    await handler.apply(prepared)
+
+    assert sinks.count("a", T0) == 3

@@ -1,0 +1,89 @@
+"""A stream–table join job on the runtime: the table topic is consumed with the stream, a
+null record is a tombstone, and topics a join reads together must be co-partitioned."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.application.errors import ConfigurationError, MalformedPayload
+from pipeline.application.ports import TopicSpec
+from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.runner import JobRun, run_job
+from tests.unit.runtime.jobs import ListSink
+from tests.unit.streams.join_jobs import T0, Account, Order, at, orders_with_accounts
+
+
+class JsonCodec:
+    """JSON objects of one dataclass on the wire."""
+
+    def __init__(self, kind: type[Any]) -> None:
+        self._kind = kind
+
+    async def encode(self, value: Any) -> bytes:
+        data = asdict(value)
+        return json.dumps({k: v.isoformat() if k == "at" else v for k, v in data.items()}).encode()
+
+    async def decode_many(self, payloads: Sequence[bytes | None]) -> list[Any]:
+        out: list[Any] = []
+        for payload in payloads:
+            try:
+                data = json.loads(payload or b"")
+                if "at" in data:
+                    data["at"] = T0.fromisoformat(data["at"])
+                out.append(self._kind(**data))
+            except (ValueError, TypeError) as error:
+                out.append(MalformedPayload(str(error)))
+        return out
+
+
+async def world(partitions: dict[str, int]) -> tuple[InMemoryEventLog, ListSink, JobRun]:
+    log = InMemoryEventLog()
+    await log.ensure_topics([TopicSpec(name=t, partitions=n) for t, n in partitions.items()])
+    sink = ListSink(lambda row: row[0])
+    run = JobRun(
+        job=orders_with_accounts("left"),
+        group_id="enrich",
+        log=log,
+        store=InMemoryCheckpointStore({"enriched": sink}),
+        codecs={"orders": JsonCodec(Order), "accounts": JsonCodec(Account)},
+        clock=ManualClock(T0),
+        worker_id="test",
+        batch_size=100,
+        batch_timeout=0.02,
+        retry=RetryPolicy(initial=0.001, maximum=0.002, attempts=2),
+        retry_delays_s=(),
+    )
+    return log, sink, run
+
+
+async def test_orders_are_enriched_from_the_table_and_a_tombstone_deletes_its_key() -> None:
+    log, sink, run = await world({"orders": 2, "accounts": 2})
+    accounts, orders = JsonCodec(Account), JsonCodec(Order)
+    await log.publish("accounts", b"a", await accounts.encode(Account("a", "gold")))
+    await log.publish("accounts", b"b", await accounts.encode(Account("b", "silver")))
+    await log.publish("accounts", b"b", None)  # account b closed
+    await log.flush()
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+    await log.publish("orders", b"a", await orders.encode(Order("o1", "a", at(1))))
+    await log.publish("orders", b"b", await orders.encode(Order("o2", "b", at(2))))
+    await log.flush()
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert sink.rows == {"o1": ("o1", "gold"), "o2": ("o2", None)}
+
+
+async def test_a_job_joining_topics_of_different_partition_counts_refuses_to_start() -> None:
+    _, _, run = await world({"orders": 2, "accounts": 3})
+
+    with pytest.raises(ConfigurationError, match="accounts"):
+        await asyncio.wait_for(run_job(run, until_caught_up=True), 5)

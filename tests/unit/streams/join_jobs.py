@@ -1,0 +1,99 @@
+"""Records and jobs shared by the join tests: orders looked up in an accounts table, and
+orders joined with payments within an interval of event time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pipeline.streams import Job, JoinedStream, Sink
+from pipeline.streams.job import JoinHow
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+IDLE = timedelta(seconds=30)
+
+
+def at(seconds: float) -> datetime:
+    """The event time `seconds` after T0."""
+    return T0 + timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    account: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account: str
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: str
+    account: str
+    at: datetime
+
+
+ENRICHED = Sink("enriched", tuple)
+MATCHED = Sink("matched", tuple)
+
+
+def order(id_: str, seconds: float = 0, account: str = "a") -> Order:
+    return Order(id_, account, at(seconds))
+
+
+def payment(id_: str, seconds: float = 0, account: str = "a") -> Payment:
+    return Payment(id_, account, at(seconds))
+
+
+def orders_with_accounts(how: JoinHow = "inner") -> Job:
+    """orders ⋈ accounts → (order id, tier or None) into ENRICHED."""
+    job = Job("enrich", idle_timeout=IDLE)
+    orders = job.source("orders", Order, key=lambda o: o.account, event_time=lambda o: o.at)
+    accounts = job.table("accounts", Account, key=lambda a: a.account)
+    if how == "left":
+        orders.join_table(accounts, lambda o, a: (o.id, a.tier if a else None), how="left").to(
+            ENRICHED
+        )
+    else:
+        orders.join_table(accounts, lambda o, a: (o.id, a.tier)).to(ENRICHED)
+    return job
+
+
+def orders_with_payments(
+    how: JoinHow = "inner",
+    *,
+    before: float = 10,
+    after: float = 20,
+    grace: float = 5,
+    route_late: bool = False,
+) -> Job:
+    """orders ⋈ payments with payment.at ∈ [order.at − before, order.at + after] →
+    (order id, payment id or None) into MATCHED; step "paid"."""
+    job = Job("paid", idle_timeout=IDLE)
+    orders = job.source("orders", Order, key=lambda o: o.account, event_time=lambda o: o.at)
+    payments = job.source("payments", Payment, key=lambda p: p.account, event_time=lambda p: p.at)
+    b, a, g = timedelta(seconds=before), timedelta(seconds=after), timedelta(seconds=grace)
+    joined: JoinedStream[str, tuple[str, str | None]]
+    if how == "left":
+        joined = orders.join(
+            payments,
+            lambda o, p: (o.id, p.id if p else None),
+            before=b,
+            after=a,
+            grace=g,
+            how="left",
+            step="paid",
+        )
+    else:
+        joined = orders.join(
+            payments, lambda o, p: (o.id, p.id), before=b, after=a, grace=g, step="paid"
+        )
+    joined.to(MATCHED)
+    if route_late:
+        joined.late().map(lambda v: v.id).to(Sink("late", str))
+    return job
