@@ -19,19 +19,22 @@ from pipeline.entrypoints import cli
 from pipeline.entrypoints.acls import access_layout
 from pipeline.entrypoints.settings import RetrySettings, Settings, TopicSettings, WorkerSettings
 
+TOPICS = (
+    "readings",
+    "readings.retry.1",
+    "readings.retry.2",
+    "readings.dlq",
+    "readings.late",
+    "alerts",
+    "shop",
+    "sensor-metadata",
+)
 LAYOUT = AccessLayout(
-    topics=(
-        "readings",
-        "readings.retry.1",
-        "readings.retry.2",
-        "readings.dlq",
-        "alerts",
-        "shop",
-        "sensor-metadata",
-    ),
+    topics=TOPICS,
     sources=("readings",),
     retry_topics=("readings.retry.1", "readings.retry.2"),
     dead_letter_topics=("readings.dlq",),
+    late_topics=("readings.late",),
     outputs=("alerts",),
     changelogs=("sensor-metadata",),
     worker_groups=("p-sensors",),
@@ -40,11 +43,15 @@ LAYOUT = AccessLayout(
 )
 
 
-def allowed(rules: list[AccessRule], principal: str) -> set[tuple[str, str, str, str]]:
+def allowed(
+    rules: list[AccessRule], principal: str, *, metadata: bool = False
+) -> set[tuple[str, str, str, str]]:
+    """The principal's ACLs; without `metadata`, not its DESCRIBE and DESCRIBE_CONFIGS."""
     return {
         (r.operation.value, r.resource.value, r.pattern.value, r.name)
         for r in rules
         if r.principal == principal
+        and (metadata or r.operation not in (Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS))
     }
 
 
@@ -55,54 +62,60 @@ def test_the_worker_reads_its_sources_and_writes_its_outputs_dead_letters_and_re
 
     assert allowed(rules, "User:worker") == {
         ("read", "topic", "literal", "readings"),
+        # A retry level forwards its records back to the source topic.
+        ("write", "topic", "literal", "readings"),
         ("read", "topic", "literal", "sensor-metadata"),
         ("read", "topic", "literal", "readings.retry.1"),
         ("write", "topic", "literal", "readings.retry.1"),
         ("read", "topic", "literal", "readings.retry.2"),
         ("write", "topic", "literal", "readings.retry.2"),
         ("write", "topic", "literal", "readings.dlq"),
+        ("write", "topic", "literal", "readings.late"),
         ("write", "topic", "literal", "alerts"),
         ("read", "group", "prefixed", "p-sensors"),
-        # Every command checks at start that the application's topics exist.
-        ("describe", "topic", "literal", "shop"),
     }
+
+
+def test_every_command_may_see_the_metadata_and_configuration_of_every_application_topic() -> None:
+    rules = access_rules(LAYOUT, Principals(producer="User:p", worker="User:w", api="User:a"))
+
+    for principal in ("User:p", "User:w", "User:a"):
+        mine = allowed(rules, principal, metadata=True)
+        configs = {name for op, _, _, name in mine if op == "describe_configs"}
+        seen = {name for op, kind, _, name in mine if kind == "topic"}
+        assert configs == set(TOPICS)
+        assert seen == set(TOPICS)
 
 
 def test_the_api_may_only_read() -> None:
     rules = access_rules(LAYOUT, Principals(api="User:api"))
 
-    assert {r.operation for r in rules} == {Operation.READ, Operation.DESCRIBE}
-    assert {name for op, _, _, name in allowed(rules, "User:api") if op == "read"} == {
-        "readings",
-        "alerts",
-        "p-live-",
+    assert allowed(rules, "User:api") == {
+        ("read", "topic", "literal", "readings"),
+        ("read", "topic", "literal", "alerts"),
+        ("read", "group", "prefixed", "p-live-"),
+    }
+    assert {r.operation for r in rules} == {
+        Operation.READ,
+        Operation.DESCRIBE,
+        Operation.DESCRIBE_CONFIGS,
     }
 
 
 def test_the_producer_only_writes_the_sources() -> None:
     rules = access_rules(LAYOUT, Principals(producer="User:producer"))
 
-    assert {r for r in allowed(rules, "User:producer") if r[0] != "describe"} == {
-        ("write", "topic", "literal", "readings")
-    }
-    assert {name for op, _, _, name in allowed(rules, "User:producer") if op == "describe"} == {
-        "readings.retry.1",
-        "readings.retry.2",
-        "readings.dlq",
-        "alerts",
-        "shop",
-        "sensor-metadata",
-    }
+    assert allowed(rules, "User:producer") == {("write", "topic", "literal", "readings")}
 
 
 def test_connect_owns_its_internal_topics_and_writes_the_changelogs() -> None:
     rules = access_rules(LAYOUT, Principals(connect="User:connect"))
 
-    found = allowed(rules, "User:connect")
+    found = allowed(rules, "User:connect", metadata=True)
     assert ("read", "group", "literal", "p-connect") in found
     assert ("write", "topic", "literal", "sensor-metadata") in found
     assert {(op, name) for op, _, pattern, name in found if pattern == "prefixed"} == {
-        (op.value, "p-connect-") for op in Operation
+        (op.value, "p-connect-") for op in Operation if op is not Operation.DESCRIBE
     }
     assert not any(name == "readings" for *_, name in found)
 
@@ -122,10 +135,11 @@ def test_the_layout_follows_the_settings() -> None:
 
     layout = access_layout(settings, connect_group="cg")
 
-    assert set(layout.topics) >= {"r", "r.dlq", "r.retry.1", "al", "meta"}
+    assert set(layout.topics) >= {"r", "r.dlq", "r.late", "r.retry.1", "al", "meta"}
     assert layout.sources == ("r",)
     assert layout.retry_topics == ("r.retry.1",)
     assert layout.dead_letter_topics == ("r.dlq",)
+    assert layout.late_topics == ("r.late",)
     assert layout.outputs == ("al",)
     assert layout.changelogs == ("meta",)
     assert layout.worker_groups == ("team-sensors",)

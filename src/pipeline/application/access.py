@@ -4,14 +4,16 @@
 |-----------|------------------------------------------------------------------------------|
 | producer  | write the source topics                                                      |
 | worker    | read its source topics, its retry topics and the changelogs it joins; write  |
-|           | its retry topics, dead-letter topics and outputs; use its consumer groups    |
+|           | its retry, dead-letter and late topics, its outputs, and its source topics   |
+|           | (a retry level forwards records back); use its consumer groups               |
 | api       | read the source and output topics; use its live-view consumer groups          |
 | connect   | its worker group and internal topics; write the changelogs its connectors fill |
 
 Creating topics and granting ACLs is an administrator's job (a super user): `pipeline topics
 create`, `pipeline acls apply`. Every command checks at start that the application's topics
-exist, so the producer, worker and API principals may also DESCRIBE (see the metadata of) the
-application's other topics; READ and WRITE imply DESCRIBE on their own topics.
+exist and reads their configuration (derived topics are sized after their source's
+`max.message.bytes`), so the producer, worker and API principals may also DESCRIBE and
+DESCRIBE_CONFIGS every topic of the application; READ and WRITE imply DESCRIBE on their own.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class AccessLayout:
     """Topics producers write and workers consume."""
     retry_topics: tuple[str, ...]
     dead_letter_topics: tuple[str, ...]
+    late_topics: tuple[str, ...]
+    """Where records later than their window go."""
     outputs: tuple[str, ...]
     """Topics workers write for others (alerts)."""
     changelogs: tuple[str, ...]
@@ -96,6 +100,9 @@ def access_rules(layout: AccessLayout, principals: Principals) -> list[AccessRul
     if principals.worker is not None:
         worker = principals.worker
         rules.update(_topics(worker, layout.sources, Operation.READ))
+        # A retry level's consumer forwards its records back to their source topic.
+        rules.update(_topics(worker, layout.sources, Operation.WRITE))
+        rules.update(_topics(worker, layout.late_topics, Operation.WRITE))
         rules.update(_topics(worker, layout.changelogs, Operation.READ))
         rules.update(_topics(worker, layout.retry_topics, Operation.READ))
         rules.update(_topics(worker, layout.retry_topics, Operation.WRITE))
@@ -112,16 +119,17 @@ def access_rules(layout: AccessLayout, principals: Principals) -> list[AccessRul
     for principal in (principals.producer, principals.worker, principals.api):
         if principal is not None:
             used = {rule.name for rule in rules if rule.principal == principal}
-            rules.update(
-                _topics(principal, [t for t in layout.topics if t not in used], Operation.DESCRIBE)
-            )
+            unused = [topic for topic in layout.topics if topic not in used]
+            rules.update(_topics(principal, unused, Operation.DESCRIBE))
+            rules.update(_topics(principal, layout.topics, Operation.DESCRIBE_CONFIGS))
     if principals.connect is not None:
         connect, group = principals.connect, layout.connect_group
         rules.add(_rule(connect, Resource.GROUP, Pattern.LITERAL, group, Operation.READ))
         # The internal topics: created by the first worker, checked (cleanup policy) by all.
         internal = f"{group}-"
         for operation in Operation:
-            rules.add(_rule(connect, Resource.TOPIC, Pattern.PREFIXED, internal, operation))
+            if operation is not Operation.DESCRIBE:  # implied by the others
+                rules.add(_rule(connect, Resource.TOPIC, Pattern.PREFIXED, internal, operation))
         rules.update(_topics(connect, layout.changelogs, Operation.WRITE))
     return sorted(rules)
 

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from pipeline.application.access import AccessLayout, AccessRule, Principals, access_rules
-from pipeline.application.topic_names import dead_letter_topic, retry_topic
+from pipeline.application.topic_names import dead_letter_topic, late_topic, retry_topic
 from pipeline.entrypoints.arguments import kafka_missing
 from pipeline.entrypoints.bootstrap import topic_specs
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
@@ -34,6 +34,7 @@ def access_layout(
             for level in range(1, len(settings.retry.topic_delays_s) + 1)
         ),
         dead_letter_topics=(dead_letter_topic(readings),),
+        late_topics=(late_topic(readings),),
         outputs=(topics.system_alerts,),
         changelogs=(topics.sensor_metadata,),
         # `<prefix>-sensors` and its retry groups `<prefix>-sensors.retry.N`.

@@ -171,7 +171,10 @@ class KafkaTopicAdmin:
             )
             for spec in derived
         ]
-        existing = await self._create(sized)
+        existing = {
+            spec.name for spec in sized if await self._partitions(spec.name, need_leaders=False)
+        }
+        existing |= await self._create([spec for spec in sized if spec.name not in existing])
         await self._wait_for_leaders(sized)
         await self._make_room([spec for spec in sized if spec.name in existing])
 
