@@ -12,7 +12,6 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from pipeline.adapters.kafka.config import translate
 from pipeline.adapters.kafka.consumer import KafkaConsumerBase
 from pipeline.adapters.kafka.logs import KafkaLogs
-from pipeline.application.errors import TransientError
 from pipeline.application.ports import OffsetResolver, Record, TopicPartition
 
 
@@ -151,14 +150,9 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             raise
         try:
             return future.result(self._timeout)
-        except TimeoutError as exc:
+        except TimeoutError:
             future.cancel()
-            # E.g. the end offsets of partitions whose leader's broker just died: transient,
-            # so the worker retries the assignment instead of stopping.
-            raise TransientError(
-                f"{self._description}: the start offsets of {len(partitions)} newly assigned "
-                f"partitions were not resolved within {self._timeout:.0f}s"
-            ) from exc
+            raise
 
     def _restart(
         self, partitions: list[TopicPartition], resolved: Mapping[TopicPartition, int]

@@ -29,20 +29,12 @@ from pipeline.application.ports.sensor_store import (
     StoredAlert,
     TypeStats,
 )
-from pipeline.application.ports.tables import (
-    ChangelogTable,
-    ChangelogTables,
-    KeyDecoder,
-    ValueDecoder,
-)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_BYTES",
     "AlertFilter",
     "AlertPosition",
-    "ChangelogTable",
-    "ChangelogTables",
     "Clock",
     "Codec",
     "DeadLetter",
@@ -50,7 +42,6 @@ __all__ = [
     "DeadLetterStore",
     "EventConsumer",
     "EventLog",
-    "KeyDecoder",
     "OffsetResolver",
     "OutgoingRecord",
     "ReadingStats",
@@ -62,5 +53,4 @@ __all__ = [
     "TopicPartition",
     "TopicSpec",
     "TypeStats",
-    "ValueDecoder",
 ]
