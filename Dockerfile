@@ -15,11 +15,12 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
-# Then the project itself. Migrations and Avro schemas are read from the source tree
-# (/app/migrations, /app/schemas), next to src/.
+# Then the project itself. Migrations, Avro schemas and connector configs are read from the
+# source tree (/app/migrations, /app/schemas, /app/connectors), next to src/.
 COPY src ./src
 COPY migrations ./migrations
 COPY schemas ./schemas
+COPY connectors ./connectors
 COPY alembic.ini ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev

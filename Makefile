@@ -9,7 +9,7 @@ SEED ?= 42
 SENSORS ?= 100
 COUNT ?=
 
-.PHONY: help demo test setup producer consumer coverage unit lint stack-up stack-down bench
+.PHONY: help demo test setup producer consumer coverage unit lint stack-up stack-down bench fault-tests
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -50,6 +50,11 @@ stack-up:  ## start Kafka, PostgreSQL and the schema registry as local processes
 
 stack-down:  ## stop them
 	scripts/stack down
+
+fault-tests:  ## the slow fault and scaling tests on a three-broker stack (prints recovery times)
+	$(UV) sync --frozen
+	scripts/stack up --brokers 3 --security --connect
+	$(STACK_ENV) && $(UV) run --frozen pytest -m slow -s -p no:randomly
 
 bench:  ## pipeline bench sensors on the real stack (EVENTS=200000 BENCH_RATE=0)
 	scripts/stack up

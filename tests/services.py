@@ -82,3 +82,24 @@ def require_service(env_var: str) -> str:
     if services_required():
         pytest.fail(message)
     pytest.skip(message)
+
+
+# The shapes of `scripts/stack up --brokers 3 --security --connect` (see docs/stack.md).
+STACK_HOME = "PIPELINE_STACK_HOME"
+KAFKA_BROKERS = "PIPELINE_STACK_KAFKA_BROKERS"
+SASL_BOOTSTRAP = "PIPELINE_STACK_KAFKA_SASL_BOOTSTRAP"
+CA_FILE = "PIPELINE_STACK_CA_FILE"
+SECRETS_DIR = "PIPELINE_STACK_SECRETS_DIR"
+CONNECT = "PIPELINE_CONNECT__URL"
+
+
+def require_cluster() -> str:
+    """The bootstrap servers of a three-broker stack (`scripts/stack up --brokers 3`); skip
+    (or fail, under CI) on a single broker."""
+    bootstrap = require_service(KAFKA)
+    if os.environ.get(KAFKA_BROKERS) == "3":
+        return bootstrap
+    message = "the stack runs one broker: start it with scripts/stack up --brokers 3"
+    if services_required():
+        pytest.fail(message)
+    pytest.skip(message)

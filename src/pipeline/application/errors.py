@@ -11,6 +11,7 @@
     │   └── IncompatibleSchema           a schema change breaks the subject's compatibility
     ├── PublishError                     the broker did not acknowledge a record
     │   └── RecordTooLarge               over the topic's (or the client's) size limit
+    ├── ConnectorError                   Kafka Connect refused or failed a request
     ├── Fenced                           another owner took over: re-sync from the checkpoint
     │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
@@ -96,6 +97,13 @@ class RecordTooLarge(PublishError):
     """A record is larger than its topic (or the client) accepts: retrying cannot help."""
 
     error_class = "record_too_large"
+
+
+class ConnectorError(PipelineError):
+    """Kafka Connect is unreachable, or refused or failed a request (an invalid connector
+    config, an unknown connector)."""
+
+    error_class = "connector"
 
 
 class TransientError(PipelineError):

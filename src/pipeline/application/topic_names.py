@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from pipeline.application.ports.records import TopicSpec
+from pipeline.application.topic_policy import dead_letter_config
 
 DEAD_LETTER_SUFFIX = ".dlq"
 LATE_SUFFIX = ".late"
@@ -79,10 +80,12 @@ def derived_topic_specs(source: TopicSpec, retry_levels: int) -> list[TopicSpec]
 
     # Dead letters and late records keep their original timestamps, which time-based
     # retention would judge expired at once for old records: they stay until purged
-    # (`pipeline dlq purge` and the broker's own tools), never silently. Retry topics keep
-    # the default retention: a retry record is due within minutes.
+    # (`pipeline dlq purge` and the broker's own tools), never silently. A retry record is
+    # a record not stored yet: kept as long as its source topic keeps its records.
+    kept = dead_letter_config()
+    retry = {k: v for k, v in source.config.items() if k in ("cleanup.policy", "retention.ms")}
     return [
-        derived(dead_letter_topic(source.name), {"retention.ms": "-1"}),
-        derived(late_topic(source.name), {"retention.ms": "-1"}),
-        *(derived(retry_topic(source.name, level), {}) for level in range(1, retry_levels + 1)),
+        derived(dead_letter_topic(source.name), kept),
+        derived(late_topic(source.name), kept),
+        *(derived(retry_topic(source.name, level), retry) for level in range(1, retry_levels + 1)),
     ]

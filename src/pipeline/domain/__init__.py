@@ -31,6 +31,7 @@ from pipeline.domain.errors import (
     UnknownSensorType,
 )
 from pipeline.domain.payments import Channel, Transaction, validate_transaction
+from pipeline.domain.sensor_metadata import SensorMetadata
 from pipeline.domain.sensors import (
     DEFAULT_CATALOG,
     HUMIDITY,
@@ -73,6 +74,7 @@ __all__ = [
     "ReadingOutOfRange",
     "SensorCatalog",
     "SensorKind",
+    "SensorMetadata",
     "Severity",
     "ShopEvent",
     "ShopEventType",

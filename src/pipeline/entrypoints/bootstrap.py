@@ -41,9 +41,38 @@ from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
 from pipeline.application.topic_names import derived_topic_specs
+from pipeline.application.topic_policy import TopicKind, topic_config
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.jobs import JOBS, JobEntry
 from pipeline.entrypoints.settings import Settings
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the application owns, with its partition count and its configuration by
+    kind (retention, compaction: see `pipeline.application.topic_policy`)."""
+    topics = settings.topics
+    events = topic_config(TopicKind.EVENTS, retention_hours=topics.retention_hours)
+    readings = TopicSpec(
+        name=topics.sensor_readings, partitions=topics.sensor_readings_partitions, config=events
+    )
+    specs = [readings, *derived_topic_specs(readings, len(settings.retry.topic_delays_s))]
+    specs += [
+        TopicSpec(name=name, partitions=topics.default_partitions, config=events)
+        for name in (
+            topics.ecommerce_events,
+            topics.transactions,
+            topics.social_posts,
+            topics.system_alerts,
+        )
+    ]
+    specs.append(
+        TopicSpec(
+            name=topics.sensor_metadata,
+            partitions=topics.default_partitions,
+            config=topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours),
+        )
+    )
+    return specs
 
 
 @dataclass(kw_only=True)
@@ -66,25 +95,8 @@ class Pipeline:
     _closed: bool = field(default=False, repr=False)
 
     def topic_specs(self) -> list[TopicSpec]:
-        """Every topic the application owns, with its partition count."""
-        topics = self.settings.topics
-        readings = TopicSpec(
-            name=topics.sensor_readings, partitions=topics.sensor_readings_partitions
-        )
-        specs = [
-            readings,
-            *derived_topic_specs(readings, len(self.settings.retry.topic_delays_s)),
-        ]
-        specs += [
-            TopicSpec(name=name, partitions=topics.default_partitions)
-            for name in (
-                topics.ecommerce_events,
-                topics.transactions,
-                topics.social_posts,
-                topics.system_alerts,
-            )
-        ]
-        return specs
+        """Every topic the application owns (see `topic_specs`)."""
+        return topic_specs(self.settings)
 
     async def ensure_topics(self) -> None:
         """Create the application's topics that do not exist yet."""
@@ -165,6 +177,7 @@ def _event_log(settings: Settings) -> EventLog:
         client_config=kafka.client_config(),
         client_id=kafka.client_id,
         replication_factor=kafka.replication_factor,
+        min_insync_replicas=kafka.min_insync_replicas,
         connect_timeout=kafka.connect_timeout_s,
         group_instance_id=settings.worker.instance_id,
     )

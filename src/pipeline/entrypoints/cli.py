@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from pipeline.entrypoints.acls import add_acls_commands
 from pipeline.entrypoints.arguments import (
     CommandParser,
     fraction,
@@ -25,6 +26,7 @@ from pipeline.entrypoints.commands_admin import (
     add_schema_commands,
 )
 from pipeline.entrypoints.commands_sensors import add_sensor_commands
+from pipeline.entrypoints.connect import add_connect_commands
 from pipeline.entrypoints.dlq import add_dlq_commands
 from pipeline.entrypoints.runtime import Command, run_command
 from pipeline.entrypoints.settings import Settings
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_dlq_commands(commands)
     add_jobs_command(commands)
     add_config_command(commands)
+    add_acls_commands(commands)
+    add_connect_commands(commands)
 
     api = commands.add_parser("api", help="serve the HTTP API (REST, OpenAPI at /docs)")
     api.add_argument("--host", help="interface to listen on (default: PIPELINE_API__HOST)")

@@ -41,8 +41,15 @@ class KafkaSettings(BaseModel):
     """SASL user name."""
     sasl_password: SecretStr | None = None
     """SASL password (masked in `pipeline config`)."""
+    ssl_ca_location: str | None = None
+    """librdkafka `ssl.ca.location`: the CA file (PEM) the brokers' certificates are verified
+    against, e.g. the stack's `.stack/security/ca.pem`."""
     replication_factor: int = -1
-    """Replication factor for topics the application creates (-1: broker default)."""
+    """Replication factor of the topics the application creates; -1 derives it from the
+    cluster: 3 when it has three brokers or more, else the number of brokers."""
+    min_insync_replicas: int = -1
+    """`min.insync.replicas` of the topics the application creates; -1 derives it from the
+    replication factor: 2 from three replicas up, else 1."""
     connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     """Seconds a command waits for a broker to answer its first request before it stops,
     saying no broker answers at the configured address."""
@@ -94,6 +101,8 @@ class KafkaSettings(BaseModel):
             config["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
             config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
         for name, value in self.options.items():
             config[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return config
@@ -151,10 +160,26 @@ class TopicSettings(BaseModel):
     transactions: str = "transactions"
     social_posts: str = "social-posts"
     system_alerts: str = "system-alerts"
+    sensor_metadata: str = "sensor-metadata"
+    """Compacted changelog of the `sensor_metadata` reference table (per-sensor location and
+    thresholds), written by the Debezium connector `connectors/sensor-metadata.json`."""
     sensor_readings_partitions: int = 6
     """Partitions of the readings topic; readings are keyed by sensor id."""
     default_partitions: int = 3
     """Partitions of the other topics."""
+    retention_hours: Annotated[float, Field(gt=0)] = 168.0
+    """`retention.ms` of the event and retry topics the application creates (7 days);
+    dead-letter topics keep their records until purged, changelogs are compacted."""
+
+
+class ConnectSettings(BaseModel):
+    """Kafka Connect, managed by `pipeline connect`."""
+
+    url: str | None = None
+    """REST URL of a Connect worker, e.g. `http://127.0.0.1:18083`."""
+    config_dir: str | None = None
+    """Directory of the connector configs (`*.json`); default: the `connectors/` shipped with
+    pipeline."""
 
 
 class WorkerSettings(BaseModel):
@@ -276,6 +301,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

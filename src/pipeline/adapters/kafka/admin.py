@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Sequence
+from typing import Any, Final, TypeVar, cast
 
 import structlog
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
@@ -18,6 +18,7 @@ from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
+from pipeline.adapters.kafka.connection import ConnectionWatch
 from pipeline.adapters.kafka.logs import WHAT_TO_CHECK, KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import (
@@ -27,8 +28,16 @@ from pipeline.application.ports import (
     TopicSpec,
 )
 
+T = TypeVar("T")
+
 _RETRY_S = 0.1
 """Pause between two metadata checks while a new topic's partitions get leaders."""
+_ATTEMPT_S: Final = 5.0
+"""Longest one metadata or ListOffsets attempt waits: a request sent to a broker that just
+died waits for its timeout, and only a new attempt asks another broker (the partition's new
+leader)."""
+_WATCH_S: Final = 0.1
+"""How often the first request looks at the connection errors librdkafka reported."""
 _LEADERSHIP_MOVING = frozenset(
     {
         KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -59,7 +68,15 @@ class KafkaTopicAdmin:
     raises BrokerUnavailable saying which address and what to check if none does: the
     first thing every command does with Kafka is through here (creating its topics, reading
     end offsets), so a command pointed at no broker stops with one line, not after a
-    minute of librdkafka's retries."""
+    minute of librdkafka's retries. When what librdkafka reports meanwhile shows that the
+    settings cannot work (refused credentials, an untrusted certificate, a listener speaking
+    another protocol), it stops at once with a ConfigurationError that says which setting to
+    check (see `ConnectionWatch`).
+
+    Created topics are replicated `replication_factor` times (below 1: derived from the
+    cluster, `min(3, brokers)`) with `min.insync.replicas` = `min_insync_replicas` (below 1:
+    2 from three replicas up, else 1), so that with three brokers an acknowledged record is
+    on two of them and losing one broker neither loses records nor stops writes."""
 
     def __init__(
         self,
@@ -69,9 +86,16 @@ class KafkaTopicAdmin:
         replication_factor: int,
         timeout: float,
         connect_timeout: float,
+        min_insync_replicas: int = -1,
     ) -> None:
-        self._admin = AdminClient(with_logs(settings, logs))
+        self._watch = ConnectionWatch(settings)
         self._logs = logs
+        config = {**with_logs(settings, logs), "error_cb": self._on_error}
+        try:
+            self._admin = AdminClient(config)
+        except KafkaException as exc:
+            raise ConfigurationError(f"invalid Kafka client settings: {_detail(exc)}") from exc
+        self._min_insync_replicas = min_insync_replicas
         self._servers = str(settings["bootstrap.servers"])
         self._replication_factor = replication_factor
         self._timeout = timeout
@@ -84,7 +108,12 @@ class KafkaTopicAdmin:
         if self._reached:
             return
         try:
-            await asyncio.to_thread(self._admin.list_topics, None, self._connect_timeout)
+            # A future, not a blocking call: it is given up as soon as the watch tells.
+            await self._watched(
+                asyncio.wrap_future(
+                    self._admin.describe_cluster(request_timeout=self._connect_timeout)
+                )
+            )
         except KafkaException as exc:
             error = kafka_error_of(exc)
             # Its logs and errors, served only by poll(), say why (refused, unresolved, TLS,
@@ -117,7 +146,12 @@ class KafkaTopicAdmin:
             return
         await self._reach()
         own = [spec for spec in specs if spec.holds_records_of is None]
-        await self._create(own)
+        # Only those missing: a principal that may see the topics but not create them (see
+        # `pipeline acls`) starts once an administrator created them.
+        missing = [
+            spec for spec in own if not await self._partitions(spec.name, need_leaders=False)
+        ]
+        await self._create(missing)
         await self._wait_for_leaders(own)
         derived = [spec for spec in specs if spec.holds_records_of is not None]
         if not derived:
@@ -137,7 +171,10 @@ class KafkaTopicAdmin:
             )
             for spec in derived
         ]
-        existing = await self._create(sized)
+        existing = {
+            spec.name for spec in sized if await self._partitions(spec.name, need_leaders=False)
+        }
+        existing |= await self._create([spec for spec in sized if spec.name not in existing])
         await self._wait_for_leaders(sized)
         await self._make_room([spec for spec in sized if spec.name in existing])
 
@@ -155,12 +192,13 @@ class KafkaTopicAdmin:
         """Create `specs`; return the names of those that existed already."""
         if not specs:
             return set()
+        factor, in_sync = await self.replication()
         new_topics = [
             NewTopic(
                 spec.name,
                 num_partitions=spec.partitions,
-                replication_factor=self._replication_factor,
-                config=dict(spec.config),
+                replication_factor=factor,
+                config={"min.insync.replicas": str(in_sync), **spec.config},
             )
             for spec in specs
         ]
@@ -179,8 +217,34 @@ class KafkaTopicAdmin:
                 if error is not None and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     existing.add(name)
                     continue
+                if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise ConfigurationError(
+                        f"cannot create topic {name!r}: this Kafka principal may not create "
+                        "topics. Create them with `pipeline topics create` as a principal "
+                        "that may (an administrator), then start again."
+                    ) from exc
                 raise translate(exc, f"cannot create topic {name!r}") from exc
         return existing
+
+    async def replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of the topics it creates."""
+        factor = self._replication_factor
+        if factor < 1:
+            factor = min(3, await self._broker_count())
+        in_sync = self._min_insync_replicas
+        if in_sync < 1:
+            in_sync = 2 if factor >= 3 else 1
+        return factor, in_sync
+
+    async def _broker_count(self) -> int:
+        """The brokers the cluster has now (a broker that is down is not counted)."""
+        try:
+            cluster = await asyncio.wrap_future(
+                self._admin.describe_cluster(request_timeout=self._timeout)
+            )
+        except KafkaException as exc:
+            raise translate(exc, "cannot describe the Kafka cluster") from exc
+        return max(1, len(cluster.nodes))
 
     async def _max_message_bytes(self, topics: Sequence[str]) -> dict[str, int]:
         """The `max.message.bytes` of each topic (the broker's default where it has none),
@@ -327,6 +391,11 @@ class KafkaTopicAdmin:
         deadline = time.monotonic() + self._timeout
         while True:
             partitions = await self._partitions(topic, need_leaders=False)
+            if partitions is None:  # no broker answered this attempt
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"cannot read the metadata of topic {topic!r}")
+                await asyncio.sleep(_RETRY_S)
+                continue
             if not partitions:
                 return {}
             try:
@@ -334,7 +403,9 @@ class KafkaTopicAdmin:
             except KafkaException as exc:
                 error = kafka_error_of(exc)
                 moving = error is not None and (
-                    error.retriable() or error.code() in _LEADERSHIP_MOVING
+                    error.retriable()
+                    or error.code() in _LEADERSHIP_MOVING
+                    or error.code() in BROKER_DOWN_CODES
                 )
                 if not moving or time.monotonic() > deadline:
                     raise translate(exc, f"cannot read the end offsets of {topic!r}") from exc
@@ -356,10 +427,19 @@ class KafkaTopicAdmin:
 
     async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
         """The partition numbers of `topic` ([] if it does not exist), or None while the
-        metadata is incomplete."""
+        metadata is incomplete or no broker answered.
+
+        A Metadata request goes to any broker, in attempts of at most 5 s (librdkafka's
+        DescribeTopics waits for the controller it last knew, which after that broker died
+        stays unknown for minutes)."""
         try:
-            metadata = await asyncio.to_thread(self._admin.list_topics, topic, self._timeout)
+            metadata = await asyncio.to_thread(
+                self._admin.list_topics, topic, min(self._timeout, _ATTEMPT_S)
+            )
         except KafkaException as exc:
+            error = kafka_error_of(exc)
+            if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
+                return None
             raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
         finally:
             self._admin.poll(0)  # hand its logs and errors over
@@ -367,9 +447,15 @@ class KafkaTopicAdmin:
         if described is None:
             return []
         if described.error is not None:
-            if described.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            code = described.error.code()
+            if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 return None if need_leaders else []
-            if described.error.retriable():
+            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise ConfigurationError(
+                    f"this Kafka principal may not use topic {topic!r} "
+                    "(TOPIC_AUTHORIZATION_FAILED): grant it the ACLs `pipeline acls` lists"
+                )
+            if described.error.retriable() or code in _LEADERSHIP_MOVING:
                 return None
             raise BrokerUnavailable(
                 f"cannot read the metadata of topic {topic!r}: {described.error.str()}"
@@ -400,10 +486,39 @@ class KafkaTopicAdmin:
         futures = self._admin.list_offsets(
             request,
             isolation_level=isolation,
-            request_timeout=self._timeout,
+            request_timeout=min(self._timeout, _ATTEMPT_S),
         )
         return {
             # cast: the types-confluent-kafka stubs lack ListOffsetsResultInfo.offset
             tp.partition: int(cast(Any, await asyncio.wrap_future(future)).offset)
             for tp, future in futures.items()
         }
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's `error_cb`: what the watch and the logs make of it."""
+        self._watch.on_error(error)
+        self._logs.error(error)
+
+    async def _watched(self, pending: Awaitable[T]) -> T:
+        """`pending`'s result; a ConfigurationError as soon as the connection errors
+        librdkafka reports meanwhile show that the settings cannot work."""
+        task = asyncio.ensure_future(pending)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_WATCH_S)
+            if done:
+                self._watch.answered()
+                return task.result()
+            with self._logs.held():
+                self._admin.poll(0)  # serves error_cb
+            problem = self._watch.problem()
+            if problem is None and self._watch.probe_due():
+                problem = await asyncio.to_thread(self._watch.probe)
+            if problem is not None:
+                task.cancel()
+                raise problem
+
+
+def _detail(exc: KafkaException) -> str:
+    error = kafka_error_of(exc)
+    text = error.str() if error is not None else str(exc)
+    return text.removeprefix("Failed to create admin client: ")

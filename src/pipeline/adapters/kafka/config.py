@@ -82,6 +82,7 @@ CONFIGURATION_CODES: Final = frozenset(
         KafkaError.INVALID_REPLICA_ASSIGNMENT,
         KafkaError.POLICY_VIOLATION,
         KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
         KafkaError.CLUSTER_AUTHORIZATION_FAILED,
         KafkaError._INVALID_ARG,
     }

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipeline.adapters.kafka.config import kafka_error_of, translate
+from pipeline.adapters.kafka.config import CONFIGURATION_CODES, kafka_error_of, translate
 from pipeline.adapters.kafka.lag import partitions_lag
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.messages import kafka_partitions, to_record
@@ -232,6 +232,12 @@ class KafkaConsumerBase:
             raise ConfigurationError(
                 f"{self._description} stopped: {error.str()} (give each worker its own "
                 "PIPELINE_WORKER__INSTANCE_ID)"
+            )
+        if error.code() in CONFIGURATION_CODES:
+            # Not authorized (an ACL): retrying cannot help.
+            raise ConfigurationError(
+                f"{self._description} was refused by Kafka: {error.str()}; grant this "
+                "principal the ACLs `pipeline acls` lists"
             )
         # librdkafka retries everything else by itself (unreachable broker, topic not
         # created yet, …): worth a log line (once, not once per poll), not a failed poll.

@@ -12,6 +12,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from pipeline.adapters.kafka.config import translate
 from pipeline.adapters.kafka.consumer import KafkaConsumerBase
 from pipeline.adapters.kafka.logs import KafkaLogs
+from pipeline.application.errors import TransientError
 from pipeline.application.ports import OffsetResolver, Record, TopicPartition
 
 
@@ -150,9 +151,14 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             raise
         try:
             return future.result(self._timeout)
-        except TimeoutError:
+        except TimeoutError as exc:
             future.cancel()
-            raise
+            # E.g. the end offsets of partitions whose leader's broker just died: transient,
+            # so the worker retries the assignment instead of stopping.
+            raise TransientError(
+                f"{self._description}: the start offsets of {len(partitions)} newly assigned "
+                f"partitions were not resolved within {self._timeout:.0f}s"
+            ) from exc
 
     def _restart(
         self, partitions: list[TopicPartition], resolved: Mapping[TopicPartition, int]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.adapters.kafka.admin import KafkaTopicAdmin
 from pipeline.adapters.kafka.changelog import ChangelogReader
@@ -19,6 +19,7 @@ from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
+from pipeline.adapters.kafka.table import KafkaChangelogTable
 from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
 from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer
 from pipeline.application.errors import ConfigurationError, PublishError
@@ -30,8 +31,11 @@ from pipeline.application.ports import (
     TopicPartition,
     TopicSpec,
 )
+from pipeline.application.ports.tables import KeyDecoder, ValueDecoder
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+K = TypeVar("K")
+V = TypeVar("V")
 TRANSACTION_TIMEOUT_MS = "10000"
 """Default transaction.timeout.ms of transactional producers (Kafka Streams' under
 exactly-once): how long a transaction left open by a crashed member that never comes back
@@ -53,7 +57,9 @@ class KafkaEventLog:
         client_id: the client.id the brokers see.
         producer_config: librdkafka options for the producer only (e.g. linger.ms).
         consumer_config: librdkafka options for consumers only (e.g. session.timeout.ms).
-        replication_factor: of created topics; -1 takes the broker's default.
+        replication_factor: of created topics; below 1: derived from the cluster
+            (`min(3, brokers)`).
+        min_insync_replicas: of created topics; below 1: 2 from three replicas up, else 1.
         timeout: seconds for admin requests, commits, lag queries and offset resolution.
         connect_timeout: seconds the first admin request (creating topics, reading end
             offsets) waits for a broker to answer before BrokerUnavailable says none does.
@@ -73,7 +79,8 @@ class KafkaEventLog:
         *,
         producer_config: Mapping[str, str] | None = None,
         consumer_config: Mapping[str, str] | None = None,
-        replication_factor: int = 1,
+        replication_factor: int = -1,
+        min_insync_replicas: int = -1,
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         group_instance_id: str | None = None,
@@ -87,6 +94,7 @@ class KafkaEventLog:
         self._producer_config = dict(producer_config or _EMPTY)
         self._consumer_config = dict(consumer_config or _EMPTY)
         self._replication_factor = replication_factor
+        self._min_insync_replicas = min_insync_replicas
         self._timeout = timeout
         self._producer: KafkaRecordProducer | None = None
         self._admin: KafkaTopicAdmin | None = None
@@ -197,6 +205,22 @@ class KafkaEventLog:
         """Per partition, the first offset at or after `timestamp_ms` (else the end)."""
         return await self._admin_client().offsets_for_time(topic, timestamp_ms)
 
+    def changelog_table(
+        self, topic: str, *, decode_key: KeyDecoder[K], decode_value: ValueDecoder[V]
+    ) -> KafkaChangelogTable[K, V]:
+        """A table materialized from compacted topic `topic` (call its `start`)."""
+        settings = self._settings(
+            "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
+        )
+        return KafkaChangelogTable(
+            settings,
+            self._logs,
+            topic,
+            decode_key=decode_key,
+            decode_value=decode_value,
+            timeout=self._timeout,
+        )
+
     async def close(self) -> None:
         """Flush what is queued (within the timeout) and drop the clients."""
         self._closed = True
@@ -222,6 +246,7 @@ class KafkaEventLog:
                 settings,
                 self._logs,
                 replication_factor=self._replication_factor,
+                min_insync_replicas=self._min_insync_replicas,
                 timeout=self._timeout,
                 connect_timeout=self._connect_timeout,
             )

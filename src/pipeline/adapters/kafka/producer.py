@@ -10,9 +10,19 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
+from pipeline.adapters.kafka.config import (
+    BROKER_DOWN_CODES,
+    CONFIGURATION_CODES,
+    kafka_error_of,
+    translate,
+)
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
-from pipeline.application.errors import BrokerUnavailable, PublishError, RecordTooLarge
+from pipeline.application.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    PublishError,
+    RecordTooLarge,
+)
 from pipeline.application.ports import OutgoingRecord
 
 _ROOM_WAIT_S = 0.005
@@ -43,6 +53,11 @@ class KafkaRecordProducer:
         self._first_failure: str | None = None
         self._broker_down: str | None = None
         self._fatal: str | None = None
+        self._fatal_refused = False
+        """The fatal error is an authorization refusal (e.g. no WRITE ACL on any topic, so no
+        idempotent producer id)."""
+        self._refused: str | None = None
+        """A record refused for a reason no retry can fix (an ACL: not authorized)."""
 
     async def publish(
         self,
@@ -55,7 +70,7 @@ class KafkaRecordProducer:
         """Queue one record (CreateTime `timestamp_ms`, default now); raise PublishError if
         librdkafka refuses it outright."""
         if self._fatal is not None:
-            raise PublishError(f"the Kafka producer failed fatally: {self._fatal}")
+            raise self._fatal_error()
         header_list: list[tuple[str, str | bytes | None]] | None = (
             list(headers) if headers else None
         )
@@ -92,7 +107,7 @@ class KafkaRecordProducer:
         outcome is unknown: BrokerUnavailable (no broker answered, a retriable error) or the
         PublishError of `flush`."""
         if self._fatal is not None:
-            raise PublishError(f"the Kafka producer failed fatally: {self._fatal}")
+            raise self._fatal_error()
         outcomes: list[object] = [_PENDING] * len(records)
         producer = self._producer
         for index, record in enumerate(records):
@@ -143,6 +158,10 @@ class KafkaRecordProducer:
             outcomes[index] = None
             return
         topic = message.topic() or "?"
+        if error.code() in CONFIGURATION_CODES:
+            # Not authorized: the flush that served this report raises ConfigurationError.
+            with self._failures_lock:
+                self._refused = self._refused or f"topic {topic!r}: {error.str()}"
         outcomes[index] = _refusal(topic, error) or BrokerUnavailable(
             f"cannot publish to {topic!r}: {error.str()}"
         )
@@ -154,13 +173,31 @@ class KafkaRecordProducer:
         records are still queued at the timeout while no broker is reachable, else
         PublishError for the records left.
         """
+        if self._fatal is not None:
+            if not len(self._producer):
+                return  # the records it failed were reported by the flush that saw it
+            raise self._fatal_error()  # librdkafka would wait the whole timeout
         try:
             remaining = await asyncio.to_thread(self._producer.flush, timeout)
         except KafkaException as exc:
             raise translate(exc, "cannot flush the Kafka producer", PublishError) from exc
+        except SystemError as exc:
+            # A fatal error (e.g. no idempotent producer id: not authorized) is left pending
+            # by confluent-kafka while it serves the delivery callbacks, which then fail as
+            # a SystemError caused by it; error_cb is not called for it.
+            fatal = kafka_error_of(exc.__cause__) if exc.__cause__ is not None else None
+            if fatal is None:
+                raise
+            self._on_error(fatal)
+            raise self._fatal_error() from exc
         with self._failures_lock:
-            failed, first = self._failed, self._first_failure
-            self._failed, self._first_failure = 0, None
+            failed, first, refused = self._failed, self._first_failure, self._refused
+            self._failed, self._first_failure, self._refused = 0, None, None
+        if refused is not None:
+            raise ConfigurationError(
+                f"Kafka refused a record, {refused}: this principal may not write there; "
+                "grant it the ACLs `pipeline acls` lists"
+            )
         if failed:
             raise PublishError(f"{failed} record(s) were not delivered; first: {first}")
         if remaining:
@@ -168,6 +205,14 @@ class KafkaRecordProducer:
             if self._broker_down is not None:
                 raise BrokerUnavailable(f"{message}: {self._broker_down}")
             raise PublishError(message)
+
+    def _fatal_error(self) -> PublishError | ConfigurationError:
+        if self._fatal_refused:
+            return ConfigurationError(
+                f"Kafka refused the producer: {self._fatal}; this principal may not write "
+                "there: grant it the ACLs `pipeline acls` lists"
+            )
+        return PublishError(f"the Kafka producer failed fatally: {self._fatal}")
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         # Runs inside poll()/flush(), on the event loop or the flush thread.
@@ -178,10 +223,13 @@ class KafkaRecordProducer:
             self._failed += 1
             if self._first_failure is None:
                 self._first_failure = f"{message.topic()}: {error.str()}"
+            if error.code() in CONFIGURATION_CODES and self._refused is None:
+                self._refused = f"topic {message.topic()!r}: {error.str()}"
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
             self._fatal = error.str()
+            self._fatal_refused = error.code() in CONFIGURATION_CODES
         elif error.code() in BROKER_DOWN_CODES:
             self._broker_down = error.str()
         self._logs.error(error)

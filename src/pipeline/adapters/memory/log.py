@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from pipeline.adapters.memory.log_consumer import InMemoryGroupConsumer, InMemoryLogReader
 from pipeline.adapters.memory.log_state import LogState, PartitionLog, TopicLog
+from pipeline.adapters.memory.table import InMemoryChangelogTable
 from pipeline.adapters.memory.transactions import InMemoryTransactionalCheckpoint
 from pipeline.application.errors import ConfigurationError, PublishError, RecordTooLarge
 from pipeline.application.kafka_authority import TopicSink
@@ -18,6 +20,10 @@ from pipeline.application.ports import (
     TopicPartition,
     TopicSpec,
 )
+from pipeline.application.ports.tables import KeyDecoder, ValueDecoder
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 _BATCH_OVERHEAD = 61
 """Bytes of a Kafka record batch's header (magic v2), which its size limit counts too."""
@@ -204,6 +210,14 @@ class InMemoryEventLog:
                 (r.offset for r in records if r.timestamp_ms >= timestamp_ms), len(records)
             )
         return found
+
+    def changelog_table(
+        self, topic: str, *, decode_key: KeyDecoder[K], decode_value: ValueDecoder[V]
+    ) -> InMemoryChangelogTable[K, V]:
+        """A table materialized from topic `topic` (call its `start`)."""
+        return InMemoryChangelogTable(
+            self._state, topic, decode_key=decode_key, decode_value=decode_value
+        )
 
     async def close(self) -> None:
         """Refuse further publishes; what was published stays readable."""

@@ -177,3 +177,16 @@ stream_state = sa.Table(
     sa.PrimaryKeyConstraint("group_id", "partition", "step", "key"),
     postgresql_with={"fillfactor": UPDATED_IN_PLACE},
 )
+
+sensor_metadata = sa.Table(
+    "sensor_metadata",
+    metadata,
+    # Edited by operators; streamed by Debezium into the compacted topic of the same name.
+    sa.Column("sensor_id", sa.Text, primary_key=True),
+    sa.Column("location", sa.Text, nullable=True),
+    sa.Column("low", sa.Float, nullable=True),
+    sa.Column("high", sa.Float, nullable=True),
+    sa.Column("critical_low", sa.Float, nullable=True),
+    sa.Column("critical_high", sa.Float, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+)

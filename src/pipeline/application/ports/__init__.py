@@ -29,12 +29,20 @@ from pipeline.application.ports.sensor_store import (
     StoredAlert,
     TypeStats,
 )
+from pipeline.application.ports.tables import (
+    ChangelogTable,
+    ChangelogTables,
+    KeyDecoder,
+    ValueDecoder,
+)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_BYTES",
     "AlertFilter",
     "AlertPosition",
+    "ChangelogTable",
+    "ChangelogTables",
     "Clock",
     "Codec",
     "DeadLetter",
@@ -42,6 +50,7 @@ __all__ = [
     "DeadLetterStore",
     "EventConsumer",
     "EventLog",
+    "KeyDecoder",
     "OffsetResolver",
     "OutgoingRecord",
     "ReadingStats",
@@ -53,4 +62,5 @@ __all__ = [
     "TopicPartition",
     "TopicSpec",
     "TypeStats",
+    "ValueDecoder",
 ]

@@ -11,7 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
-from pipeline.application.errors import TransientError
+from pipeline.application.errors import ConfigurationError, TransientError
 from pipeline.application.ports.event_log import EventConsumer
 from pipeline.application.ports.records import Record
 from pipeline.application.runtime.in_place_retry import InPlaceRetry
@@ -233,6 +233,8 @@ class ConsumerWorker(Generic[P]):
         if self._after_batch is not None:
             try:
                 await self._after_batch(report)
+            except ConfigurationError:
+                raise  # e.g. an ACL refusing the alerts topic: no retry can fix it
             except PipelineError as error:
                 log.warning("after-batch step failed; it is retried", error=str(error))
 

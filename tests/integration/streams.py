@@ -1,0 +1,112 @@
+"""A stream of readings through real processes, for the fault and scaling tests: the
+producer (`pipeline produce sensors` at a fixed rate) and workers (`pipeline-worker sensors`)
+as subprocesses, and what PostgreSQL shows of their progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from pipeline.entrypoints.settings import Settings
+from tests.integration.conftest import settings_env
+
+PYTHON = sys.executable
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def libpq_url(settings: Settings) -> str:
+    url = make_url(settings.database.url.get_secret_value()).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def start_producer(
+    settings: Settings, *, count: int, rate: float, sensors: int = 200, seed: int = 11
+) -> asyncio.subprocess.Process:
+    """`pipeline produce sensors` at `rate` readings/s (event time follows the clock)."""
+    return await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
+        "--count", str(count), "--rate", str(rate), "--sensors", str(sensors),
+        "--seed", str(seed),
+        env=settings_env(settings), stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def start_worker(settings: Settings, stats: Path) -> asyncio.subprocess.Process:
+    """`pipeline-worker sensors`, until told to stop (SIGTERM), its counters to `stats`."""
+    return await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "pipeline.entrypoints.worker", "sensors", "--stats-json", str(stats),
+        env=settings_env(settings),
+    )  # fmt: skip
+
+
+async def stop(process: asyncio.subprocess.Process) -> int:
+    """SIGTERM (finish the batch, commit, close) and the exit code."""
+    process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), 60)
+
+
+@dataclass
+class Progress:
+    """What the readings table shows while a stream runs."""
+
+    database: asyncpg.Connection
+    partitions: int
+
+    async def stored(self) -> int:
+        return int(await self.database.fetchval("SELECT count(*) FROM readings"))
+
+    async def aggregated(self) -> int:
+        return int(
+            await self.database.fetchval(
+                "SELECT coalesce(sum(count), 0) FROM reading_aggregates_1m"
+            )
+        )
+
+    async def flowing_since(self, moment: datetime) -> bool:
+        """Whether every partition has stored a reading produced after `moment`."""
+        rows = await self.database.fetch(
+            "SELECT DISTINCT source_partition FROM readings WHERE time > $1", moment
+        )
+        return len(rows) == self.partitions
+
+    async def until(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (stored := await self.stored()) < count:
+            assert time.monotonic() < deadline, f"{stored} of {count} readings stored"
+            await asyncio.sleep(0.5)
+
+
+async def recovery_after(progress: Progress, killed_at: float, timeout: float = 120) -> float:
+    """Seconds from the kill (monotonic) until every partition stores readings produced
+    after it: the stream flowing again end to end."""
+    # Event time follows the producer's clock to within its 50 ms pacing chunks.
+    after = datetime.now(UTC) - timedelta(seconds=time.monotonic() - killed_at - 0.1)
+    while not await progress.flowing_since(after):
+        assert time.monotonic() - killed_at < timeout, "the stream did not flow again"
+        await asyncio.sleep(0.1)
+    return time.monotonic() - killed_at
+
+
+@dataclass
+class Report:
+    """Figures of the slow tests, printed and kept in artifacts/cluster-faults.json."""
+
+    figures: dict[str, object] = field(default_factory=dict)
+
+    def add(self, name: str, **values: object) -> None:
+        self.figures[name] = values
+        print(f"\n{name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / "cluster-faults.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known[name] = values
+        path.write_text(json.dumps(known, indent=2) + "\n")
