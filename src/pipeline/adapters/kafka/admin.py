@@ -347,7 +347,7 @@ class KafkaTopicAdmin:
 
     async def partition_count(self, topic: str) -> int:
         """How many partitions `topic` has (0 if it does not exist)."""
-        return len(await self._partitions(topic, need_leaders=False) or ())
+        return len(await self._known_partitions(topic))
 
     async def committed_offsets(
         self, group_id: str, partitions: Sequence[TopicPartition], *, stable: bool = True
@@ -390,12 +390,7 @@ class KafkaTopicAdmin:
     async def _end_offsets(self, topic: str, isolation: IsolationLevel) -> dict[int, int]:
         deadline = time.monotonic() + self._timeout
         while True:
-            partitions = await self._partitions(topic, need_leaders=False)
-            if partitions is None:  # no broker answered this attempt
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable(f"cannot read the metadata of topic {topic!r}")
-                await asyncio.sleep(_RETRY_S)
-                continue
+            partitions = await self._known_partitions(topic)
             if not partitions:
                 return {}
             try:
@@ -414,7 +409,7 @@ class KafkaTopicAdmin:
     async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
         """Per partition of `topic`, the first offset whose timestamp is at or after
         `timestamp_ms` (the end offset when there is none)."""
-        partitions = await self._partitions(topic, need_leaders=False) or []
+        partitions = await self._known_partitions(topic)
         if not partitions:
             return {}
         spec = OffsetSpec.for_timestamp(timestamp_ms)
@@ -424,6 +419,16 @@ class KafkaTopicAdmin:
         except KafkaException as exc:
             raise translate(exc, f"cannot look up offsets of {topic!r} by time") from exc
         return {p: found[p] if found[p] >= 0 else ends[p] for p in partitions}
+
+    async def _known_partitions(self, topic: str) -> list[int]:
+        """The partition numbers of `topic` ([] if it does not exist), asked again while no
+        broker answers, up to the timeout."""
+        deadline = time.monotonic() + self._timeout
+        while (partitions := await self._partitions(topic, need_leaders=False)) is None:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"cannot read the metadata of topic {topic!r}")
+            await asyncio.sleep(_RETRY_S)
+        return partitions
 
     async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
         """The partition numbers of `topic` ([] if it does not exist), or None while the
