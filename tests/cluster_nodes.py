@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from confluent_kafka import TopicCollection
+from confluent_kafka import ElectionType, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tests.services import STACK_HOME, require_service
@@ -79,3 +79,24 @@ def quorum_leader() -> int:
     match = re.search(r"^LeaderId:\s+(\d+)", out, re.MULTILINE)
     assert match, out
     return int(match[1])
+
+
+def healthy(bootstrap: str, topic: str, *, leader: int | None = None, timeout: float = 120) -> None:
+    """Wait until the three brokers are up and every partition of `topic` has its three
+    replicas in sync (and, given `leader`, is led by that broker: a preferred-leader
+    election moves them back after a restart)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        state = replicas(bootstrap, topic)
+        in_sync = all(len(isr) == 3 for _, isr in state.values())
+        leaders = partition_leaders(bootstrap, topic)
+        placed = leader is None or all(node == leader for node in leaders.values())
+        if in_sync and placed and len(admin.describe_cluster().result().nodes) == 3:
+            return
+        assert time.monotonic() < deadline, f"cluster not healthy: {state}, leaders {leaders}"
+        if in_sync and not placed:
+            admin.elect_leaders(
+                ElectionType.PREFERRED, [TopicPartition(topic, p) for p in state]
+            ).result()
+        time.sleep(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -42,9 +43,12 @@ async def start_producer(
 
 async def start_worker(settings: Settings, stats: Path) -> asyncio.subprocess.Process:
     """`pipeline-worker sensors`, until told to stop (SIGTERM), its counters to `stats`."""
+    env = settings_env(settings) | {
+        "PIPELINE_LOG_LEVEL": os.environ.get("FAULT_LOG_LEVEL", "WARNING")
+    }
     return await asyncio.create_subprocess_exec(
         PYTHON, "-m", "pipeline.entrypoints.worker", "sensors", "--stats-json", str(stats),
-        env=settings_env(settings),
+        env=env,
     )  # fmt: skip
 
 
@@ -78,6 +82,37 @@ class Progress:
         )
         return len(rows) == self.partitions
 
+    async def lag_s(self) -> float | None:
+        """Seconds between now and the newest event time stored (None: nothing stored)."""
+        lag = await self.database.fetchval(
+            "SELECT extract(epoch FROM clock_timestamp() - max(time)) FROM readings"
+        )
+        return None if lag is None else float(lag)
+
+    async def live(
+        self,
+        count: int,
+        *,
+        within_s: float,
+        timeout: float,
+        producer: asyncio.subprocess.Process,
+    ) -> None:
+        """Wait until `count` readings are stored and the newest is at most `within_s` old
+        while `producer` still produces: the worker keeps up with a live stream (a kill then
+        shows as a stall)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stored, lag = await self.stored(), await self.lag_s()
+            behind = (
+                f"the worker did not keep up with the stream before it ended: {stored} "
+                f"readings stored, the newest {lag} s old"
+            )
+            assert producer.returncode is None, behind
+            assert time.monotonic() < deadline, behind
+            if stored >= count and lag is not None and lag <= within_s:
+                return
+            await asyncio.sleep(0.2)
+
     async def until(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while (stored := await self.stored()) < count:
@@ -91,7 +126,14 @@ async def recovery_after(progress: Progress, killed_at: float, timeout: float = 
     # Event time follows the producer's clock to within its 50 ms pacing chunks.
     after = datetime.now(UTC) - timedelta(seconds=time.monotonic() - killed_at - 0.1)
     while not await progress.flowing_since(after):
-        assert time.monotonic() - killed_at < timeout, "the stream did not flow again"
+        if time.monotonic() - killed_at > timeout:
+            rows = await progress.database.fetch(
+                "SELECT source_partition, count(*), max(time) FROM readings GROUP BY 1 ORDER BY 1"
+            )
+            raise AssertionError(
+                f"the stream did not flow again within {timeout:.0f} s: killed at {after}, "
+                f"stored {[tuple(row) for row in rows]}"
+            )
         await asyncio.sleep(0.1)
     return time.monotonic() - killed_at
 

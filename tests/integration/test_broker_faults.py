@@ -20,7 +20,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.settings import Settings
-from tests.cluster_nodes import kill_node, partition_leaders, quorum_leader, restart_stack
+from tests.cluster_nodes import (
+    healthy,
+    kill_node,
+    partition_leaders,
+    quorum_leader,
+    restart_stack,
+)
 from tests.integration.streams import (
     Progress,
     Report,
@@ -38,6 +44,9 @@ READINGS = 100_000
 RATE = 2_500.0
 """Readings per second: a stream below the worker's capacity, so that a stall shows."""
 KILL_AFTER = 30_000
+LIVE_S = 10.0
+"""The worker counts as keeping up while the newest reading it stored is at most this old
+(its latency under load); the kill happens then, with the producer still running."""
 DOWN_S = 20.0
 """How long a killed broker stays down before it is restarted (when it is)."""
 
@@ -53,9 +62,16 @@ def cluster() -> Iterator[str]:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The worker with the application's own consumer settings (the shared fixture shortens
-    the group session for tests that kill workers; here brokers die, not workers)."""
-    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"options": {}})})
+    """The worker with the application's own consumer and batch settings (the shared fixture
+    shortens them for small tests; here brokers die, not workers)."""
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"options": {}}),
+            "worker": settings.worker.model_copy(
+                update={"batch_size": 10_000, "batch_timeout": 0.5}
+            ),
+        }
+    )
 
 
 async def leaders_on_one_broker(settings: Settings, broker: int) -> None:
@@ -70,6 +86,9 @@ async def leaders_on_one_broker(settings: Settings, broker: int) -> None:
         config={"min.insync.replicas": "2"},
     )
     admin.create_topics([topic])[settings.topics.sensor_readings].result()
+    await asyncio.to_thread(
+        healthy, require_cluster(), settings.topics.sensor_readings, leader=broker
+    )
     pipeline = await bootstrap(settings)
     try:
         await pipeline.ensure_topics()
@@ -94,9 +113,12 @@ async def run_fault(
     producer = await start_producer(settings, count=READINGS, rate=RATE)
     restarted: asyncio.Task[None] | None = None
     try:
-        await progress.until(KILL_AFTER, timeout=120)
+        await progress.live(KILL_AFTER, within_s=LIVE_S, timeout=120, producer=producer)
+        lag_before = await progress.lag_s()
         node = victim if victim is not None else await asyncio.to_thread(quorum_leader)
         leaders_before = partition_leaders(require_cluster(), settings.topics.sensor_readings)
+        if victim is not None:
+            assert set(leaders_before.values()) == {victim}, leaders_before
         killed_at = await asyncio.to_thread(kill_node, node)
         if restart_after is not None:
 
@@ -125,6 +147,7 @@ async def run_fault(
         killed_broker=node,
         partitions_it_led=sum(1 for leader in leaders_before.values() if leader == node),
         kill_to_flowing_s=round(recovery, 1),
+        latency_before_kill_s=round(lag_before or 0.0, 1),
         restarted_after_s=restart_after,
         readings=READINGS,
         rate_per_s=RATE,
@@ -160,6 +183,7 @@ async def test_the_controller_quorums_leader_killed(
         await pipeline.ensure_topics()
     finally:
         await pipeline.aclose()
+    await asyncio.to_thread(healthy, require_cluster(), settings.topics.sensor_readings)
 
     await run_fault(
         settings,
