@@ -48,13 +48,14 @@ lint:  ## ruff, mypy --strict and the layering contract
 stack-up:  ## start Kafka, PostgreSQL and the schema registry as local processes
 	scripts/stack up
 
-stack-down:  ## stop them
+stack-down:  ## stop them (and the tests' production-shape stack, scripts/cluster-stack)
 	scripts/stack down
+	scripts/cluster-stack down
 
-fault-tests:  ## the slow fault and scaling tests on a three-broker stack (prints recovery times)
+fault-tests:  ## the slow fault and scaling tests on the three-broker stack, scripts/cluster-stack (prints recovery times)
 	$(UV) sync --frozen
-	scripts/stack up --brokers 3 --security --connect
-	$(STACK_ENV) && $(UV) run --frozen pytest -m slow -s -p no:randomly
+	scripts/cluster-stack up
+	eval "$$(scripts/cluster-stack env)" && $(UV) run --frozen pytest -m slow -s -p no:randomly
 
 bench:  ## pipeline bench sensors on the real stack (EVENTS=200000 BENCH_RATE=0)
 	scripts/stack up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -10,6 +11,7 @@ import pytest
 import structlog
 
 from pipeline.adapters.clock import ManualClock
+from tests.services import cluster_environment
 
 
 @pytest.fixture
@@ -33,3 +35,13 @@ def _fresh_logging() -> Iterator[None]:
         if handler not in before and type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _cluster_stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test marked `cluster` sees the production-shape stack's endpoints (scripts/test
+    starts it beside the default one); autouse, so before any fixture reads them."""
+    if request.node.get_closest_marker("cluster") is None:
+        return
+    for name, value in cluster_environment(os.environ).items():
+        monkeypatch.setenv(name, value)

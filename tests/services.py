@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from typing import Literal
 
@@ -91,6 +92,24 @@ SASL_BOOTSTRAP = "PIPELINE_STACK_KAFKA_SASL_BOOTSTRAP"
 CA_FILE = "PIPELINE_STACK_CA_FILE"
 SECRETS_DIR = "PIPELINE_STACK_SECRETS_DIR"
 CONNECT = "PIPELINE_CONNECT__URL"
+
+
+CLUSTER_ENV = "PIPELINE_TEST_CLUSTER_ENV"
+"""`scripts/cluster-stack env`'s output, exported by scripts/test: the production-shape stack
+that tests marked `cluster` run on, beside the single-broker stack of the rest of the run."""
+
+def cluster_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a test marked `cluster` takes from CLUSTER_ENV in `environ`: the
+    production-shape stack's endpoints, in place of the default stack's (the cluster exports
+    every variable the default stack does). Nothing when CLUSTER_ENV is unset: the environment
+    is then already the cluster's, or the cluster tests skip."""
+    exports: dict[str, str] = {}
+    for line in environ.get(CLUSTER_ENV, "").splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            exports[name] = value
+    return exports
 
 
 def require_cluster() -> str:

@@ -38,7 +38,7 @@ from tests.integration.streams import (
 )
 from tests.services import require_cluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.slow]
 
 READINGS = 100_000
 RATE = 2_500.0

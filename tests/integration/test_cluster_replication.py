@@ -21,7 +21,7 @@ from pipeline.application.topic_policy import TopicKind, topic_config
 from tests.cluster_nodes import kill_node, partition_leaders, replicas, restart_stack
 from tests.services import require_cluster
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.integration.conftest import settings_env
 from tests.integration.secured import grant
 from tests.services import CONNECT, KAFKA, SASL_BOOTSTRAP, require_service
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 PIPELINE = [sys.executable, "-m", "pipeline.entrypoints.cli"]
 CHANGE_SEEN_S = 15.0

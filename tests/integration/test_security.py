@@ -25,7 +25,7 @@ from tests.integration.conftest import settings_env
 from tests.integration.secured import as_user, grant, kafka_env, password
 from tests.services import SASL_BOOTSTRAP, require_service
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 PIPELINE = [sys.executable, "-m", "pipeline.entrypoints.cli"]
 WORKER = [sys.executable, "-m", "pipeline.entrypoints.worker", "sensors", "--until-caught-up"]
