@@ -6,7 +6,7 @@ topic (six partitions), a backlog of N readings produced first (`pipeline produc
 the time from the first reading stored to the last (process start-up and the group's first
 rebalance excluded; both are printed).
 
-    scripts/stack up --brokers 3 && eval "$(scripts/stack env)"
+    scripts/cluster-stack up && eval "$(scripts/cluster-stack env)"
     uv run python benchmarks/scaling.py --events 100000 --workers 1 2 3
 
 On a machine with fewer cores than workers plus Kafka and PostgreSQL, the figures show how

@@ -98,6 +98,7 @@ CLUSTER_ENV = "PIPELINE_TEST_CLUSTER_ENV"
 """`scripts/cluster-stack env`'s output, exported by scripts/test: the production-shape stack
 that tests marked `cluster` run on, beside the single-broker stack of the rest of the run."""
 
+
 def cluster_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables a test marked `cluster` takes from CLUSTER_ENV in `environ`: the
     production-shape stack's endpoints, in place of the default stack's (the cluster exports

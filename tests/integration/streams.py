@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from sqlalchemy.engine import make_url
 
 from pipeline.entrypoints.settings import Settings
@@ -56,6 +58,37 @@ async def stop(process: asyncio.subprocess.Process) -> int:
     """SIGTERM (finish the batch, commit, close) and the exit code."""
     process.send_signal(signal.SIGTERM)
     return await asyncio.wait_for(process.wait(), 60)
+
+
+UNDESCRIBED = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.GROUP_ID_NOT_FOUND,
+}
+
+
+async def until_group_members(settings: Settings, count: int, timeout: float = 180) -> None:
+    """Wait until the sensors workers' consumer group has `count` members: a worker started
+    has joined it (a process starting on a loaded machine may take many seconds to), or one
+    killed has been expelled."""
+    group = f"{settings.worker.group_id_prefix}-sensors"
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers or ""})
+
+    def members() -> int | None:
+        try:
+            described = admin.describe_consumer_groups([group])[group].result(timeout=20)
+        except KafkaException as exc:
+            # The group's coordinator is moving or loading, or the group has no member yet.
+            if exc.args[0].code() in UNDESCRIBED:
+                return None
+            raise
+        return len(described.members)
+
+    deadline = time.monotonic() + timeout
+    while (found := await asyncio.to_thread(members)) != count:
+        assert time.monotonic() < deadline, f"group {group} has {found} members, not {count}"
+        await asyncio.sleep(0.5)
 
 
 @dataclass

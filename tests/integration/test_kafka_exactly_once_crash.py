@@ -26,9 +26,16 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
 KEYS = 25
-TOTAL = 6_000
 RATE = 1_500
-"""Records produced, per second: the stream outlasts the job's first life."""
+"""Records produced, per second."""
+KILL_AFTER = 1_000
+"""Outputs committed before the job is SIGKILLed."""
+HOLD_AT = 6_000
+"""Records the stream stops at until the kill, if the job is that slow to start (it is then
+still working through them when it is killed)."""
+AFTER_KILL = 3_000
+"""Records the stream produces after the kill: however long the job takes to start on a
+loaded machine, the kill falls mid-stream."""
 
 
 class Topics:
@@ -70,15 +77,24 @@ async def topics() -> AsyncIterator[Topics]:
         future.exception()
 
 
-async def produce(topics: Topics) -> None:
-    """TOTAL records on KEYS keys, at about RATE per second."""
+async def produce(topics: Topics, killed: asyncio.Event) -> int:
+    """Records on KEYS keys at about RATE per second, holding at HOLD_AT until `killed` is
+    set, then AFTER_KILL more; return how many."""
     log = KafkaEventLog(topics.bootstrap)
     step = RATE // 20
-    for start in range(0, TOTAL, step):
-        for n in range(start, min(TOTAL, start + step)):
+    produced = 0
+    stop_at: int | None = None
+    while stop_at is None or produced < stop_at:
+        if stop_at is None and produced >= HOLD_AT:
+            await killed.wait()
+        for n in range(produced, produced + step):
             await log.publish(topics.source, f"key-{n % KEYS}".encode(), str(n).encode())
+        produced += step
         await log.flush()
+        if stop_at is None and killed.is_set():
+            stop_at = produced + AFTER_KILL
         await asyncio.sleep(1 / 20)
+    return produced
 
 
 async def outputs(topics: Topics) -> list[tuple[bytes | None, int, int, int]]:
@@ -103,18 +119,19 @@ async def test_a_job_killed_mid_stream_and_restarted_writes_every_output_exactly
     topics: Topics,
 ) -> None:
     job = await asyncio.create_subprocess_exec(*topics.job(), stdout=asyncio.subprocess.PIPE)
-    stream = asyncio.create_task(produce(topics))
+    killed = asyncio.Event()
+    stream = asyncio.create_task(produce(topics, killed))
     try:
-        await wait_for_outputs(topics, 1_000, timeout=60)
+        await wait_for_outputs(topics, KILL_AFTER, timeout=120)
         job.send_signal(signal.SIGKILL)
         await job.wait()
-        assert not stream.done(), "the job must be killed mid-stream"
+        killed.set()
         restarted = await asyncio.create_subprocess_exec(
             *topics.job(), stdout=asyncio.subprocess.PIPE
         )
         try:
-            await stream
-            await wait_for_outputs(topics, TOTAL, timeout=120)
+            total = await stream
+            await wait_for_outputs(topics, total, timeout=180)
             restarted.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(restarted.wait(), 30) == 0
         finally:
@@ -130,7 +147,7 @@ async def test_a_job_killed_mid_stream_and_restarted_writes_every_output_exactly
     assert sum(e["keys"] for e in restored) > 0, "the restart restores the counts"
 
     found = await outputs(topics)
-    assert Counter(value for _, value, _, _ in found) == Counter(range(TOTAL))
+    assert Counter(value for _, value, _, _ in found) == Counter(range(total))
     # The counts of each key, in output order, are 1, 2, 3, …: the state restored after
     # the kill held exactly the records whose outputs were committed.
     per_key: dict[bytes | None, list[int]] = defaultdict(list)

@@ -24,6 +24,7 @@ from tests.integration.streams import (
     start_producer,
     start_worker,
     stop,
+    until_group_members,
 )
 from tests.services import require_cluster
 
@@ -46,15 +47,22 @@ async def test_workers_killed_restarted_and_added_mid_stream_store_every_reading
     progress = Progress(database, settings.topics.sensor_readings_partitions)
     started = time.monotonic()
     workers = {name: await start_worker(settings, tmp_path / f"{name}.json") for name in "ABC"}
-    producer = await start_producer(settings, count=READINGS, rate=RATE)
+    producer = None
     try:
+        # Each step waits for the group to show it: a worker is killed, restarted or added
+        # once it runs, never while it is still starting.
+        await until_group_members(settings, 3)
+        producer = await start_producer(settings, count=READINGS, rate=RATE)
         await progress.until(25_000, timeout=180)
         workers["B"].send_signal(signal.SIGKILL)
         assert await workers.pop("B").wait() == -signal.SIGKILL
+        await until_group_members(settings, 2)
         await progress.until(50_000, timeout=180)
         workers["B2"] = await start_worker(settings, tmp_path / "B2.json")
+        await until_group_members(settings, 3)
         await progress.until(70_000, timeout=180)
         workers["D"] = await start_worker(settings, tmp_path / "D.json")
+        await until_group_members(settings, 4)
         assert await asyncio.wait_for(producer.wait(), 240) == 0
         await progress.until(READINGS, timeout=240)
         assert all(w.returncode is None for w in workers.values()), "a worker exited"
@@ -62,7 +70,7 @@ async def test_workers_killed_restarted_and_added_mid_stream_store_every_reading
         stored, aggregated = await progress.stored(), await progress.aggregated()
     finally:
         for process in (producer, *workers.values()):
-            if process.returncode is None:
+            if process is not None and process.returncode is None:
                 process.kill()
         await database.close()
     assert exits == [0, 0, 0, 0]

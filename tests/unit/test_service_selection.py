@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.services import DATABASE, KAFKA, PG_ADMIN, REGISTRY, endpoint_source
+from tests.services import (
+    CLUSTER_ENV,
+    DATABASE,
+    KAFKA,
+    PG_ADMIN,
+    REGISTRY,
+    cluster_environment,
+    endpoint_source,
+)
 
 STACK = {KAFKA: "127.0.0.1:19092", DATABASE: "postgresql+asyncpg://p@h/db", REGISTRY: "http://r"}
 
@@ -57,3 +65,23 @@ def test_the_stack_admin_url_never_comes_from_containers() -> None:
     _, probe = engine(answers=True)
 
     assert endpoint_source(PG_ADMIN, {}, probe) == "none"
+
+
+def test_a_cluster_test_takes_every_endpoint_of_the_stack_exported_beside_the_default() -> None:
+    exported = (
+        "export PIPELINE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:20092,127.0.0.1:20094\n"
+        "export PIPELINE_STACK_KAFKA_BROKERS=3\n"
+        "export PIPELINE_STACK_CA_FILE='/a dir/ca.pem'\n"
+    )
+
+    taken = cluster_environment({**STACK, CLUSTER_ENV: exported})
+
+    assert taken == {
+        KAFKA: "127.0.0.1:20092,127.0.0.1:20094",
+        "PIPELINE_STACK_KAFKA_BROKERS": "3",
+        "PIPELINE_STACK_CA_FILE": "/a dir/ca.pem",
+    }
+
+
+def test_without_a_cluster_stack_exported_a_cluster_test_keeps_its_environment() -> None:
+    assert cluster_environment(STACK) == {}
