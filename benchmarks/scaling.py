@@ -29,6 +29,8 @@ from sqlalchemy.engine import make_url
 from pipeline.adapters.sql.migrate import upgrade
 
 PYTHON = sys.executable
+STALL_S = 120.0
+"""A run that stores nothing for this long has stopped: it fails instead of waiting."""
 
 
 def env_for(database: str, run: str) -> dict[str, str]:
@@ -86,12 +88,20 @@ async def measure(workers: int, events: int) -> dict[str, float]:
             for _ in range(workers)
         ]
         first = None
+        last, moved = 0, time.monotonic()
         try:
             while (stored := await connection.fetchval("SELECT count(*) FROM readings")) < events:
                 if stored and first is None:
                     first = time.monotonic()
                 if any(p.returncode is not None for p in processes):
                     raise SystemExit("a worker exited")
+                if stored != last:
+                    last, moved = stored, time.monotonic()
+                elif time.monotonic() - moved > STALL_S:
+                    raise SystemExit(
+                        f"{workers} workers: no reading stored for {STALL_S:.0f} s, "
+                        f"{stored:,} of {events:,} stored"
+                    )
                 await asyncio.sleep(0.1)
             done = time.monotonic()
         finally:
