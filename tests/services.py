@@ -119,7 +119,10 @@ def require_cluster() -> str:
     bootstrap = require_service(KAFKA)
     if os.environ.get(KAFKA_BROKERS) == "3":
         return bootstrap
-    message = "the stack runs one broker: start it with scripts/stack up --brokers 3"
+    message = (
+        "the stack runs one broker: scripts/test runs the cluster tests on "
+        'scripts/cluster-stack (or eval "$(scripts/cluster-stack env)")'
+    )
     if services_required():
         pytest.fail(message)
     pytest.skip(message)
