@@ -125,13 +125,17 @@ class FixedWindowOperator(StatefulOperator):
             horizon = horizons.get(part, NO_TIME)
             for close in sorted(due):
                 for skey in closing.pop(close):
-                    acc = entries.pop(skey, None)
                     dirty.add(skey)
-                    if acc is not None and self.final_only and skey[1] >= horizon:
-                        key, start = skey
-                        window = Window(start, start + size)
-                        value = Windowed(key, window, result(acc), True)
-                        out.append(Item(part, key, window.end - 1, value, None, wm))
+                    if skey not in entries:
+                        continue
+                    if not (self.final_only and skey[1] >= horizon):
+                        del entries[skey]  # unread: a restored accumulator is never decoded
+                        continue
+                    acc = entries.pop(skey)
+                    key, start = skey
+                    window = Window(start, start + size)
+                    value = Windowed(key, window, result(acc), True)
+                    out.append(Item(part, key, window.end - 1, value, None, wm))
         self.emit(out, ctx)
 
     def restored(self, part: int) -> None:

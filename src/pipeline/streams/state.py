@@ -62,6 +62,7 @@ _second = itemgetter(1)
 _get = dict.get
 _getitem = dict.__getitem__
 _setitem = dict.__setitem__
+_delitem = dict.__delitem__
 _pop = dict.pop
 _popitem = dict.popitem
 _setdefault = dict.setdefault
@@ -74,7 +75,8 @@ _eq = dict.__eq__
 class RestoredEntries(dict[Hashable, Any]):
     """One partition's entries as restored: a dict whose values are decoded when first
     read (`[]`, `get`, `pop`, `setdefault`, `popitem`; `items`, `values`, copies and
-    comparisons decode them all first). `pending` counts the values not decoded yet."""
+    comparisons decode them all first); `del` drops one unread. `pending` counts the values
+    not decoded yet."""
 
     __slots__ = ("pending",)
 
@@ -114,6 +116,11 @@ class RestoredEntries(dict[Hashable, Any]):
             self.pending -= 1
             return loads(value)
         return value
+
+    def __delitem__(self, key: Hashable) -> None:
+        if type(_getitem(self, key)) is Encoded:
+            self.pending -= 1
+        _delitem(self, key)
 
     def popitem(self) -> tuple[Hashable, Any]:
         key, value = _popitem(self)

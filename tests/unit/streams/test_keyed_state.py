@@ -5,7 +5,17 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from pipeline.streams import Tumbling
 from pipeline.streams.state import KeyedState, StateChange, dumps
+from tests.unit.streams.window_jobs import (
+    Event,
+    driver_for,
+    results,
+    seconds,
+    send,
+    window,
+    windowed_job,
+)
 
 STEP = "window"
 DECODED: list[str] = []
@@ -28,6 +38,25 @@ class Tracked:
 
     def __hash__(self) -> int:
         return hash((self.name, self.count))
+
+
+class TrackedCount:
+    """Counts values in a `Tracked` accumulator named after the window's first value."""
+
+    def initial(self) -> Tracked | None:
+        return None
+
+    def add(self, acc: Tracked | None, value: Event) -> Tracked:
+        if acc is None:
+            return Tracked(f"{value.key}@{value.at:g}", 1)
+        acc.count += 1
+        return acc
+
+    def merge(self, acc: Tracked | None, other: Tracked | None) -> Tracked | None:
+        raise NotImplementedError  # fixed windows never merge
+
+    def result(self, acc: Tracked | None) -> int:
+        return 0 if acc is None else acc.count
 
 
 def restored(values: dict[Any, Any], part: int = 0) -> KeyedState:
@@ -114,3 +143,31 @@ def test_restored_partitions_decode_and_release_independently() -> None:
     assert DECODED == ["p1"]
     assert state.size() == 1
     assert state.part(0)["k"] == Tracked("p0")
+
+
+def test_an_entry_deleted_unread_is_never_decoded() -> None:
+    state = restored({"closed": Tracked("a"), "open": Tracked("b")})
+
+    del state.part(0)["closed"]
+
+    assert DECODED == []
+    assert dict(state.part(0)) == {"open": Tracked("b")}
+
+
+def test_a_restored_window_closing_unread_is_dropped_without_being_decoded() -> None:
+    driver = driver_for(
+        windowed_job(Tumbling(size=seconds(10), grace=seconds(0)), TrackedCount(), final=False)
+    )
+    send(driver, Event("a", 1), Event("b", 2))
+    driver.run()
+    driver.crash()
+    DECODED.clear()
+
+    send(driver, Event("b", 3), Event("b", 15))  # b's window [0, 10) read; a's closes unread
+    driver.run()
+
+    assert DECODED == ["b@2"]
+    assert results(driver)[2:] == [
+        ("b", window(0, 10), 2, False),
+        ("b", window(10, 20), 1, False),
+    ]
