@@ -49,13 +49,8 @@ def loads(data: bytes) -> Any:
     return pickle.loads(data)  # noqa: S301 - our own state, written by this engine
 
 
-class Encoded(bytes):
-    """A restored value not decoded yet: its serialized bytes. (A bytes subclass without
-    slots of its own: the cyclic collector does not track it, so a million of them cost
-    its full collections nothing.)"""
-
-    __slots__ = ()
-
+_PENDING: Any = object()
+"""The value of a restored entry not decoded yet (its bytes are kept beside)."""
 
 _first = itemgetter(0)
 _second = itemgetter(1)
@@ -75,70 +70,63 @@ _eq = dict.__eq__
 class RestoredEntries(dict[Hashable, Any]):
     """One partition's entries as restored: a dict whose values are decoded when first
     read (`[]`, `get`, `pop`, `setdefault`, `popitem`; `items`, `values`, copies and
-    comparisons decode them all first); `del` drops one unread. `pending` counts the values
-    not decoded yet."""
+    comparisons decode them all first); `del` drops one unread. `encoded` holds the bytes
+    of the values not decoded yet, whose place in the dict holds a marker: one shared
+    object, and plain bytes beside, so that the cyclic collector has nothing more to
+    track than a dict of decoded values."""
 
-    __slots__ = ("pending",)
+    __slots__ = ("encoded",)
 
     def __init__(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
         pairs = pairs if isinstance(pairs, Sequence) else list(pairs)
         # Decoding creates an object or more per key: the cyclic collector, which a burst
         # of new objects sets off again and again, has nothing to find among them.
         with _collector_paused():
-            keys = map(pickle.loads, map(_first, pairs))
-            super().__init__(zip(keys, map(Encoded, map(_second, pairs)), strict=True))
-        self.pending = len(self)
+            keys = list(map(pickle.loads, map(_first, pairs)))  # our own state, as `loads`
+        super().__init__(dict.fromkeys(keys, _PENDING))
+        self.encoded: dict[Hashable, bytes] = dict(zip(keys, map(_second, pairs), strict=True))
 
-    def _decode(self, key: Hashable, value: Encoded) -> Any:
-        decoded = loads(value)
-        _setitem(self, key, decoded)
-        self.pending -= 1
-        return decoded
+    def _decode(self, key: Hashable) -> Any:
+        value = loads(self.encoded.pop(key))
+        _setitem(self, key, value)
+        return value
 
-    def decode_all(self) -> None:
-        """Decode every value not decoded yet."""
-        if self.pending:
-            for key, value in list(_items(self)):
-                if type(value) is Encoded:
-                    self._decode(key, value)
+    def _decode_all(self) -> None:
+        for key in list(self.encoded):
+            if _get(self, key) is _PENDING:
+                self._decode(key)
+        self.encoded.clear()  # what is left was overwritten unread
 
     def __getitem__(self, key: Hashable) -> Any:
         value = _getitem(self, key)
-        return self._decode(key, value) if type(value) is Encoded else value
+        return self._decode(key) if value is _PENDING else value
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         value = _get(self, key, default)
-        return self._decode(key, value) if type(value) is Encoded else value
+        return self._decode(key) if value is _PENDING else value
 
     def pop(self, key: Hashable, *default: Any) -> Any:
         value = _pop(self, key, *default)
-        if type(value) is Encoded:
-            self.pending -= 1
-            return loads(value)
-        return value
+        return loads(self.encoded.pop(key)) if value is _PENDING else value
 
     def __delitem__(self, key: Hashable) -> None:
-        if type(_getitem(self, key)) is Encoded:
-            self.pending -= 1
         _delitem(self, key)
+        self.encoded.pop(key, None)
 
     def popitem(self) -> tuple[Hashable, Any]:
         key, value = _popitem(self)
-        if type(value) is Encoded:
-            self.pending -= 1
-            return key, loads(value)
-        return key, value
+        return key, loads(self.encoded.pop(key)) if value is _PENDING else value
 
     def setdefault(self, key: Hashable, default: Any = None) -> Any:
         value = _setdefault(self, key, default)
-        return self._decode(key, value) if type(value) is Encoded else value
+        return self._decode(key) if value is _PENDING else value
 
     def values(self) -> Any:
-        self.decode_all()
+        self._decode_all()
         return _values(self)
 
     def items(self) -> Any:
-        self.decode_all()
+        self._decode_all()
         return _items(self)
 
     def __iter__(self) -> Iterator[Hashable]:
@@ -149,9 +137,9 @@ class RestoredEntries(dict[Hashable, Any]):
         return dict(self.items())
 
     def __eq__(self, other: object) -> bool:
-        self.decode_all()
+        self._decode_all()
         if isinstance(other, RestoredEntries):
-            other.decode_all()
+            other._decode_all()
         return _eq(self, other)
 
     def __ne__(self, other: object) -> bool:
@@ -210,17 +198,21 @@ class KeyedState:
         step = self.step
         for part, keys in self._dirty.items():
             entries = self.parts.get(part, {})
+            encoded = entries.encoded if type(entries) is RestoredEntries else _NONE_ENCODED
             for key in keys:
                 value = _get(entries, key, _ABSENT)
+                if value is _PENDING:
+                    out.append(StateChange(step, part, dumps(key), encoded[key]))
+                    continue
+                if encoded:
+                    encoded.pop(key, None)  # overwritten or deleted unread: its bytes go
                 if value is _ABSENT:
                     out.append(StateChange(step, part, dumps(key), None))
-                elif type(value) is Encoded:
-                    out.append(StateChange(step, part, dumps(key), bytes(value)))
                 else:
                     out.append(StateChange(step, part, dumps(key), dumps(value)))
         self._dirty.clear()
         parts = self.parts
-        for part in [p for p, e in parts.items() if type(e) is RestoredEntries and not e.pending]:
+        for part in [p for p, e in parts.items() if type(e) is RestoredEntries and not e.encoded]:
             parts[part] = dict(_items(parts[part]))  # every value read: a plain dict is faster
         return out
 
@@ -242,3 +234,5 @@ class KeyedState:
 
 
 _ABSENT = object()
+_NONE_ENCODED: dict[Hashable, bytes] = {}
+"""The `encoded` of a partition that was not restored, or is a plain dict again."""

@@ -171,3 +171,15 @@ def test_a_restored_window_closing_unread_is_dropped_without_being_decoded() -> 
         ("b", window(0, 10), 2, False),
         ("b", window(10, 20), 1, False),
     ]
+
+
+def test_an_entry_overwritten_unread_keeps_its_new_value() -> None:
+    state = restored({"over": Tracked("a"), "kept": Tracked("b")})
+    entries = state.part(0)
+
+    entries["over"] = Tracked("new")
+    state.dirty(0).add("over")
+
+    assert dict(entries) == {"over": Tracked("new"), "kept": Tracked("b")}
+    assert state.changes() == [StateChange(STEP, 0, dumps("over"), dumps(Tracked("new")))]
+    assert DECODED == ["b"]
