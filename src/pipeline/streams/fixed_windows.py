@@ -129,7 +129,7 @@ class FixedWindowOperator(StatefulOperator):
                     if skey not in entries:
                         continue
                     if not (self.final_only and skey[1] >= horizon):
-                        del entries[skey]  # unread: a restored accumulator is never decoded
+                        del entries[skey]  # unread: a restored accumulator stays undecoded
                         continue
                     acc = entries.pop(skey)
                     key, start = skey
