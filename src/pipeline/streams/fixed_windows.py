@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, cast
 
 from pipeline.streams.items import NO_TIME, Item, Window, Windowed, duration_millis
@@ -123,25 +125,35 @@ class FixedWindowOperator(StatefulOperator):
             horizon = horizons.get(part, NO_TIME)
             for close in sorted(due):
                 for skey in closing.pop(close):
-                    acc = entries.pop(skey, None)
                     dirty.add(skey)
-                    if acc is not None and self.final_only and skey[1] >= horizon:
-                        key, start = skey
-                        window = Window(start, start + size)
-                        value = Windowed(key, window, result(acc), True)
-                        out.append(Item(part, key, window.end - 1, value, None, wm))
+                    if skey not in entries:
+                        continue
+                    if not (self.final_only and skey[1] >= horizon):
+                        del entries[skey]  # unread: a restored accumulator stays undecoded
+                        continue
+                    acc = entries.pop(skey)
+                    key, start = skey
+                    window = Window(start, start + size)
+                    value = Windowed(key, window, result(acc), True)
+                    out.append(Item(part, key, window.end - 1, value, None, wm))
         self.emit(out, ctx)
 
     def restored(self, part: int) -> None:
         assert self.state is not None
-        closing: dict[int, dict[tuple[Hashable, int], None]] = {}
         offset = self.size + self.grace
         entries = cast("dict[tuple[Hashable, int], Any]", self.state.part(part))
-        for skey in entries:
-            closing.setdefault(skey[1] + offset, {})[skey] = None
-        self.closing[part] = closing
+        # Grouped by window start without a Python loop per key: a restore may bring
+        # millions of them (the sort is stable: arrival order is kept within a window).
+        self.closing[part] = {
+            start + offset: dict.fromkeys(skeys)
+            for start, skeys in groupby(sorted(entries, key=_start), key=_start)
+        }
 
     def release(self, part: int) -> None:
         super().release(part)
         self.closing.pop(part, None)
         self.touched.pop(part, None)
+
+
+_start = itemgetter(1)
+"""A window's start in its state key (key, start)."""

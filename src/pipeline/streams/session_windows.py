@@ -25,6 +25,12 @@ previous extent when a record moved its start or end. Tombstones come before the
 their key, so a sink that upserts by (key, window start[, end]) and deletes on None holds
 exactly the current sessions; nothing more is emitted when a session closes.
 
+Replays. A replay that starts reading a partition in the middle of its log (`Task`'s
+`partial`) may lack records before its horizon, so it emits a session — result, update or
+tombstone — only if no record before the horizon could belong to it: the earliest time that
+can join a session starting at s is s − gap + 1 ms, so s − gap + 1 ≥ horizon. Such a session
+is exactly the one a run over the whole log has; the others are left to what that run wrote.
+
 State: one entry per key, `[end of the last closed session, [[start, end, accumulator],
 ...]]` with its open sessions in start order. The timers (when each key is next due to close
 a session or forget its closed end) are derived from it and rebuilt on restore.
@@ -158,6 +164,8 @@ class SessionWindowOperator(StatefulOperator):
                 continue
             entries = self.state.part(part)
             dirty = self.state.dirty(part)
+            # Sessions starting before this may lack records before a replay's horizon.
+            earliest = self.horizons.get(part, NO_TIME) + gap - 1
             for key in due:
                 entry = entries.get(key)
                 if entry is None:
@@ -177,8 +185,8 @@ class SessionWindowOperator(StatefulOperator):
                         still_open.append(session)
                         continue
                     closed_end = max(closed_end, end)
-                    if final_only:
-                        start = session[0]
+                    start = session[0]
+                    if final_only and start >= earliest:
                         value = Windowed(key, Window(start, end + 1), result(session[2]), True)
                         out.append(Item(part, key, end, value, None, wm))
                 if closed_end + gap + span <= wm:  # no record could fall near it any more
@@ -200,18 +208,19 @@ class SessionWindowOperator(StatefulOperator):
             if wm is None:
                 continue
             entries = self.state.part(part)
+            earliest = self.horizons.get(part, NO_TIME) + self.gap - 1
             for key, (before, starts) in touched.items():
                 entry = entries.get(key)
                 sessions: Sessions = entry[1] if entry is not None else []
                 now = {(s[0], s[1]) for s in sessions}
                 for start, end in before:
-                    if (start, end) not in now:
+                    if (start, end) not in now and start >= earliest:
                         window = Window(start, end + 1)
                         out.append(
                             Item(part, key, end, Windowed(key, window, None, False), None, wm)
                         )
                 for start, end, acc in sessions:
-                    if start in starts:
+                    if start in starts and start >= earliest:
                         window = Window(start, end + 1)
                         value = Windowed(key, window, result(acc), False)
                         out.append(Item(part, key, end, value, None, wm))

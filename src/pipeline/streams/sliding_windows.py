@@ -25,6 +25,10 @@ Emission. `.final()`: each window once, when it closes. `.updates()`: after each
 current result of every window the batch changed — the windows of its records, and the
 existing windows an out-of-order record fell into (`final` False); nothing at close.
 
+Replays. A replay that starts reading a partition in the middle of its log (`Task`'s
+`partial`) may lack records before its horizon, so it emits only the windows that start at
+or after it (t − size ≥ horizon): exactly the ones a run over the whole log has.
+
 State: one entry per buffered record, `(key, time, n) → value` (n numbers the key's records
 at that time), written once and deleted once; plus `"closed" → the watermark` up to which
 windows have closed. The in-memory buffers per key and the timers are rebuilt on restore.
@@ -151,11 +155,13 @@ class SlidingWindowOperator(StatefulOperator):
             if wm is None:
                 continue
             buffers = self.buffers[part]
+            # Windows of records before this may lack records before a replay's horizon.
+            first = self.horizons.get(part, NO_TIME) + size
             for key, accepted in touched.items():
                 buffer = buffers[key]
                 times = buffer.times
                 accepted.sort()
-                last = NO_TIME
+                last = first - 1
                 for u in accepted:
                     at = bisect_left(times, max(u, last + 1))
                     end = bisect_right(times, u + size)
@@ -181,13 +187,15 @@ class SlidingWindowOperator(StatefulOperator):
         entries = self.state.part(part)
         dirty = self.state.dirty(part)
         buffers = self.buffers[part]
+        # Windows of records before this may lack records before a replay's horizon.
+        first = self.horizons.get(part, NO_TIME) + size
         for key in due:
             buffer = buffers.get(key)
             if buffer is None:
                 continue
             times = buffer.times
             if final_only:
-                at = bisect_right(times, previous - close)
+                at = bisect_right(times, max(previous - close, first - 1))
                 end = bisect_right(times, wm - close)
                 while at < end:
                     t = times[at]

@@ -11,8 +11,9 @@ The driver is a tiny runtime around a `Task`: an in-memory log per topic and par
 offsets, and a backing for state. `run(commit=False)` processes a batch without making it
 durable, so `crash()` after it loses exactly what a SIGKILL would: the batch's outputs,
 state changes and offsets; the records are read again after the restore. `rebalance()`
-moves partitions away and back, restoring their state from the backing. Nothing here sleeps
-or depends on the real clock, so a test runs in milliseconds.
+moves partitions away and back, restoring their state from the backing. `replay(from_offset=N)`
+starts over from offset N as `pipeline replay` does. Nothing here sleeps or depends on the
+real clock, so a test runs in milliseconds.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class TestDriver:
         """Committed rejections (dead letters), in order."""
         self.late: list[Late] = []
         """Committed late records that no `.late()` output took, in order."""
+        self._partial: frozenset[int] = frozenset()
         self.task = Task(job.plan())
         self._assigned: set[int] = set()
         for part in assign if assign is not None else range(partitions):
@@ -138,7 +140,7 @@ class TestDriver:
     def crash(self) -> None:
         """Lose everything not checkpointed: a new task restores the assigned partitions
         from the backing and reads again from the committed offsets."""
-        self.task = Task(self.job.plan())
+        self.task = Task(self.job.plan(), partial=self._partial)
         self._read = dict(self._committed_offsets)
         assigned, self._assigned = self._assigned, set()
         for part in sorted(assigned):
@@ -153,6 +155,24 @@ class TestDriver:
                 if key[1] == part:
                     self._read[key] = self._committed_offsets.get(key, 0)
         for part in assign:
+            self._assign(part)
+
+    def replay(self, *, from_offset: int) -> None:
+        """Start over as `pipeline replay --from-offset` does: a new consumer group, so a
+        new task with no state, reading every assigned partition of every source topic
+        from `from_offset`. Partitions read from past their first record are partial
+        (see `Task`). What was committed so far (results, state, offsets, rejections, late
+        records) is forgotten: what follows is the replay's own."""
+        self._read = {key: min(from_offset, len(log)) for key, log in self._log.items()}
+        self._committed_offsets = dict(self._read)
+        self._partial = frozenset(part for (_, part), start in self._read.items() if start > 0)
+        self.task = Task(self.job.plan(), partial=self._partial)
+        self._backing.clear()
+        self._results.clear()
+        self.rejections.clear()
+        self.late.clear()
+        assigned, self._assigned = self._assigned, set()
+        for part in sorted(assigned):
             self._assign(part)
 
     # ------------------------------------------------------------------ output

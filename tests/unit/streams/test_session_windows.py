@@ -6,6 +6,7 @@ from pipeline.streams import Collect, Session
 from tests.unit.streams.window_jobs import (
     Event,
     driver_for,
+    ms,
     results,
     seconds,
     send,
@@ -195,3 +196,42 @@ def test_a_silent_partitions_last_session_closes_after_the_idle_timeout() -> Non
     assert results(driver) == []
     driver.advance(seconds(1))
     assert results(driver) == [("a", window(1, 1.001), 1, True)]
+
+
+# A replay from the middle of the log: a (0) b (4) | a (5) a (8) b (12) a (30) a (35) b (40)
+# a (100). Read from a (5) on, a's session [5, 8] and b's [12, 12] lack their records at 0
+# and 4 (b's at 4 is within the gap of 12); a's [30, 35] and b's [40, 40] start more than a
+# gap after the first record read, so no record before it could belong to them.
+REPLAYED_LOG = (
+    *(Event("a", 0), Event("b", 4), Event("a", 5), Event("a", 8), Event("b", 12)),
+    *(Event("a", 30), Event("a", 35), Event("b", 40), Event("a", 100)),
+)
+
+
+def test_a_replay_from_mid_log_emits_only_the_sessions_it_read_whole() -> None:
+    driver = driver_for(windowed_job(GAP10, collect()))
+    send(driver, *REPLAYED_LOG)
+    driver.run()
+    original = results(driver)
+
+    driver.replay(from_offset=2)
+    driver.run()
+
+    assert results(driver) == [
+        ("a", window(30, 35.001), [30, 35], True),
+        ("b", window(40, 40.001), [40], True),
+    ]
+    assert results(driver) == [r for r in original if r[1].start >= ms(30)]
+
+
+def test_a_replay_from_mid_log_sends_no_update_or_tombstone_of_a_partial_session() -> None:
+    driver = driver_for(windowed_job(GAP10, final=False))
+    send(driver, *REPLAYED_LOG)
+    driver.run(batch_size=1)
+    original = results(driver)
+
+    driver.replay(from_offset=2)
+    driver.run(batch_size=1)
+
+    assert results(driver) == [r for r in original if r[1].start >= ms(30)]
+    assert [r[1].start for r in results(driver)] == [ms(30), ms(30), ms(30), ms(40), ms(100)]

@@ -7,6 +7,7 @@ from pipeline.streams.testing import TestDriver
 from tests.unit.streams.window_jobs import (
     Event,
     driver_for,
+    ms,
     results,
     seconds,
     send,
@@ -136,3 +137,41 @@ def test_a_silent_partitions_last_window_closes_after_the_idle_timeout() -> None
     assert results(driver) == []
     driver.advance(seconds(0.001))
     assert results(driver) == [("a", window(-9, 1.001), 1, True)]
+
+
+# A replay from the middle of the log: a (0) | a (5) a (12) a (20) a (31) a (100). Read
+# from a (5) on, the windows [−5, 5] and [2, 12] lack the record at 0; [10, 20] and
+# [21, 31] start after the first record read, so no record before it belongs to them.
+REPLAYED_LOG = (Event("a", 0), Event("a", 5), Event("a", 12), Event("a", 20), Event("a", 31))
+
+
+def test_a_replay_from_mid_log_emits_only_the_windows_it_read_whole() -> None:
+    driver = driver_for(windowed_job(SIZE10, collect()))
+    send(driver, *REPLAYED_LOG, Event("a", 100))
+    driver.run()
+    original = results(driver)
+
+    driver.replay(from_offset=1)
+    driver.run()
+
+    assert results(driver) == [
+        ("a", window(10, 20.001), [12, 20], True),
+        ("a", window(21, 31.001), [31], True),
+    ]
+    assert results(driver) == [r for r in original if r[1].start >= ms(10)]
+
+
+def test_a_replay_from_mid_log_sends_no_update_of_a_partial_window() -> None:
+    driver = driver_for(windowed_job(SIZE10, collect(), final=False))
+    send(driver, *REPLAYED_LOG)
+    driver.run(batch_size=1)
+    original = results(driver)
+
+    driver.replay(from_offset=1)
+    driver.run(batch_size=1)
+
+    assert results(driver) == [
+        ("a", window(10, 20.001), [12, 20], False),
+        ("a", window(21, 31.001), [31], False),
+    ]
+    assert results(driver) == [r for r in original if r[1].start >= ms(10)]
