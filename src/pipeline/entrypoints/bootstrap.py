@@ -80,10 +80,21 @@ class Pipeline:
             for name in (
                 topics.ecommerce_events,
                 topics.transactions,
+                topics.payment_outcomes,
                 topics.social_posts,
+                topics.social_engagement,
                 topics.system_alerts,
             )
         ]
+        # Keyed by account id like the transactions, and as many partitions, so that a
+        # job joining them finds an account's profile in the partition of its payments.
+        specs.append(
+            TopicSpec(
+                name=topics.accounts,
+                partitions=topics.default_partitions,
+                config={"cleanup.policy": "compact"},
+            )
+        )
         return specs
 
     async def ensure_topics(self) -> None:
