@@ -89,7 +89,7 @@ def test_engagement_follows_its_post_mostly_within_the_hour(
 
     assert all(delay > timedelta(0) for delay in delays)
     within = sum(1 for delay in delays if delay <= timedelta(hours=1))
-    assert 0.8 <= within / len(delays) < 1.0
+    assert 0.95 <= within / len(delays) < 1.0
 
 
 def test_posts_draw_about_three_engagements_each(day: list[Generated[SocialEvent]]) -> None:

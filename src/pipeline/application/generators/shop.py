@@ -114,26 +114,22 @@ class Product:
     """One product of the catalogue; `prices` in the order of CURRENCIES."""
 
     product_id: str
-    name: str
     category: str
     prices: tuple[Decimal, ...]
 
 
 def catalogue(seed: int, products: int) -> tuple[Product, ...]:
-    """The product catalogue of shop `seed`: ids `prod-00001`…, prices ending in .99 (.00
-    in SEK) log-normally spread around their category's median."""
+    """The product catalogue of shop `seed`: ids `prod-00001`…, prices log-normally spread
+    around their category's median (ending in .99 below 100, whole above)."""
     rng = random.Random(f"pipeline.shop/{seed}/catalogue")
     names = sorted(CATEGORIES)
     items = []
     for index in range(products):
         category = names[rng.randrange(len(names))]
-        nouns, adjectives, median = CATEGORIES[category]
-        name = f"{adjectives[rng.randrange(len(adjectives))]} {nouns[rng.randrange(len(nouns))]}"
+        median = CATEGORIES[category][2]
         eur = median * math.exp(rng.gauss(0.0, 0.6))
         prices = tuple(_price(eur * per_eur) for _, _, per_eur in CURRENCIES)
-        items.append(
-            Product(product_id=f"prod-{index + 1:05d}", name=name, category=category, prices=prices)
-        )
+        items.append(Product(product_id=f"prod-{index + 1:05d}", category=category, prices=prices))
     return tuple(items)
 
 
