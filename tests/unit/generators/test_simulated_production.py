@@ -19,6 +19,12 @@ from hypothesis import strategies as st
 from pipeline.adapters.clock import VirtualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
 from pipeline.application.errors import ConfigurationError
+from pipeline.application.generators import (
+    generate_payments,
+    generate_shop,
+    generate_social,
+    generator_named,
+)
 from pipeline.application.generators.base import label_from_headers
 from pipeline.application.generators.production import RESOLUTION_S, planned_events, released
 from pipeline.application.generators.simulations import SIMULATIONS
@@ -155,3 +161,11 @@ async def test_produce_routes_each_event_to_its_topic_keyed_with_its_label(domai
         assert key == getattr(g.event, KEYS[domain][type(g.event).__name__]).encode()
         assert label_from_headers(headers) == g.label
     assert all(at <= NOW for at in log.published_at)
+
+
+@pytest.mark.parametrize(
+    ("name", "generator"),
+    [("shop", generate_shop), ("payments", generate_payments), ("social", generate_social)],
+)
+def test_each_domain_generator_is_registered_by_name(name: str, generator: object) -> None:
+    assert generator_named(name) is generator
