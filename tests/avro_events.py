@@ -9,10 +9,16 @@ from typing import Any
 
 from pipeline.adapters.avro import SENSOR_READING, load_schema
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
-from pipeline.domain.payments import Channel, Transaction
+from pipeline.domain.payments import (
+    AccountProfile,
+    Channel,
+    OutcomeKind,
+    PaymentOutcome,
+    Transaction,
+)
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import Order, OrderLine, ShopEvent, ShopEventType
-from pipeline.domain.social import Post
+from pipeline.domain.social import Engagement, EngagementKind, Post
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -96,12 +102,63 @@ def transaction() -> Transaction:
     )
 
 
+def transfer() -> Transaction:
+    return Transaction(
+        transaction_id="tx-2",
+        account_id="acct-1",
+        amount=Decimal("250.00"),
+        currency="EUR",
+        merchant="utilities-de-001",
+        country="DE",
+        channel=Channel.TRANSFER,
+        timestamp=T0,
+        merchant_category="utilities",
+    )
+
+
 def post() -> Post:
     return Post(
         post_id="post-1",
         author="ada",
-        text="Streaming at #Scale with #kafka ✨",
+        text="Streaming at #Scale with #kafka ✨ @grace",
         hashtags=("scale", "kafka"),
+        timestamp=T0,
+        mentions=("grace",),
+    )
+
+
+def account_profile() -> AccountProfile:
+    return AccountProfile(
+        account_id="acct-1",
+        home_country="DE",
+        currency="EUR",
+        segment="everyday",
+        typical_amount=Decimal("41.20"),
+        usual_categories=("grocery", "fuel"),
+        timestamp=T0,
+    )
+
+
+def payment_outcomes() -> list[PaymentOutcome]:
+    common: dict[str, Any] = {
+        "transaction_id": "tx-1",
+        "account_id": "acct-1",
+        "amount": Decimal("12.50"),
+        "currency": "EUR",
+        "timestamp": T0,
+    }
+    return [
+        PaymentOutcome(kind=OutcomeKind.AUTHORISED, **common),
+        PaymentOutcome(kind=OutcomeKind.CHARGEBACK, reason="fraud", **common),
+    ]
+
+
+def engagement() -> Engagement:
+    return Engagement(
+        engagement_id="post-1-e1",
+        post_id="post-1",
+        user="grace",
+        kind=EngagementKind.SHARE,
         timestamp=T0,
     )
 

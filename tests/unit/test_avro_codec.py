@@ -14,8 +14,11 @@ import pytest
 from pipeline.adapters.avro import (
     SENSOR_READING,
     AvroCodec,
+    account_profile_codec,
     alert_codec,
+    engagement_codec,
     load_schema,
+    payment_outcome_codec,
     post_codec,
     reading_codec,
     shop_event_codec,
@@ -32,13 +35,17 @@ from pipeline.application.errors import (
 )
 from pipeline.domain.sensors import Reading
 from tests.avro_events import (
+    account_profile,
     alert,
     bare_alert,
+    engagement,
+    payment_outcomes,
     post,
     reading,
     reading_schema_v2,
     shop_events,
     transaction,
+    transfer,
 )
 
 
@@ -120,8 +127,11 @@ async def test_decoded_timestamps_are_utc_aware_and_exact_to_the_microsecond(
 EVENT_CASES: list[tuple[str, Callable[[InMemorySchemaRegistry], AvroCodec[Any]], list[Any]]] = [
     ("alert", lambda r: alert_codec(r, "alerts"), [alert(), bare_alert()]),
     ("shop", lambda r: shop_event_codec(r, "shop"), shop_events()),
-    ("transaction", lambda r: transaction_codec(r, "payments"), [transaction()]),
+    ("transaction", lambda r: transaction_codec(r, "payments"), [transaction(), transfer()]),
+    ("account profile", lambda r: account_profile_codec(r, "accounts"), [account_profile()]),
+    ("payment outcome", lambda r: payment_outcome_codec(r, "outcomes"), payment_outcomes()),
     ("post", lambda r: post_codec(r, "posts"), [post()]),
+    ("engagement", lambda r: engagement_codec(r, "engagement"), [engagement()]),
 ]
 
 

@@ -9,12 +9,17 @@ import fastavro
 import pytest
 
 from pipeline.adapters.avro import (
+    ACCOUNT_PROFILE,
     ALERT_RAISED,
+    ENGAGEMENT,
+    PAYMENT_OUTCOME,
     POST,
+    POST_V1,
     SENSOR_READING,
     SENSOR_READING_V2,
     SHOP_EVENT,
     TRANSACTION,
+    TRANSACTION_V1,
     canonical_form,
     load_schema,
     schemas_dir,
@@ -25,8 +30,13 @@ SCHEMAS = {
     SENSOR_READING_V2: "io.pipeline.sensors.SensorReading",
     ALERT_RAISED: "io.pipeline.alerts.AlertRaised",
     SHOP_EVENT: "io.pipeline.shop.ShopEvent",
+    TRANSACTION_V1: "io.pipeline.payments.Transaction",
     TRANSACTION: "io.pipeline.payments.Transaction",
+    ACCOUNT_PROFILE: "io.pipeline.payments.AccountProfile",
+    PAYMENT_OUTCOME: "io.pipeline.payments.PaymentOutcome",
+    POST_V1: "io.pipeline.social.Post",
     POST: "io.pipeline.social.Post",
+    ENGAGEMENT: "io.pipeline.social.Engagement",
 }
 
 

@@ -36,7 +36,8 @@ def no_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         (["produce", "sensors", "--count", "abc"], "not an integer: 'abc'"),
         (["produce", "sensors", "--rate", "-5"], "must be >= 0"),
         (["produce", "sensors", "--anomaly-rate", "2"], "between 0 and 1"),
-        (["produce", "shop"], "invalid choice: 'shop'"),
+        (["produce", "stocks"], "invalid choice: 'stocks'"),
+        (["produce", "payments", "--count", "-1"], "must be >= 0"),
         (["replay", "sensors"], "--from-offset"),
         (["replay", "sensors", "--from-offset", "-1"], "must be >= 0"),
         (["bench", "sensors", "--events", "0"], "must be > 0"),
@@ -53,19 +54,38 @@ def test_bad_arguments_are_usage_errors_with_a_message(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("domain", ["sensors", "shop", "payments", "social"])
 def test_as_fast_as_possible_without_a_count_is_a_usage_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    domain: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
 
-    assert cli.main(["produce", "sensors", "--rate", "0"]) == 2
+    assert cli.main(["produce", domain, "--rate", "0"]) == 2
     assert "needs --count" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flags"),
+    [
+        (["produce", "shop", "--sensors", "5"], "--sensors"),
+        (
+            ["produce", "social", "--anomaly-rate", "0.1", "--sensors", "3"],
+            "--sensors, --anomaly-rate",
+        ),
+    ],
+)
+def test_sensor_options_for_another_domain_are_a_usage_error(
+    argv: list[str], flags: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    assert f"{flags} only applies to sensors" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "argv",
     [
         ["produce", "sensors", "--count", "10", "--rate", "0"],
+        ["produce", "payments", "--count", "10", "--rate", "0"],
         ["replay", "sensors", "--from-offset", "0"],
         ["topics", "create"],
     ],

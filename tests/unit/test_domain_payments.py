@@ -72,4 +72,4 @@ def test_naive_or_non_utc_time_is_a_transaction_error() -> None:
 
 
 def test_channel_values_are_stable_wire_names() -> None:
-    assert [channel.value for channel in Channel] == ["online", "pos", "atm", "mobile"]
+    assert [channel.value for channel in Channel] == ["online", "pos", "atm", "mobile", "transfer"]

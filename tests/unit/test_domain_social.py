@@ -1,4 +1,5 @@
-"""Specification of a well-formed social post and of hashtag extraction."""
+"""Specification of a well-formed social post, of hashtag and mention extraction, and of
+engagement."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from pipeline.domain import InvalidPost, Post, hashtags_in, validate_post
+from pipeline.domain import (
+    Engagement,
+    EngagementKind,
+    InvalidEngagement,
+    InvalidPost,
+    Post,
+    hashtags_in,
+    mentions_in,
+    validate_engagement,
+    validate_post,
+)
 from pipeline.domain.social import MAX_POST_LENGTH
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -81,3 +92,22 @@ def test_naive_or_non_utc_time_is_a_post_error() -> None:
         validate_post(a_post(timestamp=AT.replace(tzinfo=None)))
     with pytest.raises(InvalidPost, match="not in UTC"):
         validate_post(a_post(timestamp=AT.astimezone(timezone(timedelta(hours=1)))))
+
+
+def test_mentions_are_the_distinct_at_names_without_email_addresses() -> None:
+    assert mentions_in("thanks @ada and @grace, cc @ada, mail x@example.org") == ("ada", "grace")
+
+
+def test_malformed_mention_is_rejected() -> None:
+    with pytest.raises(InvalidPost, match="malformed mention"):
+        validate_post(dataclasses.replace(a_post(), mentions=("not a name",)))
+
+
+def test_engagement_needs_its_post_and_user() -> None:
+    liked = Engagement(
+        engagement_id="e-1", post_id="p-1", user="ada", kind=EngagementKind.LIKE, timestamp=AT
+    )
+
+    assert validate_engagement(liked) is liked
+    with pytest.raises(InvalidEngagement, match="must not be empty"):
+        validate_engagement(dataclasses.replace(liked, post_id=""))

@@ -305,5 +305,5 @@ def test_sensor_generator_is_registered_by_name() -> None:
 
 
 def test_unknown_generator_name_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="known: sensors"):
+    with pytest.raises(ConfigurationError, match="known: payments, sensors, shop, social"):
         generator_named("weather")

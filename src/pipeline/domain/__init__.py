@@ -18,6 +18,9 @@ from pipeline.domain.errors import (
     DomainError,
     EventTimeInFuture,
     EventTimeNotUtc,
+    InvalidAccountProfile,
+    InvalidEngagement,
+    InvalidPaymentOutcome,
     InvalidPost,
     InvalidReading,
     InvalidShopEvent,
@@ -30,7 +33,17 @@ from pipeline.domain.errors import (
     UnitMismatch,
     UnknownSensorType,
 )
-from pipeline.domain.payments import Channel, Transaction, validate_transaction
+from pipeline.domain.payments import (
+    CARD_PRESENT,
+    AccountProfile,
+    Channel,
+    OutcomeKind,
+    PaymentOutcome,
+    Transaction,
+    validate_account_profile,
+    validate_payment_outcome,
+    validate_transaction,
+)
 from pipeline.domain.sensor_metadata import SensorMetadata
 from pipeline.domain.sensors import (
     DEFAULT_CATALOG,
@@ -43,23 +56,38 @@ from pipeline.domain.sensors import (
     validate_reading,
 )
 from pipeline.domain.shop import Order, OrderLine, ShopEvent, ShopEventType, validate_shop_event
-from pipeline.domain.social import Post, hashtags_in, validate_post
+from pipeline.domain.social import (
+    Engagement,
+    EngagementKind,
+    Post,
+    hashtags_in,
+    mentions_in,
+    validate_engagement,
+    validate_post,
+)
 from pipeline.domain.windows import ONE_MINUTE, WindowAggregate
 
 __all__ = [
+    "CARD_PRESENT",
     "DEFAULT_CATALOG",
     "DEFAULT_THRESHOLDS",
     "HUMIDITY",
     "ONE_MINUTE",
     "PRESSURE",
     "TEMPERATURE",
+    "AccountProfile",
     "Alert",
     "AlertKind",
     "BatteryLevelOutOfRange",
     "Channel",
     "DomainError",
+    "Engagement",
+    "EngagementKind",
     "EventTimeInFuture",
     "EventTimeNotUtc",
+    "InvalidAccountProfile",
+    "InvalidEngagement",
+    "InvalidPaymentOutcome",
     "InvalidPost",
     "InvalidReading",
     "InvalidShopEvent",
@@ -68,6 +96,8 @@ __all__ = [
     "MissingIdentifier",
     "Order",
     "OrderLine",
+    "OutcomeKind",
+    "PaymentOutcome",
     "PipelineError",
     "Post",
     "Reading",
@@ -87,7 +117,11 @@ __all__ = [
     "alert_id_for",
     "check_thresholds",
     "hashtags_in",
+    "mentions_in",
     "thresholds_by_type",
+    "validate_account_profile",
+    "validate_engagement",
+    "validate_payment_outcome",
     "validate_post",
     "validate_reading",
     "validate_shop_event",

@@ -14,7 +14,10 @@
     │   │   └── MalformedIdentifier      an id or name too long or with control characters
     │   ├── InvalidShopEvent             negative price/quantity, purchase without items, …
     │   ├── InvalidTransaction           non-positive amount, bad currency/country code, …
-    │   └── InvalidPost                  empty or over-long text, malformed hashtag
+    │   ├── InvalidAccountProfile        bad home country, non-positive typical amount, …
+    │   ├── InvalidPaymentOutcome        an authorisation or chargeback without its transaction
+    │   ├── InvalidPost                  empty or over-long text, malformed hashtag
+    │   └── InvalidEngagement            a like or share without its post or user
     └── (application and adapter errors, see pipeline.application.errors)
 
 Domain errors carry a stable `rule` name, used as the error class in logs, counters and
@@ -114,3 +117,21 @@ class InvalidPost(DomainError):
     """A social post breaks a rule."""
 
     rule = "invalid_post"
+
+
+class InvalidAccountProfile(DomainError):
+    """A payment account's profile breaks a rule."""
+
+    rule = "invalid_account_profile"
+
+
+class InvalidPaymentOutcome(DomainError):
+    """An authorisation or chargeback event breaks a rule."""
+
+    rule = "invalid_payment_outcome"
+
+
+class InvalidEngagement(DomainError):
+    """A like or share of a post breaks a rule."""
+
+    rule = "invalid_engagement"

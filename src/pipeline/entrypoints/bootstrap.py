@@ -61,16 +61,20 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         for name in (
             topics.ecommerce_events,
             topics.transactions,
+            topics.payment_outcomes,
             topics.social_posts,
+            topics.social_engagement,
             topics.system_alerts,
         )
     ]
+    changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
+    # Keyed by account id like the transactions, and as many partitions, so that a job
+    # joining them finds an account's profile in the partition of its payments.
     specs.append(
-        TopicSpec(
-            name=topics.sensor_metadata,
-            partitions=topics.default_partitions,
-            config=topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours),
-        )
+        TopicSpec(name=topics.accounts, partitions=topics.default_partitions, config=changelog)
+    )
+    specs.append(
+        TopicSpec(name=topics.sensor_metadata, partitions=topics.default_partitions, config=changelog)
     )
     return specs
 

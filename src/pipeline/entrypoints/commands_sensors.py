@@ -1,4 +1,5 @@
-"""`pipeline produce`, `pipeline worker` and `pipeline replay`: the sensor stream's commands."""
+"""`pipeline produce`, `pipeline worker` and `pipeline replay`: the sensor stream's commands
+(`produce` also publishes the shop, payment and social streams)."""
 
 from __future__ import annotations
 
@@ -31,16 +32,26 @@ from pipeline.entrypoints.runtime import (
 )
 from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.simulated import DOMAINS, produce_simulated
 from pipeline.entrypoints.worker import add_worker_arguments, run_worker, stats_summary
 
 
 async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline produce sensors`."""
+    """`pipeline produce sensors|shop|payments|social`."""
+    if args.domain != "sensors":
+        given = [flag for flag, value in _SENSOR_ONLY if getattr(args, value) is not None]
+        if given:
+            sys.stderr.write(
+                f"pipeline produce: error: {', '.join(given)} only applies to sensors\n"
+            )
+            return EXIT_USAGE
     if kafka_missing("produce", settings):
         return EXIT_USAGE
     if args.rate == 0 and args.count is None:
         sys.stderr.write("pipeline produce: error: --rate 0 (as fast as possible) needs --count\n")
         return EXIT_USAGE
+    if args.domain != "sensors":
+        return await produce_domain(args, settings)
     stop = asyncio.Event()
     install_stop_handlers(stop)
     status = StatusLine()
@@ -58,7 +69,7 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
             count=args.count,
             rate=args.rate,
             seed=args.seed,
-            sensors=args.sensors,
+            sensors=args.sensors or _DEFAULT_SENSORS,
             anomaly_rate=args.anomaly_rate,
             stop=stop,
             progress=progress,
@@ -69,6 +80,44 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     return (
         EXIT_INTERRUPTED
         if stop.is_set() and args.count is not None and sent < args.count
+        else EXIT_OK
+    )
+
+
+_SENSOR_ONLY = (("--sensors", "sensors"), ("--anomaly-rate", "anomaly_rate"))
+_DEFAULT_SENSORS = 100
+
+
+async def produce_domain(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline produce shop|payments|social`: the generated stream into its topics."""
+    stop = asyncio.Event()
+    install_stop_handlers(stop)
+    status = StatusLine()
+    pipeline = await bootstrap(settings)
+    tune_gc_for_streaming()
+    total = args.count
+    try:
+
+        def progress(sent: int) -> None:
+            of = f"/{total}" if total is not None else ""
+            status.update(f"produced {sent}{of} {args.domain} events")
+
+        sent = await produce_simulated(
+            pipeline,
+            args.domain,
+            count=args.count,
+            rate=args.rate,
+            seed=args.seed,
+            stop=stop,
+            progress=progress,
+        )
+    finally:
+        await pipeline.aclose()
+    where = ", ".join(f"{n} to {topic}" for topic, n in sorted(sent.items())) or "nothing"
+    status.done(f"produced {sent.total()} {args.domain} events: {where}")
+    return (
+        EXIT_INTERRUPTED
+        if stop.is_set() and args.count is not None and sent.total() < args.count
         else EXIT_OK
     )
 
@@ -131,25 +180,31 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def add_sensor_commands(commands: Any) -> None:
     """Add `produce`, `worker` and `replay` to the `pipeline` subcommands."""
     produce = commands.add_parser("produce", help="publish generated events to Kafka")
+    domains = ["sensors", *DOMAINS]
     produce.add_argument(
-        "domain", choices=["sensors"], metavar="DOMAIN", help="which generator: sensors"
+        "domain", choices=domains, metavar="DOMAIN", help=f"which generator: {', '.join(domains)}"
     )
     produce.add_argument(
-        "--count", type=non_negative_int, help="readings to publish (default: until Ctrl-C)"
+        "--count", type=non_negative_int, help="events to publish (default: until Ctrl-C)"
     )
     produce.add_argument(
         "--rate",
         type=non_negative_float,
         default=100.0,
-        help="readings per second of the fleet while every sensor is online, paced by event "
-        "time; 0 = as fast as possible, ending now (default 100)",
+        help="events per second, paced by event time (sensors: of the fleet while every "
+        "sensor is online; shop, payments, social: the mean over a day); 0 = as fast as "
+        "possible, ending by now (default 100)",
     )
     produce.add_argument("--seed", type=integer, default=42, help="generator seed (default 42)")
     produce.add_argument(
-        "--sensors", type=positive_int, default=100, help="fleet size (default 100)"
+        "--sensors",
+        type=positive_int,
+        help=f"sensors only: fleet size (default {_DEFAULT_SENSORS})",
     )
     produce.add_argument(
-        "--anomaly-rate", type=fraction, help="share of readings that start an anomaly"
+        "--anomaly-rate",
+        type=fraction,
+        help="sensors only: share of readings that start an anomaly",
     )
     produce.set_defaults(run=cmd_produce)
 

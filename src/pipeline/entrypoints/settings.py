@@ -163,6 +163,12 @@ class TopicSettings(BaseModel):
     sensor_metadata: str = "sensor-metadata"
     """Compacted changelog of the `sensor_metadata` reference table (per-sensor location and
     thresholds), written by the Debezium connector `connectors/sensor-metadata.json`."""
+    accounts: str = "accounts"
+    """Payment account profiles: compacted, keyed by account id (the latest per account)."""
+    payment_outcomes: str = "payment-outcomes"
+    """Authorisations and chargebacks of transactions, keyed by account id."""
+    social_engagement: str = "social-engagement"
+    """Likes and shares of posts, keyed by post id."""
     sensor_readings_partitions: int = 6
     """Partitions of the readings topic; readings are keyed by sensor id."""
     default_partitions: int = 3

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pipeline.adapters.avro.codec import AvroCodec, value_subject
 from pipeline.adapters.avro.mapping import (
+    account_profile_from_avro,
+    account_profile_to_avro,
     alert_from_avro,
     alert_to_avro,
+    engagement_from_avro,
+    engagement_to_avro,
+    payment_outcome_from_avro,
+    payment_outcome_to_avro,
     post_from_avro,
     post_to_avro,
     reading_from_avro,
@@ -16,7 +22,10 @@ from pipeline.adapters.avro.mapping import (
     transaction_to_avro,
 )
 from pipeline.adapters.avro.schemas import (
+    ACCOUNT_PROFILE,
     ALERT_RAISED,
+    ENGAGEMENT,
+    PAYMENT_OUTCOME,
     POST,
     SENSOR_READING,
     SHOP_EVENT,
@@ -25,10 +34,10 @@ from pipeline.adapters.avro.schemas import (
 )
 from pipeline.application.ports import SchemaRegistry
 from pipeline.domain.alerts import Alert
-from pipeline.domain.payments import Transaction
+from pipeline.domain.payments import AccountProfile, PaymentOutcome, Transaction
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import ShopEvent
-from pipeline.domain.social import Post
+from pipeline.domain.social import Engagement, Post
 
 
 def reading_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[Reading]:
@@ -84,4 +93,39 @@ def post_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[Post]:
         schema=load_schema(POST),
         to_avro=post_to_avro,
         from_avro=post_from_avro,
+    )
+
+
+def account_profile_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[AccountProfile]:
+    """The codec of account profiles on `topic` (schema
+    `io.pipeline.payments.AccountProfile`)."""
+    return AvroCodec(
+        registry=registry,
+        subject=value_subject(topic),
+        schema=load_schema(ACCOUNT_PROFILE),
+        to_avro=account_profile_to_avro,
+        from_avro=account_profile_from_avro,
+    )
+
+
+def payment_outcome_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[PaymentOutcome]:
+    """The codec of authorisations and chargebacks on `topic` (schema
+    `io.pipeline.payments.PaymentOutcome`)."""
+    return AvroCodec(
+        registry=registry,
+        subject=value_subject(topic),
+        schema=load_schema(PAYMENT_OUTCOME),
+        to_avro=payment_outcome_to_avro,
+        from_avro=payment_outcome_from_avro,
+    )
+
+
+def engagement_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[Engagement]:
+    """The codec of likes and shares on `topic` (schema `io.pipeline.social.Engagement`)."""
+    return AvroCodec(
+        registry=registry,
+        subject=value_subject(topic),
+        schema=load_schema(ENGAGEMENT),
+        to_avro=engagement_to_avro,
+        from_avro=engagement_from_avro,
     )

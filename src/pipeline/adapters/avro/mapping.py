@@ -16,10 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.domain.alerts import Alert, AlertKind, Severity
-from pipeline.domain.payments import Channel, Transaction
+from pipeline.domain.payments import (
+    AccountProfile,
+    Channel,
+    OutcomeKind,
+    PaymentOutcome,
+    Transaction,
+)
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import Order, OrderLine, ShopEvent, ShopEventType
-from pipeline.domain.social import Post
+from pipeline.domain.social import Engagement, EngagementKind, Post
 from pipeline.domain.time import from_epoch_micros, to_epoch_micros
 
 AvroRecord = dict[str, Any]
@@ -184,6 +190,7 @@ def transaction_to_avro(tx: Transaction) -> AvroRecord:
         "country": tx.country,
         "channel": tx.channel.value,
         "timestamp": to_epoch_micros(tx.timestamp),
+        "merchant_category": tx.merchant_category,
     }
 
 
@@ -198,6 +205,7 @@ def transaction_from_avro(record: Mapping[str, Any]) -> Transaction:
         country=record["country"],
         channel=Channel(record["channel"]),
         timestamp=_utc(record["timestamp"]),
+        merchant_category=record.get("merchant_category"),
     )
 
 
@@ -208,6 +216,7 @@ def post_to_avro(post: Post) -> AvroRecord:
         "author": post.author,
         "text": post.text,
         "hashtags": list(post.hashtags),
+        "mentions": list(post.mentions),
         "timestamp": to_epoch_micros(post.timestamp),
     }
 
@@ -219,5 +228,80 @@ def post_from_avro(record: Mapping[str, Any]) -> Post:
         author=record["author"],
         text=record["text"],
         hashtags=tuple(record["hashtags"]),
+        timestamp=_utc(record["timestamp"]),
+        mentions=tuple(record.get("mentions", ())),
+    )
+
+
+def account_profile_to_avro(profile: AccountProfile) -> AvroRecord:
+    """The `io.pipeline.payments.AccountProfile` record of `profile`."""
+    return {
+        "account_id": profile.account_id,
+        "home_country": profile.home_country,
+        "currency": profile.currency,
+        "segment": profile.segment,
+        "typical_amount": profile.typical_amount,
+        "usual_categories": list(profile.usual_categories),
+        "timestamp": to_epoch_micros(profile.timestamp),
+    }
+
+
+def account_profile_from_avro(record: Mapping[str, Any]) -> AccountProfile:
+    """The profile in an `AccountProfile` record."""
+    return AccountProfile(
+        account_id=record["account_id"],
+        home_country=record["home_country"],
+        currency=record["currency"],
+        segment=record["segment"],
+        typical_amount=record["typical_amount"],
+        usual_categories=tuple(record["usual_categories"]),
+        timestamp=_utc(record["timestamp"]),
+    )
+
+
+def payment_outcome_to_avro(outcome: PaymentOutcome) -> AvroRecord:
+    """The `io.pipeline.payments.PaymentOutcome` record of `outcome`."""
+    return {
+        "transaction_id": outcome.transaction_id,
+        "account_id": outcome.account_id,
+        "kind": outcome.kind.value,
+        "amount": outcome.amount,
+        "currency": outcome.currency,
+        "timestamp": to_epoch_micros(outcome.timestamp),
+        "reason": outcome.reason,
+    }
+
+
+def payment_outcome_from_avro(record: Mapping[str, Any]) -> PaymentOutcome:
+    """The outcome in a `PaymentOutcome` record."""
+    return PaymentOutcome(
+        transaction_id=record["transaction_id"],
+        account_id=record["account_id"],
+        kind=OutcomeKind(record["kind"]),
+        amount=record["amount"],
+        currency=record["currency"],
+        timestamp=_utc(record["timestamp"]),
+        reason=record.get("reason"),
+    )
+
+
+def engagement_to_avro(engagement: Engagement) -> AvroRecord:
+    """The `io.pipeline.social.Engagement` record of `engagement`."""
+    return {
+        "engagement_id": engagement.engagement_id,
+        "post_id": engagement.post_id,
+        "user": engagement.user,
+        "kind": engagement.kind.value,
+        "timestamp": to_epoch_micros(engagement.timestamp),
+    }
+
+
+def engagement_from_avro(record: Mapping[str, Any]) -> Engagement:
+    """The engagement in an `Engagement` record."""
+    return Engagement(
+        engagement_id=record["engagement_id"],
+        post_id=record["post_id"],
+        user=record["user"],
+        kind=EngagementKind(record["kind"]),
         timestamp=_utc(record["timestamp"]),
     )

@@ -23,8 +23,16 @@ SENSOR_READING_VERSIONS = (SENSOR_READING, SENSOR_READING_V2)
 """Every version of SensorReading, oldest first: the order they are registered in."""
 ALERT_RAISED = "alert_raised.v1.avsc"
 SHOP_EVENT = "shop_event.v1.avsc"
-TRANSACTION = "transaction.v1.avsc"
-POST = "post.v1.avsc"
+TRANSACTION_V1 = "transaction.v1.avsc"
+TRANSACTION = "transaction.v2.avsc"
+"""Version 2 of Transaction: version 1 plus the channel `transfer` and the optional
+`merchant_category` (default null)."""
+POST_V1 = "post.v1.avsc"
+POST = "post.v2.avsc"
+"""Version 2 of Post: version 1 plus `mentions` (default empty)."""
+ACCOUNT_PROFILE = "account_profile.v1.avsc"
+PAYMENT_OUTCOME = "payment_outcome.v1.avsc"
+ENGAGEMENT = "engagement.v1.avsc"
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 

@@ -8,7 +8,7 @@ benchmark or a detector evaluation reproducible from two numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -27,6 +27,9 @@ class AnomalyLabel:
     """What was injected; each generator names its kinds (`spike`, `stuck`, `drift`, …)."""
     anomaly_id: str
     """Identifies the injected anomaly, unique within one generated stream."""
+    subject: str | None = None
+    """What the anomaly is about when the event does not say it alone (the hashtag of a
+    burst, the account of a fraud), else None."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,3 +54,35 @@ class EventGenerator(Protocol[T]):
     def __call__(self, *, seed: int, start: datetime) -> Iterator[Generated[T]]:
         """The events of stream `seed`, in roughly increasing event time from `start`."""
         ...
+
+
+LABEL_KIND_HEADER = "label.kind"
+LABEL_ID_HEADER = "label.anomaly_id"
+LABEL_SUBJECT_HEADER = "label.subject"
+
+
+def label_headers(label: AnomalyLabel | None) -> list[tuple[str, bytes]]:
+    """The record headers that carry `label` on the wire (none for a normal event), so
+    that a detector's output can be scored against the ground truth without the label
+    being part of the event its rules see."""
+    if label is None:
+        return []
+    headers = [
+        (LABEL_KIND_HEADER, label.kind.encode()),
+        (LABEL_ID_HEADER, label.anomaly_id.encode()),
+    ]
+    if label.subject is not None:
+        headers.append((LABEL_SUBJECT_HEADER, label.subject.encode()))
+    return headers
+
+
+def label_from_headers(headers: Sequence[tuple[str, bytes | None]]) -> AnomalyLabel | None:
+    """The label `label_headers` put on a record, or None if it carries none."""
+    found = {name: value.decode() for name, value in headers if value is not None}
+    if LABEL_KIND_HEADER not in found or LABEL_ID_HEADER not in found:
+        return None
+    return AnomalyLabel(
+        kind=found[LABEL_KIND_HEADER],
+        anomaly_id=found[LABEL_ID_HEADER],
+        subject=found.get(LABEL_SUBJECT_HEADER),
+    )

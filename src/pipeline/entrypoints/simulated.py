@@ -1,0 +1,153 @@
+"""Producing the shop, payment and social streams as `pipeline produce` runs them.
+
+Each event goes to its domain's topic for its type, Avro-encoded with the registry, keyed so
+that the jobs joining these streams find what they join in one partition:
+
+    shop      ShopEvent → ecommerce-events, by session id (a session's events in order, in
+              one partition: session windows and funnels need no repartition)
+    payments  Transaction → transactions, AccountProfile → accounts (compacted) and
+              PaymentOutcome → payment-outcomes, all by account id (the stream–table join
+              with profiles and the interval join with outcomes are co-partitioned)
+    social    Post → social-posts and Engagement → social-engagement, by post id (the
+              interval join of posts with their likes and shares is co-partitioned)
+
+An injected anomaly's ground-truth label travels in the record's headers (`label_headers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline.adapters.avro import (
+    account_profile_codec,
+    engagement_codec,
+    payment_outcome_codec,
+    post_codec,
+    shop_event_codec,
+    transaction_codec,
+)
+from pipeline.adapters.clock import MonotonicTimer
+from pipeline.application.generators.base import label_headers
+from pipeline.application.generators.production import planned_events, released
+from pipeline.application.generators.simulations import SIMULATIONS
+from pipeline.application.ports import Codec, Timer
+from pipeline.domain.payments import AccountProfile, PaymentOutcome, Transaction
+from pipeline.domain.shop import ShopEvent
+from pipeline.domain.social import Engagement, Post
+from pipeline.entrypoints.bootstrap import Pipeline
+from pipeline.entrypoints.replay import Progress
+
+__all__ = ["DOMAINS", "produce_simulated", "routes"]
+
+DOMAINS = tuple(SIMULATIONS)
+"""The domains `produce_simulated` knows: shop, payments, social."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where events of one type go: the topic, its codec, the key."""
+
+    topic: str
+    codec: Codec[Any]
+    key: Callable[[Any], str]
+
+
+def routes(pipeline: Pipeline, domain: str) -> Mapping[type, Route]:
+    """The routes of `domain`'s event types, with codecs on `pipeline`'s registry."""
+    topics = pipeline.settings.topics
+    registry = pipeline.registry
+    if domain == "shop":
+        return {
+            ShopEvent: Route(
+                topics.ecommerce_events,
+                shop_event_codec(registry, topics.ecommerce_events),
+                lambda event: event.session_id,
+            )
+        }
+    if domain == "payments":
+        return {
+            Transaction: Route(
+                topics.transactions,
+                transaction_codec(registry, topics.transactions),
+                lambda tx: tx.account_id,
+            ),
+            AccountProfile: Route(
+                topics.accounts,
+                account_profile_codec(registry, topics.accounts),
+                lambda profile: profile.account_id,
+            ),
+            PaymentOutcome: Route(
+                topics.payment_outcomes,
+                payment_outcome_codec(registry, topics.payment_outcomes),
+                lambda outcome: outcome.account_id,
+            ),
+        }
+    if domain == "social":
+        return {
+            Post: Route(
+                topics.social_posts,
+                post_codec(registry, topics.social_posts),
+                lambda post: post.post_id,
+            ),
+            Engagement: Route(
+                topics.social_engagement,
+                engagement_codec(registry, topics.social_engagement),
+                lambda engagement: engagement.post_id,
+            ),
+        }
+    raise ValueError(f"no simulated domain {domain!r}; known: {', '.join(DOMAINS)}")
+
+
+async def produce_simulated(
+    pipeline: Pipeline,
+    domain: str,
+    *,
+    count: int | None,
+    rate: float,
+    seed: int,
+    stop: asyncio.Event | None = None,
+    progress: Progress | None = None,
+    timer: Timer | None = None,
+) -> Counter[str]:
+    """Publish `count` generated events of `domain` (None: until `stop` is set); return how
+    many went to each topic. `rate` is the mean events per second over a day (0: as fast
+    as possible, laid out to end shortly before now). Either way an event is published only
+    once `timer` (default: the monotonic clock) has run as long as its event time lies past
+    now, so event time never runs ahead of the clock (`generators.production`)."""
+    now = pipeline.clock.now()
+    stream = planned_events(SIMULATIONS[domain], seed=seed, now=now, count=count, rate=rate)
+    routing = routes(pipeline, domain)
+    await pipeline.ensure_topics()
+    log = pipeline.log
+    stop = stop or asyncio.Event()
+    sent: Counter[str] = Counter()
+    total = 0
+    async for item in released(
+        stream, timer=timer or MonotonicTimer(), stop=stop, event_time=_event_time, start=now
+    ):
+        event = item.event
+        route = routing[type(event)]
+        value = await route.codec.encode(event)
+        headers = label_headers(item.label) if item.label is not None else ()
+        await log.publish(route.topic, route.key(event).encode(), value, headers)
+        sent[route.topic] += 1
+        total += 1
+        if progress is not None and total % _PROGRESS_EVERY == 0:
+            progress(total)
+    await log.flush()
+    if progress is not None:
+        progress(total)
+    return sent
+
+
+_PROGRESS_EVERY = 1_000
+
+
+def _event_time(event: Any) -> datetime:
+    moment: datetime = event.timestamp
+    return moment
