@@ -74,7 +74,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name=topics.accounts, partitions=topics.default_partitions, config=changelog)
     )
     specs.append(
-        TopicSpec(name=topics.sensor_metadata, partitions=topics.default_partitions, config=changelog)
+        TopicSpec(
+            name=topics.sensor_metadata, partitions=topics.default_partitions, config=changelog
+        )
     )
     return specs
 
