@@ -26,6 +26,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import HistogramMetricFamily
@@ -105,6 +106,9 @@ class PrometheusTelemetry:
     enabled = True
 
     def __init__(self) -> None:
+        # No `<name>_created` series beside every counter and histogram (prometheus-client's
+        # default): they double the series and no dashboard or rule reads them.
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         self.registry.register(_ProcessWide())
         r = self.registry
