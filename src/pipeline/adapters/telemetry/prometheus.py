@@ -108,7 +108,7 @@ class PrometheusTelemetry:
     def __init__(self) -> None:
         # No `<name>_created` series beside every counter and histogram (prometheus-client's
         # default): they double the series and no dashboard or rule reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self.registry.register(_ProcessWide())
         r = self.registry
