@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import sys
@@ -21,11 +22,13 @@ import uuid
 from array import array
 from dataclasses import dataclass
 
+from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
+from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
 from pipeline.entrypoints.settings import Settings
-from pipeline.entrypoints.worker import run_named_job
+from pipeline.entrypoints.worker import run_named_job, with_metrics_port
 
 
 def percentile(sorted_values: array[float], fraction: float) -> float:
@@ -60,7 +63,8 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
     print(
         f"pipeline bench sensors: {args.events} readings, producer rate {rate}, "
         f"{args.sensors} sensors, topic {settings.topics.sensor_readings} "
-        f"({settings.topics.sensor_readings_partitions} partitions)\n"
+        f"({settings.topics.sensor_readings_partitions} partitions), metrics "
+        f"{'on' if settings.metrics.port is not None else 'off'}\n"
         f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
         f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
         f"including its process start-up (peak RSS {producer_rss_mb:.0f} MiB)\n"
@@ -110,6 +114,8 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(
         update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
     )
+    if args.metrics_port is not None:
+        settings = with_metrics_port(settings, args.metrics_port)
     pipeline = await bootstrap(settings, migrate=True)
     tune_gc_for_streaming()  # as pipeline-worker does
     stats = WorkerStats(latencies_ms=array("d"))
@@ -122,7 +128,14 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         if current.records >= args.events:
             stop.set()
 
+    serving = contextlib.ExitStack()
     try:
+        if isinstance(pipeline.telemetry, PrometheusTelemetry):
+            metrics = settings.metrics
+            port = serving.enter_context(
+                serving_metrics(pipeline.telemetry, host=metrics.host, port=metrics.port or 0)
+            )
+            sys.stderr.write(f"metrics: http://{metrics.host}:{port}/metrics\n")
         await pipeline.ensure_topics()
         started = time.monotonic()
         producer = await _produce(args, topic, seed=int(run_id, 16))
@@ -147,6 +160,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         await worker
         finished = time.monotonic()
     finally:
+        serving.close()
         await pipeline.aclose()
     run = BenchRun(
         started=started,

@@ -1,0 +1,65 @@
+"""What Prometheus metrics cost a worker: `pipeline bench sensors` with metrics off and on
+(`--metrics-port 0`), alternated so that the machine's drift hits both alike, printing each
+run's throughput, the medians and the ratio of each pair.
+
+    eval "$(scripts/stack env)"
+    uv run python benchmarks/metrics_overhead.py --pairs 4 --events 100000
+
+A benchmark that prints figures, not a test: the issue's bar is metrics on keeping at least
+97% of the throughput with them off."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+THROUGHPUT = re.compile(r"throughput: ([\d,]+) readings/s through the worker")
+
+
+def bench(events: int, metrics: bool) -> float:
+    """One `pipeline bench sensors` run: the worker's readings per second."""
+    command = [sys.executable, "-m", "pipeline.entrypoints.cli", "bench", "sensors"]
+    command += ["--events", str(events)]
+    if metrics:
+        command += ["--metrics-port", "0"]
+    env = {**os.environ, "PIPELINE_LOG_LEVEL": "WARNING"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    found = THROUGHPUT.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        sys.exit(f"pipeline bench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return float(found[1].replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=4, help="off/on pairs (default 4)")
+    parser.add_argument("--events", type=int, default=100_000, help="readings per run")
+    args = parser.parse_args()
+    off: list[float] = []
+    on: list[float] = []
+    for pair in range(1, args.pairs + 1):
+        # Alternate which goes first, so neither always runs on a warmer machine.
+        order = (False, True) if pair % 2 else (True, False)
+        for metrics in order:
+            (on if metrics else off).append(bench(args.events, metrics))
+        load1, load5, _ = os.getloadavg()
+        print(
+            f"pair {pair}: off {off[-1]:,.0f}/s, on {on[-1]:,.0f}/s, "
+            f"on/off {on[-1] / off[-1]:.3f} (load average {load1:.2f} {load5:.2f})",
+            flush=True,
+        )
+    ratios = [b / a for a, b in zip(off, on, strict=True)]
+    print(
+        f"{args.pairs} pairs of {args.events:,} readings on {os.cpu_count()} cores: "
+        f"median off {statistics.median(off):,.0f}/s, on {statistics.median(on):,.0f}/s; "
+        f"on/off per pair: median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
