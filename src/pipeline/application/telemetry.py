@@ -31,6 +31,9 @@ class NullWorkerTelemetry:
     def state(self, entries: Mapping[str, int]) -> None:
         """Nothing recorded."""
 
+    def windows_closed(self, totals: Mapping[str, int]) -> None:
+        """Nothing recorded."""
+
     def restored(self, seconds: float) -> None:
         """Nothing recorded."""
 

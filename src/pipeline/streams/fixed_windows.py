@@ -122,7 +122,9 @@ class FixedWindowOperator(StatefulOperator):
             dirty = self.state.dirty(part)
             horizon = horizons.get(part, NO_TIME)
             for close in sorted(due):
-                for skey in closing.pop(close):
+                keys = closing.pop(close)
+                self.windows_closed += len(keys)
+                for skey in keys:
                     acc = entries.pop(skey, None)
                     dirty.add(skey)
                     if acc is not None and self.final_only and skey[1] >= horizon:

@@ -186,6 +186,9 @@ class SlidingWindowOperator(StatefulOperator):
             if buffer is None:
                 continue
             times = buffer.times
+            # One window per distinct record time, closed once the watermark passes t + grace.
+            closing = times[bisect_right(times, previous - close) : bisect_right(times, wm - close)]
+            self.windows_closed += len(set(closing))
             if final_only:
                 at = bisect_right(times, previous - close)
                 end = bisect_right(times, wm - close)

@@ -152,7 +152,7 @@ async def test_lag_grows_while_nothing_becomes_durable_and_falls_once_it_does(
     assert after == dict.fromkeys(ends, 0.0)
 
 
-async def test_the_state_each_step_holds_is_sampled(
+async def test_the_state_each_step_holds_and_the_windows_it_closes_are_sampled(
     log: InMemoryEventLog, clock: ManualClock
 ) -> None:
     telemetry = PrometheusTelemetry()
@@ -169,3 +169,6 @@ async def test_the_state_each_step_holds_is_sampled(
     await eventually(lambda: entries() == 0)
     stop.set()
     await asyncio.wait_for(running, 5)
+
+    closed = {"pipeline_job": "ticks", "step": "counts"}
+    assert value(telemetry, "pipeline_windows_closed_total", **closed) == 3

@@ -198,6 +198,12 @@ class PrometheusTelemetry:
             [job, "step"],
             registry=r,
         )
+        self.windows = Counter(
+            "pipeline_windows_closed",
+            "Windows a window step closed (its result final, its state dropped) (sampled).",
+            [job, "step"],
+            registry=r,
+        )
         self.restore = Histogram(
             "pipeline_state_restore_duration_seconds",
             "Time to restore the state (and read the offsets) of newly assigned partitions.",
@@ -270,6 +276,7 @@ class PrometheusWorkerTelemetry:
         self._restore = metrics.restore.labels(job)
         self._lagging: set[tuple[str, ...]] = set()
         self._steps: set[str] = set()
+        self._closed: dict[str, int] = {}
 
     def batch_prepared(self, seconds: float) -> None:
         """Observe the prepare stage."""
@@ -332,6 +339,15 @@ class PrometheusWorkerTelemetry:
         for step in self._steps - entries.keys():
             self._m.state_entries.remove(self._job, step)
         self._steps = set(entries)
+
+    def windows_closed(self, totals: Mapping[str, int]) -> None:
+        """Count the windows closed since the last sample (a new task counts from zero)."""
+        for step, total in totals.items():
+            seen = self._closed.get(step, 0)
+            new = total - seen if total >= seen else total
+            if new:
+                self._m.windows.labels(self._job, step).inc(new)
+            self._closed[step] = total
 
     def restored(self, seconds: float) -> None:
         """Observe a restore."""

@@ -49,6 +49,10 @@ class WorkerTelemetry(Protocol):
         """Entries each stateful step (by step id) holds now, over the partitions held."""
         ...
 
+    def windows_closed(self, totals: Mapping[str, int]) -> None:
+        """Windows each window step (by step id) has closed since its task began."""
+        ...
+
     def restored(self, seconds: float) -> None:
         """The state of newly assigned partitions was restored in `seconds`."""
         ...

@@ -1,5 +1,6 @@
 """What only time shows, sampled for telemetry: every `interval` seconds, the lag of each
-partition a job's consumer groups hold in this process, and the entries its state holds.
+partition a job's consumer groups hold in this process, the entries its state holds and the
+windows its steps have closed.
 
 Lag is the log's end offset minus the offset the group made durable (stored in the store with
 its last batch): the same figure whether the worker runs, waits paused through an outage or
@@ -71,6 +72,7 @@ class Sampler:
                 member.telemetry.state(
                     {op.node.id: op.state.size() for op in task.stateful if op.state is not None}
                 )
+                member.telemetry.windows_closed(task.windows_closed())
             held = sorted(member.consumer.assignment())
             try:
                 for topic in {tp.topic for tp in held} - set(ends):
