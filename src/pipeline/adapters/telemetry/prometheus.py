@@ -345,8 +345,8 @@ class PrometheusWorkerTelemetry:
         for step, total in totals.items():
             seen = self._closed.get(step, 0)
             new = total - seen if total >= seen else total
-            if new:
-                self._m.windows.labels(self._job, step).inc(new)
+            # Created at 0 on the first sample, so a step that has closed nothing yet shows.
+            self._m.windows.labels(self._job, step).inc(new)
             self._closed[step] = total
 
     def restored(self, seconds: float) -> None:
