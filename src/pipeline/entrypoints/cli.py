@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--metrics-port",
-        type=non_negative_int,
+        type=port,
         metavar="PORT",
         help="keep Prometheus metrics and serve them on PORT (0: a free one), as "
         "`pipeline-worker --metrics-port` does (default: PIPELINE_METRICS__PORT, unset: none)",

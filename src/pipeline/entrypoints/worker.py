@@ -14,9 +14,9 @@ import structlog
 
 from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
 from pipeline.adapters.telemetry.server import serving_metrics
-from pipeline.application.errors import ConfigurationError
 from pipeline.application.runtime.runner import run_job
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.entrypoints.arguments import port
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.runtime import (
@@ -47,7 +47,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         metavar="PORT",
         help="serve Prometheus metrics on http://<PIPELINE_METRICS__HOST>:PORT/metrics "
         "(0: a free port; default: PIPELINE_METRICS__PORT, unset: no metrics)",
@@ -142,11 +142,9 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def with_metrics_port(settings: Settings, port: int) -> Settings:
+def with_metrics_port(settings: Settings, metrics_port: int) -> Settings:
     """`settings` with the metrics port given on the command line."""
-    if not 0 <= port <= 65_535:
-        raise ConfigurationError(f"--metrics-port {port}: a port is 0 to 65535")
-    metrics = settings.metrics.model_copy(update={"port": port})
+    metrics = settings.metrics.model_copy(update={"port": metrics_port})
     return settings.model_copy(update={"metrics": metrics})
 
 

@@ -9,10 +9,14 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
+import structlog
+
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
+from pipeline.application.ports import TopicSpec
 from pipeline.application.runtime.runner import JobRun, run_job
+from pipeline.application.runtime.sampling import Sampler
 from tests.faults import FaultyCheckpoint
 from tests.unit.runtime.jobs import Tick
 from tests.unit.runtime.test_job_runtime import (
@@ -172,3 +176,27 @@ async def test_the_state_each_step_holds_and_the_windows_it_closes_are_sampled(
 
     closed = {"pipeline_job": "ticks", "step": "counts"}
     assert value(telemetry, "pipeline_windows_closed_total", **closed) == 3
+
+
+class BrokenEndOffsets(InMemoryEventLog):
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        raise RuntimeError("a bug in some adapter")
+
+
+async def test_a_failing_sample_is_logged_and_never_stops_the_sampling() -> None:
+    broken = BrokenEndOffsets()
+    await broken.ensure_topics([TopicSpec(name=TOPIC, partitions=1)])
+    consumer = broken.consumer(group_id="g", topics=[TOPIC])
+    await consumer.poll(1, 0.01)  # joins: partition 0 assigned
+    sampler = Sampler(log_=broken, store=store_for(Sinks()), interval=0.01)
+    sampler.add("g", consumer, PrometheusTelemetry().worker(job="ticks", forwarder=False))
+    stop = asyncio.Event()
+
+    with structlog.testing.capture_logs() as logs:
+        running = asyncio.create_task(sampler.run(stop))
+        await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(running, 1)
+
+    failures = [e for e in logs if e["event"].startswith("sampling lag and state failed")]
+    assert len(failures) >= 2  # every round tried again

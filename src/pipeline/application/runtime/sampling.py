@@ -60,8 +60,12 @@ class Sampler:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval)
-            if not stop.is_set():
+            if stop.is_set():
+                return
+            try:
                 await self.sample()
+            except Exception as error:  # noqa: BLE001 - telemetry never stops a worker
+                log.warning("sampling lag and state failed; tried again", error=repr(error))
 
     async def sample(self) -> None:
         """One round over every group."""
