@@ -1,4 +1,5 @@
-"""What Prometheus metrics cost a worker: `pipeline bench sensors` with metrics off and on
+"""What Prometheus metrics cost a worker: first the telemetry's own time per 10,000-record
+batch (in this process), then `pipeline bench sensors` with metrics off and on
 (`--metrics-port 0`), alternated so that the machine's drift hits both alike, printing each
 run's throughput, the medians and the ratio of each pair.
 
@@ -16,6 +17,12 @@ import re
 import statistics
 import subprocess
 import sys
+import time
+import timeit
+
+from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
+from pipeline.application.ports import Record, TopicPartition
+from pipeline.application.runtime.report import BatchReport
 
 THROUGHPUT = re.compile(r"throughput: ([\d,]+) readings/s through the worker")
 
@@ -34,11 +41,37 @@ def bench(events: int, metrics: bool) -> float:
     return float(found[1].replace(",", ""))
 
 
+def per_batch_ms(size: int = 10_000) -> float:
+    """Milliseconds the Prometheus telemetry spends on one batch of `size` records (the
+    calls the consumer loop makes per batch), best of five rounds."""
+    now = int(time.time() * 1000)
+    records = [
+        Record(topic="readings", partition=i % 6, offset=i, key=b"k", value=b"v",
+               timestamp_ms=now - i % 5_000)
+        for i in range(size)
+    ]  # fmt: skip
+    report = BatchReport(
+        records=size,
+        written={"readings": size},
+        next_offsets={TopicPartition("readings", p): size for p in range(6)},
+        commit_seconds=0.2,
+    )
+    telemetry = PrometheusTelemetry().worker(job="sensors", forwarder=False)
+
+    def batch() -> None:
+        telemetry.batch_prepared(0.1)
+        telemetry.batch_applied(0.2)
+        telemetry.batch_committed(report, records)
+
+    return min(timeit.repeat(batch, number=100, repeat=5)) / 100 * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=4, help="off/on pairs (default 4)")
     parser.add_argument("--events", type=int, default=100_000, help="readings per run")
     args = parser.parse_args()
+    print(f"telemetry per 10,000-record batch: {per_batch_ms():.2f} ms", flush=True)
     off: list[float] = []
     on: list[float] = []
     for pair in range(1, args.pairs + 1):
