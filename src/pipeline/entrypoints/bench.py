@@ -47,6 +47,8 @@ class BenchRun:
     produced: float
     first_batch: float
     finished: float
+    cpu_seconds: float
+    """CPU time of this process (every thread) from the first batch to the last commit."""
     stats: WorkerStats
 
 
@@ -74,6 +76,8 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         f"  throughput: {stats.records / worker_time:,.0f} readings/s through the worker "
         f"(first batch → last commit), {stats.records / (run.finished - run.started):,.0f}/s "
         "end to end (producer start → last commit)\n"
+        f"  CPU: {run.cpu_seconds:.1f} s in the worker's process, "
+        f"{stats.records / run.cpu_seconds:,.0f} readings per CPU second\n"
         f"  latency produced → committed ({kind}): p50 {percentile(latencies, 0.50):,.0f} ms, "
         f"p95 {percentile(latencies, 0.95):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f} ms\n"
         f"  worker peak RSS: {peak_rss_mb:.0f} MiB"
@@ -121,10 +125,12 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     stats = WorkerStats(latencies_ms=array("d"))
     stop = asyncio.Event()
     first_batch: list[float] = []
+    first_cpu: list[float] = []
 
     def on_batch(current: WorkerStats) -> None:
         if not first_batch:
             first_batch.append(time.monotonic())
+            first_cpu.append(time.process_time())
         if current.records >= args.events:
             stop.set()
 
@@ -159,6 +165,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             produced = time.monotonic()
         await worker
         finished = time.monotonic()
+        cpu_seconds = time.process_time() - (first_cpu[0] if first_cpu else 0.0)
     finally:
         serving.close()
         await pipeline.aclose()
@@ -167,6 +174,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         produced=produced,
         first_batch=first_batch[0] if first_batch else started,
         finished=finished,
+        cpu_seconds=cpu_seconds,
         stats=stats,
     )
     print_report(args, settings, run)
