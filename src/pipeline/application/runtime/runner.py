@@ -6,7 +6,8 @@ group (`<group>`) runs the job; each retry level `<source>.retry.N` has a group
 and `stats`; should one fail, the others are stopped and the error raised. With
 `until_caught_up` they run one after the other, the job's group first, each until caught up
 (a retry level with nothing to read is skipped), and again while a retry level forwarded
-records back.
+records back. Each group reports to its own `WorkerTelemetry`; with telemetry enabled, a
+`Sampler` reports every group's lag and the job's state every `sample_interval_s`.
 """
 
 from __future__ import annotations
