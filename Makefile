@@ -31,7 +31,7 @@ producer:  ## generated sensor readings into the stack's Kafka (RATE=100 COUNT=â
 		--sensors $(SENSORS) $(if $(COUNT),--count $(COUNT))
 
 consumer:  ## the sensors worker: Kafka â†’ PostgreSQL (Ctrl-C stops)
-	$(STACK_ENV) && $(UV) run --frozen pipeline-worker sensors
+	$(STACK_ENV) && $(UV) run --frozen pipeline-worker sensors --metrics-port 9400
 
 coverage:  ## `make test` with line coverage of src/pipeline; prints the total
 	scripts/test --cov --cov-report=term:skip-covered

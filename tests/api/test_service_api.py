@@ -93,6 +93,7 @@ async def test_the_openapi_document_lists_every_endpoint(client: Client) -> None
         "/api/v1/alerts/{alert_id}/ack",
         "/health",
         "/ready",
+        "/metrics",
     }
     assert spec["components"]["securitySchemes"]["ApiKey"]["in"] == "header"
     assert spec["paths"]["/api/v1/alerts/{alert_id}/ack"]["post"]["security"] == [{"ApiKey": []}]

@@ -200,6 +200,18 @@ class SensorStoreContract:
         assert await store.unpublished_alerts(limit=10) == [alerts[1]]
         assert len(await store.alerts()) == 3
 
+    async def test_the_outbox_counts_the_alerts_not_yet_published(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=s), value=55.0) for s in range(3)]
+        alerts = [alert_on(r) for r in readings]
+        await writes.readings(readings, alerts=alerts)
+
+        before = await store.unpublished_alert_count()
+        await store.mark_published([alerts[1].alert_id])
+
+        assert (before, await store.unpublished_alert_count()) == (3, 2)
+
     async def test_alerts_come_newest_first_filtered_by_source(
         self, store: SensorStore, writes: Writes
     ) -> None:

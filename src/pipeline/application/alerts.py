@@ -7,7 +7,12 @@ each alert is its source and its value carries the deterministic alert id)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from pipeline.application.ports import Codec, EventLog, SensorStore
+from pipeline.application.ports.telemetry import Telemetry
+from pipeline.application.telemetry import NullTelemetry
 from pipeline.domain import Alert
 
 
@@ -15,19 +20,36 @@ class AlertRelay:
     """Moves alerts from the store's outbox to the alerts topic."""
 
     def __init__(
-        self, *, store: SensorStore, log: EventLog, codec: Codec[Alert], topic: str
+        self,
+        *,
+        store: SensorStore,
+        log: EventLog,
+        codec: Codec[Alert],
+        topic: str,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._log = log
         self._codec = codec
         self._topic = topic
+        self._telemetry = telemetry or NullTelemetry()
+
+    def raised(self, job: str, events: Sequence[object]) -> None:
+        """Count the alerts among `events` (what a batch stored for the first time)."""
+        kinds = Counter((e.kind, e.severity) for e in events if isinstance(e, Alert))
+        for (kind, severity), count in kinds.items():
+            self._telemetry.alerts_raised(job=job, kind=kind, severity=severity, count=count)
 
     async def relay(self, limit: int = 1_000) -> int:
-        """Publish every unpublished alert (in chunks of `limit`); return how many."""
+        """Publish every unpublished alert (in chunks of `limit`); return how many. The
+        backlog found first is reported (before a broker outage can stop the relay)."""
+        backlog = await self._store.unpublished_alert_count() if self._telemetry.enabled else 0
+        self._telemetry.outbox_backlog(backlog)
         total = 0
         while True:
             alerts = await self._store.unpublished_alerts(limit)
             if not alerts:
+                self._telemetry.outbox_backlog(max(0, backlog - total))
                 return total
             for alert in alerts:
                 await self._log.publish(
@@ -37,4 +59,5 @@ class AlertRelay:
             await self._store.mark_published([alert.alert_id for alert in alerts])
             total += len(alerts)
             if len(alerts) < limit:
+                self._telemetry.outbox_backlog(max(0, backlog - total))
                 return total

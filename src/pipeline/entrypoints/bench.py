@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import sys
@@ -21,11 +22,13 @@ import uuid
 from array import array
 from dataclasses import dataclass
 
+from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
+from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
 from pipeline.entrypoints.settings import Settings
-from pipeline.entrypoints.worker import run_named_job
+from pipeline.entrypoints.worker import run_named_job, with_metrics_port
 
 
 def percentile(sorted_values: array[float], fraction: float) -> float:
@@ -44,6 +47,8 @@ class BenchRun:
     produced: float
     first_batch: float
     finished: float
+    cpu_seconds: float
+    """CPU time of this process (every thread) from the first batch to the last commit."""
     stats: WorkerStats
 
 
@@ -60,7 +65,8 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
     print(
         f"pipeline bench sensors: {args.events} readings, producer rate {rate}, "
         f"{args.sensors} sensors, topic {settings.topics.sensor_readings} "
-        f"({settings.topics.sensor_readings_partitions} partitions)\n"
+        f"({settings.topics.sensor_readings_partitions} partitions), metrics "
+        f"{'on' if settings.metrics.port is not None else 'off'}\n"
         f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
         f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
         f"including its process start-up (peak RSS {producer_rss_mb:.0f} MiB)\n"
@@ -70,6 +76,8 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         f"  throughput: {stats.records / worker_time:,.0f} readings/s through the worker "
         f"(first batch → last commit), {stats.records / (run.finished - run.started):,.0f}/s "
         "end to end (producer start → last commit)\n"
+        f"  CPU: {run.cpu_seconds:.1f} s in the worker's process, "
+        f"{stats.records / run.cpu_seconds:,.0f} readings per CPU second\n"
         f"  latency produced → committed ({kind}): p50 {percentile(latencies, 0.50):,.0f} ms, "
         f"p95 {percentile(latencies, 0.95):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f} ms\n"
         f"  worker peak RSS: {peak_rss_mb:.0f} MiB"
@@ -110,19 +118,30 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(
         update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
     )
+    if args.metrics_port is not None:
+        settings = with_metrics_port(settings, args.metrics_port)
     pipeline = await bootstrap(settings, migrate=True)
     tune_gc_for_streaming()  # as pipeline-worker does
     stats = WorkerStats(latencies_ms=array("d"))
     stop = asyncio.Event()
     first_batch: list[float] = []
+    first_cpu: list[float] = []
 
     def on_batch(current: WorkerStats) -> None:
         if not first_batch:
             first_batch.append(time.monotonic())
+            first_cpu.append(time.process_time())
         if current.records >= args.events:
             stop.set()
 
+    serving = contextlib.ExitStack()
     try:
+        if isinstance(pipeline.telemetry, PrometheusTelemetry):
+            metrics = settings.metrics
+            port = serving.enter_context(
+                serving_metrics(pipeline.telemetry, host=metrics.host, port=metrics.port or 0)
+            )
+            sys.stderr.write(f"metrics: http://{metrics.host}:{port}/metrics\n")
         await pipeline.ensure_topics()
         started = time.monotonic()
         producer = await _produce(args, topic, seed=int(run_id, 16))
@@ -146,13 +165,16 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             produced = time.monotonic()
         await worker
         finished = time.monotonic()
+        cpu_seconds = time.process_time() - (first_cpu[0] if first_cpu else 0.0)
     finally:
+        serving.close()
         await pipeline.aclose()
     run = BenchRun(
         started=started,
         produced=produced,
         first_batch=first_batch[0] if first_batch else started,
         finished=finished,
+        cpu_seconds=cpu_seconds,
         stats=stats,
     )
     print_report(args, settings, run)

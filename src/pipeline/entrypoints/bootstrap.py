@@ -38,8 +38,10 @@ from pipeline.application.ports import (
     TopicSpec,
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
+from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.topic_policy import TopicKind, topic_config
 from pipeline.domain import Alert, Reading
@@ -95,6 +97,8 @@ class Pipeline:
     clock: Clock
     reading_codec: Codec[Reading]
     alert_codec: Codec[Alert]
+    telemetry: Telemetry
+    """Where the runtime, the alert relay and the API report (Prometheus, or nothing)."""
     container: Container = field(repr=False)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """Names this process in dead-letter headers."""
@@ -144,6 +148,8 @@ class Pipeline:
             batch_timeout=worker.batch_timeout,
             retry=self.retry_policy(),
             retry_delays_s=self.settings.retry.topic_delays_s,
+            telemetry=self.telemetry,
+            sample_interval_s=self.settings.metrics.sample_interval_s,
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -160,6 +166,7 @@ class Pipeline:
             log=self.log,
             codec=self.alert_codec,
             topic=self.settings.topics.system_alerts,
+            telemetry=self.telemetry,
         )
 
     async def aclose(self) -> None:
@@ -233,6 +240,14 @@ def _checkpoint(store: SensorStore) -> CheckpointStore:
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
 
 
+def _telemetry(settings: Settings, metrics: bool) -> Telemetry:
+    if not metrics and settings.metrics.port is None:
+        return NullTelemetry()
+    from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry  # noqa: PLC0415
+
+    return PrometheusTelemetry()
+
+
 async def _owned_log(log: EventLog) -> AsyncIterator[EventLog]:
     try:
         yield log
@@ -257,6 +272,8 @@ class Container(containers.DeclarativeContainer):
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
     checkpoint = providers.Singleton(_checkpoint, store)
+    metrics = providers.Object(False)
+    telemetry = providers.Singleton(_telemetry, settings, metrics)
     reading_codec = providers.Singleton(
         lambda registry, settings: reading_codec(registry, settings.topics.sensor_readings),
         registry,
@@ -279,12 +296,15 @@ async def bootstrap(
     clock: Clock | None = None,
     migrate: bool = False,
     require_schema: bool = False,
+    metrics: bool = False,
 ) -> Pipeline:
     """Wire a Pipeline from `settings`; any argument given replaces the adapter it names
     (and is closed with the pipeline). With `migrate`, the database schema is upgraded to
     the latest revision first; with `require_schema`, a database not at the latest revision
-    is a ConfigurationError that says to run `pipeline db upgrade`."""
+    is a ConfigurationError that says to run `pipeline db upgrade`. Metrics are kept
+    (Prometheus) when `settings.metrics.port` is set, or with `metrics` (the API's)."""
     container = Container(settings=settings)
+    container.metrics.override(providers.Object(metrics))
     if log is not None:
         container.log.override(providers.Resource(_owned_log, log))
     if registry is not None:
@@ -308,6 +328,7 @@ async def bootstrap(
         clock=container.clock(),
         reading_codec=container.reading_codec(),
         alert_codec=container.alert_codec(),
+        telemetry=container.telemetry(),
         container=container,
     )
 

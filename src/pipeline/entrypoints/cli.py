@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sensors", type=positive_int, default=1_000, help="sensors in the fleet (default 1000)"
     )
+    bench.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="PORT",
+        help="keep Prometheus metrics and serve them on PORT (0: a free one), as "
+        "`pipeline-worker --metrics-port` does (default: PIPELINE_METRICS__PORT, unset: none)",
+    )
     bench.set_defaults(run=cmd_bench)
     return parser
 

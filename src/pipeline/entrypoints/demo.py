@@ -146,7 +146,11 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     install_stop_handlers(stop)
     pipeline = await bootstrap(
-        settings, log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), migrate=True
+        settings,
+        log=InMemoryEventLog(),
+        registry=InMemorySchemaRegistry(),
+        migrate=True,
+        metrics=True,
     )
     tune_gc_for_streaming()
     # The in-memory log is new with every run while the SQLite file is kept: offsets stored

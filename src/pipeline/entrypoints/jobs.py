@@ -51,7 +51,8 @@ def _relay_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[
     relay = pipeline.alert_relay()
 
     async def on_events(events: Sequence[object]) -> None:
-        del events  # the outbox holds them; the relay publishes whatever is unpublished
+        # The outbox holds them; the relay publishes whatever is unpublished.
+        relay.raised("sensors", events)
         await relay.relay()
 
     return on_events

@@ -273,6 +273,18 @@ class ApiSettings(BaseModel):
         return normalized
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics of a worker (the API always serves its own on its port)."""
+
+    port: Annotated[int, Field(ge=0, le=65_535)] | None = None
+    """Port of a worker's `/metrics` (`pipeline-worker --metrics-port`); 0 picks a free one
+    (logged). Unset: no metrics are kept and nothing is served."""
+    host: str = "127.0.0.1"
+    """Interface a worker's `/metrics` listens on; 0.0.0.0 exposes it (e.g. in a container)."""
+    sample_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """How often a worker samples consumer lag, retry-topic depth and state size."""
+
+
 class ThresholdSetting(BaseModel):
     """Operating limits of one sensor type."""
 
@@ -311,6 +323,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""

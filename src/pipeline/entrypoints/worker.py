@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -11,8 +12,11 @@ from pathlib import Path
 
 import structlog
 
+from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
+from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.runtime.runner import run_job
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.entrypoints.arguments import port
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.runtime import (
@@ -40,6 +44,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-id", help="consumer group (default: <prefix>-<name>)")
     parser.add_argument(
         "--stats-json", type=Path, help="write the final counters to this file as JSON"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://<PIPELINE_METRICS__HOST>:PORT/metrics "
+        "(0: a free port; default: PIPELINE_METRICS__PORT, unset: no metrics)",
     )
 
 
@@ -98,16 +109,30 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "(the in-memory log lives only inside `pipeline demo`).\n"
         )
         return EXIT_USAGE
+    if args.metrics_port is not None:
+        settings = with_metrics_port(settings, args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop)
     pipeline = await bootstrap(settings, require_schema=True)
     tune_gc_for_streaming()
     try:
         group = args.group_id or pipeline.group_id(args.name)
-        log.info("worker starting", job=args.name, group=group)
-        stats = await run_named_job(
-            pipeline, args.name, group_id=group, stop=stop, until_caught_up=args.until_caught_up
-        )
+        with contextlib.ExitStack() as serving:
+            telemetry = pipeline.telemetry
+            if isinstance(telemetry, PrometheusTelemetry):
+                host = settings.metrics.host
+                port = serving.enter_context(
+                    serving_metrics(telemetry, host=host, port=settings.metrics.port or 0)
+                )
+                log.info("metrics served", url=f"http://{host}:{port}/metrics")
+            log.info("worker starting", job=args.name, group=group)
+            stats = await run_named_job(
+                pipeline,
+                args.name,
+                group_id=group,
+                stop=stop,
+                until_caught_up=args.until_caught_up,
+            )
     finally:
         await pipeline.aclose()
     summary = stats_summary(stats)
@@ -115,6 +140,12 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.stats_json is not None:
         args.stats_json.write_text(json.dumps(summary, indent=2) + "\n")
     return EXIT_OK
+
+
+def with_metrics_port(settings: Settings, metrics_port: int) -> Settings:
+    """`settings` with the metrics port given on the command line."""
+    metrics = settings.metrics.model_copy(update={"port": metrics_port})
+    return settings.model_copy(update={"metrics": metrics})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -124,7 +124,9 @@ class FixedWindowOperator(StatefulOperator):
             dirty = self.state.dirty(part)
             horizon = horizons.get(part, NO_TIME)
             for close in sorted(due):
-                for skey in closing.pop(close):
+                keys = closing.pop(close)
+                self.windows_closed += len(keys)
+                for skey in keys:
                     dirty.add(skey)
                     if skey not in entries:
                         continue

@@ -159,6 +159,8 @@ class StatefulOperator(Operator):
     def __init__(self, node: Node) -> None:
         super().__init__(node)
         self.state = KeyedState(node.id)
+        self.windows_closed = 0
+        """Windows this step has closed since it was built (window and ranking steps)."""
         self.results: list[Operator] = []
         self.late: list[Operator] = []
         self.horizons: dict[int, int] = {}

@@ -101,6 +101,7 @@ class TopKOperator(StatefulOperator):
             if wm is None:
                 continue
             closed = sorted(bounds for bounds in windows if bounds[1] + grace <= wm)
+            self.windows_closed += len(closed)
             for start, end in closed:
                 keys = windows.pop((start, end))
                 ranked = heaviest(((key, by(value)) for key, value in keys.items()), k)

@@ -185,6 +185,7 @@ class SessionWindowOperator(StatefulOperator):
                         still_open.append(session)
                         continue
                     closed_end = max(closed_end, end)
+                    self.windows_closed += 1
                     start = session[0]
                     if final_only and start >= earliest:
                         value = Windowed(key, Window(start, end + 1), result(session[2]), True)

@@ -194,6 +194,9 @@ class SlidingWindowOperator(StatefulOperator):
             if buffer is None:
                 continue
             times = buffer.times
+            # One window per distinct record time, closed once the watermark passes t + grace.
+            closing = times[bisect_right(times, previous - close) : bisect_right(times, wm - close)]
+            self.windows_closed += len(set(closing))
             if final_only:
                 at = bisect_right(times, max(previous - close, first - 1))
                 end = bisect_right(times, wm - close)

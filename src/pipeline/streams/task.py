@@ -273,6 +273,14 @@ class Task:
             return dict(self._time.part(part))
         return dict(self._states[step].part(part))
 
+    def windows_closed(self) -> dict[str, int]:
+        """Per window (or ranking) step id, the windows it has closed since the task began."""
+        return {
+            op.node.id: op.windows_closed
+            for op in self.stateful
+            if op.node.kind in {"window", "top_k"}
+        }
+
     def state_size(self) -> int:
         """Entries held over all stateful steps and partitions."""
         return sum(op.state.size() for op in self.stateful if op.state is not None)

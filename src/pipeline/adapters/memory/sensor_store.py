@@ -50,6 +50,10 @@ class InMemorySensorStore:
         pending = (s.alert for s in self._alerts.values() if not s.published)
         return heapq.nsmallest(limit, pending, key=lambda a: (a.timestamp, a.alert_id))
 
+    async def unpublished_alert_count(self) -> int:
+        """How many stored alerts are not yet published."""
+        return sum(1 for s in self._alerts.values() if not s.published)
+
     async def mark_published(self, alert_ids: Sequence[uuid.UUID]) -> None:
         """Record that these alerts were published."""
         for alert_id in alert_ids:

@@ -63,6 +63,12 @@ class SqlSensorStore:
         )
         return [_alert(row) for row in await self._fetch(query, "reading unpublished alerts")]
 
+    async def unpublished_alert_count(self) -> int:
+        """How many stored alerts are not yet published (the outbox's partial index)."""
+        query = sa.select(sa.func.count()).where(tables.alerts.c.published_at.is_(None))
+        [row] = await self._fetch(query, "counting unpublished alerts")
+        return int(row[0])
+
     async def mark_published(self, alert_ids: Sequence[uuid.UUID]) -> None:
         """Record that these alerts were published (an alert already marked keeps its time)."""
         if not alert_ids:

@@ -75,6 +75,10 @@ class SensorStore(Protocol):
         """Stored alerts not yet published to the alerts topic, oldest first."""
         ...
 
+    async def unpublished_alert_count(self) -> int:
+        """How many stored alerts are not yet published to the alerts topic."""
+        ...
+
     async def mark_published(self, alert_ids: Sequence[uuid.UUID]) -> None:
         """Record that these alerts were published."""
         ...

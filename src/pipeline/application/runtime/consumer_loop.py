@@ -14,6 +14,7 @@ import structlog
 from pipeline.application.errors import ConfigurationError, TransientError
 from pipeline.application.ports.event_log import EventConsumer
 from pipeline.application.ports.records import Record
+from pipeline.application.ports.telemetry import WorkerTelemetry
 from pipeline.application.runtime.in_place_retry import InPlaceRetry
 from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.runtime.report import BatchReport
@@ -24,6 +25,7 @@ from pipeline.application.runtime.retry_policy import (
     TransientFailure,
 )
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.telemetry import NULL_WORKER_TELEMETRY
 from pipeline.domain.errors import PipelineError
 
 __all__ = [
@@ -93,6 +95,7 @@ class ConsumerWorker(Generic[P]):
         stats: WorkerStats | None = None,
         diverter: Diverter | None = None,
         not_before: NotBefore | None = None,
+        telemetry: WorkerTelemetry = NULL_WORKER_TELEMETRY,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
@@ -105,6 +108,7 @@ class ConsumerWorker(Generic[P]):
         self.stats = stats or WorkerStats()
         self._diverter = diverter
         self._not_before = not_before
+        self.telemetry = telemetry
         self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P] | None = None
         self._paused = PausedWait(
             consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
@@ -116,6 +120,7 @@ class ConsumerWorker(Generic[P]):
             stats=self.stats,
             paused=self._paused,
             stop=self.stop,
+            telemetry=telemetry,
         )
 
     async def run(self) -> WorkerStats:
@@ -163,18 +168,26 @@ class ConsumerWorker(Generic[P]):
                         return  # not handled, not committed: read again next time
             prepared: P | None
             if records:
+                started = time.perf_counter()
                 prepared = await self._retrying(self._handler.prepare, records)
+                self.telemetry.batch_prepared(time.perf_counter() - started)
             else:
                 prepared = await self._retrying(self._idle, None)
             await self._finish_in_flight()
             if prepared is not None:
-                task = asyncio.create_task(self._handler.apply(prepared))
+                task = asyncio.create_task(self._applied(prepared))
                 self._in_flight = (task, records, prepared)
                 await asyncio.sleep(0)  # let the apply send its first statement
             if self._until_caught_up and len(records) < self._batch_size:
                 await self._finish_in_flight()
                 if await self._caught_up():
                     return
+
+    async def _applied(self, prepared: P) -> BatchReport:
+        started = time.perf_counter()
+        report = await self._handler.apply(prepared)
+        self.telemetry.batch_applied(time.perf_counter() - started)
+        return report
 
     async def _poll(self, _: None) -> list[Record]:
         # A transient failure here (the store answering the offsets of a new assignment, the
@@ -214,6 +227,7 @@ class ConsumerWorker(Generic[P]):
             report = await self._retry_paused(records, prepared, error)
         self._in_flight = None
         self.stats.add(report, records)
+        self.telemetry.batch_committed(report, records)
         # The batch is durable with its offsets in the store, the source of truth on
         # assignment. The group commit only keeps Kafka's view of the lag true for tools,
         # and the alert relay retries on the next batch: neither failing may stop the worker.
@@ -259,6 +273,7 @@ class ConsumerWorker(Generic[P]):
             except TransientError as error:
                 attempt += 1
                 self.stats.retries += 1
+                self.telemetry.retried(type(error).__name__)
                 # With a diverter the budget is the apply's: a poll or prepare failing
                 # transiently has nothing to divert and waits for its dependency instead.
                 limited = self._retry.attempts is not None and self._diverter is None

@@ -16,6 +16,7 @@ was rolled back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,6 +271,7 @@ class JobHandler:
         batch = prepared.checkpoint
         written: dict[str, int] = {}
         events: list[object] = []
+        started = time.perf_counter()
         try:
             committed = await self._store.commit(batch)
         except NOT_THE_RECORDS_FAULT:
@@ -292,9 +294,11 @@ class JobHandler:
                 dead_letters=[*batch.dead_letters, *refused],
             )
             prepared.checkpoint = batch
+            started = time.perf_counter()
             committed = await self._store.commit(batch)
             written.update(isolation.written)
             events.extend(isolation.events)
+        commit_seconds = time.perf_counter() - started
         self._applying = None
         for sink, count in committed.written.items():
             written[sink] = written.get(sink, 0) + count
@@ -310,6 +314,7 @@ class JobHandler:
             late=len(prepared.late),
             events=tuple(events),
             next_offsets=batch.next_offsets,
+            commit_seconds=commit_seconds,
         )
 
     async def _publish(self, prepared: PreparedBatch) -> None:
@@ -398,7 +403,9 @@ class JobHandler:
             next_offsets=after,
             dead_letters=[*own, *letters],
         )
+        started = time.perf_counter()
         await self._store.commit(batch)
+        commit_seconds = time.perf_counter() - started
         self._applying = None
         await self._restore({r.partition for r in records})
         return BatchReport(
@@ -406,6 +413,8 @@ class JobHandler:
             dead_lettered=tuple(_summary(letter) for letter in batch.dead_letters),
             next_offsets=after,
             diverted=dict(sent),
+            diverted_because=type(failure.error).__name__,
+            commit_seconds=commit_seconds,
         )
 
 

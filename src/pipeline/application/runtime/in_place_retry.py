@@ -12,6 +12,7 @@ import structlog
 
 from pipeline.application.errors import TransientError
 from pipeline.application.ports.records import Record
+from pipeline.application.ports.telemetry import WorkerTelemetry
 from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.retry_policy import Diverter, RetryPolicy, TransientFailure
@@ -38,6 +39,7 @@ class InPlaceRetry(Generic[P]):
         stats: WorkerStats,
         paused: PausedWait,
         stop: asyncio.Event,
+        telemetry: WorkerTelemetry,
     ) -> None:
         self._handler = handler
         self._policy = policy
@@ -45,6 +47,7 @@ class InPlaceRetry(Generic[P]):
         self._stats = stats
         self._paused = paused
         self._stop = stop
+        self._telemetry = telemetry
 
     async def retry(self, records: list[Record], prepared: P, error: TransientError) -> BatchReport:
         """Apply the batch again (it failed with `error`) until it is durable or diverted;
@@ -62,6 +65,7 @@ class InPlaceRetry(Generic[P]):
             if exhausted and diverter is None:
                 raise error
             self._stats.retries += 1
+            self._telemetry.retried(type(error).__name__)
             delay = self._policy.delay(attempt)
             log.debug(
                 "batch failed transiently; retrying in place",

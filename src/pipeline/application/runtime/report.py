@@ -37,3 +37,7 @@ class BatchReport:
     next_offsets: Mapping[TopicPartition, int] = field(default_factory=dict)
     diverted: Mapping[str, int] = field(default_factory=dict)
     """Records moved to a retry topic or the dead-letter topic, by topic."""
+    diverted_because: str = ""
+    """The class of the transient error that kept failing the batch it diverted."""
+    commit_seconds: float = 0.0
+    """How long the store's transaction took (the one that made the batch durable)."""

@@ -11,6 +11,7 @@ twice, which is why diverting is kept for failures that persist while the databa
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -52,7 +53,13 @@ class RetryForwarder:
             after[record.topic_partition] = record.offset + 1
         if sent:
             await self._log.flush()
+        started = time.perf_counter()
         await self._store.commit(
             CheckpointBatch(group_id=self.group_id, start_offsets=start, next_offsets=after)
         )
-        return BatchReport(records=len(records), next_offsets=after, diverted=dict(sent))
+        return BatchReport(
+            records=len(records),
+            next_offsets=after,
+            diverted=dict(sent),
+            commit_seconds=time.perf_counter() - started,
+        )

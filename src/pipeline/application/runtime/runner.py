@@ -6,14 +6,17 @@ group (`<group>`) runs the job; each retry level `<source>.retry.N` has a group
 and `stats`; should one fail, the others are stopped and the error raised. With
 `until_caught_up` they run one after the other, the job's group first, each until caught up
 (a retry level with nothing to read is skipped), and again while a retry level forwarded
-records back.
+records back. Each group reports to its own `WorkerTelemetry`; with telemetry enabled, a
+`Sampler` reports every group's lag and the job's state every `sample_interval_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.application.errors import ConfigurationError
@@ -22,13 +25,16 @@ from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.event_log import EventLog
 from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
+from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.retry_forwarding import RetryForwarder
 from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.sampling import Sampler
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
 from pipeline.streams import Job, JobDefinitionError
 
@@ -52,6 +58,9 @@ class JobRun:
     batch_timeout: float
     retry: RetryPolicy
     retry_delays_s: Sequence[float]
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
+    sample_interval_s: float = 5.0
+    """How often lag and state are sampled for `telemetry` (when it is enabled)."""
 
 
 async def run_job(
@@ -68,6 +77,7 @@ async def run_job(
     stop = stop or asyncio.Event()
     stats = stats or WorkerStats()
     events_lock = asyncio.Lock()
+    sampler = Sampler(log_=run.log, store=run.store, interval=run.sample_interval_s)
 
     async def after_batch(report: BatchReport) -> None:
         if report.events and on_events is not None:
@@ -77,6 +87,7 @@ async def run_job(
             on_batch(stats)
 
     def main_worker() -> ConsumerWorker[Any]:
+        telemetry = run.telemetry.worker(job=run.job.name, forwarder=False)
         handler = JobHandler(
             job=run.job,
             group_id=run.group_id,
@@ -94,13 +105,16 @@ async def run_job(
         )
 
         async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+            started = time.perf_counter()
             stored = await handler.resolve(partitions)
+            telemetry.restored(time.perf_counter() - started)
             if stored:
                 await check_within_log(run.log, run.group_id, stored)
             return stored
 
         topics = [*run.job.sources, *run.job.tables]
         consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+        sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
             run,
             consumer,
@@ -109,6 +123,7 @@ async def run_job(
             until_caught_up=until_caught_up,
             stats=stats,
             after_batch=after_batch,
+            telemetry=telemetry,
             main=True,
         )
 
@@ -120,6 +135,8 @@ async def run_job(
 
         consumer = run.log.consumer(group_id=group, topics=[topic], resolve_offsets=resolve)
         handler = RetryForwarder(group_id=group, log=run.log, store=store)
+        telemetry = run.telemetry.worker(job=run.job.name, forwarder=True)
+        sampler.add(group, consumer, telemetry)
         return _worker(
             run,
             consumer,
@@ -128,10 +145,37 @@ async def run_job(
             until_caught_up=until_caught_up,
             stats=stats,
             after_batch=after_batch,
+            telemetry=telemetry,
             main=False,
         )
 
     await check_copartitioning(run)
+    sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
+    try:
+        return await _run_workers(
+            run,
+            main_worker,
+            retry_worker,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+        )
+    finally:
+        if sampling is not None:
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
+
+
+async def _run_workers(
+    run: JobRun,
+    main_worker: Callable[[], ConsumerWorker[Any]],
+    retry_worker: Callable[[str, str], ConsumerWorker[Any]],
+    *,
+    stop: asyncio.Event,
+    until_caught_up: bool,
+    stats: WorkerStats,
+) -> WorkerStats:
     levels = [
         (f"{run.group_id}.retry.{level}", retry_topic(source, level))
         for source in run.job.sources
@@ -172,6 +216,7 @@ def _worker(
     until_caught_up: bool,
     stats: WorkerStats,
     after_batch: Callable[[BatchReport], Awaitable[None]],
+    telemetry: WorkerTelemetry,
     main: bool,
 ) -> ConsumerWorker[Any]:
     return ConsumerWorker(
@@ -187,6 +232,7 @@ def _worker(
         diverter=handler if main else None,
         # Records of a retry topic wait, paused, until their retry.not_before.
         not_before=None if main else not_before,
+        telemetry=telemetry,
     )
 
 

@@ -24,6 +24,7 @@ from pipeline.entrypoints.api.docs import OfflineDocsRenderPlugin, docs_page
 from pipeline.entrypoints.api.problems import http_problem, internal_problem, unavailable_problem
 from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
+from pipeline.entrypoints.api.routes.metrics import metrics, request_metrics
 from pipeline.entrypoints.api.routes.sensors import sensor_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
@@ -100,6 +101,7 @@ def build_app(
             api,
             health,
             ready,
+            metrics,
             _openapi_json,
             _docs,
             *DASHBOARD_HANDLERS,
@@ -116,6 +118,7 @@ def build_app(
             Exception: internal_problem,
         },
         openapi_config=_openapi_config(),
+        middleware=[request_metrics()],
         before_send=[add_security_headers],
         cors_config=cors_config(settings.cors_origins),
         # The live feed needs the pipeline: its lifespan comes after the one that makes it.

@@ -40,7 +40,7 @@ def app_for(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def pipeline_lifespan(app: Litestar) -> AsyncIterator[None]:
-        pipeline = await bootstrap(settings, require_schema=True)
+        pipeline = await bootstrap(settings, require_schema=True, metrics=True)
         app.state.pipeline = pipeline
         # What is built by now (modules, the app, the pipeline) lives as long as the process:
         # kept out of the garbage collector's full passes, which scanned it all and held the

@@ -1,0 +1,2 @@
+"""Telemetry adapters: Prometheus metrics (`prometheus`) and the worker's `/metrics` server
+(`server`)."""

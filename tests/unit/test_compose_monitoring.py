@@ -1,0 +1,125 @@
+"""compose.yaml's monitoring (no Docker engine runs here, so its structure is checked): every
+file it mounts exists, Prometheus scrapes the services where they serve /metrics, Grafana is
+provisioned with the datasource the dashboards name, and the application's services get
+every endpoint and port they need."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.entrypoints.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+APPLICATION = ("migrate", "worker-sensors", "api")
+
+
+def mounts(service: str) -> dict[str, str]:
+    """The bind mounts of `service`: target → source."""
+    return {
+        target: source
+        for source, target, *_ in (v.split(":") for v in SERVICES[service].get("volumes", []))
+        if source.startswith(".")
+    }
+
+
+def env(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in SERVICES[service].get("environment", {}).items()}
+
+
+def test_every_mounted_file_and_volume_exists() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), (name, source)
+            else:
+                assert source in COMPOSE["volumes"], (name, source)
+
+
+def test_prometheus_scrapes_the_worker_and_the_api_where_they_serve_metrics() -> None:
+    files = mounts("prometheus")
+    config = yaml.safe_load((ROOT / files["/etc/prometheus/prometheus.yml"]).read_text())
+    targets_dir = ROOT / files["/etc/prometheus/targets"]
+    assert files["/etc/prometheus/rules"] == "./monitoring/prometheus/rules"
+    assert config["rule_files"] == ["rules/*.yml"]
+    jobs = {job["job_name"]: job["file_sd_configs"][0]["files"] for job in config["scrape_configs"]}
+    scraped: dict[str, list[str]] = {}
+    for job, patterns in jobs.items():
+        assert all(p.startswith("targets/") for p in patterns), job
+        for pattern in patterns:
+            for path in targets_dir.glob(pattern.removeprefix("targets/")):
+                scraped.setdefault(job, [])
+                scraped[job] += [
+                    t for group in json.loads(path.read_text()) for t in group["targets"]
+                ]
+
+    worker = env("worker-sensors")
+    assert scraped == {
+        "pipeline-workers": [f"worker-sensors:{worker['PIPELINE_METRICS__PORT']}"],
+        "pipeline-api": ["api:8000"],
+    }
+    assert worker["PIPELINE_METRICS__HOST"] == "0.0.0.0"  # reachable from prometheus
+    assert "--port" in SERVICES["api"]["command"]
+    assert SERVICES["api"]["command"][SERVICES["api"]["command"].index("--port") + 1] == "8000"
+    assert "127.0.0.1:9400:9400" in SERVICES["worker-sensors"]["ports"]
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_dashboards_the_files_name() -> None:
+    files = mounts("grafana")
+    provisioning = ROOT / files["/etc/grafana/provisioning"]
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "pipeline.yml").read_text())[
+        "providers"
+    ]
+    dashboards = ROOT / files[provider["options"]["path"]]
+
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in SERVICES["grafana"]["depends_on"]
+    named = {
+        target["datasource"]["uid"]
+        for path in dashboards.glob("*.json")
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel["targets"]
+    }
+    assert named == {datasource["uid"]}
+    assert {p.stem for p in dashboards.glob("*.json")} == {"overview", "job-sensors", "api"}
+
+
+def test_prometheus_and_grafana_have_healthchecks_and_local_ports() -> None:
+    for name, port in (("prometheus", "19090:9090"), ("grafana", "3000:3000")):
+        assert SERVICES[name]["healthcheck"]["test"], name
+        assert f"127.0.0.1:{port}" in SERVICES[name]["ports"], name
+
+
+def test_the_application_services_get_every_endpoint_they_need() -> None:
+    for name in APPLICATION:
+        settings = env(name)
+        for variable in (
+            "PIPELINE_KAFKA__BOOTSTRAP_SERVERS",
+            "PIPELINE_DATABASE__URL",
+            "PIPELINE_REGISTRY__URL",
+        ):
+            assert settings.get(variable), (name, variable)
+        configured = Settings(**_nested(settings))  # what the service would read
+        assert configured.kafka.bootstrap_servers
+        assert not configured.database.is_default
+
+
+def _nested(variables: dict[str, str]) -> dict[str, Any]:
+    """PIPELINE_A__B=v as {"a": {"b": v}} (what pydantic-settings builds from the env)."""
+    out: dict[str, Any] = {}
+    for name, value in variables.items():
+        path = name.removeprefix("PIPELINE_").lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
