@@ -79,6 +79,7 @@ class ReplayRange:
 
     def __init__(self, reader: EventConsumer, plan: ReplayPlan) -> None:
         self._reader = reader
+        self._stop = plan.stop
         self._pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
 
     async def poll(self, max_records: int, timeout: float) -> list[Record]:
@@ -110,6 +111,14 @@ class ReplayRange:
         if not self._pending:
             return 0
         return await self._reader.lag()
+
+    async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Move the reader; a partition moved back below its stop is read again up to it."""
+        await self._reader.seek(offsets)
+        for tp, offset in offsets.items():
+            stop = self._stop.get(tp)
+            if stop is not None and offset < stop:
+                self._pending[tp] = stop
 
     async def pause(self) -> None:
         """Pause the reader."""
