@@ -11,6 +11,7 @@ import pytest
 from pipeline.adapters.avro import (
     ALERT_RAISED,
     POST,
+    SENSOR_AGGREGATE,
     SENSOR_READING,
     SENSOR_READING_V2,
     SHOP_EVENT,
@@ -27,6 +28,7 @@ SCHEMAS = {
     SHOP_EVENT: "io.pipeline.shop.ShopEvent",
     TRANSACTION: "io.pipeline.payments.Transaction",
     POST: "io.pipeline.social.Post",
+    SENSOR_AGGREGATE: "io.pipeline.sensors.SensorAggregate",
 }
 
 

@@ -28,6 +28,7 @@ from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.memory.sensor_store import InMemorySensorStore
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
+from pipeline.application.kafka_authority import TopicSink, sink_topics
 from pipeline.application.ports import (
     Clock,
     Codec,
@@ -75,6 +76,10 @@ class Pipeline:
             readings,
             *derived_topic_specs(readings, len(self.settings.retry.topic_delays_s)),
         ]
+        # Keyed by sensor id like the readings, so partitioned like them.
+        specs.append(
+            TopicSpec(name=topics.sensor_aggregates, partitions=topics.sensor_readings_partitions)
+        )
         specs += [
             TopicSpec(name=name, partitions=topics.default_partitions)
             for name in (
@@ -111,11 +116,22 @@ class Pipeline:
         return entry
 
     def job_run(self, name: str, *, group_id: str | None = None) -> JobRun:
-        """What `run_job` needs to run job `name` as consumer group `group_id`."""
+        """What `run_job` needs to run job `name` as consumer group `group_id`: under Kafka
+        authority when its sinks are topics, as member `PIPELINE_WORKER__INSTANCE_ID` (else
+        this process's `worker_id`) of the group."""
         entry = self.job(name)
         worker = self.settings.worker
+        job = entry.build(self.settings, self.clock)
+        topics = sink_topics(job)
+        topic_sinks = None
+        if topics is not None:
+            encoders = entry.encoders(self) if entry.encoders is not None else {}
+            missing = sorted(set(topics) - set(encoders))
+            if missing:
+                raise ConfigurationError(f"job {name!r}: no encoder for topic sink(s) {missing}")
+            topic_sinks = {sink: TopicSink(topic, encoders[sink]) for sink, topic in topics.items()}
         return JobRun(
-            job=entry.build(self.settings, self.clock),
+            job=job,
             group_id=group_id or self.group_id(name),
             log=self.log,
             store=self.checkpoint,
@@ -126,6 +142,8 @@ class Pipeline:
             batch_timeout=worker.batch_timeout,
             retry=self.retry_policy(),
             retry_delays_s=self.settings.retry.topic_delays_s,
+            topic_sinks=topic_sinks,
+            member_id=worker.instance_id or self.worker_id,
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -260,11 +278,14 @@ async def bootstrap(
     clock: Clock | None = None,
     migrate: bool = False,
     require_schema: bool = False,
+    database: bool = True,
 ) -> Pipeline:
     """Wire a Pipeline from `settings`; any argument given replaces the adapter it names
     (and is closed with the pipeline). With `migrate`, the database schema is upgraded to
     the latest revision first; with `require_schema`, a database not at the latest revision
-    is a ConfigurationError that says to run `pipeline db upgrade`."""
+    is a ConfigurationError that says to run `pipeline db upgrade`. Without `database` the
+    process opens no database (a worker of a job under Kafka authority needs none): the
+    store is the embedded in-memory one."""
     container = Container(settings=settings)
     if log is not None:
         container.log.override(providers.Resource(_owned_log, log))
@@ -272,6 +293,8 @@ async def bootstrap(
         container.registry.override(providers.Object(registry))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    if store is None and not database:
+        store = InMemorySensorStore()
     if store is None:
         store = await _sql_store(settings, migrate=migrate, require_schema=require_schema)
     container.store.override(providers.Resource(_owned_store, store))

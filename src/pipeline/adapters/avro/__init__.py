@@ -1,5 +1,6 @@
 """Avro on the wire: the event schemas, their mappings and the Confluent wire-format codec."""
 
+from pipeline.adapters.avro.aggregates import aggregate_codec
 from pipeline.adapters.avro.codec import AvroCodec, value_subject
 from pipeline.adapters.avro.compatibility import compatibility_problem, read_problem
 from pipeline.adapters.avro.factories import (
@@ -12,6 +13,7 @@ from pipeline.adapters.avro.factories import (
 from pipeline.adapters.avro.schemas import (
     ALERT_RAISED,
     POST,
+    SENSOR_AGGREGATE,
     SENSOR_READING,
     SENSOR_READING_V2,
     SENSOR_READING_VERSIONS,
@@ -25,12 +27,14 @@ from pipeline.adapters.avro.schemas import (
 __all__ = [
     "ALERT_RAISED",
     "POST",
+    "SENSOR_AGGREGATE",
     "SENSOR_READING",
     "SENSOR_READING_V2",
     "SENSOR_READING_VERSIONS",
     "SHOP_EVENT",
     "TRANSACTION",
     "AvroCodec",
+    "aggregate_codec",
     "alert_codec",
     "canonical_form",
     "compatibility_problem",

@@ -25,6 +25,7 @@ ALERT_RAISED = "alert_raised.v1.avsc"
 SHOP_EVENT = "shop_event.v1.avsc"
 TRANSACTION = "transaction.v1.avsc"
 POST = "post.v1.avsc"
+SENSOR_AGGREGATE = "sensor_aggregate.v1.avsc"
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
