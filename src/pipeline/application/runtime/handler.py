@@ -297,7 +297,7 @@ class JobHandler:
             raise
         except Exception as error:  # anything a row triggers is isolated
             if self._kafka_authority:
-                raise
+                raise  # a topic sink is not idempotent: halves would be written twice
             batch, isolation = await isolate_poison(self._store, batch, error)
             refused = [
                 self._dead_letter(p.origin, p.error, self._clock.now())
