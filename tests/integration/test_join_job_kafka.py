@@ -39,8 +39,10 @@ BEFORE, AFTER = timedelta(seconds=10), timedelta(seconds=20)
 GRACE = timedelta(hours=1)
 """Longer than the span of the events: whichever topic the consumer reads ahead, no record
 is late, and every interval closes only when the partitions go quiet."""
-IDLE = timedelta(seconds=2)
-"""Quiet this long, a partition's watermark follows the wall clock: the intervals close."""
+IDLE = timedelta(seconds=15)
+"""Quiet this long, a partition's watermark follows the wall clock: the intervals close. Longer
+than the worker takes from its restore to its first records on a loaded machine (its idle
+timers start at the restore: sooner, the orders, hours old, would all be late)."""
 IDLE_LOADING = timedelta(hours=1)
 
 
