@@ -3,8 +3,8 @@
     eval "$(scripts/stack env)"
     uv run python benchmarks/kafka_state_restore.py --keys 1000000
 
-1. Writes a state of `--keys` keys (step "count" of tests/kafka_eos_job.py, spread over
-   `--partitions` partitions) to its changelog topic through `KafkaTransactionalCheckpoint`,
+1. Writes a state of `--keys` keys (step "count" of benchmarks/kafka_counting_job.py,
+   spread over `--partitions` partitions) to its changelog topic through `KafkaTransactionalCheckpoint`,
    in transactions of 100,000 entries.
 2. Starts the job (static group membership, member `job-1`): it restores that state and
    processes a stream of records on keys of the state, committing every batch.
@@ -94,7 +94,7 @@ async def stream(bootstrap: str, source: str, keys: int, stop: asyncio.Event) ->
 
 
 class JobProcess:
-    """tests/kafka_eos_job.py as a child process, with its JSON lines as they come."""
+    """benchmarks/kafka_counting_job.py as a child process, with its JSON lines as they come."""
 
     def __init__(self, process: asyncio.subprocess.Process, started: float) -> None:
         self.process = process
@@ -106,7 +106,7 @@ class JobProcess:
     async def start(cls, args: list[str]) -> JobProcess:
         started = time.time()
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.kafka_eos_job", *args,
+            sys.executable, str(ROOT / "benchmarks" / "kafka_counting_job.py"), *args,
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         return cls(process, started)

@@ -617,6 +617,69 @@ class EventLogContract:
 
         assert [r.value for r in records] == [b"wake up"]
 
+    # -- seek ------------------------------------------------------------------------------
+
+    async def test_a_member_sought_back_reads_again_from_there_and_drops_what_it_had_fetched(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        await publish_values(event_log, topic, key_for(0, 2), range(0, 20))
+        await publish_values(event_log, topic, key_for(1, 2), range(100, 110))
+        consumer = open_consumer(group_id=unique("g"), topics=[topic])
+        # Small polls leave fetched records buffered in the client when it seeks.
+        before = await read(consumer, 1, max_records=3)
+
+        await consumer.seek({TopicPartition(topic, 0): 5})
+        after = await read(consumer, 15 + 10 - sum(r.partition == 1 for r in before))
+
+        values = [int(r.value or b"") for r in after if r.partition == 0]
+        assert values == list(range(5, 20))
+        assert [int(r.value or b"") for r in before + after if r.partition == 1] == list(
+            range(100, 110)
+        )
+
+    async def test_a_reader_sought_back_reads_again_from_there(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await publish_values(event_log, topic, b"k", range(10))
+        tp = TopicPartition(topic, 0)
+        reader = open_consumer(group_id=unique("g"), start={tp: 0})
+        await read(reader, 10)
+
+        await reader.seek({tp: 7})
+
+        assert [r.offset for r in await read(reader, 3)] == [7, 8, 9]
+
+    async def test_a_paused_member_sought_back_stays_paused_then_reads_from_there(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic()
+        await publish_values(event_log, topic, b"k", range(10))
+        consumer = open_consumer(group_id=unique("g"), topics=[topic])
+        await read(consumer, 10)
+        await consumer.pause()
+
+        await consumer.seek({TopicPartition(topic, 0): 2})
+        while_paused = await consumer.poll(100, 0.3)
+        await consumer.resume()
+
+        assert while_paused == []
+        assert [r.offset for r in await read(consumer, 8)] == list(range(2, 10))
+
+    async def test_seeking_a_partition_not_assigned_changes_nothing(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, other = await new_topic(), await new_topic()
+        await publish_values(event_log, topic, b"k", range(5))
+        consumer = open_consumer(group_id=unique("g"), topics=[topic])
+        first = await read(consumer, 2, max_records=2)
+
+        await consumer.seek({TopicPartition(other, 0): 0})
+
+        rest = await read(consumer, 5 - len(first))
+        assert [r.offset for r in first + rest] == [0, 1, 2, 3, 4]
+
     # -- pause / resume -------------------------------------------------------------------
 
     async def test_a_paused_member_returns_nothing_then_resume_delivers_every_record_once(

@@ -15,6 +15,7 @@ from pipeline.adapters.avro import (
     PAYMENT_OUTCOME,
     POST,
     POST_V1,
+    SENSOR_AGGREGATE,
     SENSOR_READING,
     SENSOR_READING_V2,
     SHOP_EVENT,
@@ -37,6 +38,7 @@ SCHEMAS = {
     POST_V1: "io.pipeline.social.Post",
     POST: "io.pipeline.social.Post",
     ENGAGEMENT: "io.pipeline.social.Engagement",
+    SENSOR_AGGREGATE: "io.pipeline.sensors.SensorAggregate",
 }
 
 

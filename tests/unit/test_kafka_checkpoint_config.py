@@ -30,6 +30,10 @@ def test_a_steps_changelog_is_named_after_the_group_and_the_step() -> None:
     assert changelog_topic("shop", "funnel-5m") == "shop-funnel-5m-changelog"
 
 
+def test_a_tables_changelog_is_named_after_its_topic() -> None:
+    assert changelog_topic("shop", "table:accounts") == "shop-table.accounts-changelog"
+
+
 def test_a_step_id_kafka_cannot_name_a_topic_after_is_refused_with_its_name() -> None:
     with pytest.raises(ValueError, match="'window:5m'"):
         changelog_topic("shop", "window:5m")

@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from pipeline.application.dead_letters import dead_letter_headers
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports.checkpoint import CheckpointBatch
+from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore
+from pipeline.application.ports.event_log import EventConsumer
 from pipeline.application.ports.records import TopicPartition
 from pipeline.application.topic_names import changelog_topic, dead_letter_topic
+from pipeline.streams import Job
 from pipeline.streams.state import STREAM_TIME_STEP
 
 CHANGELOG_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
@@ -36,6 +38,56 @@ class TopicSink:
 
     topic: str
     encode: RowEncoder
+
+
+class TransactionalCheckpoint(CheckpointStore, Protocol):
+    """A `CheckpointStore` committing each batch as one Kafka transaction, bound to one
+    member of a consumer group and its own transactional producer."""
+
+    async def start(self) -> None:
+        """Fence older instances of this member, create the changelog topics and check the
+        output topics exist."""
+        ...
+
+    async def close(self) -> None:
+        """Release the transactional producer."""
+        ...
+
+
+@runtime_checkable
+class TransactionalLog(Protocol):
+    """An event log that can commit a group member's batches as transactions (Kafka, and the
+    in-memory log)."""
+
+    def transactional_checkpoint(
+        self,
+        consumer: EventConsumer,
+        *,
+        member_id: str,
+        sinks: Mapping[str, TopicSink],
+        steps: Sequence[str],
+    ) -> TransactionalCheckpoint:
+        """The Kafka-authority checkpoint of `consumer` (a member made by this log), with
+        transactional.id `<group>-<member_id>`."""
+        ...
+
+
+def sink_topics(job: Job) -> dict[str, str] | None:
+    """The topic of each of `job`'s sinks when all of them are topics (the job runs under
+    Kafka authority), None when none is (database authority). A job mixing both cannot
+    commit a batch atomically: ConfigurationError."""
+    sinks = job.sinks
+    topics = {name: sink.topic for name, sink in sinks.items() if sink.topic is not None}
+    if not topics:
+        return None
+    if len(topics) < len(sinks):
+        others = sorted(set(sinks) - set(topics))
+        raise ConfigurationError(
+            f"job {job.name!r} writes to topics ({', '.join(sorted(topics))}) and to sinks "
+            f"that are not topics ({', '.join(others)}): one batch cannot commit to both "
+            "atomically; split it into two jobs"
+        )
+    return topics
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,10 +51,18 @@ def late_topic(topic: str) -> str:
     return retry_level(topic)[0] + LATE_SUFFIX
 
 
+_TABLE_STEP = "table:"
+"""How the stream engine names the step of a table (`Job.table`)."""
+
+
 def changelog_topic(group_id: str, step: str) -> str:
     """The compacted topic holding the state of stateful step `step` of the job consuming
     as group `group_id` (one partition per source partition); ValueError if the group or
-    step id makes a name Kafka refuses (letters, digits, `.`, `_` and `-` only)."""
+    step id makes a name Kafka refuses (letters, digits, `.`, `_` and `-` only). A table's
+    step, which the engine names `table:<topic>`, has the changelog `<group>-table.<topic>`
+    `-changelog`."""
+    if step.startswith(_TABLE_STEP):
+        step = "table." + step.removeprefix(_TABLE_STEP)
     name = f"{group_id}-{step}{CHANGELOG_SUFFIX}"
     if not _TOPIC_NAME.match(name):
         raise ValueError(

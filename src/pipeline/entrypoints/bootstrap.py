@@ -28,6 +28,7 @@ from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.memory.sensor_store import InMemorySensorStore
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
+from pipeline.application.kafka_authority import TopicSink, sink_topics
 from pipeline.application.ports import (
     Clock,
     Codec,
@@ -58,6 +59,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         name=topics.sensor_readings, partitions=topics.sensor_readings_partitions, config=events
     )
     specs = [readings, *derived_topic_specs(readings, len(settings.retry.topic_delays_s))]
+    # Keyed by sensor id like the readings, so partitioned like them.
+    specs.append(
+        TopicSpec(
+            name=topics.sensor_aggregates,
+            partitions=topics.sensor_readings_partitions,
+            config=events,
+        )
+    )
     specs += [
         TopicSpec(name=name, partitions=topics.default_partitions, config=events)
         for name in (
@@ -133,11 +142,22 @@ class Pipeline:
         return entry
 
     def job_run(self, name: str, *, group_id: str | None = None) -> JobRun:
-        """What `run_job` needs to run job `name` as consumer group `group_id`."""
+        """What `run_job` needs to run job `name` as consumer group `group_id`: under Kafka
+        authority when its sinks are topics, as member `PIPELINE_WORKER__INSTANCE_ID` (else
+        this process's `worker_id`) of the group."""
         entry = self.job(name)
         worker = self.settings.worker
+        job = entry.build(self.settings, self.clock)
+        topics = sink_topics(job)
+        topic_sinks = None
+        if topics is not None:
+            encoders = entry.encoders(self) if entry.encoders is not None else {}
+            missing = sorted(set(topics) - set(encoders))
+            if missing:
+                raise ConfigurationError(f"job {name!r}: no encoder for topic sink(s) {missing}")
+            topic_sinks = {sink: TopicSink(topic, encoders[sink]) for sink, topic in topics.items()}
         return JobRun(
-            job=entry.build(self.settings, self.clock),
+            job=job,
             group_id=group_id or self.group_id(name),
             log=self.log,
             store=self.checkpoint,
@@ -150,6 +170,8 @@ class Pipeline:
             retry_delays_s=self.settings.retry.topic_delays_s,
             telemetry=self.telemetry,
             sample_interval_s=self.settings.metrics.sample_interval_s,
+            topic_sinks=topic_sinks,
+            member_id=worker.instance_id or self.worker_id,
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -297,12 +319,15 @@ async def bootstrap(
     migrate: bool = False,
     require_schema: bool = False,
     metrics: bool = False,
+    database: bool = True,
 ) -> Pipeline:
     """Wire a Pipeline from `settings`; any argument given replaces the adapter it names
     (and is closed with the pipeline). With `migrate`, the database schema is upgraded to
     the latest revision first; with `require_schema`, a database not at the latest revision
     is a ConfigurationError that says to run `pipeline db upgrade`. Metrics are kept
-    (Prometheus) when `settings.metrics.port` is set, or with `metrics` (the API's)."""
+    (Prometheus) when `settings.metrics.port` is set, or with `metrics` (the API's). Without
+    `database` the process opens no database (a worker of a job under Kafka authority needs
+    none): the store is the embedded in-memory one."""
     container = Container(settings=settings)
     container.metrics.override(providers.Object(metrics))
     if log is not None:
@@ -311,6 +336,8 @@ async def bootstrap(
         container.registry.override(providers.Object(registry))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    if store is None and not database:
+        store = InMemorySensorStore()
     if store is None:
         store = await _sql_store(settings, migrate=migrate, require_schema=require_schema)
     container.store.override(providers.Resource(_owned_store, store))

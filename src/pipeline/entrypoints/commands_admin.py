@@ -56,7 +56,7 @@ async def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     for job in described:
         print(f"{job['job']}: {job['summary']}")
-        for key in ("sources", "steps", "state", "sinks", "guarantee"):
+        for key in ("sources", "steps", "state", "sinks", "authority", "guarantee"):
             value = job[key]
             if isinstance(value, dict):
                 value = ", ".join(f"{k} ({v})" for k, v in value.items())

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from pipeline.adapters.avro import aggregate_codec
+from pipeline.adapters.clock import SystemClock
+from pipeline.application.kafka_authority import RowEncoder, sink_topics
 from pipeline.application.ports import Clock, Codec
+from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
+from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
 from pipeline.streams import Job
 
@@ -30,8 +35,15 @@ class JobEntry:
     build: Callable[[Settings, Clock], Job]
     codecs: Callable[[Pipeline], Mapping[str, Codec[Any]]]
     on_events: Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]] | None = None
+    encoders: Callable[[Pipeline], Mapping[str, RowEncoder]] | None = None
+    """For a job whose sinks are topics: how each sink's rows become records."""
     guarantee: str
     """How the job's outputs survive failures (shown by `pipeline jobs`)."""
+
+    def authority(self, settings: Settings) -> str:
+        """What commits the job's batches: `kafka` (a transaction) when its sinks are
+        topics, else `database`."""
+        return "kafka" if sink_topics(self.build(settings, SystemClock())) else "database"
 
 
 def _sensor_job(settings: Settings, clock: Clock) -> Job:
@@ -45,6 +57,29 @@ def _sensor_job(settings: Settings, clock: Clock) -> Job:
         ),
         clock,
     )
+
+
+def _sensor_aggregates_job(settings: Settings, clock: Clock) -> Job:
+    return sensor_aggregates_job(
+        SensorAggregatesConfig(
+            topic=settings.topics.sensor_readings,
+            output_topic=settings.topics.sensor_aggregates,
+            max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
+            window_grace=timedelta(seconds=settings.worker.sensor_aggregates_grace_s),
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        ),
+        clock,
+    )
+
+
+def _aggregate_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
+    codec = aggregate_codec(pipeline.registry, pipeline.settings.topics.sensor_aggregates)
+
+    async def encode(row: WindowAggregate) -> tuple[bytes | None, bytes | None]:
+        # Keyed like the readings: a sensor's aggregates land in its readings' partition.
+        return row.sensor_id.encode(), await codec.encode(row)
+
+    return {"aggregates": encode}
 
 
 def _relay_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
@@ -70,11 +105,23 @@ JOBS: dict[str, JobEntry] = {
             "alerts leave through an outbox (at least once, deduplicated by alert id)"
         ),
     ),
+    "sensor-aggregates": JobEntry(
+        name="sensor-aggregates",
+        summary="IoT readings → final one-minute statistics per sensor, on a topic",
+        build=_sensor_aggregates_job,
+        codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
+        encoders=_aggregate_encoders,
+        guarantee=(
+            "Kafka transaction: aggregates, window state (changelog) and offsets commit "
+            "together; read_committed consumers see each sensor-minute exactly once"
+        ),
+    ),
 }
 
 
 def describe(entry: JobEntry, job: Job) -> dict[str, object]:
-    """What `pipeline jobs` shows of a job: sources, steps, state, sinks, guarantee."""
+    """What `pipeline jobs` shows of a job: sources, steps, state, sinks, authority (what
+    commits a batch: a database or a Kafka transaction), guarantee."""
     plan = job.plan()
     return {
         "job": entry.name,
@@ -85,5 +132,6 @@ def describe(entry: JobEntry, job: Job) -> dict[str, object]:
         "sinks": {
             name: sink.description or sink.value.__name__ for name, sink in job.sinks.items()
         },
+        "authority": "kafka" if sink_topics(job) is not None else "database",
         "guarantee": entry.guarantee,
     }

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import EventConsumer, Record, TopicPartition
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
@@ -79,6 +80,7 @@ class ReplayRange:
 
     def __init__(self, reader: EventConsumer, plan: ReplayPlan) -> None:
         self._reader = reader
+        self._stop = plan.stop
         self._pending = {tp: stop for tp, stop in plan.stop.items() if plan.start[tp] < stop}
 
     async def poll(self, max_records: int, timeout: float) -> list[Record]:
@@ -111,6 +113,14 @@ class ReplayRange:
             return 0
         return await self._reader.lag()
 
+    async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Move the reader; a partition moved back below its stop is read again up to it."""
+        await self._reader.seek(offsets)
+        for tp, offset in offsets.items():
+            stop = self._stop.get(tp)
+            if stop is not None and offset < stop:
+                self._pending[tp] = stop
+
     async def pause(self) -> None:
         """Pause the reader."""
         await self._reader.pause()
@@ -134,14 +144,22 @@ async def replay_job(
 ) -> WorkerStats:
     """Re-run job `name` over `plan` as consumer group `group_id` (its state starts empty
     unless the group has some). Sinks are idempotent, so rows already stored stay as they
-    are. A window that was already open where the replay starts in a partition would be
-    computed from part of its records: such windows are not written (their rows keep what
-    the job computed from all of them); replay from an earlier offset to rebuild them."""
+    are; a job whose sinks are topics is refused (ConfigurationError). A window that was
+    already open where the replay starts in a partition would be computed from part of its
+    records: such windows are not written (their rows keep what the job computed from all
+    of them); replay from an earlier offset to rebuild them."""
     stats = WorkerStats()
-    if plan.total == 0:
-        return stats
     entry = pipeline.job(name)
     run = pipeline.job_run(name, group_id=group_id)
+    if run.topic_sinks is not None:
+        raise ConfigurationError(
+            f"job {name!r} writes to Kafka topics: a replay would write its outputs again as "
+            "new records, which their readers cannot tell from the first ones. To compute "
+            "them again, run `pipeline-worker` with a new --group-id (its state starts "
+            "empty), or reset the group's offsets with the workers stopped"
+        )
+    if plan.total == 0:
+        return stats
     on_events = entry.on_events(pipeline) if entry.on_events is not None else None
     handler = JobHandler(
         job=run.job,

@@ -169,6 +169,8 @@ class TopicSettings(BaseModel):
     """Authorisations and chargebacks of transactions, keyed by account id."""
     social_engagement: str = "social-engagement"
     """Likes and shares of posts, keyed by post id."""
+    sensor_aggregates: str = "sensor-aggregates-1m"
+    """Output of the `sensor-aggregates` job (as many partitions as the readings topic)."""
     sensor_readings_partitions: int = 6
     """Partitions of the readings topic; readings are keyed by sensor id."""
     default_partitions: int = 3
@@ -205,6 +207,9 @@ class WorkerSettings(BaseModel):
     sensor_window_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 3600.0
     """How long after its minute a sensor's one-minute window still takes readings (by the
     partition's watermark); later readings are stored but go to the late topic instead."""
+    sensor_aggregates_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    """How long after its minute the `sensor-aggregates` job's window still takes readings
+    before it closes and its one final record is written to the aggregates topic."""
     instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
     (a StatefulSet pod, a systemd unit): restarted under the same id within the session

@@ -14,6 +14,7 @@ import structlog
 
 from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
 from pipeline.adapters.telemetry.server import serving_metrics
+from pipeline.application.errors import ProducerFenced
 from pipeline.application.runtime.runner import run_job
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.arguments import port
@@ -113,7 +114,8 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         settings = with_metrics_port(settings, args.metrics_port)
     stop = asyncio.Event()
     install_stop_handlers(stop)
-    pipeline = await bootstrap(settings, require_schema=True)
+    database = JOBS[args.name].authority(settings) == "database"
+    pipeline = await bootstrap(settings, require_schema=True, database=database)
     tune_gc_for_streaming()
     try:
         group = args.group_id or pipeline.group_id(args.name)
@@ -133,6 +135,15 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
                 stop=stop,
                 until_caught_up=args.until_caught_up,
             )
+    except ProducerFenced as error:
+        # A zombie: the newer instance has this member's transactions; stopping is all
+        # that is left (the caller prints this one line and exits 1).
+        member = settings.worker.instance_id or pipeline.worker_id
+        raise ProducerFenced(
+            f"job {args.name!r} stopped: another worker runs as member {member!r} of group "
+            f"{group!r} and fenced this one (each live worker needs its own "
+            f"PIPELINE_WORKER__INSTANCE_ID): {error}"
+        ) from error
     finally:
         await pipeline.aclose()
     summary = stats_summary(stats)

@@ -46,11 +46,14 @@ class JobDefinitionError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Sink(Generic[V]):
     """A named destination of a job's values, bound to an adapter by the runtime (a table, a
-    topic, a time-series measurement). `guarantee` states how a write survives a retry."""
+    topic, a time-series measurement). A sink with a `topic` is that Kafka topic: a job
+    whose sinks are all topics runs under Kafka authority (each batch one Kafka
+    transaction); one whose sinks are none runs under database authority."""
 
     name: str
     value: type[V]
     description: str = ""
+    topic: str | None = None
 
 
 @dataclass(eq=False)

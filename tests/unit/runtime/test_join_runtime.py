@@ -4,45 +4,18 @@ null record is a tombstone, and topics a join reads together must be co-partitio
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any
 
 import pytest
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
-from pipeline.application.errors import ConfigurationError, MalformedPayload
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.ports import TopicSpec
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
 from tests.unit.runtime.jobs import ListSink
-from tests.unit.streams.join_jobs import T0, Account, Order, at, orders_with_accounts
-
-
-class JsonCodec:
-    """JSON objects of one dataclass on the wire."""
-
-    def __init__(self, kind: type[Any]) -> None:
-        self._kind = kind
-
-    async def encode(self, value: Any) -> bytes:
-        data = asdict(value)
-        return json.dumps({k: v.isoformat() if k == "at" else v for k, v in data.items()}).encode()
-
-    async def decode_many(self, payloads: Sequence[bytes | None]) -> list[Any]:
-        out: list[Any] = []
-        for payload in payloads:
-            try:
-                data = json.loads(payload or b"")
-                if "at" in data:
-                    data["at"] = T0.fromisoformat(data["at"])
-                out.append(self._kind(**data))
-            except (ValueError, TypeError) as error:
-                out.append(MalformedPayload(str(error)))
-        return out
+from tests.unit.streams.join_jobs import T0, Account, JsonCodec, Order, at, orders_with_accounts
 
 
 async def world(partitions: dict[str, int]) -> tuple[InMemoryEventLog, ListSink, JobRun]:

@@ -3,9 +3,13 @@ orders joined with payments within an interval of event time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pipeline.application.errors import MalformedPayload
 from pipeline.streams import Job, JoinedStream, Sink
 from pipeline.streams.job import JoinHow
 
@@ -36,6 +40,29 @@ class Payment:
     id: str
     account: str
     at: datetime
+
+
+class JsonCodec:
+    """JSON objects of one dataclass on the wire."""
+
+    def __init__(self, kind: type[Any]) -> None:
+        self._kind = kind
+
+    async def encode(self, value: Any) -> bytes:
+        data = asdict(value)
+        return json.dumps({k: v.isoformat() if k == "at" else v for k, v in data.items()}).encode()
+
+    async def decode_many(self, payloads: Sequence[bytes | None]) -> list[Any]:
+        out: list[Any] = []
+        for payload in payloads:
+            try:
+                data = json.loads(payload or b"")
+                if "at" in data:
+                    data["at"] = T0.fromisoformat(data["at"])
+                out.append(self._kind(**data))
+            except (ValueError, TypeError) as error:
+                out.append(MalformedPayload(str(error)))
+        return out
 
 
 ENRICHED = Sink("enriched", tuple)

@@ -1,5 +1,6 @@
 """Avro on the wire: the event schemas, their mappings and the Confluent wire-format codec."""
 
+from pipeline.adapters.avro.aggregates import aggregate_codec
 from pipeline.adapters.avro.codec import AvroCodec, value_subject
 from pipeline.adapters.avro.compatibility import compatibility_problem, read_problem
 from pipeline.adapters.avro.factories import (
@@ -19,6 +20,7 @@ from pipeline.adapters.avro.schemas import (
     PAYMENT_OUTCOME,
     POST,
     POST_V1,
+    SENSOR_AGGREGATE,
     SENSOR_READING,
     SENSOR_READING_V2,
     SENSOR_READING_VERSIONS,
@@ -37,6 +39,7 @@ __all__ = [
     "PAYMENT_OUTCOME",
     "POST",
     "POST_V1",
+    "SENSOR_AGGREGATE",
     "SENSOR_READING",
     "SENSOR_READING_V2",
     "SENSOR_READING_VERSIONS",
@@ -45,6 +48,7 @@ __all__ = [
     "TRANSACTION_V1",
     "AvroCodec",
     "account_profile_codec",
+    "aggregate_codec",
     "alert_codec",
     "canonical_form",
     "compatibility_problem",

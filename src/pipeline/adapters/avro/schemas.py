@@ -33,6 +33,7 @@ POST = "post.v2.avsc"
 ACCOUNT_PROFILE = "account_profile.v1.avsc"
 PAYMENT_OUTCOME = "payment_outcome.v1.avsc"
 ENGAGEMENT = "engagement.v1.avsc"
+SENSOR_AGGREGATE = "sensor_aggregate.v1.avsc"
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 

@@ -102,6 +102,38 @@ class KafkaConsumerBase:
         self._paused = False
         await self._submit(self._pause_resume, False)
 
+    async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Read the given assigned partitions on from the given offsets; records of them
+        fetched before (carried or in librdkafka's queues) are dropped. Partitions not
+        assigned, or still waiting for their start offsets, are left alone."""
+        if self._closed:
+            return
+        wanted = {tp: o for tp, o in offsets.items() if tp in self._assigned - self._held}
+        if not wanted:
+            return
+        await self._submit(self._seek, wanted)
+        self._carry = [r for r in self._carry if r.topic_partition not in wanted]
+
+    def _seek(self, offsets: dict[TopicPartition, int]) -> None:
+        """Worker thread. Re-assigning (rather than `Consumer.seek`, which fails on a
+        partition whose fetcher has not started yet) starts each partition's fetch afresh at
+        exactly its offset; messages fetched under the old assignment are discarded."""
+        offsets = {tp: o for tp, o in offsets.items() if tp in self._assigned}
+        if not offsets:
+            return
+        plain = [KafkaTopicPartition(tp.topic, tp.partition) for tp in offsets]
+        placed = kafka_partitions(offsets)
+        try:
+            self._consumer.incremental_unassign(plain)
+            self._consumer.incremental_assign(placed)
+            if self._paused:
+                self._consumer.pause(placed)
+            else:
+                self._consumer.resume(placed)
+        except KafkaException as exc:
+            raise translate(exc, f"{self._description} cannot seek") from exc
+        self._starts.update(offsets)
+
     def _pause_resume(self, pause: bool) -> None:
         """Worker thread: (un)pause the partitions assigned now."""
         readable = self._assigned if pause else self._assigned - self._held

@@ -65,6 +65,13 @@ class _InMemoryConsumerBase:
             total += max(0, self._state.end_offset(tp) - position)
         return total
 
+    async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Read the given assigned partitions on from the given offsets (out of range: from
+        the beginning, as Kafka's `auto.offset.reset=earliest`); nothing is buffered here."""
+        for tp, offset in offsets.items():
+            if tp in self._positions:
+                self._positions[tp] = self._state.start_offset(tp, offset)
+
     async def pause(self) -> None:
         """Return no records, from any partition, until `resume`; positions stay put."""
         self._paused = True

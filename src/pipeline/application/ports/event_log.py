@@ -33,6 +33,12 @@ class EventConsumer(Protocol):
         """Records left to read in the assigned partitions (high watermark − position)."""
         ...
 
+    async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Read the given assigned partitions on from the given offsets: the next records
+        returned from each start at its offset, and records of it fetched before (not yet
+        returned) are dropped. Partitions not assigned are ignored; pausing is kept."""
+        ...
+
     async def pause(self) -> None:
         """Stop returning records from every assigned partition, and from any partition
         assigned while paused, until `resume`. Polls still wait their timeout and keep the

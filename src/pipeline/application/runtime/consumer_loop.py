@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
-from pipeline.application.errors import ConfigurationError, TransientError
+from pipeline.application.errors import ConfigurationError, Fenced, ProducerFenced, TransientError
 from pipeline.application.ports.event_log import EventConsumer
-from pipeline.application.ports.records import Record
+from pipeline.application.ports.records import Record, TopicPartition
 from pipeline.application.ports.telemetry import WorkerTelemetry
 from pipeline.application.runtime.in_place_retry import InPlaceRetry
 from pipeline.application.runtime.pausing import PausedWait
@@ -63,6 +63,15 @@ class BatchHandler(Protocol[P]):
         ...
 
 
+class Resyncer(Protocol):
+    """What a handler whose checkpoint can refuse a batch (`Fenced`) does next."""
+
+    async def resync(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """Restore the state of `partitions` from the checkpoint; the offsets to read them
+        again from (those the checkpoint last committed)."""
+        ...
+
+
 AfterBatch = Callable[[BatchReport], Awaitable[None]]
 
 
@@ -79,7 +88,14 @@ class ConsumerWorker(Generic[P]):
     the member keeps polling (and its partitions) however long the dependency is away. With
     a `diverter`, once the `retry.attempts` budget is spent while the dependency is healthy
     (the failure is the batch's own: deadlock, timeout), the batch is diverted instead.
-    With `not_before`, a batch waits (paused) until the time it names."""
+    With `not_before`, a batch waits (paused) until the time it names.
+
+    With a `resyncer`, a batch the checkpoint refuses because the group moved on (`Fenced`)
+    is dropped with the batch prepared after it: the resyncer restores the state of the
+    assigned partitions, the consumer seeks back to the offsets it names, and the loop reads
+    on from there. `ProducerFenced` (another live instance took over) always propagates.
+    Without `commit_to_group`, offsets are not committed to the group after a batch (the
+    checkpoint commits them itself)."""
 
     def __init__(
         self,
@@ -96,6 +112,8 @@ class ConsumerWorker(Generic[P]):
         diverter: Diverter | None = None,
         not_before: NotBefore | None = None,
         telemetry: WorkerTelemetry = NULL_WORKER_TELEMETRY,
+        resyncer: Resyncer | None = None,
+        commit_to_group: bool = True,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
@@ -109,6 +127,10 @@ class ConsumerWorker(Generic[P]):
         self._diverter = diverter
         self._not_before = not_before
         self.telemetry = telemetry
+        self._resyncer = resyncer
+        self._commit_to_group = commit_to_group
+        self._rewinds = 0
+        """Times the consumer was sought back after a fenced batch."""
         self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P] | None = None
         self._paused = PausedWait(
             consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
@@ -167,6 +189,7 @@ class ConsumerWorker(Generic[P]):
                     if self.stop.is_set():
                         return  # not handled, not committed: read again next time
             prepared: P | None
+            rewinds = self._rewinds
             if records:
                 started = time.perf_counter()
                 prepared = await self._retrying(self._handler.prepare, records)
@@ -174,6 +197,8 @@ class ConsumerWorker(Generic[P]):
             else:
                 prepared = await self._retrying(self._idle, None)
             await self._finish_in_flight()
+            if self._rewinds != rewinds:
+                continue  # prepared past a fenced batch: its records are read again
             if prepared is not None:
                 task = asyncio.create_task(self._applied(prepared))
                 self._in_flight = (task, records, prepared)
@@ -219,22 +244,30 @@ class ConsumerWorker(Generic[P]):
             return
         task, records, prepared = self._in_flight
         try:
-            report = await task
-        except TransientError as error:
-            # Retried here in the main loop, not in the task, so nothing else polls while
-            # this does; should it give up, the batch is not committed.
+            try:
+                report = await task
+            except TransientError as error:
+                # Retried here in the main loop, not in the task, so nothing else polls while
+                # this does; should it give up, the batch is not committed.
+                self._in_flight = None
+                report = await self._retry_paused(records, prepared, error)
+        except Fenced as error:
             self._in_flight = None
-            report = await self._retry_paused(records, prepared, error)
+            if self._resyncer is None or isinstance(error, ProducerFenced):
+                raise
+            await self._rewind(error, len(records))
+            return
         self._in_flight = None
         self.stats.add(report, records)
         self.telemetry.batch_committed(report, records)
         # The batch is durable with its offsets in the store, the source of truth on
         # assignment. The group commit only keeps Kafka's view of the lag true for tools,
         # and the alert relay retries on the next batch: neither failing may stop the worker.
-        try:
-            await self._consumer.commit(report.next_offsets)
-        except PipelineError as error:
-            log.warning("group offset commit failed", error=str(error))
+        if self._commit_to_group:
+            try:
+                await self._consumer.commit(report.next_offsets)
+            except PipelineError as error:
+                log.warning("group offset commit failed", error=str(error))
         for rejection in report.dead_lettered:
             log.warning(
                 "record dead-lettered",
@@ -251,6 +284,25 @@ class ConsumerWorker(Generic[P]):
                 raise  # e.g. an ACL refusing the alerts topic: no retry can fix it
             except PipelineError as error:
                 log.warning("after-batch step failed; it is retried", error=str(error))
+
+    async def _rewind(self, error: Fenced, records: int) -> None:
+        """The checkpoint refused a batch: restore the state, read again from what it holds."""
+        offsets = await self._retrying(self._seek_back, None)
+        self._paused.carry.clear()
+        self._rewinds += 1
+        self.stats.skipped += records
+        log.warning(
+            "batch fenced: the group moved on; state restored, reading again from the "
+            "committed offsets",
+            error=str(error),
+            partitions={f"{tp.topic}[{tp.partition}]": o for tp, o in sorted(offsets.items())},
+        )
+
+    async def _seek_back(self, _: None) -> dict[TopicPartition, int]:
+        assert self._resyncer is not None
+        offsets = await self._resyncer.resync(self._consumer.assignment())
+        await self._consumer.seek(offsets)
+        return offsets
 
     async def _retry_paused(
         self, records: list[Record], prepared: P, error: TransientError

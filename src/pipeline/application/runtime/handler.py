@@ -12,12 +12,17 @@ further), and when a batch was diverted to a retry topic instead of committed (i
 must not stay counted). Each restore starts a new *epoch*; a batch prepared in an older one
 is prepared again before it is applied, so it never commits results computed on state that
 was rolled back.
+
+Under Kafka authority (`kafka_authority`, the store a Kafka-transaction checkpoint) the
+batch's dead letters ride in its transaction instead of being published first, rows a
+commit fails on are not bisected (a half written to a topic would be written again), and a
+batch the group refused (`Fenced`) leads to `resync`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,9 +76,11 @@ class JobHandler:
         worker_id: str,
         retries: RetryRouter | None = None,
         partial_windows: set[int] | None = None,
+        kafka_authority: bool = False,
     ) -> None:
         """`partial_windows`: partitions a replay reads from the middle of their log (see
-        `Task`)."""
+        `Task`); `kafka_authority`: `store` commits each batch as a Kafka transaction (see
+        the module doc)."""
         missing = sorted((set(job.sources) | set(job.tables)) - set(codecs))
         if missing:
             raise ValueError(f"job {job.name!r}: no codec for topics {missing}")
@@ -86,6 +93,7 @@ class JobHandler:
         self._clock = clock
         self._worker_id = worker_id
         self._retries = retries
+        self._kafka_authority = kafka_authority
         self.task = Task(job.plan(), partial=partial_windows or ())
         self._epoch = 0
         self._position: dict[TopicPartition, int] = {}
@@ -106,6 +114,19 @@ class JobHandler:
                 self._position[tp] = stored[tp]
             self._floor.pop(tp, None)
         return stored
+
+    async def resync(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """After a batch the checkpoint refused (`Fenced`): restore the state of the
+        `partitions` still assigned; the offsets to read them again from, those the
+        checkpoint holds (0, the beginning, where it holds none, as on assignment)."""
+        stored = await self._store.stored_offsets(self.group_id, list(partitions))
+        await self._restore({tp.partition for tp in partitions})
+        offsets = {tp: stored.get(tp, 0) for tp in partitions}
+        for tp, offset in offsets.items():
+            self._position[tp] = offset
+            self._floor.pop(tp, None)
+        self._applying = None
+        return offsets
 
     async def _restore(self, parts: set[int]) -> None:
         if not parts:
@@ -276,7 +297,9 @@ class JobHandler:
             committed = await self._store.commit(batch)
         except NOT_THE_RECORDS_FAULT:
             raise
-        except Exception as error:  # noqa: BLE001 - anything a row triggers is isolated
+        except Exception as error:  # anything a row triggers is isolated
+            if self._kafka_authority:
+                raise  # a topic sink is not idempotent: halves would be written twice
             batch, isolation = await isolate_poison(self._store, batch, error)
             refused = [
                 self._dead_letter(p.origin, p.error, self._clock.now())
@@ -321,7 +344,7 @@ class JobHandler:
         if prepared.published or self._log is None:
             return
         letters = prepared.checkpoint.dead_letters
-        if letters and self._publisher is not None:
+        if letters and self._publisher is not None and not self._kafka_authority:
             await self._publisher.publish(letters)
         for record, step, watermark in prepared.late:
             original = as_originally_read(record)

@@ -8,18 +8,32 @@ and `stats`; should one fail, the others are stopped and the error raised. With
 (a retry level with nothing to read is skipped), and again while a retry level forwarded
 records back. Each group reports to its own `WorkerTelemetry`; with telemetry enabled, a
 `Sampler` reports every group's lag and the job's state every `sample_interval_s`.
+
+A job whose sinks are topics (`JobRun.topic_sinks`) runs under Kafka authority: each batch
+is one transaction of a transactional producer bound to the job's consumer (outputs,
+changelog entries, dead letters, offsets), its state is restored from the changelog topics
+on assignment, and a batch the group refused (`Fenced`) rewinds the consumer to the group's
+committed offsets with the state restored. Its only dependencies are Kafka and the
+registry, so a batch failing transiently is retried in place, paused, until they answer:
+there are no retry topics (they exist for batches that fail while the database answers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.application.errors import ConfigurationError
+from pipeline.application.kafka_authority import (
+    TopicSink,
+    TransactionalCheckpoint,
+    TransactionalLog,
+)
 from pipeline.application.lag import consumer_lag
 from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.event_log import EventLog
@@ -61,6 +75,12 @@ class JobRun:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     sample_interval_s: float = 5.0
     """How often lag and state are sampled for `telemetry` (when it is enabled)."""
+    topic_sinks: Mapping[str, TopicSink] | None = None
+    """Under Kafka authority: the topic and encoder of each of the job's sinks (`store` is
+    then unused); None under database authority."""
+    member_id: str = ""
+    """Under Kafka authority: this worker's member id in the group, unique among its live
+    members and the same when it restarts (transactional.id `<group>-<member id>`)."""
 
 
 async def run_job(
@@ -78,6 +98,7 @@ async def run_job(
     stats = stats or WorkerStats()
     events_lock = asyncio.Lock()
     sampler = Sampler(log_=run.log, store=run.store, interval=run.sample_interval_s)
+    opened: list[TransactionalCheckpoint] = []
 
     async def after_batch(report: BatchReport) -> None:
         if report.events and on_events is not None:
@@ -86,8 +107,18 @@ async def run_job(
         if on_batch is not None:
             on_batch(stats)
 
-    def main_worker() -> ConsumerWorker[Any]:
+    async def main_worker() -> ConsumerWorker[Any]:
         telemetry = run.telemetry.worker(job=run.job.name, forwarder=False)
+        if run.topic_sinks is not None:
+            return await _transactional_worker(
+                run,
+                opened,
+                stop=stop,
+                until_caught_up=until_caught_up,
+                stats=stats,
+                after_batch=after_batch,
+                telemetry=telemetry,
+            )
         handler = JobHandler(
             job=run.job,
             group_id=run.group_id,
@@ -156,6 +187,7 @@ async def run_job(
             run,
             main_worker,
             retry_worker,
+            opened,
             stop=stop,
             until_caught_up=until_caught_up,
             stats=stats,
@@ -169,8 +201,9 @@ async def run_job(
 
 async def _run_workers(
     run: JobRun,
-    main_worker: Callable[[], ConsumerWorker[Any]],
+    main_worker: Callable[[], Awaitable[ConsumerWorker[Any]]],
     retry_worker: Callable[[str, str], ConsumerWorker[Any]],
+    opened: list[TransactionalCheckpoint],
     *,
     stop: asyncio.Event,
     until_caught_up: bool,
@@ -180,31 +213,115 @@ async def _run_workers(
         (f"{run.group_id}.retry.{level}", retry_topic(source, level))
         for source in run.job.sources
         for level in range(1, len(run.retry_delays_s) + 1)
+        if run.topic_sinks is None
     ]
-    if until_caught_up:
-        # Until nothing is left anywhere: what a retry level forwards back is the job's to
-        # handle again, and may come back to a retry level once more.
-        while True:
-            await main_worker().run()
-            forwarded = False
-            for group, topic in levels:
-                if not stop.is_set() and await consumer_lag(run.log, run.store, topic, group) > 0:
+    try:
+        if until_caught_up:
+            # Until nothing is left anywhere: what a retry level forwards back is the job's
+            # to handle again, and may come back to a retry level once more.
+            while True:
+                await (await main_worker()).run()
+                forwarded = False
+                for group, topic in levels:
+                    if stop.is_set() or not await consumer_lag(run.log, run.store, topic, group):
+                        continue
                     await retry_worker(group, topic).run()
                     forwarded = True
-            if not forwarded or stop.is_set():
-                return stats
-    workers = [main_worker(), *(retry_worker(g, t) for g, t in levels)]
-    tasks = [asyncio.create_task(w.run()) for w in workers]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if not forwarded or stop.is_set():
+                    return stats
+        workers = [await main_worker(), *(retry_worker(g, t) for g, t in levels)]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # One ended: stop was set, or it failed and the others must stop with it.
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return stats
     finally:
-        # One ended: stop was set, or it failed and the others must stop with it.
-        stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return stats
+        for checkpoint in opened:
+            await checkpoint.close()
+
+
+async def _transactional_worker(
+    run: JobRun,
+    opened: list[TransactionalCheckpoint],
+    *,
+    stop: asyncio.Event,
+    until_caught_up: bool,
+    stats: WorkerStats,
+    after_batch: Callable[[BatchReport], Awaitable[None]],
+    telemetry: WorkerTelemetry,
+) -> ConsumerWorker[Any]:
+    """The job's worker under Kafka authority (see the module doc); its checkpoint is
+    added to `opened`, for the caller to close."""
+    handler: JobHandler | None = None
+
+    async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        assert handler is not None  # set before the consumer's first poll
+        started = time.perf_counter()
+        stored = await handler.resolve(partitions)
+        telemetry.restored(time.perf_counter() - started)
+        if stored:
+            await check_within_log(run.log, run.group_id, stored)
+        return stored
+
+    topics = [*run.job.sources, *run.job.tables]
+    consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+    checkpoint = await _transactional_checkpoint(run, consumer)
+    opened.append(checkpoint)
+    handler = JobHandler(
+        job=run.job,
+        group_id=run.group_id,
+        codecs=run.codecs,
+        store=checkpoint,
+        log_=run.log,
+        clock=run.clock,
+        worker_id=run.worker_id,
+        kafka_authority=True,
+    )
+    return ConsumerWorker(
+        consumer=consumer,
+        handler=handler,
+        batch_size=run.batch_size,
+        batch_timeout=run.batch_timeout,
+        stop=stop,
+        until_caught_up=until_caught_up,
+        after_batch=after_batch,
+        # Kafka and the registry are all it waits for: in place, for as long as it takes.
+        retry=dataclasses.replace(run.retry, attempts=None),
+        stats=stats,
+        resyncer=handler,
+        commit_to_group=False,  # the transaction commits the offsets
+        telemetry=telemetry,
+    )
+
+
+async def _transactional_checkpoint(run: JobRun, consumer: Any) -> TransactionalCheckpoint:
+    """The Kafka-authority checkpoint of the job's consumer, started: older instances of
+    this member fenced, changelog topics created, output topics checked."""
+    log, sinks = run.log, run.topic_sinks
+    assert sinks is not None
+    if not isinstance(log, TransactionalLog):
+        raise ConfigurationError(
+            f"job {run.job.name!r} writes to topics under Kafka authority; "
+            f"{type(log).__name__} has no transactions"
+        )
+    if not run.member_id:
+        raise ConfigurationError(f"job {run.job.name!r} needs a member id under Kafka authority")
+    checkpoint = log.transactional_checkpoint(
+        consumer, member_id=run.member_id, sinks=sinks, steps=run.job.plan().stateful_steps
+    )
+    try:
+        await checkpoint.start()
+    except BaseException:
+        await checkpoint.close()
+        await consumer.close()
+        raise
+    return checkpoint
 
 
 def _worker(

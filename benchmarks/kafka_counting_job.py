@@ -1,5 +1,7 @@
-"""A small Kafka-to-Kafka job under Kafka authority, run as a process by the exactly-once
-crash test and the state-restore benchmark.
+"""The load profile of `kafka_state_restore.py`: a Kafka-to-Kafka loop calling the
+Kafka-authority checkpoint directly, so that the benchmark times the checkpoint's restore
+path (`stored_offsets`, `load_state`, unpickling) alone. Jobs run under Kafka authority
+through `pipeline-worker <job>`; this is not how to write one.
 
 It reads the source topic in batches; each record becomes one output record keyed like it,
 valued `<input value>|<n>`, where n counts the records of that key so far (keyed state,
@@ -10,7 +12,7 @@ read) and resumes from the group's committed offsets. It prints JSON
 lines on stdout: `{"event": "restored", ...}` per assignment, `{"event": "committed", ...}`
 for the first batch committed. SIGTERM stops it after the batch in flight.
 
-    python -m tests.kafka_eos_job --bootstrap HOST:PORT --source S --output O --group G \
+    python benchmarks/kafka_counting_job.py --bootstrap HOST:PORT --source S --output O --group G \
         --member M [--batch 100] [--static]
 """
 
