@@ -4,7 +4,8 @@
     uv run python benchmarks/kafka_state_restore.py --keys 1000000
 
 1. Writes a state of `--keys` keys (step "count" of benchmarks/kafka_counting_job.py,
-   spread over `--partitions` partitions) to its changelog topic through `KafkaTransactionalCheckpoint`,
+   spread over `--partitions` partitions) to its changelog topic through
+   `KafkaTransactionalCheckpoint`,
    in transactions of 100,000 entries.
 2. Starts the job (static group membership, member `job-1`): it restores that state and
    processes a stream of records on keys of the state, committing every batch.
