@@ -62,7 +62,7 @@ async def bench(keys: int) -> None:
                 )
             written = time.perf_counter() - started
             clock = ManualClock(T0 + timedelta(minutes=5))
-            job = sensor_job(SensorJobConfig(topic="readings"), clock)
+            job = sensor_job(SensorJobConfig(topic="readings"))
 
             started = time.perf_counter()
             state = await store.load_state("bench", list(range(PARTS)))

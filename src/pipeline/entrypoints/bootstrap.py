@@ -115,7 +115,7 @@ class Pipeline:
         entry = self.job(name)
         worker = self.settings.worker
         return JobRun(
-            job=entry.build(self.settings, self.clock),
+            job=entry.build(self.settings),
             group_id=group_id or self.group_id(name),
             log=self.log,
             store=self.checkpoint,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.application.ports import Clock, Codec
+from pipeline.application.ports import Codec
 from pipeline.entrypoints.settings import Settings
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
 from pipeline.streams import Job
@@ -27,14 +27,14 @@ class JobEntry:
 
     name: str
     summary: str
-    build: Callable[[Settings, Clock], Job]
+    build: Callable[[Settings], Job]
     codecs: Callable[[Pipeline], Mapping[str, Codec[Any]]]
     on_events: Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]] | None = None
     guarantee: str
     """How the job's outputs survive failures (shown by `pipeline jobs`)."""
 
 
-def _sensor_job(settings: Settings, clock: Clock) -> Job:
+def _sensor_job(settings: Settings) -> Job:
     return sensor_job(
         SensorJobConfig(
             topic=settings.topics.sensor_readings,
@@ -42,8 +42,7 @@ def _sensor_job(settings: Settings, clock: Clock) -> Job:
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
             window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
-        ),
-        clock,
+        )
     )
 
 

@@ -179,7 +179,7 @@ class Task:
         """Run a batch of records (in the order read) through the job; `now` is the wall
         clock in epoch milliseconds. A table's records are applied in that order too: the
         stream records read before one are handed on before it is applied."""
-        ctx = Context()
+        ctx = Context(now)
         per_source: dict[str, list[Item[Any, Any]]] = {}
         per_table: dict[str, list[Item[Any, Any]]] = {}
         sources = self._sources
@@ -255,7 +255,7 @@ class Task:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
         it, and windows they close are emitted."""
         self._advance_idle(now)
-        out = self._finish(Context())
+        out = self._finish(Context(now))
         self._save_watermarks(set())
         return out
 
