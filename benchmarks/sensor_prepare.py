@@ -32,6 +32,8 @@ from pipeline.application.generators.sensors import SensorFleetConfig
 from pipeline.application.ports import Codec, Record, TopicPartition
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.domain.sensors import Reading
+from pipeline.entrypoints.logging import configure_logging
+from pipeline.entrypoints.runtime import tune_gc_for_streaming
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
 
 TOPIC = "sensor-readings"
@@ -99,9 +101,11 @@ async def one_pass(
 
 
 async def main(args: argparse.Namespace) -> None:
+    configure_logging("WARNING")
     clock = SystemClock()
     codec = reading_codec(InMemorySchemaRegistry(), TOPIC)
     work = await batches(args, clock, codec)
+    tune_gc_for_streaming()  # as the worker does
     count = sum(len(b) for b in work)
     load = os.getloadavg()
     costs = [await one_pass(args, clock, codec, work) / count * 1e6 for _ in range(args.repeat)]
