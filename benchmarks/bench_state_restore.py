@@ -77,7 +77,7 @@ async def restart(url: str, run: int) -> str:
     store = PostgresCheckpointStore(create_engine(url, pool_size=2), postgres_sensor_sinks())
     try:
         clock = ManualClock(T0 + timedelta(minutes=5))
-        task = Task(sensor_job(SensorJobConfig(topic=TOPIC), clock).plan())
+        task = Task(sensor_job(SensorJobConfig(topic=TOPIC)).plan())
         state = await store.load_state("bench", list(range(PARTS)))
         loaded = time.perf_counter()
         for part in range(PARTS):

@@ -7,7 +7,6 @@ import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemorySensorStore
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
@@ -66,7 +65,7 @@ class Writes:
     def __init__(self, checkpoint: CheckpointStore, group: str = "sensors") -> None:
         self._group = group
         self._checkpoint = checkpoint
-        job = sensor_job(SensorJobConfig(topic=TOPIC, thresholds={}), ManualClock(FAR_FUTURE))
+        job = sensor_job(SensorJobConfig(topic=TOPIC, thresholds={}))
         self._task = Task(job.plan())
         self._task.assign(0, {}, to_millis(FAR_FUTURE))
         self._offset = 0

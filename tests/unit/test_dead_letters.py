@@ -215,7 +215,7 @@ class Projection:
         self, log: InMemoryEventLog | None, store: Any, clock: ManualClock, *, group: str = "g"
     ) -> None:
         self.handler = JobHandler(
-            job=sensor_job(SensorJobConfig(topic=TOPIC), clock),
+            job=sensor_job(SensorJobConfig(topic=TOPIC)),
             group_id=group,
             codecs={TOPIC: reading_codec(InMemorySchemaRegistry(), TOPIC)},
             store=store,

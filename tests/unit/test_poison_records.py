@@ -51,7 +51,7 @@ class World:
         self.store = FaultyCheckpoint(checkpoint_for(self.sensors), **faults)  # type: ignore[arg-type]
         self.codec = reading_codec(InMemorySchemaRegistry(), TOPIC)
         self.handler = JobHandler(
-            job=sensor_job(SensorJobConfig(topic=TOPIC), clock),
+            job=sensor_job(SensorJobConfig(topic=TOPIC)),
             group_id="g",
             codecs={TOPIC: self.codec},
             store=self.store,

@@ -4,7 +4,7 @@ exactly once per group (the in-memory checkpoint store; no broker)."""
 from __future__ import annotations
 
 import struct
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -55,7 +55,7 @@ class Projection:
     def __init__(self, clock: ManualClock, store: InMemorySensorStore) -> None:
         self.codec: Codec[Reading] = reading_codec(InMemorySchemaRegistry(), TOPIC)
         self.handler = JobHandler(
-            job=sensor_job(SensorJobConfig(topic=TOPIC), clock),
+            job=sensor_job(SensorJobConfig(topic=TOPIC)),
             group_id="g",
             codecs={TOPIC: self.codec},
             store=checkpoint_for(store),
@@ -127,6 +127,31 @@ async def test_undecodable_record_is_rejected_not_raised(
 
     assert [r.error_class for r in report.dead_lettered] == [error_class]
     assert report.next_offsets == {TopicPartition(TOPIC, 0): 1}
+
+
+class CountingClock(ManualClock):
+    """A manual clock that counts how often it is read."""
+
+    reads = 0
+
+    def now(self) -> datetime:
+        self.reads += 1
+        return super().now()
+
+
+async def test_the_clock_is_read_once_per_batch_not_once_per_reading(
+    store: InMemorySensorStore, clock: ManualClock
+) -> None:
+    counting = CountingClock(clock.now())
+    projection = Projection(counting, store)
+    values = [await encoded(projection, reading(clock, f"temp-{i:04d}")) for i in range(50)]
+    await projection.handler.resolve([TopicPartition(TOPIC, 0)])
+    before = counting.reads
+
+    prepared = await projection.handler.prepare([record(i, v) for i, v in enumerate(values)])
+
+    assert counting.reads - before == 1
+    assert prepared.checkpoint.dead_letters == []
 
 
 async def test_truncated_avro_is_rejected_as_malformed(

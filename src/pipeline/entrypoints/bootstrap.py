@@ -147,7 +147,7 @@ class Pipeline:
         this process's `worker_id`) of the group."""
         entry = self.job(name)
         worker = self.settings.worker
-        job = entry.build(self.settings, self.clock)
+        job = entry.build(self.settings)
         topics = sink_topics(job)
         topic_sinks = None
         if topics is not None:

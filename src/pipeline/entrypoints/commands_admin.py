@@ -8,7 +8,6 @@ import asyncio
 import json
 from typing import Any
 
-from pipeline.adapters.clock import SystemClock
 from pipeline.entrypoints.arguments import kafka_missing
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.jobs import JOBS, describe
@@ -49,8 +48,7 @@ async def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int
 
 async def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline jobs`: the registered jobs with their sources, steps, state and sinks."""
-    clock = SystemClock()
-    described = [describe(entry, entry.build(settings, clock)) for entry in JOBS.values()]
+    described = [describe(entry, entry.build(settings)) for entry in JOBS.values()]
     if args.json:
         print(json.dumps(described, indent=2))
         return EXIT_OK

@@ -129,7 +129,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = await bootstrap(settings, require_schema=True)
     status = StatusLine()
     try:
-        topics = list(pipeline.job(args.job).build(settings, pipeline.clock).sources)
+        topics = list(pipeline.job(args.job).build(settings).sources)
         starts: list[ReplayPlan] = []
         try:
             for topic in topics:

@@ -13,9 +13,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters.avro import aggregate_codec
-from pipeline.adapters.clock import SystemClock
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
-from pipeline.application.ports import Clock, Codec
+from pipeline.application.ports import Codec
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
 from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
@@ -32,7 +31,7 @@ class JobEntry:
 
     name: str
     summary: str
-    build: Callable[[Settings, Clock], Job]
+    build: Callable[[Settings], Job]
     codecs: Callable[[Pipeline], Mapping[str, Codec[Any]]]
     on_events: Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]] | None = None
     encoders: Callable[[Pipeline], Mapping[str, RowEncoder]] | None = None
@@ -43,10 +42,10 @@ class JobEntry:
     def authority(self, settings: Settings) -> str:
         """What commits the job's batches: `kafka` (a transaction) when its sinks are
         topics, else `database`."""
-        return "kafka" if sink_topics(self.build(settings, SystemClock())) else "database"
+        return "kafka" if sink_topics(self.build(settings)) else "database"
 
 
-def _sensor_job(settings: Settings, clock: Clock) -> Job:
+def _sensor_job(settings: Settings) -> Job:
     return sensor_job(
         SensorJobConfig(
             topic=settings.topics.sensor_readings,
@@ -54,12 +53,11 @@ def _sensor_job(settings: Settings, clock: Clock) -> Job:
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
             window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
-        ),
-        clock,
+        )
     )
 
 
-def _sensor_aggregates_job(settings: Settings, clock: Clock) -> Job:
+def _sensor_aggregates_job(settings: Settings) -> Job:
     return sensor_aggregates_job(
         SensorAggregatesConfig(
             topic=settings.topics.sensor_readings,
@@ -67,8 +65,7 @@ def _sensor_aggregates_job(settings: Settings, clock: Clock) -> Job:
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
             window_grace=timedelta(seconds=settings.worker.sensor_aggregates_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
-        ),
-        clock,
+        )
     )
 
 

@@ -14,9 +14,8 @@ the minute closes (by the partition's watermark, plus `window_grace`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from pipeline.application.ports import Clock
 from pipeline.domain import DEFAULT_CATALOG, DomainError, Reading, SensorCatalog, validate_reading
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 from pipeline.domain.windows import WindowAggregate
@@ -48,8 +47,9 @@ def aggregates_sink(topic: str) -> Sink[WindowAggregate]:
     )
 
 
-def sensor_aggregates_job(config: SensorAggregatesConfig, clock: Clock) -> Job:
-    """The sensor-aggregates job over `config.topic`, validating against `clock`'s time."""
+def sensor_aggregates_job(config: SensorAggregatesConfig) -> Job:
+    """The sensor-aggregates job over `config.topic`, validating against the batch's wall
+    clock."""
     job = Job(
         "sensor-aggregates",
         idle_timeout=config.idle_timeout,
@@ -57,8 +57,8 @@ def sensor_aggregates_job(config: SensorAggregatesConfig, clock: Clock) -> Job:
     )
     catalog, skew = config.catalog, config.max_clock_skew
 
-    def check(reading: Reading) -> None:
-        validate_reading(reading, now=clock.now(), catalog=catalog, max_clock_skew=skew)
+    def check(reading: Reading, now: datetime) -> None:
+        validate_reading(reading, now=now, catalog=catalog, max_clock_skew=skew)
 
     readings = job.source(
         config.topic,
@@ -66,7 +66,7 @@ def sensor_aggregates_job(config: SensorAggregatesConfig, clock: Clock) -> Job:
         key=lambda r: (r.sensor_id, r.sensor_type),
         event_time=lambda r: r.timestamp,
     )
-    valid = readings.validate(check, rejects=(DomainError,), name="reading rules")
+    valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
     (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))

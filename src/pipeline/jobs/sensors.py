@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from pipeline.application.ports import Clock
 from pipeline.domain import (
     DEFAULT_CATALOG,
     DEFAULT_THRESHOLDS,
@@ -57,8 +56,9 @@ class SensorJobConfig:
     idle_timeout: timedelta = timedelta(seconds=30)
 
 
-def sensor_job(config: SensorJobConfig, clock: Clock) -> Job:
-    """The sensors job over `config.topic`, validating against `clock`'s time."""
+def sensor_job(config: SensorJobConfig) -> Job:
+    """The sensors job over `config.topic`, validating against the wall-clock time of each
+    batch."""
     job = Job(
         "sensors",
         idle_timeout=config.idle_timeout,
@@ -66,8 +66,8 @@ def sensor_job(config: SensorJobConfig, clock: Clock) -> Job:
     )
     catalog, skew, thresholds = config.catalog, config.max_clock_skew, config.thresholds
 
-    def check(reading: Reading) -> None:
-        validate_reading(reading, now=clock.now(), catalog=catalog, max_clock_skew=skew)
+    def check(reading: Reading, now: datetime) -> None:
+        validate_reading(reading, now=now, catalog=catalog, max_clock_skew=skew)
 
     def alerts_of(reading: Reading) -> tuple[Alert, ...]:
         alert = check_thresholds(reading, thresholds)
@@ -81,7 +81,7 @@ def sensor_job(config: SensorJobConfig, clock: Clock) -> Job:
         key=lambda r: (r.sensor_id, r.sensor_type),
         event_time=lambda r: r.timestamp,
     )
-    valid = readings.validate(check, rejects=(DomainError,), name="reading rules")
+    valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
     valid.to(READINGS)
     valid.flat_map(alerts_of, name="thresholds").to(ALERTS)
     (

@@ -232,9 +232,8 @@ class Stats(Generic[V]):
         return acc
 
     def result(self, acc: RunningStats) -> StatsResult:
-        return StatsResult(
-            count=acc.count, mean=acc.mean, stddev=acc.stddev, min=acc.min, max=acc.max, m2=acc.m2
-        )
+        # Positional: one result per window and batch in updates mode.
+        return StatsResult(acc.count, acc.mean, acc.stddev, acc.min, acc.max, acc.m2)
 
 
 class Mean(Generic[V]):

@@ -96,11 +96,13 @@ class FixedWindowOperator(StatefulOperator):
 
     def finish(self, ctx: Context, watermarks: Mapping[int, int]) -> None:
         assert self.state is not None
-        result, size = self.aggregate.result, self.size
+        result = self.aggregate.result
         out: list[Item[Any, Any]] = []
         horizons = self.horizons
         for part, touched in self.touched.items():
             self.state.dirty(part).update(touched)
+        # Windows are aligned: a batch's results share a few distinct windows, built once.
+        windows: dict[int, Window] = {}
         if not self.final_only:
             for part, touched in self.touched.items():
                 entries = self.state.part(part)
@@ -109,7 +111,7 @@ class FixedWindowOperator(StatefulOperator):
                 for key, start in touched:
                     acc = entries.get((key, start))
                     if acc is not None and start >= horizon:
-                        window = Window(start, start + size)
+                        window = windows.get(start) or self._window(windows, start)
                         value = Windowed(key, window, result(acc), False)
                         out.append(Item(part, key, window.end - 1, value, None, wm))
         self.touched.clear()
@@ -135,10 +137,14 @@ class FixedWindowOperator(StatefulOperator):
                         continue
                     acc = entries.pop(skey)
                     key, start = skey
-                    window = Window(start, start + size)
+                    window = windows.get(start) or self._window(windows, start)
                     value = Windowed(key, window, result(acc), True)
                     out.append(Item(part, key, window.end - 1, value, None, wm))
         self.emit(out, ctx)
+
+    def _window(self, windows: dict[int, Window], start: int) -> Window:
+        window = windows[start] = Window(start, start + self.size)
+        return window
 
     def restored(self, part: int) -> None:
         assert self.state is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -30,8 +31,10 @@ def to_millis(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
+@lru_cache(maxsize=4096)
 def from_millis(millis: int) -> datetime:
-    """The UTC datetime `millis` milliseconds after the Unix epoch."""
+    """The UTC datetime `millis` milliseconds after the Unix epoch. Cached: windows are
+    aligned, so a batch's thousands of window results share a few distinct bounds."""
     return _EPOCH + timedelta(milliseconds=millis)
 
 

@@ -168,17 +168,42 @@ class Stream(Generic[K, V]):
         """Each value replaced by the values `fn` returns (none, one or many)."""
         return Stream(self._job, self._then("flat_map", fn=fn, name=name))
 
+    @overload
     def validate(
         self,
         check: Callable[[V], object],
         *,
+        rejects: tuple[type[BaseException], ...] = ...,
+        name: str | None = ...,
+        wall_clock: Literal[False] = ...,
+    ) -> Stream[K, V]: ...
+
+    @overload
+    def validate(
+        self,
+        check: Callable[[V, datetime], object],
+        *,
+        rejects: tuple[type[BaseException], ...] = ...,
+        name: str | None = ...,
+        wall_clock: Literal[True],
+    ) -> Stream[K, V]: ...
+
+    def validate(
+        self,
+        check: Callable[[V], object] | Callable[[V, datetime], object],
+        *,
         rejects: tuple[type[BaseException], ...] = (ValueError,),
         name: str | None = None,
+        wall_clock: bool = False,
     ) -> Stream[K, V]:
         """Values for which `check` raises one of `rejects` leave the stream as rejections
         (dead letters, classed by the error's `rule` or `error_class` attribute, else its
-        type name); any other error is a bug and propagates."""
-        return Stream(self._job, self._then("validate", fn=check, rejects=rejects, name=name))
+        type name); any other error is a bug and propagates. With `wall_clock=True`, a
+        rule that depends on the time (nothing from the future) is called `check(value,
+        now)`: `now` is the wall-clock time of the batch, read once per batch by the
+        runtime (the test driver's virtual clock), as Kafka Streams caches system time."""
+        node = self._then("validate", fn=check, rejects=rejects, wall_clock=wall_clock, name=name)
+        return Stream(self._job, node)
 
     def key_by(
         self, fn: Callable[[V], K2], *, copartitioned: bool = False, name: str | None = None

@@ -10,19 +10,22 @@ before it finishes itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from datetime import datetime
 from typing import Any
 
-from pipeline.streams.items import Item, Late, Rejection
+from pipeline.streams.items import Item, Late, Rejection, from_millis
 from pipeline.streams.job import Node
 from pipeline.streams.state import KeyedState
 
 
 class Context:
-    """What one batch produced besides the items flowing between steps."""
+    """What one batch produced besides the items flowing between steps, and the wall-clock
+    time it runs at (epoch milliseconds)."""
 
-    __slots__ = ("late", "rejected", "sinks")
+    __slots__ = ("late", "now", "rejected", "sinks")
 
-    def __init__(self) -> None:
+    def __init__(self, now: int) -> None:
+        self.now = now
         self.sinks: dict[str, list[Item[Any, Any]]] = {}
         self.rejected: list[Rejection] = []
         self.late: list[Late] = []
@@ -112,13 +115,16 @@ def rule_of(error: BaseException) -> str:
 
 class ValidateOperator(Operator):
     def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
-        check: Callable[[Any], object] = self.node.params["fn"]
-        rejects: tuple[type[BaseException], ...] = self.node.params["rejects"]
+        params = self.node.params
+        check: Callable[..., object] = params["fn"]
+        # A rule that asks for the time gets the batch's, converted once for the batch.
+        now: tuple[datetime, ...] = (from_millis(ctx.now),) if params["wall_clock"] else ()
+        rejects: tuple[type[BaseException], ...] = params["rejects"]
         step = self.node.id
         valid: list[Item[Any, Any]] = []
         for item in items:
             try:
-                check(item.value)
+                check(item.value, *now)
             except rejects as error:
                 ctx.rejected.append(Rejection(item.origin, step, rule_of(error), error))
                 continue

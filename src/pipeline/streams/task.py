@@ -179,7 +179,7 @@ class Task:
         """Run a batch of records (in the order read) through the job; `now` is the wall
         clock in epoch milliseconds. A table's records are applied in that order too: the
         stream records read before one are handed on before it is applied."""
-        ctx = Context()
+        ctx = Context(now)
         per_source: dict[str, list[Item[Any, Any]]] = {}
         per_table: dict[str, list[Item[Any, Any]]] = {}
         sources = self._sources
@@ -202,8 +202,11 @@ class Task:
         step = ""
         key_of: Any = None
         time_of: Any = None
+        wm = NO_TIME
+        read: set[int] = set()
         for topic, part, value, origin in inputs:
             if part != last_part or topic is not last_topic:
+                read.add(part)
                 source = sources.get(topic)
                 if source is None:
                     if per_source:
@@ -225,6 +228,7 @@ class Task:
                 dirty = times.dirty(part)
                 latest = stream.get(topic, NO_TIME)
                 heard[(topic, part)] = now
+                wm = watermarks[part]
             try:
                 key = key_of(value)
             except Exception as error:  # noqa: BLE001 - a record's fault, never the job's
@@ -239,23 +243,23 @@ class Task:
                 latest = stream[topic] = t
                 dirty.add(topic)
                 candidate = t - ooo if single else self._watermark(part, now)
-                if candidate > watermarks[part]:  # noqa: PLR1730 - per record
-                    watermarks[part] = candidate
+                if candidate > wm:
+                    wm = watermarks[part] = candidate
             if partial and part in partial and part not in horizons:
                 horizons[part] = t + ooo
-            items.append(new_item(part, key, t, value, origin, watermarks[part]))
+            items.append(new_item(part, key, t, value, origin, wm))
         self._push(per_table, ctx)
         self._push(per_source, ctx)
         self._advance_idle(now)
         out = self._finish(ctx)
-        self._save_watermarks({part for _, part, _, _ in inputs})
+        self._save_watermarks(read)
         return out
 
     def advance(self, now: int) -> Output:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
         it, and windows they close are emitted."""
         self._advance_idle(now)
-        out = self._finish(Context())
+        out = self._finish(Context(now))
         self._save_watermarks(set())
         return out
 

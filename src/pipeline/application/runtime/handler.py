@@ -160,17 +160,21 @@ class JobHandler:
         inputs: list[tuple[str, int, Any, object]] = []
         start: dict[TopicPartition, int] = {}
         after: dict[TopicPartition, int] = {}
-        sources: dict[tuple[str, int], TopicPartition] = {}
+        # Records come in runs of one partition (in offset order): its bookkeeping is done
+        # once per run, not once per record.
+        last: Record | None = None
         for record, value in zip(records, decoded, strict=True):
-            source = sources.get((record.topic, record.partition))
-            if source is None:
-                source = sources[(record.topic, record.partition)] = record.topic_partition
-                start[source] = record.offset
-            after[source] = record.offset + 1
+            if last is None or record.partition != last.partition or record.topic != last.topic:
+                if last is not None:
+                    after[last.topic_partition] = last.offset + 1
+                start.setdefault(record.topic_partition, record.offset)
+            last = record
             if isinstance(value, DecodeError):
                 letters.append(self._dead_letter(record, value, now))
                 continue
             inputs.append((record.topic, record.partition, value, record))
+        if last is not None:
+            after[last.topic_partition] = last.offset + 1
         out = self.task.process(inputs, to_millis(now))
         self._position.update(after)
         return self._prepared(records, epoch, out, start, after, letters, now)
