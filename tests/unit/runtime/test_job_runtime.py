@@ -225,6 +225,58 @@ async def test_a_member_whose_partition_was_handled_further_is_fenced_and_writes
     assert sinks.count("a", T0) == 5  # not 10
 
 
+class OvertakenOnce:
+    """A checkpoint store on which another member (`other`) commits `ahead` just before this
+    member's first commit: that commit is then fenced for their partition."""
+
+    def __init__(self, inner: InMemoryCheckpointStore, other: JobHandler) -> None:
+        self.inner = inner
+        self.other = other
+        self.ahead: list[Record] = []
+        self.overtaken = False
+
+    async def commit(self, batch: Any) -> Any:
+        if not self.overtaken:
+            self.overtaken = True
+            await self.other.apply(await self.other.prepare(self.ahead))
+        return await self.inner.commit(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_batch_fenced_in_part_is_read_again_from_the_offsets_the_other_member_stored(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    # Found by the three-worker scaling benchmark: a batch read before a rebalance is fenced
+    # at its commit for a partition another member has stored up to offset 4; the records
+    # 4..9 of that batch were stored by nobody, and must be read again, not skipped.
+    sinks = Sinks()
+    inner = store_for(sinks)
+    await publish(log, *(Tick("a", at(i), i) for i in range(10)))
+    records = await read_all(log, TOPIC)
+    run = job_run(log, inner, clock)
+    other = JobHandler(
+        job=run.job, group_id="g", codecs=run.codecs, store=inner, log_=log,
+        clock=clock, worker_id="other",
+    )  # fmt: skip
+    await other.resolve([TopicPartition(TOPIC, p) for p in (0, 1)])
+    store = OvertakenOnce(inner, other)
+    store.ahead = records[:4]
+
+    stats = await asyncio.wait_for(
+        run_job(job_run(log, store, clock), until_caught_up=True),  # type: ignore[arg-type]
+        5,
+    )
+
+    assert store.overtaken
+    assert stats.skipped == 10
+    assert sorted(t.value for t in sinks.ticks.rows.values()) == list(range(10))
+    assert sinks.count("a", T0) == 10
+    [tp] = {r.topic_partition for r in records}
+    assert (await inner.stored_offsets("g", [tp]))[tp] == 10
+
+
 async def test_a_row_the_store_refuses_for_good_dead_letters_its_record_and_the_rest_commit(
     log: InMemoryEventLog, clock: ManualClock
 ) -> None:

@@ -90,12 +90,13 @@ class ConsumerWorker(Generic[P]):
     (the failure is the batch's own: deadlock, timeout), the batch is diverted instead.
     With `not_before`, a batch waits (paused) until the time it names.
 
-    With a `resyncer`, a batch the checkpoint refuses because the group moved on (`Fenced`)
-    is dropped with the batch prepared after it: the resyncer restores the state of the
-    assigned partitions, the consumer seeks back to the offsets it names, and the loop reads
-    on from there. `ProducerFenced` (another live instance took over) always propagates.
-    Without `commit_to_group`, offsets are not committed to the group after a batch (the
-    checkpoint commits them itself)."""
+    With a `resyncer`, a batch the checkpoint refuses because the group moved on (`Fenced`),
+    or one it fenced in part because another member had stored partitions further
+    (`BatchReport.fenced`), is followed by a rewind: the batch prepared after it is dropped,
+    the resyncer restores the state of the assigned partitions, the consumer seeks back to
+    the offsets it names, and the loop reads on from there. `ProducerFenced` (another live
+    instance took over) always propagates. Without `commit_to_group`, offsets are not
+    committed to the group after a batch (the checkpoint commits them itself)."""
 
     def __init__(
         self,
@@ -255,7 +256,8 @@ class ConsumerWorker(Generic[P]):
             self._in_flight = None
             if self._resyncer is None or isinstance(error, ProducerFenced):
                 raise
-            await self._rewind(error, len(records))
+            self.stats.skipped += len(records)
+            await self._rewind(str(error))
             return
         self._in_flight = None
         self.stats.add(report, records)
@@ -265,7 +267,9 @@ class ConsumerWorker(Generic[P]):
         # and the alert relay retries on the next batch: neither failing may stop the worker.
         if self._commit_to_group:
             try:
-                await self._consumer.commit(report.next_offsets)
+                await self._consumer.commit(
+                    {tp: o for tp, o in report.next_offsets.items() if tp not in report.fenced}
+                )
             except PipelineError as error:
                 log.warning("group offset commit failed", error=str(error))
         for rejection in report.dead_lettered:
@@ -284,17 +288,19 @@ class ConsumerWorker(Generic[P]):
                 raise  # e.g. an ACL refusing the alerts topic: no retry can fix it
             except PipelineError as error:
                 log.warning("after-batch step failed; it is retried", error=str(error))
+        if report.fenced and self._resyncer is not None:
+            # Another member stored these partitions further: read them again from there
+            # (the records past its offsets, which nobody stored, included).
+            await self._rewind("partitions handled further by another member")
 
-    async def _rewind(self, error: Fenced, records: int) -> None:
+    async def _rewind(self, reason: str) -> None:
         """The checkpoint refused a batch: restore the state, read again from what it holds."""
         offsets = await self._retrying(self._seek_back, None)
         self._paused.carry.clear()
         self._rewinds += 1
-        self.stats.skipped += records
         log.warning(
-            "batch fenced: the group moved on; state restored, reading again from the "
-            "committed offsets",
-            error=str(error),
+            "batch fenced: state restored, reading again from the committed offsets",
+            reason=reason,
             partitions={f"{tp.topic}[{tp.partition}]": o for tp, o in sorted(offsets.items())},
         )
 

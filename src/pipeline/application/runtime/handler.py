@@ -13,10 +13,12 @@ must not stay counted). Each restore starts a new *epoch*; a batch prepared in a
 is prepared again before it is applied, so it never commits results computed on state that
 was rolled back.
 
-Under Kafka authority (`kafka_authority`, the store a Kafka-transaction checkpoint) the
-batch's dead letters ride in its transaction instead of being published first, rows a
-commit fails on are not bisected (a half written to a topic would be written again), and a
-batch the group refused (`Fenced`) leads to `resync`.
+A batch the store fenced in part (`BatchReport.fenced`: another member had stored those
+partitions further) leads to `resync`, as does, under Kafka authority (`kafka_authority`,
+the store a Kafka-transaction checkpoint), a batch the group refused (`Fenced`). Under Kafka
+authority the batch's dead letters also ride in its transaction instead of being published
+first, and rows a commit fails on are not bisected (a half written to a topic would be
+written again).
 """
 
 from __future__ import annotations
@@ -98,8 +100,6 @@ class JobHandler:
         self._epoch = 0
         self._position: dict[TopicPartition, int] = {}
         """The next offset to read per partition, as this handler has prepared."""
-        self._floor: dict[TopicPartition, int] = {}
-        """Records below these offsets were handled by someone else: skipped."""
         self._applying: PreparedBatch | None = None
 
     # ------------------------------------------------------------------ assignment
@@ -112,7 +112,6 @@ class JobHandler:
         for tp in partitions:
             if tp in stored:
                 self._position[tp] = stored[tp]
-            self._floor.pop(tp, None)
         return stored
 
     async def resync(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
@@ -122,9 +121,7 @@ class JobHandler:
         stored = await self._store.stored_offsets(self.group_id, list(partitions))
         await self._restore({tp.partition for tp in partitions})
         offsets = {tp: stored.get(tp, 0) for tp in partitions}
-        for tp, offset in offsets.items():
-            self._position[tp] = offset
-            self._floor.pop(tp, None)
+        self._position.update(offsets)
         self._applying = None
         return offsets
 
@@ -150,9 +147,6 @@ class JobHandler:
     async def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Decode the batch, run it through the job, serialize the state it changed."""
         epoch = self._epoch
-        floor = self._floor
-        if floor:
-            records = [r for r in records if r.offset >= floor.get(r.topic_partition, 0)]
         self._check_assigned(records)
         now = self._clock.now()
         decoded = await self._decode(records)
@@ -332,7 +326,7 @@ class JobHandler:
         events.extend(committed.events)
         skipped = 0
         if committed.fenced:
-            skipped = await self._fenced(prepared, committed.fenced)
+            skipped = self._fenced(prepared, committed.fenced)
         return BatchReport(
             records=len(prepared.records),
             written=written,
@@ -342,6 +336,7 @@ class JobHandler:
             events=tuple(events),
             next_offsets=batch.next_offsets,
             commit_seconds=commit_seconds,
+            fenced=committed.fenced,
         )
 
     async def _publish(self, prepared: PreparedBatch) -> None:
@@ -367,18 +362,16 @@ class JobHandler:
             await self._log.flush()
         prepared.published = True
 
-    async def _fenced(self, prepared: PreparedBatch, fenced: Mapping[TopicPartition, int]) -> int:
-        """Partitions someone else had handled further: restore their state and skip what
-        they had stored."""
+    def _fenced(self, prepared: PreparedBatch, fenced: Mapping[TopicPartition, int]) -> int:
+        """Partitions someone else had handled further: nothing of them was written. The
+        batch's report names them (`BatchReport.fenced`), and the consumer loop `resync`s:
+        their state is restored and they are read again from the offsets stored — the
+        records past those, which nobody stored, included."""
         log.warning(
             "batch fenced: partitions handled further by another member",
             group=self.group_id,
             partitions={f"{tp.topic}[{tp.partition}]": offset for tp, offset in fenced.items()},
         )
-        for tp, offset in fenced.items():
-            self._floor[tp] = offset
-            self._position[tp] = max(self._position.get(tp, 0), offset)
-        await self._restore({tp.partition for tp in fenced})
         parts = {tp.partition for tp in fenced}
         return sum(1 for r in prepared.records if r.partition in parts)
 

@@ -41,3 +41,6 @@ class BatchReport:
     """The class of the transient error that kept failing the batch it diverted."""
     commit_seconds: float = 0.0
     """How long the store's transaction took (the one that made the batch durable)."""
+    fenced: Mapping[TopicPartition, int] = field(default_factory=dict)
+    """Partitions the store refused because another member had stored them further (to
+    these offsets): nothing of them was written, and they must be read again from there."""

@@ -350,6 +350,8 @@ def _worker(
         # Records of a retry topic wait, paused, until their retry.not_before.
         not_before=None if main else not_before,
         telemetry=telemetry,
+        # A batch fenced in part is read again from the offsets the store holds.
+        resyncer=handler if main else None,
     )
 
 
