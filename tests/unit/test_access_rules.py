@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -108,6 +109,34 @@ def test_the_producer_only_writes_the_sources() -> None:
     assert allowed(rules, "User:producer") == {("write", "topic", "literal", "readings")}
 
 
+def test_the_producer_also_writes_the_generated_streams_no_job_reads_yet() -> None:
+    layout = dataclasses.replace(LAYOUT, produced=("shop",))
+
+    rules = access_rules(layout, Principals(producer="User:producer", worker="User:worker"))
+
+    assert allowed(rules, "User:producer") == {
+        ("write", "topic", "literal", "readings"),
+        ("write", "topic", "literal", "shop"),
+    }
+    assert not any(name == "shop" for *_, name in allowed(rules, "User:worker"))
+
+
+def test_a_job_under_kafka_authority_may_use_its_transactional_ids_and_changelog_topics() -> None:
+    layout = dataclasses.replace(LAYOUT, transactional_groups=("p-agg",))
+
+    rules = access_rules(layout, Principals(worker="User:worker", api="User:api"))
+
+    assert allowed(rules, "User:worker") - allowed(
+        access_rules(LAYOUT, Principals(worker="User:worker")), "User:worker"
+    ) == {
+        ("write", "transactional_id", "prefixed", "p-agg-"),
+        ("create", "topic", "prefixed", "p-agg-"),
+        ("read", "topic", "prefixed", "p-agg-"),
+        ("write", "topic", "prefixed", "p-agg-"),
+    }
+    assert not any(name == "p-agg-" for *_, name in allowed(rules, "User:api", metadata=True))
+
+
 def test_connect_owns_its_internal_topics_and_writes_the_changelogs() -> None:
     rules = access_rules(LAYOUT, Principals(connect="User:connect"))
 
@@ -128,7 +157,9 @@ def test_no_principal_no_rule_and_rules_are_sorted_without_duplicates() -> None:
 
 def test_the_layout_follows_the_settings() -> None:
     settings = Settings(
-        topics=TopicSettings(sensor_readings="r", system_alerts="al", sensor_metadata="meta"),
+        topics=TopicSettings(
+            sensor_readings="r", system_alerts="al", sensor_metadata="meta", sensor_aggregates="agg"
+        ),
         worker=WorkerSettings(group_id_prefix="team"),
         retry=RetrySettings(topic_delays_s=[1.0]),
     )
@@ -140,9 +171,14 @@ def test_the_layout_follows_the_settings() -> None:
     assert layout.retry_topics == ("r.retry.1",)
     assert layout.dead_letter_topics == ("r.dlq",)
     assert layout.late_topics == ("r.late",)
-    assert layout.outputs == ("al",)
+    # Every registered job: `sensors` (database authority, retry topics) and
+    # `sensor-aggregates` (Kafka authority: its output topic, transactions and changelogs).
+    assert layout.outputs == ("al", "agg")
     assert layout.changelogs == ("meta",)
-    assert layout.worker_groups == ("team-sensors",)
+    assert layout.worker_groups == ("team-sensor-aggregates", "team-sensors")
+    assert layout.transactional_groups == ("team-sensor-aggregates",)
+    assert "transactions" in layout.produced
+    assert "accounts" in layout.produced
     assert layout.live_group == "team-live-"
     assert layout.connect_group == "cg"
 

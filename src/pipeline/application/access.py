@@ -2,10 +2,11 @@
 
 | principal | may                                                                          |
 |-----------|------------------------------------------------------------------------------|
-| producer  | write the source topics                                                      |
+| producer  | write the source topics and the generated streams' topics                    |
 | worker    | read its source topics, its retry topics and the changelogs it joins; write  |
 |           | its retry, dead-letter and late topics, its outputs, and its source topics   |
-|           | (a retry level forwards records back); use its consumer groups               |
+|           | (a retry level forwards records back); use its consumer groups; under Kafka  |
+|           | authority, its transactional ids and changelog topics (`<group>-…`)         |
 | api       | read the source and output topics; use its live-view consumer groups          |
 | connect   | its worker group and internal topics; write the changelogs its connectors fill |
 
@@ -28,6 +29,7 @@ class Resource(StrEnum):
 
     TOPIC = "topic"
     GROUP = "group"
+    TRANSACTIONAL_ID = "transactional_id"
 
 
 class Operation(StrEnum):
@@ -66,6 +68,8 @@ class AccessLayout:
     """Every topic the application owns (`pipeline topics create`)."""
     sources: tuple[str, ...]
     """Topics producers write and workers consume."""
+    produced: tuple[str, ...] = ()
+    """Topics producers write that no registered job reads yet (generated streams)."""
     retry_topics: tuple[str, ...]
     dead_letter_topics: tuple[str, ...]
     late_topics: tuple[str, ...]
@@ -76,6 +80,9 @@ class AccessLayout:
     """Compacted reference topics: filled by Connect, read by workers."""
     worker_groups: tuple[str, ...]
     """Prefixes of the workers' consumer groups (`<prefix>-sensors`, its `.retry.N` groups)."""
+    transactional_groups: tuple[str, ...] = ()
+    """The consumer groups of jobs under Kafka authority: each member's transactional.id
+    and each stateful step's changelog topic are named `<group>-…`."""
     live_group: str
     """Prefix of the API's live-view consumer groups."""
     connect_group: str
@@ -96,7 +103,8 @@ def access_rules(layout: AccessLayout, principals: Principals) -> list[AccessRul
     """Every ACL the given principals need, sorted, without duplicates."""
     rules: set[AccessRule] = set()
     if principals.producer is not None:
-        rules.update(_topics(principals.producer, layout.sources, Operation.WRITE))
+        produced = (*layout.sources, *layout.produced)
+        rules.update(_topics(principals.producer, produced, Operation.WRITE))
     if principals.worker is not None:
         worker = principals.worker
         rules.update(_topics(worker, layout.sources, Operation.READ))
@@ -112,6 +120,14 @@ def access_rules(layout: AccessLayout, principals: Principals) -> list[AccessRul
             _rule(worker, Resource.GROUP, Pattern.PREFIXED, group, Operation.READ)
             for group in layout.worker_groups
         )
+        for group in layout.transactional_groups:
+            named = f"{group}-"
+            rules.add(
+                _rule(worker, Resource.TRANSACTIONAL_ID, Pattern.PREFIXED, named, Operation.WRITE)
+            )
+            # Changelog topics: created by the job's first worker, restored and written by all.
+            for operation in (Operation.CREATE, Operation.READ, Operation.WRITE):
+                rules.add(_rule(worker, Resource.TOPIC, Pattern.PREFIXED, named, operation))
     if principals.api is not None:
         api = principals.api
         rules.update(_topics(api, (*layout.sources, *layout.outputs), Operation.READ))

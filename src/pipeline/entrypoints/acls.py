@@ -1,5 +1,6 @@
 """`pipeline acls show|apply`: the Kafka ACLs each principal of the pipeline needs, derived
-from the settings (topic names, consumer group prefix, retry levels), listed or granted."""
+from the settings (topic names, consumer group prefix, retry levels) and the registered jobs,
+listed or granted."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import sys
 from typing import Any
 
 from pipeline.application.access import AccessLayout, AccessRule, Principals, access_rules
+from pipeline.application.kafka_authority import sink_topics
 from pipeline.application.topic_names import dead_letter_topic, late_topic, retry_topic
 from pipeline.entrypoints.arguments import kafka_missing
 from pipeline.entrypoints.bootstrap import topic_specs
+from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
 
@@ -22,23 +25,50 @@ _PRINCIPAL = re.compile(r"^User:[^\s*]+$")
 def access_layout(
     settings: Settings, *, connect_group: str = DEFAULT_CONNECT_GROUP
 ) -> AccessLayout:
-    """The topics and groups of the configured pipeline, as its ACLs see them."""
+    """The topics and groups of the configured pipeline, as its ACLs see them: every
+    registered job's sources, tables, outputs and consumer group (`<prefix>-<job>`), the
+    retry topics of jobs under database authority, and the transactional ids and changelog
+    topics of jobs under Kafka authority."""
     topics = settings.topics
     prefix = settings.worker.group_id_prefix
-    readings = topics.sensor_readings
+    levels = range(1, len(settings.retry.topic_delays_s) + 1)
+    sources: dict[str, None] = {}
+    tables: dict[str, None] = {topics.sensor_metadata: None}
+    outputs: dict[str, None] = {topics.system_alerts: None}
+    retries: dict[str, None] = {}
+    groups: list[str] = []
+    transactional: list[str] = []
+    for name in sorted(JOBS):
+        job = JOBS[name].build(settings)
+        group = f"{prefix}-{name}"
+        groups.append(group)  # also the prefix of its retry groups `<group>.retry.N`
+        sources.update(dict.fromkeys(job.sources))
+        tables.update(dict.fromkeys(job.tables))
+        sinks = sink_topics(job)
+        if sinks is None:
+            retries.update(dict.fromkeys(retry_topic(s, n) for s in job.sources for n in levels))
+        else:
+            outputs.update(dict.fromkeys(sinks.values()))
+            transactional.append(group)
+    generated = (
+        topics.ecommerce_events,
+        topics.transactions,
+        topics.accounts,
+        topics.payment_outcomes,
+        topics.social_posts,
+        topics.social_engagement,
+    )
     return AccessLayout(
         topics=tuple(spec.name for spec in topic_specs(settings)),
-        sources=(readings,),
-        retry_topics=tuple(
-            retry_topic(readings, level)
-            for level in range(1, len(settings.retry.topic_delays_s) + 1)
-        ),
-        dead_letter_topics=(dead_letter_topic(readings),),
-        late_topics=(late_topic(readings),),
-        outputs=(topics.system_alerts,),
-        changelogs=(topics.sensor_metadata,),
-        # `<prefix>-sensors` and its retry groups `<prefix>-sensors.retry.N`.
-        worker_groups=(f"{prefix}-sensors",),
+        sources=tuple(sources),
+        produced=tuple(t for t in generated if t not in sources),
+        retry_topics=tuple(retries),
+        dead_letter_topics=tuple(dead_letter_topic(s) for s in sources),
+        late_topics=tuple(late_topic(s) for s in sources),
+        outputs=tuple(outputs),
+        changelogs=tuple(tables),
+        worker_groups=tuple(groups),
+        transactional_groups=tuple(transactional),
         live_group=f"{prefix}-live-",
         connect_group=connect_group,
     )

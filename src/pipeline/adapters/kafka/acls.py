@@ -21,7 +21,11 @@ from pipeline.adapters.kafka.config import translate
 from pipeline.application.access import AccessRule, Operation, Pattern, Resource
 from pipeline.application.errors import ConfigurationError
 
-_RESOURCES: Final = {Resource.TOPIC: ResourceType.TOPIC, Resource.GROUP: ResourceType.GROUP}
+_RESOURCES: Final = {
+    Resource.TOPIC: ResourceType.TOPIC,
+    Resource.GROUP: ResourceType.GROUP,
+    Resource.TRANSACTIONAL_ID: ResourceType.TRANSACTIONAL_ID,
+}
 _PATTERNS: Final = {
     Pattern.LITERAL: ResourcePatternType.LITERAL,
     Pattern.PREFIXED: ResourcePatternType.PREFIXED,
