@@ -18,6 +18,7 @@ import pytest
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
 from pipeline.application.errors import ConfigurationError, Fenced, ProducerFenced
 from pipeline.application.kafka_authority import (
     TopicSink,
@@ -278,3 +279,36 @@ def test_the_authority_of_a_job_follows_its_sinks() -> None:
     job = Job("tables")
     job.source(SOURCE, Tick, key=lambda t: t.key, event_time=lambda t: t.at).to(Sink("table", Tick))
     assert sink_topics(job) is None
+
+
+async def test_lag_is_sampled_from_the_offsets_the_transactions_committed(
+    log: InMemoryEventLog,
+) -> None:
+    telemetry = PrometheusTelemetry()
+    run = dataclasses.replace(job_run(log), telemetry=telemetry, sample_interval_s=0.02)
+    await publish(log, ticks_at(["a", "b", "c"], range(2), per_minute=4))
+    ends = await log.end_offsets(SOURCE)
+    stop = asyncio.Event()
+
+    def lags() -> dict[int, float | None]:
+        return {
+            p: telemetry.registry.get_sample_value(
+                "pipeline_consumer_lag_records",
+                {"pipeline_job": "ticks-to-topics", "topic": SOURCE, "partition": str(p)},
+            )
+            for p in ends
+        }
+
+    running = asyncio.create_task(run_job(run, stop=stop))
+    try:
+        for _ in range(250):
+            if lags() == dict.fromkeys(ends, 0.0):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+    # Sampled for every partition (not absent), and from the group's committed offsets:
+    # the checkpoint's, not the unused store's (which would report the whole topic).
+    assert lags() == dict.fromkeys(ends, 0.0)

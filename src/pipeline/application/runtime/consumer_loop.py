@@ -316,7 +316,7 @@ class ConsumerWorker(Generic[P]):
         """Retry the batch in flight with the partitions paused, until it is durable or
         diverted; a stop request re-raises the last error (the batch stays uncommitted)."""
         log.warning(
-            "database unavailable; partitions paused",
+            "batch commit failing transiently; partitions paused",
             error=str(error),
             error_class=type(error).__name__,
         )

@@ -118,6 +118,7 @@ async def run_job(
                 stats=stats,
                 after_batch=after_batch,
                 telemetry=telemetry,
+                sampler=sampler,
             )
         handler = JobHandler(
             job=run.job,
@@ -255,6 +256,7 @@ async def _transactional_worker(
     stats: WorkerStats,
     after_batch: Callable[[BatchReport], Awaitable[None]],
     telemetry: WorkerTelemetry,
+    sampler: Sampler,
 ) -> ConsumerWorker[Any]:
     """The job's worker under Kafka authority (see the module doc); its checkpoint is
     added to `opened`, for the caller to close."""
@@ -283,6 +285,7 @@ async def _transactional_worker(
         worker_id=run.worker_id,
         kafka_authority=True,
     )
+    sampler.add(run.group_id, consumer, telemetry, handler.task, offsets=checkpoint)
     return ConsumerWorker(
         consumer=consumer,
         handler=handler,

@@ -32,6 +32,7 @@ class _Member:
     consumer: EventConsumer
     telemetry: WorkerTelemetry
     task: Task | None
+    offsets: OffsetStore | None
 
 
 class Sampler:
@@ -50,10 +51,15 @@ class Sampler:
         consumer: EventConsumer,
         telemetry: WorkerTelemetry,
         task: Task | None = None,
+        offsets: OffsetStore | None = None,
     ) -> None:
         """Sample `group` through `consumer` (replacing an earlier consumer of the group);
-        with `task`, the entries of its stateful steps too."""
-        self._members[group] = _Member(consumer=consumer, telemetry=telemetry, task=task)
+        with `task`, the entries of its stateful steps too; with `offsets`, its durable
+        offsets come from there (a job under Kafka authority: its checkpoint) instead of the
+        sampler's store."""
+        self._members[group] = _Member(
+            consumer=consumer, telemetry=telemetry, task=task, offsets=offsets
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sample every `interval` seconds until `stop` is set."""
@@ -87,7 +93,8 @@ class Sampler:
             durable = self._durable.setdefault(group, {})
             if held:
                 try:
-                    durable.update(await self._store.stored_offsets(group, held))
+                    store = member.offsets or self._store
+                    durable.update(await store.stored_offsets(group, held))
                 except TransientError as error:
                     log.debug("lag sampled from the last stored offsets", error=str(error))
             member.telemetry.lag(
