@@ -136,15 +136,8 @@ async def run_job(
             ),
         )
 
-        async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-            started = time.perf_counter()
-            stored = await handler.resolve(partitions)
-            telemetry.restored(time.perf_counter() - started)
-            if stored:
-                await check_within_log(run.log, run.group_id, stored)
-            return stored
-
         topics = [*run.job.sources, *run.job.tables]
+        resolve = _resolver(run, lambda: handler, telemetry)
         consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
         sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
@@ -262,16 +255,12 @@ async def _transactional_worker(
     added to `opened`, for the caller to close."""
     handler: JobHandler | None = None
 
-    async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-        assert handler is not None  # set before the consumer's first poll
-        started = time.perf_counter()
-        stored = await handler.resolve(partitions)
-        telemetry.restored(time.perf_counter() - started)
-        if stored:
-            await check_within_log(run.log, run.group_id, stored)
-        return stored
+    def made() -> JobHandler:
+        assert handler is not None  # made before the consumer's first poll
+        return handler
 
     topics = [*run.job.sources, *run.job.tables]
+    resolve = _resolver(run, made, telemetry)
     consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
     checkpoint = await _transactional_checkpoint(run, consumer)
     opened.append(checkpoint)
@@ -301,6 +290,23 @@ async def _transactional_worker(
         commit_to_group=False,  # the transaction commits the offsets
         telemetry=telemetry,
     )
+
+
+def _resolver(
+    run: JobRun, handler: Callable[[], JobHandler], telemetry: WorkerTelemetry
+) -> Callable[[Sequence[TopicPartition]], Awaitable[Mapping[TopicPartition, int]]]:
+    """The offset resolver of the job's consumer: `handler()` restores the state of the
+    partitions assigned and gives their stored offsets, which must lie within the log."""
+
+    async def resolve(partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        started = time.perf_counter()
+        stored = await handler().resolve(partitions)
+        telemetry.restored(time.perf_counter() - started)
+        if stored:
+            await check_within_log(run.log, run.group_id, stored)
+        return stored
+
+    return resolve
 
 
 async def _transactional_checkpoint(run: JobRun, consumer: Any) -> TransactionalCheckpoint:
