@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pipeline.entrypoints.arguments import (
@@ -19,7 +20,7 @@ from pipeline.entrypoints.arguments import (
     non_negative_int,
     positive_int,
 )
-from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.progress import StatusLine
 from pipeline.entrypoints.replay import ReplayPlan, plan_replay, replay_job
@@ -51,75 +52,80 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write("pipeline produce: error: --rate 0 (as fast as possible) needs --count\n")
         return EXIT_USAGE
     if args.domain != "sensors":
-        return await produce_domain(args, settings)
-    stop = asyncio.Event()
-    install_stop_handlers(stop)
-    status = StatusLine()
-    pipeline = await bootstrap(settings)
-    tune_gc_for_streaming()
-    total = args.count
-    try:
-
-        def progress(sent: int) -> None:
-            of = f"/{total}" if total is not None else ""
-            status.update(f"produced {sent}{of} readings")
-
-        sent = await produce_sensors(
-            pipeline,
-            count=args.count,
-            rate=args.rate,
-            seed=args.seed,
-            sensors=args.sensors or _DEFAULT_SENSORS,
-            anomaly_rate=args.anomaly_rate,
-            stop=stop,
-            progress=progress,
-        )
-    finally:
-        await pipeline.aclose()
-    status.done(f"produced {sent} readings to {settings.topics.sensor_readings}")
-    return (
-        EXIT_INTERRUPTED
-        if stop.is_set() and args.count is not None and sent < args.count
-        else EXIT_OK
-    )
+        return await _produce(args, settings, f"{args.domain} events", _domain_events)
+    return await _produce(args, settings, "readings", _sensor_readings)
 
 
 _SENSOR_ONLY = (("--sensors", "sensors"), ("--anomaly-rate", "anomaly_rate"))
 _DEFAULT_SENSORS = 100
 
+Producing = Callable[
+    [argparse.Namespace, Pipeline, asyncio.Event, Callable[[int], None]],
+    Awaitable[tuple[int, str]],
+]
+"""Publishes a stream until its count or `stop`, reporting progress; returns how many
+events it sent and the line that says where they went."""
 
-async def produce_domain(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline produce shop|payments|social`: the generated stream into its topics."""
+
+async def _produce(
+    args: argparse.Namespace, settings: Settings, noun: str, producing: Producing
+) -> int:
+    """Run `producing` with a status line and stop handlers; exit 130 when a stop request cut
+    a counted run short."""
     stop = asyncio.Event()
     install_stop_handlers(stop)
     status = StatusLine()
     pipeline = await bootstrap(settings)
     tune_gc_for_streaming()
-    total = args.count
+    of = f"/{args.count}" if args.count is not None else ""
     try:
-
-        def progress(sent: int) -> None:
-            of = f"/{total}" if total is not None else ""
-            status.update(f"produced {sent}{of} {args.domain} events")
-
-        sent = await produce_simulated(
-            pipeline,
-            args.domain,
-            count=args.count,
-            rate=args.rate,
-            seed=args.seed,
-            stop=stop,
-            progress=progress,
+        sent, summary = await producing(
+            args, pipeline, stop, lambda n: status.update(f"produced {n}{of} {noun}")
         )
     finally:
         await pipeline.aclose()
-    where = ", ".join(f"{n} to {topic}" for topic, n in sorted(sent.items())) or "nothing"
-    status.done(f"produced {sent.total()} {args.domain} events: {where}")
-    return (
-        EXIT_INTERRUPTED
-        if stop.is_set() and args.count is not None and sent.total() < args.count
-        else EXIT_OK
+    status.done(summary)
+    interrupted = stop.is_set() and args.count is not None and sent < args.count
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+async def _sensor_readings(
+    args: argparse.Namespace,
+    pipeline: Pipeline,
+    stop: asyncio.Event,
+    progress: Callable[[int], None],
+) -> tuple[int, str]:
+    sent = await produce_sensors(
+        pipeline,
+        count=args.count,
+        rate=args.rate,
+        seed=args.seed,
+        sensors=args.sensors or _DEFAULT_SENSORS,
+        anomaly_rate=args.anomaly_rate,
+        stop=stop,
+        progress=progress,
     )
+    return sent, f"produced {sent} readings to {pipeline.settings.topics.sensor_readings}"
+
+
+async def _domain_events(
+    args: argparse.Namespace,
+    pipeline: Pipeline,
+    stop: asyncio.Event,
+    progress: Callable[[int], None],
+) -> tuple[int, str]:
+    """`pipeline produce shop|payments|social`: the generated stream into its topics."""
+    sent = await produce_simulated(
+        pipeline,
+        args.domain,
+        count=args.count,
+        rate=args.rate,
+        seed=args.seed,
+        stop=stop,
+        progress=progress,
+    )
+    where = ", ".join(f"{n} to {topic}" for topic, n in sorted(sent.items())) or "nothing"
+    return sent.total(), f"produced {sent.total()} {args.domain} events: {where}"
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
