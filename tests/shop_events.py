@@ -14,9 +14,7 @@ T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 _ids = count(1)
 
 
-def _event(
-    event_type: ShopEventType, session: str, at: datetime, **fields: object
-) -> ShopEvent:
+def _event(event_type: ShopEventType, session: str, at: datetime, **fields: object) -> ShopEvent:
     return ShopEvent(
         event_id=f"evt-{next(_ids)}",
         event_type=event_type,
@@ -37,7 +35,12 @@ def a_view(session: str, at: datetime, product: str = "prod-00001") -> ShopEvent
 
 def a_cart(session: str, at: datetime, product: str = "prod-00001") -> ShopEvent:
     return _event(
-        ShopEventType.ADD_TO_CART, session, at, product_id=product, quantity=1, price=Decimal("9.99")
+        ShopEventType.ADD_TO_CART,
+        session,
+        at,
+        product_id=product,
+        quantity=1,
+        price=Decimal("9.99"),
     )
 
 

@@ -140,7 +140,9 @@ def test_revenue_is_summed_per_minute_and_currency_exactly() -> None:
         [
             a_purchase("s1", T0 + timedelta(seconds=5), ("prod-00001", 3, "0.10")),
             a_purchase("s2", T0 + timedelta(seconds=50), ("prod-00002", 1, "0.20")),
-            a_purchase("s3", T0 + timedelta(seconds=55), ("prod-00002", 1, "12.00"), currency="USD"),
+            a_purchase(
+                "s3", T0 + timedelta(seconds=55), ("prod-00002", 1, "12.00"), currency="USD"
+            ),
             a_purchase("s4", T0 + MIN, ("prod-00003", 1, "1.00")),
         ],
     )
@@ -170,9 +172,7 @@ def test_top_products_rank_the_hours_revenue_in_euros_every_minute() -> None:
     close_everything(d)
     rows = d.results("shop_top_products_1h")
     # The hour from T0: every purchase lies in it.
-    hour = sorted(
-        (r for r in rows if r.window_start == T0), key=lambda r: r.rank
-    )
+    hour = sorted((r for r in rows if r.window_start == T0), key=lambda r: r.rank)
     assert [r.rank for r in hour] == list(range(1, 11))
     assert [(r.product_id, r.sales.revenue_eur, r.sales.units) for r in hour[:2]] == [
         ("prod-00002", Decimal("100.00"), 1),
@@ -181,9 +181,7 @@ def test_top_products_rank_the_hours_revenue_in_euros_every_minute() -> None:
     # ties at 1 EUR are broken by product id; two of the twelve do not make the top ten
     assert [r.product_id for r in hour[2:]] == [f"prod-1{i:04d}" for i in range(8)]
     # Hopping: a window every minute; the one starting at T0 + 25 min lacks the first two.
-    later = sorted(
-        (r for r in rows if r.window_start == T0 + 25 * MIN), key=lambda r: r.rank
-    )
+    later = sorted((r for r in rows if r.window_start == T0 + 25 * MIN), key=lambda r: r.rank)
     assert [r.product_id for r in later][:2] == ["prod-10000", "prod-10001"]
     assert all(r.window_end - r.window_start == timedelta(hours=1) for r in rows)
 
@@ -202,7 +200,10 @@ def steady_then(d: TestDriver, *, purchases_in_last: int) -> None:
         bought = 2 if w < 3 else purchases_in_last
         d.send_all(
             TOPIC,
-            [a_purchase(f"w{w}s{i}", start + 2 * MIN, ("prod-00001", 1, "5")) for i in range(bought)],
+            [
+                a_purchase(f"w{w}s{i}", start + 2 * MIN, ("prod-00001", 1, "5"))
+                for i in range(bought)
+            ],
         )
     close_everything(d)
 

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.adapters.avro import aggregate_codec
+from pipeline.adapters.avro import aggregate_codec, shop_event_codec
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
 from pipeline.application.ports import Codec
+from pipeline.domain.shop_analytics import ConversionRule
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
 from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from pipeline.jobs.shop import ShopJobConfig, shop_job
 from pipeline.streams import Job
 
 if TYPE_CHECKING:
@@ -69,6 +71,24 @@ def _sensor_aggregates_job(settings: Settings) -> Job:
     )
 
 
+def _shop_job(settings: Settings) -> Job:
+    shop = settings.shop
+    return shop_job(
+        ShopJobConfig(
+            topic=settings.topics.ecommerce_events,
+            window_grace=timedelta(seconds=shop.window_grace_s),
+            max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
+            conversion=ConversionRule(
+                recent_windows=shop.conversion_recent_windows,
+                drop_ratio=shop.conversion_drop_ratio,
+                min_views=shop.conversion_min_views,
+                min_recent_purchases=shop.conversion_min_recent_purchases,
+            ),
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        )
+    )
+
+
 def _aggregate_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
     codec = aggregate_codec(pipeline.registry, pipeline.settings.topics.sensor_aggregates)
 
@@ -88,6 +108,23 @@ def _relay_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[
         await relay.relay()
 
     return on_events
+
+
+def _relay_alerts_of(
+    job: str,
+) -> Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]]:
+    """`_relay_alerts` for job `job`'s alerts (counted under its name)."""
+
+    def on_events_of(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
+        relay = pipeline.alert_relay()
+
+        async def on_events(events: Sequence[object]) -> None:
+            relay.raised(job, events)
+            await relay.relay()
+
+        return on_events
+
+    return on_events_of
 
 
 JOBS: dict[str, JobEntry] = {
@@ -111,6 +148,21 @@ JOBS: dict[str, JobEntry] = {
         guarantee=(
             "Kafka transaction: aggregates, window state (changelog) and offsets commit "
             "together; read_committed consumers see each sensor-minute exactly once"
+        ),
+    ),
+    "shop": JobEntry(
+        name="shop",
+        summary="shop events → sessions, funnel, revenue, top products, conversion alerts",
+        build=_shop_job,
+        codecs=lambda p: {
+            p.settings.topics.ecommerce_events: shop_event_codec(
+                p.registry, p.settings.topics.ecommerce_events
+            )
+        },
+        on_events=_relay_alerts_of("shop"),
+        guarantee=(
+            "database transaction: window rows, window state and offsets commit together; "
+            "alerts leave through an outbox (at least once, deduplicated by alert id)"
         ),
     ),
 }

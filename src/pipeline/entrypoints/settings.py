@@ -308,6 +308,23 @@ def _default_thresholds() -> dict[str, ThresholdSetting]:
     }
 
 
+class ShopSettings(BaseModel):
+    """The shop job (`pipeline-worker shop`): its windows and its conversion-drop alert."""
+
+    window_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    """How long after its end (by the partition's watermark) a shop window (session,
+    funnel, revenue, top products, conversion) still takes events; later ones go to
+    `ecommerce-events.late`."""
+    conversion_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    """A five-minute conversion rate below this × its recent level raises an alert."""
+    conversion_recent_windows: Annotated[int, Field(ge=1, le=288)] = 12
+    """Five-minute windows before it that make the recent level (12: the hour before)."""
+    conversion_min_views: Annotated[int, Field(ge=1)] = 100
+    """Page views a window needs (per partition) before its rate is judged."""
+    conversion_min_recent_purchases: Annotated[int, Field(ge=1)] = 20
+    """Purchases the recent windows need (per partition) before a drop is judged."""
+
+
 class Settings(BaseSettings):
     """Everything pipeline can be configured with."""
 
@@ -329,6 +346,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    shop: ShopSettings = Field(default_factory=ShopSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""

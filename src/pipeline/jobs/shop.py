@@ -1,12 +1,12 @@
 """The shop job: e-commerce events → sessions, the funnel, revenue, top products and
 conversion-drop alerts.
 
-    ecommerce-events ──validate──┬─ session window (30 min gap), final ───────────→ shop_sessions
-      (ShopEvent,     (rule →    ├─ key_by shop ─┬─ 5-min tumbling, final, gather → shop_funnel_5m
-       by session)     DLQ)      │               └─ 65-min hopping / 5 min, final → alerts
-                                 ├─ purchases, key_by currency ─ 1-min tumbling ───→ shop_revenue_1m
-                                 └─ order lines, key_by product ─ 1-h hopping / 1 min, top 10
-                                                                               → shop_top_products_1h
+    ecommerce-events ─validate─┬─ session window (30 min gap), final ─────────→ shop_sessions
+      (ShopEvent,   (rule →    ├─ key_by shop ─┬─ 5-min tumbling, final, gather → shop_funnel_5m
+       by session)   DLQ)      │               └─ 65-min hopping / 5 min ───────→ alerts
+                               ├─ purchases, key_by currency, 1-min tumbling ──→ shop_revenue_1m
+                               └─ order lines, key_by product, 1-h hopping / 1 min, top 10
+                                                                    → shop_top_products_1h
 
 Scope. Events are keyed and partitioned by session id, so a session is exact: all its events
 come from one partition. The funnel, revenue and product windows re-key explicitly
@@ -96,7 +96,7 @@ class ShopJobConfig:
     """How long after its end (by the partition's watermark) a window still takes events."""
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     rates: Mapping[str, Decimal] = field(default_factory=lambda: DEFAULT_RATES)
-    conversion: ConversionRule = ConversionRule()
+    conversion: ConversionRule = field(default_factory=ConversionRule)
     idle_timeout: timedelta = timedelta(seconds=30)
 
 
@@ -127,7 +127,7 @@ def shop_job(config: ShopJobConfig) -> Job:
         valid.window(Session(gap=SESSION_GAP, grace=grace), step="sessions")
         .aggregate(SessionFold())
         .final()
-        .map(shop_session)
+        .map(shop_session, name="session-rows")
         .to(SESSIONS)
     )
 
@@ -138,16 +138,16 @@ def shop_job(config: ShopJobConfig) -> Job:
         .aggregate(FunnelFold())
         .final()
         .top_k(1, by=lambda c: c.views, step="funnel-5m-gather")
-        .flat_map(funnel_rows)
+        .flat_map(funnel_rows, name="funnel-rows")
         .to(FUNNEL)
     )
     history = FUNNEL_WINDOW * (rule.recent_windows + 1)
     (
-        shop.filter(_counts_for_conversion)
+        shop.filter(_counts_for_conversion, name="views-and-purchases")
         .window(Hopping(size=history, advance=FUNNEL_WINDOW, grace=grace), step="conversion")
         .aggregate(ConversionHistory(FUNNEL_WINDOW))
         .final()
-        .flat_map(lambda result: conversion_alerts(result, rule))
+        .flat_map(lambda result: conversion_alerts(result, rule), name="conversion-drop")
         .to(ALERTS)
     )
 
@@ -158,7 +158,7 @@ def shop_job(config: ShopJobConfig) -> Job:
         .aggregate(RevenueFold())
         .final()
         .top_k(len(rates), by=lambda r: float(r[0]), step="revenue-1m-gather")
-        .flat_map(revenue_rows)
+        .flat_map(revenue_rows, name="revenue-rows")
         .to(REVENUE)
     )
     (
@@ -168,7 +168,7 @@ def shop_job(config: ShopJobConfig) -> Job:
         .aggregate(SalesFold())
         .final()
         .top_k(TOP_PRODUCTS_K, by=lambda s: float(s.revenue_eur), step="top-products-1h")
-        .flat_map(product_ranks)
+        .flat_map(product_ranks, name="product-ranks")
         .to(TOP_PRODUCTS)
     )
     return job
@@ -199,8 +199,7 @@ class SessionFold:
             acc[0] = event.user_id
         acc[1] += 1
         stage = int(STAGE_OF[event.event_type])
-        if stage > acc[2]:
-            acc[2] = stage
+        acc[2] = max(acc[2], stage)
         order = event.order
         if order is not None:
             acc[3] += 1

@@ -202,3 +202,60 @@ sensor_metadata = sa.Table(
     sa.Column("critical_high", sa.Float, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
 )
+
+# ---------------------------------------------------------------------- the shop job
+# Window results are per source partition (see `pipeline.jobs.shop`): the partition is part
+# of their natural key, and the queries add the partitions up. Each row is written once, when
+# its window closes; a repeated write replaces it with the same values.
+MONEY = sa.Numeric(18, 2)
+
+shop_sessions = sa.Table(
+    "shop_sessions",
+    metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),
+    sa.Column("started_at", UtcDateTime, primary_key=True),
+    sa.Column("ended_at", UtcDateTime, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("orders", sa.Integer, nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("currency", sa.Text, nullable=True),
+    # The API lists the sessions that ended in a time range, newest first.
+    sa.Index("ix_shop_sessions_ended_at", "ended_at"),
+)
+
+shop_funnel_5m = sa.Table(
+    "shop_funnel_5m",
+    metadata,
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("searches", sa.BigInteger, nullable=False),
+    sa.Column("views", sa.BigInteger, nullable=False),
+    sa.Column("carts", sa.BigInteger, nullable=False),
+    sa.Column("purchases", sa.BigInteger, nullable=False),
+)
+
+shop_revenue_1m = sa.Table(
+    "shop_revenue_1m",
+    metadata,
+    sa.Column("minute", UtcDateTime, primary_key=True),
+    sa.Column("currency", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("orders", sa.BigInteger, nullable=False),
+)
+
+shop_top_products_1h = sa.Table(
+    "shop_top_products_1h",
+    metadata,
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("product_id", sa.Text, nullable=False),
+    sa.Column("revenue_eur", MONEY, nullable=False),
+    sa.Column("units", sa.BigInteger, nullable=False),
+)
