@@ -26,6 +26,7 @@ from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.memory.sensor_store import InMemorySensorStore
+from pipeline.adapters.memory.shop_store import InMemoryShopQueries, ShopTables, memory_shop_sinks
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import TopicSink, sink_topics
@@ -36,6 +37,7 @@ from pipeline.application.ports import (
     EventLog,
     SchemaRegistry,
     SensorStore,
+    ShopQueries,
     TopicSpec,
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
@@ -103,6 +105,8 @@ class Pipeline:
     """The sensor projection's queries (API, CLI)."""
     checkpoint: CheckpointStore
     """Where jobs under database authority commit their batches (same database)."""
+    shop: ShopQueries
+    """The shop job's tables as the API reads them (same database)."""
     clock: Clock
     reading_codec: Codec[Reading]
     alert_codec: Codec[Alert]
@@ -243,12 +247,13 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
     )
 
 
-def _checkpoint(store: SensorStore) -> CheckpointStore:
+def _checkpoint(store: SensorStore, shop: ShopTables) -> CheckpointStore:
     """The checkpoint store on the same database as the sensor store's queries, with the
-    sensor job's sinks bound by name."""
+    jobs' sinks bound by name (in memory, the shop's write into `shop`)."""
     if isinstance(store, InMemorySensorStore):
         return InMemoryCheckpointStore(
-            memory_sensor_sinks(store.tables), dead_letters=store.dead_letters
+            {**memory_sensor_sinks(store.tables), **memory_shop_sinks(shop)},
+            dead_letters=store.dead_letters,
         )
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
     from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
@@ -260,6 +265,18 @@ def _checkpoint(store: SensorStore) -> CheckpointStore:
             store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
         )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
+
+
+def _shop_queries(store: SensorStore, shop: ShopTables) -> ShopQueries:
+    """The shop queries on the sensor store's database (in memory: `shop`)."""
+    if isinstance(store, InMemorySensorStore):
+        return InMemoryShopQueries(shop)
+    from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+    from pipeline.adapters.sql.shop_store import SqlShopQueries  # noqa: PLC0415
+
+    if isinstance(store, SqlSensorStore):
+        return SqlShopQueries(store.engine)
+    raise ConfigurationError(f"no shop queries for {type(store).__name__}")
 
 
 def _telemetry(settings: Settings, metrics: bool) -> Telemetry:
@@ -293,7 +310,9 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Singleton(_registry, settings)
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
-    checkpoint = providers.Singleton(_checkpoint, store)
+    shop_tables = providers.Singleton(ShopTables)
+    checkpoint = providers.Singleton(_checkpoint, store, shop_tables)
+    shop = providers.Singleton(_shop_queries, store, shop_tables)
     metrics = providers.Object(False)
     telemetry = providers.Singleton(_telemetry, settings, metrics)
     reading_codec = providers.Singleton(
@@ -352,6 +371,7 @@ async def bootstrap(
         registry=container.registry(),
         store=await _resolved(container.store()),
         checkpoint=await _resolved(container.checkpoint()),
+        shop=await _resolved(container.shop()),
         clock=container.clock(),
         reading_codec=container.reading_codec(),
         alert_codec=container.alert_codec(),
