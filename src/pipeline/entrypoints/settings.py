@@ -267,6 +267,9 @@ class ApiSettings(BaseModel):
     ws_max_clients: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Live-view clients one API process serves at once; more are refused (close code 1013,
     try again later)."""
+    ws_shop_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """Seconds between two reads of the shop's tables by a `/ws/shop` connection (a frame is
+    sent when they changed)."""
 
     @field_validator("api_key_hashes")
     @classmethod

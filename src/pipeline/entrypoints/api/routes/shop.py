@@ -49,6 +49,44 @@ def _range(pipeline: Pipeline, start: str | None, end: str | None) -> tuple[date
     return since, until
 
 
+async def shop_funnel(pipeline: Pipeline, since: datetime, until: datetime) -> ShopFunnel:
+    """The body of the funnel of [since, until)."""
+    points = await pipeline.shop.funnel(since, until) if since < until else []
+    total = sum((p.counts for p in points), FunnelCounts())
+    return ShopFunnel(
+        start=since,
+        end=until,
+        total=FunnelOut.of(total),
+        windows=[FunnelWindowOut.of_point(p) for p in points],
+    )
+
+
+async def shop_revenue(
+    pipeline: Pipeline, since: datetime, until: datetime, currency: str | None
+) -> ShopRevenue:
+    """The body of the revenue of [since, until), of one currency or all."""
+    points = await pipeline.shop.revenue(since, until, currency=currency) if since < until else []
+    totals: dict[str, Decimal] = {}
+    for point in points:
+        totals[point.currency] = totals.get(point.currency, Decimal(0)) + point.revenue
+    return ShopRevenue(
+        start=since, end=until, totals=totals, minutes=[RevenueOut.of(p) for p in points]
+    )
+
+
+async def shop_top_products(pipeline: Pipeline, at: datetime, limit: int) -> ShopTopProducts:
+    """The body of the top products of the latest window starting at or before `at`."""
+    top = await pipeline.shop.top_products(at, limit=limit)
+    if top is None:
+        return ShopTopProducts(at=at, window_start=None, window_end=None, products=[])
+    return ShopTopProducts(
+        at=at,
+        window_start=top.window_start,
+        window_end=top.window_end,
+        products=[TopProductOut.of(i, p) for i, p in enumerate(top.products, start=1)],
+    )
+
+
 def shop_controller(*, reads_need_key: bool) -> type[Controller]:
     """The shop controller; `reads_need_key` documents the 401 of its guarded reads."""
     errors = problem_responses(400, 503, *([401] if reads_need_key else []))
@@ -66,15 +104,7 @@ def shop_controller(*, reads_need_key: bool) -> type[Controller]:
             """Searches, page views, cart additions and purchases of each closed five-minute
             window starting in [from, to), with the rates between the stages, oldest first,
             and the same summed over the range. At most 7 days at a time."""
-            since, until = _range(pipeline, start, end)
-            points = await pipeline.shop.funnel(since, until) if since < until else []
-            total = sum((p.counts for p in points), FunnelCounts())
-            return ShopFunnel(
-                start=since,
-                end=until,
-                total=FunnelOut.of(total),
-                windows=[FunnelWindowOut.of_point(p) for p in points],
-            )
+            return await shop_funnel(pipeline, *_range(pipeline, start, end))
 
         @get("/revenue", summary="Revenue per minute and currency", responses=errors)
         async def revenue(
@@ -87,21 +117,7 @@ def shop_controller(*, reads_need_key: bool) -> type[Controller]:
             """Revenue of the orders in each closed minute starting in [from, to), per
             currency (a decimal string, exact), oldest first, and the total per currency.
             At most 7 days at a time."""
-            since, until = _range(pipeline, start, end)
-            points = (
-                await pipeline.shop.revenue(since, until, currency=currency)
-                if since < until
-                else []
-            )
-            totals: dict[str, Decimal] = {}
-            for point in points:
-                totals[point.currency] = totals.get(point.currency, Decimal(0)) + point.revenue
-            return ShopRevenue(
-                start=since,
-                end=until,
-                totals=totals,
-                minutes=[RevenueOut.of(p) for p in points],
-            )
+            return await shop_revenue(pipeline, *_range(pipeline, start, end), currency)
 
         @get("/sessions", summary="Closed shopping sessions", responses=errors)
         async def sessions(
@@ -148,14 +164,6 @@ def shop_controller(*, reads_need_key: bool) -> type[Controller]:
             latest closed hour-long window starting at or before `at` (a window starts every
             minute)."""
             moment = parse_time(at, "at") or pipeline.clock.now()
-            top = await pipeline.shop.top_products(moment, limit=limit)
-            if top is None:
-                return ShopTopProducts(at=moment, window_start=None, window_end=None, products=[])
-            return ShopTopProducts(
-                at=moment,
-                window_start=top.window_start,
-                window_end=top.window_end,
-                products=[TopProductOut.of(i, p) for i, p in enumerate(top.products, start=1)],
-            )
+            return await shop_top_products(pipeline, moment, limit)
 
     return ShopController
