@@ -107,6 +107,18 @@ def test_bench_without_the_real_stack_is_a_usage_error(
 ) -> None:
     assert cli.main(["bench", "sensors", "--events", "10"]) == 2
     assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
+    assert cli.main(["bench", "sensors", "--events", "10", "--floor", "2"]) == 2
+    assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
+
+
+def test_bench_floor_needs_a_positive_number_of_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["bench", "sensors", "--floor", "0"])
+
+    assert exited.value.code == 2
+    assert "--floor" in capsys.readouterr().err
 
 
 def test_invalid_settings_are_reported_not_raised(
