@@ -10,6 +10,7 @@ from pipeline.domain.alerts import (
     Severity,
     Threshold,
     alert_id_for,
+    check_threshold,
     check_thresholds,
     thresholds_by_type,
 )
@@ -44,7 +45,7 @@ from pipeline.domain.payments import (
     validate_payment_outcome,
     validate_transaction,
 )
-from pipeline.domain.sensor_metadata import SensorMetadata
+from pipeline.domain.sensor_metadata import SensorMetadata, sensor_threshold
 from pipeline.domain.sensors import (
     DEFAULT_CATALOG,
     HUMIDITY,
@@ -115,9 +116,11 @@ __all__ = [
     "UnknownSensorType",
     "WindowAggregate",
     "alert_id_for",
+    "check_threshold",
     "check_thresholds",
     "hashtags_in",
     "mentions_in",
+    "sensor_threshold",
     "thresholds_by_type",
     "validate_account_profile",
     "validate_engagement",
