@@ -122,13 +122,15 @@ JOBS: dict[str, JobEntry] = {
 
 
 def describe(entry: JobEntry, job: Job) -> dict[str, object]:
-    """What `pipeline jobs` shows of a job: sources, steps, state, sinks, authority (what
+    """What `pipeline jobs` shows of a job: sources, tables, steps, state, sinks, authority (what
     commits a batch: a database or a Kafka transaction), guarantee."""
     plan = job.plan()
     return {
         "job": entry.name,
         "summary": entry.summary,
         "sources": {topic: spec.value.__name__ for topic, spec in job.sources.items()},
+        "tables": {topic: spec.value.__name__ for topic, spec in job.tables.items()}
+        | {topic: f"{spec.value.__name__}, global" for topic, spec in job.global_tables.items()},
         "steps": [f"{node.id} ({node.kind})" for node in plan.nodes if node.kind != "source"],
         "state": list(plan.stateful_steps),
         "sinks": {
