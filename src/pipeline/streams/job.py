@@ -14,7 +14,8 @@ Nothing runs at declaration time: `Job.plan()` checks the graph (every stateful 
 unique `step` id, every stream ends somewhere, stateful steps see co-partitioned keys) and
 the runtime (or the test driver) runs the plan's operators over batches of records; before
 consuming, the runtime checks that the topics a join reads are co-partitioned
-(`Plan.check_copartitioning`).
+(`Plan.check_copartitioning`). A global table (`Job.global_table`) is exempt: every task
+reads its topic whole, so it is joined by any key and never checked.
 """
 
 from __future__ import annotations

@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.streams import Job, JobDefinitionError, Sink, Task, to_millis
-from pipeline.streams.job import JoinHow
+from pipeline.streams import Job, JobDefinitionError, Task, to_millis
 from pipeline.streams.testing import TestDriver
-from tests.unit.streams.join_jobs import T0, Account, Order, order
-
-ENRICHED = Sink("enriched", tuple)
-
-
-def orders_with_global_accounts(how: JoinHow = "inner") -> Job:
-    job = Job("global-enrich")
-    orders = job.source("orders", Order, key=lambda o: o.id, event_time=lambda o: o.at)
-    accounts = job.global_table("accounts", Account)
-    if how == "left":
-        joined = orders.join_global(
-            accounts,
-            lambda o, a: (o.id, a.tier if a else None),
-            key=lambda o: o.account,
-            how="left",
-        )
-    else:
-        joined = orders.join_global(accounts, lambda o, a: (o.id, a.tier), key=lambda o: o.account)
-    joined.to(ENRICHED)
-    return job
+from tests.unit.streams.join_jobs import (
+    ENRICHED,
+    T0,
+    Account,
+    Order,
+    order,
+    orders_with_global_accounts,
+)
 
 
 def test_a_record_of_any_partition_meets_its_row_by_the_lookup_key() -> None:
