@@ -410,12 +410,14 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
     sensors, aggregates = json.loads(capsys.readouterr().out)
     assert sensors["job"] == "sensors"
     assert sensors["sources"] == {"sensor-readings": "Reading"}
+    assert sensors["tables"] == {"sensor-metadata": "SensorMetadata, global"}
     assert sensors["state"] == ["aggregates-1m"]
     assert set(sensors["sinks"]) == {"readings", "alerts", "aggregates_1m"}
     assert sensors["authority"] == "database"
     assert "database transaction" in sensors["guarantee"]
     assert aggregates["job"] == "sensor-aggregates"
     assert aggregates["sources"] == {"sensor-readings": "Reading"}
+    assert aggregates["tables"] == {}
     assert aggregates["state"] == ["aggregates-1m"]
     assert list(aggregates["sinks"]) == ["aggregates"]
     assert "sensor-aggregates-1m" in aggregates["sinks"]["aggregates"]

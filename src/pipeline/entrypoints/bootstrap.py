@@ -172,6 +172,7 @@ class Pipeline:
             sample_interval_s=self.settings.metrics.sample_interval_s,
             topic_sinks=topic_sinks,
             member_id=worker.instance_id or self.worker_id,
+            table_codecs=entry.tables(self) if entry.tables is not None else {},
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
