@@ -11,15 +11,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from pipeline.adapters.clock import ManualClock
-from pipeline.adapters.memory.shop_store import InMemoryShopQueries, memory_shop_sinks
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.jobs.shop import ShopJobConfig, shop_job
 from pipeline.streams.testing import TestDriver
-from tests.shop_events import a_cart, a_purchase, a_search, a_view
+from tests.shop_events import a_cart, a_purchase, a_search, a_view, commit_rows, job_rows
 
 Client = AsyncTestClient[Litestar]
 MIN = timedelta(minutes=1)
-TABLE_SINKS = ("shop_sessions", "shop_funnel_5m", "shop_revenue_1m", "shop_top_products_1h")
 
 
 def iso(moment: datetime) -> str:
@@ -33,7 +31,7 @@ def t0(clock: ManualClock) -> datetime:
 
 
 @pytest.fixture
-def shop(pipeline: Pipeline, t0: datetime) -> None:
+async def shop(pipeline: Pipeline, t0: datetime) -> None:
     """Two sessions run through the shop job, its rows in the pipeline's shop tables: s1
     searches, views, carts and buys 2 × 10.50 EUR; s2 views and leaves its cart."""
     driver = TestDriver(
@@ -54,11 +52,7 @@ def shop(pipeline: Pipeline, t0: datetime) -> None:
     )
     driver.run()
     driver.advance(MIN)
-    assert isinstance(pipeline.shop, InMemoryShopQueries)
-    sinks = memory_shop_sinks(pipeline.shop.tables)
-    for name in TABLE_SINKS:
-        rows = driver.results(name)
-        sinks[name].write(rows, [None] * len(rows), [])
+    await commit_rows(pipeline.checkpoint, job_rows(driver))
 
 
 @pytest.mark.usefixtures("shop")

@@ -8,7 +8,6 @@ from decimal import Decimal
 from litestar import Litestar
 
 from pipeline.adapters.clock import ManualClock
-from pipeline.adapters.memory.shop_store import InMemoryShopQueries, memory_shop_sinks
 from pipeline.domain.shop_analytics import (
     ConversionRule,
     CurrencyRevenue,
@@ -20,19 +19,18 @@ from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings
 from tests.api.websockets import AsgiWebSocket, running
-from tests.projection import writes_for
+from tests.shop_events import commit_rows
 
 
-def write(pipeline: Pipeline, sink: str, *rows: object) -> None:
-    assert isinstance(pipeline.shop, InMemoryShopQueries)
-    memory_shop_sinks(pipeline.shop.tables)[sink].write(rows, [None] * len(rows), [])
+async def write(pipeline: Pipeline, sink: str, *rows: object) -> None:
+    await commit_rows(pipeline.checkpoint, {sink: rows})
 
 
 async def test_the_shop_view_sends_the_tables_and_again_when_they_change(
     pipeline: Pipeline, clock: ManualClock
 ) -> None:
     start = clock.now() - timedelta(minutes=10)
-    write(
+    await write(
         pipeline,
         "shop_funnel_5m",
         FunnelWindow(
@@ -46,7 +44,7 @@ async def test_the_shop_view_sends_the_tables_and_again_when_they_change(
     async for app in running(create_app(pipeline, settings)):
         async with AsgiWebSocket(app, "/ws/shop") as ws:
             first = await ws.receive_json()
-            write(
+            await write(
                 pipeline,
                 "shop_revenue_1m",
                 CurrencyRevenue(
@@ -74,7 +72,7 @@ async def test_shop_alerts_reach_the_shop_view_with_their_domain(
         ConversionRule(),
     )
     assert alert is not None
-    await writes_for(pipeline.store).readings([], alerts=[alert])
+    await write(pipeline, "alerts", alert)
     app: Litestar = create_app(pipeline, ApiSettings(ws_shop_interval_s=0.05))
     async for live in running(app):
         async with AsgiWebSocket(live, "/ws/shop") as ws:

@@ -19,7 +19,6 @@ from playwright.sync_api import Page, Request
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry, InMemorySensorStore
-from pipeline.adapters.memory.shop_store import InMemoryShopQueries, memory_shop_sinks
 from pipeline.domain.shop_analytics import ConversionRule
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import bootstrap
@@ -27,8 +26,7 @@ from pipeline.entrypoints.settings import ApiSettings, Settings
 from pipeline.jobs.shop import ShopJobConfig, shop_job
 from pipeline.streams.testing import TestDriver
 from tests.browser import test_dashboard
-from tests.projection import writes_for
-from tests.shop_events import a_cart, a_purchase, a_view
+from tests.shop_events import a_cart, a_purchase, a_view, commit_rows, job_rows
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +38,6 @@ NOW = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
 T0 = NOW - timedelta(minutes=50)
 MIN = timedelta(minutes=1)
 APPEAR_MS = 10_000
-TABLE_SINKS = ("shop_sessions", "shop_funnel_5m", "shop_revenue_1m", "shop_top_products_1h")
 
 
 def shop_run() -> TestDriver:
@@ -88,12 +85,7 @@ def server() -> Iterator[str]:
             store=InMemorySensorStore(),
             clock=ManualClock(NOW),
         )
-        assert isinstance(pipeline.shop, InMemoryShopQueries)
-        sinks = memory_shop_sinks(pipeline.shop.tables)
-        for name in TABLE_SINKS:
-            rows = driver.results(name)
-            sinks[name].write(rows, [None] * len(rows), [])
-        await writes_for(pipeline.store).readings([], alerts=driver.results("alerts"))
+        await commit_rows(pipeline.checkpoint, job_rows(driver))
         app = create_app(pipeline, ApiSettings(ws_shop_interval_s=0.2))
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = uvicorn.Server(config)

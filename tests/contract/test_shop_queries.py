@@ -1,6 +1,6 @@
 """Contract of `ShopQueries`: the same behaviour from the in-memory tables and from SQLite and
-PostgreSQL. Rows go in through each adapter's shop sinks, per partition as the job writes
-them; the queries add the partitions up."""
+PostgreSQL. Rows go in through each adapter's declared table sinks in a checkpoint commit, per
+partition as the job writes them; the queries add the partitions up."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pipeline.adapters.memory.shop_store import InMemoryShopQueries, ShopTables, memory_shop_sinks
-from pipeline.adapters.sql import create_engine, tables
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.shop_store import InMemoryShopQueries
+from pipeline.adapters.memory.table_sinks import DeclaredRows, memory_table_sinks
+from pipeline.adapters.sql import create_engine
+from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
 from pipeline.adapters.sql.migrate import upgrade
-from pipeline.adapters.sql.shop_store import (
-    SqlShopQueries,
-    funnel_columns,
-    product_rank_columns,
-    revenue_columns,
-    session_columns,
-)
+from pipeline.adapters.sql.shop_store import SHOP_SINKS, SqlShopQueries
+from pipeline.adapters.sql.table_sinks import postgres_table_sinks, sqlite_table_sinks
 from pipeline.application.ports import ShopQueries, TopProduct
 from pipeline.domain.shop_analytics import (
     CurrencyRevenue,
@@ -34,7 +32,7 @@ from pipeline.domain.shop_analytics import (
     ShopSession,
 )
 from tests.databases import module_database
-from tests.shop_events import T0
+from tests.shop_events import T0, commit_rows
 
 Write = Callable[[str, Sequence[object]], Awaitable[None]]
 FIVE = timedelta(minutes=5)
@@ -196,61 +194,41 @@ class ShopQueriesContract:
 
 class TestInMemoryShopQueries(ShopQueriesContract):
     @pytest.fixture
-    def shop(self) -> ShopTables:
-        return ShopTables()
+    def rows(self) -> DeclaredRows:
+        return {}
 
     @pytest.fixture
-    def queries(self, shop: ShopTables) -> ShopQueries:
-        return InMemoryShopQueries(shop)
+    def queries(self, rows: DeclaredRows) -> ShopQueries:
+        return InMemoryShopQueries(rows)
 
     @pytest.fixture
-    def write(self, shop: ShopTables) -> Write:
-        sinks = memory_shop_sinks(shop)
-
-        async def write(sink: str, rows: Sequence[object]) -> None:
-            sinks[sink].write(rows, [None] * len(rows), [])
-
-        return write
-
-
-_COLUMNS: dict[str, tuple[sa.Table, Callable[..., dict[str, object]]]] = {
-    "shop_sessions": (tables.shop_sessions, session_columns),
-    "shop_funnel_5m": (tables.shop_funnel_5m, funnel_columns),
-    "shop_revenue_1m": (tables.shop_revenue_1m, revenue_columns),
-    "shop_top_products_1h": (tables.shop_top_products_1h, product_rank_columns),
-}
+    def write(self, rows: DeclaredRows) -> Write:
+        store = InMemoryCheckpointStore(memory_table_sinks(SHOP_SINKS, rows))
+        return lambda sink, r: commit_rows(store, {sink: r})
 
 
 class SqlShopQueriesSuite(ShopQueriesContract):
     @pytest.fixture
-    async def engine(self, sql_url: str) -> AsyncIterator[sa.ext.asyncio.AsyncEngine]:
+    async def engine(self, sql_url: str) -> AsyncIterator[AsyncEngine]:
         engine = create_engine(sql_url)
         async with engine.begin() as conn:
-            for table, _ in _COLUMNS.values():
-                await conn.execute(table.delete())
+            for spec in SHOP_SINKS.values():
+                await conn.execute(spec.table.delete())
         yield engine
         await engine.dispose()
 
     @pytest.fixture
-    def queries(self, engine: sa.ext.asyncio.AsyncEngine) -> ShopQueries:
+    def queries(self, engine: AsyncEngine) -> ShopQueries:
         return SqlShopQueries(engine)
 
     @pytest.fixture
-    def write(self, engine: sa.ext.asyncio.AsyncEngine) -> Write:
-        async def write(sink: str, rows: Sequence[object]) -> None:
-            table, columns = _COLUMNS[sink]
-            async with engine.begin() as conn:
-                for row in rows:
-                    values = columns(row)
-                    key = {c.name: values[c.name] for c in table.primary_key.columns}
-                    await conn.execute(
-                        table.delete().where(
-                            *(table.c[name] == value for name, value in key.items())
-                        )
-                    )
-                    await conn.execute(table.insert().values(values))
-
-        return write
+    def write(self, engine: AsyncEngine) -> Write:
+        store = sql_checkpoint_store(
+            engine,
+            postgres=postgres_table_sinks(SHOP_SINKS),
+            sqlite=sqlite_table_sinks(SHOP_SINKS),
+        )
+        return lambda sink, r: commit_rows(store, {sink: r})
 
 
 class TestSqliteShopQueries(SqlShopQueriesSuite):

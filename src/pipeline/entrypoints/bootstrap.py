@@ -26,7 +26,7 @@ from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.memory.sensor_store import InMemorySensorStore
-from pipeline.adapters.memory.shop_store import InMemoryShopQueries, ShopTables, memory_shop_sinks
+from pipeline.adapters.memory.shop_store import InMemoryShopQueries
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import TopicSink, sink_topics
@@ -176,6 +176,7 @@ class Pipeline:
             sample_interval_s=self.settings.metrics.sample_interval_s,
             topic_sinks=topic_sinks,
             member_id=worker.instance_id or self.worker_id,
+            table_codecs=entry.tables(self) if entry.tables is not None else {},
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -247,30 +248,40 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
     )
 
 
-def _checkpoint(store: SensorStore, shop: ShopTables) -> CheckpointStore:
+def _checkpoint(store: SensorStore) -> CheckpointStore:
     """The checkpoint store on the same database as the sensor store's queries, with the
-    jobs' sinks bound by name (in memory, the shop's write into `shop`)."""
+    sensor job's sinks bound by name."""
+    from pipeline.adapters.sql.declared import DECLARED_SINKS  # noqa: PLC0415
+
     if isinstance(store, InMemorySensorStore):
-        return InMemoryCheckpointStore(
-            {**memory_sensor_sinks(store.tables), **memory_shop_sinks(shop)},
-            dead_letters=store.dead_letters,
+        from pipeline.adapters.memory.table_sinks import memory_table_sinks  # noqa: PLC0415
+
+        sinks = memory_sensor_sinks(store.tables) | memory_table_sinks(
+            DECLARED_SINKS, store.declared
         )
+        return InMemoryCheckpointStore(sinks, dead_letters=store.dead_letters)
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
     from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
     from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks  # noqa: PLC0415
     from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks  # noqa: PLC0415
+    from pipeline.adapters.sql.table_sinks import (  # noqa: PLC0415
+        postgres_table_sinks,
+        sqlite_table_sinks,
+    )
 
     if isinstance(store, SqlSensorStore):
         return sql_checkpoint_store(
-            store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
+            store.engine,
+            postgres=postgres_sensor_sinks() | postgres_table_sinks(DECLARED_SINKS),
+            sqlite=sqlite_sensor_sinks() | sqlite_table_sinks(DECLARED_SINKS),
         )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
 
 
-def _shop_queries(store: SensorStore, shop: ShopTables) -> ShopQueries:
-    """The shop queries on the sensor store's database (in memory: `shop`)."""
+def _shop_queries(store: SensorStore) -> ShopQueries:
+    """The shop queries on the sensor store's database (in memory: its declared rows)."""
     if isinstance(store, InMemorySensorStore):
-        return InMemoryShopQueries(shop)
+        return InMemoryShopQueries(store.declared)
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
     from pipeline.adapters.sql.shop_store import SqlShopQueries  # noqa: PLC0415
 
@@ -310,9 +321,8 @@ class Container(containers.DeclarativeContainer):
     registry = providers.Singleton(_registry, settings)
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
-    shop_tables = providers.Singleton(ShopTables)
-    checkpoint = providers.Singleton(_checkpoint, store, shop_tables)
-    shop = providers.Singleton(_shop_queries, store, shop_tables)
+    checkpoint = providers.Singleton(_checkpoint, store)
+    shop = providers.Singleton(_shop_queries, store)
     metrics = providers.Object(False)
     telemetry = providers.Singleton(_telemetry, settings, metrics)
     reading_codec = providers.Singleton(

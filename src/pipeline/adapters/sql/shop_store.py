@@ -1,6 +1,6 @@
-"""The shop job's tables in SQL: the column values of each of its rows (what its table sinks
-write) and the queries the API asks (`ShopQueries`), adding the partitions' windows up in
-the database (GROUP BY) on PostgreSQL and SQLite alike."""
+"""The shop job's tables in SQL: their declared table sinks (what the job's rows fill, see
+`table_sinks`) and the queries the API asks (`ShopQueries`), adding the partitions' windows
+up in the database (GROUP BY) on PostgreSQL and SQLite alike."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipeline.adapters.sql import tables
 from pipeline.adapters.sql.errors import store_errors
+from pipeline.adapters.sql.table_sinks import OnConflict, TableSink
 from pipeline.application.ports.shop import FunnelPoint, RevenuePoint, TopProduct, TopProducts
 from pipeline.domain.shop_analytics import (
     CurrencyRevenue,
@@ -27,58 +28,107 @@ from pipeline.domain.shop_analytics import (
 _Row = sa.Row[*tuple[Any, ...]]
 
 
-def session_columns(session: ShopSession) -> dict[str, object]:
-    """A session as the columns of `shop_sessions`."""
-    return {
-        "session_id": session.session_id,
-        "started_at": session.started_at,
-        "ended_at": session.ended_at,
-        "user_id": session.user_id,
-        "events": session.events,
-        "stage": session.stage.label,
-        "outcome": session.outcome.value,
-        "orders": session.orders,
-        "revenue": session.revenue,
-        "currency": session.currency,
-    }
+def _session_values(session: ShopSession) -> tuple[object, ...]:
+    return (
+        session.session_id,
+        session.started_at,
+        session.ended_at,
+        session.user_id,
+        session.events,
+        session.stage.label,
+        session.outcome.value,
+        session.orders,
+        session.revenue,
+        session.currency,
+    )
 
 
-def funnel_columns(row: FunnelWindow) -> dict[str, object]:
-    """A partition's funnel window as the columns of `shop_funnel_5m`."""
+def _funnel_values(row: FunnelWindow) -> tuple[object, ...]:
     counts = row.counts
-    return {
-        "window_start": row.window_start,
-        "partition": row.partition,
-        "window_end": row.window_end,
-        "searches": counts.searches,
-        "views": counts.views,
-        "carts": counts.carts,
-        "purchases": counts.purchases,
-    }
+    return (
+        row.window_start,
+        row.partition,
+        row.window_end,
+        counts.searches,
+        counts.views,
+        counts.carts,
+        counts.purchases,
+    )
 
 
-def revenue_columns(row: CurrencyRevenue) -> dict[str, object]:
-    """A partition's revenue in a currency and minute as the columns of `shop_revenue_1m`."""
-    return {
-        "minute": row.minute,
-        "currency": row.currency,
-        "partition": row.partition,
-        "revenue": row.revenue,
-        "orders": row.orders,
-    }
+def _revenue_values(row: CurrencyRevenue) -> tuple[object, ...]:
+    return (row.minute, row.currency, row.partition, row.revenue, row.orders)
 
 
-def product_rank_columns(row: ProductRank) -> dict[str, object]:
-    """A place in a partition's top products as the columns of `shop_top_products_1h`."""
-    return {
-        "window_start": row.window_start,
-        "partition": row.partition,
-        "rank": row.rank,
-        "window_end": row.window_end,
-        "product_id": row.product_id,
-        "revenue_eur": row.sales.revenue_eur,
-        "units": row.sales.units,
-    }
+def _rank_values(row: ProductRank) -> tuple[object, ...]:
+    sales = row.sales
+    return (
+        row.window_start,
+        row.partition,
+        row.rank,
+        row.window_end,
+        row.product_id,
+        sales.revenue_eur,
+        sales.units,
+    )
+
+
+# Window results are final (written once, when the window closes): a repeated write of a row
+# (poison isolation, a replay) carries the same values, and REPLACE keeps the newest.
+SHOP_SINKS: dict[str, TableSink[Any]] = {
+    "shop_sessions": TableSink(
+        tables.shop_sessions,
+        columns=(
+            "session_id",
+            "started_at",
+            "ended_at",
+            "user_id",
+            "events",
+            "stage",
+            "outcome",
+            "orders",
+            "revenue",
+            "currency",
+        ),
+        values=_session_values,
+        on_conflict=OnConflict.REPLACE,
+    ),
+    "shop_funnel_5m": TableSink(
+        tables.shop_funnel_5m,
+        columns=(
+            "window_start",
+            "partition",
+            "window_end",
+            "searches",
+            "views",
+            "carts",
+            "purchases",
+        ),
+        values=_funnel_values,
+        on_conflict=OnConflict.REPLACE,
+    ),
+    "shop_revenue_1m": TableSink(
+        tables.shop_revenue_1m,
+        columns=("minute", "currency", "partition", "revenue", "orders"),
+        values=_revenue_values,
+        on_conflict=OnConflict.REPLACE,
+    ),
+    "shop_top_products_1h": TableSink(
+        tables.shop_top_products_1h,
+        columns=(
+            "window_start",
+            "partition",
+            "rank",
+            "window_end",
+            "product_id",
+            "revenue_eur",
+            "units",
+        ),
+        values=_rank_values,
+        on_conflict=OnConflict.REPLACE,
+    ),
+}
+"""The shop job's table sinks by sink name (registered in `declared.DECLARED_SINKS`)."""
 
 
 def _money(value: Any) -> Decimal:

@@ -40,6 +40,7 @@ from pipeline.application.ports.tables import (
     ChangelogTable,
     ChangelogTables,
     KeyDecoder,
+    TableCodec,
     ValueDecoder,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "SensorStore",
     "ShopQueries",
     "StoredAlert",
+    "TableCodec",
     "Timer",
     "TopProduct",
     "TopProducts",
