@@ -80,6 +80,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             topics.system_alerts,
         )
     ]
+    # The shop job's source: its dead-letter, late and retry topics.
+    shop = next(spec for spec in specs if spec.name == topics.ecommerce_events)
+    specs += derived_topic_specs(shop, len(settings.retry.topic_delays_s))
     changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
     # Keyed by account id like the transactions, and as many partitions, so that a job
     # joining them finds an account's profile in the partition of its payments.
