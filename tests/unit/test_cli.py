@@ -407,7 +407,8 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
 ) -> None:
     assert cli.main(["jobs", "--json"]) == 0
 
-    sensors, aggregates = json.loads(capsys.readouterr().out)
+    jobs = {job["job"]: job for job in json.loads(capsys.readouterr().out)}
+    sensors, aggregates, shop = jobs["sensors"], jobs["sensor-aggregates"], jobs["shop"]
     assert sensors["job"] == "sensors"
     assert sensors["sources"] == {"sensor-readings": "Reading"}
     assert sensors["tables"] == {"sensor-metadata": "SensorMetadata, global"}
@@ -423,3 +424,13 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
     assert "sensor-aggregates-1m" in aggregates["sinks"]["aggregates"]
     assert aggregates["authority"] == "kafka"
     assert "Kafka transaction" in aggregates["guarantee"]
+    assert shop["sources"] == {"ecommerce-events": "ShopEvent"}
+    assert "sessions" in shop["state"]
+    assert set(shop["sinks"]) == {
+        "shop_sessions",
+        "shop_funnel_5m",
+        "shop_revenue_1m",
+        "shop_top_products_1h",
+        "alerts",
+    }
+    assert shop["authority"] == "database"
