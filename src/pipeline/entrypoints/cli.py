@@ -50,7 +50,11 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline bench sensors`."""
+    """`pipeline bench sensors|shop`."""
+    if args.domain == "shop":
+        from pipeline.entrypoints.bench_shop import run_shop_bench  # noqa: PLC0415
+
+        return await run_shop_bench(args, settings)
     if args.floor is not None:
         from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
 
@@ -138,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument(
-        "domain", choices=["sensors"], metavar="DOMAIN", help="which pipeline: sensors"
+        "domain",
+        choices=["sensors", "shop"],
+        metavar="DOMAIN",
+        help="which pipeline: sensors, shop (shop: --events only)",
     )
     bench.add_argument(
         "--events",
