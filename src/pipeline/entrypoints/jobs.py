@@ -53,6 +53,7 @@ def _sensor_job(settings: Settings) -> Job:
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
             window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+            timeseries=settings.timeseries.url is not None,
         )
     )
 
