@@ -115,8 +115,13 @@ class InfluxTimeSeries:
 
     async def ping(self) -> None:
         """Return when the server answers its /ping."""
-        if not await self._opened().ping():
-            raise TimeSeriesUnavailable(f"time-series server {self.url} unreachable")
+        try:
+            await self._opened().ping()
+        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as error:
+            reason = _one_line(str(error) or type(error).__name__)
+            raise TimeSeriesUnavailable(
+                f"time-series server {self.url} unreachable: {reason}"
+            ) from None
 
     async def close(self) -> None:
         """Close the HTTP session (safe to call twice)."""
