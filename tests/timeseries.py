@@ -22,15 +22,17 @@ def timeseries_url() -> str:
     return require_service(TIMESERIES)
 
 
-async def stored_points(url: str, measurement: str) -> list[Point]:
-    """Every point of `measurement`, in time order: the server's raw samples from
-    /api/v1/export (one series per field, named `<measurement>_<field>`), gathered back
-    into points by tags and time. A point stored twice would come back twice."""
+async def stored_points(url: str, measurement: str, where: str = "") -> list[Point]:
+    """Every point of `measurement` (whose tags match the label matchers `where`, e.g.
+    `sensor_id=~"run-.*"`), in time order: the server's raw samples from /api/v1/export (one
+    series per field, named `<measurement>_<field>`), gathered back into points by tags and
+    time. A point stored twice would come back twice."""
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         # Samples still in memory are flushed first, so every write so far is readable.
         (await client.get("/internal/force_flush")).raise_for_status()
         answer = await client.post(
-            "/api/v1/export", data={"match[]": f'{{__name__=~"{measurement}_.+"}}'}
+            "/api/v1/export",
+            data={"match[]": f'{{__name__=~"{measurement}_.+"{"," if where else ""}{where}}}'},
         )
         answer.raise_for_status()
     prefix = f"{measurement}_"
