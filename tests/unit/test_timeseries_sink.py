@@ -19,7 +19,7 @@ from pipeline.application.ports import TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, SinkResult, SinkRows
 from pipeline.application.ports.timeseries import Point
 from pipeline.application.timeseries_sink import TimeSeriesCheckpoint
-from pipeline.application.topic_names import retry_topic
+from pipeline.application.topic_names import dead_letter_topic, retry_topic
 from pipeline.domain import Reading
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.settings import Settings
@@ -196,4 +196,25 @@ async def test_a_timeseries_outage_pauses_the_job_and_nothing_goes_to_a_retry_to
     assert await pipeline.store.count_readings() == 5
     retried = await pipeline.log.end_offsets(retry_topic(TOPIC, 1))
     assert sum(retried.values()) == 0
+    await pipeline.aclose()
+
+
+async def test_a_reading_whose_point_the_server_refuses_becomes_a_dead_letter(
+    clock: ManualClock,
+) -> None:
+    series = InMemoryTimeSeries(refuse=lambda p: p.fields.get("value") == 23.0)
+    pipeline = await wired(with_series(), series, clock)
+    await publish(pipeline, *(reading(i, 20.0 + i) for i in range(12)))
+
+    stats = await asyncio.wait_for(run_named_job(pipeline, "sensors", until_caught_up=True), 10)
+
+    assert stats.rejected == {"timeseries_rejected": 1}
+    assert sorted(p.fields["value"] for p in series.points(READING_MEASUREMENT)) == [
+        20.0 + i for i in range(12) if i != 3
+    ]
+    # As with any row a store refuses: the record's other rows are stored, and the dead
+    # letter is what lets `pipeline dlq` send it again once the server takes it.
+    assert await pipeline.store.count_readings() == 12
+    letters = await pipeline.log.end_offsets(dead_letter_topic(TOPIC))
+    assert sum(letters.values()) == 1
     await pipeline.aclose()

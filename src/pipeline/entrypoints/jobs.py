@@ -100,7 +100,9 @@ JOBS: dict[str, JobEntry] = {
         on_events=_relay_alerts,
         guarantee=(
             "database transaction: rows, window state and offsets commit together; "
-            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+            "alerts leave through an outbox (at least once, deduplicated by alert id); "
+            "time-series points, when configured, are written before the commit "
+            "(idempotent: once each)"
         ),
     ),
     "sensor-aggregates": JobEntry(

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from pipeline.application.errors import TimeSeriesUnavailable
+from pipeline.application.errors import TimeSeriesRejected, TimeSeriesUnavailable
 from pipeline.application.ports.timeseries import Point
 
 
 class InMemoryTimeSeries:
     """Points by name (measurement, tags, millisecond): a point written again replaces the
-    one stored, as InfluxDB does. With `unavailable` set, every call fails as a server that
-    cannot be reached does."""
+    one stored, as InfluxDB does. Switches: with `unavailable` set, every call fails as a
+    server that cannot be reached does; a write holding a point `refuse` is true of is
+    refused whole, as a server refuses a request with a point it cannot parse."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: Callable[[Point], bool] | None = None) -> None:
         self._points: dict[tuple[str, tuple[tuple[str, str], ...], int], Point] = {}
         self.unavailable = False
+        self.refuse = refuse
         self.writes = 0
         """Calls of `write` that stored points (a batch the outage refused is not counted)."""
 
     async def write(self, points: Sequence[Point]) -> None:
         """Store the points, replacing those named alike."""
         self._check()
+        refused = [p for p in points if self.refuse is not None and self.refuse(p)]
+        if refused:
+            raise TimeSeriesRejected(f"time-series server memory:// refused {refused[0]}")
         for point in points:
             self._points[point.identity()] = point
         self.writes += 1
