@@ -18,8 +18,6 @@ class InMemoryTimeSeries:
         self._points: dict[tuple[str, tuple[tuple[str, str], ...], int], Point] = {}
         self.unavailable = False
         self.refuse = refuse
-        self.writes = 0
-        """Calls of `write` that stored points (a batch the outage refused is not counted)."""
 
     async def write(self, points: Sequence[Point]) -> None:
         """Store the points, replacing those named alike."""
@@ -29,7 +27,6 @@ class InMemoryTimeSeries:
             raise TimeSeriesRejected(f"time-series server memory:// refused {refused[0]}")
         for point in points:
             self._points[point.identity()] = point
-        self.writes += 1
 
     async def ping(self) -> None:
         """Answer, unless `unavailable`."""
