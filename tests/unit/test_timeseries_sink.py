@@ -6,6 +6,7 @@ outage pauses the job as a database outage does."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from pipeline.application.ports.timeseries import Point
 from pipeline.application.timeseries_sink import TimeSeriesCheckpoint
 from pipeline.application.topic_names import dead_letter_topic, retry_topic
 from pipeline.domain import Reading
+from pipeline.entrypoints import cli
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import run_named_job
@@ -218,3 +220,16 @@ async def test_a_reading_whose_point_the_server_refuses_becomes_a_dead_letter(
     letters = await pipeline.log.end_offsets(dead_letter_topic(TOPIC))
     assert sum(letters.values()) == 1
     await pipeline.aclose()
+
+
+def test_pipeline_jobs_lists_the_time_series_sinks_when_a_server_is_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_TIMESERIES__URL", "http://127.0.0.1:18086")
+
+    assert cli.main(["jobs", "--json"]) == 0
+
+    sensors = json.loads(capsys.readouterr().out)[0]
+    assert sensors["sinks"]["reading_points"] == "time series: measurement sensor_reading"
+    assert sensors["sinks"]["aggregate_points"] == "time series: measurement sensor_aggregate_1m"
+    assert "time-series points" in sensors["guarantee"]
