@@ -1,9 +1,11 @@
 """A stream–table join job on the runtime: the table topic is consumed with the stream, a
-null record is a tombstone, and topics a join reads together must be co-partitioned."""
+null record is a tombstone, and topics a join reads together must be co-partitioned; a
+global table is read whole before the job consumes, whatever its partition count."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -11,11 +13,19 @@ from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import TopicSpec
+from pipeline.application.ports import TableCodec, TopicSpec
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
 from tests.unit.runtime.jobs import ListSink
-from tests.unit.streams.join_jobs import T0, Account, JsonCodec, Order, at, orders_with_accounts
+from tests.unit.streams.join_jobs import (
+    T0,
+    Account,
+    JsonCodec,
+    Order,
+    at,
+    orders_with_accounts,
+    orders_with_global_accounts,
+)
 
 
 async def world(partitions: dict[str, int]) -> tuple[InMemoryEventLog, ListSink, JobRun]:
@@ -60,3 +70,45 @@ async def test_a_job_joining_topics_of_different_partition_counts_refuses_to_sta
 
     with pytest.raises(ConfigurationError, match="accounts"):
         await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+
+async def test_a_global_table_of_another_partition_count_is_read_whole_by_the_worker() -> None:
+    log = InMemoryEventLog()
+    await log.ensure_topics(
+        [TopicSpec(name="orders", partitions=2), TopicSpec(name="accounts", partitions=3)]
+    )
+    accounts, orders = JsonCodec(Account), JsonCodec(Order)
+    for account, tier in (("a", "gold"), ("b", "silver"), ("c", "bronze")):
+        await log.publish(
+            "accounts", account.encode(), await accounts.encode(Account(account, tier))
+        )
+    await log.publish("accounts", b"c", None)  # account c closed
+    for n, account in enumerate("abc"):
+        await log.publish(
+            "orders", f"o{n}".encode(), await orders.encode(Order(f"o{n}", account, at(n)))
+        )
+    await log.flush()
+    sink = ListSink(lambda row: row[0])
+    run = JobRun(
+        job=orders_with_global_accounts(how="left"),
+        group_id="global-enrich",
+        log=log,
+        store=InMemoryCheckpointStore({"enriched": sink}),
+        codecs={"orders": JsonCodec(Order)},
+        clock=ManualClock(T0),
+        worker_id="test",
+        batch_size=100,
+        batch_timeout=0.02,
+        retry=RetryPolicy(initial=0.001, maximum=0.002, attempts=2),
+        retry_delays_s=(),
+        table_codecs={"accounts": TableCodec(decode_key=bytes.decode, decode_value=account_row)},
+    )
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert sink.rows == {"o0": ("o0", "gold"), "o1": ("o1", "silver"), "o2": ("o2", None)}
+
+
+def account_row(value: bytes) -> Account:
+    data = json.loads(value)
+    return Account(data["account"], data["tier"])

@@ -39,6 +39,7 @@ from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.event_log import EventLog
 from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
+from pipeline.application.ports.tables import TableCodec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
@@ -48,6 +49,7 @@ from pipeline.application.runtime.retry_forwarding import RetryForwarder
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.sampling import Sampler
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.tables import GlobalTables
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
 from pipeline.streams import Job, JobDefinitionError
@@ -81,6 +83,8 @@ class JobRun:
     member_id: str = ""
     """Under Kafka authority: this worker's member id in the group, unique among its live
     members and the same when it restarts (transactional.id `<group>-<member id>`)."""
+    table_codecs: Mapping[str, TableCodec[Any, Any]] = field(default_factory=dict)
+    """How the records of each of the job's global tables are read (`Job.global_table`)."""
 
 
 async def run_job(
@@ -175,6 +179,8 @@ async def run_job(
         )
 
     await check_copartitioning(run)
+    # Read whole by this worker before it consumes, followed while it runs.
+    global_tables = await GlobalTables.start(run.job, run.log, run.table_codecs)
     sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
     try:
         return await _run_workers(
@@ -187,6 +193,7 @@ async def run_job(
             stats=stats,
         )
     finally:
+        await global_tables.close()
         if sampling is not None:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
