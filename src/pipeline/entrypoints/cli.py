@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of readings that start an anomaly (default 0.01: about two alerts a second)",
     )
     demo.add_argument(
+        "--stream-rate",
+        type=non_negative_float,
+        default=20.0,
+        help="events per second of each other stream (shop, payments, social) whose job is "
+        "registered; 0 leaves them out (default 20)",
+    )
+    demo.add_argument(
         "--db",
         default="pipeline-demo.db",
         help="SQLite file of the demo (default pipeline-demo.db)",

@@ -59,6 +59,7 @@ def _sensor_job(settings: Settings) -> Job:
             window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
             metadata_topic=settings.topics.sensor_metadata,
+            timeseries=settings.timeseries.url is not None,
         )
     )
 
@@ -141,7 +142,9 @@ JOBS: dict[str, JobEntry] = {
         tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
         guarantee=(
             "database transaction: rows, window state and offsets commit together; "
-            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+            "alerts leave through an outbox (at least once, deduplicated by alert id); "
+            "time-series points, when configured, are written before the commit "
+            "(idempotent: once each)"
         ),
     ),
     "sensor-aggregates": JobEntry(

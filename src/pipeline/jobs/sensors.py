@@ -41,6 +41,12 @@ from pipeline.domain import (
 )
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 from pipeline.domain.windows import WindowAggregate
+from pipeline.jobs.sensor_points import (
+    AGGREGATE_POINTS,
+    READING_POINTS,
+    aggregate_point,
+    reading_point,
+)
 from pipeline.streams import Job, Sink, Stats, StatsResult, Stream, Tumbling, Windowed
 
 READINGS = Sink("readings", Reading, "table readings: one row per valid reading")
@@ -69,6 +75,8 @@ class SensorJobConfig:
     metadata_topic: str | None = None
     """The changelog of the `sensor_metadata` table, joined for per-sensor limits; None:
     the type's limits only."""
+    timeseries: bool = False
+    """Also write readings and aggregates as time-series points (`jobs.sensor_points`)."""
 
 
 def sensor_job(config: SensorJobConfig) -> Job:
@@ -95,13 +103,16 @@ def sensor_job(config: SensorJobConfig) -> Job:
     valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
     valid.to(READINGS)
     threshold_alerts(job, valid, config).to(ALERTS)
-    (
+    aggregates = (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))
         .updates()
         .map(window_aggregate)
-        .to(AGGREGATES)
     )
+    aggregates.to(AGGREGATES)
+    if config.timeseries:
+        valid.map(reading_point, name="reading points").to(READING_POINTS)
+        aggregates.map(aggregate_point, name="aggregate points").to(AGGREGATE_POINTS)
     return job
 
 

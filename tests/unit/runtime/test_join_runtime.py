@@ -5,7 +5,9 @@ global table is read whole before the job consumes, whatever its partition count
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import TableCodec, TopicSpec
+from pipeline.application.ports import EventConsumer, TableCodec, TopicSpec
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
 from tests.unit.runtime.jobs import ListSink
@@ -112,3 +114,25 @@ async def test_a_global_table_of_another_partition_count_is_read_whole_by_the_wo
 def account_row(value: bytes) -> Account:
     data = json.loads(value)
     return Account(data["account"], data["tier"])
+
+
+class AskedLog(InMemoryEventLog):
+    """The in-memory log, noting how each group member was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[tuple[str, ...], bool]] = []
+
+    def consumer(self, **kwargs: Any) -> EventConsumer:
+        self.asked.append((tuple(kwargs["topics"]), kwargs.get("co_partitioned", False)))
+        return super().consumer(**kwargs)
+
+
+async def test_a_job_joining_co_partitioned_topics_asks_its_group_for_co_partitioning() -> None:
+    log = AskedLog()
+    await log.ensure_topics([TopicSpec(name=t, partitions=2) for t in ("orders", "accounts")])
+    run = dataclasses.replace((await world({"orders": 2, "accounts": 2}))[2], log=log)
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert (("orders", "accounts"), True) in log.asked

@@ -36,7 +36,7 @@ from pipeline.application.kafka_authority import (
 )
 from pipeline.application.lag import consumer_lag
 from pipeline.application.ports.checkpoint import CheckpointStore
-from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.event_log import EventConsumer, EventLog, OffsetResolver
 from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
 from pipeline.application.ports.tables import TableCodec
@@ -142,7 +142,7 @@ async def run_job(
 
         topics = [*run.job.sources, *run.job.tables]
         resolve = _resolver(run, lambda: handler, telemetry)
-        consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+        consumer = _job_consumer(run, topics, resolve)
         sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
             run,
@@ -268,7 +268,7 @@ async def _transactional_worker(
 
     topics = [*run.job.sources, *run.job.tables]
     resolve = _resolver(run, made, telemetry)
-    consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+    consumer = _job_consumer(run, topics, resolve)
     checkpoint = await _transactional_checkpoint(run, consumer)
     opened.append(checkpoint)
     handler = JobHandler(
@@ -368,6 +368,19 @@ def _worker(
         telemetry=telemetry,
         # A batch fenced in part is read again from the offsets the store holds.
         resyncer=handler if main else None,
+    )
+
+
+def _job_consumer(run: JobRun, topics: Sequence[str], resolve: OffsetResolver) -> EventConsumer:
+    """The job's member of its group. A job joining co-partitioned topics asks for the
+    range assignor, so that one member holds partition p of each of them: the cooperative
+    default balances topic by topic and can give p of one to another member than p of the
+    other, whose records would then never meet."""
+    return run.log.consumer(
+        group_id=run.group_id,
+        topics=topics,
+        resolve_offsets=resolve,
+        co_partitioned=bool(run.job.plan().copartitioned_topics()),
     )
 
 
