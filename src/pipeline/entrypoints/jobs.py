@@ -104,26 +104,17 @@ def _aggregate_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
     return {"aggregates": encode}
 
 
-def _relay_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
-    relay = pipeline.alert_relay()
-
-    async def on_events(events: Sequence[object]) -> None:
-        # The outbox holds them; the relay publishes whatever is unpublished.
-        relay.raised("sensors", events)
-        await relay.relay()
-
-    return on_events
-
-
-def _relay_alerts_of(
+def _relay_alerts(
     job: str,
 ) -> Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]]:
-    """`_relay_alerts` for job `job`'s alerts (counted under its name)."""
+    """What job `job` does with the events its sinks report: count its new alerts (under
+    its name) and relay the outbox."""
 
     def on_events_of(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
         relay = pipeline.alert_relay()
 
         async def on_events(events: Sequence[object]) -> None:
+            # The outbox holds them; the relay publishes whatever is unpublished.
             relay.raised(job, events)
             await relay.relay()
 
@@ -138,7 +129,7 @@ JOBS: dict[str, JobEntry] = {
         summary="IoT readings → readings, threshold alerts, one-minute statistics",
         build=_sensor_job,
         codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
-        on_events=_relay_alerts,
+        on_events=_relay_alerts("sensors"),
         tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
         guarantee=(
             "database transaction: rows, window state and offsets commit together; "
@@ -167,7 +158,7 @@ JOBS: dict[str, JobEntry] = {
                 p.registry, p.settings.topics.ecommerce_events
             )
         },
-        on_events=_relay_alerts_of("shop"),
+        on_events=_relay_alerts("shop"),
         guarantee=(
             "database transaction: window rows, window state and offsets commit together; "
             "alerts leave through an outbox (at least once, deduplicated by alert id)"
