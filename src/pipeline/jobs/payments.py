@@ -1,10 +1,10 @@
 """The payments job: card transactions → fraud flags with their reasons and score, fraud
 alerts, and each transaction's later outcomes.
 
-    transactions ──validate──┬─ sliding window per account (lookback) ─ join accounts ─ rules ─┬→ flagged
-     (Transaction) (rule →   │   "account-activity": the account's       (table,        (flat_map)└→ alerts
-                    DLQ)     │   payments of the last 24 h               left join)
-                             └─ interval join, left ("outcomes", 0 … 2 h after) ─────────────────→ outcomes
+    transactions ──validate──┬─ sliding window "account-activity" (the account's last 24 h)
+     (rule → DLQ)            │   ─ join accounts (table, left) ─ fraud rules ─┬→ flagged
+                             │                                                └→ alerts
+                             └─ interval join "outcomes" (left, 0 … 2 h after) ─→ outcomes
     payment-outcomes ──validate──┘
     accounts (compacted) ── table
 

@@ -134,11 +134,12 @@ def evaluate_payments(
     events: int,
     seed: int,
     config: PaymentsConfig,
-    job_config: PaymentsJobConfig = PaymentsJobConfig(),
+    job_config: PaymentsJobConfig | None = None,
     batch: int = 5_000,
 ) -> Evaluation:
     """Run `events` events of the payment stream `seed` through the payments job on the
     deterministic driver and score its rules against the labels."""
+    job_config = job_config or PaymentsJobConfig()
     job = payments_job(job_config)
     driver = TestDriver(job, partitions=4, now=EVALUATION_START)
     topic_of = {
