@@ -250,6 +250,23 @@ class FlaggedTransaction:
     score: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagReason:
+    """One rule that flagged a transaction (a flagged transaction has one per reason)."""
+
+    transaction_id: str
+    rule: FraudRule
+    timestamp: datetime
+
+
+def flag_reasons(flagged: FlaggedTransaction) -> tuple[FlagReason, ...]:
+    """A flagged transaction's reasons, one by one."""
+    return tuple(
+        FlagReason(transaction_id=flagged.transaction_id, rule=rule, timestamp=flagged.timestamp)
+        for rule in flagged.reasons
+    )
+
+
 def flag(tx: Transaction, reasons: Sequence[FraudRule], rules: FraudRules) -> FlaggedTransaction:
     """`tx` flagged for `reasons` (at least one)."""
     if not reasons:

@@ -36,10 +36,12 @@ from datetime import timedelta
 from pipeline.domain import Alert, DomainError
 from pipeline.domain.fraud import (
     FlaggedTransaction,
+    FlagReason,
     FraudRules,
     TransactionOutcome,
     fired_rules,
     flag,
+    flag_reasons,
     fraud_alert,
     transaction_outcome,
 )
@@ -56,6 +58,11 @@ FLAGGED = Sink(
     "flagged_transactions",
     FlaggedTransaction,
     "table flagged_transactions: one row per flagged transaction, with reasons and score",
+)
+REASONS = Sink(
+    "fraud_flag_reasons",
+    FlagReason,
+    "table fraud_flag_reasons: one row per rule and flagged transaction",
 )
 ALERTS = Sink("alerts", Alert, "table alerts (outbox to system-alerts)")
 OUTCOMES = Sink(
@@ -138,6 +145,7 @@ def payments_job(config: PaymentsJobConfig) -> Job:
         .flat_map(judge, name="fraud rules")
     )
     flagged.to(FLAGGED)
+    flagged.flat_map(flag_reasons, name="reasons").to(REASONS)
     flagged.map(fraud_alert, name="fraud alerts").to(ALERTS)
     (
         valid.join(

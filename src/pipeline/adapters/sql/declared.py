@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.adapters.sql.payment_sinks import PAYMENT_SINKS
 from pipeline.adapters.sql.table_sinks import TableSink
 
-DECLARED_SINKS: dict[str, TableSink[Any]] = {}
+DECLARED_SINKS: dict[str, TableSink[Any]] = {} | PAYMENT_SINKS
