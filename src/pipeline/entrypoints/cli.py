@@ -32,7 +32,15 @@ from pipeline.entrypoints.runtime import Command, run_command
 from pipeline.entrypoints.settings import Settings
 
 # `dlq replay` imports kafka_missing from here; it is kept importable under its old home.
-__all__ = ["build_parser", "cmd_api", "cmd_bench", "cmd_demo", "kafka_missing", "main"]
+__all__ = [
+    "build_parser",
+    "cmd_api",
+    "cmd_bench",
+    "cmd_demo",
+    "cmd_evaluate",
+    "kafka_missing",
+    "main",
+]
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,6 +62,13 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.entrypoints.bench import run_bench  # noqa: PLC0415
 
     return await run_bench(args, settings)
+
+
+async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline evaluate payments`."""
+    from pipeline.entrypoints.evaluate_payments import run_evaluate_payments  # noqa: PLC0415
+
+    return await run_evaluate_payments(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +174,31 @@ def build_parser() -> argparse.ArgumentParser:
         "`pipeline-worker --metrics-port` does (default: PIPELINE_METRICS__PORT, unset: none)",
     )
     bench.set_defaults(run=cmd_bench)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a job's detectors against a generator's labels (in memory)"
+    )
+    evaluate.add_argument(
+        "domain", choices=["payments"], metavar="DOMAIN", help="which job: payments"
+    )
+    evaluate.add_argument(
+        "--events", type=positive_int, default=200_000, help="events to generate (default 200000)"
+    )
+    evaluate.add_argument("--seed", type=integer, default=1, help="generator seed (default 1)")
+    evaluate.add_argument(
+        "--rate",
+        type=non_negative_float,
+        default=4.0,
+        help="events/s of event time: fewer spread the events over more hours, so that "
+        "night and travel fraud (hours apart) show (default 4)",
+    )
+    evaluate.add_argument(
+        "--fraud-rate",
+        type=fraction,
+        default=0.01,
+        help="probability that a transaction starts a fraud episode (default 0.01)",
+    )
+    evaluate.set_defaults(run=cmd_evaluate)
     return parser
 
 
