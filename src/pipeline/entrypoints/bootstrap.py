@@ -39,6 +39,7 @@ from pipeline.application.ports import (
     TopicSpec,
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.ports.payments import PaymentQueries
 from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
@@ -180,6 +181,21 @@ class Pipeline:
         if not isinstance(found, DeadLetterStore):
             raise ConfigurationError(f"{type(self.store).__name__} keeps no dead letters")
         return found
+
+    def payment_queries(self) -> PaymentQueries:
+        """The payments job's tables, read on the sensor store's database (or in memory)."""
+        if isinstance(self.store, InMemorySensorStore):
+            from pipeline.adapters.memory.payment_queries import (  # noqa: PLC0415
+                InMemoryPaymentQueries,
+            )
+
+            return InMemoryPaymentQueries(self.store.declared)
+        from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+        from pipeline.adapters.sql.payment_queries import SqlPaymentQueries  # noqa: PLC0415
+
+        if isinstance(self.store, SqlSensorStore):
+            return SqlPaymentQueries(self.store.engine)
+        raise ConfigurationError(f"{type(self.store).__name__} keeps no payments tables")
 
     def alert_relay(self) -> AlertRelay:
         """The outbox relay publishing stored alerts to the alerts topic."""
