@@ -132,8 +132,7 @@ def test_payments_spread_over_more_than_five_minutes_are_not_velocity() -> None:
 def test_tiny_payments_do_not_count_towards_velocity() -> None:
     # Five in five minutes, but three are tiny (≤ 0.4 × 40 EUR) and card present.
     payments = [
-        a_payment(NOON + minutes(i), amount=Decimal("5.00" if i % 2 else "30.00"))
-        for i in range(5)
+        a_payment(NOON + minutes(i), amount=Decimal("5.00" if i % 2 else "30.00")) for i in range(5)
     ]
 
     driver = closed(a_driver(profile=a_profile()), *payments)
@@ -160,9 +159,7 @@ def test_card_testing_flags_the_third_tiny_online_payment_within_five_minutes() 
 
     driver = closed(a_driver(profile=a_profile()), *probes)
 
-    assert reasons_of(driver) == {
-        tx.transaction_id: (FraudRule.CARD_TESTING,) for tx in probes[2:]
-    }
+    assert reasons_of(driver) == {tx.transaction_id: (FraudRule.CARD_TESTING,) for tx in probes[2:]}
 
 
 def test_tiny_payments_far_apart_are_not_card_testing() -> None:
@@ -375,9 +372,7 @@ def test_a_transaction_later_than_the_grace_is_late_not_judged() -> None:
     driver.send(TX, late)
     driver.run()
 
-    assert [entry.step for entry in driver.late if entry.item.value == late] == [
-        "account-activity"
-    ]
+    assert [entry.step for entry in driver.late if entry.item.value == late] == ["account-activity"]
 
 
 def test_a_late_but_within_grace_payment_still_counts_for_velocity() -> None:

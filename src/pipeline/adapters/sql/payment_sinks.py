@@ -10,7 +10,7 @@ from pipeline.adapters.sql import tables
 from pipeline.adapters.sql.table_sinks import OnConflict, TableSink
 from pipeline.domain.fraud import FlaggedTransaction, FlagReason, TransactionOutcome
 
-FLAGGED_TRANSACTIONS = TableSink[FlaggedTransaction](
+FLAGGED_TRANSACTIONS: TableSink[FlaggedTransaction] = TableSink(
     tables.flagged_transactions,
     columns=(
         "transaction_id",
@@ -38,13 +38,13 @@ FLAGGED_TRANSACTIONS = TableSink[FlaggedTransaction](
     ),
     on_conflict=OnConflict.IGNORE,
 )
-FLAG_REASONS = TableSink[FlagReason](
+FLAG_REASONS: TableSink[FlagReason] = TableSink(
     tables.fraud_flag_reasons,
     columns=("transaction_id", "rule", "time"),
     values=lambda r: (r.transaction_id, r.rule.value, r.timestamp),
     on_conflict=OnConflict.IGNORE,
 )
-TRANSACTION_OUTCOMES = TableSink[TransactionOutcome](
+TRANSACTION_OUTCOMES: TableSink[TransactionOutcome] = TableSink(
     tables.transaction_outcomes,
     columns=(
         "transaction_id",
