@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -69,7 +70,7 @@ async def publish(pipeline: Pipeline, alert: Alert) -> None:
     )
 
 
-async def first_event(ws: AsgiWebSocket) -> dict[str, object]:
+async def first_event(ws: AsgiWebSocket) -> dict[str, Any]:
     frame = await ws.receive_json()
     while frame["type"] in ("stats", "heartbeat"):
         frame = await ws.receive_json()
