@@ -27,8 +27,11 @@ _MEDIA_TYPES = {
     "dashboard.css": "text/css",
     "docs.js": "text/javascript",
     "docs.css": "text/css",
+    "payments.html": "text/html",
+    "payments.js": "text/javascript",
 }
-_ASSETS = frozenset(_MEDIA_TYPES) - {"index.html"}
+_ASSETS = frozenset(_MEDIA_TYPES) - {"index.html", "payments.html"}
+PAYMENTS_PATH = "/payments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,12 @@ def dashboard_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(request, "index.html")
 
 
+@get(PAYMENTS_PATH, include_in_schema=False, sync_to_thread=False)
+def payments_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The payments view: fraud alerts live, flags per rule, flagged transactions."""
+    return _respond(request, "payments.html")
+
+
 @get(f"{STATIC_PATH}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
 def dashboard_asset(
     request: Request[Any, Any, Any], name: Annotated[str, PathParameter()]
@@ -75,5 +84,5 @@ def dashboard_asset(
     return _respond(request, name)
 
 
-DASHBOARD_HANDLERS = [dashboard_page, dashboard_asset]
+DASHBOARD_HANDLERS = [dashboard_page, payments_page, dashboard_asset]
 """The route handlers to register on the app."""
