@@ -58,7 +58,11 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline bench sensors`."""
+    """`pipeline bench sensors|payments`."""
+    if args.domain == "payments":
+        from pipeline.entrypoints.bench_payments import run_bench_payments  # noqa: PLC0415
+
+        return await run_bench_payments(args, settings)
     from pipeline.entrypoints.bench import run_bench  # noqa: PLC0415
 
     return await run_bench(args, settings)
@@ -149,13 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument(
-        "domain", choices=["sensors"], metavar="DOMAIN", help="which pipeline: sensors"
+        "domain",
+        choices=["sensors", "payments"],
+        metavar="DOMAIN",
+        help="which pipeline: sensors, payments (events produced first, then drained)",
     )
     bench.add_argument(
         "--events",
         type=positive_int,
         default=200_000,
-        help="readings to produce and process (default 200000)",
+        help="readings (payments: events) to produce and process (default 200000)",
     )
     bench.add_argument(
         "--rate",
