@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.application.errors import ConfigurationError
 from pipeline.domain import Alert, AlertDomain, AlertKind, Channel, Transaction
 from pipeline.domain.fraud import (
     NO_OUTCOME,
@@ -22,6 +23,8 @@ from pipeline.domain.fraud import (
     fraud_alert_id,
 )
 from pipeline.domain.payments import AccountProfile, OutcomeKind, PaymentOutcome
+from pipeline.entrypoints.jobs import payments_config
+from pipeline.entrypoints.settings import PaymentsSettings, Settings
 from pipeline.jobs.payments import (
     ALERTS,
     FLAGGED,
@@ -467,3 +470,18 @@ def test_a_flagged_row_carries_the_transaction() -> None:
             score=0.9,
         )
     ]
+
+
+def test_settings_that_make_no_sense_are_a_configuration_error_naming_them() -> None:
+    settings = Settings(payments=PaymentsSettings(velocity_window_s=2 * 86_400.0))
+
+    with pytest.raises(ConfigurationError, match="PIPELINE_PAYMENTS__"):
+        payments_config(settings)
+
+
+def test_the_settings_reach_the_rules() -> None:
+    settings = Settings(payments=PaymentsSettings(velocity_count=9, night_end_hour=4.0))
+
+    rules = payments_config(settings).rules
+
+    assert (rules.velocity_count, rules.night_hours) == (9, (0.0, 4.0))

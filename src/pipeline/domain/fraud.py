@@ -100,6 +100,8 @@ class FraudRules:
             raise ValueError("the rules' windows must be positive and within the lookback")
         if min(self.velocity_count, self.card_testing_count, self.min_history) < 1:
             raise ValueError("the rules' counts must be at least 1")
+        if not 0.0 <= self.night_hours[0] < self.night_hours[1] <= 24.0:
+            raise ValueError("night hours must be a range within 0–24 (start before end)")
         if not 0.0 < self.tiny_fraction < 1.0 or self.amount_factor <= 1.0:
             raise ValueError("tiny_fraction must be in (0, 1) and amount_factor above 1")
         if set(self.weights) != set(FraudRule) or not all(

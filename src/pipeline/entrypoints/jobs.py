@@ -18,6 +18,7 @@ from pipeline.adapters.avro import (
     payment_outcome_codec,
     transaction_codec,
 )
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
 from pipeline.application.ports import Codec
 from pipeline.domain.fraud import FraudRules
@@ -83,11 +84,8 @@ def _payments_job(settings: Settings) -> Job:
 def payments_config(settings: Settings) -> PaymentsJobConfig:
     """The payments job's configuration from the settings (`PIPELINE_PAYMENTS__…`)."""
     p = settings.payments
-    return PaymentsJobConfig(
-        transactions_topic=settings.topics.transactions,
-        accounts_topic=settings.topics.accounts,
-        outcomes_topic=settings.topics.payment_outcomes,
-        rules=FraudRules(
+    try:
+        rules = FraudRules(
             lookback=timedelta(seconds=p.lookback_s),
             velocity_window=timedelta(seconds=p.velocity_window_s),
             velocity_count=p.velocity_count,
@@ -98,7 +96,14 @@ def payments_config(settings: Settings) -> PaymentsJobConfig:
             amount_factor=p.amount_factor,
             amount_sigmas=p.amount_sigmas,
             night_hours=(p.night_start_hour, p.night_end_hour),
-        ),
+        )
+    except ValueError as error:
+        raise ConfigurationError(f"PIPELINE_PAYMENTS__…: {error}") from None
+    return PaymentsJobConfig(
+        transactions_topic=settings.topics.transactions,
+        accounts_topic=settings.topics.accounts,
+        outcomes_topic=settings.topics.payment_outcomes,
+        rules=rules,
         grace=timedelta(seconds=p.grace_s),
         outcome_window=timedelta(seconds=p.outcome_window_s),
         idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
