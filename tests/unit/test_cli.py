@@ -395,7 +395,7 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
 ) -> None:
     assert cli.main(["jobs", "--json"]) == 0
 
-    sensors, aggregates = json.loads(capsys.readouterr().out)
+    sensors, aggregates, payments = json.loads(capsys.readouterr().out)
     assert sensors["job"] == "sensors"
     assert sensors["sources"] == {"sensor-readings": "Reading"}
     assert sensors["state"] == ["aggregates-1m"]
@@ -409,3 +409,16 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
     assert "sensor-aggregates-1m" in aggregates["sinks"]["aggregates"]
     assert aggregates["authority"] == "kafka"
     assert "Kafka transaction" in aggregates["guarantee"]
+    assert payments["job"] == "payments"
+    assert payments["sources"] == {
+        "transactions": "Transaction",
+        "payment-outcomes": "PaymentOutcome",
+    }
+    assert payments["state"] == ["table:accounts", "account-activity", "outcomes"]
+    assert set(payments["sinks"]) == {
+        "flagged_transactions",
+        "fraud_flag_reasons",
+        "alerts",
+        "transaction_outcomes",
+    }
+    assert payments["authority"] == "database"

@@ -23,6 +23,7 @@ from pipeline.domain.fraud import (
     fraud_alert_id,
 )
 from pipeline.domain.payments import AccountProfile, OutcomeKind, PaymentOutcome
+from pipeline.entrypoints.bootstrap import topic_specs
 from pipeline.entrypoints.jobs import payments_config
 from pipeline.entrypoints.settings import PaymentsSettings, Settings
 from pipeline.jobs.payments import (
@@ -485,3 +486,16 @@ def test_the_settings_reach_the_rules() -> None:
     rules = payments_config(settings).rules
 
     assert (rules.velocity_count, rules.night_hours) == (9, (0.0, 4.0))
+
+
+def test_the_payment_sources_late_dead_letter_and_retry_topics_are_created() -> None:
+    names = {spec.name for spec in topic_specs(Settings())}
+
+    assert {
+        "transactions.dlq",
+        "transactions.late",
+        "transactions.retry.1",
+        "payment-outcomes.dlq",
+        "payment-outcomes.late",
+        "accounts.dlq",
+    } <= names

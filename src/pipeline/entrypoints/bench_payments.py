@@ -44,7 +44,11 @@ async def run_bench_payments(args: argparse.Namespace, settings: Settings) -> in
             "system_alerts": f"bench-system-alerts-{run_id}",
         }
     )
-    settings = settings.model_copy(update={"topics": topics})
+    # A backlog is not idle: a topic the consumer has not polled for a while (draining the
+    # others' records) must not have its watermark follow the wall clock, past the backlog's
+    # event times, or its records would all be late.
+    worker = settings.worker.model_copy(update={"idle_timeout_s": 3_600.0})
+    settings = settings.model_copy(update={"topics": topics, "worker": worker})
     pipeline = await bootstrap(settings, migrate=True)
     tune_gc_for_streaming()  # as pipeline-worker does
     try:

@@ -90,6 +90,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             name=topics.sensor_metadata, partitions=topics.default_partitions, config=changelog
         )
     )
+    # The payments job's sources: their dead-letter, late and retry topics, partitioned alike.
+    payments = (topics.transactions, topics.payment_outcomes, topics.accounts)
+    for source in [spec for spec in specs if spec.name in payments]:
+        specs += derived_topic_specs(source, len(settings.retry.topic_delays_s))
     return specs
 
 
