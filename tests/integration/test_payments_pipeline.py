@@ -10,10 +10,11 @@ invalid transaction."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 
 from pipeline.adapters.avro import account_profile_codec, payment_outcome_codec, transaction_codec
 from pipeline.adapters.sql import SqlSensorStore, tables
+from pipeline.application.generators.payments import PaymentsConfig, generate_payments
 from pipeline.application.ports import (
     AlertFilter,
     Codec,
@@ -31,20 +33,24 @@ from pipeline.application.ports import (
 )
 from pipeline.domain.alerts import AlertDomain
 from pipeline.domain.fraud import FlaggedTransaction, FraudRule, TransactionOutcome
-from pipeline.domain.payments import Channel, Transaction
+from pipeline.domain.payments import AccountProfile, Channel, Transaction
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import payments_config
 from pipeline.entrypoints.settings import Settings, WorkerSettings
-from pipeline.entrypoints.simulated import produce_simulated
+from pipeline.entrypoints.simulated import routes
+from pipeline.entrypoints.worker import run_named_job
 from pipeline.jobs.payments import ALERTS, FLAGGED, OUTCOMES, REASONS, payments_job
 from pipeline.streams.testing import TestDriver
 from tests.integration.conftest import settings_env
 
 pytestmark = pytest.mark.integration
 
-EVENTS = 12_000
+EVENTS = 8_000
 SEED = 11
 INVALID = 3
+STREAM = PaymentsConfig(events_per_second=4.0, accounts=300, fraud_rate=0.03)
+"""A slow stream of few accounts and much fraud: 8,000 events span about half an hour of
+event time, long enough for the fraud episodes (minutes each) to play out."""
 
 
 @pytest.fixture
@@ -53,6 +59,24 @@ def payments_settings(settings: Settings) -> Settings:
     # their watermarks would jump to the wall clock, past the stream's event times.
     worker = WorkerSettings(**(settings.worker.model_dump() | {"idle_timeout_s": 3600.0}))
     return settings.model_copy(update={"worker": worker})
+
+
+async def publish_stream(pipeline: Pipeline, *, profiles: bool) -> None:
+    """The seeded payment stream, ending about now, onto its topics as the producer publishes
+    it (keyed by account id): its account profiles, or the rest."""
+    routing = routes(pipeline, "payments")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    await pipeline.ensure_topics()
+    for generated in itertools.islice(
+        generate_payments(seed=SEED, start=start, config=STREAM), EVENTS
+    ):
+        event = generated.event
+        if isinstance(event, AccountProfile) is profiles:
+            route = routing[type(event)]
+            await pipeline.log.publish(
+                route.topic, route.key(event).encode(), await route.codec.encode(event)
+            )
+    await pipeline.log.flush()
 
 
 async def publish_invalid(pipeline: Pipeline) -> None:
@@ -78,13 +102,14 @@ async def expected_outputs(pipeline: Pipeline) -> dict[str, list[Any]]:
     settings = pipeline.settings
     topics = settings.topics
     codecs: dict[str, Codec[Any]] = {
-        topics.transactions: transaction_codec(pipeline.registry, topics.transactions),
         topics.accounts: account_profile_codec(pipeline.registry, topics.accounts),
+        topics.transactions: transaction_codec(pipeline.registry, topics.transactions),
         topics.payment_outcomes: payment_outcome_codec(pipeline.registry, topics.payment_outcomes),
     }
     job = payments_job(payments_config(settings))
     partitions = len(await pipeline.log.end_offsets(topics.transactions))
     driver = TestDriver(job, partitions=partitions, now=datetime.now(UTC))
+    # The table first, as the worker read it before any payment (see the test).
     for topic, codec in codecs.items():
         ends = await pipeline.log.end_offsets(topic)
         start = {TopicPartition(topic, p): 0 for p in ends}
@@ -101,6 +126,8 @@ async def expected_outputs(pipeline: Pipeline) -> dict[str, list[Any]]:
             zip(records, values, strict=True), key=lambda rv: (rv[0].partition, rv[0].offset)
         ):
             driver.send(topic, value, partition=record.partition)
+        if topic == topics.accounts:
+            driver.run()
     driver.run()
     sinks = (FLAGGED.name, REASONS.name, OUTCOMES.name, ALERTS.name)
     return {sink: driver.results(sink) for sink in sinks}
@@ -123,8 +150,12 @@ async def test_payments_land_exactly_once_through_a_sigkill_of_the_worker(
     }
     worker_cmd = [sys.executable, "-m", "pipeline.entrypoints.worker", "payments"]
     try:
-        sent = await produce_simulated(pipeline, "payments", count=EVENTS, rate=0.0, seed=SEED)
-        assert sent.total() == EVENTS
+        # The bank knows its accounts before they pay: the worker has read the profiles when
+        # the payments come (a stream–table join meets the table as it was when each record
+        # was processed, so only then is the result the same whatever the interleaving).
+        await publish_stream(pipeline, profiles=True)
+        await asyncio.wait_for(run_named_job(pipeline, "payments", until_caught_up=True), 120)
+        await publish_stream(pipeline, profiles=False)
         await publish_invalid(pipeline)
         expected = await expected_outputs(pipeline)
         assert expected[FLAGGED.name], "the seeded stream is expected to hold fraud"
