@@ -108,6 +108,13 @@ async def test_the_feed_filters_by_rule_and_account_and_pages_by_cursor(
     assert second["next_cursor"] is None
 
 
+async def test_any_string_of_a_cursors_shape_is_a_position(client: Client) -> None:
+    response = await client.get("/api/v1/payments/flagged?cursor=0_ff00")
+
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "next_cursor": None}
+
+
 async def test_rule_counts_name_every_rule(client: Client, store: InMemorySensorStore) -> None:
     store_flags(
         store,

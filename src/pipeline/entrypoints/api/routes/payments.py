@@ -3,8 +3,6 @@ each rule flagged, and a transaction's outcomes."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import datetime
 from typing import Annotated
@@ -30,9 +28,9 @@ from pipeline.entrypoints.bootstrap import Pipeline
 
 _IDENT = r"^[^\x00-\x1f\x7f]+$"
 _IDENT_MAX = 200
-FLAGGED_CURSOR_PATTERN = r"^-?[0-9]{1,20}_[A-Za-z0-9_-]{1,300}$"
-"""`<epoch microseconds>_<transaction id, base64url without padding>`."""
-_CURSOR = re.compile(r"(?P<micros>-?[0-9]{1,20})_(?P<tx>[A-Za-z0-9_-]{1,300})")
+FLAGGED_CURSOR_PATTERN = r"^-?[0-9]{1,20}_([0-9a-f]{2}){1,400}$"
+"""`<epoch microseconds>_<transaction id, UTF-8 in hex>`."""
+_CURSOR = re.compile(r"(?P<micros>-?[0-9]{1,20})_(?P<tx>(?:[0-9a-f]{2}){1,400})")
 
 Since = Annotated[str | None, time_parameter("From this event time (inclusive).")]
 Until = Annotated[str | None, time_parameter("Up to this event time (exclusive).")]
@@ -131,20 +129,17 @@ class TransactionOutcomes(msgspec.Struct, kw_only=True):
 
 def encode_flagged_cursor(position: FlaggedPosition) -> str:
     """The cursor of the page after `position`."""
-    tx = base64.urlsafe_b64encode(position.transaction_id.encode()).rstrip(b"=").decode()
-    return f"{to_epoch_micros(position.timestamp)}_{tx}"
+    return f"{to_epoch_micros(position.timestamp)}_{position.transaction_id.encode().hex()}"
 
 
 def decode_flagged_cursor(cursor: str) -> FlaggedPosition:
-    """The position `cursor` stands for, or a 400 when it is not one."""
+    """The position `cursor` stands for (any string of a cursor's shape is one: bytes that
+    are not UTF-8 become U+FFFD, a position like any other), or a 400 when it does not have
+    the shape of a cursor."""
     match = _CURSOR.fullmatch(cursor)
     if match is None:
         raise bad_parameter("cursor", "not a cursor returned by this API")
-    encoded = match["tx"]
-    try:
-        tx = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise bad_parameter("cursor", "not a cursor returned by this API") from None
+    tx = bytes.fromhex(match["tx"]).decode(errors="replace")
     micros = int(match["micros"])
     try:
         timestamp = from_epoch_micros(micros)
