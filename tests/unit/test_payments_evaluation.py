@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.application.generators.payments import FraudPattern, PaymentsConfig
+from pipeline.entrypoints import cli
 from pipeline.jobs.payments_evaluation import ANY, Labelled, evaluate_payments, score_rules
 
 
@@ -61,3 +62,24 @@ def test_a_short_run_finds_the_injected_fraud_with_few_false_alarms() -> None:
     assert overall.precision >= 0.9
     assert overall.recall is not None
     assert overall.recall >= 0.5
+
+
+def test_the_evaluate_command_prints_the_table_per_rule(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = cli.main(["evaluate", "payments", "--events", "3000", "--fraud-rate", "0.02"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| rule | labelled | flagged | true pos. | precision | recall | F1 |" in out
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [*(str(p) for p in FraudPattern), ANY]
+
+
+def test_a_rate_of_zero_is_refused_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["evaluate", "payments", "--events", "10", "--rate", "0"])
+
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        "pipeline: error: payments need a positive rate and at least one account"
+    )
