@@ -9,6 +9,7 @@ a sensor alert the view must not show."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -59,7 +60,9 @@ def _free_port() -> int:
         return port
 
 
-async def _serve(port: int, stop: threading.Event, ready: threading.Event) -> None:
+async def _serve(
+    port: int, stop: threading.Event, ready: threading.Event, api: ApiSettings
+) -> None:
     store = InMemorySensorStore()
     pipeline = await bootstrap(
         Settings(), log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), store=store
@@ -71,7 +74,7 @@ async def _serve(port: int, stop: threading.Event, ready: threading.Event) -> No
     sinks["flagged_transactions"].write(rows, [None] * 2, undo)
     reasons = [r for f in rows for r in flag_reasons(f)]
     sinks["fraud_flag_reasons"].write(reasons, [None] * len(reasons), undo)
-    app = create_app(pipeline, ApiSettings())
+    app = create_app(pipeline, api)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     serving = asyncio.create_task(server.serve())
     topic = pipeline.settings.topics.system_alerts
@@ -103,10 +106,16 @@ async def _serve(port: int, stop: threading.Event, ready: threading.Event) -> No
 
 
 @pytest.fixture
-def served() -> Iterator[str]:
+def api_settings() -> ApiSettings:
+    return ApiSettings()
+
+
+@pytest.fixture
+def served(api_settings: ApiSettings) -> Iterator[str]:
     port = _free_port()
     stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=asyncio.run, args=(_serve(port, stop, ready),), daemon=True)
+    serve = _serve(port, stop, ready, api_settings)
+    thread = threading.Thread(target=asyncio.run, args=(serve,), daemon=True)
     thread.start()
     assert ready.wait(30), "the app did not start"
     try:
@@ -149,3 +158,29 @@ def test_the_payments_view_shows_rule_counts_flagged_transactions_and_live_fraud
     assert not any("temperature" in text for text in alerts)
     assert problems == []
     assert foreign == []
+
+
+KEY = "payments-view-key"
+
+
+@pytest.mark.parametrize(
+    "api_settings",
+    [
+        ApiSettings(
+            api_key_hashes=[hashlib.sha256(KEY.encode()).hexdigest()], require_key_for_reads=True
+        )
+    ],
+)
+def test_the_payments_view_passes_its_api_key_when_reads_need_one(
+    page: Page,  # noqa: F811 - the dashboard test's fixture
+    served: str,
+) -> None:
+    page.goto(f"{served}/payments?api_key={KEY}")
+
+    page.wait_for_selector('#connection[data-state="open"]', timeout=APPEAR_MS)
+    page.wait_for_selector("#alerts li", timeout=APPEAR_MS)
+    page.wait_for_function(
+        "() => document.getElementById('rule-velocity').textContent === '2'", timeout=APPEAR_MS
+    )
+
+    assert page.locator("#flagged li").count() == 2

@@ -11,6 +11,10 @@ const BACKOFF_MAX_MS = 10000;
 const FINAL_CLOSE_CODES = new Set([1008, 4401]);
 
 const $ = (id) => document.getElementById(id);
+// With PIPELINE_API__REQUIRE_KEY_FOR_READS, open /payments?api_key=KEY: the key goes in a
+// header to the REST API and in the query to the WebSocket (browsers cannot set its headers).
+const API_KEY = new URLSearchParams(location.search).get("api_key");
+const HEADERS = API_KEY ? { "X-API-Key": API_KEY } : {};
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -37,8 +41,8 @@ function entry(title, reasons, meta, critical) {
 async function refresh() {
   try {
     const [rules, flagged] = await Promise.all([
-      fetch("/api/v1/payments/rules").then((r) => r.json()),
-      fetch("/api/v1/payments/flagged?limit=20").then((r) => r.json()),
+      fetch("/api/v1/payments/rules", { headers: HEADERS }).then((r) => r.json()),
+      fetch("/api/v1/payments/flagged?limit=20", { headers: HEADERS }).then((r) => r.json()),
     ]);
     for (const { rule, count } of rules.rules) {
       const node = $(`rule-${rule}`);
@@ -54,7 +58,9 @@ async function refresh() {
 
 function connect(backoff) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/sensors?domain=payments&alerts_only=true`);
+  const query = new URLSearchParams({ domain: "payments", alerts_only: "true" });
+  if (API_KEY) query.set("api_key", API_KEY);
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/sensors?${query}`);
   socket.onopen = () => {
     $("connection").dataset.state = "open";
     $("connection").textContent = "live";
