@@ -125,7 +125,12 @@ async def test_a_reading_produced_after_connect_arrives_as_a_reading_frame(
 
     assert subscribed == {
         "type": "subscribed",
-        "filter": {"sensor_types": None, "sensor_ids": None, "alerts_only": False},
+        "filter": {
+            "sensor_types": None,
+            "sensor_ids": None,
+            "alerts_only": False,
+            "domains": None,
+        },
     }
     assert frame == {
         "type": "reading",
@@ -209,6 +214,7 @@ async def test_query_filters_by_sensor_type_and_id(
         "sensor_types": ["humidity", "pressure"],
         "sensor_ids": ["hum-1", "pres-1"],
         "alerts_only": False,
+        "domains": None,
     }
     assert frame["sensor_id"] == "hum-1"
 

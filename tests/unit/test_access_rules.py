@@ -171,17 +171,38 @@ def test_the_layout_follows_the_settings() -> None:
     layout = access_layout(settings, connect_group="cg")
 
     assert set(layout.topics) >= {"r", "r.dlq", "r.late", "r.retry.1", "al", "meta"}
-    assert layout.sources == ("r", "shop")
-    assert layout.retry_topics == ("r.retry.1", "shop.retry.1")
-    assert layout.dead_letter_topics == ("r.dlq", "shop.dlq")
-    assert layout.late_topics == ("r.late", "shop.late")
-    # Every registered job: `sensors` and `shop` (database authority, retry topics) and
-    # `sensor-aggregates` (Kafka authority: its output topic, transactions and changelogs).
+    assert layout.sources == ("transactions", "payment-outcomes", "r", "shop")
+    assert layout.retry_topics == (
+        "transactions.retry.1",
+        "payment-outcomes.retry.1",
+        "r.retry.1",
+        "shop.retry.1",
+    )
+    assert layout.dead_letter_topics == (
+        "transactions.dlq",
+        "payment-outcomes.dlq",
+        "r.dlq",
+        "shop.dlq",
+    )
+    assert layout.late_topics == (
+        "transactions.late",
+        "payment-outcomes.late",
+        "r.late",
+        "shop.late",
+    )
+    # Every registered job: `sensors`, `shop` and `payments` (database authority, retry
+    # topics; payments reads the accounts table) and `sensor-aggregates` (Kafka authority: its
+    # output topic, transactions and changelogs).
     assert layout.outputs == ("al", "agg")
-    assert layout.changelogs == ("meta",)
-    assert layout.worker_groups == ("team-sensor-aggregates", "team-sensors", "team-shop")
+    assert layout.changelogs == ("meta", "accounts")
+    assert layout.worker_groups == (
+        "team-payments",
+        "team-sensor-aggregates",
+        "team-sensors",
+        "team-shop",
+    )
     assert layout.transactional_groups == ("team-sensor-aggregates",)
-    assert "transactions" in layout.produced
+    assert "transactions" not in layout.produced  # a source: the producer writes it as one
     assert "accounts" in layout.produced
     assert layout.live_group == "team-live-"
     assert layout.connect_group == "cg"

@@ -409,6 +409,7 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
 
     jobs = {job["job"]: job for job in json.loads(capsys.readouterr().out)}
     sensors, aggregates, shop = jobs["sensors"], jobs["sensor-aggregates"], jobs["shop"]
+    payments = jobs["payments"]
     assert sensors["job"] == "sensors"
     assert sensors["sources"] == {"sensor-readings": "Reading"}
     assert sensors["tables"] == {"sensor-metadata": "SensorMetadata, global"}
@@ -434,3 +435,16 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
         "alerts",
     }
     assert shop["authority"] == "database"
+    assert payments["job"] == "payments"
+    assert payments["sources"] == {
+        "transactions": "Transaction",
+        "payment-outcomes": "PaymentOutcome",
+    }
+    assert payments["state"] == ["table:accounts", "account-activity", "outcomes"]
+    assert set(payments["sinks"]) == {
+        "flagged_transactions",
+        "fraud_flag_reasons",
+        "alerts",
+        "transaction_outcomes",
+    }
+    assert payments["authority"] == "database"

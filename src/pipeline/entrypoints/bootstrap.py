@@ -41,6 +41,7 @@ from pipeline.application.ports import (
     TopicSpec,
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.ports.payments import PaymentQueries
 from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.ports.timeseries import TimeSeries
 from pipeline.application.runtime.retry_policy import RetryPolicy
@@ -96,6 +97,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             name=topics.sensor_metadata, partitions=topics.default_partitions, config=changelog
         )
     )
+    # The payments job's sources: their dead-letter, late and retry topics, partitioned alike.
+    payments = (topics.transactions, topics.payment_outcomes, topics.accounts)
+    for source in [spec for spec in specs if spec.name in payments]:
+        specs += derived_topic_specs(source, len(settings.retry.topic_delays_s))
     return specs
 
 
@@ -200,6 +205,21 @@ class Pipeline:
         if not isinstance(found, DeadLetterStore):
             raise ConfigurationError(f"{type(self.store).__name__} keeps no dead letters")
         return found
+
+    def payment_queries(self) -> PaymentQueries:
+        """The payments job's tables, read on the sensor store's database (or in memory)."""
+        if isinstance(self.store, InMemorySensorStore):
+            from pipeline.adapters.memory.payment_queries import (  # noqa: PLC0415
+                InMemoryPaymentQueries,
+            )
+
+            return InMemoryPaymentQueries(self.store.declared)
+        from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+        from pipeline.adapters.sql.payment_queries import SqlPaymentQueries  # noqa: PLC0415
+
+        if isinstance(self.store, SqlSensorStore):
+            return SqlPaymentQueries(self.store.engine)
+        raise ConfigurationError(f"{type(self.store).__name__} keeps no payments tables")
 
     def alert_relay(self) -> AlertRelay:
         """The outbox relay publishing stored alerts to the alerts topic."""

@@ -32,7 +32,15 @@ from pipeline.entrypoints.runtime import Command, run_command
 from pipeline.entrypoints.settings import Settings
 
 # `dlq replay` imports kafka_missing from here; it is kept importable under its old home.
-__all__ = ["build_parser", "cmd_api", "cmd_bench", "cmd_demo", "kafka_missing", "main"]
+__all__ = [
+    "build_parser",
+    "cmd_api",
+    "cmd_bench",
+    "cmd_demo",
+    "cmd_evaluate",
+    "kafka_missing",
+    "main",
+]
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,11 +58,15 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline bench sensors|shop`."""
+    """`pipeline bench sensors|shop|payments`."""
     if args.domain == "shop":
         from pipeline.entrypoints.bench_shop import run_shop_bench  # noqa: PLC0415
 
         return await run_shop_bench(args, settings)
+    if args.domain == "payments":
+        from pipeline.entrypoints.bench_payments import run_bench_payments  # noqa: PLC0415
+
+        return await run_bench_payments(args, settings)
     if args.floor is not None:
         from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
 
@@ -62,6 +74,13 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.entrypoints.bench import run_bench  # noqa: PLC0415
 
     return await run_bench(args, settings)
+
+
+async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline evaluate payments`."""
+    from pipeline.entrypoints.evaluate_payments import run_evaluate_payments  # noqa: PLC0415
+
+    return await run_evaluate_payments(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,15 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument(
         "domain",
-        choices=["sensors", "shop"],
+        choices=["sensors", "shop", "payments"],
         metavar="DOMAIN",
-        help="which pipeline: sensors, shop (shop: --events only)",
+        help="which pipeline: sensors, shop, payments (shop and payments: events produced "
+        "first, then drained)",
     )
     bench.add_argument(
         "--events",
         type=positive_int,
         default=200_000,
-        help="readings to produce and process (default 200000)",
+        help="readings (payments: events) to produce and process (default 200000)",
     )
     bench.add_argument(
         "--rate",
@@ -185,6 +205,31 @@ def build_parser() -> argparse.ArgumentParser:
         "readings, as whole processes, and print both and their ratio",
     )
     bench.set_defaults(run=cmd_bench)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a job's detectors against a generator's labels (in memory)"
+    )
+    evaluate.add_argument(
+        "domain", choices=["payments"], metavar="DOMAIN", help="which job: payments"
+    )
+    evaluate.add_argument(
+        "--events", type=positive_int, default=200_000, help="events to generate (default 200000)"
+    )
+    evaluate.add_argument("--seed", type=integer, default=1, help="generator seed (default 1)")
+    evaluate.add_argument(
+        "--rate",
+        type=non_negative_float,
+        default=4.0,
+        help="events/s of event time: fewer spread the events over more hours, so that "
+        "night and travel fraud (hours apart) show (default 4)",
+    )
+    evaluate.add_argument(
+        "--fraud-rate",
+        type=fraction,
+        default=0.01,
+        help="probability that a transaction starts a fraud episode (default 0.01)",
+    )
+    evaluate.set_defaults(run=cmd_evaluate)
     return parser
 
 

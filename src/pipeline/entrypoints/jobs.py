@@ -12,13 +12,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.adapters.avro import aggregate_codec, shop_event_codec
+from pipeline.adapters.avro import (
+    account_profile_codec,
+    aggregate_codec,
+    payment_outcome_codec,
+    shop_event_codec,
+    transaction_codec,
+)
 from pipeline.adapters.connect.debezium import SENSOR_METADATA
+from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
 from pipeline.application.ports import Codec, TableCodec
+from pipeline.domain.fraud import FraudRules
 from pipeline.domain.shop_analytics import ConversionRule
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
+from pipeline.jobs.payments import PaymentsJobConfig, payments_job
 from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
 from pipeline.jobs.shop import ShopJobConfig, shop_job
@@ -94,6 +103,48 @@ def _shop_job(settings: Settings) -> Job:
     )
 
 
+def _payments_job(settings: Settings) -> Job:
+    return payments_job(payments_config(settings))
+
+
+def payments_config(settings: Settings) -> PaymentsJobConfig:
+    """The payments job's configuration from the settings (`PIPELINE_PAYMENTS__…`)."""
+    p = settings.payments
+    try:
+        rules = FraudRules(
+            lookback=timedelta(seconds=p.lookback_s),
+            velocity_window=timedelta(seconds=p.velocity_window_s),
+            velocity_count=p.velocity_count,
+            card_testing_window=timedelta(seconds=p.card_testing_window_s),
+            card_testing_count=p.card_testing_count,
+            tiny_fraction=p.tiny_fraction,
+            max_speed_kmh=p.max_speed_kmh,
+            amount_factor=p.amount_factor,
+            amount_sigmas=p.amount_sigmas,
+            night_hours=(p.night_start_hour, p.night_end_hour),
+        )
+    except ValueError as error:
+        raise ConfigurationError(f"PIPELINE_PAYMENTS__…: {error}") from None
+    return PaymentsJobConfig(
+        transactions_topic=settings.topics.transactions,
+        accounts_topic=settings.topics.accounts,
+        outcomes_topic=settings.topics.payment_outcomes,
+        rules=rules,
+        grace=timedelta(seconds=p.grace_s),
+        outcome_window=timedelta(seconds=p.outcome_window_s),
+        idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+    )
+
+
+def _payments_codecs(pipeline: Pipeline) -> Mapping[str, Codec[Any]]:
+    topics, registry = pipeline.settings.topics, pipeline.registry
+    return {
+        topics.transactions: transaction_codec(registry, topics.transactions),
+        topics.accounts: account_profile_codec(registry, topics.accounts),
+        topics.payment_outcomes: payment_outcome_codec(registry, topics.payment_outcomes),
+    }
+
+
 def _aggregate_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
     codec = aggregate_codec(pipeline.registry, pipeline.settings.topics.sensor_aggregates)
 
@@ -162,6 +213,18 @@ JOBS: dict[str, JobEntry] = {
         guarantee=(
             "database transaction: window rows, window state and offsets commit together; "
             "alerts leave through an outbox (at least once, deduplicated by alert id)"
+        ),
+    ),
+    "payments": JobEntry(
+        name="payments",
+        summary="card transactions → fraud flags with reasons and score, alerts, outcomes",
+        build=_payments_job,
+        codecs=_payments_codecs,
+        on_events=_relay_alerts("payments"),
+        guarantee=(
+            "database transaction: flagged transactions, outcomes, window and join state and "
+            "offsets commit together; alerts leave through an outbox (at least once, "
+            "deduplicated by alert id)"
         ),
     ),
 }

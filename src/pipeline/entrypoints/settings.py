@@ -347,6 +347,35 @@ class ShopSettings(BaseModel):
     """Purchases the recent windows need (per partition) before a drop is judged."""
 
 
+class PaymentsSettings(BaseModel):
+    """The payments job: its fraud rules and how long it waits (`PIPELINE_PAYMENTS__…`)."""
+
+    grace_s: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    """How late (behind the partition's watermark) a transaction or outcome may arrive and
+    still be judged or joined; later ones go to the late topic."""
+    outcome_window_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = 7_200.0
+    """How long after a transaction its outcomes (authorisation, chargeback) are joined."""
+    lookback_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = 86_400.0
+    """How much of an account's history the fraud rules see."""
+    velocity_window_s: Annotated[float, Field(gt=0)] = 300.0
+    velocity_count: Annotated[int, Field(ge=2)] = 5
+    """Payments (tiny ones not counted) within the velocity window that flag the last."""
+    card_testing_window_s: Annotated[float, Field(gt=0)] = 300.0
+    card_testing_count: Annotated[int, Field(ge=2)] = 3
+    """Tiny online payments within the card-testing window that flag the last."""
+    tiny_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.4
+    """A payment of at most this fraction of the account's typical amount is tiny."""
+    max_speed_kmh: Annotated[float, Field(gt=0)] = 1_000.0
+    """Card-present payments further apart than this speed allows are impossible travel."""
+    amount_factor: Annotated[float, Field(gt=1)] = 10.0
+    """A payment of at least this many times the typical amount is a spike…"""
+    amount_sigmas: Annotated[float, Field(ge=0)] = 4.0
+    """…and more than this many standard deviations above the recent mean."""
+    night_start_hour: Annotated[float, Field(ge=0, lt=24)] = 0.0
+    night_end_hour: Annotated[float, Field(gt=0, le=24)] = 5.0
+    """Local hours (home country) the new-category-at-night rule looks at."""
+
+
 class Settings(BaseSettings):
     """Everything pipeline can be configured with."""
 
@@ -369,6 +398,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     shop: ShopSettings = Field(default_factory=ShopSettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.adapters.sql.payment_sinks import PAYMENT_SINKS
 from pipeline.adapters.sql.shop_store import SHOP_SINKS
 from pipeline.adapters.sql.table_sinks import TableSink
 
-DECLARED_SINKS: dict[str, TableSink[Any]] = {} | SHOP_SINKS
+DECLARED_SINKS: dict[str, TableSink[Any]] = {} | SHOP_SINKS | PAYMENT_SINKS

@@ -259,3 +259,53 @@ shop_top_products_1h = sa.Table(
     sa.Column("revenue_eur", MONEY, nullable=False),
     sa.Column("units", sa.BigInteger, nullable=False),
 )
+
+# -- payments (the payments job's tables, migration 0008) ---------------------------------
+
+flagged_transactions = sa.Table(
+    "flagged_transactions",
+    metadata,
+    # One row per transaction a fraud rule fired on; written once (a replay writes the same).
+    sa.Column("transaction_id", sa.Text, primary_key=True),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(20, 4), nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("merchant", sa.Text, nullable=False),
+    sa.Column("country", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("time", UtcDateTime, nullable=False),
+    sa.Column("reasons", JSON, nullable=False),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=_now()),
+    # The feed pages newest first, overall and per account.
+    sa.Index("ix_flagged_transactions_time", "time", "transaction_id"),
+    sa.Index("ix_flagged_transactions_account_id_time", "account_id", "time"),
+)
+
+fraud_flag_reasons = sa.Table(
+    "fraud_flag_reasons",
+    metadata,
+    # One row per rule that flagged a transaction: per-rule counts and the rule filter are
+    # plain GROUP BY and joins, on either dialect.
+    sa.Column("transaction_id", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("time", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("transaction_id", "rule"),
+    sa.Index("ix_fraud_flag_reasons_rule_time", "rule", "time"),
+)
+
+transaction_outcomes = sa.Table(
+    "transaction_outcomes",
+    metadata,
+    # A transaction with each of its outcomes (or 'none' when none came within the join's
+    # interval): the interval join's results, written once.
+    sa.Column("transaction_id", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(20, 4), nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("transaction_time", UtcDateTime, nullable=False),
+    sa.Column("outcome_time", UtcDateTime, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("transaction_id", "outcome"),
+)

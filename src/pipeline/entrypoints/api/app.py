@@ -25,6 +25,7 @@ from pipeline.entrypoints.api.problems import http_problem, internal_problem, un
 from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
 from pipeline.entrypoints.api.routes.metrics import metrics, request_metrics
+from pipeline.entrypoints.api.routes.payments import payments_controller
 from pipeline.entrypoints.api.routes.sensors import sensor_controller
 from pipeline.entrypoints.api.routes.shop import shop_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
@@ -95,6 +96,7 @@ def build_app(
             sensor_controller(reads_need_key=settings.require_key_for_reads),
             alert_controller([key_guard], reads_need_key=settings.require_key_for_reads),
             shop_controller(reads_need_key=settings.require_key_for_reads),
+            payments_controller(reads_need_key=settings.require_key_for_reads),
         ],
         guards=read_guards,
         security=[{"ApiKey": []}] if settings.require_key_for_reads else None,

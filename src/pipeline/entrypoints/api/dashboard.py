@@ -29,8 +29,11 @@ _MEDIA_TYPES = {
     "docs.css": "text/css",
     "shop.html": "text/html",
     "shop.js": "text/javascript",
+    "payments.html": "text/html",
+    "payments.js": "text/javascript",
 }
-_ASSETS = frozenset(_MEDIA_TYPES) - {"index.html", "shop.html"}
+_ASSETS = frozenset(_MEDIA_TYPES) - {"index.html", "shop.html", "payments.html"}
+PAYMENTS_PATH = "/payments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,12 @@ def dashboard_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(request, "index.html")
 
 
+@get(PAYMENTS_PATH, include_in_schema=False, sync_to_thread=False)
+def payments_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The payments view: fraud alerts live, flags per rule, flagged transactions."""
+    return _respond(request, "payments.html")
+
+
 @get(f"{STATIC_PATH}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
 def dashboard_asset(
     request: Request[Any, Any, Any], name: Annotated[str, PathParameter()]
@@ -83,5 +92,5 @@ def shop_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(request, "shop.html")
 
 
-DASHBOARD_HANDLERS = [dashboard_page, dashboard_asset, shop_page]
+DASHBOARD_HANDLERS = [dashboard_page, dashboard_asset, shop_page, payments_page]
 """The route handlers to register on the app."""

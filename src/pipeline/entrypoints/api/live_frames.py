@@ -78,6 +78,7 @@ class FilterBody(msgspec.Struct, kw_only=True):
     sensor_types: list[str] | None
     sensor_ids: list[str] | None
     alerts_only: bool
+    domains: list[str] | None
 
 
 class SubscribedFrame(msgspec.Struct, kw_only=True, tag_field="type", tag="subscribed"):
@@ -162,6 +163,7 @@ def subscribed_frame(live_filter: LiveFilter) -> SubscribedFrame:
             sensor_types=sorted(types) if types is not None else None,
             sensor_ids=sorted(ids) if ids is not None else None,
             alerts_only=live_filter.alerts_only,
+            domains=sorted(live_filter.domains) if live_filter.domains is not None else None,
         )
     )
 

@@ -1,0 +1,233 @@
+"""The payments job's tables read alike in memory, on SQLite and on real PostgreSQL: rows
+written through the job's declared sinks (committed as a batch), read through the
+`PaymentQueries` port: the flagged feed's filters and keyset pages, per-rule counts, a
+transaction's outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
+from pipeline.adapters.memory.payment_queries import InMemoryPaymentQueries
+from pipeline.adapters.memory.table_sinks import DeclaredRows, memory_table_sinks
+from pipeline.adapters.sql import create_engine
+from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
+from pipeline.adapters.sql.migrate import upgrade
+from pipeline.adapters.sql.payment_queries import SqlPaymentQueries
+from pipeline.adapters.sql.payment_sinks import PAYMENT_SINKS
+from pipeline.adapters.sql.table_sinks import postgres_table_sinks, sqlite_table_sinks
+from pipeline.application.ports import TopicPartition
+from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.payments import FlaggedFilter, FlaggedPosition, PaymentQueries
+from pipeline.domain.fraud import (
+    NO_OUTCOME,
+    FlaggedTransaction,
+    FraudRule,
+    TransactionOutcome,
+    flag_reasons,
+)
+from pipeline.domain.payments import Channel
+from tests.databases import module_database
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+P0 = TopicPartition("transactions", 0)
+
+
+def flagged(
+    n: int, *reasons: FraudRule, account: str = "acct-1", at: int | None = None
+) -> FlaggedTransaction:
+    return FlaggedTransaction(
+        transaction_id=f"tx-{n:03d}",
+        account_id=account,
+        amount=Decimal("12.3400"),
+        currency="EUR",
+        merchant="grocery-de-001",
+        country="DE",
+        channel=Channel.ONLINE,
+        timestamp=T0 + timedelta(minutes=n if at is None else at),
+        reasons=reasons,
+        score=0.5,
+    )
+
+
+def outcome(tx: str, kind: str, minutes: float | None) -> TransactionOutcome:
+    return TransactionOutcome(
+        transaction_id=tx,
+        account_id="acct-1",
+        amount=Decimal("12.3400"),
+        currency="EUR",
+        transaction_time=T0,
+        outcome=kind,
+        outcome_time=None if minutes is None else T0 + timedelta(minutes=minutes),
+        reason=None if kind in ("authorised", NO_OUTCOME) else "fraud",
+    )
+
+
+class World:
+    def __init__(self, store: CheckpointStore, queries: PaymentQueries) -> None:
+        self.store = store
+        self.queries = queries
+        self._offset = 0
+
+    async def store_flags(self, *rows: FlaggedTransaction) -> None:
+        reasons = [r for f in rows for r in flag_reasons(f)]
+        await self._commit(flagged_transactions=list(rows), fraud_flag_reasons=reasons)
+
+    async def store_outcomes(self, *rows: TransactionOutcome) -> None:
+        await self._commit(transaction_outcomes=list(rows))
+
+    async def _commit(self, **rows: list[Any]) -> None:
+        start = self._offset
+        self._offset += 1
+        await self.store.commit(
+            CheckpointBatch(
+                group_id="payments-contract",
+                start_offsets={P0: start},
+                next_offsets={P0: self._offset},
+                writes=[
+                    SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
+                    for name, r in rows.items()
+                ],
+            )
+        )
+
+
+def ids(found: list[FlaggedTransaction]) -> list[str]:
+    return [f.transaction_id for f in found]
+
+
+class PaymentQueriesContract:
+    @pytest.fixture
+    def world(self) -> World:
+        raise NotImplementedError
+
+    async def test_flagged_transactions_come_back_newest_first_as_stored(
+        self, world: World
+    ) -> None:
+        rows = [flagged(1, FraudRule.VELOCITY), flagged(2, FraudRule.CARD_TESTING)]
+        await world.store_flags(*rows)
+
+        found = await world.queries.find_flagged(FlaggedFilter())
+
+        assert found == [rows[1], rows[0]]
+
+    async def test_the_feed_filters_by_rule_account_and_time(self, world: World) -> None:
+        await world.store_flags(
+            flagged(1, FraudRule.VELOCITY),
+            flagged(2, FraudRule.AMOUNT_SPIKE, FraudRule.VELOCITY, account="acct-2"),
+            flagged(3, FraudRule.AMOUNT_SPIKE),
+            flagged(4, FraudRule.IMPOSSIBLE_TRAVEL),
+        )
+        q = world.queries
+
+        by_rule = await q.find_flagged(FlaggedFilter(rule=FraudRule.VELOCITY))
+        by_account = await q.find_flagged(FlaggedFilter(account_id="acct-2"))
+        by_time = await q.find_flagged(
+            FlaggedFilter(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4))
+        )
+
+        assert ids(by_rule) == ["tx-002", "tx-001"]
+        assert ids(by_account) == ["tx-002"]
+        assert ids(by_time) == ["tx-003", "tx-002"]
+
+    async def test_pages_follow_each_other_without_gaps_or_repeats_even_on_equal_times(
+        self, world: World
+    ) -> None:
+        await world.store_flags(
+            *(flagged(n, FraudRule.VELOCITY, at=n // 2) for n in range(7))  # pairs share times
+        )
+        seen: list[str] = []
+        after: FlaggedPosition | None = None
+        while True:
+            page = await world.queries.find_flagged(FlaggedFilter(), after=after, limit=3)
+            seen.extend(ids(page))
+            if len(page) < 3:
+                break
+            after = FlaggedPosition(page[-1].timestamp, page[-1].transaction_id)
+
+        assert seen == ["tx-006", "tx-004", "tx-005", "tx-002", "tx-003", "tx-000", "tx-001"]
+
+    async def test_rule_counts_cover_every_rule_in_the_range(self, world: World) -> None:
+        await world.store_flags(
+            flagged(1, FraudRule.VELOCITY),
+            flagged(2, FraudRule.VELOCITY, FraudRule.AMOUNT_SPIKE),
+            flagged(10, FraudRule.CARD_TESTING),
+        )
+
+        counts = await world.queries.rule_counts(until=T0 + timedelta(minutes=5))
+
+        assert counts == {
+            FraudRule.VELOCITY: 2,
+            FraudRule.CARD_TESTING: 0,
+            FraudRule.IMPOSSIBLE_TRAVEL: 0,
+            FraudRule.AMOUNT_SPIKE: 1,
+            FraudRule.NIGHT_NEW_CATEGORY: 0,
+        }
+
+    async def test_a_transactions_outcomes_in_time_order_and_none_for_an_unknown_one(
+        self, world: World
+    ) -> None:
+        chargeback, authorised = outcome("tx-1", "chargeback", 90), outcome("tx-1", "authorised", 1)
+        await world.store_outcomes(chargeback, authorised, outcome("tx-2", NO_OUTCOME, None))
+
+        assert await world.queries.outcomes_of("tx-1") == [authorised, chargeback]
+        assert await world.queries.outcomes_of("tx-2") == [outcome("tx-2", NO_OUTCOME, None)]
+        assert await world.queries.outcomes_of("tx-3") == []
+
+
+class TestInMemoryPaymentQueries(PaymentQueriesContract):
+    @pytest.fixture
+    def world(self) -> World:
+        rows: DeclaredRows = {}
+        store = InMemoryCheckpointStore(
+            memory_table_sinks(PAYMENT_SINKS, rows), dead_letters=InMemoryDeadLetterStore()
+        )
+        return World(store, InMemoryPaymentQueries(rows))
+
+
+def _sql_world(engine: Any) -> World:
+    store = sql_checkpoint_store(
+        engine,
+        postgres=postgres_table_sinks(PAYMENT_SINKS),
+        sqlite=sqlite_table_sinks(PAYMENT_SINKS),
+    )
+    return World(store, SqlPaymentQueries(engine))
+
+
+class TestSqlitePaymentQueries(PaymentQueriesContract):
+    @pytest.fixture
+    async def world(self, tmp_path: Path) -> AsyncIterator[World]:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'payments.db'}"
+        upgrade(url)
+        engine = create_engine(url)
+        yield _sql_world(engine)
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    yield from module_database("contract_payments")
+
+
+@pytest.mark.integration
+class TestPostgresPaymentQueries(PaymentQueriesContract):
+    @pytest.fixture
+    async def world(self, postgres_url: str) -> AsyncIterator[World]:
+        engine = create_engine(postgres_url, pool_size=2)
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "TRUNCATE flagged_transactions, fraud_flag_reasons, transaction_outcomes, "
+                    "consumer_offsets"
+                )
+            )
+        yield _sql_world(engine)
+        await engine.dispose()
