@@ -28,6 +28,7 @@ from pipeline.entrypoints.commands_admin import (
 from pipeline.entrypoints.commands_sensors import add_sensor_commands
 from pipeline.entrypoints.connect import add_connect_commands
 from pipeline.entrypoints.dlq import add_dlq_commands
+from pipeline.entrypoints.models import add_models_commands
 from pipeline.entrypoints.runtime import Command, run_command
 from pipeline.entrypoints.settings import Settings
 
@@ -47,6 +48,21 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.entrypoints.api.server import run_api  # noqa: PLC0415 - web stack on demand
 
     return await run_api(args, settings)
+
+
+async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline models …`."""
+    from pipeline.entrypoints.models import run_models  # noqa: PLC0415
+
+    return await run_models(args, settings)
+
+
+async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline evaluate sensors`."""
+    del settings
+    from pipeline.entrypoints.evaluate_sensors import run_evaluate  # noqa: PLC0415
+
+    return await run_evaluate(args)
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -158,7 +174,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep Prometheus metrics and serve them on PORT (0: a free one), as "
         "`pipeline-worker --metrics-port` does (default: PIPELINE_METRICS__PORT, unset: none)",
     )
+    bench.add_argument(
+        "--ml",
+        action="store_true",
+        help="score every reading with an Isolation Forest (fitted first on generated "
+        "readings; retraining on) to compare with a run without",
+    )
     bench.set_defaults(run=cmd_bench)
+
+    add_models_commands(commands)
+    commands.choices["models"].set_defaults(run=cmd_models)
+    evaluate = commands.add_parser(
+        "evaluate", help="detectors against labelled generated anomalies (in memory)"
+    )
+    evaluate.add_argument("domain", choices=["sensors"], metavar="DOMAIN", help="sensors")
+    evaluate.add_argument(
+        "--events", type=positive_int, default=200_000, help="readings (default 200000)"
+    )
+    evaluate.add_argument("--seed", type=integer, default=1, help="fleet seed (default 1)")
+    evaluate.add_argument(
+        "--sensors", type=positive_int, default=100, help="sensors in the fleet (default 100)"
+    )
+    evaluate.add_argument(
+        "--anomaly-rate",
+        type=fraction,
+        default=0.002,
+        help="probability a reading starts an anomaly (default 0.002)",
+    )
+    evaluate.add_argument(
+        "--contamination",
+        type=fraction,
+        default=0.03,
+        help="share of the training sample the fitted models flag (default 0.03)",
+    )
+    evaluate.set_defaults(run=cmd_evaluate)
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.adapters.avro import aggregate_codec
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
 from pipeline.application.ports import Codec
+from pipeline.application.scoring import LiveModel
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
 from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
@@ -38,6 +39,8 @@ class JobEntry:
     """For a job whose sinks are topics: how each sink's rows become records."""
     guarantee: str
     """How the job's outputs survive failures (shown by `pipeline jobs`)."""
+    scored: Callable[[Settings, LiveModel], Job] | None = None
+    """The job scoring its records with a live model (`PIPELINE_ANOMALY__ENABLED`)."""
 
     def authority(self, settings: Settings) -> str:
         """What commits the job's batches: `kafka` (a transaction) when its sinks are
@@ -45,9 +48,10 @@ class JobEntry:
         return "kafka" if sink_topics(self.build(settings)) else "database"
 
 
-def _sensor_job(settings: Settings) -> Job:
+def _sensor_job(settings: Settings, scoring: LiveModel | None = None) -> Job:
     return sensor_job(
         SensorJobConfig(
+            scoring=scoring,
             topic=settings.topics.sensor_readings,
             thresholds=settings.domain_thresholds(),
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
@@ -95,6 +99,7 @@ JOBS: dict[str, JobEntry] = {
         name="sensors",
         summary="IoT readings → readings, threshold alerts, one-minute statistics",
         build=_sensor_job,
+        scored=_sensor_job,
         codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
         on_events=_relay_alerts,
         guarantee=(

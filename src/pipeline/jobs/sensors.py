@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pipeline.application.scoring import LiveModel
 from pipeline.domain import (
     DEFAULT_CATALOG,
     DEFAULT_THRESHOLDS,
@@ -33,6 +34,7 @@ from pipeline.domain import (
 )
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 from pipeline.domain.windows import WindowAggregate
+from pipeline.jobs.sensor_anomalies import anomalies
 from pipeline.streams import Job, Sink, Stats, StatsResult, Tumbling, Windowed
 
 READINGS = Sink("readings", Reading, "table readings: one row per valid reading")
@@ -54,6 +56,8 @@ class SensorJobConfig:
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     window_grace: timedelta = timedelta(hours=1)
     idle_timeout: timedelta = timedelta(seconds=30)
+    scoring: LiveModel | None = None
+    """The model that scores readings for anomalies (None: no anomaly detection)."""
 
 
 def sensor_job(config: SensorJobConfig) -> Job:
@@ -84,6 +88,8 @@ def sensor_job(config: SensorJobConfig) -> Job:
     valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
     valid.to(READINGS)
     valid.flat_map(alerts_of, name="thresholds").to(ALERTS)
+    if config.scoring is not None:
+        anomalies(valid, config.scoring, catalog).to(ALERTS)
     (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))
