@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -82,15 +82,24 @@ def evaluate(
     model: ScoringModel, normal: Sequence[Row], flagged: Sequence[Row]
 ) -> dict[str, float]:
     """How `model` does on a held-out slice: the share of recent unflagged rows it flags
-    (`false_alarm_rate`), the share of the rows flagged lately it flags too
-    (`recall_on_flagged`, 0 without any) and their difference (`separation`, higher is better)."""
+    (`false_alarm_rate`), and the share of the rows flagged lately it flags too
+    (`recall_on_flagged`, 1 without any)."""
     false_alarms = sum(model.score(normal).anomalous) / len(normal) if normal else 0.0
-    recall = sum(model.score(flagged).anomalous) / len(flagged) if flagged else 0.0
-    return {
-        "false_alarm_rate": false_alarms,
-        "recall_on_flagged": recall,
-        "separation": recall - false_alarms,
-    }
+    recall = sum(model.score(flagged).anomalous) / len(flagged) if flagged else 1.0
+    return {"false_alarm_rate": false_alarms, "recall_on_flagged": recall}
+
+
+def judge(
+    candidate: Mapping[str, float], current: Mapping[str, float], policy: RetrainPolicy
+) -> bool:
+    """Whether a candidate may replace the current model: it raises no more false alarms on
+    the held-out slice than the current model or its contamination allows (plus
+    `tolerance`), and flags at least `min_recall` of the held-out rows flagged lately."""
+    allowed = max(current["false_alarm_rate"], policy.contamination) + policy.tolerance
+    return (
+        candidate["false_alarm_rate"] <= allowed
+        and candidate["recall_on_flagged"] >= policy.min_recall
+    )
 
 
 def training_rows(normal: Sequence[Row], flagged: Sequence[Row], contamination: float) -> list[Row]:
@@ -111,9 +120,12 @@ class RetrainPolicy:
     """Seconds: retrain at least this often (once enough rows are sampled)."""
     min_sample: int = 2_000
     holdout_share: float = 0.2
-    """The newest share of the sample, held out to judge the candidate on."""
+    """The newest share of the sample (of the unflagged rows and of the flagged ones), held
+    out to judge the candidate on."""
     tolerance: float = 0.01
-    """A candidate whose separation is lower than the current model's by more is refused."""
+    """False alarms a candidate may raise beyond the current model's or its contamination."""
+    min_recall: float = 0.5
+    """Share of the held-out rows flagged lately a candidate must flag too."""
     contamination: float = 0.03
 
 
@@ -166,8 +178,11 @@ class Retrainer:
         if len(normal) < policy.min_sample:
             return None
         held = max(1, int(len(normal) * policy.holdout_share))
-        train = training_rows(normal[:-held], flagged, policy.contamination)
-        holdout = normal[-held:]
+        held_flagged = int(len(flagged) * policy.holdout_share)
+        train = training_rows(
+            normal[:-held], flagged[: len(flagged) - held_flagged], policy.contamination
+        )
+        holdout, flagged = normal[-held:], flagged[len(flagged) - held_flagged :]
         trained_at = datetime.now(UTC)
         self._count += 1
         version = f"{self.trainer.kind}-{trained_at:%Y%m%dT%H%M%S}-{self._count}"
@@ -175,7 +190,7 @@ class Retrainer:
         candidate, mine, theirs = await asyncio.to_thread(
             self._fit_and_judge, train, holdout, flagged, version, current
         )
-        accepted = mine["separation"] >= theirs["separation"] - policy.tolerance
+        accepted = judge(mine, theirs, policy)
         info = await self.store.save(
             candidate,
             ModelInfo(
@@ -198,8 +213,10 @@ class Retrainer:
             log.info("model %s replaces %s (%s)", version, current.version, mine)
         else:
             log.warning(
-                "model %s refused: separation %.4f below the current %s's %.4f",
-                version, mine["separation"], current.version, theirs["separation"],
+                "model %s refused: false alarms %.4f (current %s: %.4f), recall on the "
+                "recently flagged %.4f",
+                version, mine["false_alarm_rate"], current.version,
+                theirs["false_alarm_rate"], mine["recall_on_flagged"],
             )  # fmt: skip
         return info
 

@@ -99,7 +99,7 @@ async def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 print(
                     f"{mark} {info.version}  {info.kind}  {info.trained_at:%Y-%m-%d %H:%M:%S}  "
                     f"sample {info.sample_size}  {state}  "
-                    f"separation {info.evaluation.get('separation', float('nan')):.4f}"
+                    f"false alarms {info.evaluation.get('false_alarm_rate', float('nan')):.4f}"
                 )
         elif action == "show":
             print(json.dumps(info_to_json(await store.info(args.version)), indent=2))

@@ -64,7 +64,8 @@ class ModelInfo:
     features: tuple[str, ...]
     contamination: float
     evaluation: Mapping[str, float] = field(default_factory=dict)
-    """Scores on the held-out slice it was judged on (e.g. `flag_rate`, `separation`)."""
+    """Scores on the held-out slice it was judged on (`false_alarm_rate`,
+    `recall_on_flagged`, and the current model's as `current_…`)."""
     accepted: bool = True
     """False for a candidate refused as worse than the model it would have replaced."""
     digest: str = ""
