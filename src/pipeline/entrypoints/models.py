@@ -80,9 +80,9 @@ def add_models_commands(commands: Any) -> None:
     actions = models.add_subparsers(dest="models_action", required=True, metavar="ACTION")
     actions.add_parser("list", help="every stored model, oldest first (* marks the current)")
     show = actions.add_parser("show", help="one model's metadata as JSON")
-    show.add_argument("version")
+    show.add_argument("version", help="the model's version (see `pipeline models list`)")
     promote = actions.add_parser("promote", help="make a version the one workers load")
-    promote.add_argument("version")
+    promote.add_argument("version", help="the model's version (see `pipeline models list`)")
     actions.add_parser("rollback", help="make the accepted version before the current one current")
 
 
