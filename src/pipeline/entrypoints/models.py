@@ -27,9 +27,21 @@ DEFAULT_VERSION = "zscore-default"
 """The model a worker starts with when the store holds none: the untrained z-score."""
 
 
-def model_store(settings: Settings) -> ModelStore:
-    """The model store the settings choose."""
-    return FilesystemModelStore(settings.anomaly.store_dir)
+@contextlib.asynccontextmanager
+async def model_store(settings: Settings) -> AsyncIterator[ModelStore]:
+    """The model store the settings choose: a directory, or the database's
+    `anomaly_models` table (its engine disposed when the block ends)."""
+    if settings.anomaly.store == "filesystem":
+        yield FilesystemModelStore(settings.anomaly.store_dir)
+        return
+    from pipeline.adapters.model.sql import SqlModelStore  # noqa: PLC0415 - database on demand
+    from pipeline.adapters.sql import create_engine  # noqa: PLC0415
+
+    engine = create_engine(settings.database.url.get_secret_value(), pool_size=1, max_overflow=1)
+    try:
+        yield SqlModelStore(engine)
+    finally:
+        await engine.dispose()
 
 
 async def starting_model(store: ModelStore, features: tuple[str, ...]) -> ScoringModel:
@@ -46,32 +58,40 @@ async def anomaly_scoring(settings: Settings, telemetry: Telemetry) -> AsyncIter
     ends."""
     anomaly = settings.anomaly
     features = feature_names(DEFAULT_CATALOG)
-    store = model_store(settings)
+    async with contextlib.AsyncExitStack() as scope:
+        store = await scope.enter_async_context(model_store(settings))
+        live = await _scoring(settings, telemetry, store, features)
+        retrainer = Retrainer(
+            live,
+            trainer_for(anomaly.model, features=features, contamination=anomaly.contamination),
+            store,
+            features=features,
+            policy=RetrainPolicy(
+                every_readings=anomaly.retrain_every_readings,
+                every=anomaly.retrain_every_s,
+                min_sample=anomaly.min_sample,
+                contamination=anomaly.contamination,
+            ),
+        )
+        task = asyncio.create_task(retrainer.run(), name="retraining")
+        try:
+            yield live
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _scoring(
+    settings: Settings, telemetry: Telemetry, store: ModelStore, features: tuple[str, ...]
+) -> LiveModel:
     live = LiveModel(
         await starting_model(store, features),
-        sample_size=anomaly.sample_size,
+        sample_size=settings.anomaly.sample_size,
         on_scored=telemetry.model_scored,
     )
     log.info("anomaly scoring with model %s", live.model.version)
-    retrainer = Retrainer(
-        live,
-        trainer_for(anomaly.model, features=features, contamination=anomaly.contamination),
-        store,
-        features=features,
-        policy=RetrainPolicy(
-            every_readings=anomaly.retrain_every_readings,
-            every=anomaly.retrain_every_s,
-            min_sample=anomaly.min_sample,
-            contamination=anomaly.contamination,
-        ),
-    )
-    task = asyncio.create_task(retrainer.run(), name="retraining")
-    try:
-        yield live
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return live
 
 
 def add_models_commands(commands: Any) -> None:
@@ -88,7 +108,11 @@ def add_models_commands(commands: Any) -> None:
 
 async def run_models(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline models …`: list, show, promote or roll back."""
-    store = model_store(settings)
+    async with model_store(settings) as store:
+        return await _models_action(args, store)
+
+
+async def _models_action(args: argparse.Namespace, store: ModelStore) -> int:
     action = args.models_action
     try:
         if action == "list":

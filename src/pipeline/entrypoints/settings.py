@@ -300,8 +300,8 @@ class AnomalySettings(BaseModel):
     """What retraining fits: scikit-learn's Isolation Forest, or the per-sensor z-score."""
     contamination: Annotated[float, Field(gt=0, le=0.5)] = 0.03
     """Share of the training sample a fitted model flags (its decision threshold)."""
-    store: Literal["filesystem"] = "filesystem"
-    """Where models are kept."""
+    store: Literal["filesystem", "database"] = "filesystem"
+    """Where models are kept: `store_dir`, or the database's `anomaly_models` table."""
     store_dir: Path = Path(".models")
     """The filesystem model store's directory."""
     retrain_every_readings: Annotated[int, Field(ge=1)] = 50_000

@@ -202,3 +202,21 @@ sensor_metadata = sa.Table(
     sa.Column("critical_high", sa.Float, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
 )
+
+anomaly_models = sa.Table(
+    "anomaly_models",
+    metadata,
+    # The database model store: each scoring model's artifact and metadata (issue 11).
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("trained_at", UtcDateTime, nullable=False),
+    sa.Column("sample_size", sa.Integer, nullable=False),
+    sa.Column("features", JSON, nullable=False),
+    sa.Column("contamination", sa.Double, nullable=False),
+    sa.Column("evaluation", JSON, nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("artifact", sa.LargeBinary, nullable=False),
+    # Set when an operator or retraining promotes it: the newest promoted one is current.
+    sa.Column("promoted_at", UtcDateTime, nullable=True),
+)
