@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -148,7 +149,6 @@ class Retrainer:
         self._clock = clock
         self._last = clock()
         self._seen = live.scored
-        self._count = 0
 
     def due(self) -> bool:
         """Whether N readings or T seconds passed since the last attempt."""
@@ -184,8 +184,8 @@ class Retrainer:
         )
         holdout, flagged = normal[-held:], flagged[len(flagged) - held_flagged :]
         trained_at = datetime.now(UTC)
-        self._count += 1
-        version = f"{self.trainer.kind}-{trained_at:%Y%m%dT%H%M%S}-{self._count}"
+        # Unique across workers retraining at the same second.
+        version = f"{self.trainer.kind}-{trained_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         current = self.live.model
         candidate, mine, theirs = await asyncio.to_thread(
             self._fit_and_judge, train, holdout, flagged, version, current
