@@ -3,12 +3,14 @@ one-minute statistics.
 
     sensor-readings ──validate──┬──────────────────────────────────────────→ readings
         (Reading)     (rule →   ├──thresholds (flat_map)───────────────────→ alerts
-                      DLQ)      └──1-minute tumbling window, Stats, updates → aggregates_1m
+                      DLQ)      ├──features, model scoring (if enabled) ───→ alerts
+                                └──1-minute tumbling window, Stats, updates → aggregates_1m
 
 Readings and alerts have natural keys (sensor and time; alert id), so writing one twice is
 harmless. The window keeps each sensor-minute's running statistics in keyed state and
 emits the full, current statistics of every window a batch touched (`updates`): the
 aggregates table is upserted with them in the same transaction as the state and the offsets.
+With a model (`scoring`), anomalies are scored as `pipeline.jobs.sensor_anomalies` describes.
 A window stays open for `window_grace` after its minute (by the partition's watermark), so
 readings arriving that late still count; later ones are stored as readings but go to
 `sensor-readings.late` instead of an aggregate.
