@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -135,11 +136,11 @@ async def _models_action(args: argparse.Namespace, store: ModelStore) -> int:
             accepted = [i.version for i in await store.list() if i.accepted]
             earlier = accepted[: accepted.index(current)] if current in accepted else []
             if not earlier:
-                print(f"no accepted model before {current}", flush=True)
+                print(f"pipeline models: no accepted model before {current}", file=sys.stderr)
                 return EXIT_FAILURE
             await store.promote(earlier[-1])
             print(f"current model: {earlier[-1]} (was {current})")
     except ModelError as error:
-        print(f"pipeline models: {error}")
+        print(f"pipeline models: {error}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
