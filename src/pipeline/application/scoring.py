@@ -50,7 +50,6 @@ class LiveModel:
         self._on_scored = on_scored
         self.scored = 0
         """Rows scored since the process began."""
-        self.scored_at_swap = 0
 
     def score(self, rows: Sequence[Row]) -> tuple[Scored, str]:
         """Score a batch with the current model; the rows it did not flag join the sample
@@ -76,7 +75,6 @@ class LiveModel:
         """Score the next batch with `model`."""
         with self._lock:
             self.model = model
-            self.scored_at_swap = self.scored
 
 
 def evaluate(
