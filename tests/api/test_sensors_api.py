@@ -10,7 +10,10 @@ from litestar.testing import AsyncTestClient
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemorySensorStore
+from pipeline.domain import DEFAULT_THRESHOLDS, Alert, check_thresholds
+from pipeline.domain.alerts import AlertKind, Severity, alert_id_for
 from tests.api.conftest import minutes_ago, reading, store_readings
+from tests.projection import writes_for
 
 Client = AsyncTestClient[Litestar]
 
@@ -288,3 +291,38 @@ async def test_from_at_or_after_to_is_an_empty_range(
 
     assert response.status_code == 200
     assert response.json()["aggregates"] == []
+
+
+async def test_anomalies_serve_model_alerts_beside_threshold_alerts_with_their_source(
+    client: Client, store: InMemorySensorStore, clock: ManualClock
+) -> None:
+    spike = reading(minutes_ago(clock, 3), sensor="temp-a", value=50.0)
+    odd = reading(minutes_ago(clock, 1), sensor="temp-b", value=24.0)
+    threshold = check_thresholds(spike, DEFAULT_THRESHOLDS)
+    assert threshold is not None
+    model = Alert(
+        alert_id=alert_id_for(odd.sensor_id, odd.timestamp, AlertKind.ANOMALY),
+        source=odd.sensor_id,
+        kind=AlertKind.ANOMALY,
+        severity=Severity.WARNING,
+        message="scored anomalous",
+        timestamp=odd.timestamp,
+        sensor_type=odd.sensor_type,
+        value=odd.value,
+        score=0.21,
+        model_version="forest-1",
+        features={"zscore": 7.5},
+    )
+    await writes_for(store).readings([spike, odd], alerts=[threshold, model])
+
+    everything = (await client.get("/api/v1/sensors/anomalies")).json()["anomalies"]
+    ml = (await client.get("/api/v1/sensors/anomalies", params={"detector": "ml"})).json()
+
+    assert [(a["source"], a["detector"]) for a in everything] == [
+        ("temp-b", "ml"),
+        ("temp-a", "threshold"),
+    ]
+    assert [a["source"] for a in ml["anomalies"]] == ["temp-b"]
+    assert ml["anomalies"][0]["model_version"] == "forest-1"
+    assert ml["anomalies"][0]["score"] == 0.21
+    assert ml["anomalies"][0]["features"] == {"zscore": 7.5}

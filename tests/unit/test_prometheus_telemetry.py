@@ -113,6 +113,18 @@ def test_dropped_frames_count_up_from_each_hubs_own_total() -> None:
     assert registry.get_sample_value("pipeline_websocket_clients") == 0
 
 
+def test_model_scoring_time_rows_and_current_version_are_reported() -> None:
+    telemetry = PrometheusTelemetry()
+
+    telemetry.model_scored(0.25, 1_000, "forest-1")
+    telemetry.model_scored(0.5, 2_000, "forest-2")
+
+    registry = telemetry.registry
+    assert registry.get_sample_value("pipeline_model_scoring_seconds_total") == 0.75
+    assert registry.get_sample_value("pipeline_model_scored_rows_total") == 3_000
+    assert registry.get_sample_value("pipeline_model_info", {"version": "forest-2"}) == 1
+
+
 def test_a_worker_serves_its_metrics_and_the_process_wide_ones_over_http() -> None:
     telemetry = PrometheusTelemetry()
     telemetry.alerts_raised(job="sensors", kind="threshold_low", severity="warning", count=1)

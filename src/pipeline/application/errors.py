@@ -12,6 +12,9 @@
     ├── PublishError                     the broker did not acknowledge a record
     │   └── RecordTooLarge               over the topic's (or the client's) size limit
     ├── ConnectorError                   Kafka Connect refused or failed a request
+    ├── ModelError                       a scoring model cannot be trained, stored or loaded
+    │   ├── TamperedArtifact             an artifact not as the model store wrote it
+    │   └── UnknownModel                 no model of that version is stored
     ├── Fenced                           another owner took over: re-sync from the checkpoint
     │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
@@ -167,3 +170,22 @@ def error_class_of(error: BaseException) -> str:
         if isinstance(name, str):
             return name
     return "processing_error"
+
+
+class ModelError(PipelineError):
+    """A scoring model cannot be trained, stored or loaded as asked."""
+
+    error_class = "model"
+
+
+class TamperedArtifact(ModelError):
+    """A stored model artifact does not match the digest the model store recorded for it:
+    not written by the store, or changed since; it is never loaded."""
+
+    error_class = "tampered_artifact"
+
+
+class UnknownModel(ModelError):
+    """No model of that version is in the store."""
+
+    error_class = "unknown_model"

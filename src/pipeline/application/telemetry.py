@@ -59,3 +59,6 @@ class NullTelemetry:
 
     def live_view(self, *, clients: int, dropped_total: int) -> None:
         """Nothing recorded."""
+
+    def model_scored(self, seconds: float, rows: int, version: str) -> None:
+        """Nothing recorded."""

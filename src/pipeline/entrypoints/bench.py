@@ -17,18 +17,23 @@ import contextlib
 import os
 import resource
 import sys
+import tempfile
 import time
 import uuid
 from array import array
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
 from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.domain import DEFAULT_CATALOG
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import run_named_job, with_metrics_port
+from pipeline.jobs.sensor_anomalies import feature_names
 
 
 def percentile(sorted_values: array[float], fraction: float) -> float:
@@ -66,7 +71,8 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         f"pipeline bench sensors: {args.events} readings, producer rate {rate}, "
         f"{args.sensors} sensors, topic {settings.topics.sensor_readings} "
         f"({settings.topics.sensor_readings_partitions} partitions), metrics "
-        f"{'on' if settings.metrics.port is not None else 'off'}\n"
+        f"{'on' if settings.metrics.port is not None else 'off'}, anomaly scoring "
+        f"{settings.anomaly.model if settings.anomaly.enabled else 'off'}\n"
         f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
         f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
         f"including its process start-up (peak RSS {producer_rss_mb:.0f} MiB)\n"
@@ -82,6 +88,51 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         f"p95 {percentile(latencies, 0.95):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f} ms\n"
         f"  worker peak RSS: {peak_rss_mb:.0f} MiB"
     )
+
+
+async def with_forest(settings: Settings, directory: Path) -> Settings:
+    """Settings scoring with an Isolation Forest (retraining on, in a model store in
+    `directory`), the forest fitted first on 20,000 generated readings of 100 sensors."""
+    from pipeline.adapters.model import FilesystemModelStore, trainer_for  # noqa: PLC0415
+    from pipeline.application.ports.model import ModelInfo  # noqa: PLC0415
+    from pipeline.entrypoints import evaluate_sensors  # noqa: PLC0415
+
+    anomaly = settings.anomaly.model_copy(
+        update={"enabled": True, "model": "forest", "store": "filesystem", "store_dir": directory}
+    )
+    # The features are each sensor's own: 200 readings of 100 sensors fit the forest as well
+    # as any fleet (every sensor past its warm-up).
+    readings = evaluate_sensors.generated_readings(events=20_000, seed=7, sensors=100)
+    sample = evaluate_sensors.training_sample(readings, anomaly.contamination)
+    features = feature_names(DEFAULT_CATALOG)
+    trainer = trainer_for("forest", features=features, contamination=anomaly.contamination)
+    forest = trainer.fit(sample, version="forest-bench")
+    store = FilesystemModelStore(directory)
+    await store.save(
+        forest,
+        ModelInfo(
+            version=forest.version,
+            kind=forest.kind,
+            trained_at=datetime.now(UTC),
+            sample_size=len(sample),
+            features=features,
+            contamination=anomaly.contamination,
+        ),
+    )
+    return settings.model_copy(update={"anomaly": anomaly})
+
+
+async def _bench_settings(
+    args: argparse.Namespace, settings: Settings, topic: str, models: Path
+) -> Settings:
+    settings = settings.model_copy(
+        update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
+    )
+    if args.metrics_port is not None:
+        settings = with_metrics_port(settings, args.metrics_port)
+    if args.ml:
+        settings = await with_forest(settings, models)
+    return settings
 
 
 async def _produce(args: argparse.Namespace, topic: str, seed: int) -> asyncio.subprocess.Process:
@@ -115,11 +166,8 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     run_id = uuid.uuid4().hex[:8]
     topic = f"bench-sensor-readings-{run_id}"
-    settings = settings.model_copy(
-        update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
-    )
-    if args.metrics_port is not None:
-        settings = with_metrics_port(settings, args.metrics_port)
+    models = tempfile.TemporaryDirectory(prefix="bench-models-")
+    settings = await _bench_settings(args, settings, topic, Path(models.name))
     pipeline = await bootstrap(settings, migrate=True)
     tune_gc_for_streaming()  # as pipeline-worker does
     stats = WorkerStats(latencies_ms=array("d"))
@@ -169,6 +217,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         serving.close()
         await pipeline.aclose()
+        models.cleanup()
     run = BenchRun(
         started=started,
         produced=produced,

@@ -46,6 +46,7 @@ from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.ports.timeseries import TimeSeries
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
+from pipeline.application.scoring import LiveModel
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.timeseries_sink import TimeSeriesCheckpoint, timeseries_sinks
 from pipeline.application.topic_names import derived_topic_specs
@@ -157,13 +158,20 @@ class Pipeline:
             raise ConfigurationError(f"no job {name!r}; known jobs: {', '.join(sorted(JOBS))}")
         return entry
 
-    def job_run(self, name: str, *, group_id: str | None = None) -> JobRun:
+    def job_run(
+        self, name: str, *, group_id: str | None = None, scoring: LiveModel | None = None
+    ) -> JobRun:
         """What `run_job` needs to run job `name` as consumer group `group_id`: under Kafka
         authority when its sinks are topics, as member `PIPELINE_WORKER__INSTANCE_ID` (else
-        this process's `worker_id`) of the group."""
+        this process's `worker_id`) of the group; scoring with `scoring` if given."""
         entry = self.job(name)
         worker = self.settings.worker
-        job = entry.build(self.settings)
+        if scoring is None:
+            job = entry.build(self.settings)
+        elif entry.scored is not None:
+            job = entry.scored(self.settings, scoring)
+        else:
+            raise ConfigurationError(f"job {name!r} does not score with a model")
         topics = sink_topics(job)
         topic_sinks = None
         if topics is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from pipeline.entrypoints.acls import add_acls_commands
 from pipeline.entrypoints.arguments import (
@@ -28,6 +29,7 @@ from pipeline.entrypoints.commands_admin import (
 from pipeline.entrypoints.commands_sensors import add_sensor_commands
 from pipeline.entrypoints.connect import add_connect_commands
 from pipeline.entrypoints.dlq import add_dlq_commands
+from pipeline.entrypoints.models import add_models_commands
 from pipeline.entrypoints.runtime import Command, run_command
 from pipeline.entrypoints.settings import Settings
 
@@ -37,7 +39,8 @@ __all__ = [
     "cmd_api",
     "cmd_bench",
     "cmd_demo",
-    "cmd_evaluate",
+    "cmd_evaluate_payments",
+    "cmd_evaluate_sensors",
     "kafka_missing",
     "main",
 ]
@@ -55,6 +58,21 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.entrypoints.api.server import run_api  # noqa: PLC0415 - web stack on demand
 
     return await run_api(args, settings)
+
+
+async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline models …`."""
+    from pipeline.entrypoints.models import run_models  # noqa: PLC0415
+
+    return await run_models(args, settings)
+
+
+async def cmd_evaluate_sensors(args: argparse.Namespace, settings: Settings) -> int:
+    """`pipeline evaluate sensors`."""
+    del settings
+    from pipeline.entrypoints.evaluate_sensors import run_evaluate  # noqa: PLC0415
+
+    return await run_evaluate(args)
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,11 +94,64 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return await run_bench(args, settings)
 
 
-async def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_evaluate_payments(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline evaluate payments`."""
     from pipeline.entrypoints.evaluate_payments import run_evaluate_payments  # noqa: PLC0415
 
     return await run_evaluate_payments(args, settings)
+
+
+def add_evaluate_commands(commands: Any) -> None:
+    """`pipeline evaluate sensors|payments`: a job's detectors against a generator's labels,
+    in memory."""
+    evaluate = commands.add_parser(
+        "evaluate", help="score a job's detectors against a generator's labels (in memory)"
+    )
+    domains = evaluate.add_subparsers(
+        dest="domain", required=True, metavar="DOMAIN", parser_class=CommandParser
+    )
+    sensors = domains.add_parser(
+        "sensors", help="anomaly detectors against labelled generated anomalies"
+    )
+    sensors.add_argument(
+        "--events", type=positive_int, default=200_000, help="readings (default 200000)"
+    )
+    sensors.add_argument("--seed", type=integer, default=1, help="fleet seed (default 1)")
+    sensors.add_argument(
+        "--sensors", type=positive_int, default=100, help="sensors in the fleet (default 100)"
+    )
+    sensors.add_argument(
+        "--anomaly-rate",
+        type=fraction,
+        default=0.002,
+        help="probability a reading starts an anomaly (default 0.002)",
+    )
+    sensors.add_argument(
+        "--contamination",
+        type=fraction,
+        default=0.03,
+        help="share of the training sample the fitted models flag (default 0.03)",
+    )
+    sensors.set_defaults(run=cmd_evaluate_sensors)
+    payments = domains.add_parser("payments", help="fraud rules against labelled fraud")
+    payments.add_argument(
+        "--events", type=positive_int, default=200_000, help="events to generate (default 200000)"
+    )
+    payments.add_argument("--seed", type=integer, default=1, help="generator seed (default 1)")
+    payments.add_argument(
+        "--rate",
+        type=non_negative_float,
+        default=4.0,
+        help="events/s of event time: fewer spread the events over more hours, so that "
+        "night and travel fraud (hours apart) show (default 4)",
+    )
+    payments.add_argument(
+        "--fraud-rate",
+        type=fraction,
+        default=0.01,
+        help="probability that a transaction starts a fraud episode (default 0.01)",
+    )
+    payments.set_defaults(run=cmd_evaluate_payments)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,32 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
         "script doing the same work) alternately RUNS times each on one backlog of --events "
         "readings, as whole processes, and print both and their ratio",
     )
+    bench.add_argument(
+        "--ml",
+        action="store_true",
+        help="score every reading with an Isolation Forest (fitted first on generated "
+        "readings; retraining on) to compare with a run without",
+    )
     bench.set_defaults(run=cmd_bench)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="score a job's detectors against a generator's labels (in memory)"
-    )
-    evaluate.add_argument(
-        "domain", choices=["payments"], metavar="DOMAIN", help="which job: payments"
-    )
-    evaluate.add_argument(
-        "--events", type=positive_int, default=200_000, help="events to generate (default 200000)"
-    )
-    evaluate.add_argument("--seed", type=integer, default=1, help="generator seed (default 1)")
-    evaluate.add_argument(
-        "--rate",
-        type=non_negative_float,
-        default=4.0,
-        help="events/s of event time: fewer spread the events over more hours, so that "
-        "night and travel fraud (hours apart) show (default 4)",
-    )
-    evaluate.add_argument(
-        "--fraud-rate",
-        type=fraction,
-        default=0.01,
-        help="probability that a transaction starts a fraud episode (default 0.01)",
-    )
-    evaluate.set_defaults(run=cmd_evaluate)
+    add_models_commands(commands)
+    commands.choices["models"].set_defaults(run=cmd_models)
+    add_evaluate_commands(commands)
     return parser
 
 

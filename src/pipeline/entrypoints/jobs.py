@@ -23,6 +23,7 @@ from pipeline.adapters.connect.debezium import SENSOR_METADATA
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
 from pipeline.application.ports import Codec, TableCodec
+from pipeline.application.scoring import LiveModel
 from pipeline.domain.fraud import FraudRules
 from pipeline.domain.shop_analytics import ConversionRule
 from pipeline.domain.windows import WindowAggregate
@@ -52,6 +53,8 @@ class JobEntry:
     """How the job's outputs survive failures (shown by `pipeline jobs`)."""
     tables: Callable[[Pipeline], Mapping[str, TableCodec[Any, Any]]] | None = None
     """For a job that joins global tables: how each one's topic is read."""
+    scored: Callable[[Settings, LiveModel], Job] | None = None
+    """The job scoring its records with a live model (`PIPELINE_ANOMALY__ENABLED`)."""
 
     def authority(self, settings: Settings) -> str:
         """What commits the job's batches: `kafka` (a transaction) when its sinks are
@@ -59,9 +62,10 @@ class JobEntry:
         return "kafka" if sink_topics(self.build(settings)) else "database"
 
 
-def _sensor_job(settings: Settings) -> Job:
+def _sensor_job(settings: Settings, scoring: LiveModel | None = None) -> Job:
     return sensor_job(
         SensorJobConfig(
+            scoring=scoring,
             topic=settings.topics.sensor_readings,
             thresholds=settings.domain_thresholds(),
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
@@ -179,6 +183,7 @@ JOBS: dict[str, JobEntry] = {
         name="sensors",
         summary="IoT readings → readings, threshold alerts, one-minute statistics",
         build=_sensor_job,
+        scored=_sensor_job,
         codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
         on_events=_relay_alerts("sensors"),
         tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},

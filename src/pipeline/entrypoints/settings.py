@@ -8,7 +8,8 @@ adapters are used (in-memory log and registry, a SQLite file).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -312,6 +313,29 @@ class TimeSeriesSettings(BaseModel):
     (backoff doubling from 0.5 s up to 8 s, with jitter) before the batch fails."""
 
 
+class AnomalySettings(BaseModel):
+    """Anomaly detection in the sensors job (see the README's "Anomaly detection")."""
+
+    enabled: bool = False
+    """Score every reading with a model; flagged ones become `anomaly` alerts (detector ml)."""
+    model: Literal["forest", "zscore"] = "forest"
+    """What retraining fits: scikit-learn's Isolation Forest, or the per-sensor z-score."""
+    contamination: Annotated[float, Field(gt=0, le=0.5)] = 0.03
+    """Share of the training sample a fitted model flags (its decision threshold)."""
+    store: Literal["filesystem", "database"] = "filesystem"
+    """Where models are kept: `store_dir`, or the database's `anomaly_models` table."""
+    store_dir: Path = Path(".models")
+    """The filesystem model store's directory."""
+    retrain_every_readings: Annotated[int, Field(ge=1)] = 50_000
+    """Retrain after this many readings were scored..."""
+    retrain_every_s: Annotated[float, Field(gt=0)] = 600.0
+    """...or after this many seconds, whichever comes first."""
+    sample_size: Annotated[int, Field(ge=100)] = 20_000
+    """Recent unflagged readings kept to retrain on (the newest fifth is held out)."""
+    min_sample: Annotated[int, Field(ge=10)] = 2_000
+    """No retraining before this many readings are sampled."""
+
+
 class ThresholdSetting(BaseModel):
     """Operating limits of one sensor type."""
 
@@ -400,6 +424,7 @@ class Settings(BaseSettings):
     shop: ShopSettings = Field(default_factory=ShopSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""

@@ -20,6 +20,7 @@ from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.arguments import port
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
+from pipeline.entrypoints.models import anomaly_scoring
 from pipeline.entrypoints.runtime import (
     EXIT_OK,
     EXIT_USAGE,
@@ -87,19 +88,25 @@ async def run_named_job(
     """Run the registered job `name` (its topics created, its events handed on — e.g. the
     alert outbox relayed, first what an earlier run left) until stopped or caught up."""
     entry = pipeline.job(name)
-    run = pipeline.job_run(name, group_id=group_id)
-    await pipeline.ensure_topics()
-    on_events = entry.on_events(pipeline) if entry.on_events is not None else None
-    if on_events is not None:
-        await on_events(())
-    return await run_job(
-        run,
-        stop=stop,
-        until_caught_up=until_caught_up,
-        stats=stats,
-        on_batch=on_batch,
-        on_events=on_events,
-    )
+    async with contextlib.AsyncExitStack() as scope:
+        scoring = None
+        if pipeline.settings.anomaly.enabled and entry.scored is not None:
+            scoring = await scope.enter_async_context(
+                anomaly_scoring(pipeline.settings, pipeline.telemetry)
+            )
+        run = pipeline.job_run(name, group_id=group_id, scoring=scoring)
+        await pipeline.ensure_topics()
+        on_events = entry.on_events(pipeline) if entry.on_events is not None else None
+        if on_events is not None:
+            await on_events(())
+        return await run_job(
+            run,
+            stop=stop,
+            until_caught_up=until_caught_up,
+            stats=stats,
+            on_batch=on_batch,
+            on_events=on_events,
+        )
 
 
 async def run_worker(args: argparse.Namespace, settings: Settings) -> int:

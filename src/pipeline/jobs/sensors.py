@@ -3,7 +3,8 @@ one-minute statistics.
 
     sensor-readings ──validate──┬──────────────────────────────────────────→ readings
         (Reading)     (rule →   ├──sensor metadata (join_global)──thresholds→ alerts
-                      DLQ)      └──1-minute tumbling window, Stats, updates → aggregates_1m
+                      DLQ)      ├──features, model scoring (if enabled) ───→ alerts
+                                └──1-minute tumbling window, Stats, updates → aggregates_1m
 
 A reading is checked against its sensor's own limits when the reference table
 `sensor_metadata` (streamed by Debezium into `metadata_topic`) has a row for it, else against
@@ -14,6 +15,7 @@ Readings and alerts have natural keys (sensor and time; alert id), so writing on
 harmless. The window keeps each sensor-minute's running statistics in keyed state and
 emits the full, current statistics of every window a batch touched (`updates`): the
 aggregates table is upserted with them in the same transaction as the state and the offsets.
+With a model (`scoring`), anomalies are scored as `pipeline.jobs.sensor_anomalies` describes.
 A window stays open for `window_grace` after its minute (by the partition's watermark), so
 readings arriving that late still count; later ones are stored as readings but go to
 `sensor-readings.late` instead of an aggregate.
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pipeline.application.scoring import LiveModel
 from pipeline.domain import (
     DEFAULT_CATALOG,
     DEFAULT_THRESHOLDS,
@@ -41,6 +44,7 @@ from pipeline.domain import (
 )
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 from pipeline.domain.windows import WindowAggregate
+from pipeline.jobs.sensor_anomalies import anomalies
 from pipeline.jobs.sensor_points import (
     AGGREGATE_POINTS,
     READING_POINTS,
@@ -77,6 +81,8 @@ class SensorJobConfig:
     the type's limits only."""
     timeseries: bool = False
     """Also write readings and aggregates as time-series points (`jobs.sensor_points`)."""
+    scoring: LiveModel | None = None
+    """The model that scores readings for anomalies (None: no anomaly detection)."""
 
 
 def sensor_job(config: SensorJobConfig) -> Job:
@@ -103,6 +109,8 @@ def sensor_job(config: SensorJobConfig) -> Job:
     valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
     valid.to(READINGS)
     threshold_alerts(job, valid, config).to(ALERTS)
+    if config.scoring is not None:
+        anomalies(valid, config.scoring, catalog).to(ALERTS)
     aggregates = (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))

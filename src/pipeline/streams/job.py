@@ -20,7 +20,7 @@ reads its topic whole, so it is joined by any key and never checked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -38,6 +38,7 @@ V = TypeVar("V")
 W = TypeVar("W")
 R = TypeVar("R")
 U = TypeVar("U")
+S = TypeVar("S")
 
 
 class JobDefinitionError(ValueError):
@@ -195,6 +196,20 @@ class Stream(Generic[K, V]):
     def flat_map(self, fn: Callable[[V], Iterable[W]], *, name: str | None = None) -> Stream[K, W]:
         """Each value replaced by the values `fn` returns (none, one or many)."""
         return Stream(self._job, self._then("flat_map", fn=fn, name=name))
+
+    def map_batch(
+        self, fn: Callable[[list[V]], Sequence[W]], *, name: str | None = None
+    ) -> Stream[K, W]:
+        """Each batch's values replaced at once by `fn(values)`, which returns one value per
+        value, in order (for work that is cheap only in bulk, e.g. scoring with a model);
+        keys and event times kept."""
+        return Stream(self._job, self._then("map_batch", fn=fn, name=name))
+
+    def scan(self, fn: Callable[[S | None, V], tuple[S, W]], *, step: str) -> Stream[K, W]:
+        """A running fold per key: `fn(state, value)` returns the key's new state and the
+        value to emit (`state` is None for a key's first value). The states are the step's
+        keyed state, kept and restored like a window's; `step` names it."""
+        return Stream(self._job, self._job._add("scan", (self.node,), {"fn": fn}, step=step))
 
     @overload
     def validate(

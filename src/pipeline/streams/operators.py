@@ -89,6 +89,22 @@ class FlatMapOperator(Operator):
         )
 
 
+class MapBatchOperator(Operator):
+    def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
+        values = self.node.params["fn"]([i.value for i in items])
+        if len(values) != len(items):
+            raise ValueError(
+                f"step {self.node.id!r} returned {len(values)} values for {len(items)}"
+            )
+        self.emit(
+            [
+                Item(i.part, i.key, i.time, v, i.origin, i.wm)
+                for i, v in zip(items, values, strict=True)
+            ],
+            ctx,
+        )
+
+
 class KeyByOperator(Operator):
     def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
         fn = self.node.params["fn"]
@@ -200,3 +216,24 @@ class StatefulOperator(Operator):
 
 
 Keyed = tuple[Hashable, int]
+
+
+class ScanOperator(StatefulOperator):
+    """A running fold per key: the key's state is the step's entry for it."""
+
+    def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
+        fn = self.node.params["fn"]
+        state = self.state
+        assert state is not None
+        out: list[Item[Any, Any]] = []
+        last_part = -1
+        entries: dict[Hashable, Any] = {}
+        dirty: set[Hashable] = set()
+        for i in items:
+            if i.part != last_part:
+                last_part = i.part
+                entries, dirty = state.part(last_part), state.dirty(last_part)
+            entries[i.key], value = fn(entries.get(i.key), i.value)
+            dirty.add(i.key)
+            out.append(Item(i.part, i.key, i.time, value, i.origin, i.wm))
+        self.emit(out, ctx)

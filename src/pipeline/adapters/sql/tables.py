@@ -309,3 +309,21 @@ transaction_outcomes = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.PrimaryKeyConstraint("transaction_id", "outcome"),
 )
+
+anomaly_models = sa.Table(
+    "anomaly_models",
+    metadata,
+    # The database model store: each scoring model's artifact and metadata (issue 11).
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("trained_at", UtcDateTime, nullable=False),
+    sa.Column("sample_size", sa.Integer, nullable=False),
+    sa.Column("features", JSON, nullable=False),
+    sa.Column("contamination", sa.Double, nullable=False),
+    sa.Column("evaluation", JSON, nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("artifact", sa.LargeBinary, nullable=False),
+    # Set when an operator or retraining promotes it: the newest promoted one is current.
+    sa.Column("promoted_at", UtcDateTime, nullable=True),
+)

@@ -26,6 +26,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     disable_created_metrics,
     generate_latest,
 )
@@ -211,6 +212,17 @@ class PrometheusTelemetry:
             buckets=RESTORE_BUCKETS,
             registry=r,
         )
+        self.model_seconds = Counter(
+            "pipeline_model_scoring_seconds",
+            "Seconds the anomaly model spent scoring batches.",
+            registry=r,
+        )
+        self.model_rows = Counter(
+            "pipeline_model_scored_rows",
+            "Readings the anomaly model scored.",
+            registry=r,
+        )
+        self.model_version = Info("pipeline_model", "The anomaly model scoring now.", registry=r)
         self.alerts = Counter(
             "pipeline_alerts_raised",
             "Alerts stored for the first time, by kind and severity.",
@@ -233,6 +245,7 @@ class PrometheusTelemetry:
             registry=r,
         )
         self._dropped_seen = 0
+        self._model_version = ""
 
     def worker(self, *, job: str, forwarder: bool) -> WorkerTelemetry:
         """The metrics of one consumer group of `job`."""
@@ -241,6 +254,14 @@ class PrometheusTelemetry:
     def alerts_raised(self, *, job: str, kind: str, severity: str, count: int) -> None:
         """Count alerts stored for the first time."""
         self.alerts.labels(job, kind, severity).inc(count)
+
+    def model_scored(self, seconds: float, rows: int, version: str) -> None:
+        """Count the scoring time and rows; name the model's version."""
+        self.model_seconds.inc(seconds)
+        self.model_rows.inc(rows)
+        if version != self._model_version:
+            self._model_version = version
+            self.model_version.info({"version": version})
 
     def outbox_backlog(self, alerts: int) -> None:
         """Set the outbox backlog."""

@@ -82,3 +82,7 @@ class Telemetry(Protocol):
         """The live view's connected clients, and the frames dropped for slow ones since
         its hub started."""
         ...
+
+    def model_scored(self, seconds: float, rows: int, version: str) -> None:
+        """An anomaly model scored a batch of `rows` in `seconds`; `version` is the model."""
+        ...

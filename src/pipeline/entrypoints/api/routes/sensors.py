@@ -11,6 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 
 from pipeline.application.ports import AlertFilter
+from pipeline.domain.alerts import AlertDomain, Detector
 from pipeline.entrypoints.api.models import (
     AggregateOut,
     AlertOut,
@@ -110,10 +111,21 @@ def sensor_controller(*, reads_need_key: bool) -> type[Controller]:
                 str | None, time_parameter("Only alerts with event time at or after this.")
             ] = None,
             limit: Limit = 100,
+            detector: Annotated[
+                Detector | None,
+                QueryParameter(
+                    description="Only alerts of this source: `threshold` rules or the `ml` model."
+                ),
+            ] = None,
         ) -> Anomalies:
-            """Threshold alerts the pipeline raised on readings, newest first."""
+            """Alerts the pipeline raised on readings, newest first: threshold alerts and the
+            anomaly model's (each with its `detector`; a model's with its score, features
+            and model version)."""
             query = AlertFilter(
-                sensor_type=known_sensor_type(sensor_type), since=parse_time(since, "since")
+                domain=AlertDomain.SENSORS,
+                detector=detector,
+                sensor_type=known_sensor_type(sensor_type),
+                since=parse_time(since, "since"),
             )
             found = await pipeline.store.find_alerts(query, limit=limit)
             return Anomalies(count=len(found), anomalies=[AlertOut.of(a) for a in found])

@@ -80,6 +80,12 @@ function onReading(frame) {
   if (second > state.newestSecond) state.newestSecond = second;
 }
 
+// Which check raised an alert: a threshold rule, or a model (with its version).
+function source(frame) {
+  const detector = String(frame.detector || "threshold");
+  return frame.model_version ? `${detector} ${frame.model_version}` : detector;
+}
+
 function onAlert(frame) {
   state.alerts += 1;
   const severity = String(frame.severity || "warning");
@@ -91,7 +97,7 @@ function onAlert(frame) {
     el("strong", {}, `${severity.toUpperCase()} ${frame.sensor_id || ""}`),
     " ",
     String(frame.message || ""),
-    el("span", { class: "meta" }, `${time} · ${frame.sensor_type || ""}`),
+    el("span", { class: "meta" }, `${time} · ${frame.sensor_type || ""} · ${source(frame)}`),
   );
   const list = $("alerts");
   list.prepend(item);

@@ -1,0 +1,89 @@
+"""Features of a reading, computed from its sensor's keyed state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipeline.domain import DEFAULT_CATALOG
+from pipeline.jobs.sensor_anomalies import WARMUP, Featured, History, SensorFeatures
+from tests.unit.anomalies.builders import FEATURES, a_reading
+
+NOISE = (0.1, -0.1, 0.2, -0.2, 0.0)
+
+
+def feed(values: list[float], start: int = 0) -> tuple[History, list[Featured]]:
+    features = SensorFeatures(DEFAULT_CATALOG)
+    history: History | None = None
+    out: list[Featured] = []
+    for offset, value in enumerate(values):
+        history, featured = features(history, a_reading(value, second=start + offset))
+        out.append(featured)
+    assert history is not None
+    return history, out
+
+
+def column(featured: Featured, name: str) -> float:
+    return featured.row[FEATURES.index(name)]
+
+
+def test_zscore_is_the_deviation_from_the_rolling_mean_in_rolling_stddevs() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    _, out = feed([*normal, 23.0])
+
+    assert column(out[-1], "zscore") == pytest.approx(3.0 / 0.1414, rel=0.15)
+    assert abs(column(out[-2], "zscore")) < 2.0
+
+
+def test_a_spike_moves_neither_the_mean_nor_the_stddev() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    _, with_spike = feed([*normal, 90.0, 20.0])
+    _, without = feed([*normal, 20.0])
+
+    assert column(with_spike[-1], "zscore") == pytest.approx(column(without[-1], "zscore"))
+
+
+def test_rate_gap_and_repeats_come_from_the_previous_reading() -> None:
+    features = SensorFeatures(DEFAULT_CATALOG)
+    history, _ = features(None, a_reading(20.0, second=0))
+    history, second = features(history, a_reading(24.0, second=2))
+    history, third = features(history, a_reading(24.0, second=3))
+    _, fourth = features(history, a_reading(24.0, second=4))
+
+    assert column(second, "rate") == pytest.approx(2.0)
+    assert column(second, "gap_s") == pytest.approx(2.0)
+    assert [column(f, "repeats") for f in (second, third, fourth)] == [0.0, 1.0, 2.0]
+
+
+def test_hour_of_day_is_cyclic_battery_signal_and_type_are_columns() -> None:
+    _, out = feed([20.0])  # 06:00 UTC: a quarter of the day
+    row = out[0]
+
+    assert column(row, "hour_sin") == pytest.approx(1.0)
+    assert column(row, "hour_cos") == pytest.approx(0.0, abs=1e-9)
+    assert (column(row, "battery"), column(row, "signal")) == (80.0, -60.0)
+    assert (column(row, "type_temperature"), column(row, "type_humidity")) == (1.0, 0.0)
+
+
+def test_a_mains_powered_sensor_without_signal_gets_the_documented_defaults() -> None:
+    _, featured = SensorFeatures(DEFAULT_CATALOG)(
+        None, a_reading(20.0, battery_level=None, signal_strength=None)
+    )
+
+    assert (column(featured, "battery"), column(featured, "signal")) == (100.0, -150.0)
+
+
+def test_a_sensor_is_scored_only_after_its_warm_up() -> None:
+    _, out = feed([20.0 + NOISE[i % 5] for i in range(WARMUP + 1)])
+
+    assert [f.warm for f in out].index(True) == WARMUP
+
+
+def test_trend_stays_high_while_a_drift_goes_on() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    drift = [20.0 + 0.2 * i for i in range(1, 30)]
+    _, out = feed([*normal, *drift])
+
+    assert column(out[-1], "trend") > 5.0
+    assert math.isfinite(column(out[-1], "zscore"))
