@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -290,6 +290,21 @@ class MetricsSettings(BaseModel):
     """How often a worker samples consumer lag, retry-topic depth and state size."""
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces, exported over OTLP/HTTP (e.g. to Jaeger). Off unless an
+    endpoint is set."""
+
+    endpoint: AnyHttpUrl | None = None
+    """OTLP/HTTP base URL of the trace collector, e.g. `http://127.0.0.1:4318` (spans go to
+    `<endpoint>/v1/traces`). Unset: no tracing, nothing recorded or propagated."""
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Share of traces recorded where this process starts them (a produced record, an API
+    request without a sampled caller); a trace whose parent was sampled is always
+    continued, so one decision holds along the pipeline."""
+    service_name: Annotated[str, Field(min_length=1, max_length=200)] = "pipeline"
+    """The `service.name` this process's spans carry (in Jaeger's service list)."""
+
+
 class ThresholdSetting(BaseModel):
     """Operating limits of one sensor type."""
 
@@ -329,6 +344,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""

@@ -40,6 +40,7 @@ from pipeline.application.ports.event_log import EventLog
 from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
+from pipeline.application.ports.tracing import Tracing
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
@@ -50,6 +51,7 @@ from pipeline.application.runtime.sampling import Sampler
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
+from pipeline.application.tracing import NullTracing
 from pipeline.streams import Job, JobDefinitionError
 
 OnEvents = Callable[[Sequence[object]], Awaitable[None]]
@@ -75,6 +77,8 @@ class JobRun:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     sample_interval_s: float = 5.0
     """How often lag and state are sampled for `telemetry` (when it is enabled)."""
+    tracing: Tracing = field(default_factory=NullTracing)
+    """Where each group opens its batches' spans."""
     topic_sinks: Mapping[str, TopicSink] | None = None
     """Under Kafka authority: the topic and encoder of each of the job's sinks (`store` is
     then unused); None under database authority."""
@@ -289,6 +293,7 @@ async def _transactional_worker(
         resyncer=handler,
         commit_to_group=False,  # the transaction commits the offsets
         telemetry=telemetry,
+        tracing=run.tracing.worker(job=run.job.name, group_id=run.group_id),
     )
 
 
@@ -359,6 +364,7 @@ def _worker(
         # Records of a retry topic wait, paused, until their retry.not_before.
         not_before=None if main else not_before,
         telemetry=telemetry,
+        tracing=run.tracing.worker(job=run.job.name, group_id=handler.group_id),
         # A batch fenced in part is read again from the offsets the store holds.
         resyncer=handler if main else None,
     )

@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -18,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.base import PluginProtocol
 
 from pipeline.application.errors import TransientError
+from pipeline.application.ports.tracing import Tracing
 from pipeline.entrypoints.api.auth import API_KEY_HEADER, api_key_guard
 from pipeline.entrypoints.api.dashboard import DASHBOARD_HANDLERS
 from pipeline.entrypoints.api.docs import OfflineDocsRenderPlugin, docs_page
@@ -127,9 +129,36 @@ def build_app(
     )
 
 
+def request_tracing(tracing: Tracing) -> list[PluginProtocol]:
+    """With tracing on, Litestar's OpenTelemetry plugin: a server span per HTTP request
+    (named by method and route template, e.g. `GET /api/v1/sensors/{sensor_id}`),
+    continuing a caller's W3C `traceparent`. WebSockets are left out: a live-view client
+    stays connected for hours, which is no span."""
+    from pipeline.adapters.telemetry.tracing import OtelTracing  # noqa: PLC0415
+
+    if not isinstance(tracing, OtelTracing):
+        return []
+    from litestar.plugins.opentelemetry import (  # noqa: PLC0415
+        OpenTelemetryConfig,
+        OpenTelemetryPlugin,
+    )
+
+    config = OpenTelemetryConfig(
+        tracer_provider=tracing.provider,
+        exclude_spans=["receive", "send"],
+        scopes={ScopeType.HTTP},
+    )
+    return [OpenTelemetryPlugin(config)]
+
+
 def create_app(
     pipeline: Pipeline, settings: ApiSettings | Settings, *, live_lag_group: str | None = None
 ) -> Litestar:
     """The application serving `pipeline` (the caller keeps owning and closing it)."""
     api = settings.api if isinstance(settings, Settings) else settings
-    return build_app(api, pipeline=pipeline, live_lag_group=live_lag_group)
+    return build_app(
+        api,
+        pipeline=pipeline,
+        live_lag_group=live_lag_group,
+        plugins=request_tracing(pipeline.tracing),
+    )
