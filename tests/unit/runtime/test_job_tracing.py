@@ -111,7 +111,8 @@ async def test_a_batch_continues_the_first_traced_records_trace_and_links_them_a
     assert linked == set(produced)
     for batch in processed:
         assert batch.kind is trace.SpanKind.CONSUMER
-        assert batch.parent is not None and batch.context is not None
+        assert batch.parent is not None
+        assert batch.context is not None
         first = produced[batch.links[0].context.span_id]
         assert first.context is not None
         # The batch's span is a child of its first traced record's produce span.
@@ -136,7 +137,8 @@ async def test_a_record_published_inside_a_span_carries_that_span(
     [record] = await read_all(log, TOPIC)
     [span] = traced.spans("pipeline alert publish")
     carried = span_context_of(record.headers)
-    assert carried is not None and span.context is not None
+    assert carried is not None
+    assert span.context is not None
     assert carried.span_id == span.context.span_id
     assert traced.spans("pipeline produce") == []  # no span of its own inside another
 
