@@ -11,7 +11,6 @@ from typing import Any
 from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -19,7 +18,6 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.base import PluginProtocol
 
 from pipeline.application.errors import TransientError
-from pipeline.application.ports.tracing import Tracing
 from pipeline.entrypoints.api.auth import API_KEY_HEADER, api_key_guard
 from pipeline.entrypoints.api.dashboard import DASHBOARD_HANDLERS
 from pipeline.entrypoints.api.docs import OfflineDocsRenderPlugin, docs_page
@@ -29,6 +27,7 @@ from pipeline.entrypoints.api.routes.health import health, ready
 from pipeline.entrypoints.api.routes.metrics import metrics, request_metrics
 from pipeline.entrypoints.api.routes.sensors import sensor_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
+from pipeline.entrypoints.api.tracing import request_tracing
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings, Settings
@@ -127,28 +126,6 @@ def build_app(
         lifespan=[*lifespan, live_feed_lifespan(lag_group=live_lag_group)],
         plugins=list(plugins),
     )
-
-
-def request_tracing(tracing: Tracing) -> list[PluginProtocol]:
-    """With tracing on, Litestar's OpenTelemetry plugin: a server span per HTTP request
-    (named by method and route template, e.g. `GET /api/v1/sensors/{sensor_id}`),
-    continuing a caller's W3C `traceparent`. WebSockets are left out: a live-view client
-    stays connected for hours, which is no span."""
-    from pipeline.adapters.telemetry.tracing import OtelTracing  # noqa: PLC0415
-
-    if not isinstance(tracing, OtelTracing):
-        return []
-    from litestar.plugins.opentelemetry import (  # noqa: PLC0415
-        OpenTelemetryConfig,
-        OpenTelemetryPlugin,
-    )
-
-    config = OpenTelemetryConfig(
-        tracer_provider=tracing.provider,
-        exclude_spans=["receive", "send"],
-        scopes={ScopeType.HTTP},
-    )
-    return [OpenTelemetryPlugin(config)]
 
 
 def create_app(

@@ -19,7 +19,8 @@ from litestar import Litestar
 from pydantic import ValidationError
 
 from pipeline.adapters.sql.migrate import require_current
-from pipeline.entrypoints.api.app import build_app, request_tracing
+from pipeline.entrypoints.api.app import build_app
+from pipeline.entrypoints.api.tracing import request_tracing
 from pipeline.entrypoints.bootstrap import bootstrap, tracing_from
 from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.runtime import EXIT_USAGE
