@@ -42,7 +42,7 @@ NULL_WORKER_TRACING = NullWorkerTracing()
 class NullTracing:
     """Tracing off."""
 
-    def worker(self, *, job: str, group_id: str) -> WorkerTracing:
+    def worker(self, *, job: str, group_id: str, topics: Sequence[str]) -> WorkerTracing:
         """The null worker tracing."""
         return NULL_WORKER_TRACING
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -47,6 +48,7 @@ MAX_LINKS = 128
 """Links a batch's span keeps (OpenTelemetry's default span limit): the first sampled
 records of the batch."""
 TRACER_NAME = "pipeline"
+_headers_of = attrgetter("headers")
 
 
 def tracer_provider(
@@ -75,9 +77,9 @@ class OtelTracing:
         self.provider = provider
         self.tracer: Tracer = provider.get_tracer(TRACER_NAME)
 
-    def worker(self, *, job: str, group_id: str) -> WorkerTracing:
-        """The batch spans of consumer group `group_id` of `job`."""
-        return OtelWorkerTracing(self.tracer, job=job, group_id=group_id)
+    def worker(self, *, job: str, group_id: str, topics: Sequence[str]) -> WorkerTracing:
+        """The batch spans of consumer group `group_id` of `job`, reading `topics`."""
+        return OtelWorkerTracing(self.tracer, job=job, group_id=group_id, topics=topics)
 
     def span(
         self, name: str, attributes: Mapping[str, str | int] | None = None
@@ -93,25 +95,27 @@ class OtelTracing:
 class OtelWorkerTracing:
     """One consumer group's batch spans."""
 
-    def __init__(self, tracer: Tracer, *, job: str, group_id: str) -> None:
+    def __init__(self, tracer: Tracer, *, job: str, group_id: str, topics: Sequence[str]) -> None:
         self._tracer = tracer
         self._attributes: dict[str, str | int] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
             "messaging.consumer.group.name": group_id,
+            "messaging.destination.name": ",".join(topics),
             "pipeline.job": job,
         }
 
     def batch(self, records: Sequence[Record]) -> BatchTrace:
         """Start a batch's span (see the module doc)."""
         sampled: list[SpanContext] = []
-        for record in records:
-            if record.headers:
-                found = span_context_of(record.headers)
-                if found is not None:
-                    sampled.append(found)
-                    if len(sampled) == MAX_LINKS:
-                        break
+        # Records without headers (most, at a low sampling ratio) are skipped in C
+        # (`filter`, `map`): only those with some are looked at in Python.
+        for headers in filter(None, map(_headers_of, records)):
+            found = span_context_of(headers)
+            if found is not None:
+                sampled.append(found)
+                if len(sampled) == MAX_LINKS:
+                    break
         parent = (
             trace.set_span_in_context(trace.NonRecordingSpan(sampled[0])) if sampled else Context()
         )
@@ -124,8 +128,6 @@ class OtelWorkerTracing:
         if span.is_recording():
             span.set_attributes(self._attributes)
             span.set_attribute("messaging.batch.message_count", len(records))
-            topics = sorted({record.topic for record in records})
-            span.set_attribute("messaging.destination.name", ",".join(topics))
         return OtelBatchTrace(span)
 
 

@@ -46,8 +46,9 @@ class WorkerTracing(Protocol):
 class Tracing(Protocol):
     """The process's tracing."""
 
-    def worker(self, *, job: str, group_id: str) -> WorkerTracing:
-        """Where consumer group `group_id` of `job` opens its batches' spans."""
+    def worker(self, *, job: str, group_id: str, topics: Sequence[str]) -> WorkerTracing:
+        """Where consumer group `group_id` of `job`, reading `topics`, opens its batches'
+        spans."""
         ...
 
     def span(

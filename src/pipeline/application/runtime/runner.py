@@ -40,7 +40,7 @@ from pipeline.application.ports.event_log import EventLog
 from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
-from pipeline.application.ports.tracing import Tracing
+from pipeline.application.ports.tracing import Tracing, WorkerTracing
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
@@ -153,6 +153,7 @@ async def run_job(
             stats=stats,
             after_batch=after_batch,
             telemetry=telemetry,
+            tracing=run.tracing.worker(job=run.job.name, group_id=run.group_id, topics=topics),
             main=True,
         )
 
@@ -175,6 +176,7 @@ async def run_job(
             stats=stats,
             after_batch=after_batch,
             telemetry=telemetry,
+            tracing=run.tracing.worker(job=run.job.name, group_id=group, topics=[topic]),
             main=False,
         )
 
@@ -293,7 +295,7 @@ async def _transactional_worker(
         resyncer=handler,
         commit_to_group=False,  # the transaction commits the offsets
         telemetry=telemetry,
-        tracing=run.tracing.worker(job=run.job.name, group_id=run.group_id),
+        tracing=run.tracing.worker(job=run.job.name, group_id=run.group_id, topics=topics),
     )
 
 
@@ -348,6 +350,7 @@ def _worker(
     stats: WorkerStats,
     after_batch: Callable[[BatchReport], Awaitable[None]],
     telemetry: WorkerTelemetry,
+    tracing: WorkerTracing,
     main: bool,
 ) -> ConsumerWorker[Any]:
     return ConsumerWorker(
@@ -364,7 +367,7 @@ def _worker(
         # Records of a retry topic wait, paused, until their retry.not_before.
         not_before=None if main else not_before,
         telemetry=telemetry,
-        tracing=run.tracing.worker(job=run.job.name, group_id=handler.group_id),
+        tracing=tracing,
         # A batch fenced in part is read again from the offsets the store holds.
         resyncer=handler if main else None,
     )
