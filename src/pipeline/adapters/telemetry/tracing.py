@@ -5,7 +5,7 @@ Span names, as Jaeger lists them:
 - `pipeline produce` — a record published by a producer outside any span (`pipeline
   produce`): one span per record of a sampled trace, whose context its headers carry;
 - `pipeline process` — one batch of a consumer group, from its poll to its follow-up. It
-  continues the trace of the batch's first record a producer sampled and links every
+  continues the trace of the batch's first record a producer sampled and links every other
   sampled record's context (up to `MAX_LINKS`); without one it starts a trace of its own,
   sampled at the configured ratio;
 - `pipeline db write` — the transaction that makes a batch durable (each attempt);
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from pipeline.application.runtime.report import BatchReport
 
 MAX_LINKS = 128
-"""Links a batch's span keeps (OpenTelemetry's default span limit): the first sampled
-records of the batch."""
+"""Links a batch's span keeps (OpenTelemetry's default span limit): the sampled records of
+the batch after the first (its parent)."""
 TRACER_NAME = "pipeline"
 _headers_of = attrgetter("headers")
 
@@ -114,7 +114,7 @@ class OtelWorkerTracing:
             found = span_context_of(headers)
             if found is not None:
                 sampled.append(found)
-                if len(sampled) == MAX_LINKS:
+                if len(sampled) > MAX_LINKS:
                     break
         parent = (
             trace.set_span_in_context(trace.NonRecordingSpan(sampled[0])) if sampled else Context()
@@ -123,7 +123,7 @@ class OtelWorkerTracing:
             "pipeline process",
             context=parent,
             kind=SpanKind.CONSUMER,
-            links=[Link(found) for found in sampled],
+            links=[Link(found) for found in sampled[1:]],
         )
         if span.is_recording():
             span.set_attributes(self._attributes)
