@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -25,6 +26,7 @@ from pipeline.adapters.telemetry.propagation import (
     span_context_of,
     with_trace_context,
 )
+from pipeline.adapters.telemetry import tracing as tracing_adapter
 from pipeline.adapters.telemetry.tracing import OtelTracing, TracedCheckpointStore
 from pipeline.application.ports import Record
 from pipeline.application.runtime.runner import JobRun, run_job
@@ -241,3 +243,22 @@ def test_a_json_log_line_inside_a_sampled_span_carries_its_ids(
     assert by_event["inside"]["topic"] == TOPIC
     assert "trace_id" not in by_event["outside"]
     assert "trace_id" not in by_event["unsampled"]
+
+
+def test_an_unreachable_collector_is_one_error_line_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(tracing_adapter.time, "monotonic", lambda: clock[0])
+    quiet = tracing_adapter.QuietExportFailures()
+
+    def line(level: int) -> logging.LogRecord:
+        return logging.LogRecord("otlp", level, __file__, 1, "export failed", None, None)
+
+    passed = []
+    for second in range(0, 130, 5):  # a batch every 5 s: retries warned, then the failure
+        clock[0] = 1000.0 + second
+        passed += [quiet.filter(line(logging.WARNING)) for _ in range(4)]
+        passed.append(quiet.filter(line(logging.ERROR)))
+
+    assert passed.count(True) == 3  # at 0 s, 60 s and 120 s

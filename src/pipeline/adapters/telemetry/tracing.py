@@ -20,6 +20,8 @@ looks at the headers of the records that have some and at nothing else.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
@@ -51,6 +53,36 @@ TRACER_NAME = "pipeline"
 _headers_of = attrgetter("headers")
 
 
+EXPORT_LOG_INTERVAL_S = 60.0
+"""An unreachable collector is reported at most once in this many seconds."""
+
+
+class QuietExportFailures(logging.Filter):
+    """The OTLP exporter logs every retry of every batch (four lines per batch, a batch every
+    five seconds, for as long as the collector is away): keep its errors only, at most one
+    per `EXPORT_LOG_INTERVAL_S`. Spans are lost while it is away; records never are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -EXPORT_LOG_INTERVAL_S
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return False
+        now = time.monotonic()
+        if now - self._last < EXPORT_LOG_INTERVAL_S:
+            return False
+        self._last = now
+        return True
+
+
+def quiet_export_failures() -> None:
+    """Install `QuietExportFailures` on the OTLP exporter's logger (once)."""
+    exporter_log = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    if not any(isinstance(f, QuietExportFailures) for f in exporter_log.filters):
+        exporter_log.addFilter(QuietExportFailures())
+
+
 def tracer_provider(
     *, endpoint: str, sample_ratio: float, service_name: str, instance_id: str
 ) -> TracerProvider:
@@ -67,6 +99,7 @@ def tracer_provider(
     )
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=10)
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    quiet_export_failures()
     return provider
 
 
