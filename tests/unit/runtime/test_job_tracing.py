@@ -21,12 +21,12 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.adapters.telemetry import tracing as tracing_adapter
 from pipeline.adapters.telemetry.propagation import (
     TracingEventLog,
     span_context_of,
     with_trace_context,
 )
-from pipeline.adapters.telemetry import tracing as tracing_adapter
 from pipeline.adapters.telemetry.tracing import OtelTracing, TracedCheckpointStore
 from pipeline.application.ports import Record
 from pipeline.application.runtime.runner import JobRun, run_job
