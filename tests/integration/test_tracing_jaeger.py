@@ -86,7 +86,7 @@ async def test_a_produced_reading_is_followed_through_the_worker_into_jaeger(
     traced = settings.model_copy(
         update={
             "tracing": TracingSettings(
-                endpoint=require_service("PIPELINE_STACK_JAEGER_OTLP_URL"),  # type: ignore[arg-type]
+                endpoint=require_service("PIPELINE_STACK_JAEGER_OTLP_URL"),
                 sample_ratio=1.0,
                 service_name=service,
             )

@@ -28,7 +28,7 @@ from pipeline.adapters.telemetry.propagation import (
     with_trace_context,
 )
 from pipeline.adapters.telemetry.tracing import OtelTracing, TracedCheckpointStore
-from pipeline.application.ports import Record
+from pipeline.application.ports import EventLog, Record
 from pipeline.application.runtime.runner import JobRun, run_job
 from pipeline.application.tracing import NULL_WORKER_TRACING
 from pipeline.entrypoints.logging import configure_logging
@@ -65,7 +65,7 @@ class Traced:
         return dataclasses.replace(run, tracing=self.tracing, store=store)
 
 
-async def produce(log: InMemoryEventLog, *ticks: Tick) -> None:
+async def produce(log: EventLog, *ticks: Tick) -> None:
     codec = TickCodec()
     for tick in ticks:
         await log.publish(TOPIC, tick.key.encode(), await codec.encode(tick))
@@ -249,7 +249,7 @@ def test_an_unreachable_collector_is_one_error_line_a_minute(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(tracing_adapter.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("pipeline.adapters.telemetry.tracing.time.monotonic", lambda: clock[0])
     quiet = tracing_adapter.QuietExportFailures()
 
     def line(level: int) -> logging.LogRecord:
