@@ -40,10 +40,12 @@ from pipeline.application.ports import (
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.telemetry import Telemetry
+from pipeline.application.ports.timeseries import TimeSeries
 from pipeline.application.ports.tracing import Tracing
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
 from pipeline.application.telemetry import NullTelemetry
+from pipeline.application.timeseries_sink import TimeSeriesCheckpoint, timeseries_sinks
 from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.topic_policy import TopicKind, topic_config
 from pipeline.application.tracing import NullTracing
@@ -116,6 +118,8 @@ class Pipeline:
     """The log producers and the alert relay publish through: `log`, whose records carry
     their trace context when tracing is on."""
     container: Container = field(repr=False)
+    timeseries: TimeSeries | None = None
+    """Where jobs' time-series sinks write (`PIPELINE_TIMESERIES__URL`), or none."""
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """Names this process in dead-letter headers."""
     _closed: bool = field(default=False, repr=False)
@@ -163,11 +167,19 @@ class Pipeline:
             if missing:
                 raise ConfigurationError(f"job {name!r}: no encoder for topic sink(s) {missing}")
             topic_sinks = {sink: TopicSink(topic, encoders[sink]) for sink, topic in topics.items()}
+        store = self.checkpoint
+        series = timeseries_sinks(job)
+        if series:
+            if self.timeseries is None:
+                raise ConfigurationError(
+                    f"job {name!r} has time-series sinks {series}; set PIPELINE_TIMESERIES__URL"
+                )
+            store = TimeSeriesCheckpoint(store, self.timeseries, series)
         return JobRun(
             job=job,
             group_id=group_id or self.group_id(name),
             log=self.log,
-            store=self.checkpoint,
+            store=store,
             codecs=entry.codecs(self),
             clock=self.clock,
             worker_id=self.worker_id,
@@ -180,6 +192,7 @@ class Pipeline:
             sample_interval_s=self.settings.metrics.sample_interval_s,
             topic_sinks=topic_sinks,
             member_id=worker.instance_id or self.worker_id,
+            table_codecs=entry.tables(self) if entry.tables is not None else {},
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -255,20 +268,56 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
 def _checkpoint(store: SensorStore) -> CheckpointStore:
     """The checkpoint store on the same database as the sensor store's queries, with the
     sensor job's sinks bound by name."""
+    from pipeline.adapters.sql.declared import DECLARED_SINKS  # noqa: PLC0415
+
     if isinstance(store, InMemorySensorStore):
-        return InMemoryCheckpointStore(
-            memory_sensor_sinks(store.tables), dead_letters=store.dead_letters
+        from pipeline.adapters.memory.table_sinks import memory_table_sinks  # noqa: PLC0415
+
+        sinks = memory_sensor_sinks(store.tables) | memory_table_sinks(
+            DECLARED_SINKS, store.declared
         )
+        return InMemoryCheckpointStore(sinks, dead_letters=store.dead_letters)
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
     from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
     from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks  # noqa: PLC0415
     from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks  # noqa: PLC0415
+    from pipeline.adapters.sql.table_sinks import (  # noqa: PLC0415
+        postgres_table_sinks,
+        sqlite_table_sinks,
+    )
 
     if isinstance(store, SqlSensorStore):
         return sql_checkpoint_store(
-            store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
+            store.engine,
+            postgres=postgres_sensor_sinks() | postgres_table_sinks(DECLARED_SINKS),
+            sqlite=sqlite_sensor_sinks() | sqlite_table_sinks(DECLARED_SINKS),
         )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
+
+
+def _timeseries(settings: Settings) -> TimeSeries | None:
+    series = settings.timeseries
+    if series.url is None:
+        return None
+    from pipeline.adapters.timeseries import InfluxTimeSeries  # noqa: PLC0415
+
+    return InfluxTimeSeries(
+        url=series.url,
+        token=series.token.get_secret_value(),
+        org=series.org,
+        bucket=series.bucket,
+        batch_size=series.batch_size,
+        timeout_s=series.timeout_s,
+        retries=series.retries,
+    )
+
+
+async def _owned_timeseries(series: TimeSeries | None) -> AsyncIterator[TimeSeries | None]:
+    try:
+        yield series
+    finally:
+        if series is not None:
+            await series.close()
 
 
 def _telemetry(settings: Settings, metrics: bool) -> Telemetry:
@@ -353,6 +402,7 @@ class Container(containers.DeclarativeContainer):
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
     checkpoint = providers.Singleton(_checkpoint, store)
+    timeseries = providers.Resource(_owned_timeseries, providers.Singleton(_timeseries, settings))
     metrics = providers.Object(False)
     telemetry = providers.Singleton(_telemetry, settings, metrics)
     tracing = providers.Resource(_owned_tracing, providers.Singleton(tracing_from, settings))
@@ -376,6 +426,7 @@ async def bootstrap(
     store: SensorStore | None = None,
     checkpoint: CheckpointStore | None = None,
     clock: Clock | None = None,
+    timeseries: TimeSeries | None = None,
     migrate: bool = False,
     require_schema: bool = False,
     metrics: bool = False,
@@ -397,6 +448,8 @@ async def bootstrap(
         container.registry.override(providers.Object(registry))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    if timeseries is not None:
+        container.timeseries.override(providers.Resource(_owned_timeseries, timeseries))
     if store is None and not database:
         store = InMemorySensorStore()
     if store is None:
@@ -427,6 +480,7 @@ async def bootstrap(
         tracing=tracing,
         publishing_log=publishing_log,
         container=container,
+        timeseries=await _resolved(container.timeseries()),
     )
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 metadata = sa.MetaData(
@@ -53,6 +54,10 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 UPDATED_IN_PLACE = 70
 """The PostgreSQL fillfactor of tables whose rows every batch rewrites (migration 0004): the
 free space lets an update stay on its page without touching the indexes (HOT)."""
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""JSON: `jsonb` on PostgreSQL, text on SQLite."""
 
 
 def _now() -> sa.sql.elements.ColumnElement[datetime]:
@@ -114,12 +119,19 @@ alerts = sa.Table(
     sa.Column("sensor_type", sa.Text, nullable=True),
     sa.Column("value", sa.Double, nullable=True),
     sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("domain", sa.Text, nullable=False, server_default=sa.text("'sensors'")),
+    sa.Column("score", sa.Double, nullable=True),
+    # Which rules fired (a JSON list) and a model's scored features (a JSON object).
+    sa.Column("reasons", JSON, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("features", JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("created_at", UtcDateTime, nullable=False, server_default=_now()),
     # The outbox: set once the alert is on the alerts topic.
     sa.Column("published_at", UtcDateTime, nullable=True),
     sa.Column("acknowledged_at", UtcDateTime, nullable=True),
     sa.Index("ix_alerts_time", "time"),
     sa.Index("ix_alerts_source_time", "source", "time"),
+    sa.Index("ix_alerts_domain_time", "domain", "time"),
     sa.Index(
         "ix_alerts_unpublished",
         "time",

@@ -130,9 +130,15 @@ class TracingEventLog:
         group_id: str,
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
+        co_partitioned: bool = False,
     ) -> EventConsumer:
         """The inner log's."""
-        return self._log.consumer(group_id=group_id, topics=topics, resolve_offsets=resolve_offsets)
+        return self._log.consumer(
+            group_id=group_id,
+            topics=topics,
+            resolve_offsets=resolve_offsets,
+            co_partitioned=co_partitioned,
+        )
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
         """The inner log's."""
