@@ -127,6 +127,45 @@ def _nested(variables: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def test_jaeger_and_kafka_ui_have_healthchecks_and_local_ports() -> None:
+    # Jaeger's query API and OTLP/HTTP on the host ports scripts/stack gives them.
+    for name, ports in (
+        ("jaeger", {"127.0.0.1:19686:16686", "127.0.0.1:19318:4318"}),
+        ("kafka-ui", {"127.0.0.1:18080:8080"}),
+    ):
+        assert SERVICES[name]["healthcheck"]["test"], name
+        assert set(SERVICES[name]["ports"]) == ports, name
+    assert SERVICES["jaeger"]["image"] == "jaegertracing/jaeger:2.13.0"  # = ensure-jaeger's v1.76.0
+    assert "v1.76.0" in (ROOT / "scripts" / "ensure-jaeger").read_text()
+
+
+def test_the_worker_and_the_api_send_their_traces_to_jaeger_under_their_own_names() -> None:
+    names = set()
+    for name in ("worker-sensors", "api"):
+        tracing = Settings(**_nested(env(name))).tracing
+        assert tracing.endpoint is not None, name
+        assert (tracing.endpoint.host, tracing.endpoint.port) == ("jaeger", 4318), name
+        assert 0 < tracing.sample_ratio <= 1, name
+        names.add(tracing.service_name)
+    assert len(names) == 2
+
+
+def test_kafka_ui_reads_the_stacks_brokers_registry_and_connect() -> None:
+    settings = env("kafka-ui")
+    for broker in settings["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"].split(","):
+        host, port = broker.split(":")
+        assert host in SERVICES, broker
+        assert port == "9092", broker
+    assert (
+        settings["KAFKA_CLUSTERS_0_SCHEMAREGISTRY"]
+        == env("worker-sensors")["PIPELINE_REGISTRY__URL"]
+    )
+    assert (
+        settings["KAFKA_CLUSTERS_0_KAFKACONNECT_0_ADDRESS"]
+        == env("worker-sensors")["PIPELINE_CONNECT__URL"]
+    )
+
+
 def compose_default(value: str) -> str:
     """A compose value with its `${VARIABLE:-default}` references replaced by the default."""
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)

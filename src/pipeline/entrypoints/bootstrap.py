@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.payments import PaymentQueries
 from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.ports.timeseries import TimeSeries
+from pipeline.application.ports.tracing import Tracing
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
 from pipeline.application.scoring import LiveModel
@@ -51,6 +52,7 @@ from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.timeseries_sink import TimeSeriesCheckpoint, timeseries_sinks
 from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.topic_policy import TopicKind, topic_config
+from pipeline.application.tracing import NullTracing
 from pipeline.domain import Alert, Reading
 from pipeline.entrypoints.jobs import JOBS, JobEntry
 from pipeline.entrypoints.settings import Settings
@@ -123,6 +125,11 @@ class Pipeline:
     alert_codec: Codec[Alert]
     telemetry: Telemetry
     """Where the runtime, the alert relay and the API report (Prometheus, or nothing)."""
+    tracing: Tracing
+    """Where the runtime and the alert relay open spans (OpenTelemetry, or nothing)."""
+    publishing_log: EventLog
+    """The log producers and the alert relay publish through: `log`, whose records carry
+    their trace context when tracing is on."""
     container: Container = field(repr=False)
     timeseries: TimeSeries | None = None
     """Where jobs' time-series sinks write (`PIPELINE_TIMESERIES__URL`), or none."""
@@ -201,6 +208,7 @@ class Pipeline:
             retry=self.retry_policy(),
             retry_delays_s=self.settings.retry.topic_delays_s,
             telemetry=self.telemetry,
+            tracing=self.tracing,
             sample_interval_s=self.settings.metrics.sample_interval_s,
             topic_sinks=topic_sinks,
             member_id=worker.instance_id or self.worker_id,
@@ -233,10 +241,11 @@ class Pipeline:
         """The outbox relay publishing stored alerts to the alerts topic."""
         return AlertRelay(
             store=self.store,
-            log=self.log,
+            log=self.publishing_log,
             codec=self.alert_codec,
             topic=self.settings.topics.system_alerts,
             telemetry=self.telemetry,
+            tracing=self.tracing,
         )
 
     async def aclose(self) -> None:
@@ -366,6 +375,56 @@ def _telemetry(settings: Settings, metrics: bool) -> Telemetry:
     return PrometheusTelemetry()
 
 
+def tracing_from(settings: Settings) -> Tracing:
+    """The process's tracing: OpenTelemetry exporting to `PIPELINE_TRACING__ENDPOINT`, or
+    nothing when it is unset."""
+    tracing = settings.tracing
+    if tracing.endpoint is None:
+        return NullTracing()
+    from pipeline.adapters.telemetry.tracing import OtelTracing, tracer_provider  # noqa: PLC0415
+
+    return OtelTracing(
+        tracer_provider(
+            endpoint=str(tracing.endpoint),
+            sample_ratio=tracing.sample_ratio,
+            service_name=tracing.service_name,
+            instance_id=f"{socket.gethostname()}:{os.getpid()}",
+        )
+    )
+
+
+def _owned_tracing(tracing: Tracing) -> Iterator[Tracing]:
+    try:
+        yield tracing
+    finally:
+        tracing.close()
+
+
+def _traced(
+    tracing: Tracing, log: EventLog, checkpoint: CheckpointStore, settings: Settings
+) -> tuple[EventLog, CheckpointStore]:
+    """The log producers publish through and the checkpoint store jobs commit to, traced
+    when tracing is on (see `pipeline.adapters.telemetry.tracing`)."""
+    if isinstance(tracing, NullTracing):
+        return log, checkpoint
+    from pipeline.adapters.telemetry.propagation import TracingEventLog  # noqa: PLC0415
+    from pipeline.adapters.telemetry.tracing import (  # noqa: PLC0415
+        OtelTracing,
+        TracedCheckpointStore,
+    )
+
+    if not isinstance(tracing, OtelTracing):
+        return log, checkpoint
+    if isinstance(checkpoint, InMemoryCheckpointStore):
+        system = "memory"
+    else:
+        system = settings.database.url.get_secret_value().split(":", 1)[0].split("+", 1)[0]
+    return (
+        TracingEventLog(log, tracing.tracer),
+        TracedCheckpointStore(checkpoint, tracing.tracer, db_system=system),
+    )
+
+
 async def _owned_log(log: EventLog) -> AsyncIterator[EventLog]:
     try:
         yield log
@@ -394,6 +453,7 @@ class Container(containers.DeclarativeContainer):
     timeseries = providers.Resource(_owned_timeseries, providers.Singleton(_timeseries, settings))
     metrics = providers.Object(False)
     telemetry = providers.Singleton(_telemetry, settings, metrics)
+    tracing = providers.Resource(_owned_tracing, providers.Singleton(tracing_from, settings))
     reading_codec = providers.Singleton(
         lambda registry, settings: reading_codec(registry, settings.topics.sensor_readings),
         registry,
@@ -419,6 +479,7 @@ async def bootstrap(
     require_schema: bool = False,
     metrics: bool = False,
     database: bool = True,
+    tracing: Tracing | None = None,
 ) -> Pipeline:
     """Wire a Pipeline from `settings`; any argument given replaces the adapter it names
     (and is closed with the pipeline). With `migrate`, the database schema is upgraded to
@@ -444,20 +505,29 @@ async def bootstrap(
     container.store.override(providers.Resource(_owned_store, store))
     if checkpoint is not None:
         container.checkpoint.override(providers.Object(checkpoint))
+    if tracing is not None:
+        container.tracing.override(providers.Resource(_owned_tracing, tracing))
     resources: Any = container.init_resources()
     if resources is not None:
         await resources
+    tracing = await _resolved(container.tracing())
+    log_ = await _resolved(container.log())
+    publishing_log, traced_checkpoint = _traced(
+        tracing, log_, await _resolved(container.checkpoint()), settings
+    )
     return Pipeline(
         settings=settings,
-        log=await _resolved(container.log()),
+        log=log_,
         registry=container.registry(),
         store=await _resolved(container.store()),
-        checkpoint=await _resolved(container.checkpoint()),
+        checkpoint=traced_checkpoint,
         shop=await _resolved(container.shop()),
         clock=container.clock(),
         reading_codec=container.reading_codec(),
         alert_codec=container.alert_codec(),
         telemetry=container.telemetry(),
+        tracing=tracing,
+        publishing_log=publishing_log,
         container=container,
         timeseries=await _resolved(container.timeseries()),
     )

@@ -1,4 +1,7 @@
-"""structlog configuration for every entrypoint: logs go to stderr, output to stdout."""
+"""structlog configuration for every entrypoint: logs go to stderr, output to stdout.
+
+A line logged inside a sampled span carries its `trace_id` and `span_id` (in either format),
+so the lines of a batch lead to its trace in Jaeger and back."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import re
 import sys
 
 import structlog
+
+from pipeline.adapters.telemetry.log_context import add_trace_ids
 
 _API_KEY_IN_QUERY = re.compile(r"(api_key=)[^&\s\"']*")
 
@@ -36,7 +41,9 @@ def redact_api_keys_in_server_logs() -> None:
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
-    """Route structlog (and stdlib logging) to stderr as console lines or JSON."""
+    """Route structlog (and stdlib logging) to stderr as console lines or JSON (one object
+    per line: `timestamp`, `level`, `event`, the line's fields, and `trace_id`/`span_id`
+    inside a span)."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -51,6 +58,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            add_trace_ids,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,

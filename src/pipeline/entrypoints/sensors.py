@@ -41,7 +41,7 @@ async def produce_sensors(
     await pipeline.ensure_topics()
     topic = pipeline.settings.topics.sensor_readings
     codec = pipeline.reading_codec
-    log = pipeline.log
+    log = pipeline.publishing_log
     stop = stop or asyncio.Event()
     sent = 0
     async for item in released(

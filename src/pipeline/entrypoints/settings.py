@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -294,6 +294,21 @@ class MetricsSettings(BaseModel):
     """How often a worker samples consumer lag, retry-topic depth and state size."""
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces, exported over OTLP/HTTP (e.g. to Jaeger). Off unless an
+    endpoint is set."""
+
+    endpoint: AnyHttpUrl | None = None
+    """OTLP/HTTP base URL of the trace collector, e.g. `http://127.0.0.1:4318` (spans go to
+    `<endpoint>/v1/traces`). Unset: no tracing, nothing recorded or propagated."""
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Share of traces recorded where this process starts them (a produced record, an API
+    request without a sampled caller); a trace whose parent was sampled is always
+    continued, so one decision holds along the pipeline."""
+    service_name: Annotated[str, Field(min_length=1, max_length=200)] = "pipeline"
+    """The `service.name` this process's spans carry (in Jaeger's service list)."""
+
+
 class TimeSeriesSettings(BaseModel):
     """The time-series server (InfluxDB's v2 write API). Unset `url`: no time-series sinks."""
 
@@ -423,6 +438,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     shop: ShopSettings = Field(default_factory=ShopSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)

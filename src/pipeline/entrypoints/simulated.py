@@ -123,7 +123,7 @@ async def produce_simulated(
     stream = planned_events(SIMULATIONS[domain], seed=seed, now=now, count=count, rate=rate)
     routing = routes(pipeline, domain)
     await pipeline.ensure_topics()
-    log = pipeline.log
+    log = pipeline.publishing_log
     stop = stop or asyncio.Event()
     sent: Counter[str] = Counter()
     total = 0

@@ -3,10 +3,10 @@
 Reports come once per batch, per sample or per scrape — never once per record — so that a
 worker with telemetry on keeps its throughput. `Telemetry` is the process's root: the
 runtime asks it for one `WorkerTelemetry` per consumer group it runs. A metrics adapter
-(Prometheus) implements both; a tracing adapter joins the same port by implementing it too
-(a batch reported here is where a span ends), with a composite forwarding each report to
-both. The null objects in `pipeline.application.telemetry` are the default: telemetry off
-costs a method call per batch.
+(Prometheus) implements both. Traces have a port of their own
+(`pipeline.application.ports.tracing`): a span must be current while a batch is handled, which
+reports after the fact cannot give. The null objects in `pipeline.application.telemetry` are
+the default: telemetry off costs a method call per batch.
 """
 
 from __future__ import annotations

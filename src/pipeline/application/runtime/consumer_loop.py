@@ -15,6 +15,7 @@ from pipeline.application.errors import ConfigurationError, Fenced, ProducerFenc
 from pipeline.application.ports.event_log import EventConsumer
 from pipeline.application.ports.records import Record, TopicPartition
 from pipeline.application.ports.telemetry import WorkerTelemetry
+from pipeline.application.ports.tracing import BatchTrace, WorkerTracing
 from pipeline.application.runtime.in_place_retry import InPlaceRetry
 from pipeline.application.runtime.pausing import PausedWait
 from pipeline.application.runtime.report import BatchReport
@@ -26,6 +27,7 @@ from pipeline.application.runtime.retry_policy import (
 )
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.application.telemetry import NULL_WORKER_TELEMETRY
+from pipeline.application.tracing import NULL_BATCH_TRACE, NULL_WORKER_TRACING
 from pipeline.domain.errors import PipelineError
 
 __all__ = [
@@ -96,7 +98,10 @@ class ConsumerWorker(Generic[P]):
     the resyncer restores the state of the assigned partitions, the consumer seeks back to
     the offsets it names, and the loop reads on from there. `ProducerFenced` (another live
     instance took over) always propagates. Without `commit_to_group`, offsets are not
-    committed to the group after a batch (the checkpoint commits them itself)."""
+    committed to the group after a batch (the checkpoint commits them itself).
+
+    Each batch read has a span (`tracing`), current while the batch is prepared, applied
+    (the apply task inherits it) and followed up, and ended once it is over."""
 
     def __init__(
         self,
@@ -113,6 +118,7 @@ class ConsumerWorker(Generic[P]):
         diverter: Diverter | None = None,
         not_before: NotBefore | None = None,
         telemetry: WorkerTelemetry = NULL_WORKER_TELEMETRY,
+        tracing: WorkerTracing = NULL_WORKER_TRACING,
         resyncer: Resyncer | None = None,
         commit_to_group: bool = True,
     ) -> None:
@@ -128,11 +134,12 @@ class ConsumerWorker(Generic[P]):
         self._diverter = diverter
         self._not_before = not_before
         self.telemetry = telemetry
+        self._tracing = tracing
         self._resyncer = resyncer
         self._commit_to_group = commit_to_group
         self._rewinds = 0
         """Times the consumer was sought back after a fenced batch."""
-        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P] | None = None
+        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P, BatchTrace] | None = None
         self._paused = PausedWait(
             consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
         )
@@ -191,18 +198,23 @@ class ConsumerWorker(Generic[P]):
                         return  # not handled, not committed: read again next time
             prepared: P | None
             rewinds = self._rewinds
+            trace: BatchTrace = NULL_BATCH_TRACE
             if records:
+                trace = self._tracing.batch(records)
                 started = time.perf_counter()
-                prepared = await self._retrying(self._handler.prepare, records)
+                with trace.current():
+                    prepared = await self._retrying(self._handler.prepare, records)
                 self.telemetry.batch_prepared(time.perf_counter() - started)
             else:
                 prepared = await self._retrying(self._idle, None)
             await self._finish_in_flight()
             if self._rewinds != rewinds:
+                trace.end(None)
                 continue  # prepared past a fenced batch: its records are read again
             if prepared is not None:
-                task = asyncio.create_task(self._applied(prepared))
-                self._in_flight = (task, records, prepared)
+                with trace.current():
+                    task = asyncio.create_task(self._applied(prepared))
+                self._in_flight = (task, records, prepared, trace)
                 await asyncio.sleep(0)  # let the apply send its first statement
             if self._until_caught_up and len(records) < self._batch_size:
                 await self._finish_in_flight()
@@ -243,7 +255,17 @@ class ConsumerWorker(Generic[P]):
     async def _finish_in_flight(self) -> None:
         if self._in_flight is None:
             return
-        task, records, prepared = self._in_flight
+        task, records, prepared, trace = self._in_flight
+        with trace.current():
+            await self._finish(task, records, prepared, trace)
+
+    async def _finish(
+        self,
+        task: asyncio.Task[BatchReport],
+        records: list[Record],
+        prepared: P,
+        trace: BatchTrace,
+    ) -> None:
         try:
             try:
                 report = await task
@@ -258,6 +280,7 @@ class ConsumerWorker(Generic[P]):
                 raise
             self.stats.skipped += len(records)
             await self._rewind(str(error))
+            trace.end(None)
             return
         self._in_flight = None
         self.stats.add(report, records)
@@ -292,6 +315,7 @@ class ConsumerWorker(Generic[P]):
             # Another member stored these partitions further: read them again from there
             # (the records past its offsets, which nobody stored, included).
             await self._rewind("partitions handled further by another member")
+        trace.end(report)
 
     async def _rewind(self, reason: str) -> None:
         """The checkpoint refused a batch: restore the state, read again from what it holds."""

@@ -41,6 +41,7 @@ from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
 from pipeline.application.ports.tables import TableCodec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
+from pipeline.application.ports.tracing import Tracing, WorkerTracing
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
@@ -52,6 +53,7 @@ from pipeline.application.runtime.stats import WorkerStats
 from pipeline.application.tables import GlobalTables
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
+from pipeline.application.tracing import NullTracing
 from pipeline.streams import Job, JobDefinitionError
 
 OnEvents = Callable[[Sequence[object]], Awaitable[None]]
@@ -77,6 +79,8 @@ class JobRun:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     sample_interval_s: float = 5.0
     """How often lag and state are sampled for `telemetry` (when it is enabled)."""
+    tracing: Tracing = field(default_factory=NullTracing)
+    """Where each group opens its batches' spans."""
     topic_sinks: Mapping[str, TopicSink] | None = None
     """Under Kafka authority: the topic and encoder of each of the job's sinks (`store` is
     then unused); None under database authority."""
@@ -153,6 +157,7 @@ async def run_job(
             stats=stats,
             after_batch=after_batch,
             telemetry=telemetry,
+            tracing=run.tracing.worker(job=run.job.name, group_id=run.group_id, topics=topics),
             main=True,
         )
 
@@ -175,6 +180,7 @@ async def run_job(
             stats=stats,
             after_batch=after_batch,
             telemetry=telemetry,
+            tracing=run.tracing.worker(job=run.job.name, group_id=group, topics=[topic]),
             main=False,
         )
 
@@ -296,6 +302,7 @@ async def _transactional_worker(
         resyncer=handler,
         commit_to_group=False,  # the transaction commits the offsets
         telemetry=telemetry,
+        tracing=run.tracing.worker(job=run.job.name, group_id=run.group_id, topics=topics),
     )
 
 
@@ -350,6 +357,7 @@ def _worker(
     stats: WorkerStats,
     after_batch: Callable[[BatchReport], Awaitable[None]],
     telemetry: WorkerTelemetry,
+    tracing: WorkerTracing,
     main: bool,
 ) -> ConsumerWorker[Any]:
     return ConsumerWorker(
@@ -366,6 +374,7 @@ def _worker(
         # Records of a retry topic wait, paused, until their retry.not_before.
         not_before=None if main else not_before,
         telemetry=telemetry,
+        tracing=tracing,
         # A batch fenced in part is read again from the offsets the store holds.
         resyncer=handler if main else None,
     )

@@ -30,6 +30,7 @@ from pipeline.entrypoints.api.routes.sensors import sensor_controller
 from pipeline.entrypoints.api.routes.shop import shop_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.shop_live import live_shop
+from pipeline.entrypoints.api.tracing import request_tracing
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings, Settings
@@ -138,4 +139,9 @@ def create_app(
 ) -> Litestar:
     """The application serving `pipeline` (the caller keeps owning and closing it)."""
     api = settings.api if isinstance(settings, Settings) else settings
-    return build_app(api, pipeline=pipeline, live_lag_group=live_lag_group)
+    return build_app(
+        api,
+        pipeline=pipeline,
+        live_lag_group=live_lag_group,
+        plugins=request_tracing(pipeline.tracing),
+    )

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from pipeline.adapters.sql.migrate import require_current
 from pipeline.entrypoints.api.app import build_app
-from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.api.tracing import request_tracing
+from pipeline.entrypoints.bootstrap import bootstrap, tracing_from
 from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.runtime import EXIT_USAGE
 from pipeline.entrypoints.settings import ApiSettings, Settings
@@ -37,10 +38,11 @@ log = structlog.get_logger(__name__)
 def app_for(settings: Settings) -> Litestar:
     """The app whose pipeline is bootstrapped from `settings` when the server starts (in the
     serving event loop, where its connections must live) and closed when it stops."""
+    tracing = tracing_from(settings)  # the request spans' and the pipeline's
 
     @asynccontextmanager
     async def pipeline_lifespan(app: Litestar) -> AsyncIterator[None]:
-        pipeline = await bootstrap(settings, require_schema=True, metrics=True)
+        pipeline = await bootstrap(settings, require_schema=True, metrics=True, tracing=tracing)
         app.state.pipeline = pipeline
         # What is built by now (modules, the app, the pipeline) lives as long as the process:
         # kept out of the garbage collector's full passes, which scanned it all and held the
@@ -58,7 +60,10 @@ def app_for(settings: Settings) -> Litestar:
             "503 and the live view gets no readings; the REST API reads the database"
         )
     return build_app(
-        settings.api, lifespan=[pipeline_lifespan], broker_configured=broker_configured
+        settings.api,
+        lifespan=[pipeline_lifespan],
+        broker_configured=broker_configured,
+        plugins=request_tracing(tracing),
     )
 
 
