@@ -12,6 +12,7 @@
     ├── PublishError                     the broker did not acknowledge a record
     │   └── RecordTooLarge               over the topic's (or the client's) size limit
     ├── ConnectorError                   Kafka Connect refused or failed a request
+    ├── GroupActive                      a consumer group has live members (stop them first)
     ├── Fenced                           another owner took over: re-sync from the checkpoint
     │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
@@ -104,6 +105,13 @@ class ConnectorError(PipelineError):
     config, an unknown connector)."""
 
     error_class = "connector"
+
+
+class GroupActive(PipelineError):
+    """A command that moves a consumer group's offsets found members in the group: it
+    refuses, since they would go on from where they are (and overwrite what it did)."""
+
+    error_class = "group_active"
 
 
 class TransientError(PipelineError):

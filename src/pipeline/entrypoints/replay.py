@@ -1,4 +1,5 @@
-"""Replays: re-run a job over a range of its source topic."""
+"""Replays: re-run a job over a range of its source topic (database authority), or rewind
+a job under Kafka authority to re-emit its outputs from an earlier point."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pipeline.application.ports import EventConsumer, Record, TopicPartition
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.rewind import Rewound, rewind_job
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.bootstrap import Pipeline
 
@@ -143,8 +145,9 @@ async def replay_job(
     progress: Progress | None = None,
 ) -> WorkerStats:
     """Re-run job `name` over `plan` as consumer group `group_id` (its state starts empty
-    unless the group has some). Sinks are idempotent, so rows already stored stay as they
-    are; a job whose sinks are topics is refused (ConfigurationError). A window that was
+    unless the group has some), under database authority. Sinks are idempotent, so rows
+    already stored stay as they are; a job whose sinks are topics is refused
+    (ConfigurationError: see `rewind_replay`). A window that was
     already open where the replay starts in a partition would be computed from part of its
     records: such windows are not written (their rows keep what the job computed from all
     of them); replay from an earlier offset to rebuild them."""
@@ -153,10 +156,8 @@ async def replay_job(
     run = pipeline.job_run(name, group_id=group_id)
     if run.topic_sinks is not None:
         raise ConfigurationError(
-            f"job {name!r} writes to Kafka topics: a replay would write its outputs again as "
-            "new records, which their readers cannot tell from the first ones. To compute "
-            "them again, run `pipeline-worker` with a new --group-id (its state starts "
-            "empty), or reset the group's offsets with the workers stopped"
+            f"job {name!r} writes to Kafka topics: it is replayed by rewinding its own "
+            "group (`rewind_replay`), not as a group of its own"
         )
     if plan.total == 0:
         return stats
@@ -189,3 +190,14 @@ async def replay_job(
         stats=stats,
     )
     return await worker.run()
+
+
+async def rewind_replay(
+    pipeline: Pipeline, name: str, plan: ReplayPlan, *, group_id: str
+) -> Rewound:
+    """Replay job `name`, under Kafka authority, from `plan.start`: its group `group_id`
+    (stopped: GroupActive otherwise) is moved back there with its state, and the next
+    `pipeline-worker` run emits the outputs from that point again (see
+    `pipeline.application.runtime.rewind`)."""
+    job = pipeline.job(name).build(pipeline.settings)
+    return await rewind_job(pipeline.log, job, group_id, plan.start)

@@ -14,6 +14,13 @@ stream times whenever a checkpoint depends on it (a batch of records was judged 
 it closed a window), so a restored partition never reopens a window whose final result
 has left, nor accepts a record into a window it already called late. A restore does not
 know how long the partition had been idle: its idle timer starts afresh.
+
+A partition read from the middle of its log with no state (a replay, or a job rewound by
+`pipeline replay` under Kafka authority: `rewound_state`) has a *horizon*: the first event
+time read plus the out-of-orderness. No record before the first one read can belong to a
+window starting at or after it, so those windows are emitted as a run over the whole log
+emits them, and the ones starting before it (incomplete) are not. The horizon is saved
+with the stream times, so a restart keeps judging the same windows incomplete.
 """
 
 from __future__ import annotations
@@ -43,11 +50,14 @@ from pipeline.streams.operators import (
 from pipeline.streams.ranking import TopKOperator
 from pipeline.streams.session_windows import SessionWindowOperator
 from pipeline.streams.sliding_windows import SlidingWindowOperator
-from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange
+from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange, dumps
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
 
 WATERMARK = ("watermark",)
 """The key of a partition's saved watermark among its stream times (keyed by topic name)."""
+HORIZON = ("horizon",)
+"""The key of a partition's replay horizon among its stream times: epoch ms, or None for a
+partition rewound and not read since (the first record read sets it)."""
 
 Input = tuple[str, int, Any, object]
 """One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
@@ -69,6 +79,13 @@ class Output:
     def values(self, sink: str) -> list[Any]:
         """The values that reached `sink`."""
         return [item.value for item in self.sinks.get(sink, ())]
+
+
+def rewound_state(*, partial: bool) -> dict[str, list[tuple[bytes, bytes]]]:
+    """The state (per step id, serialized entries) of a partition rewound to an offset and
+    emptied: nothing, or, read from the middle of its log (`partial`), a horizon the first
+    record read sets (see the module doc)."""
+    return {STREAM_TIME_STEP: [(dumps(HORIZON), dumps(None))]} if partial else {}
 
 
 def _operator(node: Node) -> Operator:
@@ -124,7 +141,7 @@ class Task:
                     built[id(parent)].children.append(inlet)
         self.operators = [built[id(node)] for node in plan.nodes]
         self.stateful = [op for op in self.operators if isinstance(op, StatefulOperator)]
-        self._partial = frozenset(partial)
+        self._partial = set(partial)
         self.horizons: dict[int, int] = {}
         """Per partial partition: windows starting before this are incomplete."""
         for op in self.stateful:
@@ -154,6 +171,11 @@ class Task:
             op.restored(part)
         for topic in self._topics:
             self._heard[(topic, part)] = now
+        horizon = self._time.part(part).get(HORIZON, NO_TIME)
+        if horizon is None:
+            self._partial.add(part)
+        elif horizon != NO_TIME:
+            self.horizons[part] = horizon
         saved = self._time.part(part).get(WATERMARK, NO_TIME)
         self.watermarks[part] = max(saved, self._watermark(part, now, initial=True))
 
@@ -165,6 +187,7 @@ class Task:
         for topic in self._topics:
             self._heard.pop((topic, part), None)
         self.watermarks.pop(part, None)
+        self.horizons.pop(part, None)
 
     @property
     def partitions(self) -> frozenset[int]:
@@ -246,7 +269,8 @@ class Task:
                 if candidate > wm:
                     wm = watermarks[part] = candidate
             if partial and part in partial and part not in horizons:
-                horizons[part] = t + ooo
+                horizons[part] = stream[HORIZON] = t + ooo
+                dirty.add(HORIZON)
             items.append(new_item(part, key, t, value, origin, wm))
         self._push(per_table, ctx)
         self._push(per_source, ctx)

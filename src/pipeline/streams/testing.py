@@ -11,9 +11,11 @@ The driver is a tiny runtime around a `Task`: an in-memory log per topic and par
 offsets, and a backing for state. `run(commit=False)` processes a batch without making it
 durable, so `crash()` after it loses exactly what a SIGKILL would: the batch's outputs,
 state changes and offsets; the records are read again after the restore. `rebalance()`
-moves partitions away and back, restoring their state from the backing. `replay(from_offset=N)`
-starts over from offset N as `pipeline replay` does. Nothing here sleeps or depends on the
-real clock, so a test runs in milliseconds.
+moves partitions away and back, restoring their state from the backing.
+`replay(from_offset=N)` starts over from offset N as `pipeline replay` does under database
+authority (a new group), `rewind(from_offset=N)` as it does under Kafka authority (the same
+group, moved back). Nothing here sleeps or depends on the real clock, so a test runs in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pipeline.streams.items import (
 )
 from pipeline.streams.job import Job
 from pipeline.streams.state import StateChange, loads
-from pipeline.streams.task import Input, Output, Task
+from pipeline.streams.task import Input, Output, Task, rewound_state
 
 
 class TestDriver:
@@ -174,6 +176,29 @@ class TestDriver:
         assigned, self._assigned = self._assigned, set()
         for part in sorted(assigned):
             self._assign(part)
+
+    def rewind(self, *, from_offset: int) -> None:
+        """Move back as `pipeline replay --from-offset` does for a job under Kafka
+        authority, then start the job again: the same group, so what was committed
+        (results, rejections, late records) stays, as it stays downstream. Every source
+        partition committed past `from_offset` is read again from there, with its state
+        emptied (and a replay horizon to set if that is past its first record: see
+        `rewound_state`); the others keep their offsets and state."""
+        moved: dict[int, bool] = {}
+        for (topic, part), committed in self._committed_offsets.items():
+            if topic in self.job.sources and from_offset < committed:
+                moved[part] = moved.get(part, False) or from_offset > 0
+        for (topic, part), committed in list(self._committed_offsets.items()):
+            if part in moved and topic in self.job.sources:
+                self._committed_offsets[(topic, part)] = min(from_offset, committed)
+        for where in [where for where in self._backing if where[1] in moved]:
+            del self._backing[where]
+        for part, partial in moved.items():
+            for step, entries in rewound_state(partial=partial).items():
+                for key, value in entries:
+                    self._backing[(step, part, key)] = value
+        self._partial = frozenset()
+        self.crash()
 
     # ------------------------------------------------------------------ output
 
