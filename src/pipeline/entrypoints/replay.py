@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import EventConsumer, Record, TopicPartition
+from pipeline.application.ports import CaughtUp, EventConsumer, Record, TopicPartition
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
@@ -115,6 +115,14 @@ class ReplayRange:
             return 0
         return await self._reader.lag()
 
+    def caught_up(self) -> frozenset[TopicPartition]:
+        """The partitions read to their stop, and those the reader knows are read to
+        their end (none when it cannot tell)."""
+        done = self._reader.assignment() - self._pending.keys()
+        if isinstance(self._reader, CaughtUp):
+            done |= self._reader.caught_up()
+        return done
+
     async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Move the reader; a partition moved back below its stop is read again up to it."""
         await self._reader.seek(offsets)
@@ -180,8 +188,10 @@ async def replay_job(
         if progress is not None:
             progress(stats.records)
 
+    consumer = ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan)
+    handler.track(consumer)
     worker: ConsumerWorker[Any] = ConsumerWorker(
-        consumer=ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan),
+        consumer=consumer,
         handler=handler,
         batch_size=pipeline.settings.worker.batch_size,
         batch_timeout=1.0,

@@ -4,10 +4,13 @@ The task owns the per-partition clocks. Each source partition's *stream time* is
 largest event time read from it; its watermark is that minus the job's out-of-orderness.
 A partition that has sent nothing for `idle_timeout` of wall-clock time has its watermark
 follow the wall clock (`now − idle_timeout`), so quiet keys and partitions still see their
-windows close. A task's watermark for partition p is the minimum over the job's source
-topics' partition p (co-partitioned sources, e.g. the two sides of a join), and never goes
-back. Windows close per partition: a result never depends on which worker held which
-partitions, or where one batch ended and the next began.
+windows close. Only a partition read to its end may idle: while the runtime knows it has
+records left to read (`caught_up` leaves it out), its idle timer starts again at every
+batch, so a backlog that is slow to arrive (a restore, a slow fetch) never turns late.
+A task's watermark for partition p is the minimum over the job's source topics' partition
+p (co-partitioned sources, e.g. the two sides of a join), and never goes back. Windows
+close per partition: a result never depends on which worker held which partitions, or
+where one batch ended and the next began.
 
 A watermark that the idle clock moved past what the stream times give is saved with the
 stream times whenever a checkpoint depends on it (a batch of records was judged by it, or
@@ -25,7 +28,7 @@ with the stream times, so a restart keeps judging the same windows incomplete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,11 +200,18 @@ class Task:
     # ----------------------------------------------------------------- batches
 
     def process(  # noqa: PLR0915 - one loop per batch, inlined: it runs once per record
-        self, inputs: Sequence[Input], now: int
+        self,
+        inputs: Sequence[Input],
+        now: int,
+        *,
+        caught_up: Collection[tuple[str, int]] | None = None,
     ) -> Output:
         """Run a batch of records (in the order read) through the job; `now` is the wall
         clock in epoch milliseconds. A table's records are applied in that order too: the
-        stream records read before one are handed on before it is applied."""
+        stream records read before one are handed on before it is applied. `caught_up`:
+        the (topic, partition)s read to their end, the only ones that may idle (None: the
+        caller does not know, every partition may)."""
+        self._behind(caught_up, now)
         ctx = Context(now)
         per_source: dict[str, list[Item[Any, Any]]] = {}
         per_table: dict[str, list[Item[Any, Any]]] = {}
@@ -279,9 +289,10 @@ class Task:
         self._save_watermarks(read)
         return out
 
-    def advance(self, now: int) -> Output:
+    def advance(self, now: int, *, caught_up: Collection[tuple[str, int]] | None = None) -> Output:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
-        it, and windows they close are emitted."""
+        it, and windows they close are emitted (`caught_up` as for `process`)."""
+        self._behind(caught_up, now)
         self._advance_idle(now)
         out = self._finish(Context(now))
         self._save_watermarks(set())
@@ -346,6 +357,15 @@ class Task:
         pending.setdefault(topic, []).append(Item(part, key, NO_TIME, value, origin, wm))
 
     # ----------------------------------------------------------------- clocks
+
+    def _behind(self, caught_up: Collection[tuple[str, int]] | None, now: int) -> None:
+        """Restart the idle timers of the partitions with records left to read."""
+        if caught_up is None:
+            return
+        heard = self._heard
+        for where in heard:
+            if where not in caught_up:
+                heard[where] = now
 
     def _hear(self, inputs: Sequence[Input], now: int) -> None:
         """Mark the batch's stream partitions heard from before any watermark is computed:

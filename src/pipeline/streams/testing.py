@@ -10,7 +10,9 @@
 The driver is a tiny runtime around a `Task`: an in-memory log per topic and partition,
 offsets, and a backing for state. `run(commit=False)` processes a batch without making it
 durable, so `crash()` after it loses exactly what a SIGKILL would: the batch's outputs,
-state changes and offsets; the records are read again after the restore. `rebalance()`
+state changes and offsets; the records are read again after the restore. A partition with
+records not read yet is never idle (as the runtime knows from its consumer): sending
+records and advancing the clock before `run` simulates a backlog slow to arrive. `rebalance()`
 moves partitions away and back, restoring their state from the backing.
 `replay(from_offset=N)` starts over from offset N as `pipeline replay` does under database
 authority (a new group), `rewind(from_offset=N)` as it does under Kafka authority (the same
@@ -112,7 +114,7 @@ class TestDriver:
         Each batch is checkpointed; with `commit=False` the last one is not (crash next)."""
         pending = self._unread()
         if not pending:
-            out = self.task.process([], self._now)
+            out = self.task.process([], self._now, caught_up=self._caught_up([]))
             return self._checkpoint(out, [], commit=commit)
         size = batch_size or len(pending)
         out = Output()
@@ -121,14 +123,17 @@ class TestDriver:
             last = start + size >= len(pending)
             inputs: list[Input] = [(t, p, v, (t, p, o)) for t, p, o, v in batch]
             out = self._checkpoint(
-                self.task.process(inputs, self._now), batch, commit=commit or not last
+                self.task.process(inputs, self._now, caught_up=self._caught_up(batch)),
+                batch,
+                commit=commit or not last,
             )
         return out
 
     def advance(self, by: timedelta, *, commit: bool = True) -> Output:
         """Move the wall clock on by `by` and let the job see it (no records)."""
         self._now += duration_millis(by)
-        return self._checkpoint(self.task.advance(self._now), [], commit=commit)
+        out = self.task.advance(self._now, caught_up=self._caught_up([]))
+        return self._checkpoint(out, [], commit=commit)
 
     def set_time(self, now: datetime) -> None:
         """Set the wall clock (it cannot go back); the next `run` or `advance` sees it."""
@@ -227,6 +232,19 @@ class TestDriver:
                 entries.setdefault(step, []).append((key, value))
         self.task.assign(part, entries, self._now)
         self._assigned.add(part)
+
+    def _caught_up(self, batch: list[tuple[str, int, int, Any]]) -> set[tuple[str, int]]:
+        """The assigned source partitions read to their end once `batch` is: as a consumer
+        knows them, the only ones whose idle timers may run."""
+        read = dict(self._read)
+        for topic, part, offset, _ in batch:
+            read[(topic, part)] = offset + 1
+        return {
+            (topic, part)
+            for topic in self.job.sources
+            for part in self._assigned
+            if read.get((topic, part), 0) >= len(self._log.get((topic, part), ()))
+        }
 
     def _unread(self) -> list[tuple[str, int, int, Any]]:
         queues: list[list[tuple[str, int, int, Any]]] = []

@@ -139,6 +139,7 @@ async def run_job(
         topics = [*run.job.sources, *run.job.tables]
         resolve = _resolver(run, lambda: handler, telemetry)
         consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+        handler.track(consumer)
         sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
             run,
@@ -274,6 +275,7 @@ async def _transactional_worker(
         worker_id=run.worker_id,
         kafka_authority=True,
     )
+    handler.track(consumer)
     sampler.add(run.group_id, consumer, telemetry, handler.task, offsets=checkpoint)
     return ConsumerWorker(
         consumer=consumer,
