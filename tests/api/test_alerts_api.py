@@ -11,7 +11,8 @@ from litestar.testing import AsyncTestClient
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemorySensorStore
-from pipeline.domain.alerts import Alert
+from pipeline.adapters.memory.sensor_tables import AlertRow
+from pipeline.domain.alerts import Alert, AlertDomain, AlertKind, Severity
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.settings import ApiSettings
@@ -89,12 +90,47 @@ async def test_the_cursor_walks_every_alert_exactly_once(
     assert seen == ["temp-4", "temp-3", "temp-2", "temp-1", "temp-0"]
 
 
+async def test_alerts_filter_by_stream_and_check_and_carry_their_details(
+    client: Client, store: InMemorySensorStore, clock: ManualClock
+) -> None:
+    await five_alerts(store, clock)
+    fraud = Alert(
+        alert_id=uuid.uuid4(),
+        source="acct-9",
+        kind=AlertKind.FRAUD,
+        severity=Severity.CRITICAL,
+        message="card testing on acct-9",
+        timestamp=minutes_ago(clock, 1),
+        domain=AlertDomain.PAYMENTS,
+        score=0.8,
+        reasons=("card_testing",),
+    )
+    store.tables.alerts[fraud.alert_id] = AlertRow(fraud)
+
+    payments = (await client.get("/api/v1/alerts", params={"domain": "payments"})).json()
+    rules = (await client.get("/api/v1/alerts", params={"detector": "rule"})).json()
+    thresholds = await client.get("/api/v1/alerts", params={"detector": "threshold"})
+
+    assert sources(payments) == ["acct-9"]
+    [item] = payments["items"]
+    assert (item["domain"], item["detector"], item["score"], item["reasons"]) == (
+        "payments",
+        "rule",
+        0.8,
+        ["card_testing"],
+    )
+    assert sources(rules) == ["acct-9"]
+    assert sources(thresholds.json()) == ["temp-4", "temp-3", "temp-2", "temp-1", "temp-0"]
+
+
 @pytest.mark.parametrize(
     "params",
     [
         {"cursor": "not-a-cursor"},
         {"cursor": "MTox"},  # base64 of "1:1": the shape is right, the id is not
         {"severity": "urgent"},
+        {"domain": "weather"},
+        {"detector": "hunch"},
         {"acknowledged": "perhaps"},
         {"limit": "0"},
         {"since": "2026-13-45"},

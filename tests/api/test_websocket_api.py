@@ -156,11 +156,16 @@ async def test_an_alert_on_the_alerts_topic_arrives_as_an_alert_frame(
         "sensor_id": "temp-0009",
         "source": "temp-0009",
         "kind": "threshold_high",
+        "domain": "sensors",
+        "detector": "threshold",
         "sensor_type": "temperature",
         "severity": "critical",
         "message": alert.message,
         "value": 80.0,
         "threshold": 70.0,
+        "score": None,
+        "reasons": [],
+        "model_version": None,
         "time": alert.timestamp.isoformat().replace("+00:00", "Z"),
     }
 

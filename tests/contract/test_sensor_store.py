@@ -39,7 +39,14 @@ from pipeline.application.ports import (
     TypeStats,
 )
 from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
-from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
+from pipeline.domain.alerts import (
+    Alert,
+    AlertDomain,
+    AlertKind,
+    Detector,
+    Severity,
+    alert_id_for,
+)
 from pipeline.domain.sensors import Reading
 from tests.databases import module_database
 from tests.projection import Writes, memory_checkpoint, sql_checkpoint
@@ -465,6 +472,52 @@ class SensorStoreContract:
         ]
         assert sources(await store.find_alerts(AlertFilter(), limit=1)) == [("hum-a", 4)]
 
+    async def test_alerts_of_every_stream_keep_their_details_and_filter_by_stream_and_check(
+        self, store: SensorStore, writes: Writes
+    ) -> None:
+        threshold = (await self._store_alerts(store, writes))[0]
+        fraud = Alert(
+            alert_id=alert_id_for("acct-7", T0, AlertKind.FRAUD),
+            source="acct-7",
+            kind=AlertKind.FRAUD,
+            severity=Severity.CRITICAL,
+            message="card testing and velocity on acct-7",
+            timestamp=T0 + timedelta(seconds=5),
+            domain=AlertDomain.PAYMENTS,
+            score=0.93,
+            reasons=("card_testing", "velocity"),
+        )
+        anomaly = Alert(
+            alert_id=alert_id_for("temp-c", T0, AlertKind.ANOMALY),
+            source="temp-c",
+            kind=AlertKind.ANOMALY,
+            severity=Severity.WARNING,
+            message="anomalous reading on temp-c",
+            timestamp=T0 + timedelta(seconds=6),
+            sensor_type="temperature",
+            value=80.5,
+            score=0.71,
+            model_version="iforest-3",
+            features={"value": 80.5, "zscore": 6.25},
+        )
+        r = reading(sensor="temp-c", at=T0 + timedelta(seconds=6))
+        await writes.readings([r], alerts=[fraud, anomaly])
+
+        [stored_fraud] = await store.find_alerts(AlertFilter(domain=AlertDomain.PAYMENTS))
+        assert stored_fraud.alert == fraud
+        [stored_anomaly] = await store.find_alerts(AlertFilter(detector=Detector.ML))
+        assert stored_anomaly.alert == anomaly
+        by_threshold = await store.find_alerts(AlertFilter(detector=Detector.THRESHOLD))
+        assert threshold in [s.alert for s in by_threshold]
+        assert {s.alert.kind for s in by_threshold} <= {
+            AlertKind.THRESHOLD_HIGH,
+            AlertKind.THRESHOLD_LOW,
+        }
+        sensors = await store.find_alerts(AlertFilter(domain=AlertDomain.SENSORS))
+        assert fraud not in [s.alert for s in sensors]
+        assert len(sensors) == 6
+        assert fraud in await store.unpublished_alerts(limit=100)
+
     async def test_find_alerts_pages_continue_after_the_last_alert_without_gaps(
         self, store: SensorStore, writes: Writes
     ) -> None:
@@ -532,7 +585,7 @@ class SqlStoreMigrations:
     async def test_the_database_is_migrated_to_the_newest_revision(
         self, store: SensorStore, sql_url: str
     ) -> None:
-        assert head() == "0005"
+        assert head() == "0009"
         assert await asyncio.to_thread(current, sql_url) == head()
 
     async def test_the_migrated_schema_matches_the_tables_the_store_queries(

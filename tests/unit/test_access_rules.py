@@ -158,7 +158,11 @@ def test_no_principal_no_rule_and_rules_are_sorted_without_duplicates() -> None:
 def test_the_layout_follows_the_settings() -> None:
     settings = Settings(
         topics=TopicSettings(
-            sensor_readings="r", system_alerts="al", sensor_metadata="meta", sensor_aggregates="agg"
+            sensor_readings="r",
+            system_alerts="al",
+            sensor_metadata="meta",
+            sensor_aggregates="agg",
+            ecommerce_events="shop",
         ),
         worker=WorkerSettings(group_id_prefix="team"),
         retry=RetrySettings(topic_delays_s=[1.0]),
@@ -167,15 +171,15 @@ def test_the_layout_follows_the_settings() -> None:
     layout = access_layout(settings, connect_group="cg")
 
     assert set(layout.topics) >= {"r", "r.dlq", "r.late", "r.retry.1", "al", "meta"}
-    assert layout.sources == ("r",)
-    assert layout.retry_topics == ("r.retry.1",)
-    assert layout.dead_letter_topics == ("r.dlq",)
-    assert layout.late_topics == ("r.late",)
-    # Every registered job: `sensors` (database authority, retry topics) and
+    assert layout.sources == ("r", "shop")
+    assert layout.retry_topics == ("r.retry.1", "shop.retry.1")
+    assert layout.dead_letter_topics == ("r.dlq", "shop.dlq")
+    assert layout.late_topics == ("r.late", "shop.late")
+    # Every registered job: `sensors` and `shop` (database authority, retry topics) and
     # `sensor-aggregates` (Kafka authority: its output topic, transactions and changelogs).
     assert layout.outputs == ("al", "agg")
     assert layout.changelogs == ("meta",)
-    assert layout.worker_groups == ("team-sensor-aggregates", "team-sensors")
+    assert layout.worker_groups == ("team-sensor-aggregates", "team-sensors", "team-shop")
     assert layout.transactional_groups == ("team-sensor-aggregates",)
     assert "transactions" in layout.produced
     assert "accounts" in layout.produced

@@ -11,6 +11,7 @@ import pytest
 from pipeline.adapters.avro import (
     ACCOUNT_PROFILE,
     ALERT_RAISED,
+    ALERT_RAISED_V1,
     ENGAGEMENT,
     PAYMENT_OUTCOME,
     POST,
@@ -29,6 +30,7 @@ from pipeline.adapters.avro import (
 SCHEMAS = {
     SENSOR_READING: "io.pipeline.sensors.SensorReading",
     SENSOR_READING_V2: "io.pipeline.sensors.SensorReading",
+    ALERT_RAISED_V1: "io.pipeline.alerts.AlertRaised",
     ALERT_RAISED: "io.pipeline.alerts.AlertRaised",
     SHOP_EVENT: "io.pipeline.shop.ShopEvent",
     TRANSACTION_V1: "io.pipeline.payments.Transaction",

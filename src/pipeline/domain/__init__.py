@@ -6,10 +6,13 @@ Other services embed this package on its own: importing it pulls in no Kafka, SQ
 from pipeline.domain.alerts import (
     DEFAULT_THRESHOLDS,
     Alert,
+    AlertDomain,
     AlertKind,
+    Detector,
     Severity,
     Threshold,
     alert_id_for,
+    check_threshold,
     check_thresholds,
     thresholds_by_type,
 )
@@ -44,7 +47,7 @@ from pipeline.domain.payments import (
     validate_payment_outcome,
     validate_transaction,
 )
-from pipeline.domain.sensor_metadata import SensorMetadata
+from pipeline.domain.sensor_metadata import SensorMetadata, sensor_threshold
 from pipeline.domain.sensors import (
     DEFAULT_CATALOG,
     HUMIDITY,
@@ -77,9 +80,11 @@ __all__ = [
     "TEMPERATURE",
     "AccountProfile",
     "Alert",
+    "AlertDomain",
     "AlertKind",
     "BatteryLevelOutOfRange",
     "Channel",
+    "Detector",
     "DomainError",
     "Engagement",
     "EngagementKind",
@@ -115,9 +120,11 @@ __all__ = [
     "UnknownSensorType",
     "WindowAggregate",
     "alert_id_for",
+    "check_threshold",
     "check_thresholds",
     "hashtags_in",
     "mentions_in",
+    "sensor_threshold",
     "thresholds_by_type",
     "validate_account_profile",
     "validate_engagement",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -26,6 +26,44 @@ class AlertKind(StrEnum):
 
     THRESHOLD_HIGH = "threshold_high"
     THRESHOLD_LOW = "threshold_low"
+    ANOMALY = "anomaly"
+    """A scoring model found the event anomalous."""
+    FRAUD = "fraud"
+    """Fraud rules flagged a payment transaction (its `reasons` name them)."""
+    CONVERSION_DROP = "conversion_drop"
+    """A shop's conversion rate fell far below its recent level."""
+    TRENDING = "trending"
+    """A hashtag burst far above its own baseline."""
+
+
+class Detector(StrEnum):
+    """What kind of check raised an alert."""
+
+    THRESHOLD = "threshold"
+    """A fixed bound on a value."""
+    ML = "ml"
+    """A scoring model."""
+    RULE = "rule"
+    """A rule over the stream (windows, history, joins)."""
+
+
+_DETECTORS = {
+    AlertKind.THRESHOLD_HIGH: Detector.THRESHOLD,
+    AlertKind.THRESHOLD_LOW: Detector.THRESHOLD,
+    AlertKind.ANOMALY: Detector.ML,
+    AlertKind.FRAUD: Detector.RULE,
+    AlertKind.CONVERSION_DROP: Detector.RULE,
+    AlertKind.TRENDING: Detector.RULE,
+}
+
+
+class AlertDomain(StrEnum):
+    """Which stream an alert is about."""
+
+    SENSORS = "sensors"
+    SHOP = "shop"
+    PAYMENTS = "payments"
+    SOCIAL = "social"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,9 +90,28 @@ class Alert:
     message: str
     timestamp: datetime
     """Event time of the event that raised the alert."""
+    domain: AlertDomain = AlertDomain.SENSORS
     sensor_type: str | None = None
     value: float | None = None
     threshold: float | None = None
+    score: float | None = None
+    """How anomalous or suspicious, for a model's or rules' alert (higher is worse)."""
+    reasons: tuple[str, ...] = ()
+    """The rules that fired (e.g. a flagged transaction's `velocity`, `card_testing`)."""
+    model_version: str | None = None
+    """The version of the model that scored the event, for an ML alert."""
+    features: Mapping[str, float] = field(default_factory=dict)
+    """The features a model scored, by name, for an ML alert."""
+
+    @property
+    def detector(self) -> Detector:
+        """The kind of check that raised the alert (follows from its kind)."""
+        return _DETECTORS[self.kind]
+
+
+def detector_of(kind: AlertKind) -> Detector:
+    """The kind of check that raises alerts of `kind`."""
+    return _DETECTORS[kind]
 
 
 def alert_id_for(source: str, timestamp: datetime, kind: AlertKind) -> uuid.UUID:
@@ -64,7 +121,12 @@ def alert_id_for(source: str, timestamp: datetime, kind: AlertKind) -> uuid.UUID
 
 def check_thresholds(reading: Reading, thresholds: Mapping[str, Threshold]) -> Alert | None:
     """The alert `reading` raises against its type's threshold, or None if within limits."""
-    limit = thresholds.get(reading.sensor_type)
+    return check_threshold(reading, thresholds.get(reading.sensor_type))
+
+
+def check_threshold(reading: Reading, limit: Threshold | None) -> Alert | None:
+    """The alert `reading` raises against `limit` (None: no limit), or None if within it.
+    Its id depends on the reading and the kind of breach only, not on the limit's values."""
     if limit is None:
         return None
     value = reading.value

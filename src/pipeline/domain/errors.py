@@ -13,6 +13,8 @@
     │   │   ├── MissingIdentifier        an empty id or name
     │   │   └── MalformedIdentifier      an id or name too long or with control characters
     │   ├── InvalidShopEvent             negative price/quantity, purchase without items, …
+    │   │   ├── ShopEventInFuture        event time too far ahead of the processing clock
+    │   │   └── UnsupportedCurrency      a purchase in a currency the shop has no rate for
     │   ├── InvalidTransaction           non-positive amount, bad currency/country code, …
     │   ├── InvalidAccountProfile        bad home country, non-positive typical amount, …
     │   ├── InvalidPaymentOutcome        an authorisation or chargeback without its transaction
@@ -105,6 +107,18 @@ class InvalidShopEvent(DomainError):
     """An e-commerce event breaks a rule."""
 
     rule = "invalid_shop_event"
+
+
+class ShopEventInFuture(InvalidShopEvent):
+    """The event time lies further in the future than the allowed clock skew."""
+
+    rule = "shop_event_in_future"
+
+
+class UnsupportedCurrency(InvalidShopEvent):
+    """A purchase in a currency the shop has no reference rate for."""
+
+    rule = "unsupported_currency"
 
 
 class InvalidTransaction(DomainError):

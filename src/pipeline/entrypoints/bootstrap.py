@@ -26,6 +26,7 @@ from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.sensor_sinks import memory_sensor_sinks
 from pipeline.adapters.memory.sensor_store import InMemorySensorStore
+from pipeline.adapters.memory.shop_store import InMemoryShopQueries
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import TopicSink, sink_topics
@@ -36,13 +37,16 @@ from pipeline.application.ports import (
     EventLog,
     SchemaRegistry,
     SensorStore,
+    ShopQueries,
     TopicSpec,
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.telemetry import Telemetry
+from pipeline.application.ports.timeseries import TimeSeries
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
 from pipeline.application.telemetry import NullTelemetry
+from pipeline.application.timeseries_sink import TimeSeriesCheckpoint, timeseries_sinks
 from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.topic_policy import TopicKind, topic_config
 from pipeline.domain import Alert, Reading
@@ -78,6 +82,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             topics.system_alerts,
         )
     ]
+    # The shop job's source: its dead-letter, late and retry topics.
+    shop = next(spec for spec in specs if spec.name == topics.ecommerce_events)
+    specs += derived_topic_specs(shop, len(settings.retry.topic_delays_s))
     changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
     # Keyed by account id like the transactions, and as many partitions, so that a job
     # joining them finds an account's profile in the partition of its payments.
@@ -103,12 +110,16 @@ class Pipeline:
     """The sensor projection's queries (API, CLI)."""
     checkpoint: CheckpointStore
     """Where jobs under database authority commit their batches (same database)."""
+    shop: ShopQueries
+    """The shop job's tables as the API reads them (same database)."""
     clock: Clock
     reading_codec: Codec[Reading]
     alert_codec: Codec[Alert]
     telemetry: Telemetry
     """Where the runtime, the alert relay and the API report (Prometheus, or nothing)."""
     container: Container = field(repr=False)
+    timeseries: TimeSeries | None = None
+    """Where jobs' time-series sinks write (`PIPELINE_TIMESERIES__URL`), or none."""
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """Names this process in dead-letter headers."""
     _closed: bool = field(default=False, repr=False)
@@ -156,11 +167,19 @@ class Pipeline:
             if missing:
                 raise ConfigurationError(f"job {name!r}: no encoder for topic sink(s) {missing}")
             topic_sinks = {sink: TopicSink(topic, encoders[sink]) for sink, topic in topics.items()}
+        store = self.checkpoint
+        series = timeseries_sinks(job)
+        if series:
+            if self.timeseries is None:
+                raise ConfigurationError(
+                    f"job {name!r} has time-series sinks {series}; set PIPELINE_TIMESERIES__URL"
+                )
+            store = TimeSeriesCheckpoint(store, self.timeseries, series)
         return JobRun(
             job=job,
             group_id=group_id or self.group_id(name),
             log=self.log,
-            store=self.checkpoint,
+            store=store,
             codecs=entry.codecs(self),
             clock=self.clock,
             worker_id=self.worker_id,
@@ -172,6 +191,7 @@ class Pipeline:
             sample_interval_s=self.settings.metrics.sample_interval_s,
             topic_sinks=topic_sinks,
             member_id=worker.instance_id or self.worker_id,
+            table_codecs=entry.tables(self) if entry.tables is not None else {},
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -246,20 +266,68 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
 def _checkpoint(store: SensorStore) -> CheckpointStore:
     """The checkpoint store on the same database as the sensor store's queries, with the
     sensor job's sinks bound by name."""
+    from pipeline.adapters.sql.declared import DECLARED_SINKS  # noqa: PLC0415
+
     if isinstance(store, InMemorySensorStore):
-        return InMemoryCheckpointStore(
-            memory_sensor_sinks(store.tables), dead_letters=store.dead_letters
+        from pipeline.adapters.memory.table_sinks import memory_table_sinks  # noqa: PLC0415
+
+        sinks = memory_sensor_sinks(store.tables) | memory_table_sinks(
+            DECLARED_SINKS, store.declared
         )
+        return InMemoryCheckpointStore(sinks, dead_letters=store.dead_letters)
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
     from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
     from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks  # noqa: PLC0415
     from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks  # noqa: PLC0415
+    from pipeline.adapters.sql.table_sinks import (  # noqa: PLC0415
+        postgres_table_sinks,
+        sqlite_table_sinks,
+    )
 
     if isinstance(store, SqlSensorStore):
         return sql_checkpoint_store(
-            store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
+            store.engine,
+            postgres=postgres_sensor_sinks() | postgres_table_sinks(DECLARED_SINKS),
+            sqlite=sqlite_sensor_sinks() | sqlite_table_sinks(DECLARED_SINKS),
         )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
+
+
+def _shop_queries(store: SensorStore) -> ShopQueries:
+    """The shop queries on the sensor store's database (in memory: its declared rows)."""
+    if isinstance(store, InMemorySensorStore):
+        return InMemoryShopQueries(store.declared)
+    from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+    from pipeline.adapters.sql.shop_store import SqlShopQueries  # noqa: PLC0415
+
+    if isinstance(store, SqlSensorStore):
+        return SqlShopQueries(store.engine)
+    raise ConfigurationError(f"no shop queries for {type(store).__name__}")
+
+
+def _timeseries(settings: Settings) -> TimeSeries | None:
+    series = settings.timeseries
+    if series.url is None:
+        return None
+    from pipeline.adapters.timeseries import InfluxTimeSeries  # noqa: PLC0415
+
+    return InfluxTimeSeries(
+        url=series.url,
+        token=series.token.get_secret_value(),
+        org=series.org,
+        bucket=series.bucket,
+        batch_size=series.batch_size,
+        timeout_s=series.timeout_s,
+        retries=series.retries,
+    )
+
+
+async def _owned_timeseries(series: TimeSeries | None) -> AsyncIterator[TimeSeries | None]:
+    try:
+        yield series
+    finally:
+        if series is not None:
+            await series.close()
 
 
 def _telemetry(settings: Settings, metrics: bool) -> Telemetry:
@@ -294,6 +362,8 @@ class Container(containers.DeclarativeContainer):
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
     checkpoint = providers.Singleton(_checkpoint, store)
+    shop = providers.Singleton(_shop_queries, store)
+    timeseries = providers.Resource(_owned_timeseries, providers.Singleton(_timeseries, settings))
     metrics = providers.Object(False)
     telemetry = providers.Singleton(_telemetry, settings, metrics)
     reading_codec = providers.Singleton(
@@ -316,6 +386,7 @@ async def bootstrap(
     store: SensorStore | None = None,
     checkpoint: CheckpointStore | None = None,
     clock: Clock | None = None,
+    timeseries: TimeSeries | None = None,
     migrate: bool = False,
     require_schema: bool = False,
     metrics: bool = False,
@@ -336,6 +407,8 @@ async def bootstrap(
         container.registry.override(providers.Object(registry))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    if timeseries is not None:
+        container.timeseries.override(providers.Resource(_owned_timeseries, timeseries))
     if store is None and not database:
         store = InMemorySensorStore()
     if store is None:
@@ -352,11 +425,13 @@ async def bootstrap(
         registry=container.registry(),
         store=await _resolved(container.store()),
         checkpoint=await _resolved(container.checkpoint()),
+        shop=await _resolved(container.shop()),
         clock=container.clock(),
         reading_codec=container.reading_codec(),
         alert_codec=container.alert_codec(),
         telemetry=container.telemetry(),
         container=container,
+        timeseries=await _resolved(container.timeseries()),
     )
 
 

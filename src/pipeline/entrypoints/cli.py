@@ -50,7 +50,15 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline bench sensors`."""
+    """`pipeline bench sensors|shop`."""
+    if args.domain == "shop":
+        from pipeline.entrypoints.bench_shop import run_shop_bench  # noqa: PLC0415
+
+        return await run_shop_bench(args, settings)
+    if args.floor is not None:
+        from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
+
+        return await run_floor_bench(args, settings)
     from pipeline.entrypoints.bench import run_bench  # noqa: PLC0415
 
     return await run_bench(args, settings)
@@ -99,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of readings that start an anomaly (default 0.01: about two alerts a second)",
     )
     demo.add_argument(
+        "--stream-rate",
+        type=non_negative_float,
+        default=20.0,
+        help="events per second of each other stream (shop, payments, social) whose job is "
+        "registered; 0 leaves them out (default 20)",
+    )
+    demo.add_argument(
         "--db",
         default="pipeline-demo.db",
         help="SQLite file of the demo (default pipeline-demo.db)",
@@ -134,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument(
-        "domain", choices=["sensors"], metavar="DOMAIN", help="which pipeline: sensors"
+        "domain",
+        choices=["sensors", "shop"],
+        metavar="DOMAIN",
+        help="which pipeline: sensors, shop (shop: --events only)",
     )
     bench.add_argument(
         "--events",
@@ -157,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="keep Prometheus metrics and serve them on PORT (0: a free one), as "
         "`pipeline-worker --metrics-port` does (default: PIPELINE_METRICS__PORT, unset: none)",
+    )
+    bench.add_argument(
+        "--floor",
+        type=positive_int,
+        metavar="RUNS",
+        help="instead: run the worker and the floor (benchmarks/floor_sensors.py, a minimal "
+        "script doing the same work) alternately RUNS times each on one backlog of --events "
+        "readings, as whole processes, and print both and their ratio",
     )
     bench.set_defaults(run=cmd_bench)
     return parser

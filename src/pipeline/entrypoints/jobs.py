@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline.adapters.avro import aggregate_codec
+from pipeline.adapters.avro import aggregate_codec, shop_event_codec
+from pipeline.adapters.connect.debezium import SENSOR_METADATA
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
-from pipeline.application.ports import Codec
+from pipeline.application.ports import Codec, TableCodec
+from pipeline.domain.shop_analytics import ConversionRule
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
 from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from pipeline.jobs.shop import ShopJobConfig, shop_job
 from pipeline.streams import Job
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ class JobEntry:
     """For a job whose sinks are topics: how each sink's rows become records."""
     guarantee: str
     """How the job's outputs survive failures (shown by `pipeline jobs`)."""
+    tables: Callable[[Pipeline], Mapping[str, TableCodec[Any, Any]]] | None = None
+    """For a job that joins global tables: how each one's topic is read."""
 
     def authority(self, settings: Settings) -> str:
         """What commits the job's batches: `kafka` (a transaction) when its sinks are
@@ -53,6 +58,8 @@ def _sensor_job(settings: Settings) -> Job:
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
             window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+            metadata_topic=settings.topics.sensor_metadata,
+            timeseries=settings.timeseries.url is not None,
         )
     )
 
@@ -69,6 +76,24 @@ def _sensor_aggregates_job(settings: Settings) -> Job:
     )
 
 
+def _shop_job(settings: Settings) -> Job:
+    shop = settings.shop
+    return shop_job(
+        ShopJobConfig(
+            topic=settings.topics.ecommerce_events,
+            window_grace=timedelta(seconds=shop.window_grace_s),
+            max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
+            conversion=ConversionRule(
+                recent_windows=shop.conversion_recent_windows,
+                drop_ratio=shop.conversion_drop_ratio,
+                min_views=shop.conversion_min_views,
+                min_recent_purchases=shop.conversion_min_recent_purchases,
+            ),
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        )
+    )
+
+
 def _aggregate_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
     codec = aggregate_codec(pipeline.registry, pipeline.settings.topics.sensor_aggregates)
 
@@ -79,15 +104,23 @@ def _aggregate_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
     return {"aggregates": encode}
 
 
-def _relay_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
-    relay = pipeline.alert_relay()
+def _relay_alerts(
+    job: str,
+) -> Callable[[Pipeline], Callable[[Sequence[object]], Awaitable[None]]]:
+    """What job `job` does with the events its sinks report: count its new alerts (under
+    its name) and relay the outbox."""
 
-    async def on_events(events: Sequence[object]) -> None:
-        # The outbox holds them; the relay publishes whatever is unpublished.
-        relay.raised("sensors", events)
-        await relay.relay()
+    def on_events_of(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
+        relay = pipeline.alert_relay()
 
-    return on_events
+        async def on_events(events: Sequence[object]) -> None:
+            # The outbox holds them; the relay publishes whatever is unpublished.
+            relay.raised(job, events)
+            await relay.relay()
+
+        return on_events
+
+    return on_events_of
 
 
 JOBS: dict[str, JobEntry] = {
@@ -96,10 +129,13 @@ JOBS: dict[str, JobEntry] = {
         summary="IoT readings → readings, threshold alerts, one-minute statistics",
         build=_sensor_job,
         codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
-        on_events=_relay_alerts,
+        on_events=_relay_alerts("sensors"),
+        tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
         guarantee=(
             "database transaction: rows, window state and offsets commit together; "
-            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+            "alerts leave through an outbox (at least once, deduplicated by alert id); "
+            "time-series points, when configured, are written before the commit "
+            "(idempotent: once each)"
         ),
     ),
     "sensor-aggregates": JobEntry(
@@ -113,17 +149,34 @@ JOBS: dict[str, JobEntry] = {
             "together; read_committed consumers see each sensor-minute exactly once"
         ),
     ),
+    "shop": JobEntry(
+        name="shop",
+        summary="shop events → sessions, funnel, revenue, top products, conversion alerts",
+        build=_shop_job,
+        codecs=lambda p: {
+            p.settings.topics.ecommerce_events: shop_event_codec(
+                p.registry, p.settings.topics.ecommerce_events
+            )
+        },
+        on_events=_relay_alerts("shop"),
+        guarantee=(
+            "database transaction: window rows, window state and offsets commit together; "
+            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+        ),
+    ),
 }
 
 
 def describe(entry: JobEntry, job: Job) -> dict[str, object]:
-    """What `pipeline jobs` shows of a job: sources, steps, state, sinks, authority (what
+    """What `pipeline jobs` shows of a job: sources, tables, steps, state, sinks, authority (what
     commits a batch: a database or a Kafka transaction), guarantee."""
     plan = job.plan()
     return {
         "job": entry.name,
         "summary": entry.summary,
         "sources": {topic: spec.value.__name__ for topic, spec in job.sources.items()},
+        "tables": {topic: spec.value.__name__ for topic, spec in job.tables.items()}
+        | {topic: f"{spec.value.__name__}, global" for topic, spec in job.global_tables.items()},
         "steps": [f"{node.id} ({node.kind})" for node in plan.nodes if node.kind != "source"],
         "state": list(plan.stateful_steps),
         "sinks": {

@@ -14,6 +14,7 @@ from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.rewind import Rewound, rewind_job
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.tables import with_global_tables
 from pipeline.entrypoints.bootstrap import Pipeline
 
 Progress = Callable[[int], None]
@@ -199,7 +200,8 @@ async def replay_job(
         after_batch=after_batch,
         stats=stats,
     )
-    return await worker.run()
+    # The global tables as they are now, not as they were: a join reads processing time.
+    return await with_global_tables(run.job, pipeline.log, run.table_codecs, worker.run)
 
 
 async def rewind_replay(

@@ -267,6 +267,9 @@ class ApiSettings(BaseModel):
     ws_max_clients: Annotated[int, Field(ge=1, le=100_000)] = 500
     """Live-view clients one API process serves at once; more are refused (close code 1013,
     try again later)."""
+    ws_shop_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """Seconds between two reads of the shop's tables by a `/ws/shop` connection (a frame is
+    sent when they changed)."""
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -290,6 +293,25 @@ class MetricsSettings(BaseModel):
     """How often a worker samples consumer lag, retry-topic depth and state size."""
 
 
+class TimeSeriesSettings(BaseModel):
+    """The time-series server (InfluxDB's v2 write API). Unset `url`: no time-series sinks."""
+
+    url: str | None = None
+    """e.g. `http://127.0.0.1:8086`; set, the sensors job also writes its readings and
+    one-minute aggregates there."""
+    token: SecretStr = SecretStr("")
+    """API token (`Authorization: Token …`); empty for a server without authentication."""
+    org: str = "pipeline"
+    bucket: str = "sensors"
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    """Points per write request."""
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds one write request may take."""
+    retries: Annotated[int, Field(ge=0, le=100)] = 5
+    """Times a request answered with 429 or a 5xx, or that cannot connect, is sent again
+    (backoff doubling from 0.5 s up to 8 s, with jitter) before the batch fails."""
+
+
 class ThresholdSetting(BaseModel):
     """Operating limits of one sensor type."""
 
@@ -306,6 +328,23 @@ def _default_thresholds() -> dict[str, ThresholdSetting]:
         )
         for name, t in DEFAULT_THRESHOLDS.items()
     }
+
+
+class ShopSettings(BaseModel):
+    """The shop job (`pipeline-worker shop`): its windows and its conversion-drop alert."""
+
+    window_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    """How long after its end (by the partition's watermark) a shop window (session,
+    funnel, revenue, top products, conversion) still takes events; later ones go to
+    `ecommerce-events.late`."""
+    conversion_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    """A five-minute conversion rate below this × its recent level raises an alert."""
+    conversion_recent_windows: Annotated[int, Field(ge=1, le=288)] = 12
+    """Five-minute windows before it that make the recent level (12: the hour before)."""
+    conversion_min_views: Annotated[int, Field(ge=1)] = 100
+    """Page views a window needs (per partition) before its rate is judged."""
+    conversion_min_recent_purchases: Annotated[int, Field(ge=1)] = 20
+    """Purchases the recent windows need (per partition) before a drop is judged."""
 
 
 class Settings(BaseSettings):
@@ -329,6 +368,8 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    shop: ShopSettings = Field(default_factory=ShopSettings)
+    timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""
@@ -358,6 +399,8 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         if self.registry.url is not None:
             data["registry"]["url"] = _without_password(self.registry.url)
+        if self.timeseries.url is not None:
+            data["timeseries"]["url"] = _without_password(self.timeseries.url)
         try:
             url = make_url(self.database.url.get_secret_value())
         except ArgumentError:

@@ -16,6 +16,7 @@ from pipeline.adapters.avro.factories import (
 from pipeline.adapters.avro.schemas import (
     ACCOUNT_PROFILE,
     ALERT_RAISED,
+    ALERT_RAISED_V1,
     ENGAGEMENT,
     PAYMENT_OUTCOME,
     POST,
@@ -35,6 +36,7 @@ from pipeline.adapters.avro.schemas import (
 __all__ = [
     "ACCOUNT_PROFILE",
     "ALERT_RAISED",
+    "ALERT_RAISED_V1",
     "ENGAGEMENT",
     "PAYMENT_OUTCOME",
     "POST",

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.domain.alerts import Alert, AlertKind, Severity
+from pipeline.domain.alerts import Alert, AlertDomain, AlertKind, Severity
 from pipeline.domain.payments import (
     AccountProfile,
     Channel,
@@ -92,6 +92,11 @@ def alert_to_avro(alert: Alert) -> AvroRecord:
         "sensor_type": alert.sensor_type,
         "value": alert.value,
         "threshold": alert.threshold,
+        "domain": alert.domain.value,
+        "score": alert.score,
+        "reasons": list(alert.reasons),
+        "model_version": alert.model_version,
+        "features": dict(alert.features),
     }
 
 
@@ -107,6 +112,11 @@ def alert_from_avro(record: Mapping[str, Any]) -> Alert:
         sensor_type=record.get("sensor_type"),
         value=record.get("value"),
         threshold=record.get("threshold"),
+        domain=AlertDomain(record.get("domain", AlertDomain.SENSORS.value)),
+        score=record.get("score"),
+        reasons=tuple(record.get("reasons", ())),
+        model_version=record.get("model_version"),
+        features=dict(record.get("features", {})),
     )
 
 

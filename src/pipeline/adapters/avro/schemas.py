@@ -21,7 +21,10 @@ SENSOR_READING_V2 = "sensor_reading.v2.avsc"
 """Version 2 of SensorReading: version 1 plus the optional `firmware_version` (default null)."""
 SENSOR_READING_VERSIONS = (SENSOR_READING, SENSOR_READING_V2)
 """Every version of SensorReading, oldest first: the order they are registered in."""
-ALERT_RAISED = "alert_raised.v1.avsc"
+ALERT_RAISED_V1 = "alert_raised.v1.avsc"
+ALERT_RAISED = "alert_raised.v2.avsc"
+"""Version 2 of AlertRaised: version 1 plus the kinds of the other streams' rules and of the
+model, and the optional `domain`, `score`, `reasons`, `model_version` and `features`."""
 SHOP_EVENT = "shop_event.v1.avsc"
 TRANSACTION_V1 = "transaction.v1.avsc"
 TRANSACTION = "transaction.v2.avsc"

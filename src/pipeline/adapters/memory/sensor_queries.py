@@ -14,6 +14,8 @@ def alert_matches(stored: StoredAlert, query: AlertFilter) -> bool:
     alert = stored.alert
     return (
         (query.source is None or alert.source == query.source)
+        and (query.domain is None or alert.domain == query.domain)
+        and (query.detector is None or alert.detector == query.detector)
         and (query.sensor_type is None or alert.sensor_type == query.sensor_type)
         and (query.severity is None or alert.severity == query.severity)
         and (

@@ -4,6 +4,7 @@ aggregates COPYed into a staging table first)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -82,9 +83,12 @@ WHERE a.count <= excluded.count
 
 _INSERT_ALERTS = """
 INSERT INTO alerts (alert_id, source, kind, severity, message, "time", sensor_type, value,
-                    threshold)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::timestamptz[], $7::text[], $8::float8[], $9::float8[])
+                    threshold, domain, score, reasons, model_version, features)
+SELECT a, s, k, sv, m, t, st, v, th, d, sc, r::jsonb, mv, f::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::timestamptz[], $7::text[], $8::float8[], $9::float8[], $10::text[],
+            $11::float8[], $12::text[], $13::text[], $14::text[])
+     AS u(a, s, k, sv, m, t, st, v, th, d, sc, r, mv, f)
 ON CONFLICT (alert_id) DO NOTHING
 RETURNING alert_id
 """
@@ -184,6 +188,11 @@ class PostgresAlertsSink:
             [a.sensor_type for a in alerts],
             [a.value for a in alerts],
             [a.threshold for a in alerts],
+            [a.domain.value for a in alerts],
+            [a.score for a in alerts],
+            [json.dumps(a.reasons) for a in alerts],
+            [a.model_version for a in alerts],
+            [json.dumps(a.features) for a in alerts],
         )
         new_ids = {row[0] for row in inserted}
         new = tuple(a for a in alerts if a.alert_id in new_ids)

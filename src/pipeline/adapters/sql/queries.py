@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from pipeline.adapters.sql import tables
 from pipeline.application.ports import AlertFilter, AlertPosition, ReadingStats, TypeStats
+from pipeline.domain.alerts import AlertKind, detector_of
 
 _Row = sa.Row[*tuple[Any, ...]]
 
@@ -127,6 +128,11 @@ def _alert_conditions(query: AlertFilter) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if query.source is not None:
         conditions.append(a.c.source == query.source)
+    if query.domain is not None:
+        conditions.append(a.c.domain == query.domain.value)
+    if query.detector is not None:
+        kinds = [kind.value for kind in AlertKind if detector_of(kind) is query.detector]
+        conditions.append(a.c.kind.in_(kinds))
     if query.sensor_type is not None:
         conditions.append(a.c.sensor_type == query.sensor_type)
     if query.severity is not None:

@@ -20,7 +20,7 @@ from pipeline.application.ports import (
     ReadingStats,
     StoredAlert,
 )
-from pipeline.domain.alerts import Alert, AlertKind, Severity
+from pipeline.domain.alerts import Alert, AlertDomain, AlertKind, Severity
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
 
@@ -221,6 +221,11 @@ def _alert(row: _Row) -> Alert:
         sensor_type=row.sensor_type,
         value=row.value,
         threshold=row.threshold,
+        domain=AlertDomain(row.domain),
+        score=row.score,
+        reasons=tuple(row.reasons),
+        model_version=row.model_version,
+        features=row.features,
     )
 
 

@@ -139,6 +139,11 @@ class SqliteAlertsSink:
                         "sensor_type": a.sensor_type,
                         "value": a.value,
                         "threshold": a.threshold,
+                        "domain": a.domain.value,
+                        "score": a.score,
+                        "reasons": list(a.reasons),
+                        "model_version": a.model_version,
+                        "features": dict(a.features),
                     }
                     for a in new
                 ],

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
 metadata = sa.MetaData(
@@ -53,6 +54,10 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 UPDATED_IN_PLACE = 70
 """The PostgreSQL fillfactor of tables whose rows every batch rewrites (migration 0004): the
 free space lets an update stay on its page without touching the indexes (HOT)."""
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""JSON: `jsonb` on PostgreSQL, text on SQLite."""
 
 
 def _now() -> sa.sql.elements.ColumnElement[datetime]:
@@ -114,12 +119,19 @@ alerts = sa.Table(
     sa.Column("sensor_type", sa.Text, nullable=True),
     sa.Column("value", sa.Double, nullable=True),
     sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("domain", sa.Text, nullable=False, server_default=sa.text("'sensors'")),
+    sa.Column("score", sa.Double, nullable=True),
+    # Which rules fired (a JSON list) and a model's scored features (a JSON object).
+    sa.Column("reasons", JSON, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("features", JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("created_at", UtcDateTime, nullable=False, server_default=_now()),
     # The outbox: set once the alert is on the alerts topic.
     sa.Column("published_at", UtcDateTime, nullable=True),
     sa.Column("acknowledged_at", UtcDateTime, nullable=True),
     sa.Index("ix_alerts_time", "time"),
     sa.Index("ix_alerts_source_time", "source", "time"),
+    sa.Index("ix_alerts_domain_time", "domain", "time"),
     sa.Index(
         "ix_alerts_unpublished",
         "time",
@@ -189,4 +201,61 @@ sensor_metadata = sa.Table(
     sa.Column("critical_low", sa.Float, nullable=True),
     sa.Column("critical_high", sa.Float, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+)
+
+# ---------------------------------------------------------------------- the shop job
+# Window results are per source partition (see `pipeline.jobs.shop`): the partition is part
+# of their natural key, and the queries add the partitions up. Each row is written once, when
+# its window closes; a repeated write replaces it with the same values.
+MONEY = sa.Numeric(18, 2)
+
+shop_sessions = sa.Table(
+    "shop_sessions",
+    metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),
+    sa.Column("started_at", UtcDateTime, primary_key=True),
+    sa.Column("ended_at", UtcDateTime, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("orders", sa.Integer, nullable=False),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("currency", sa.Text, nullable=True),
+    # The API lists the sessions that ended in a time range, newest first.
+    sa.Index("ix_shop_sessions_ended_at", "ended_at"),
+)
+
+shop_funnel_5m = sa.Table(
+    "shop_funnel_5m",
+    metadata,
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("searches", sa.BigInteger, nullable=False),
+    sa.Column("views", sa.BigInteger, nullable=False),
+    sa.Column("carts", sa.BigInteger, nullable=False),
+    sa.Column("purchases", sa.BigInteger, nullable=False),
+)
+
+shop_revenue_1m = sa.Table(
+    "shop_revenue_1m",
+    metadata,
+    sa.Column("minute", UtcDateTime, primary_key=True),
+    sa.Column("currency", sa.Text, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("revenue", MONEY, nullable=False),
+    sa.Column("orders", sa.BigInteger, nullable=False),
+)
+
+shop_top_products_1h = sa.Table(
+    "shop_top_products_1h",
+    metadata,
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("product_id", sa.Text, nullable=False),
+    sa.Column("revenue_eur", MONEY, nullable=False),
+    sa.Column("units", sa.BigInteger, nullable=False),
 )

@@ -34,10 +34,18 @@ from pipeline.application.ports.sensor_store import (
     StoredAlert,
     TypeStats,
 )
+from pipeline.application.ports.shop import (
+    FunnelPoint,
+    RevenuePoint,
+    ShopQueries,
+    TopProduct,
+    TopProducts,
+)
 from pipeline.application.ports.tables import (
     ChangelogTable,
     ChangelogTables,
     KeyDecoder,
+    TableCodec,
     ValueDecoder,
 )
 
@@ -56,15 +64,21 @@ __all__ = [
     "DeadLetterStore",
     "EventConsumer",
     "EventLog",
+    "FunnelPoint",
     "KeyDecoder",
     "OffsetResolver",
     "OutgoingRecord",
     "ReadingStats",
     "Record",
+    "RevenuePoint",
     "SchemaRegistry",
     "SensorStore",
+    "ShopQueries",
     "StoredAlert",
+    "TableCodec",
     "Timer",
+    "TopProduct",
+    "TopProducts",
     "TopicPartition",
     "TopicSpec",
     "TypeStats",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from pipeline.domain.alerts import Alert, Severity
+from pipeline.domain.alerts import Alert, AlertDomain, Detector, Severity
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
 
@@ -35,6 +35,8 @@ class AlertFilter:
     """Which stored alerts a query wants; None means any."""
 
     source: str | None = None
+    domain: AlertDomain | None = None
+    detector: Detector | None = None
     sensor_type: str | None = None
     severity: Severity | None = None
     acknowledged: bool | None = None

@@ -27,8 +27,10 @@ _MEDIA_TYPES = {
     "dashboard.css": "text/css",
     "docs.js": "text/javascript",
     "docs.css": "text/css",
+    "shop.html": "text/html",
+    "shop.js": "text/javascript",
 }
-_ASSETS = frozenset(_MEDIA_TYPES) - {"index.html"}
+_ASSETS = frozenset(_MEDIA_TYPES) - {"index.html", "shop.html"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,5 +77,11 @@ def dashboard_asset(
     return _respond(request, name)
 
 
-DASHBOARD_HANDLERS = [dashboard_page, dashboard_asset]
+@get("/shop", include_in_schema=False, sync_to_thread=False)
+def shop_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The shop view (drawn from `/ws/shop`)."""
+    return _respond(request, "shop.html")
+
+
+DASHBOARD_HANDLERS = [dashboard_page, dashboard_asset, shop_page]
 """The route handlers to register on the app."""

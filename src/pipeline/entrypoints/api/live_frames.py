@@ -34,11 +34,18 @@ class AlertFrame(msgspec.Struct, kw_only=True, tag_field="type", tag="alert"):
     """The alert's source (the sensor id for sensor alerts)."""
     source: str
     kind: str
+    domain: str
+    """The stream the alert is about: sensors, shop, payments or social."""
+    detector: str
+    """The kind of check that raised it: threshold, ml or rule."""
     sensor_type: str | None
     severity: str
     message: str
     value: float | None
     threshold: float | None
+    score: float | None
+    reasons: list[str]
+    model_version: str | None
     time: datetime
 
 
@@ -124,11 +131,16 @@ def frame_of(event: LiveEvent | DroppedNotice) -> Frame:
             sensor_id=a.source,
             source=a.source,
             kind=a.kind.value,
+            domain=a.domain.value,
+            detector=a.detector.value,
             sensor_type=a.sensor_type,
             severity=a.severity.value,
             message=a.message,
             value=a.value,
             threshold=a.threshold,
+            score=a.score,
+            reasons=list(a.reasons),
+            model_version=a.model_version,
             time=a.timestamp,
         )
     if isinstance(event, DroppedNotice):

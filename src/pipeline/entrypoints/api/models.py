@@ -103,9 +103,17 @@ class AlertOut(msgspec.Struct, kw_only=True):
     severity: str
     message: str
     timestamp: datetime
+    domain: str
+    """The stream the alert is about: sensors, shop, payments or social."""
+    detector: str
+    """The kind of check that raised it: threshold, ml or rule."""
     sensor_type: str | None
     value: float | None
     threshold: float | None
+    score: float | None
+    reasons: list[str]
+    model_version: str | None
+    features: dict[str, float]
     acknowledged: bool
     acknowledged_at: datetime | None
 
@@ -120,9 +128,15 @@ class AlertOut(msgspec.Struct, kw_only=True):
             severity=alert.severity.value,
             message=alert.message,
             timestamp=alert.timestamp,
+            domain=alert.domain.value,
+            detector=alert.detector.value,
             sensor_type=alert.sensor_type,
             value=alert.value,
             threshold=alert.threshold,
+            score=alert.score,
+            reasons=list(alert.reasons),
+            model_version=alert.model_version,
+            features=dict(alert.features),
             acknowledged=stored.acknowledged_at is not None,
             acknowledged_at=stored.acknowledged_at,
         )

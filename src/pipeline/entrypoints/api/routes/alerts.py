@@ -12,7 +12,7 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.types import Guard
 
 from pipeline.application.ports import AlertFilter, AlertPosition
-from pipeline.domain.alerts import Severity
+from pipeline.domain.alerts import AlertDomain, Detector, Severity
 from pipeline.entrypoints.api.models import AlertOut, AlertPage
 from pipeline.entrypoints.api.params import (
     CURSOR_PATTERN,
@@ -53,6 +53,15 @@ def alert_controller(ack_guards: list[Guard], *, reads_need_key: bool) -> type[C
             *,
             pipeline: NamedDependency[Pipeline],
             source: Source = None,
+            domain: Annotated[
+                AlertDomain | None, QueryParameter(description="Only alerts about this stream.")
+            ] = None,
+            detector: Annotated[
+                Detector | None,
+                QueryParameter(
+                    description="Only alerts of this kind of check (`threshold`, `ml`, `rule`)."
+                ),
+            ] = None,
             sensor_type: SensorType = None,
             severity: Annotated[
                 Severity | None, QueryParameter(description="Only this severity.")
@@ -74,6 +83,8 @@ def alert_controller(ack_guards: list[Guard], *, reads_need_key: bool) -> type[C
             `next_cursor` as `cursor`, with the same filters, for the next page."""
             query = AlertFilter(
                 source=source,
+                domain=domain,
+                detector=detector,
                 sensor_type=known_sensor_type(sensor_type),
                 severity=severity,
                 acknowledged=acknowledged,
