@@ -79,7 +79,7 @@ class CountingJob:
 
     async def resolve(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
         """Restore the newly assigned partitions' counts; resume from their offsets."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         offsets = await self.checkpoint.stored_offsets(self.group, partitions)
         parts = sorted({tp.partition for tp in partitions})
         read = time.monotonic()
@@ -96,6 +96,7 @@ class CountingJob:
             offsets_seconds=round(read - started, 3),
             load_state_seconds=round(loaded - read, 3),
             unpickle_seconds=round(done - loaded, 3),
+            cpu_seconds=round(time.process_time() - cpu, 3),
         )
         return offsets
 

@@ -28,6 +28,7 @@ from pipeline.application.errors import (
 )
 from pipeline.application.ports import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    CaughtUp,
     EventConsumer,
     EventLog,
     OutgoingRecord,
@@ -649,6 +650,29 @@ class EventLogContract:
 
         assert lag_before == 10
         assert await consumer.lag() == 0
+
+    async def test_only_partitions_read_to_their_end_are_caught_up(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        busy, empty = TopicPartition(topic, 0), TopicPartition(topic, 1)
+        await publish_values(event_log, topic, key_for(0, 2), range(10))
+        consumer = open_consumer(group_id=unique("g"), topics=[topic])
+        assert isinstance(consumer, CaughtUp)
+
+        first = await read(consumer, 1, max_records=3)
+        assert busy not in consumer.caught_up()  # records left to read
+
+        seen = len(first) + len(await read(consumer, 10 - len(first)))
+        deadline = time.monotonic() + SETTLE_S
+        while consumer.caught_up() != {busy, empty}:  # Kafka: once a fetch told the ends
+            assert time.monotonic() < deadline, consumer.caught_up()
+            assert await consumer.poll(10, 0.2) == []
+        await publish_values(event_log, topic, key_for(0, 2), range(3))
+        await read(consumer, 1, max_records=1)
+
+        assert seen == 10
+        assert consumer.caught_up() == {empty}  # two of the new records left
 
     async def test_poll_returns_nothing_after_its_timeout_when_there_is_nothing_to_read(
         self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer

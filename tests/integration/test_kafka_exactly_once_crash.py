@@ -85,10 +85,8 @@ def worker_env(pipeline: Pipeline, instance: str, session_s: int) -> dict[str, s
         "PIPELINE_WORKER__BATCH_SIZE": "100",
         "PIPELINE_WORKER__INSTANCE_ID": instance,
         "PIPELINE_WORKER__SENSOR_AGGREGATES_GRACE_S": "0",
-        # The last minute of every sensor closes once its partition is quiet for 15 s: longer
-        # than a restarted worker takes from its restore to its first records on this loaded
-        # machine (its idle timers start at the restore; a shorter timeout would move its
-        # watermarks to the wall clock, an hour past the readings, before it read them).
+        # The last minute of every sensor closes once its partition is read to its end and
+        # quiet for 15 s.
         "PIPELINE_WORKER__IDLE_TIMEOUT_S": "15",
     }
 

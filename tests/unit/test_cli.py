@@ -97,6 +97,24 @@ def test_commands_that_need_kafka_refuse_to_use_the_in_memory_log(
     assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "sensor-aggregates", "--from-offset", "0", "--to-offset", "5"],
+        ["replay", "sensor-aggregates", "--from-time", "2026-11-29T12:00:00Z", "--to-offset", "9"],
+    ],
+)
+def test_a_replay_of_a_job_writing_to_topics_with_an_end_is_a_usage_error(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "rewinds the job's group and runs on to the end; --to-offset does not apply" in err
+    assert err.count("\n") == 1
+
+
 def test_worker_without_kafka_explains_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:
     assert worker.main(["sensors", "--until-caught-up"]) == 2
     assert "PIPELINE_KAFKA__BOOTSTRAP_SERVERS" in capsys.readouterr().err

@@ -15,6 +15,7 @@
     ├── ModelError                       a scoring model cannot be trained, stored or loaded
     │   ├── TamperedArtifact             an artifact not as the model store wrote it
     │   └── UnknownModel                 no model of that version is stored
+    ├── GroupActive                      a consumer group has live members (stop them first)
     ├── Fenced                           another owner took over: re-sync from the checkpoint
     │   └── ProducerFenced               another live instance uses this transactional.id
     ├── TransientError                   a dependency is unavailable; retrying may succeed
@@ -109,6 +110,13 @@ class ConnectorError(PipelineError):
     config, an unknown connector)."""
 
     error_class = "connector"
+
+
+class GroupActive(PipelineError):
+    """A command that moves a consumer group's offsets found members in the group: it
+    refuses, since they would go on from where they are (and overwrite what it did)."""
+
+    error_class = "group_active"
 
 
 class TransientError(PipelineError):

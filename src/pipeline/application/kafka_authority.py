@@ -72,6 +72,33 @@ class TransactionalLog(Protocol):
         ...
 
 
+@runtime_checkable
+class GroupRewinding(Protocol):
+    """An event log that can move a stopped group of a job under Kafka authority back to
+    earlier offsets, together with the state committed with them (Kafka)."""
+
+    async def group_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The offsets group `group_id` committed for `partitions` (those it never
+        committed left out), once no transaction committing some of them is open."""
+        ...
+
+    async def rewind_group(
+        self,
+        group_id: str,
+        *,
+        offsets: Mapping[TopicPartition, int],
+        changelogs: Sequence[str],
+        state: Sequence[OutRecord],
+    ) -> int:
+        """Raise GroupActive while group `group_id` has members. Otherwise commit in one
+        transaction: a tombstone for every live key of the partitions `offsets` name in
+        each topic of `changelogs`, then the records `state`, and `offsets` as the group's
+        committed offsets. Return how many keys were tombstoned."""
+        ...
+
+
 def sink_topics(job: Job) -> dict[str, str] | None:
     """The topic of each of `job`'s sinks when all of them are topics (the job runs under
     Kafka authority), None when none is (database authority). A job mixing both cannot

@@ -13,7 +13,7 @@ to a retry topic.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import cast
 
@@ -64,7 +64,7 @@ class TimeSeriesCheckpoint:
 
     async def load_state(
         self, group_id: str, parts: Sequence[int]
-    ) -> dict[int, dict[str, list[tuple[bytes, bytes]]]]:
+    ) -> Mapping[int, Mapping[str, Collection[tuple[bytes, bytes]]]]:
         """The store's."""
         return await self._store.load_state(group_id, parts)
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pipeline.application.runtime.rewind import Rewound
 from pipeline.entrypoints.arguments import (
     epoch_millis,
     fraction,
@@ -23,7 +24,12 @@ from pipeline.entrypoints.arguments import (
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.progress import StatusLine
-from pipeline.entrypoints.replay import ReplayPlan, plan_replay, replay_job
+from pipeline.entrypoints.replay import (
+    ReplayPlan,
+    plan_replay,
+    replay_job,
+    rewind_replay,
+)
 from pipeline.entrypoints.runtime import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -132,7 +138,15 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline replay <job> --from-offset N | --from-time T`."""
     if kafka_missing("replay", settings):
         return EXIT_USAGE
-    pipeline = await bootstrap(settings, require_schema=True)
+    rewind = JOBS[args.job].authority(settings) == "kafka"
+    if rewind and args.to_offset is not None:
+        sys.stderr.write(
+            f"pipeline replay: error: job {args.job!r} writes to Kafka topics: its replay "
+            "rewinds the job's group and runs on to the end; --to-offset does not apply\n"
+        )
+        return EXIT_USAGE
+    # Under Kafka authority the job, and so its replay, opens no database.
+    pipeline = await bootstrap(settings, require_schema=not rewind, database=not rewind)
     status = StatusLine()
     try:
         topics = list(pipeline.job(args.job).build(settings).sources)
@@ -159,6 +173,19 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             start={tp: o for p in starts for tp, o in p.start.items()},
             stop={tp: o for p in starts for tp, o in p.stop.items()},
         )
+        if rewind:
+            rewound = await rewind_replay(
+                pipeline, args.job, plan, group_id=args.group_id or pipeline.group_id(args.job)
+            )
+            moved = len(rewound.offsets)
+            status.done(
+                f"rewound group {rewound.group_id}: {moved} partition(s) moved back; run "
+                f"`pipeline-worker {args.job}` to emit their outputs again"
+                if moved
+                else f"nothing to rewind: group {rewound.group_id} is not past those offsets"
+            )
+            print(json.dumps(rewound_summary(rewound), indent=2))
+            return EXIT_OK
         group = args.group_id or f"{pipeline.group_id(args.job)}-replay-{uuid.uuid4().hex[:8]}"
         total = plan.total
         status.update(
@@ -176,6 +203,19 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     status.done(f"replayed {stats.records}/{total} records")
     print(json.dumps({"group_id": group, **stats_summary(stats)}, indent=2))
     return EXIT_OK
+
+
+def rewound_summary(rewound: Rewound) -> dict[str, object]:
+    """The JSON summary of a rewind: per partition moved, the offsets before and now."""
+    return {
+        "group_id": rewound.group_id,
+        "rewound": {
+            f"{tp.topic}[{tp.partition}]": {"from": before, "to": now}
+            for tp, (before, now) in rewound.offsets.items()
+        },
+        "partial_partitions": rewound.partial,
+        "state_entries_deleted": rewound.tombstoned,
+    }
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -239,6 +279,8 @@ def add_sensor_commands(commands: Any) -> None:
         "--partition", type=non_negative_int, help="only this partition (default: all)"
     )
     replay.add_argument(
-        "--group-id", help="consumer group to record replay offsets under (default: a new one)"
+        "--group-id",
+        help="consumer group to record replay offsets under (default: a new one); for a job "
+        "writing to topics, the group to rewind (default: the job's)",
     )
     replay.set_defaults(run=cmd_replay)

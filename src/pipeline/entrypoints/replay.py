@@ -1,4 +1,5 @@
-"""Replays: re-run a job over a range of its source topic."""
+"""Replays: re-run a job over a range of its source topic (database authority), or rewind
+a job under Kafka authority to re-emit its outputs from an earlier point."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import EventConsumer, Record, TopicPartition
+from pipeline.application.ports import CaughtUp, EventConsumer, Record, TopicPartition
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
+from pipeline.application.runtime.rewind import Rewound, rewind_job
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.application.tables import with_global_tables
 from pipeline.entrypoints.bootstrap import Pipeline
@@ -114,6 +116,14 @@ class ReplayRange:
             return 0
         return await self._reader.lag()
 
+    def caught_up(self) -> frozenset[TopicPartition]:
+        """The partitions read to their stop, and those the reader knows are read to
+        their end (none when it cannot tell)."""
+        done = self._reader.assignment() - self._pending.keys()
+        if isinstance(self._reader, CaughtUp):
+            done |= self._reader.caught_up()
+        return done
+
     async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Move the reader; a partition moved back below its stop is read again up to it."""
         await self._reader.seek(offsets)
@@ -144,8 +154,9 @@ async def replay_job(
     progress: Progress | None = None,
 ) -> WorkerStats:
     """Re-run job `name` over `plan` as consumer group `group_id` (its state starts empty
-    unless the group has some). Sinks are idempotent, so rows already stored stay as they
-    are; a job whose sinks are topics is refused (ConfigurationError). A window that was
+    unless the group has some), under database authority. Sinks are idempotent, so rows
+    already stored stay as they are; a job whose sinks are topics is refused
+    (ConfigurationError: see `rewind_replay`). A window that was
     already open where the replay starts in a partition would be computed from part of its
     records: such windows are not written (their rows keep what the job computed from all
     of them); replay from an earlier offset to rebuild them."""
@@ -154,10 +165,8 @@ async def replay_job(
     run = pipeline.job_run(name, group_id=group_id)
     if run.topic_sinks is not None:
         raise ConfigurationError(
-            f"job {name!r} writes to Kafka topics: a replay would write its outputs again as "
-            "new records, which their readers cannot tell from the first ones. To compute "
-            "them again, run `pipeline-worker` with a new --group-id (its state starts "
-            "empty), or reset the group's offsets with the workers stopped"
+            f"job {name!r} writes to Kafka topics: it is replayed by rewinding its own "
+            "group (`rewind_replay`), not as a group of its own"
         )
     if plan.total == 0:
         return stats
@@ -180,8 +189,10 @@ async def replay_job(
         if progress is not None:
             progress(stats.records)
 
+    consumer = ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan)
+    handler.track(consumer)
     worker: ConsumerWorker[Any] = ConsumerWorker(
-        consumer=ReplayRange(pipeline.log.reader(group_id=group_id, start=plan.start), plan),
+        consumer=consumer,
         handler=handler,
         batch_size=pipeline.settings.worker.batch_size,
         batch_timeout=1.0,
@@ -191,3 +202,14 @@ async def replay_job(
     )
     # The global tables as they are now, not as they were: a join reads processing time.
     return await with_global_tables(run.job, pipeline.log, run.table_codecs, worker.run)
+
+
+async def rewind_replay(
+    pipeline: Pipeline, name: str, plan: ReplayPlan, *, group_id: str
+) -> Rewound:
+    """Replay job `name`, under Kafka authority, from `plan.start`: its group `group_id`
+    (stopped: GroupActive otherwise) is moved back there with its state, and the next
+    `pipeline-worker` run emits the outputs from that point again (see
+    `pipeline.application.runtime.rewind`)."""
+    job = pipeline.job(name).build(pipeline.settings)
+    return await rewind_job(pipeline.log, job, group_id, plan.start)

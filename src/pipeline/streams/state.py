@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import pickle
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -78,13 +78,23 @@ class RestoredEntries(dict[Hashable, Any]):
     __slots__ = ("encoded",)
 
     def __init__(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
-        pairs = pairs if isinstance(pairs, Sequence) else list(pairs)
+        # A dict's items (a changelog restore's latest value per key) are read from the
+        # dict itself: no pair is built or taken apart.
+        mapping = getattr(pairs, "mapping", None)
+        if isinstance(mapping, Mapping):
+            raw_keys: Iterable[bytes] = mapping
+            raw_values: Iterable[bytes] = mapping.values()
+        else:
+            pairs = pairs if isinstance(pairs, Sequence) else list(pairs)
+            raw_keys, raw_values = map(_first, pairs), map(_second, pairs)
         # Decoding creates an object or more per key: the cyclic collector, which a burst
         # of new objects sets off again and again, has nothing to find among them.
         with _collector_paused():
-            keys = list(map(pickle.loads, map(_first, pairs)))  # our own state, as `loads`
-        super().__init__(dict.fromkeys(keys, _PENDING))
-        self.encoded: dict[Hashable, bytes] = dict(zip(keys, map(_second, pairs), strict=True))
+            keys = map(pickle.loads, raw_keys)  # our own state, as `loads`
+            encoded = dict(zip(keys, raw_values, strict=True))
+        # From a dict, fromkeys reuses the hashes it holds: each key is hashed once.
+        super().__init__(dict.fromkeys(encoded, _PENDING))
+        self.encoded: dict[Hashable, bytes] = encoded
 
     def _decode(self, key: Hashable) -> Any:
         value = loads(self.encoded.pop(key))

@@ -4,21 +4,31 @@ The task owns the per-partition clocks. Each source partition's *stream time* is
 largest event time read from it; its watermark is that minus the job's out-of-orderness.
 A partition that has sent nothing for `idle_timeout` of wall-clock time has its watermark
 follow the wall clock (`now − idle_timeout`), so quiet keys and partitions still see their
-windows close. A task's watermark for partition p is the minimum over the job's source
-topics' partition p (co-partitioned sources, e.g. the two sides of a join), and never goes
-back. Windows close per partition: a result never depends on which worker held which
-partitions, or where one batch ended and the next began.
+windows close. Only a partition read to its end may idle: while the runtime knows it has
+records left to read (`caught_up` leaves it out), its idle timer starts again at every
+batch, so a backlog that is slow to arrive (a restore, a slow fetch) never turns late.
+A task's watermark for partition p is the minimum over the job's source topics' partition
+p (co-partitioned sources, e.g. the two sides of a join), and never goes back. Windows
+close per partition: a result never depends on which worker held which partitions, or
+where one batch ended and the next began.
 
 A watermark that the idle clock moved past what the stream times give is saved with the
 stream times whenever a checkpoint depends on it (a batch of records was judged by it, or
 it closed a window), so a restored partition never reopens a window whose final result
 has left, nor accepts a record into a window it already called late. A restore does not
 know how long the partition had been idle: its idle timer starts afresh.
+
+A partition read from the middle of its log with no state (a replay, or a job rewound by
+`pipeline replay` under Kafka authority: `rewound_state`) has a *horizon*: the first event
+time read plus the out-of-orderness. No record before the first one read can belong to a
+window starting at or after it, so those windows are emitted as a run over the whole log
+emits them, and the ones starting before it (incomplete) are not. The horizon is saved
+with the stream times, so a restart keeps judging the same windows incomplete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +60,14 @@ from pipeline.streams.operators import (
 from pipeline.streams.ranking import TopKOperator
 from pipeline.streams.session_windows import SessionWindowOperator
 from pipeline.streams.sliding_windows import SlidingWindowOperator
-from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange
+from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange, dumps
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
 
 WATERMARK = ("watermark",)
 """The key of a partition's saved watermark among its stream times (keyed by topic name)."""
+HORIZON = ("horizon",)
+"""The key of a partition's replay horizon among its stream times: epoch ms, or None for a
+partition rewound and not read since (the first record read sets it)."""
 
 Input = tuple[str, int, Any, object]
 """One decoded record handed to a task: (topic, partition, value, origin). `origin` is the
@@ -76,6 +89,13 @@ class Output:
     def values(self, sink: str) -> list[Any]:
         """The values that reached `sink`."""
         return [item.value for item in self.sinks.get(sink, ())]
+
+
+def rewound_state(*, partial: bool) -> dict[str, list[tuple[bytes, bytes]]]:
+    """The state (per step id, serialized entries) of a partition rewound to an offset and
+    emptied: nothing, or, read from the middle of its log (`partial`), a horizon the first
+    record read sets (see the module doc)."""
+    return {STREAM_TIME_STEP: [(dumps(HORIZON), dumps(None))]} if partial else {}
 
 
 def _operator(node: Node) -> Operator:
@@ -134,7 +154,7 @@ class Task:
                     built[id(parent)].children.append(inlet)
         self.operators = [built[id(node)] for node in plan.nodes]
         self.stateful = [op for op in self.operators if isinstance(op, StatefulOperator)]
-        self._partial = frozenset(partial)
+        self._partial = set(partial)
         self.horizons: dict[int, int] = {}
         """Per partial partition: windows starting before this are incomplete."""
         for op in self.stateful:
@@ -164,6 +184,11 @@ class Task:
             op.restored(part)
         for topic in self._topics:
             self._heard[(topic, part)] = now
+        horizon = self._time.part(part).get(HORIZON, NO_TIME)
+        if horizon is None:
+            self._partial.add(part)
+        elif horizon != NO_TIME:
+            self.horizons[part] = horizon
         saved = self._time.part(part).get(WATERMARK, NO_TIME)
         self.watermarks[part] = max(saved, self._watermark(part, now, initial=True))
 
@@ -175,6 +200,7 @@ class Task:
         for topic in self._topics:
             self._heard.pop((topic, part), None)
         self.watermarks.pop(part, None)
+        self.horizons.pop(part, None)
 
     @property
     def partitions(self) -> frozenset[int]:
@@ -184,11 +210,18 @@ class Task:
     # ----------------------------------------------------------------- batches
 
     def process(  # noqa: PLR0915 - one loop per batch, inlined: it runs once per record
-        self, inputs: Sequence[Input], now: int
+        self,
+        inputs: Sequence[Input],
+        now: int,
+        *,
+        caught_up: Collection[tuple[str, int]] | None = None,
     ) -> Output:
         """Run a batch of records (in the order read) through the job; `now` is the wall
         clock in epoch milliseconds. A table's records are applied in that order too: the
-        stream records read before one are handed on before it is applied."""
+        stream records read before one are handed on before it is applied. `caught_up`:
+        the (topic, partition)s read to their end, the only ones that may idle (None: the
+        caller does not know, every partition may)."""
+        self._behind(caught_up, now)
         ctx = Context(now)
         per_source: dict[str, list[Item[Any, Any]]] = {}
         per_table: dict[str, list[Item[Any, Any]]] = {}
@@ -256,7 +289,8 @@ class Task:
                 if candidate > wm:
                     wm = watermarks[part] = candidate
             if partial and part in partial and part not in horizons:
-                horizons[part] = t + ooo
+                horizons[part] = stream[HORIZON] = t + ooo
+                dirty.add(HORIZON)
             items.append(new_item(part, key, t, value, origin, wm))
         self._push(per_table, ctx)
         self._push(per_source, ctx)
@@ -265,9 +299,10 @@ class Task:
         self._save_watermarks(read)
         return out
 
-    def advance(self, now: int) -> Output:
+    def advance(self, now: int, *, caught_up: Collection[tuple[str, int]] | None = None) -> Output:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
-        it, and windows they close are emitted."""
+        it, and windows they close are emitted (`caught_up` as for `process`)."""
+        self._behind(caught_up, now)
         self._advance_idle(now)
         out = self._finish(Context(now))
         self._save_watermarks(set())
@@ -332,6 +367,15 @@ class Task:
         pending.setdefault(topic, []).append(Item(part, key, NO_TIME, value, origin, wm))
 
     # ----------------------------------------------------------------- clocks
+
+    def _behind(self, caught_up: Collection[tuple[str, int]] | None, now: int) -> None:
+        """Restart the idle timers of the partitions with records left to read."""
+        if caught_up is None:
+            return
+        heard = self._heard
+        for where in heard:
+            if where not in caught_up:
+                heard[where] = now
 
     def _hear(self, inputs: Sequence[Input], now: int) -> None:
         """Mark the batch's stream partitions heard from before any watermark is computed:

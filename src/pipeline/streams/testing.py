@@ -11,10 +11,14 @@
 The driver is a tiny runtime around a `Task`: an in-memory log per topic and partition,
 offsets, and a backing for state. `run(commit=False)` processes a batch without making it
 durable, so `crash()` after it loses exactly what a SIGKILL would: the batch's outputs,
-state changes and offsets; the records are read again after the restore. `rebalance()`
-moves partitions away and back, restoring their state from the backing. `replay(from_offset=N)`
-starts over from offset N as `pipeline replay` does. Nothing here sleeps or depends on the
-real clock, so a test runs in milliseconds.
+state changes and offsets; the records are read again after the restore. A partition with
+records not read yet is never idle (as the runtime knows from its consumer): sending
+records and advancing the clock before `run` simulates a backlog slow to arrive. `rebalance()`
+moves partitions away and back, restoring their state from the backing.
+`replay(from_offset=N)` starts over from offset N as `pipeline replay` does under database
+authority (a new group), `rewind(from_offset=N)` as it does under Kafka authority (the same
+group, moved back). Nothing here sleeps or depends on the real clock, so a test runs in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pipeline.streams.items import (
 )
 from pipeline.streams.job import Job
 from pipeline.streams.state import StateChange, loads
-from pipeline.streams.task import Input, Output, Task
+from pipeline.streams.task import Input, Output, Task, rewound_state
 
 
 class TestDriver:
@@ -124,7 +128,7 @@ class TestDriver:
         self._apply_global_rows()
         pending = self._unread()
         if not pending:
-            out = self.task.process([], self._now)
+            out = self.task.process([], self._now, caught_up=self._caught_up([]))
             return self._checkpoint(out, [], commit=commit)
         size = batch_size or len(pending)
         out = Output()
@@ -133,7 +137,9 @@ class TestDriver:
             last = start + size >= len(pending)
             inputs: list[Input] = [(t, p, v, (t, p, o)) for t, p, o, v in batch]
             out = self._checkpoint(
-                self.task.process(inputs, self._now), batch, commit=commit or not last
+                self.task.process(inputs, self._now, caught_up=self._caught_up(batch)),
+                batch,
+                commit=commit or not last,
             )
         return out
 
@@ -141,7 +147,8 @@ class TestDriver:
         """Move the wall clock on by `by` and let the job see it (no records)."""
         self._now += duration_millis(by)
         self._apply_global_rows()
-        return self._checkpoint(self.task.advance(self._now), [], commit=commit)
+        out = self.task.advance(self._now, caught_up=self._caught_up([]))
+        return self._checkpoint(out, [], commit=commit)
 
     def set_time(self, now: datetime) -> None:
         """Set the wall clock (it cannot go back); the next `run` or `advance` sees it."""
@@ -190,6 +197,29 @@ class TestDriver:
         for part in sorted(assigned):
             self._assign(part)
 
+    def rewind(self, *, from_offset: int) -> None:
+        """Move back as `pipeline replay --from-offset` does for a job under Kafka
+        authority, then start the job again: the same group, so what was committed
+        (results, rejections, late records) stays, as it stays downstream. Every source
+        partition committed past `from_offset` is read again from there, with its state
+        emptied (and a replay horizon to set if that is past its first record: see
+        `rewound_state`); the others keep their offsets and state."""
+        moved: dict[int, bool] = {}
+        for (topic, part), committed in self._committed_offsets.items():
+            if topic in self.job.sources and from_offset < committed:
+                moved[part] = moved.get(part, False) or from_offset > 0
+        for (topic, part), committed in list(self._committed_offsets.items()):
+            if part in moved and topic in self.job.sources:
+                self._committed_offsets[(topic, part)] = min(from_offset, committed)
+        for where in [where for where in self._backing if where[1] in moved]:
+            del self._backing[where]
+        for part, partial in moved.items():
+            for step, entries in rewound_state(partial=partial).items():
+                for key, value in entries:
+                    self._backing[(step, part, key)] = value
+        self._partial = frozenset()
+        self.crash()
+
     # ------------------------------------------------------------------ output
 
     def results(self, sink: str) -> list[Any]:
@@ -217,6 +247,19 @@ class TestDriver:
                 entries.setdefault(step, []).append((key, value))
         self.task.assign(part, entries, self._now)
         self._assigned.add(part)
+
+    def _caught_up(self, batch: list[tuple[str, int, int, Any]]) -> set[tuple[str, int]]:
+        """The assigned source partitions read to their end once `batch` is: as a consumer
+        knows them, the only ones whose idle timers may run."""
+        read = dict(self._read)
+        for topic, part, offset, _ in batch:
+            read[(topic, part)] = offset + 1
+        return {
+            (topic, part)
+            for topic in self.job.sources
+            for part in self._assigned
+            if read.get((topic, part), 0) >= len(self._log.get((topic, part), ()))
+        }
 
     def _apply_global_rows(self) -> None:
         for topic, key, value in self._global_pending:

@@ -77,6 +77,22 @@ def test_a_restore_decodes_no_value_until_a_step_reads_it() -> None:
     assert DECODED == ["b"]
 
 
+def test_a_restore_from_a_dicts_items_reads_like_one_from_pairs() -> None:
+    values = {("s-1", 0): Tracked("a", 3), ("s-2", 0): Tracked("b", 5)}
+    latest = {dumps(key): dumps(value) for key, value in values.items()}
+    state = KeyedState(STEP)
+    state.restore(0, latest.items())  # what a changelog restore hands over
+    DECODED.clear()
+
+    entries = state.part(0)
+
+    assert sorted(entries) == sorted(values)
+    assert DECODED == []
+    assert entries[("s-1", 0)] == values[("s-1", 0)]
+    assert DECODED == ["a"]
+    assert dict(entries) == values
+
+
 def test_a_value_is_decoded_once_and_then_read_as_it_was_changed() -> None:
     state = restored({"k": Tracked("a", 3)})
     entries = state.part(0)

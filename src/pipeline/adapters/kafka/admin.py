@@ -387,6 +387,19 @@ class KafkaTopicAdmin:
                 )
             await asyncio.sleep(_RETRY_S)
 
+    async def group_members(self, group_id: str) -> list[str]:
+        """The live members of consumer group `group_id` (client id @ host), none if it
+        is empty or unknown."""
+        await self._reach()
+        try:
+            futures = self._admin.describe_consumer_groups(
+                [group_id], request_timeout=self._timeout
+            )
+            group = await asyncio.wrap_future(futures[group_id])
+        except KafkaException as exc:
+            raise translate(exc, f"cannot describe consumer group {group_id!r}") from exc
+        return sorted(f"{m.client_id}@{m.host}" for m in group.members)
+
     async def _end_offsets(self, topic: str, isolation: IsolationLevel) -> dict[int, int]:
         deadline = time.monotonic() + self._timeout
         while True:

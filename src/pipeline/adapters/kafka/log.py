@@ -19,11 +19,12 @@ from pipeline.adapters.kafka.consumer import KafkaPartitionReader
 from pipeline.adapters.kafka.group_consumer import KafkaGroupConsumer
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.producer import KafkaRecordProducer
+from pipeline.adapters.kafka.rewind import KafkaGroupRewind
 from pipeline.adapters.kafka.table import KafkaChangelogTable
 from pipeline.adapters.kafka.transactions import KafkaTransactionalCheckpoint
 from pipeline.adapters.kafka.txn_producer import KafkaTransactionalProducer
 from pipeline.application.errors import ConfigurationError, PublishError
-from pipeline.application.kafka_authority import TopicSink, transactional_id
+from pipeline.application.kafka_authority import OutRecord, TopicSink, transactional_id
 from pipeline.application.ports import (
     EventConsumer,
     OffsetResolver,
@@ -175,30 +176,64 @@ class KafkaEventLog:
         sink names to topics and encoders; `steps` are the job's stateful step ids."""
         if not isinstance(consumer, KafkaGroupConsumer):
             raise ConfigurationError("a transactional checkpoint needs a Kafka group member")
-        producer_config = {"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
-        producer_config.update(self._producer_config)
-        settings = self._settings(
-            "transactional producer", PRODUCER_DEFAULTS, producer_config, PRODUCER_ENFORCED
-        )
-        settings["transactional.id"] = transactional_id(consumer.group_id, member_id)
-        timeout_s = int(settings["transaction.timeout.ms"]) / 1000
-        restore = self._settings("consumer", _EMPTY, self._consumer_config, _EMPTY)
-        restore["group.id"] = f"{consumer.group_id}.restore"
-        admin = self._admin_client()
         return KafkaTransactionalCheckpoint(
             consumer=consumer,
-            producer=KafkaTransactionalProducer(
-                with_logs(settings, self._logs), timeout=self._timeout
-            ),
-            admin=admin,
-            changelogs=ChangelogReader(
-                with_logs(restore, self._logs),
-                admin,
-                wait_open=timeout_s + self._timeout,
-                stall=self._timeout,
-            ),
+            producer=self._transactional_producer(consumer.group_id, member_id),
+            admin=self._admin_client(),
+            changelogs=self._changelog_reader(consumer.group_id),
             sinks=sinks,
             steps=steps,
+        )
+
+    async def group_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The offsets group `group_id` committed for `partitions` (those it never
+        committed left out), once no transaction committing some of them is open."""
+        return await self._admin_client().committed_offsets(group_id, partitions)
+
+    async def rewind_group(
+        self,
+        group_id: str,
+        *,
+        offsets: Mapping[TopicPartition, int],
+        changelogs: Sequence[str],
+        state: Sequence[OutRecord],
+    ) -> int:
+        """Move stopped group `group_id` back to `offsets` with its state, in one
+        transaction of transactional.id `<group>-rewind` (see `KafkaGroupRewind`);
+        GroupActive while the group has members. Return how many keys were tombstoned."""
+        settings = self._settings("consumer", _EMPTY, self._consumer_config, _EMPTY)
+        rewind = KafkaGroupRewind(
+            group_id,
+            admin=self._admin_client(),
+            changelogs=self._changelog_reader(group_id),
+            producer=self._transactional_producer(group_id, "rewind"),
+            consumer_settings=with_logs(settings, self._logs),
+        )
+        return await rewind.run(offsets, changelogs, state)
+
+    def _transactional_settings(self) -> dict[str, Any]:
+        producer_config = {"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+        producer_config.update(self._producer_config)
+        return self._settings(
+            "transactional producer", PRODUCER_DEFAULTS, producer_config, PRODUCER_ENFORCED
+        )
+
+    def _transactional_producer(self, group_id: str, member_id: str) -> KafkaTransactionalProducer:
+        settings = self._transactional_settings()
+        settings["transactional.id"] = transactional_id(group_id, member_id)
+        return KafkaTransactionalProducer(with_logs(settings, self._logs), timeout=self._timeout)
+
+    def _changelog_reader(self, group_id: str) -> ChangelogReader:
+        timeout_s = int(self._transactional_settings()["transaction.timeout.ms"]) / 1000
+        restore = self._settings("consumer", _EMPTY, self._consumer_config, _EMPTY)
+        restore["group.id"] = f"{group_id}.restore"
+        return ChangelogReader(
+            with_logs(restore, self._logs),
+            self._admin_client(),
+            wait_open=timeout_s + self._timeout,
+            stall=self._timeout,
         )
 
     async def end_offsets(self, topic: str) -> dict[int, int]:

@@ -16,7 +16,7 @@ group coordinator, which refuses offsets sent with a generation the group has le
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
 import structlog
@@ -171,7 +171,7 @@ class KafkaTransactionalCheckpoint:
 
     async def load_state(
         self, group_id: str, parts: Sequence[int]
-    ) -> dict[int, dict[str, list[tuple[bytes, bytes]]]]:
+    ) -> dict[int, dict[str, Collection[tuple[bytes, bytes]]]]:
         """The state of source partitions `parts` as the last committed batch left it, read
         from the changelog topics (read_committed, from the beginning to the end).
 
@@ -190,11 +190,11 @@ class KafkaTransactionalCheckpoint:
             ],
         )
         found = await self._reader.read(list(self._changelogs.values()), parts)
-        state: dict[int, dict[str, list[tuple[bytes, bytes]]]] = {part: {} for part in parts}
+        state: dict[int, dict[str, Collection[tuple[bytes, bytes]]]] = {p: {} for p in parts}
         for step, topic in self._changelogs.items():
             for part, entries in found[topic].items():
                 if entries:
-                    state[part][step] = list(entries.items())
+                    state[part][step] = entries.items()  # no copy: `RestoredEntries` reads it
         return state
 
     async def ping(self) -> None:

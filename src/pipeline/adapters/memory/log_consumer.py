@@ -65,6 +65,12 @@ class _InMemoryConsumerBase:
             total += max(0, self._state.end_offset(tp) - position)
         return total
 
+    def caught_up(self) -> frozenset[TopicPartition]:
+        """The assigned partitions whose position has reached their end offset (the log's
+        end is always known here: no fetch is awaited)."""
+        end = self._state.end_offset
+        return frozenset(tp for tp, at in self._positions.items() if at >= end(tp))
+
     async def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Read the given assigned partitions on from the given offsets (out of range: from
         the beginning, as Kafka's `auto.offset.reset=earliest`); nothing is buffered here."""

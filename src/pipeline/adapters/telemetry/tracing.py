@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
 from typing import TYPE_CHECKING
@@ -250,7 +250,7 @@ class TracedCheckpointStore:
 
     async def load_state(
         self, group_id: str, parts: Sequence[int]
-    ) -> dict[int, dict[str, list[tuple[bytes, bytes]]]]:
+    ) -> Mapping[int, Mapping[str, Collection[tuple[bytes, bytes]]]]:
         """The inner store's."""
         return await self._store.load_state(group_id, parts)
 

@@ -9,7 +9,12 @@ The ports live in one module per role; every name is re-exported here, so import
 """
 
 from pipeline.application.ports.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterStore
-from pipeline.application.ports.event_log import EventConsumer, EventLog, OffsetResolver
+from pipeline.application.ports.event_log import (
+    CaughtUp,
+    EventConsumer,
+    EventLog,
+    OffsetResolver,
+)
 from pipeline.application.ports.records import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES,
@@ -49,6 +54,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "AlertFilter",
     "AlertPosition",
+    "CaughtUp",
     "ChangelogTable",
     "ChangelogTables",
     "Clock",

@@ -9,7 +9,7 @@ batch's `SinkRows` through them inside the checkpoint's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -86,9 +86,10 @@ class CheckpointStore(Protocol):
 
     async def load_state(
         self, group_id: str, parts: Sequence[int]
-    ) -> dict[int, dict[str, list[tuple[bytes, bytes]]]]:
+    ) -> Mapping[int, Mapping[str, Collection[tuple[bytes, bytes]]]]:
         """The group's state of the given source partitions: per partition, per step id,
-        the serialized (key, value) pairs."""
+        the serialized (key, value) pairs (a dict's items, where the backing keeps the
+        latest value per key in one)."""
         ...
 
     async def ping(self) -> None:

@@ -56,6 +56,17 @@ class EventConsumer(Protocol):
 
 
 @runtime_checkable
+class CaughtUp(Protocol):
+    """A consumer that knows, without asking the broker, which partitions it has read to
+    their end (the idle timers of a job's partitions start only then)."""
+
+    def caught_up(self) -> frozenset[TopicPartition]:
+        """The assigned partitions known to have nothing left to read: the position has
+        reached the end last learned (a partition whose end is not known yet is not)."""
+        ...
+
+
+@runtime_checkable
 class EventLog(Protocol):
     """The partitioned, replayable event log (Kafka, or in memory)."""
 

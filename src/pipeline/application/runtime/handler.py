@@ -34,7 +34,7 @@ from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_o
 from pipeline.application.errors import DecodeError, MissingValue, TransientError
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
 from pipeline.application.ports.dead_letters import DeadLetter
-from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.event_log import CaughtUp, EventLog
 from pipeline.application.ports.records import Clock, Record, TopicPartition
 from pipeline.application.ports.registry import Codec
 from pipeline.application.retries import RetryRouter, as_originally_read
@@ -101,6 +101,18 @@ class JobHandler:
         self._position: dict[TopicPartition, int] = {}
         """The next offset to read per partition, as this handler has prepared."""
         self._applying: PreparedBatch | None = None
+        self._consumer: CaughtUp | None = None
+
+    def track(self, consumer: object) -> None:
+        """Ask `consumer` (the loop's, when it is `CaughtUp`) which partitions are read to
+        their end: only those may idle (see `Task`). Untracked, every partition may."""
+        self._consumer = consumer if isinstance(consumer, CaughtUp) else None
+
+    def _caught_up(self) -> set[tuple[str, int]] | None:
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        return {(tp.topic, tp.partition) for tp in consumer.caught_up()}
 
     # ------------------------------------------------------------------ assignment
 
@@ -169,7 +181,7 @@ class JobHandler:
             inputs.append((record.topic, record.partition, value, record))
         if last is not None:
             after[last.topic_partition] = last.offset + 1
-        out = self.task.process(inputs, to_millis(now))
+        out = self.task.process(inputs, to_millis(now), caught_up=self._caught_up())
         self._position.update(after)
         return self._prepared(records, epoch, out, start, after, letters, now)
 
@@ -178,7 +190,7 @@ class JobHandler:
         if not self.task.partitions:
             return None
         now = self._clock.now()
-        out = self.task.advance(to_millis(now))
+        out = self.task.advance(to_millis(now), caught_up=self._caught_up())
         prepared = self._prepared([], self._epoch, out, {}, {}, [], now)
         batch = prepared.checkpoint
         if not (batch.writes or batch.state or batch.dead_letters or prepared.late):

@@ -147,6 +147,7 @@ async def run_job(
         topics = [*run.job.sources, *run.job.tables]
         resolve = _resolver(run, lambda: handler, telemetry)
         consumer = _job_consumer(run, topics, resolve)
+        handler.track(consumer)
         sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
             run,
@@ -287,6 +288,7 @@ async def _transactional_worker(
         worker_id=run.worker_id,
         kafka_authority=True,
     )
+    handler.track(consumer)
     sampler.add(run.group_id, consumer, telemetry, handler.task, offsets=checkpoint)
     return ConsumerWorker(
         consumer=consumer,
