@@ -53,6 +53,8 @@ def sensor_aggregates_job(config: SensorAggregatesConfig) -> Job:
     job = Job(
         "sensor-aggregates",
         idle_timeout=config.idle_timeout,
+        # A reading the validation refuses as from the future must not close windows.
+        max_ahead=config.max_clock_skew,
         description="IoT readings → final one-minute statistics per sensor, on a topic",
     )
     catalog, skew = config.catalog, config.max_clock_skew

@@ -91,6 +91,8 @@ def sensor_job(config: SensorJobConfig) -> Job:
     job = Job(
         "sensors",
         idle_timeout=config.idle_timeout,
+        # A reading the validation refuses as from the future must not close windows.
+        max_ahead=config.max_clock_skew,
         description="IoT readings → readings, threshold alerts, one-minute statistics",
     )
     catalog, skew = config.catalog, config.max_clock_skew

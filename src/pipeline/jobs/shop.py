@@ -106,6 +106,8 @@ def shop_job(config: ShopJobConfig) -> Job:
     job = Job(
         "shop",
         idle_timeout=config.idle_timeout,
+        # A reading the validation refuses as from the future must not close windows.
+        max_ahead=config.max_clock_skew,
         description="shop events → sessions, funnel, revenue, top products, conversion alerts",
     )
     grace, skew, rates, rule = (

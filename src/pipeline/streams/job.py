@@ -587,7 +587,13 @@ class Job:
     `out_of_orderness` is how far behind a partition's largest event time a record may
     still arrive in order (the watermark is that largest time minus it); `idle_timeout` is
     how long a partition may send nothing before its watermark follows the wall clock, so a
-    key or partition that goes quiet still has its last windows closed."""
+    key or partition that goes quiet still has its last windows closed.
+
+    `max_ahead`: a record whose event time lies further than this ahead of the batch's wall
+    clock does not move its partition's stream time, so one record from a producer with a
+    broken clock cannot make every later record late. The record itself still flows (a
+    `validate` step rejecting such times usually makes it a dead letter). None: every record
+    moves it."""
 
     def __init__(
         self,
@@ -595,6 +601,7 @@ class Job:
         *,
         out_of_orderness: timedelta = timedelta(0),
         idle_timeout: timedelta = timedelta(seconds=30),
+        max_ahead: timedelta | None = None,
         description: str = "",
     ) -> None:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -603,6 +610,7 @@ class Job:
         self.description = description
         self.out_of_orderness_ms = duration_millis(out_of_orderness)
         self.idle_timeout_ms = duration_millis(idle_timeout)
+        self.max_ahead_ms = None if max_ahead is None else duration_millis(max_ahead)
         self.sources: dict[str, SourceSpec] = {}
         self.tables: dict[str, TableSpec] = {}
         self.global_tables: dict[str, GlobalTableSpec] = {}

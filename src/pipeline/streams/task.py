@@ -63,6 +63,8 @@ from pipeline.streams.sliding_windows import SlidingWindowOperator
 from pipeline.streams.state import STREAM_TIME_STEP, KeyedState, StateChange, dumps
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling
 
+NO_CEILING = 2**62
+"""The stream-time ceiling of a job without `max_ahead`: beyond any event time."""
 WATERMARK = ("watermark",)
 """The key of a partition's saved watermark among its stream times (keyed by topic name)."""
 HORIZON = ("horizon",)
@@ -144,6 +146,7 @@ class Task:
         job = plan.job
         self._ooo = job.out_of_orderness_ms
         self._idle = job.idle_timeout_ms
+        self._ahead = job.max_ahead_ms
         built: dict[int, Operator] = {}
         for node in plan.nodes:
             op = _operator(node)
@@ -232,6 +235,8 @@ class Task:
         single = len(self._topics) == 1
         heard = self._heard
         partial, horizons = self._partial, self.horizons
+        # Event times past this do not move stream time (`Job.max_ahead`).
+        ceiling = NO_CEILING if self._ahead is None else now + self._ahead
         if not single:
             self._hear(inputs, now)
         # Records come in runs of one topic and partition: per-run lookups are hoisted.
@@ -282,7 +287,7 @@ class Task:
             except Exception as error:  # noqa: BLE001
                 ctx.rejected.append(Rejection(origin, step, "invalid_event_time", error))
                 continue
-            if t > latest:
+            if latest < t <= ceiling:
                 latest = stream[topic] = t
                 dirty.add(topic)
                 candidate = t - ooo if single else self._watermark(part, now)
