@@ -114,10 +114,13 @@ class BurstRule:
 
         score = (count − baseline) / √(baseline + 1)
 
-    (a Poisson z-score; the +1 keeps a tag never seen before from scoring infinity). A hop
-    bursts when its score reaches `threshold` and its count `min_count`. A burst *starts* at
-    a bursting hop when none of the hops of the `cooldown` before it burst: one alert per
-    burst, not one per minute of it."""
+    (a Poisson z-score; the +1 keeps a tag rarely used from scoring infinity). A hop bursts
+    when its score reaches `threshold`, its count `min_count`, and the tag was used at least
+    `baseline` before the hop: a tag the detector has not known that long may be new, or
+    the stream may have just begun — the two look alike, so it is scored but never bursts
+    (no alert storm when a job starts; a brand-new tag is not detected while it is new). A
+    burst *starts* at a bursting hop when none of the hops of the `cooldown` before it
+    burst: one alert per burst, not one per minute of it."""
 
     window: timedelta = timedelta(minutes=15)
     advance: timedelta = timedelta(minutes=1)
@@ -159,6 +162,7 @@ def score_hop(
 ) -> TagHop:
     """Score the hop of `tag` starting at `current`, given the counts of its hops by start
     (at least the `rule.history` before `current`; hops absent count 0)."""
+    earliest = min(history, default=current)
     advance = rule.advance
     span, window = rule.baseline // advance, rule.window // advance
     cooldown = rule.cooldown // advance
@@ -179,7 +183,8 @@ def score_hop(
         return baseline, (count(position) - baseline) / math.sqrt(baseline + 1.0)
 
     def bursts(position: int) -> bool:
-        return count(position) >= rule.min_count and scored(position)[1] >= rule.threshold
+        known = earliest <= current + position * advance - rule.baseline
+        return known and count(position) >= rule.min_count and scored(position)[1] >= rule.threshold
 
     baseline, score = scored(0)
     bursting = bursts(0)

@@ -15,9 +15,15 @@ repartition:
                        ├─ top k per hop ──────────────────────────────────→ trending
                        └─ sliding window of the tag's hop counts (its recent rate), scored
                              ──→ tag history;  ──burst starts──→ alerts (trending)
+
+    post-engagement (database authority)
     social-posts ──validate──┐
     social-engagement ─validate─ interval join (engagement within 1 h after the post)
                                ──session window per post, updates──→ engagement per post
+
+Three jobs, not one: each has its own watermark (a task's watermark is the slowest of its
+sources, and the hashtags topic runs behind the posts it is derived from), and each scales
+and restarts on its own.
 
 The top k of a hop is **per partition** of `social-hashtags` (a task ranks the tags it
 holds); every tag lives in exactly one partition, so the global top k of a hop is the top k
@@ -68,6 +74,8 @@ TOP_STEP = "trending-top"
 HISTORY_STEP = "tag-history"
 JOIN_STEP = "post-engagement-join"
 ENGAGEMENT_STEP = "engagement-per-post"
+HISTORY_GRACE = timedelta(hours=1)
+"""How far past a hop's end the watermark may be when the hop closes for it to be scored."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,16 +111,25 @@ class SocialTagsConfig:
 class SocialJobConfig:
     """What the social job is parameterised by (from settings)."""
 
-    posts_topic: str
-    engagement_topic: str
     hashtags_topic: str
     burst: BurstRule = field(default_factory=BurstRule)
     top_k: int = 10
     window_grace: timedelta = timedelta(minutes=2)
     """How long after its end a hop still takes uses (the hashtags topic interleaves the
     posts' partitions, a little out of order)."""
-    engagement_within: timedelta = timedelta(hours=1)
+    idle_timeout: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostEngagementConfig:
+    """What the post-engagement job is parameterised by (from settings)."""
+
+    posts_topic: str
+    engagement_topic: str
+    within: timedelta = timedelta(hours=1)
+    """How long after a post its likes and shares count for it."""
     join_grace: timedelta = timedelta(minutes=5)
+    """How long the join waits beyond an interval's end for records out of order."""
     idle_timeout: timedelta = timedelta(seconds=30)
 
 
@@ -144,11 +161,11 @@ class _PostCounts:
 
 
 def social_job(config: SocialJobConfig) -> Job:
-    """Trending hashtags, their burst scores and alerts, and engagement per post."""
+    """Trending hashtags: the top k of each hop, every tag's scored hops, burst alerts."""
     job = Job(
         "social",
         idle_timeout=config.idle_timeout,
-        description="hashtag uses → trending, burst alerts; posts ⋈ engagement → per post",
+        description="hashtag uses → trending per hop, tag history, trending alerts",
     )
     rule = config.burst
     uses = job.source(
@@ -164,13 +181,12 @@ def social_job(config: SocialJobConfig) -> Job:
     )
     hops.top_k(config.top_k, by=float, step=TOP_STEP).flat_map(trending_tags).to(TRENDING)
     # The tag's recent rate is its last hops, kept per tag by a sliding window over the
-    # hop counts (its state): each hop is scored when it closes. Grace covers how far the
-    # watermark may be past a hop when it closes (a batch can close several at once).
+    # hop counts (its state): each hop is scored in the batch that closes it. A hop's
+    # result is timed at its end, and the watermark may already be far past that when it
+    # closes (one batch or an idle partition can move it a long way): the grace is how far
+    # it may be, HISTORY_GRACE; a hop closed later than that goes to the late topic unscored.
     scored = (
-        hops.window(
-            Sliding(size=rule.history, grace=rule.window + config.window_grace),
-            step=HISTORY_STEP,
-        )
+        hops.window(Sliding(size=rule.history, grace=HISTORY_GRACE), step=HISTORY_STEP)
         .aggregate(Collect(of=lambda hop: (hop.window.start, hop.value)))
         .updates()
         .map(lambda history: scored_hop(history, rule))
@@ -178,6 +194,16 @@ def social_job(config: SocialJobConfig) -> Job:
     scored.to(HISTORY)
     scored.filter(lambda hop: hop.burst_start, name="burst starts").map(trending_alert).to(ALERTS)
 
+    return job
+
+
+def post_engagement_job(config: PostEngagementConfig) -> Job:
+    """Posts joined with their likes and shares of the hour after → engagement per post."""
+    job = Job(
+        "post-engagement",
+        idle_timeout=config.idle_timeout,
+        description="social posts ⋈ likes and shares within the hour → engagement per post",
+    )
     posts = job.source(
         config.posts_topic, Post, key=lambda p: p.post_id, event_time=lambda p: p.timestamp
     ).validate(validate_post, rejects=(DomainError,), name="post rules")
@@ -192,15 +218,13 @@ def social_job(config: SocialJobConfig) -> Job:
             engagement,
             lambda post, e: (post, e),
             before=timedelta(0),
-            after=config.engagement_within,
+            after=config.within,
             grace=config.join_grace,
             step=JOIN_STEP,
         )
         # Every engagement of a post lies within the hour after it, so no two are an hour
         # apart: a session with that gap is the post's engagement (one per post).
-        .window(
-            Session(gap=config.engagement_within, grace=config.join_grace), step=ENGAGEMENT_STEP
-        )
+        .window(Session(gap=config.within, grace=config.join_grace), step=ENGAGEMENT_STEP)
         .aggregate(
             Aggregates(
                 into=_PostCounts,
