@@ -246,18 +246,29 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
 def _checkpoint(store: SensorStore) -> CheckpointStore:
     """The checkpoint store on the same database as the sensor store's queries, with the
     sensor job's sinks bound by name."""
+    from pipeline.adapters.sql.declared import DECLARED_SINKS  # noqa: PLC0415
+
     if isinstance(store, InMemorySensorStore):
-        return InMemoryCheckpointStore(
-            memory_sensor_sinks(store.tables), dead_letters=store.dead_letters
+        from pipeline.adapters.memory.table_sinks import memory_table_sinks  # noqa: PLC0415
+
+        sinks = memory_sensor_sinks(store.tables) | memory_table_sinks(
+            DECLARED_SINKS, store.declared
         )
+        return InMemoryCheckpointStore(sinks, dead_letters=store.dead_letters)
     from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
     from pipeline.adapters.sql.checkpoint import sql_checkpoint_store  # noqa: PLC0415
     from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks  # noqa: PLC0415
     from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks  # noqa: PLC0415
+    from pipeline.adapters.sql.table_sinks import (  # noqa: PLC0415
+        postgres_table_sinks,
+        sqlite_table_sinks,
+    )
 
     if isinstance(store, SqlSensorStore):
         return sql_checkpoint_store(
-            store.engine, postgres=postgres_sensor_sinks(), sqlite=sqlite_sensor_sinks()
+            store.engine,
+            postgres=postgres_sensor_sinks() | postgres_table_sinks(DECLARED_SINKS),
+            sqlite=sqlite_sensor_sinks() | sqlite_table_sinks(DECLARED_SINKS),
         )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
 

@@ -6,6 +6,7 @@ import heapq
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
 from pipeline.adapters.memory.sensor_queries import alert_matches, stats_of
@@ -39,6 +40,9 @@ class InMemorySensorStore:
         self._aggregates = self.tables.aggregates
         self._alerts = self.tables.alerts
         self._dead_letters = InMemoryDeadLetterStore()
+        self.declared: dict[str, dict[tuple[Any, ...], Any]] = {}
+        """The rows of the declared table sinks (`adapters.memory.table_sinks`), by table
+        name and primary key: the other domains' tables, which their query adapters read."""
 
     @property
     def dead_letters(self) -> InMemoryDeadLetterStore:
