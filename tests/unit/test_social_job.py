@@ -14,12 +14,12 @@ from pipeline.domain.social import (
     Post,
     PostEngagement,
     TagHop,
+    TrendingTag,
 )
 from pipeline.jobs.social import (
     PostEngagementConfig,
     SocialJobConfig,
     SocialTagsConfig,
-    TrendingTag,
     post_engagement_job,
     social_job,
     social_tags_job,
@@ -71,8 +71,8 @@ def test_a_post_becomes_one_use_per_distinct_hashtag_keyed_by_tag() -> None:
     driver.send(POSTS, a_post("p1", 0, "ai", "kafka", "ai"))
     driver.run()
 
-    assert driver.results("hashtags") == [a_use("ai", 0, "p1"), a_use("kafka", 0, "p1")]
-    assert job.sinks["hashtags"].topic == HASHTAGS
+    assert driver.results("social_hashtags") == [a_use("ai", 0, "p1"), a_use("kafka", 0, "p1")]
+    assert job.sinks["social_hashtags"].topic == HASHTAGS
 
 
 def test_an_invalid_post_is_a_dead_letter_named_for_its_rule() -> None:
@@ -82,7 +82,7 @@ def test_an_invalid_post_is_a_dead_letter_named_for_its_rule() -> None:
     driver.send(POSTS, bad)
     driver.run()
 
-    assert driver.results("hashtags") == []
+    assert driver.results("social_hashtags") == []
     assert [r.rule for r in driver.rejections] == ["invalid_post"]
 
 
@@ -97,14 +97,14 @@ def test_each_closed_hop_ranks_its_top_k_tags_by_count() -> None:
     driver.send(HASHTAGS, a_use("ai", 15))  # closes the hops ending by minute 15
     driver.run()
 
-    hop = [t for t in driver.results("trending") if t.window_start == at(0)]
+    hop = [t for t in driver.results("social_trending") if t.window_start == at(0)]
     # per partition (one here): ai 3, jazz 2, cats 1 → the top 2
     assert hop == [
         TrendingTag(tag="ai", window_start=at(0), window_end=at(15), count=3, rank=1),
         TrendingTag(tag="jazz", window_start=at(0), window_end=at(15), count=2, rank=2),
     ]
     # a use at minute 0 lies in the 15 hops starting at minutes -14 … 0; each closed
-    starts = {t.window_start for t in driver.results("trending")}
+    starts = {t.window_start for t in driver.results("social_trending")}
     assert starts == {at(m) for m in range(-14, 1)}
 
 
@@ -116,8 +116,8 @@ def test_a_use_for_a_closed_hop_is_late_not_counted() -> None:
     driver.send(HASHTAGS, a_use("cats", 1))  # every hop holding minute 1 closed by 16
     driver.run()
 
-    assert all(t.tag != "cats" for t in driver.results("trending"))
-    assert all(h.tag != "cats" for h in driver.results("tag_history"))
+    assert all(t.tag != "cats" for t in driver.results("social_trending"))
+    assert all(h.tag != "cats" for h in driver.results("social_tag_history"))
     assert [late.item.value for late in driver.late] == [a_use("cats", 1)]
 
 
@@ -135,7 +135,7 @@ def test_a_steady_tag_scores_near_zero_and_raises_nothing() -> None:
     driver = driver_of()
     steady_then_burst(driver, burst_at=10_000, until=200)
 
-    scored = [h for h in driver.results("tag_history") if h.window_start >= at(150)]
+    scored = [h for h in driver.results("social_tag_history") if h.window_start >= at(150)]
     assert scored
     assert all(h.count == 15 and h.baseline == 15.0 and h.score == 0.0 for h in scored)
     assert driver.results("alerts") == []
@@ -145,7 +145,7 @@ def test_a_burst_raises_one_trending_alert_not_one_per_minute() -> None:
     driver = driver_of()
     steady_then_burst(driver, burst_at=160, until=200)
 
-    bursting = [h for h in driver.results("tag_history") if h.bursting]
+    bursting = [h for h in driver.results("social_tag_history") if h.bursting]
     assert len(bursting) > 5  # the burst lasts several hops …
     alerts = driver.results("alerts")
     assert len(alerts) == 1  # … and alerts once
@@ -188,7 +188,7 @@ def test_a_crash_mid_stream_changes_no_result() -> None:
             crashed.crash()
     crashed.run()
 
-    for sink in ("trending", "tag_history", "alerts"):
+    for sink in ("social_trending", "social_tag_history", "alerts"):
         assert crashed.results(sink) == calm.results(sink), sink
 
 
@@ -204,7 +204,7 @@ def test_engagement_within_the_hour_after_a_post_counts_for_it_and_its_author() 
     driver.send(ENGAGEMENT, an_engagement("e4", "other", 6))  # another post
     driver.run()
 
-    assert driver.results("post_engagement")[-1] == PostEngagement(
+    assert driver.results("social_post_engagement")[-1] == PostEngagement(
         post_id="p1",
         author="user_00007",
         posted_at=at(0),
@@ -221,7 +221,7 @@ def test_engagement_before_its_post_is_not_joined() -> None:
     driver.send(ENGAGEMENT, an_engagement("e2", "p1", 6))
     driver.run()
 
-    assert [(r.likes, r.shares) for r in driver.results("post_engagement")] == [(1, 0)]
+    assert [(r.likes, r.shares) for r in driver.results("social_post_engagement")] == [(1, 0)]
 
 
 def test_invalid_engagement_is_a_dead_letter() -> None:

@@ -223,6 +223,18 @@ def trending_alert(hop: TagHop) -> Alert:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TrendingTag:
+    """A tag among the top k of its partition in one hop."""
+
+    tag: str
+    window_start: datetime
+    window_end: datetime
+    count: int
+    rank: int
+    """1 = the most used in its partition of the hashtags topic."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PostEngagement:
     """The likes and shares a post received within the join interval after it."""
 

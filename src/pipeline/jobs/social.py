@@ -35,7 +35,7 @@ the partitions (re-keying by author would take another topic, for one GROUP BY).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from pipeline.domain import DomainError
 from pipeline.domain.alerts import Alert
@@ -47,6 +47,7 @@ from pipeline.domain.social import (
     Post,
     PostEngagement,
     TagHop,
+    TrendingTag,
     hashtag_uses,
     score_hop,
     trending_alert,
@@ -78,23 +79,13 @@ HISTORY_GRACE = timedelta(hours=1)
 """How far past a hop's end the watermark may be when the hop closes for it to be scored."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrendingTag:
-    """A tag among the top k of its partition in one hop."""
-
-    tag: str
-    window_start: datetime
-    window_end: datetime
-    count: int
-    rank: int
-    """1 = the most used in its partition of the hashtags topic."""
-
-
-TRENDING = Sink("trending", TrendingTag, "table social_trending: the top tags of each hop")
-HISTORY = Sink("tag_history", TagHop, "table social_tag_history: each tag's scored hops")
+TRENDING = Sink("social_trending", TrendingTag, "table social_trending: the top tags of each hop")
+HISTORY = Sink("social_tag_history", TagHop, "table social_tag_history: each tag's scored hops")
 ALERTS = Sink("alerts", Alert, "table alerts (outbox to system-alerts)")
 ENGAGEMENT = Sink(
-    "post_engagement", PostEngagement, "table social_post_engagement: likes and shares per post"
+    "social_post_engagement",
+    PostEngagement,
+    "table social_post_engagement: likes and shares per post",
 )
 
 
@@ -147,7 +138,7 @@ def social_tags_job(config: SocialTagsConfig) -> Job:
         posts.validate(validate_post, rejects=(DomainError,), name="post rules")
         .flat_map(hashtag_uses, name="hashtags")
         .key_by(lambda use: use.tag, name="by-tag")
-        .to(Sink("hashtags", HashtagUse, topic=config.hashtags_topic))
+        .to(Sink("social_hashtags", HashtagUse, topic=config.hashtags_topic))
     )
     return job
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.adapters.sql.social_sinks import SOCIAL_SINKS
 from pipeline.adapters.sql.table_sinks import TableSink
 
-DECLARED_SINKS: dict[str, TableSink[Any]] = {}
+DECLARED_SINKS: dict[str, TableSink[Any]] = {
+    **SOCIAL_SINKS,
+}
