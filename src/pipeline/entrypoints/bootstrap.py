@@ -78,6 +78,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             topics.system_alerts,
         )
     ]
+    # Keyed by tag (the social-tags job's output), for the social job's trending counts.
+    specs.append(
+        TopicSpec(name=topics.social_hashtags, partitions=topics.default_partitions, config=events)
+    )
     changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
     # Keyed by account id like the transactions, and as many partitions, so that a job
     # joining them finds an account's profile in the partition of its payments.

@@ -171,6 +171,9 @@ class TopicSettings(BaseModel):
     """Likes and shares of posts, keyed by post id."""
     sensor_aggregates: str = "sensor-aggregates-1m"
     """Output of the `sensor-aggregates` job (as many partitions as the readings topic)."""
+    social_hashtags: str = "social-hashtags"
+    """One record per hashtag of each valid post, keyed by the tag: written by the
+    `social-tags` job, counted by the `social` job."""
     sensor_readings_partitions: int = 6
     """Partitions of the readings topic; readings are keyed by sensor id."""
     default_partitions: int = 3
@@ -214,6 +217,27 @@ class WorkerSettings(BaseModel):
     """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
     (a StatefulSet pod, a systemd unit): restarted under the same id within the session
     timeout, it takes its partitions back without a rebalance. Unique per live worker."""
+
+
+class SocialSettings(BaseModel):
+    """The social jobs: trending hashtags, their burst alerts, engagement per post."""
+
+    top_k: Annotated[int, Field(ge=1, le=1_000)] = 10
+    """Tags ranked per hop of the trending window (per partition of the hashtags topic)."""
+    window_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 120.0
+    """How long after its end a hop of the 15-minute trending window still takes uses."""
+    burst_threshold: Annotated[float, Field(gt=0)] = 5.0
+    """Burst score (Poisson z-score against the tag's baseline) from which a hop bursts."""
+    burst_min_count: Annotated[int, Field(ge=1)] = 10
+    """Fewest uses of a tag in a hop for it to burst."""
+    burst_baseline_minutes: Annotated[int, Field(ge=30, le=24 * 60)] = 120
+    """The tag's baseline: its mean count per hop over this long before the hop."""
+    burst_cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
+    """A bursting hop starts a new burst (and alert) only if none burst this long before."""
+    engagement_within_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3600.0
+    """Likes and shares count for a post when they come at most this long after it."""
+    join_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """How long the post–engagement join waits past an interval for records out of order."""
 
 
 class RetrySettings(BaseModel):
@@ -329,6 +353,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    social: SocialSettings = Field(default_factory=SocialSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""

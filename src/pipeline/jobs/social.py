@@ -138,7 +138,14 @@ def social_tags_job(config: SocialTagsConfig) -> Job:
         posts.validate(validate_post, rejects=(DomainError,), name="post rules")
         .flat_map(hashtag_uses, name="hashtags")
         .key_by(lambda use: use.tag, name="by-tag")
-        .to(Sink("social_hashtags", HashtagUse, topic=config.hashtags_topic))
+        .to(
+            Sink(
+                "social_hashtags",
+                HashtagUse,
+                "topic: one record per tag of a post",
+                topic=config.hashtags_topic,
+            )
+        )
     )
     return job
 
