@@ -39,6 +39,7 @@ from pipeline.application.ports import (
     TopicSpec,
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
+from pipeline.application.ports.social import SocialQueries
 from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
@@ -275,6 +276,20 @@ def _checkpoint(store: SensorStore) -> CheckpointStore:
             sqlite=sqlite_sensor_sinks() | sqlite_table_sinks(DECLARED_SINKS),
         )
     raise ConfigurationError(f"no checkpoint store for {type(store).__name__}")
+
+
+def social_queries(store: SensorStore) -> SocialQueries:
+    """The queries of the social jobs' tables, on the database (or memory) of `store`."""
+    if isinstance(store, InMemorySensorStore):
+        from pipeline.adapters.memory.social_queries import InMemorySocialQueries  # noqa: PLC0415
+
+        return InMemorySocialQueries(store.declared)
+    from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+    from pipeline.adapters.sql.social_queries import SqlSocialQueries  # noqa: PLC0415
+
+    if isinstance(store, SqlSensorStore):
+        return SqlSocialQueries(store.engine)
+    raise ConfigurationError(f"no social queries for {type(store).__name__}")
 
 
 def _telemetry(settings: Settings, metrics: bool) -> Telemetry:

@@ -26,6 +26,7 @@ from pipeline.entrypoints.api.routes.alerts import alert_controller
 from pipeline.entrypoints.api.routes.health import health, ready
 from pipeline.entrypoints.api.routes.metrics import metrics, request_metrics
 from pipeline.entrypoints.api.routes.sensors import sensor_controller
+from pipeline.entrypoints.api.routes.social import social_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.ws import live_feed_lifespan, live_sensors
 from pipeline.entrypoints.bootstrap import Pipeline
@@ -92,6 +93,7 @@ def build_app(
         route_handlers=[
             sensor_controller(reads_need_key=settings.require_key_for_reads),
             alert_controller([key_guard], reads_need_key=settings.require_key_for_reads),
+            social_controller(reads_need_key=settings.require_key_for_reads),
         ],
         guards=read_guards,
         security=[{"ApiKey": []}] if settings.require_key_for_reads else None,
