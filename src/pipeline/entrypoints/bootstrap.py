@@ -79,10 +79,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             topics.system_alerts,
         )
     ]
-    # Keyed by tag (the social-tags job's output), for the social job's trending counts.
-    specs.append(
-        TopicSpec(name=topics.social_hashtags, partitions=topics.default_partitions, config=events)
+    # Keyed by tag (the social-tags job's output), for the social job's trending counts; the
+    # dead-letter, late and retry topics of the social jobs' sources (a job under Kafka
+    # authority needs them before its first transaction).
+    hashtags = TopicSpec(
+        name=topics.social_hashtags, partitions=topics.default_partitions, config=events
     )
+    specs.append(hashtags)
+    social_sources = (topics.social_posts, topics.social_engagement, topics.social_hashtags)
+    for source in [spec for spec in specs if spec.name in social_sources]:
+        specs += derived_topic_specs(source, len(settings.retry.topic_delays_s))
     changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
     # Keyed by account id like the transactions, and as many partitions, so that a job
     # joining them finds an account's profile in the partition of its payments.
