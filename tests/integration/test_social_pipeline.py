@@ -34,6 +34,7 @@ from tests.integration.topics import read_committed
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 3  # TopicSettings.default_partitions
+BATCH = 20
 
 
 @pytest.fixture
@@ -52,13 +53,18 @@ def start() -> datetime:
     return datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=60)
 
 
-def reference(job: Job, topic: str, values: Sequence[tuple[bytes, Any]]) -> TestDriver:
+def reference(
+    job: Job, topic: str, values: Sequence[tuple[bytes, Any]], batch: int = BATCH
+) -> TestDriver:
     """The job on the deterministic driver over `values` (key, value), each in the partition
-    Kafka's partitioner gives its key, in the same order."""
+    Kafka's partitioner gives its key, in the same order, in batches as small as the
+    worker's: `kafka` is alone in its partition, one use every other minute, so a batch of
+    BATCH records from it spans 40 minutes of event time, within the hour by which a hop
+    may close late and still be scored (HISTORY_GRACE)."""
     driver = TestDriver(job, partitions=PARTITIONS, now=datetime(2000, 1, 1, tzinfo=UTC))
     for key, value in values:
         driver.send(topic, value, partition=partition_for_key(key, PARTITIONS))
-    driver.run()
+    driver.run(batch_size=batch)
     return driver
 
 
@@ -115,7 +121,7 @@ async def test_social_job_killed_mid_stream_gives_exactly_the_drivers_rows_and_o
     expected = reference(JOBS["social"].build(settings), topic, [(u.tag.encode(), u) for u in uses])
     env = settings_env(settings) | {
         "PIPELINE_TOPICS__SOCIAL_HASHTAGS": topic,
-        "PIPELINE_WORKER__BATCH_SIZE": "40",
+        "PIPELINE_WORKER__BATCH_SIZE": str(BATCH),
     }
     worker = [sys.executable, "-m", "pipeline.entrypoints.worker", "social"]
     pipeline = await bootstrap(settings)
