@@ -50,7 +50,11 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline bench sensors`."""
+    """`pipeline bench sensors|social`."""
+    if args.domain == "social":
+        from pipeline.entrypoints.bench_social import run_social_bench  # noqa: PLC0415
+
+        return await run_social_bench(args, settings)
     from pipeline.entrypoints.bench import run_bench  # noqa: PLC0415
 
     return await run_bench(args, settings)
@@ -134,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument(
-        "domain", choices=["sensors"], metavar="DOMAIN", help="which pipeline: sensors"
+        "domain",
+        choices=["sensors", "social"],
+        metavar="DOMAIN",
+        help="which pipeline: sensors, social",
     )
     bench.add_argument(
         "--events",
