@@ -395,7 +395,8 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
 ) -> None:
     assert cli.main(["jobs", "--json"]) == 0
 
-    sensors, aggregates = json.loads(capsys.readouterr().out)
+    jobs = {job["job"]: job for job in json.loads(capsys.readouterr().out)}
+    sensors, aggregates = jobs["sensors"], jobs["sensor-aggregates"]
     assert sensors["job"] == "sensors"
     assert sensors["sources"] == {"sensor-readings": "Reading"}
     assert sensors["state"] == ["aggregates-1m"]
@@ -409,3 +410,5 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
     assert "sensor-aggregates-1m" in aggregates["sinks"]["aggregates"]
     assert aggregates["authority"] == "kafka"
     assert "Kafka transaction" in aggregates["guarantee"]
+    assert (jobs["social-tags"]["authority"], jobs["social"]["authority"]) == ("kafka", "database")
+    assert jobs["social"]["sources"] == {"social-hashtags": "HashtagUse"}
