@@ -31,7 +31,8 @@ def main() -> None:
     print(
         f"{args.hours:g} h at {args.rate:g} events/s, {args.bursts_per_day:g} bursts/day, "
         f"seed {args.seed}: "
-        f"bursts {result.bursts}, found {result.found} (recall {result.recall:.2f}); "
+        f"bursts {result.bursts}, found {result.found} (recall {result.recall:.2f}; "
+        f"of tags known a baseline before: {result.known_found}/{result.known_bursts}); "
         f"alerts {result.alerts}, right {result.right} (precision {result.precision:.2f}); "
         f"{time.perf_counter() - started:.0f} s"
     )

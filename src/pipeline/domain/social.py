@@ -115,7 +115,8 @@ class BurstRule:
         score = (count − baseline) / √(baseline + 1)
 
     (a Poisson z-score; the +1 keeps a tag rarely used from scoring infinity). A hop bursts
-    when its score reaches `threshold`, its count `min_count`, and the tag was used at least
+    when its score reaches `threshold`, its count `min_count` and `min_ratio` times its
+    baseline, and the tag was used at least
     `baseline` before the hop: a tag the detector has not known that long may be new, or
     the stream may have just begun — the two look alike, so it is scored but never bursts
     (no alert storm when a job starts; a brand-new tag is not detected while it is new). A
@@ -128,6 +129,9 @@ class BurstRule:
     cooldown: timedelta = timedelta(minutes=30)
     threshold: float = 5.0
     min_count: int = 10
+    min_ratio: float = 2.0
+    """A bursting hop also counts at least this many times its baseline: a popular tag
+    rising with the day's traffic scores high on its large counts alone."""
 
     def __post_init__(self) -> None:
         steps = (self.window, self.baseline, self.cooldown)
@@ -135,6 +139,8 @@ class BurstRule:
             raise ValueError("burst rule spans must be positive multiples of the advance")
         if self.baseline <= self.window or self.threshold <= 0 or self.min_count < 1:
             raise ValueError("the baseline must outlast the window; threshold, min_count > 0")
+        if self.min_ratio < 1:
+            raise ValueError("min_ratio must be at least 1")
 
     @property
     def history(self) -> timedelta:
@@ -183,8 +189,11 @@ def score_hop(
         return baseline, (count(position) - baseline) / math.sqrt(baseline + 1.0)
 
     def bursts(position: int) -> bool:
-        known = earliest <= current + position * advance - rule.baseline
-        return known and count(position) >= rule.min_count and scored(position)[1] >= rule.threshold
+        if earliest > current + position * advance - rule.baseline:
+            return False  # not known for a baseline yet
+        n = count(position)
+        baseline, score = scored(position)
+        return n >= rule.min_count and n >= rule.min_ratio * baseline and score >= rule.threshold
 
     baseline, score = scored(0)
     bursting = bursts(0)

@@ -123,6 +123,7 @@ def _social_job(settings: Settings) -> Job:
                 cooldown=timedelta(minutes=social.burst_cooldown_minutes),
                 threshold=social.burst_threshold,
                 min_count=social.burst_min_count,
+                min_ratio=social.burst_min_ratio,
             ),
             top_k=social.top_k,
             window_grace=timedelta(seconds=social.window_grace_s),

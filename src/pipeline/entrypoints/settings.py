@@ -230,6 +230,8 @@ class SocialSettings(BaseModel):
     """Burst score (Poisson z-score against the tag's baseline) from which a hop bursts."""
     burst_min_count: Annotated[int, Field(ge=1)] = 10
     """Fewest uses of a tag in a hop for it to burst."""
+    burst_min_ratio: Annotated[float, Field(ge=1)] = 2.0
+    """A bursting hop counts at least this many times the tag's baseline."""
     burst_baseline_minutes: Annotated[int, Field(ge=30, le=24 * 60)] = 120
     """The tag's baseline: its mean count per hop over this long before the hop."""
     burst_cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30

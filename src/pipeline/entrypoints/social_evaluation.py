@@ -31,6 +31,10 @@ class BurstEvaluation:
 
     bursts: int
     found: int
+    known_bursts: int
+    """Bursts of a tag used at least a baseline before the burst (a brand-new tag is not
+    detected while it is new, by design)."""
+    known_found: int
     alerts: int
     right: int
     hours: float
@@ -69,26 +73,35 @@ def evaluate_bursts(
     config = SocialJobConfig(hashtags_topic=TOPIC, burst=rule, window_grace=timedelta(0))
     driver = TestDriver(social_job(config), partitions=3, now=start)
     bursts: dict[str, _Burst] = {}
+    first_use: dict[str, datetime] = {}
     for chunk in _chunks(_posts(seed, start, end, social, bursts), batch):
         for post in chunk:
             for use in hashtag_uses(validate_post(post)):
+                first_use.setdefault(use.tag, use.timestamp)
                 driver.send(TOPIC, use)
         driver.run()
     driver.set_time(end + timedelta(hours=1))
     driver.advance(timedelta(hours=1))  # every partition idle: the last hops close
     alerts: list[Alert] = driver.results("alerts")
-    known = start + rule.baseline
-    scored = [b for b in bursts.values() if b.start >= known]
+    warm = start + rule.baseline
+    scored = [b for b in bursts.values() if b.start >= warm]
     slack = rule.window + rule.advance
 
     def matches(alert: Alert, burst: _Burst) -> bool:
         return alert.source == burst.tag and burst.start <= alert.timestamp <= burst.end + slack
 
-    found = sum(1 for b in scored if any(matches(a, b) for a in alerts))
-    counted = [a for a in alerts if a.timestamp >= known]
+    found = [b for b in scored if any(matches(a, b) for a in alerts)]
+    known = [b for b in scored if first_use[b.tag] <= b.start - rule.baseline]
+    counted = [a for a in alerts if a.timestamp >= warm]
     right = sum(1 for a in counted if any(matches(a, b) for b in bursts.values()))
     return BurstEvaluation(
-        bursts=len(scored), found=found, alerts=len(counted), right=right, hours=hours
+        bursts=len(scored),
+        found=len(found),
+        known_bursts=len(known),
+        known_found=sum(1 for b in known if b in found),
+        alerts=len(counted),
+        right=right,
+        hours=hours,
     )
 
 
