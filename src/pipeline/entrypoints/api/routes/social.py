@@ -12,7 +12,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from pipeline.application.ports.social import AuthorEngagement, TrendingEntry
 from pipeline.domain.social import PostEngagement, TagHop
-from pipeline.entrypoints.api.params import bad_parameter, parse_time, time_parameter
+from pipeline.entrypoints.api.params import earlier, parse_time, time_parameter
 from pipeline.entrypoints.api.problems import problem_responses
 from pipeline.entrypoints.bootstrap import Pipeline, social_queries
 
@@ -142,11 +142,10 @@ class TopAuthorsOut(msgspec.Struct, kw_only=True):
 
 
 def _range(pipeline: Pipeline, since: str | None, until: str | None) -> tuple[datetime, datetime]:
+    """[since, until), by default the last 24 hours; an empty range answers nothing, like
+    the sensor endpoints."""
     end = parse_time(until, "until") or pipeline.clock.now()
-    start = parse_time(since, "since") or end - DEFAULT_RANGE
-    if start >= end:
-        raise bad_parameter("since", "must be before until")
-    return start, end
+    return parse_time(since, "since") or earlier(end, DEFAULT_RANGE), end
 
 
 def social_controller(*, reads_need_key: bool) -> type[Controller]:
