@@ -470,6 +470,65 @@ class EventLogContract:
         assert set(positions.values()) == {1}
         assert split()
 
+    async def test_co_partitioned_members_hold_the_same_partitions_of_every_topic(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        left, right, group = (
+            await new_topic(partitions=4),
+            await new_topic(partitions=4),
+            unique("g"),
+        )
+        for p in range(4):
+            await publish_values(event_log, left, key_for(p, 4), range(p * 10, p * 10 + 5))
+            await publish_values(event_log, right, key_for(p, 4), range(p * 10, p * 10 + 5))
+
+        def aligned(members: Sequence[EventConsumer]) -> bool:
+            held = [m.assignment() for m in members]
+            if not all(held) or sum(len(h) for h in held) != 8:
+                return False
+            numbers = [
+                ({tp.partition for tp in h if tp.topic == left},
+                 {tp.partition for tp in h if tp.topic == right})
+                for h in held
+            ]  # fmt: skip
+            return all(mine_left == mine_right for mine_left, mine_right in numbers)
+
+        first = open_consumer(group_id=group, topics=[left, right], co_partitioned=True)
+        seen: list[Record] = []
+        await poll_until([first], lambda: aligned([first]), seen)
+        second = open_consumer(group_id=group, topics=[left, right], co_partitioned=True)
+        await poll_until([first, second], lambda: aligned([first, second]), seen)
+        third = open_consumer(group_id=group, topics=[left, right], co_partitioned=True)
+        members = [first, second, third]
+        await poll_until(members, lambda: aligned(members) and len(seen) >= 40, seen)
+        await second.close()
+        await poll_until([first, third], lambda: aligned([first, third]), seen)
+
+        # Every record read, records of a partition in order (a rebalance may repeat some
+        # from the committed offset, as in any group: the application's offsets decide).
+        for topic in (left, right):
+            for p in range(4):
+                values = [int(r.value or b"") for r in seen if (r.topic, r.partition) == (topic, p)]
+                assert sorted(set(values)) == list(range(p * 10, p * 10 + 5))
+
+    async def test_a_co_partitioned_member_sought_back_reads_again_and_keeps_the_rest(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        left, right = await new_topic(partitions=2), await new_topic(partitions=2)
+        await publish_values(event_log, left, key_for(0, 2), range(0, 20))
+        await publish_values(event_log, right, key_for(1, 2), range(100, 110))
+        consumer = open_consumer(group_id=unique("g"), topics=[left, right], co_partitioned=True)
+        before = await read(consumer, 1, max_records=3)
+
+        await consumer.seek({TopicPartition(left, 0): 5})
+        after = await read(consumer, 15 + 10 - sum(r.topic == right for r in before))
+
+        values = [int(r.value or b"") for r in after if r.topic == left]
+        assert values == list(range(5, 20))
+        assert [int(r.value or b"") for r in before + after if r.topic == right] == list(
+            range(100, 110)
+        )
+
     async def test_after_a_member_closes_the_other_member_gets_all_partitions(
         self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
     ) -> None:

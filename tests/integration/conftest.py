@@ -65,6 +65,7 @@ def settings(database_url: str) -> Settings:
             accounts=f"e2e-accounts-{run}",
             payment_outcomes=f"e2e-outcomes-{run}",
             social_engagement=f"e2e-engagement-{run}",
+            sensor_metadata=f"e2e-metadata-{run}",
         ),
         worker=WorkerSettings(group_id_prefix=f"e2e-{run}", batch_size=500, batch_timeout=0.2),
     )
@@ -88,6 +89,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "PIPELINE_TOPICS__ACCOUNTS": topics.accounts,
             "PIPELINE_TOPICS__PAYMENT_OUTCOMES": topics.payment_outcomes,
             "PIPELINE_TOPICS__SOCIAL_ENGAGEMENT": topics.social_engagement,
+            "PIPELINE_TOPICS__SENSOR_METADATA": topics.sensor_metadata,
             "PIPELINE_WORKER__GROUP_ID_PREFIX": settings.worker.group_id_prefix,
             "PIPELINE_WORKER__BATCH_SIZE": str(settings.worker.batch_size),
             "PIPELINE_LOG_LEVEL": "WARNING",

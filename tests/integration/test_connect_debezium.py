@@ -1,7 +1,8 @@
 """Kafka Connect with Debezium's PostgreSQL source (`scripts/stack up --connect`): the repo's
 connector config deployed with `pipeline connect deploy` streams the `sensor_metadata`
-reference table into its compacted topic, and a table materialized from that topic shows a
-row changed in PostgreSQL within seconds."""
+reference table into its compacted topic, a table materialized from that topic shows a
+row changed in PostgreSQL within seconds, and so do the sensors job's alerts (it joins the
+topic as a global table for each sensor's limits)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -20,9 +22,10 @@ from pipeline.adapters.connect.configs import slot_name
 from pipeline.adapters.connect.debezium import sensor_metadata_key, sensor_metadata_value
 from pipeline.adapters.kafka import KafkaEventLog
 from pipeline.application.access import Principals
-from pipeline.domain import SensorMetadata
-from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.domain import Reading, SensorMetadata
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.settings import Settings
+from pipeline.entrypoints.worker import run_named_job
 from tests.databases import _admin_dsn
 from tests.integration.conftest import settings_env
 from tests.integration.secured import grant
@@ -132,3 +135,141 @@ async def test_a_row_changed_in_postgresql_reaches_the_table_within_seconds(
         await rows.close()
     assert table.rejected == 0
     print(f"row → table: insert {inserted:.2f}s, update {updated:.2f}s, delete {deleted:.2f}s")
+
+
+SENSOR = "e2e-temp-1"
+READING_EVERY_S = 0.1
+AFTER_UPDATE_S = 12.0
+"""How long readings go on after the UPDATE: the change must take hold with at least
+`QUIET_S` of them left to show that it held."""
+QUIET_S = 2.0
+
+
+def temperature(value: float) -> Reading:
+    now = datetime.now(UTC)
+    return Reading(
+        sensor_id=SENSOR,
+        sensor_type="temperature",
+        value=value,
+        unit="celsius",
+        timestamp=now.replace(microsecond=now.microsecond // 1000 * 1000),  # Avro's millis
+        location="e2e-hall",
+        battery_level=80.0,
+        signal_strength=-60.0,
+    )
+
+
+class Readings:
+    """Publishes a 30 °C reading of SENSOR every READING_EVERY_S (above a row's high of 20,
+    below its type's 45) and remembers their event times."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self.sent: list[datetime] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        topic = self._pipeline.settings.topics.sensor_readings
+        codec = self._pipeline.reading_codec
+        while not self._stop.is_set():
+            reading = temperature(30.0)
+            await self._pipeline.log.publish(topic, SENSOR.encode(), await codec.encode(reading))
+            self.sent.append(reading.timestamp)
+            await asyncio.sleep(READING_EVERY_S)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task
+        await self._pipeline.log.flush()
+
+
+async def until(check: Callable[[], object], worker: asyncio.Task[object], what: str) -> None:
+    """Wait for `check()` (awaited when a coroutine) to be true, while the worker runs."""
+    deadline = time.monotonic() + 60
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if worker.done():
+            worker.result()  # its error, else:
+            raise AssertionError(f"the worker stopped before {what}")
+        assert time.monotonic() < deadline, f"no {what} within 60 s"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_row_changed_in_postgresql_changes_the_sensors_jobs_alerts_within_seconds(
+    deployed: Settings,
+) -> None:
+    database = make_url(deployed.database.url.get_secret_value())
+    rows = await asyncpg.connect(
+        database.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    pipeline = await bootstrap(deployed)
+    stop = asyncio.Event()
+    worker: asyncio.Task[object] = asyncio.create_task(
+        run_named_job(pipeline, "sensors", stop=stop)
+    )
+    readings = Readings(pipeline)
+    store = pipeline.store
+    stored_after_update: list[tuple[float, int]] = []
+    """(seconds after the UPDATE, readings stored): when the stored ones showed the change."""
+    try:
+        await until(store.count_readings, worker, "reading stored")
+
+        before = await store.count_readings()
+        inserted = datetime.now(UTC)
+        await rows.execute(
+            "INSERT INTO sensor_metadata (sensor_id, location, high) VALUES ($1, 'hall', 20)",
+            SENSOR,
+        )
+        await until(lambda: store.alerts(source=SENSOR, limit=1), worker, "alert")
+        seen = datetime.now(UTC)
+
+        updated = datetime.now(UTC)
+        await rows.execute("UPDATE sensor_metadata SET high = 40 WHERE sensor_id = $1", SENSOR)
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < AFTER_UPDATE_S:
+            stored_after_update.append((elapsed, await store.count_readings()))
+            await asyncio.sleep(0.2)
+        await readings.stop()
+        sent = readings.sent
+
+        async def all_stored() -> bool:
+            return await store.count_readings() == len(sent)
+
+        await until(all_stored, worker, "every reading stored")
+        alerts = await store.alerts(source=SENSOR, limit=10_000)
+    finally:
+        await readings.stop()
+        stop.set()
+        await worker
+        await pipeline.aclose()
+        await rows.close()
+
+    alerted = sorted(a.timestamp for a in alerts)
+    first, last = alerted[0], alerted[-1]
+    # One partition, one key: readings are stored in the order they were sent. Those stored
+    # before the INSERT met the type's limits (30 < 45); from the first alert to the last,
+    # every reading met the row's (30 > 20); after the UPDATE, 30 < 40 again, for good.
+    assert before > 0
+    assert first > sent[before - 1]
+    assert alerted == [t for t in sent if first <= t <= last]
+    assert {a.threshold for a in alerts} == {20.0}
+    quiet = [t for t in sent if t > last]
+    assert quiet, "no reading after the last alert"
+    assert quiet[-1] - quiet[0] >= timedelta(seconds=QUIET_S)
+    # When the change showed: by event time, the reading the worker first checked against
+    # the new limit (the worker's lag makes it early by that lag); by the wall clock, the
+    # first poll of the store holding such a reading (late by the lag and the poll).
+    by_event_time = max(last - updated, timedelta(0)).total_seconds()
+    by_wall_clock = next((s for s, n in stored_after_update if sent[n - 1] > last), None)
+    assert by_wall_clock is not None, "no reading after the last alert stored in time"
+    print(
+        f"sensor_metadata row → sensors job's alerts: INSERT → first alert stored "
+        f"{(seen - inserted).total_seconds():.2f}s; UPDATE → readings no longer alerting "
+        f"{by_event_time:.2f}s by their event time, {by_wall_clock:.2f}s until stored "
+        f"(readings every {READING_EVERY_S}s, load average {os.getloadavg()[0]:.1f})"
+    )

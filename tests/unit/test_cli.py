@@ -107,6 +107,18 @@ def test_bench_without_the_real_stack_is_a_usage_error(
 ) -> None:
     assert cli.main(["bench", "sensors", "--events", "10"]) == 2
     assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
+    assert cli.main(["bench", "sensors", "--events", "10", "--floor", "2"]) == 2
+    assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
+
+
+def test_bench_floor_needs_a_positive_number_of_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["bench", "sensors", "--floor", "0"])
+
+    assert exited.value.code == 2
+    assert "--floor" in capsys.readouterr().err
 
 
 def test_invalid_settings_are_reported_not_raised(
@@ -399,12 +411,14 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
     sensors, aggregates = jobs["sensors"], jobs["sensor-aggregates"]
     assert sensors["job"] == "sensors"
     assert sensors["sources"] == {"sensor-readings": "Reading"}
+    assert sensors["tables"] == {"sensor-metadata": "SensorMetadata, global"}
     assert sensors["state"] == ["aggregates-1m"]
     assert set(sensors["sinks"]) == {"readings", "alerts", "aggregates_1m"}
     assert sensors["authority"] == "database"
     assert "database transaction" in sensors["guarantee"]
     assert aggregates["job"] == "sensor-aggregates"
     assert aggregates["sources"] == {"sensor-readings": "Reading"}
+    assert aggregates["tables"] == {}
     assert aggregates["state"] == ["aggregates-1m"]
     assert list(aggregates["sinks"]) == ["aggregates"]
     assert "sensor-aggregates-1m" in aggregates["sinks"]["aggregates"]

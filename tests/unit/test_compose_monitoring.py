@@ -6,6 +6,7 @@ every endpoint and port they need."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipeline.entrypoints.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
+STACK = (ROOT / "scripts" / "stack").read_text()
 APPLICATION = ("migrate", "worker-sensors", "api")
 
 
@@ -123,3 +125,44 @@ def _nested(variables: dict[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
     return out
+
+
+def compose_default(value: str) -> str:
+    """A compose value with its `${VARIABLE:-default}` references replaced by the default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_influxdb_is_set_up_with_the_org_bucket_and_token_the_worker_writes_with() -> None:
+    influx = {k: compose_default(v) for k, v in env("influxdb").items()}
+    worker = {k: compose_default(v) for k, v in env("worker-sensors").items()}
+    stack_port = re.search(r"PIPELINE_STACK_TIMESERIES_PORT:-(\d+)", STACK)
+
+    configured = Settings(**_nested(worker)).timeseries
+    assert configured.url == "http://influxdb:8086"
+    assert influx["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert configured.org == influx["DOCKER_INFLUXDB_INIT_ORG"]
+    assert configured.bucket == influx["DOCKER_INFLUXDB_INIT_BUCKET"]
+    assert configured.token.get_secret_value() == influx["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
+    assert len(influx["DOCKER_INFLUXDB_INIT_PASSWORD"]) >= 8  # InfluxDB's setup refuses less
+    assert SERVICES["influxdb"]["image"].startswith("influxdb:2.")
+    assert SERVICES["influxdb"]["healthcheck"]["test"]
+    assert SERVICES["worker-sensors"]["depends_on"]["influxdb"] == {"condition": "service_healthy"}
+    assert stack_port is not None
+    assert f"127.0.0.1:{stack_port[1]}:8086" in SERVICES["influxdb"]["ports"]
+
+
+def test_grafana_has_an_influxdb_datasource_for_the_bucket_the_worker_writes() -> None:
+    provisioning = ROOT / mounts("grafana")["/etc/grafana/provisioning"]
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "influxdb.yml").read_text())[
+        "datasources"
+    ]
+    worker = Settings(**_nested(env("worker-sensors"))).timeseries
+    grafana = {k: compose_default(v) for k, v in env("grafana").items()}
+
+    assert datasource["type"] == "influxdb"
+    assert datasource["url"] == worker.url
+    assert datasource["jsonData"]["organization"] == worker.org
+    assert datasource["jsonData"]["defaultBucket"] == worker.bucket
+    token = datasource["secureJsonData"]["token"].removeprefix("$")
+    assert grafana[token] == compose_default(env("worker-sensors")["PIPELINE_TIMESERIES__TOKEN"])
+    assert SERVICES["grafana"]["depends_on"]["influxdb"] == {"condition": "service_healthy"}

@@ -94,3 +94,16 @@ def test_a_password_in_the_registry_url_is_masked() -> None:
     assert settings.masked()["registry"]["url"] == (
         "https://user:***@registry.example:8081/apis/ccompat/v7"
     )
+
+
+def test_the_time_series_token_and_a_password_in_its_url_are_masked() -> None:
+    settings = Settings.model_validate(
+        {"timeseries": {"url": "http://writer:s3cret-7@influx:8086", "token": "s3cret-8"}}
+    )
+
+    shown = settings.masked()["timeseries"]
+
+    assert shown["url"] == "http://writer:***@influx:8086"
+    assert "s3cret" not in repr(shown)
+    assert "s3cret-8" not in repr(settings)  # the token (a URL is shown as given, as elsewhere)
+    assert settings.timeseries.token.get_secret_value() == "s3cret-8"

@@ -17,7 +17,9 @@
     ├── TransientError                   a dependency is unavailable; retrying may succeed
     │   ├── BrokerUnavailable
     │   ├── StoreUnavailable
-    │   └── RegistryUnavailable
+    │   ├── RegistryUnavailable
+    │   └── TimeSeriesUnavailable
+    ├── TimeSeriesRejected               the time-series server refused the points
     └── ConfigurationError               settings that cannot work together
 
 Each error has a stable `error_class` string used in logs, counters and dead-letter headers.
@@ -135,6 +137,19 @@ class StoreRejected(PipelineError):
     cannot help, and the record responsible becomes a dead letter."""
 
     error_class = "store_rejected"
+
+
+class TimeSeriesUnavailable(TransientError):
+    """The time-series server cannot be reached, timed out, or kept answering 429 or 5xx."""
+
+    error_class = "timeseries_unavailable"
+
+
+class TimeSeriesRejected(PipelineError):
+    """The time-series server refused the points themselves (a 4xx other than 429): retrying
+    cannot help, and the record responsible becomes a dead letter."""
+
+    error_class = "timeseries_rejected"
 
 
 class ConfigurationError(PipelineError):

@@ -12,6 +12,7 @@ from pipeline.domain.alerts import (
     Severity,
     Threshold,
     alert_id_for,
+    check_threshold,
     check_thresholds,
     thresholds_by_type,
 )
@@ -46,7 +47,7 @@ from pipeline.domain.payments import (
     validate_payment_outcome,
     validate_transaction,
 )
-from pipeline.domain.sensor_metadata import SensorMetadata
+from pipeline.domain.sensor_metadata import SensorMetadata, sensor_threshold
 from pipeline.domain.sensors import (
     DEFAULT_CATALOG,
     HUMIDITY,
@@ -119,9 +120,11 @@ __all__ = [
     "UnknownSensorType",
     "WindowAggregate",
     "alert_id_for",
+    "check_threshold",
     "check_thresholds",
     "hashtags_in",
     "mentions_in",
+    "sensor_threshold",
     "thresholds_by_type",
     "validate_account_profile",
     "validate_engagement",

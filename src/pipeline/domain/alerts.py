@@ -121,7 +121,12 @@ def alert_id_for(source: str, timestamp: datetime, kind: AlertKind) -> uuid.UUID
 
 def check_thresholds(reading: Reading, thresholds: Mapping[str, Threshold]) -> Alert | None:
     """The alert `reading` raises against its type's threshold, or None if within limits."""
-    limit = thresholds.get(reading.sensor_type)
+    return check_threshold(reading, thresholds.get(reading.sensor_type))
+
+
+def check_threshold(reading: Reading, limit: Threshold | None) -> Alert | None:
+    """The alert `reading` raises against `limit` (None: no limit), or None if within it.
+    Its id depends on the reading and the kind of breach only, not on the limit's values."""
     if limit is None:
         return None
     value = reading.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.domain.alerts import Threshold
@@ -28,3 +29,14 @@ class SensorMetadata:
             critical_low=base.critical_low if self.critical_low is None else self.critical_low,
             critical_high=base.critical_high if self.critical_high is None else self.critical_high,
         )
+
+
+def sensor_threshold(
+    sensor_type: str, metadata: SensorMetadata | None, thresholds: Mapping[str, Threshold]
+) -> Threshold | None:
+    """The limits of a sensor of `sensor_type`: its row's limits over its type's in
+    `thresholds` when it has a row, else its type's (None: neither sets any)."""
+    base = thresholds.get(sensor_type)
+    if metadata is None:
+        return base
+    return metadata.threshold_over(base or Threshold(sensor_type=sensor_type))

@@ -44,6 +44,7 @@ def access_layout(
         groups.append(group)  # also the prefix of its retry groups `<group>.retry.N`
         sources.update(dict.fromkeys(job.sources))
         tables.update(dict.fromkeys(job.tables))
+        tables.update(dict.fromkeys(job.global_tables))
         sinks = sink_topics(job)
         if sinks is None:
             retries.update(dict.fromkeys(retry_topic(s, n) for s in job.sources for n in levels))

@@ -41,9 +41,11 @@ from pipeline.application.ports import (
 from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.social import SocialQueries
 from pipeline.application.ports.telemetry import Telemetry
+from pipeline.application.ports.timeseries import TimeSeries
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun
 from pipeline.application.telemetry import NullTelemetry
+from pipeline.application.timeseries_sink import TimeSeriesCheckpoint, timeseries_sinks
 from pipeline.application.topic_names import derived_topic_specs
 from pipeline.application.topic_policy import TopicKind, topic_config
 from pipeline.domain import Alert, Reading
@@ -120,6 +122,8 @@ class Pipeline:
     telemetry: Telemetry
     """Where the runtime, the alert relay and the API report (Prometheus, or nothing)."""
     container: Container = field(repr=False)
+    timeseries: TimeSeries | None = None
+    """Where jobs' time-series sinks write (`PIPELINE_TIMESERIES__URL`), or none."""
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """Names this process in dead-letter headers."""
     _closed: bool = field(default=False, repr=False)
@@ -167,11 +171,19 @@ class Pipeline:
             if missing:
                 raise ConfigurationError(f"job {name!r}: no encoder for topic sink(s) {missing}")
             topic_sinks = {sink: TopicSink(topic, encoders[sink]) for sink, topic in topics.items()}
+        store = self.checkpoint
+        series = timeseries_sinks(job)
+        if series:
+            if self.timeseries is None:
+                raise ConfigurationError(
+                    f"job {name!r} has time-series sinks {series}; set PIPELINE_TIMESERIES__URL"
+                )
+            store = TimeSeriesCheckpoint(store, self.timeseries, series)
         return JobRun(
             job=job,
             group_id=group_id or self.group_id(name),
             log=self.log,
-            store=self.checkpoint,
+            store=store,
             codecs=entry.codecs(self),
             clock=self.clock,
             worker_id=self.worker_id,
@@ -183,6 +195,7 @@ class Pipeline:
             sample_interval_s=self.settings.metrics.sample_interval_s,
             topic_sinks=topic_sinks,
             member_id=worker.instance_id or self.worker_id,
+            table_codecs=entry.tables(self) if entry.tables is not None else {},
         )
 
     def dead_letter_store(self) -> DeadLetterStore:
@@ -298,6 +311,31 @@ def social_queries(store: SensorStore) -> SocialQueries:
     raise ConfigurationError(f"no social queries for {type(store).__name__}")
 
 
+def _timeseries(settings: Settings) -> TimeSeries | None:
+    series = settings.timeseries
+    if series.url is None:
+        return None
+    from pipeline.adapters.timeseries import InfluxTimeSeries  # noqa: PLC0415
+
+    return InfluxTimeSeries(
+        url=series.url,
+        token=series.token.get_secret_value(),
+        org=series.org,
+        bucket=series.bucket,
+        batch_size=series.batch_size,
+        timeout_s=series.timeout_s,
+        retries=series.retries,
+    )
+
+
+async def _owned_timeseries(series: TimeSeries | None) -> AsyncIterator[TimeSeries | None]:
+    try:
+        yield series
+    finally:
+        if series is not None:
+            await series.close()
+
+
 def _telemetry(settings: Settings, metrics: bool) -> Telemetry:
     if not metrics and settings.metrics.port is None:
         return NullTelemetry()
@@ -330,6 +368,7 @@ class Container(containers.DeclarativeContainer):
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
     checkpoint = providers.Singleton(_checkpoint, store)
+    timeseries = providers.Resource(_owned_timeseries, providers.Singleton(_timeseries, settings))
     metrics = providers.Object(False)
     telemetry = providers.Singleton(_telemetry, settings, metrics)
     reading_codec = providers.Singleton(
@@ -352,6 +391,7 @@ async def bootstrap(
     store: SensorStore | None = None,
     checkpoint: CheckpointStore | None = None,
     clock: Clock | None = None,
+    timeseries: TimeSeries | None = None,
     migrate: bool = False,
     require_schema: bool = False,
     metrics: bool = False,
@@ -372,6 +412,8 @@ async def bootstrap(
         container.registry.override(providers.Object(registry))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    if timeseries is not None:
+        container.timeseries.override(providers.Resource(_owned_timeseries, timeseries))
     if store is None and not database:
         store = InMemorySensorStore()
     if store is None:
@@ -393,6 +435,7 @@ async def bootstrap(
         alert_codec=container.alert_codec(),
         telemetry=container.telemetry(),
         container=container,
+        timeseries=await _resolved(container.timeseries()),
     )
 
 

@@ -55,6 +55,10 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from pipeline.entrypoints.bench_social import run_social_bench  # noqa: PLC0415
 
         return await run_social_bench(args, settings)
+    if args.floor is not None:
+        from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
+
+        return await run_floor_bench(args, settings)
     from pipeline.entrypoints.bench import run_bench  # noqa: PLC0415
 
     return await run_bench(args, settings)
@@ -101,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=fraction,
         default=0.01,
         help="share of readings that start an anomaly (default 0.01: about two alerts a second)",
+    )
+    demo.add_argument(
+        "--stream-rate",
+        type=non_negative_float,
+        default=20.0,
+        help="events per second of each other stream (shop, payments, social) whose job is "
+        "registered; 0 leaves them out (default 20)",
     )
     demo.add_argument(
         "--db",
@@ -164,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="keep Prometheus metrics and serve them on PORT (0: a free one), as "
         "`pipeline-worker --metrics-port` does (default: PIPELINE_METRICS__PORT, unset: none)",
+    )
+    bench.add_argument(
+        "--floor",
+        type=positive_int,
+        metavar="RUNS",
+        help="instead: run the worker and the floor (benchmarks/floor_sensors.py, a minimal "
+        "script doing the same work) alternately RUNS times each on one backlog of --events "
+        "readings, as whole processes, and print both and their ratio",
     )
     bench.set_defaults(run=cmd_bench)
     return parser

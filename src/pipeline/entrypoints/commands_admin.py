@@ -54,10 +54,10 @@ async def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     for job in described:
         print(f"{job['job']}: {job['summary']}")
-        for key in ("sources", "steps", "state", "sinks", "authority", "guarantee"):
+        for key in ("sources", "tables", "steps", "state", "sinks", "authority", "guarantee"):
             value = job[key]
             if isinstance(value, dict):
-                value = ", ".join(f"{k} ({v})" for k, v in value.items())
+                value = ", ".join(f"{k} ({v})" for k, v in value.items()) or "none"
             elif isinstance(value, list):
                 value = ", ".join(value) or "none"
             print(f"  {key:<9} {value}")

@@ -1,6 +1,9 @@
-"""`pipeline demo`: the generator and the sensors worker in one process, on the in-memory log
-and registry and a SQLite file, with the API and the live dashboard served by uvicorn in the
-same event loop over that same pipeline. No services, no Docker."""
+"""`pipeline demo`: the generators and the workers in one process, on the in-memory log and
+registry and a SQLite file, with the API and the live dashboard served by uvicorn in the same
+event loop over that same pipeline. No services, no Docker.
+
+The sensor fleet runs at `--rate`; every other stream whose job is registered (shop,
+payments, social) runs its generator at `--stream-rate` with its job beside it."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pipeline.application.lag import consumer_lag
 from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
+from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.progress import RateMeter, StatusLine
 from pipeline.entrypoints.runtime import (
     EXIT_OK,
@@ -30,7 +34,12 @@ from pipeline.entrypoints.runtime import (
 )
 from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import DatabaseSettings, Settings
+from pipeline.entrypoints.simulated import DOMAINS, produce_simulated
 from pipeline.entrypoints.worker import run_named_job
+
+FEEDING_JOBS = {"social": ("social-tags", "post-engagement")}
+"""The other jobs of a stream beside the one named like it: `social` counts the hashtag
+uses `social-tags` writes, and `post-engagement` joins the posts with their engagement."""
 
 
 def demo_settings(settings: Settings, db: str) -> Settings:
@@ -139,6 +148,29 @@ async def serve_api(
         await serving
 
 
+def start_streams(
+    tasks: asyncio.TaskGroup,
+    pipeline: Pipeline,
+    *,
+    stream_stats: dict[str, WorkerStats],
+    args: argparse.Namespace,
+    stop: asyncio.Event,
+    run_id: str,
+) -> None:
+    """Start each other stream's generator (at `--stream-rate`) and its job in `tasks`."""
+    for domain, stats in stream_stats.items():
+        tasks.create_task(
+            produce_simulated(
+                pipeline, domain, count=None, rate=args.stream_rate, seed=args.seed, stop=stop
+            )
+        )
+        group = f"{pipeline.group_id(domain)}-demo-{run_id}"
+        tasks.create_task(run_named_job(pipeline, domain, group_id=group, stop=stop, stats=stats))
+        for job in FEEDING_JOBS.get(domain, ()):
+            group = f"{pipeline.group_id(job)}-demo-{run_id}"
+            tasks.create_task(run_named_job(pipeline, job, group_id=group, stop=stop))
+
+
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run until Ctrl-C or `--duration`; print a summary."""
     settings = demo_settings(settings, args.db)
@@ -155,7 +187,10 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     tune_gc_for_streaming()
     # The in-memory log is new with every run while the SQLite file is kept: offsets stored
     # by an earlier run's group would point past this log's end.
-    group = f"{pipeline.group_id('sensors')}-demo-{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex[:8]
+    group = f"{pipeline.group_id('sensors')}-demo-{run_id}"
+    streams = [d for d in DOMAINS if d in JOBS] if args.stream_rate > 0 else []
+    stream_stats = {domain: WorkerStats() for domain in streams}
     stats = WorkerStats()
     status = StatusLine()
     meter = RateMeter(window=RATE_WINDOW_S)
@@ -163,7 +198,11 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     earlier = await pipeline.store.count_readings()
     status.print(
         f"pipeline demo: {args.sensors} sensors at {args.rate:g} readings/s → in-memory log → "
-        f"sensors worker → {settings.database.url.get_secret_value()}  (Ctrl-C stops)",
+        f"sensors worker → {settings.database.url.get_secret_value()}  (Ctrl-C stops)"
+        + "".join(
+            f"\n               {domain} at {args.stream_rate:g} events/s → {domain} worker"
+            for domain in streams
+        ),
         sys.stdout,
     )
 
@@ -200,6 +239,9 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                 tasks.create_task(
                     run_named_job(pipeline, "sensors", group_id=group, stop=stop, stats=stats)
                 )
+                start_streams(
+                    tasks, pipeline, stream_stats=stream_stats, args=args, stop=stop, run_id=run_id
+                )
                 tasks.create_task(report())
                 tasks.create_task(deadline())
                 if sock is not None:
@@ -231,6 +273,11 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             database=settings.database.url.get_secret_value(),
             readings=readings,
             alerts=alerts,
+        )
+        + "".join(
+            f"\n{domain}: this run processed {counts.records:,} events, "
+            f"{sum(counts.rejected.values()):,} rejected, {counts.events:,} alerts raised"
+            for domain, counts in stream_stats.items()
         )
     )
     return EXIT_OK

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters.avro import aggregate_codec, engagement_codec, post_codec
 from pipeline.adapters.avro.social import hashtag_use_codec
+from pipeline.adapters.connect.debezium import SENSOR_METADATA
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
-from pipeline.application.ports import Codec
+from pipeline.application.ports import Codec, TableCodec
 from pipeline.domain.social import BurstRule, HashtagUse
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
@@ -48,6 +49,8 @@ class JobEntry:
     """For a job whose sinks are topics: how each sink's rows become records."""
     guarantee: str
     """How the job's outputs survive failures (shown by `pipeline jobs`)."""
+    tables: Callable[[Pipeline], Mapping[str, TableCodec[Any, Any]]] | None = None
+    """For a job that joins global tables: how each one's topic is read."""
 
     def authority(self, settings: Settings) -> str:
         """What commits the job's batches: `kafka` (a transaction) when its sinks are
@@ -63,6 +66,8 @@ def _sensor_job(settings: Settings) -> Job:
             max_clock_skew=timedelta(seconds=settings.worker.max_clock_skew_seconds),
             window_grace=timedelta(seconds=settings.worker.sensor_window_grace_s),
             idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+            metadata_topic=settings.topics.sensor_metadata,
+            timeseries=settings.timeseries.url is not None,
         )
     )
 
@@ -214,9 +219,12 @@ JOBS: dict[str, JobEntry] = {
         build=_sensor_job,
         codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
         on_events=_relay_alerts,
+        tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
         guarantee=(
             "database transaction: rows, window state and offsets commit together; "
-            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+            "alerts leave through an outbox (at least once, deduplicated by alert id); "
+            "time-series points, when configured, are written before the commit "
+            "(idempotent: once each)"
         ),
     ),
     "sensor-aggregates": JobEntry(
@@ -235,13 +243,15 @@ JOBS: dict[str, JobEntry] = {
 
 
 def describe(entry: JobEntry, job: Job) -> dict[str, object]:
-    """What `pipeline jobs` shows of a job: sources, steps, state, sinks, authority (what
+    """What `pipeline jobs` shows of a job: sources, tables, steps, state, sinks, authority (what
     commits a batch: a database or a Kafka transaction), guarantee."""
     plan = job.plan()
     return {
         "job": entry.name,
         "summary": entry.summary,
         "sources": {topic: spec.value.__name__ for topic, spec in job.sources.items()},
+        "tables": {topic: spec.value.__name__ for topic, spec in job.tables.items()}
+        | {topic: f"{spec.value.__name__}, global" for topic, spec in job.global_tables.items()},
         "steps": [f"{node.id} ({node.kind})" for node in plan.nodes if node.kind != "source"],
         "state": list(plan.stateful_steps),
         "sinks": {

@@ -12,6 +12,7 @@ from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.tables import with_global_tables
 from pipeline.entrypoints.bootstrap import Pipeline
 
 Progress = Callable[[int], None]
@@ -188,4 +189,5 @@ async def replay_job(
         after_batch=after_batch,
         stats=stats,
     )
-    return await worker.run()
+    # The global tables as they are now, not as they were: a join reads processing time.
+    return await with_global_tables(run.job, pipeline.log, run.table_codecs, worker.run)

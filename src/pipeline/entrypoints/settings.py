@@ -316,6 +316,25 @@ class MetricsSettings(BaseModel):
     """How often a worker samples consumer lag, retry-topic depth and state size."""
 
 
+class TimeSeriesSettings(BaseModel):
+    """The time-series server (InfluxDB's v2 write API). Unset `url`: no time-series sinks."""
+
+    url: str | None = None
+    """e.g. `http://127.0.0.1:8086`; set, the sensors job also writes its readings and
+    one-minute aggregates there."""
+    token: SecretStr = SecretStr("")
+    """API token (`Authorization: Token …`); empty for a server without authentication."""
+    org: str = "pipeline"
+    bucket: str = "sensors"
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    """Points per write request."""
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds one write request may take."""
+    retries: Annotated[int, Field(ge=0, le=100)] = 5
+    """Times a request answered with 429 or a 5xx, or that cannot connect, is sent again
+    (backoff doubling from 0.5 s up to 8 s, with jitter) before the batch fails."""
+
+
 class ThresholdSetting(BaseModel):
     """Operating limits of one sensor type."""
 
@@ -356,6 +375,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     social: SocialSettings = Field(default_factory=SocialSettings)
+    timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)
     """Alert thresholds per sensor type, merged over the defaults type by type, e.g.
     `PIPELINE_THRESHOLDS='{"temperature": {"high": 40, "critical_high": 60}}'`."""
@@ -385,6 +405,8 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         if self.registry.url is not None:
             data["registry"]["url"] = _without_password(self.registry.url)
+        if self.timeseries.url is not None:
+            data["timeseries"]["url"] = _without_password(self.timeseries.url)
         try:
             url = make_url(self.database.url.get_secret_value())
         except ArgumentError:

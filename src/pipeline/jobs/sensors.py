@@ -2,8 +2,13 @@
 one-minute statistics.
 
     sensor-readings ──validate──┬──────────────────────────────────────────→ readings
-        (Reading)     (rule →   ├──thresholds (flat_map)───────────────────→ alerts
+        (Reading)     (rule →   ├──sensor metadata (join_global)──thresholds→ alerts
                       DLQ)      └──1-minute tumbling window, Stats, updates → aggregates_1m
+
+A reading is checked against its sensor's own limits when the reference table
+`sensor_metadata` (streamed by Debezium into `metadata_topic`) has a row for it, else against
+its type's: the job joins that topic as a global table, read whole by every worker, as of
+when the reading is processed (a replay meets today's rows).
 
 Readings and alerts have natural keys (sensor and time; alert id), so writing one twice is
 harmless. The window keeps each sensor-minute's running statistics in keyed state and
@@ -27,13 +32,22 @@ from pipeline.domain import (
     DomainError,
     Reading,
     SensorCatalog,
+    SensorMetadata,
     Threshold,
+    check_threshold,
     check_thresholds,
+    sensor_threshold,
     validate_reading,
 )
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 from pipeline.domain.windows import WindowAggregate
-from pipeline.streams import Job, Sink, Stats, StatsResult, Tumbling, Windowed
+from pipeline.jobs.sensor_points import (
+    AGGREGATE_POINTS,
+    READING_POINTS,
+    aggregate_point,
+    reading_point,
+)
+from pipeline.streams import Job, Sink, Stats, StatsResult, Stream, Tumbling, Windowed
 
 READINGS = Sink("readings", Reading, "table readings: one row per valid reading")
 ALERTS = Sink("alerts", Alert, "table alerts (outbox to system-alerts)")
@@ -41,6 +55,10 @@ AGGREGATES = Sink(
     "aggregates_1m", WindowAggregate, "table reading_aggregates_1m: per sensor and minute"
 )
 WINDOW_STEP = "aggregates-1m"
+SensorKey = tuple[str, str]
+"""(sensor id, sensor type): the key of the job's streams."""
+LimitedReading = tuple[Reading, Threshold | None]
+"""A reading with the limits it is checked against."""
 ONE_MINUTE = timedelta(minutes=1)
 
 
@@ -54,6 +72,11 @@ class SensorJobConfig:
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     window_grace: timedelta = timedelta(hours=1)
     idle_timeout: timedelta = timedelta(seconds=30)
+    metadata_topic: str | None = None
+    """The changelog of the `sensor_metadata` table, joined for per-sensor limits; None:
+    the type's limits only."""
+    timeseries: bool = False
+    """Also write readings and aggregates as time-series points (`jobs.sensor_points`)."""
 
 
 def sensor_job(config: SensorJobConfig) -> Job:
@@ -64,14 +87,10 @@ def sensor_job(config: SensorJobConfig) -> Job:
         idle_timeout=config.idle_timeout,
         description="IoT readings → readings, threshold alerts, one-minute statistics",
     )
-    catalog, skew, thresholds = config.catalog, config.max_clock_skew, config.thresholds
+    catalog, skew = config.catalog, config.max_clock_skew
 
     def check(reading: Reading, now: datetime) -> None:
         validate_reading(reading, now=now, catalog=catalog, max_clock_skew=skew)
-
-    def alerts_of(reading: Reading) -> tuple[Alert, ...]:
-        alert = check_thresholds(reading, thresholds)
-        return () if alert is None else (alert,)
 
     # Keyed by sensor and type (the record key is the sensor id; a sensor never changes
     # type), so the window groups by the key it emits without a re-keying step.
@@ -83,15 +102,40 @@ def sensor_job(config: SensorJobConfig) -> Job:
     )
     valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
     valid.to(READINGS)
-    valid.flat_map(alerts_of, name="thresholds").to(ALERTS)
-    (
+    threshold_alerts(job, valid, config).to(ALERTS)
+    aggregates = (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))
         .updates()
         .map(window_aggregate)
-        .to(AGGREGATES)
     )
+    aggregates.to(AGGREGATES)
+    if config.timeseries:
+        valid.map(reading_point, name="reading points").to(READING_POINTS)
+        aggregates.map(aggregate_point, name="aggregate points").to(AGGREGATE_POINTS)
     return job
+
+
+def threshold_alerts(
+    job: Job, valid: Stream[SensorKey, Reading], config: SensorJobConfig
+) -> Stream[SensorKey, Alert]:
+    """The alerts of the readings beyond their limits: the sensor's row of
+    `config.metadata_topic` over its type's limits, or the type's alone."""
+    thresholds = config.thresholds
+    if config.metadata_topic is None:
+        return valid.flat_map(lambda r: _alerts(check_thresholds(r, thresholds)), name="thresholds")
+    metadata = job.global_table(config.metadata_topic, SensorMetadata)
+
+    def limited(reading: Reading, row: SensorMetadata | None) -> LimitedReading:
+        return reading, sensor_threshold(reading.sensor_type, row, thresholds)
+
+    return valid.join_global(
+        metadata, limited, key=lambda r: r.sensor_id, how="left", name="sensor metadata"
+    ).flat_map(lambda pair: _alerts(check_threshold(*pair)), name="thresholds")
+
+
+def _alerts(alert: Alert | None) -> tuple[Alert, ...]:
+    return () if alert is None else (alert,)
 
 
 def window_aggregate(result: Windowed[tuple[str, str], StatsResult]) -> WindowAggregate:

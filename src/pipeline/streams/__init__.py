@@ -31,7 +31,16 @@ from pipeline.streams.items import (
     from_millis,
     to_millis,
 )
-from pipeline.streams.job import Job, JobDefinitionError, JoinedStream, Plan, Sink, Stream, Table
+from pipeline.streams.job import (
+    GlobalTable,
+    Job,
+    JobDefinitionError,
+    JoinedStream,
+    Plan,
+    Sink,
+    Stream,
+    Table,
+)
 from pipeline.streams.ranking import Ranking
 from pipeline.streams.state import StateChange
 from pipeline.streams.task import Output, Task
@@ -43,6 +52,7 @@ __all__ = [
     "Collect",
     "Count",
     "DistinctCount",
+    "GlobalTable",
     "Hopping",
     "Item",
     "Job",

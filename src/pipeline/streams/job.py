@@ -14,7 +14,8 @@ Nothing runs at declaration time: `Job.plan()` checks the graph (every stateful 
 unique `step` id, every stream ends somewhere, stateful steps see co-partitioned keys) and
 the runtime (or the test driver) runs the plan's operators over batches of records; before
 consuming, the runtime checks that the topics a join reads are co-partitioned
-(`Plan.check_copartitioning`).
+(`Plan.check_copartitioning`). A global table (`Job.global_table`) is exempt: every task
+reads its topic whole, so it is joined by any key and never checked.
 """
 
 from __future__ import annotations
@@ -108,6 +109,33 @@ class TableSpec:
 
 def _utf8(key: bytes) -> str:
     return key.decode()
+
+
+@dataclass(slots=True)
+class GlobalTableSpec:
+    """A (compacted) topic every task reads whole (Kafka Streams' GlobalKTable): the type
+    its records decode to. The runtime materializes it outside the job's partitions and
+    binds its lookup (`GlobalTable.bind`) before the job runs."""
+
+    topic: str
+    value: type[Any]
+    lookup: Callable[[Any], Any] | None = None
+
+
+class GlobalTable(Generic[K, V]):
+    """A table every task holds in full, whatever partitions it was assigned: what
+    `Stream.join_global` looks keys up in. Nothing of it is job state: each process reads
+    the topic from its beginning at start and follows it (its topic needs no
+    co-partitioning with anything)."""
+
+    def __init__(self, job: Job, spec: GlobalTableSpec) -> None:
+        self._job = job
+        self.spec = spec
+
+    def bind(self, lookup: Callable[[K], V | None]) -> None:
+        """Where the job finds a key's current row (None: no row): the runtime binds the
+        table it materialized, the test driver its own."""
+        self.spec.lookup = lookup
 
 
 class Table(Generic[K, V]):
@@ -307,6 +335,55 @@ class Stream(Generic[K, V]):
         self._check_join("join_table", table._job, how)
         params = {"joiner": joiner, "how": how, "table": table.spec.topic, "name": name}
         return Stream(self._job, self._job._add("join_table", (self.node, table.node), params))
+
+    @overload
+    def join_global(
+        self,
+        table: GlobalTable[K2, T],
+        joiner: Callable[[V, T], R],
+        *,
+        key: Callable[[V], K2],
+        how: Literal["inner"] = "inner",
+        name: str | None = None,
+    ) -> Stream[K, R]: ...
+
+    @overload
+    def join_global(
+        self,
+        table: GlobalTable[K2, T],
+        joiner: Callable[[V, T | None], R],
+        *,
+        key: Callable[[V], K2],
+        how: Literal["left"],
+        name: str | None = None,
+    ) -> Stream[K, R]: ...
+
+    def join_global(
+        self,
+        table: GlobalTable[Any, Any],
+        joiner: Callable[[V, Any], R],
+        *,
+        key: Callable[[V], Any],
+        how: JoinHow = "inner",
+        name: str | None = None,
+    ) -> Stream[K, R]:
+        """Each value joined with the global table's row for `key(value)`, as the table is
+        when the record is processed (Kafka Streams' KStream–GlobalKTable join):
+        `joiner(value, row)`. A key the table lacks drops the record (`inner`) or joins it
+        with None (`left`). The stream's key and event time are kept; any key will do (the
+        table is whole in every task), so neither co-partitioning nor the stream's keying
+        matters."""
+        job = self._job
+        if table._job is not job:
+            raise JobDefinitionError(
+                f"job {job.name!r}: join_global with a global table of another job"
+            )
+        if how not in ("inner", "left"):
+            raise JobDefinitionError(
+                f"job {job.name!r}: join_global how={how!r}: use 'inner' or 'left'"
+            )
+        params = {"joiner": joiner, "key": key, "how": how, "table": table.spec, "name": name}
+        return Stream(job, self._then("join_global", **params))
 
     @overload
     def join(
@@ -513,6 +590,7 @@ class Job:
         self.idle_timeout_ms = duration_millis(idle_timeout)
         self.sources: dict[str, SourceSpec] = {}
         self.tables: dict[str, TableSpec] = {}
+        self.global_tables: dict[str, GlobalTableSpec] = {}
         self._nodes: list[Node] = []
         self._ids: set[str] = set()
         self._sinks: dict[str, Sink[Any]] = {}
@@ -528,8 +606,7 @@ class Job:
     ) -> Stream[K, V]:
         """The stream of `topic`'s records, decoded to `value` by the runtime's codec for
         that type, keyed by `key(value)` and timed by `event_time(value)`."""
-        if topic in self.sources or topic in self.tables:
-            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
+        self._check_new_topic(topic)
         node = self._add("source", (), {"topic": topic}, step=f"source:{topic}")
         self.sources[topic] = SourceSpec(topic, value, key, event_time, node)
         return Stream(self, node)
@@ -547,12 +624,28 @@ class Job:
         the key that `record_key` decodes from the record's key (UTF-8 text by default).
         Its state is the step `table:<topic>`, per partition like any state; its records
         never move watermarks (a table has no event time)."""
-        if topic in self.sources or topic in self.tables:
-            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
+        self._check_new_topic(topic)
         node = self._add("table", (), {"topic": topic}, step=f"table:{topic}")
         spec = TableSpec(topic, value, key, record_key or _utf8, node)
         self.tables[topic] = spec
         return Table(self, spec)
+
+    def global_table(self, topic: str, value: type[V]) -> GlobalTable[Any, V]:
+        """The global table of `topic` (a compacted topic), read whole by every task: its
+        rows decoded to `value` by the runtime's table codec for the topic, which also says
+        a record's key (a tombstone, or a row the codec maps to None, deletes it). Join it
+        with `Stream.join_global`. It is no job state and moves no watermark: the runtime
+        reads it from its beginning before the job consumes, and follows it while it runs."""
+        self._check_new_topic(topic)
+        if self._plan is not None:
+            raise JobDefinitionError(f"job {self.name!r} is planned already; declare steps first")
+        spec = GlobalTableSpec(topic, value)
+        self.global_tables[topic] = spec
+        return GlobalTable(self, spec)
+
+    def _check_new_topic(self, topic: str) -> None:
+        if topic in self.sources or topic in self.tables or topic in self.global_tables:
+            raise JobDefinitionError(f"job {self.name!r} reads topic {topic!r} twice")
 
     def _add(
         self,
@@ -606,6 +699,14 @@ class Job:
         if self._plan is None:
             if not self.sources:
                 raise JobDefinitionError(f"job {self.name!r} has no source")
+            joined = {
+                node.params["table"].topic for node in self._nodes if node.kind == "join_global"
+            }
+            for topic in self.global_tables:
+                if topic not in joined:
+                    raise JobDefinitionError(
+                        f"job {self.name!r}: global table {topic!r} is never joined"
+                    )
             for node in self._nodes:
                 if node.kind == "table" and not node.children:
                     raise JobDefinitionError(

@@ -1,4 +1,5 @@
-"""Joins: a stream with a table (lookup), and two streams within an interval of event time.
+"""Joins: a stream with a table (lookup), with a global table, and two streams within an
+interval of event time.
 
 **Stream–table** (Kafka Streams' KStream–KTable join). A table is its topic's latest value
 per key, kept as keyed state per partition and restored like any state; a tombstone deletes
@@ -8,6 +9,12 @@ hands the stream records read before an update to the join before it applies the
 Table records never move a watermark. What a record meets therefore depends on when the
 table's update was read relative to it, as in Kafka Streams: the join is deterministic
 given the order of reads, not across every interleaving of the two topics.
+
+**Stream–global table** (Kafka Streams' KStream–GlobalKTable join). Every task holds the
+whole table, read by the runtime from the topic's beginning and followed while the job runs
+(no state, no co-partitioning, any lookup key). A record meets the row the table holds
+when it is processed: an update read by then counts, whichever topic it came from first —
+processing time, not event time, so a replay of old records meets today's rows.
 
 **Stream–stream interval join** (Kafka Streams' `JoinWindows`). A left record at time l
 and a right record at time r with the same key join when l − before ≤ r ≤ l + after (both
@@ -42,7 +49,7 @@ from heapq import heapify, heappop, heappush
 from typing import Any, cast
 
 from pipeline.streams.items import Item, Tombstone
-from pipeline.streams.job import Node
+from pipeline.streams.job import GlobalTableSpec, Node
 from pipeline.streams.operators import Context, Operator, StatefulOperator
 
 LEFT, RIGHT = 0, 1
@@ -100,6 +107,33 @@ class TableJoinOperator(Operator):
                 last_part = i.part
                 rows = state.part(i.part)
             row = rows.get(i.key)  # a table holds no None: a tombstone deletes the key
+            if row is not None or left:
+                out.append(Item(i.part, i.key, i.time, joiner(i.value, row), i.origin, i.wm))
+        self.emit(out, ctx)
+
+
+class GlobalJoinOperator(Operator):
+    """Looks each item up in a global table, through the lookup the runtime bound to it."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        params = node.params
+        self.joiner: Callable[[Any, Any], Any] = params["joiner"]
+        self.key: Callable[[Any], Hashable] = params["key"]
+        self.left = params["how"] == "left"
+        self.table: GlobalTableSpec = params["table"]
+
+    def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
+        lookup = self.table.lookup
+        if lookup is None:
+            raise RuntimeError(
+                f"step {self.node.id!r}: global table {self.table.topic!r} was never bound "
+                "(the runtime binds it before the job runs; GlobalTable.bind in tests)"
+            )
+        joiner, key, left = self.joiner, self.key, self.left
+        out: list[Item[Any, Any]] = []
+        for i in items:
+            row = lookup(key(i.value))
             if row is not None or left:
                 out.append(Item(i.part, i.key, i.time, joiner(i.value, row), i.origin, i.wm))
         self.emit(out, ctx)

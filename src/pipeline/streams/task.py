@@ -25,7 +25,12 @@ from typing import Any
 from pipeline.streams.fixed_windows import FixedWindowOperator
 from pipeline.streams.items import NO_TIME, Item, Late, Rejection, Tombstone, to_millis
 from pipeline.streams.job import Node, Plan
-from pipeline.streams.joins import IntervalJoinOperator, TableJoinOperator, TableOperator
+from pipeline.streams.joins import (
+    GlobalJoinOperator,
+    IntervalJoinOperator,
+    TableJoinOperator,
+    TableOperator,
+)
 from pipeline.streams.operators import (
     Context,
     FilterOperator,
@@ -86,6 +91,7 @@ def _operator(node: Node) -> Operator:
         "source": PassOperator,
         "table": TableOperator,
         "join_table": TableJoinOperator,
+        "join_global": GlobalJoinOperator,
         "join": IntervalJoinOperator,
         "map": MapOperator,
         "filter": FilterOperator,

@@ -3,6 +3,7 @@
     driver = TestDriver(job, partitions=2, now=datetime(2026, 1, 1, tzinfo=UTC))
     driver.send("sensor-readings", reading)          # partition from the job's key
     driver.send("accounts", None, key="a-1")         # a table's tombstone
+    driver.send("sensor-metadata", row, key="s-1")   # a global table's row (None: deleted)
     driver.run()                                     # one batch, checkpointed
     driver.advance(timedelta(minutes=2))             # wall clock: idle partitions move on
     assert driver.results("aggregates") == [...]
@@ -59,6 +60,11 @@ class TestDriver:
         self._partial: frozenset[int] = frozenset()
         self.task = Task(job.plan())
         self._assigned: set[int] = set()
+        self._global_rows: dict[str, dict[Hashable, Any]] = {}
+        self._global_pending: list[tuple[str, Hashable, Any]] = []
+        for topic, spec in job.global_tables.items():
+            rows = self._global_rows[topic] = {}
+            spec.lookup = rows.get
         for part in assign if assign is not None else range(partitions):
             self._assign(part)
 
@@ -80,7 +86,14 @@ class TestDriver:
         """Append a record to `topic`'s log (partition from its key unless given: `key`,
         else the job's key of `value`); return its offset. It is processed by the next
         `run`. On a table's topic, `value` None with a `key` is a tombstone (it deletes the
-        key from the table)."""
+        key from the table). On a global table's topic, `key` is the row's key, and the
+        row (None: deleted) is what lookups find from the next `run` or `advance` on, as
+        the runtime's table has read it by then; it returns -1 (no offset)."""
+        if topic in self.job.global_tables:
+            if key is None:
+                raise ValueError(f"a row of the global table {topic!r} needs a key")
+            self._global_pending.append((topic, key, value))
+            return -1
         spec = self.job.sources.get(topic) or self.job.tables.get(topic)
         if spec is None:
             raise KeyError(f"job {self.job.name!r} does not read topic {topic!r}")
@@ -108,6 +121,7 @@ class TestDriver:
         """Process the records not read yet, of the partitions assigned, in batches of
         `batch_size` (all at once by default), round-robin over partitions like a consumer.
         Each batch is checkpointed; with `commit=False` the last one is not (crash next)."""
+        self._apply_global_rows()
         pending = self._unread()
         if not pending:
             out = self.task.process([], self._now)
@@ -126,6 +140,7 @@ class TestDriver:
     def advance(self, by: timedelta, *, commit: bool = True) -> Output:
         """Move the wall clock on by `by` and let the job see it (no records)."""
         self._now += duration_millis(by)
+        self._apply_global_rows()
         return self._checkpoint(self.task.advance(self._now), [], commit=commit)
 
     def set_time(self, now: datetime) -> None:
@@ -202,6 +217,15 @@ class TestDriver:
                 entries.setdefault(step, []).append((key, value))
         self.task.assign(part, entries, self._now)
         self._assigned.add(part)
+
+    def _apply_global_rows(self) -> None:
+        for topic, key, value in self._global_pending:
+            rows = self._global_rows[topic]
+            if value is None:
+                rows.pop(key, None)
+            else:
+                rows[key] = value
+        self._global_pending.clear()
 
     def _unread(self) -> list[tuple[str, int, int, Any]]:
         queues: list[list[tuple[str, int, int, Any]]] = []

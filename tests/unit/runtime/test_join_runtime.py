@@ -1,9 +1,13 @@
 """A stream–table join job on the runtime: the table topic is consumed with the stream, a
-null record is a tombstone, and topics a join reads together must be co-partitioned."""
+null record is a tombstone, and topics a join reads together must be co-partitioned; a
+global table is read whole before the job consumes, whatever its partition count."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+from typing import Any
 
 import pytest
 
@@ -11,11 +15,19 @@ from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.ports import TopicSpec
+from pipeline.application.ports import EventConsumer, TableCodec, TopicSpec
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
 from tests.unit.runtime.jobs import ListSink
-from tests.unit.streams.join_jobs import T0, Account, JsonCodec, Order, at, orders_with_accounts
+from tests.unit.streams.join_jobs import (
+    T0,
+    Account,
+    JsonCodec,
+    Order,
+    at,
+    orders_with_accounts,
+    orders_with_global_accounts,
+)
 
 
 async def world(partitions: dict[str, int]) -> tuple[InMemoryEventLog, ListSink, JobRun]:
@@ -60,3 +72,67 @@ async def test_a_job_joining_topics_of_different_partition_counts_refuses_to_sta
 
     with pytest.raises(ConfigurationError, match="accounts"):
         await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+
+async def test_a_global_table_of_another_partition_count_is_read_whole_by_the_worker() -> None:
+    log = InMemoryEventLog()
+    await log.ensure_topics(
+        [TopicSpec(name="orders", partitions=2), TopicSpec(name="accounts", partitions=3)]
+    )
+    accounts, orders = JsonCodec(Account), JsonCodec(Order)
+    for account, tier in (("a", "gold"), ("b", "silver"), ("c", "bronze")):
+        await log.publish(
+            "accounts", account.encode(), await accounts.encode(Account(account, tier))
+        )
+    await log.publish("accounts", b"c", None)  # account c closed
+    for n, account in enumerate("abc"):
+        await log.publish(
+            "orders", f"o{n}".encode(), await orders.encode(Order(f"o{n}", account, at(n)))
+        )
+    await log.flush()
+    sink = ListSink(lambda row: row[0])
+    run = JobRun(
+        job=orders_with_global_accounts(how="left"),
+        group_id="global-enrich",
+        log=log,
+        store=InMemoryCheckpointStore({"enriched": sink}),
+        codecs={"orders": JsonCodec(Order)},
+        clock=ManualClock(T0),
+        worker_id="test",
+        batch_size=100,
+        batch_timeout=0.02,
+        retry=RetryPolicy(initial=0.001, maximum=0.002, attempts=2),
+        retry_delays_s=(),
+        table_codecs={"accounts": TableCodec(decode_key=bytes.decode, decode_value=account_row)},
+    )
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert sink.rows == {"o0": ("o0", "gold"), "o1": ("o1", "silver"), "o2": ("o2", None)}
+
+
+def account_row(value: bytes) -> Account:
+    data = json.loads(value)
+    return Account(data["account"], data["tier"])
+
+
+class AskedLog(InMemoryEventLog):
+    """The in-memory log, noting how each group member was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[tuple[str, ...], bool]] = []
+
+    def consumer(self, **kwargs: Any) -> EventConsumer:
+        self.asked.append((tuple(kwargs["topics"]), kwargs.get("co_partitioned", False)))
+        return super().consumer(**kwargs)
+
+
+async def test_a_job_joining_co_partitioned_topics_asks_its_group_for_co_partitioning() -> None:
+    log = AskedLog()
+    await log.ensure_topics([TopicSpec(name=t, partitions=2) for t in ("orders", "accounts")])
+    run = dataclasses.replace((await world({"orders": 2, "accounts": 2}))[2], log=log)
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert (("orders", "accounts"), True) in log.asked

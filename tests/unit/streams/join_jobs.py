@@ -124,3 +124,20 @@ def orders_with_payments(
     if route_late:
         joined.late().map(lambda v: v.id).to(Sink("late", str))
     return job
+
+
+def orders_with_global_accounts(how: JoinHow = "inner") -> Job:
+    job = Job("global-enrich")
+    orders = job.source("orders", Order, key=lambda o: o.id, event_time=lambda o: o.at)
+    accounts = job.global_table("accounts", Account)
+    if how == "left":
+        joined = orders.join_global(
+            accounts,
+            lambda o, a: (o.id, a.tier if a else None),
+            key=lambda o: o.account,
+            how="left",
+        )
+    else:
+        joined = orders.join_global(accounts, lambda o, a: (o.id, a.tier), key=lambda o: o.account)
+    joined.to(ENRICHED)
+    return job

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from pipeline.application.errors import MalformedPayload
+from pipeline.application.ports.tables import TableCodec
 from pipeline.domain import SensorMetadata
 
 _THRESHOLDS = ("low", "high", "critical_low", "critical_high")
@@ -56,3 +57,7 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise MalformedPayload(f"sensor_metadata {what} is not a JSON object: {data[:200]!r}")
     return decoded
+
+
+SENSOR_METADATA = TableCodec(decode_key=sensor_metadata_key, decode_value=sensor_metadata_value)
+"""How the sensors job reads `sensor-metadata` as a global table."""

@@ -114,6 +114,14 @@ class KafkaConsumerBase:
         await self._submit(self._seek, wanted)
         self._carry = [r for r in self._carry if r.topic_partition not in wanted]
 
+    def _reassign(
+        self, plain: list[KafkaTopicPartition], placed: list[KafkaTopicPartition]
+    ) -> None:
+        """Worker thread: give the partitions of `plain` a fresh fetch start at `placed`'s
+        offsets, leaving the others as they are."""
+        self._consumer.incremental_unassign(plain)
+        self._consumer.incremental_assign(placed)
+
     def _seek(self, offsets: dict[TopicPartition, int]) -> None:
         """Worker thread. Re-assigning (rather than `Consumer.seek`, which fails on a
         partition whose fetcher has not started yet) starts each partition's fetch afresh at
@@ -124,8 +132,7 @@ class KafkaConsumerBase:
         plain = [KafkaTopicPartition(tp.topic, tp.partition) for tp in offsets]
         placed = kafka_partitions(offsets)
         try:
-            self._consumer.incremental_unassign(plain)
-            self._consumer.incremental_assign(placed)
+            self._reassign(plain, placed)
             if self._paused:
                 self._consumer.pause(placed)
             else:

@@ -17,7 +17,9 @@ from pipeline.application.ports import OffsetResolver, Record, TopicPartition
 
 
 class KafkaGroupConsumer(KafkaConsumerBase):
-    """A member of consumer group `group.id`, subscribed to topics (cooperative-sticky).
+    """A member of consumer group `group.id`, subscribed to topics (cooperative-sticky, or
+    range when asked for co-partitioning: then every rebalance is eager, passing the whole
+    assignment, and every change of it re-assigns it whole).
 
     On every assignment librdkafka calls `_on_assign` inside `consume`, in the worker
     thread; it runs `resolve_offsets` on the event loop and waits for the answer, then
@@ -42,6 +44,7 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         self.revocations = 0
         """Rebalance callbacks that took partitions away (revoked or lost) so far."""
         self._resolve_offsets = resolve_offsets
+        self._eager = settings.get("partition.assignment.strategy") == "range"
         self._assign_error: BaseException | None = None
         try:
             self._consumer.subscribe(
@@ -101,7 +104,7 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             except Exception as exc:  # noqa: BLE001 - any failure is the app's to see
                 # Assign them paused: reading from the committed offset instead of the
                 # offsets the application keeps could skip or repeat records.
-                consumer.incremental_assign(partitions)
+                self._assign(consumer, partitions)
                 consumer.pause(partitions)
                 self._held = self._held | frozenset(added)
                 self._assigned = self._assigned | frozenset(added)
@@ -115,7 +118,7 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             else:
                 self._starts[tp] = offset
             placed.append(KafkaTopicPartition(tp.topic, tp.partition, offset))
-        consumer.incremental_assign(placed)
+        self._assign(consumer, placed)
         if self._paused:
             # Assigned while the worker waits for its dependency: paused like the others.
             consumer.pause(placed)
@@ -133,7 +136,41 @@ class KafkaGroupConsumer(KafkaConsumerBase):
         self._held = self._held - revoked
         for tp in revoked:
             self._starts.pop(tp, None)
-        consumer.incremental_unassign(partitions)
+        if self._eager:
+            consumer.unassign()
+        else:
+            consumer.incremental_unassign(partitions)
+
+    def _assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        # Worker thread, in the rebalance callback: an eager rebalance passes (and must be
+        # given back) the whole assignment, a cooperative one only what it adds.
+        if self._eager:
+            consumer.assign(partitions)
+        else:
+            consumer.incremental_assign(partitions)
+
+    def _reassign(
+        self, plain: list[KafkaTopicPartition], placed: list[KafkaTopicPartition]
+    ) -> None:
+        # Worker thread. Under the eager protocol an assignment is only ever changed whole:
+        # the others go on from their position (after the last record handed out, carried
+        # ones included), or from where they were placed if nothing was read yet.
+        if not self._eager:
+            super()._reassign(plain, placed)
+            return
+        moved = {(p.topic, p.partition): p for p in placed}
+        others = [
+            KafkaTopicPartition(tp.topic, tp.partition)
+            for tp in self._assigned
+            if (tp.topic, tp.partition) not in moved
+        ]
+        whole = list(moved.values())
+        for p in self._consumer.position(others) if others else []:
+            start = self._starts.get(TopicPartition(p.topic, p.partition), OFFSET_INVALID)
+            whole.append(
+                KafkaTopicPartition(p.topic, p.partition, p.offset if p.offset >= 0 else start)
+            )
+        self._consumer.assign(whole)
 
     def _resolve_on_loop(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]:
         loop, resolver = self._loop, self._resolve_offsets
@@ -174,8 +211,7 @@ class KafkaGroupConsumer(KafkaConsumerBase):
             for tp in still_held
         ]
         try:
-            self._consumer.incremental_unassign(plain)
-            self._consumer.incremental_assign(placed)
+            self._reassign(plain, placed)
             # Paused by `pause` meanwhile: they stay paused until `resume`.
             if self._paused:
                 self._consumer.pause(placed)

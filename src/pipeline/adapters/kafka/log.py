@@ -137,12 +137,16 @@ class KafkaEventLog:
         group_id: str,
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
+        co_partitioned: bool = False,
     ) -> EventConsumer:
-        """Join consumer group `group_id` on `topics`; it rebalances at the next poll."""
+        """Join consumer group `group_id` on `topics`; it rebalances at the next poll.
+        `co_partitioned` uses the range assignor (see the port)."""
         settings = self._settings(
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
+        if co_partitioned:
+            settings["partition.assignment.strategy"] = "range"
         if self._group_instance_id is not None:
             # Per group: the worker's consumers of several groups share one id.
             settings["group.instance.id"] = self._group_instance_id

@@ -167,9 +167,13 @@ class InMemoryEventLog:
         group_id: str,
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
+        co_partitioned: bool = False,
     ) -> EventConsumer:
-        """Join consumer group `group_id` on `topics` (the group rebalances)."""
-        return InMemoryGroupConsumer(self._state, group_id, topics, resolve_offsets)
+        """Join consumer group `group_id` on `topics` (the group rebalances);
+        `co_partitioned` assigns like Kafka's range assignor (see the port)."""
+        return InMemoryGroupConsumer(
+            self._state, group_id, topics, resolve_offsets, co_partitioned=co_partitioned
+        )
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:
         """Read the given partitions from the given offsets, outside group management."""

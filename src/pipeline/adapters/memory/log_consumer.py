@@ -157,8 +157,10 @@ class InMemoryGroupConsumer(_InMemoryConsumerBase):
         group_id: str,
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None,
+        *,
+        co_partitioned: bool = False,
     ) -> None:
-        group, member_id = state.join(group_id, topics)
+        group, member_id = state.join(group_id, topics, co_partitioned=co_partitioned)
         super().__init__(state, group)
         self.group_id = group_id
         self.topics = tuple(topics)

@@ -58,6 +58,8 @@ class GroupMember:
 
     member_id: int
     topics: frozenset[str]
+    co_partitioned: bool = False
+    """Asked for the range assignor (partition p of every topic to one member)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -104,15 +106,28 @@ class ConsumerGroup:
         partitions it has, up to its share; only the others move).
 
         The members holding the most get the larger shares; partitions left over go, lowest
-        first, to the members below their share, in join order."""
+        first, to the members below their share, in join order. A group whose members asked
+        for co-partitioning is assigned like Kafka's range assignor instead."""
         targets: dict[int, set[TopicPartition]] = {m.member_id: set() for m in self.members}
         subscribed = sorted({t for m in self.members for t in m.topics})
+        ranges = any(m.co_partitioned for m in self.members)
         for name in subscribed:
             topic = topics.get(name)
             eligible = [m.member_id for m in self.members if name in m.topics]
             if topic is None or not eligible:
                 continue
             partitions = [TopicPartition(name, p) for p in range(len(topic.partitions))]
+            if ranges:
+                # Like Kafka's range assignor: members by id, each a contiguous run of
+                # partitions, the first ones one more; the same for every topic, so
+                # partition p of topics of equal size goes to one member.
+                share, extra = divmod(len(partitions), len(eligible))
+                start = 0
+                for i, member in enumerate(sorted(eligible)):
+                    end = start + share + (1 if i < extra else 0)
+                    targets[member].update(partitions[start:end])
+                    start = end
+                continue
             held = {
                 member: sorted(tp for tp in self.targets.get(member, ()) if tp.topic == name)
                 for member in eligible
@@ -206,11 +221,14 @@ class LogState:
             group = self.groups[group_id] = ConsumerGroup(group_id)
         return group
 
-    def join(self, group_id: str, topics: Sequence[str]) -> tuple[ConsumerGroup, int]:
+    def join(
+        self, group_id: str, topics: Sequence[str], *, co_partitioned: bool = False
+    ) -> tuple[ConsumerGroup, int]:
         """Add a member subscribed to `topics` to the group and rebalance it."""
         group = self.group(group_id)
         self._next_member_id += 1
-        group.members.append(GroupMember(self._next_member_id, frozenset(topics)))
+        member = GroupMember(self._next_member_id, frozenset(topics), co_partitioned)
+        group.members.append(member)
         group.rebalance(self.topics)
         return group, self._next_member_id
 

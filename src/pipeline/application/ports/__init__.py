@@ -33,6 +33,7 @@ from pipeline.application.ports.tables import (
     ChangelogTable,
     ChangelogTables,
     KeyDecoder,
+    TableCodec,
     ValueDecoder,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "SchemaRegistry",
     "SensorStore",
     "StoredAlert",
+    "TableCodec",
     "Timer",
     "TopicPartition",
     "TopicSpec",

@@ -95,9 +95,16 @@ class EventLog(Protocol):
         group_id: str,
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
+        co_partitioned: bool = False,
     ) -> EventConsumer:
         """Join consumer group `group_id` on `topics`. Partitions are shared with the
-        group's other members; on every assignment `resolve_offsets` says where to resume."""
+        group's other members; on every assignment `resolve_offsets` says where to resume.
+
+        `co_partitioned`: the member holding partition p of one topic holds partition p of
+        every topic of the same partition count (Kafka's range assignor), as a job joining
+        co-partitioned topics needs; every member of the group must ask for it. A rebalance
+        then revokes every member's partitions before assigning them again (eager), where
+        the default moves only the partitions that change owner (cooperative-sticky)."""
         ...
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:

@@ -8,7 +8,8 @@ sees the change within seconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -19,6 +20,15 @@ KeyDecoder = Callable[[bytes], K]
 ValueDecoder = Callable[[bytes], V | None]
 """Turns a record value into the table's value, None meaning "deleted" (as a tombstone
 does); raises to reject the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableCodec(Generic[K, V]):
+    """How the records of a changelog topic become a table's keys and rows: what a job's
+    global table is read with (`Job.global_table`)."""
+
+    decode_key: KeyDecoder[K]
+    decode_value: ValueDecoder[V]
 
 
 @runtime_checkable

@@ -36,9 +36,10 @@ from pipeline.application.kafka_authority import (
 )
 from pipeline.application.lag import consumer_lag
 from pipeline.application.ports.checkpoint import CheckpointStore
-from pipeline.application.ports.event_log import EventLog
+from pipeline.application.ports.event_log import EventConsumer, EventLog, OffsetResolver
 from pipeline.application.ports.records import Clock, TopicPartition
 from pipeline.application.ports.registry import Codec
+from pipeline.application.ports.tables import TableCodec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
 from pipeline.application.retries import RetryRouter, not_before
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
@@ -48,6 +49,7 @@ from pipeline.application.runtime.retry_forwarding import RetryForwarder
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.sampling import Sampler
 from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.tables import GlobalTables
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
 from pipeline.streams import Job, JobDefinitionError
@@ -81,6 +83,8 @@ class JobRun:
     member_id: str = ""
     """Under Kafka authority: this worker's member id in the group, unique among its live
     members and the same when it restarts (transactional.id `<group>-<member id>`)."""
+    table_codecs: Mapping[str, TableCodec[Any, Any]] = field(default_factory=dict)
+    """How the records of each of the job's global tables are read (`Job.global_table`)."""
 
 
 async def run_job(
@@ -138,7 +142,7 @@ async def run_job(
 
         topics = [*run.job.sources, *run.job.tables]
         resolve = _resolver(run, lambda: handler, telemetry)
-        consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+        consumer = _job_consumer(run, topics, resolve)
         sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
             run,
@@ -175,6 +179,8 @@ async def run_job(
         )
 
     await check_copartitioning(run)
+    # Read whole by this worker before it consumes, followed while it runs.
+    global_tables = await GlobalTables.start(run.job, run.log, run.table_codecs)
     sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
     try:
         return await _run_workers(
@@ -187,6 +193,7 @@ async def run_job(
             stats=stats,
         )
     finally:
+        await global_tables.close()
         if sampling is not None:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -261,7 +268,7 @@ async def _transactional_worker(
 
     topics = [*run.job.sources, *run.job.tables]
     resolve = _resolver(run, made, telemetry)
-    consumer = run.log.consumer(group_id=run.group_id, topics=topics, resolve_offsets=resolve)
+    consumer = _job_consumer(run, topics, resolve)
     checkpoint = await _transactional_checkpoint(run, consumer)
     opened.append(checkpoint)
     handler = JobHandler(
@@ -361,6 +368,19 @@ def _worker(
         telemetry=telemetry,
         # A batch fenced in part is read again from the offsets the store holds.
         resyncer=handler if main else None,
+    )
+
+
+def _job_consumer(run: JobRun, topics: Sequence[str], resolve: OffsetResolver) -> EventConsumer:
+    """The job's member of its group. A job joining co-partitioned topics asks for the
+    range assignor, so that one member holds partition p of each of them: the cooperative
+    default balances topic by topic and can give p of one to another member than p of the
+    other, whose records would then never meet."""
+    return run.log.consumer(
+        group_id=run.group_id,
+        topics=topics,
+        resolve_offsets=resolve,
+        co_partitioned=bool(run.job.plan().copartitioned_topics()),
     )
 
 
