@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline.domain.alerts import Alert
+from pipeline.domain.alerts import Alert, AlertDomain
 from pipeline.domain.errors import PipelineError
 from pipeline.domain.sensors import DEFAULT_CATALOG, MAX_IDENTIFIER_LENGTH, Reading, SensorCatalog
 
@@ -79,11 +79,19 @@ class LiveFilter:
     sensor_types: frozenset[str] | None = None
     sensor_ids: frozenset[str] | None = None
     alerts_only: bool = False
+    domains: frozenset[str] | None = None
+    """Only events of these streams (`AlertDomain` values): an alert by its `domain`, a
+    reading is the sensors stream's."""
 
     @property
     def passes_all(self) -> bool:
         """Whether every event passes (no filter at all)."""
-        return self.sensor_types is None and self.sensor_ids is None and not self.alerts_only
+        return (
+            self.sensor_types is None
+            and self.sensor_ids is None
+            and not self.alerts_only
+            and self.domains is None
+        )
 
     def matches(self, event: LiveEvent) -> bool:
         """Whether `event` passes the filter."""
@@ -91,10 +99,12 @@ class LiveFilter:
             return True
         sensor_type: str | None
         if isinstance(event, LiveReading):
-            if self.alerts_only:
+            if self.alerts_only or (self.domains is not None and "sensors" not in self.domains):
                 return False
             sensor_type, sensor_id = event.reading.sensor_type, event.reading.sensor_id
         else:
+            if self.domains is not None and event.alert.domain.value not in self.domains:
+                return False
             sensor_type, sensor_id = event.alert.sensor_type, event.alert.source
         return (self.sensor_types is None or sensor_type in self.sensor_types) and (
             self.sensor_ids is None or sensor_id in self.sensor_ids
@@ -106,6 +116,7 @@ def parse_live_filter(
     sensor_types: object = None,
     sensor_ids: object = None,
     alerts_only: object = False,
+    domains: object = None,
     catalog: SensorCatalog = DEFAULT_CATALOG,
 ) -> LiveFilter:
     """The filter given as plain values (lists of strings, a bool; None or an empty list means
@@ -120,10 +131,20 @@ def parse_live_filter(
             raise InvalidLiveFilter(
                 f"sensor_types: unknown sensor type {unknown[0][:50]!r}; known types: {known}"
             )
+    streams = _string_set("domains", domains)
+    if streams is not None:
+        known_streams = sorted(d.value for d in AlertDomain)
+        unknown_streams = sorted(d for d in streams if d not in known_streams)
+        if unknown_streams:
+            raise InvalidLiveFilter(
+                f"domains: unknown stream {unknown_streams[0][:50]!r}; known streams: "
+                + ", ".join(known_streams)
+            )
     return LiveFilter(
         sensor_types=types,
         sensor_ids=_string_set("sensor_ids", sensor_ids),
         alerts_only=alerts_only,
+        domains=streams,
     )
 
 

@@ -78,6 +78,7 @@ class FilterBody(msgspec.Struct, kw_only=True):
     sensor_types: list[str] | None
     sensor_ids: list[str] | None
     alerts_only: bool
+    domains: list[str] | None
 
 
 class SubscribedFrame(msgspec.Struct, kw_only=True, tag_field="type", tag="subscribed"):
@@ -156,12 +157,13 @@ def frame_of(event: LiveEvent | DroppedNotice) -> Frame:
 
 def subscribed_frame(live_filter: LiveFilter) -> SubscribedFrame:
     """The `subscribed` frame of `live_filter` (values sorted, so it reads the same twice)."""
-    types, ids = live_filter.sensor_types, live_filter.sensor_ids
+    types, ids, domains = live_filter.sensor_types, live_filter.sensor_ids, live_filter.domains
     return SubscribedFrame(
         filter=FilterBody(
             sensor_types=sorted(types) if types is not None else None,
             sensor_ids=sorted(ids) if ids is not None else None,
             alerts_only=live_filter.alerts_only,
+            domains=sorted(domains) if domains is not None else None,
         )
     )
 

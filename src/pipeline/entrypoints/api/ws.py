@@ -61,7 +61,7 @@ SEND_TIMEOUT_S = 10.0
 SEND_BATCH = 16
 """Most frames one client is sent in one go, before the next client's turn."""
 _FALSE, _TRUE = frozenset({"false", "0", "no"}), frozenset({"true", "1", "yes"})
-_SUBSCRIBE_FIELDS = frozenset({"type", "sensor_types", "sensor_ids", "alerts_only"})
+_SUBSCRIBE_FIELDS = frozenset({"type", "sensor_types", "sensor_ids", "alerts_only", "domains"})
 
 log = structlog.get_logger(__name__)
 
@@ -124,8 +124,10 @@ def live_key_guard(key_hashes: list[str]) -> Guard:
 
 def filter_from_query(query: Mapping[str, list[str]]) -> LiveFilter:
     """The filter of the connection's query: `sensor_type` (repeatable, or a comma list),
-    `sensor_id` (repeatable), `alerts_only` (true/false)."""
+    `sensor_id` (repeatable), `alerts_only` (true/false), `domain` (repeatable, or a comma
+    list: sensors, shop, payments, social)."""
     types = [t.strip() for value in query.get("sensor_type", []) for t in value.split(",")]
+    domains = [d.strip() for value in query.get("domain", []) for d in value.split(",")]
     ids = query.get("sensor_id", [])
     flags = query.get("alerts_only", [])
     if len(flags) > 1:
@@ -135,7 +137,10 @@ def filter_from_query(query: Mapping[str, list[str]]) -> LiveFilter:
         flag = flags[0].strip().lower()
         alerts_only = True if flag in _TRUE else False if flag in _FALSE else flags[0][:20]
     return parse_live_filter(
-        sensor_types=types or None, sensor_ids=ids or None, alerts_only=alerts_only
+        sensor_types=types or None,
+        sensor_ids=ids or None,
+        alerts_only=alerts_only,
+        domains=domains or None,
     )
 
 
@@ -330,6 +335,7 @@ def _subscribe_filter(message: dict[str, Any]) -> LiveFilter:
         sensor_types=message.get("sensor_types"),
         sensor_ids=message.get("sensor_ids"),
         alerts_only=message.get("alerts_only", False),
+        domains=message.get("domains"),
     )
 
 
