@@ -19,13 +19,17 @@ from pipeline.entrypoints.bootstrap import Pipeline, social_queries
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many (1–1000).")]
 Since = Annotated[str | None, time_parameter("From this time on (default: 24 hours ago).")]
 Until = Annotated[str | None, time_parameter("Before this time (default: now).")]
+# Letters, digits and `_` of any script (a hashtag's characters), written without `\w`: the
+# OpenAPI document's patterns are ECMAScript's, whose `\w` is ASCII only. Other non-ASCII
+# characters pass too and simply name no tag.
+_TAG_PATTERN = r"^[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]{1,100}$"
 PathTag = Annotated[
     str,
     PathParameter(
         description="The hashtag, without '#' (matched lower-case).",
         min_length=1,
         max_length=100,
-        pattern=r"^\w{1,100}$",
+        pattern=_TAG_PATTERN,
     ),
 ]
 DEFAULT_RANGE = timedelta(hours=24)
