@@ -20,6 +20,7 @@ from pipeline.application.live_feed import LiveFeed
 from pipeline.application.ports import EventConsumer
 from pipeline.domain.alerts import DEFAULT_THRESHOLDS, Alert, check_thresholds
 from pipeline.domain.sensors import Reading
+from pipeline.domain.social import TagHop, trending_alert
 from pipeline.entrypoints.api import create_app
 from pipeline.entrypoints.api.server import app_for
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
@@ -217,6 +218,29 @@ async def test_query_filters_by_sensor_type_and_id(
         "domains": None,
     }
     assert frame["sensor_id"] == "hum-1"
+
+
+async def test_a_domain_filter_gets_that_streams_alerts_only(
+    live: Litestar, pipeline: Pipeline, clock: ManualClock
+) -> None:
+    hop_end = clock.now().replace(microsecond=0)
+    trending = trending_alert(
+        TagHop(tag="jazzvinyl", window_start=hop_end - timedelta(minutes=15), window_end=hop_end,
+               count=40, baseline=1.0, score=27.6, bursting=True, burst_start=True)
+    )  # fmt: skip
+    async with AsgiWebSocket(live, PATH, {"domain": "social"}) as ws:
+        subscribed = await connected(live, ws)
+        await publish_readings(pipeline, reading(clock.now(), sensor="temp-1"))
+        await publish_alert(pipeline, hot_alert(clock))
+        await publish_alert(pipeline, trending)
+
+        frame = await ws.receive_json()
+        while frame["type"] == "stats":
+            frame = await ws.receive_json()
+
+    assert subscribed["filter"]["domains"] == ["social"]
+    assert (frame["type"], frame["alert_id"]) == ("alert", str(trending.alert_id))
+    assert (frame["domain"], frame["kind"], frame["source"]) == ("social", "trending", "jazzvinyl")
 
 
 async def test_alerts_only_gets_alerts_and_no_readings(

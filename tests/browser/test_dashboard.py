@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.demo_process import DemoProcess, running_demo
@@ -212,3 +212,51 @@ def test_a_bad_filter_in_the_page_url_is_shown_and_not_retried(
     label = page.locator("#connection").inner_text()
     assert label.startswith("refused (1008")
     assert "bogus" in label
+
+
+def test_the_social_view_lists_the_trending_hashtags_and_marks_a_burst(
+    page: Page, demo: DemoProcess
+) -> None:
+    # The demo's trending window needs a quarter of an hour of event time before its first
+    # hop closes: the page is served the API's answer for a closed hop instead.
+    trending = {
+        "window_start": "2026-11-30T12:00:00Z",
+        "window_end": "2026-11-30T12:15:00Z",
+        "tags": [
+            {"tag": "jazzvinyl", "count": 40, "score": 27.6, "bursting": True},
+            {"tag": "ai", "count": 31, "score": 0.4, "bursting": False},
+        ],
+    }
+    asked: list[str] = []
+
+    def answer(route: Route) -> None:
+        asked.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(trending))
+
+    page.route("**/api/v1/social/trending*", answer)
+    page.goto(f"{demo.url}/")
+
+    page.wait_for_selector("#trending li", timeout=APPEAR_MS)
+
+    items = page.locator("#trending li")
+    assert items.count() == 2
+    assert items.nth(0).get_attribute("data-tag") == "jazzvinyl"
+    assert items.nth(0).get_attribute("data-bursting") == "true"
+    assert "#jazzvinyl 40" in items.nth(0).inner_text()
+    assert items.nth(1).get_attribute("data-bursting") == "false"
+    assert page.locator("#trending-window").inner_text().startswith("15 min to ")
+    assert urlsplit(asked[0]).path == "/api/v1/social/trending"
+
+
+def test_the_social_view_reads_the_real_api_before_any_hop_closed(
+    page: Page, demo: DemoProcess
+) -> None:
+    with page.expect_response("**/api/v1/social/trending*", timeout=APPEAR_MS) as answer:
+        page.goto(f"{demo.url}/")
+    response = answer.value
+    page.wait_for_selector('#connection[data-state="open"]', timeout=APPEAR_MS)
+
+    assert response.status == 200
+    assert response.json()["tags"] == []
+    assert page.locator("#trending li").count() == 0
+    assert page.locator("#trending-window").inner_text() == "no hop closed yet"

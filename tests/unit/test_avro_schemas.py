@@ -26,6 +26,7 @@ from pipeline.adapters.avro import (
     load_schema,
     schemas_dir,
 )
+from pipeline.adapters.avro.social import HASHTAG_USE
 
 SCHEMAS = {
     SENSOR_READING: "io.pipeline.sensors.SensorReading",
@@ -41,6 +42,7 @@ SCHEMAS = {
     POST: "io.pipeline.social.Post",
     ENGAGEMENT: "io.pipeline.social.Engagement",
     SENSOR_AGGREGATE: "io.pipeline.sensors.SensorAggregate",
+    HASHTAG_USE: "io.pipeline.social.HashtagUse",
 }
 
 

@@ -466,3 +466,5 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
         "transaction_outcomes",
     }
     assert payments["authority"] == "database"
+    assert (jobs["social-tags"]["authority"], jobs["social"]["authority"]) == ("kafka", "database")
+    assert jobs["social"]["sources"] == {"social-hashtags": "HashtagUse"}

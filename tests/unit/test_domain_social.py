@@ -20,7 +20,7 @@ from pipeline.domain import (
     validate_engagement,
     validate_post,
 )
-from pipeline.domain.social import MAX_POST_LENGTH
+from pipeline.domain.social import MAX_POST_LENGTH, BurstRule, score_hop
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -111,3 +111,46 @@ def test_engagement_needs_its_post_and_user() -> None:
     assert validate_engagement(liked) is liked
     with pytest.raises(InvalidEngagement, match="must not be empty"):
         validate_engagement(dataclasses.replace(liked, post_id=""))
+
+
+# ---- burst score -------------------------------------------------------------------------
+
+HOP = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+RULE = BurstRule()
+
+
+def steady(per_hop: int, *, minutes: int = 150) -> dict[datetime, int]:
+    """A tag with `per_hop` uses in each hop of the `minutes` before HOP."""
+    return {HOP - timedelta(minutes=m): per_hop for m in range(1, minutes + 1)}
+
+
+def test_a_hop_is_scored_against_the_tags_own_baseline() -> None:
+    hop = score_hop("ai", steady(15) | {HOP: 40}, HOP, RULE)
+
+    assert (hop.count, hop.baseline) == (40, 15.0)
+    assert hop.score == (40 - 15) / 4.0  # (c − b) / √(b + 1)
+    assert hop.bursting
+    assert hop.burst_start
+
+
+def test_a_popular_tag_rising_less_than_twice_its_baseline_does_not_burst() -> None:
+    hop = score_hop("ai", steady(1000) | {HOP: 1500}, HOP, RULE)
+
+    assert hop.score > RULE.threshold
+    assert not hop.bursting
+
+
+def test_a_tag_not_known_for_a_baseline_never_bursts() -> None:
+    hop = score_hop("new", steady(1, minutes=100) | {HOP: 60}, HOP, RULE)
+
+    assert hop.score > RULE.threshold
+    assert not hop.bursting
+
+
+def test_a_burst_starts_only_after_a_quiet_cooldown() -> None:
+    history = steady(2) | {HOP - timedelta(minutes=10): 40, HOP: 40}
+
+    hop = score_hop("ai", history, HOP, RULE)
+
+    assert hop.bursting
+    assert not hop.burst_start

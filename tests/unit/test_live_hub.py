@@ -104,6 +104,16 @@ class TestFilter:
         assert live_filter.matches(live_alert())
         assert live_filter.matches(stats())
 
+    def test_domains_pass_that_streams_alerts_and_readings_only_for_sensors(self) -> None:
+        social = LiveFilter(domains=frozenset({"social"}))
+        sensors = LiveFilter(domains=frozenset({"sensors"}))
+
+        assert not social.matches(live_reading())
+        assert not social.matches(live_alert())
+        assert sensors.matches(live_reading())
+        assert sensors.matches(live_alert())
+        assert social.matches(stats())
+
     def test_stats_pass_any_filter(self) -> None:
         live_filter = LiveFilter(sensor_types=frozenset({"humidity"}), sensor_ids=frozenset({"x"}))
 
@@ -124,6 +134,7 @@ class TestParseFilter:
         ("fields", "named"),
         [
             ({"sensor_types": ["plasma"]}, "unknown sensor type"),
+            ({"domains": ["weather"]}, "unknown stream"),
             ({"sensor_types": "temperature"}, "list of strings"),
             ({"sensor_ids": [1]}, "non-empty strings"),
             ({"sensor_ids": [" "]}, "non-empty strings"),

@@ -147,7 +147,7 @@ async def _produce(args: argparse.Namespace, topic: str, seed: int) -> asyncio.s
     )
 
 
-async def _finish(producer: asyncio.subprocess.Process) -> bool:
+async def finish_producer(producer: asyncio.subprocess.Process) -> bool:
     _, err = await producer.communicate()
     if producer.returncode != 0:
         sys.stderr.write(err.decode(errors="replace"))
@@ -196,7 +196,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         if args.rate == 0:
             # As fast as possible: the backlog is produced first, then drained, so the
             # worker's throughput is measured without the producer competing for the CPUs.
-            if not await _finish(producer):
+            if not await finish_producer(producer):
                 return EXIT_FAILURE
             produced = time.monotonic()
         worker = asyncio.create_task(
@@ -206,7 +206,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             )
         )  # fmt: skip
         if args.rate > 0:
-            if not await _finish(producer):
+            if not await finish_producer(producer):
                 stop.set()
                 await worker
                 return EXIT_FAILURE

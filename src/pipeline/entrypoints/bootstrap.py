@@ -42,6 +42,7 @@ from pipeline.application.ports import (
 )
 from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.payments import PaymentQueries
+from pipeline.application.ports.social import SocialQueries
 from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.ports.timeseries import TimeSeries
 from pipeline.application.ports.tracing import Tracing
@@ -89,6 +90,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # The shop job's source: its dead-letter, late and retry topics.
     shop = next(spec for spec in specs if spec.name == topics.ecommerce_events)
     specs += derived_topic_specs(shop, len(settings.retry.topic_delays_s))
+    # Keyed by tag (the social-tags job's output), for the social job's trending counts; the
+    # dead-letter, late and retry topics of the social jobs' sources (a job under Kafka
+    # authority needs them before its first transaction).
+    hashtags = TopicSpec(
+        name=topics.social_hashtags, partitions=topics.default_partitions, config=events
+    )
+    specs.append(hashtags)
+    social_sources = (topics.social_posts, topics.social_engagement, topics.social_hashtags)
+    for source in [spec for spec in specs if spec.name in social_sources]:
+        specs += derived_topic_specs(source, len(settings.retry.topic_delays_s))
     changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
     # Keyed by account id like the transactions, and as many partitions, so that a job
     # joining them finds an account's profile in the partition of its payments.
@@ -340,6 +351,20 @@ def _shop_queries(store: SensorStore) -> ShopQueries:
     if isinstance(store, SqlSensorStore):
         return SqlShopQueries(store.engine)
     raise ConfigurationError(f"no shop queries for {type(store).__name__}")
+
+
+def social_queries(store: SensorStore) -> SocialQueries:
+    """The queries of the social jobs' tables, on the database (or memory) of `store`."""
+    if isinstance(store, InMemorySensorStore):
+        from pipeline.adapters.memory.social_queries import InMemorySocialQueries  # noqa: PLC0415
+
+        return InMemorySocialQueries(store.declared)
+    from pipeline.adapters.sql import SqlSensorStore  # noqa: PLC0415
+    from pipeline.adapters.sql.social_queries import SqlSocialQueries  # noqa: PLC0415
+
+    if isinstance(store, SqlSensorStore):
+        return SqlSocialQueries(store.engine)
+    raise ConfigurationError(f"no social queries for {type(store).__name__}")
 
 
 def _timeseries(settings: Settings) -> TimeSeries | None:

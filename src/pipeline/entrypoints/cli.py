@@ -76,7 +76,7 @@ async def cmd_evaluate_sensors(args: argparse.Namespace, settings: Settings) -> 
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """`pipeline bench sensors|shop|payments`."""
+    """`pipeline bench sensors|shop|payments|social`."""
     if args.domain == "shop":
         from pipeline.entrypoints.bench_shop import run_shop_bench  # noqa: PLC0415
 
@@ -85,6 +85,10 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from pipeline.entrypoints.bench_payments import run_bench_payments  # noqa: PLC0415
 
         return await run_bench_payments(args, settings)
+    if args.domain == "social":
+        from pipeline.entrypoints.bench_social import run_social_bench  # noqa: PLC0415
+
+        return await run_social_bench(args, settings)
     if args.floor is not None:
         from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
 
@@ -240,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmark a worker on the real stack")
     bench.add_argument(
         "domain",
-        choices=["sensors", "shop", "payments"],
+        choices=["sensors", "shop", "payments", "social"],
         metavar="DOMAIN",
-        help="which pipeline: sensors, shop, payments (shop and payments: events produced "
-        "first, then drained)",
+        help="which pipeline: sensors, shop, payments, social (shop, payments and social: "
+        "events produced first, then drained)",
     )
     bench.add_argument(
         "--events",

@@ -37,6 +37,10 @@ from pipeline.entrypoints.settings import DatabaseSettings, Settings
 from pipeline.entrypoints.simulated import DOMAINS, produce_simulated
 from pipeline.entrypoints.worker import run_named_job
 
+FEEDING_JOBS = {"social": ("social-tags", "post-engagement")}
+"""The other jobs of a stream beside the one named like it: `social` counts the hashtag
+uses `social-tags` writes, and `post-engagement` joins the posts with their engagement."""
+
 
 def demo_settings(settings: Settings, db: str) -> Settings:
     """The demo's settings: a SQLite file unless a database is configured."""
@@ -162,6 +166,9 @@ def start_streams(
         )
         group = f"{pipeline.group_id(domain)}-demo-{run_id}"
         tasks.create_task(run_named_job(pipeline, domain, group_id=group, stop=stop, stats=stats))
+        for job in FEEDING_JOBS.get(domain, ()):
+            group = f"{pipeline.group_id(job)}-demo-{run_id}"
+            tasks.create_task(run_named_job(pipeline, job, group_id=group, stop=stop))
 
 
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 from pipeline.adapters.avro import (
     account_profile_codec,
     aggregate_codec,
+    engagement_codec,
     payment_outcome_codec,
+    post_codec,
     shop_event_codec,
     transaction_codec,
 )
+from pipeline.adapters.avro.social import hashtag_use_codec
 from pipeline.adapters.connect.debezium import SENSOR_METADATA
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.kafka_authority import RowEncoder, sink_topics
@@ -26,12 +29,21 @@ from pipeline.application.ports import Codec, TableCodec
 from pipeline.application.scoring import LiveModel
 from pipeline.domain.fraud import FraudRules
 from pipeline.domain.shop_analytics import ConversionRule
+from pipeline.domain.social import BurstRule, HashtagUse
 from pipeline.domain.windows import WindowAggregate
 from pipeline.entrypoints.settings import Settings
 from pipeline.jobs.payments import PaymentsJobConfig, payments_job
 from pipeline.jobs.sensor_aggregates import SensorAggregatesConfig, sensor_aggregates_job
 from pipeline.jobs.sensors import SensorJobConfig, sensor_job
 from pipeline.jobs.shop import ShopJobConfig, shop_job
+from pipeline.jobs.social import (
+    PostEngagementConfig,
+    SocialJobConfig,
+    SocialTagsConfig,
+    post_engagement_job,
+    social_job,
+    social_tags_job,
+)
 from pipeline.streams import Job
 
 if TYPE_CHECKING:
@@ -178,6 +190,113 @@ def _relay_alerts(
     return on_events_of
 
 
+# ---- social ---------------------------------------------------------------------------
+
+
+def _social_tags_job(settings: Settings) -> Job:
+    return social_tags_job(
+        SocialTagsConfig(
+            posts_topic=settings.topics.social_posts,
+            hashtags_topic=settings.topics.social_hashtags,
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        )
+    )
+
+
+def _social_job(settings: Settings) -> Job:
+    social = settings.social
+    return social_job(
+        SocialJobConfig(
+            hashtags_topic=settings.topics.social_hashtags,
+            burst=BurstRule(
+                baseline=timedelta(minutes=social.burst_baseline_minutes),
+                cooldown=timedelta(minutes=social.burst_cooldown_minutes),
+                threshold=social.burst_threshold,
+                min_count=social.burst_min_count,
+                min_ratio=social.burst_min_ratio,
+            ),
+            top_k=social.top_k,
+            window_grace=timedelta(seconds=social.window_grace_s),
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        )
+    )
+
+
+def _post_engagement_job(settings: Settings) -> Job:
+    return post_engagement_job(
+        PostEngagementConfig(
+            posts_topic=settings.topics.social_posts,
+            engagement_topic=settings.topics.social_engagement,
+            within=timedelta(seconds=settings.social.engagement_within_s),
+            join_grace=timedelta(seconds=settings.social.join_grace_s),
+            idle_timeout=timedelta(seconds=settings.worker.idle_timeout_s),
+        )
+    )
+
+
+def _hashtag_encoders(pipeline: Pipeline) -> Mapping[str, RowEncoder]:
+    codec = hashtag_use_codec(pipeline.registry, pipeline.settings.topics.social_hashtags)
+
+    async def encode(use: HashtagUse) -> tuple[bytes | None, bytes | None]:
+        # Keyed by the tag: all of a tag's uses meet in one partition.
+        return use.tag.encode(), await codec.encode(use)
+
+    return {"social_hashtags": encode}
+
+
+def _relay_social_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awaitable[None]]:
+    relay = pipeline.alert_relay()
+
+    async def on_events(events: Sequence[object]) -> None:
+        relay.raised("social", events)
+        await relay.relay()
+
+    return on_events
+
+
+SOCIAL_JOBS = {
+    "social-tags": JobEntry(
+        name="social-tags",
+        summary="social posts → one record per hashtag, keyed by tag (social-hashtags)",
+        build=_social_tags_job,
+        codecs=lambda p: {
+            p.settings.topics.social_posts: post_codec(p.registry, p.settings.topics.social_posts)
+        },
+        encoders=_hashtag_encoders,
+        guarantee=(
+            "Kafka transaction: hashtag uses, dead letters and offsets commit together; "
+            "read_committed consumers see each use exactly once"
+        ),
+    ),
+    "social": JobEntry(
+        name="social",
+        summary="hashtag uses → trending tags per hop, tag history, trending alerts",
+        build=_social_job,
+        codecs=lambda p: {
+            p.settings.topics.social_hashtags: hashtag_use_codec(
+                p.registry, p.settings.topics.social_hashtags
+            )
+        },
+        on_events=_relay_social_alerts,
+        guarantee=(
+            "database transaction: rows, window state and offsets commit together; "
+            "alerts leave through an outbox (at least once, deduplicated by alert id)"
+        ),
+    ),
+    "post-engagement": JobEntry(
+        name="post-engagement",
+        summary="social posts ⋈ likes and shares within the hour → engagement per post",
+        build=_post_engagement_job,
+        codecs=lambda p: {
+            p.settings.topics.social_posts: post_codec(p.registry, p.settings.topics.social_posts),
+            p.settings.topics.social_engagement: engagement_codec(
+                p.registry, p.settings.topics.social_engagement
+            ),
+        },
+        guarantee="database transaction: rows, join and window state and offsets commit together",
+    ),
+}
+
 JOBS: dict[str, JobEntry] = {
     "sensors": JobEntry(
         name="sensors",
@@ -232,6 +351,7 @@ JOBS: dict[str, JobEntry] = {
             "deduplicated by alert id)"
         ),
     ),
+    **SOCIAL_JOBS,
 }
 
 

@@ -172,6 +172,9 @@ class TopicSettings(BaseModel):
     """Likes and shares of posts, keyed by post id."""
     sensor_aggregates: str = "sensor-aggregates-1m"
     """Output of the `sensor-aggregates` job (as many partitions as the readings topic)."""
+    social_hashtags: str = "social-hashtags"
+    """One record per hashtag of each valid post, keyed by the tag: written by the
+    `social-tags` job, counted by the `social` job."""
     sensor_readings_partitions: int = 6
     """Partitions of the readings topic; readings are keyed by sensor id."""
     default_partitions: int = 3
@@ -215,6 +218,29 @@ class WorkerSettings(BaseModel):
     """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
     (a StatefulSet pod, a systemd unit): restarted under the same id within the session
     timeout, it takes its partitions back without a rebalance. Unique per live worker."""
+
+
+class SocialSettings(BaseModel):
+    """The social jobs: trending hashtags, their burst alerts, engagement per post."""
+
+    top_k: Annotated[int, Field(ge=1, le=1_000)] = 10
+    """Tags ranked per hop of the trending window (per partition of the hashtags topic)."""
+    window_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 120.0
+    """How long after its end a hop of the 15-minute trending window still takes uses."""
+    burst_threshold: Annotated[float, Field(gt=0)] = 5.0
+    """Burst score (Poisson z-score against the tag's baseline) from which a hop bursts."""
+    burst_min_count: Annotated[int, Field(ge=1)] = 10
+    """Fewest uses of a tag in a hop for it to burst."""
+    burst_min_ratio: Annotated[float, Field(ge=1)] = 2.0
+    """A bursting hop counts at least this many times the tag's baseline."""
+    burst_baseline_minutes: Annotated[int, Field(ge=30, le=24 * 60)] = 120
+    """The tag's baseline: its mean count per hop over this long before the hop."""
+    burst_cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
+    """A bursting hop starts a new burst (and alert) only if none burst this long before."""
+    engagement_within_s: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3600.0
+    """Likes and shares count for a post when they come at most this long after it."""
+    join_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """How long the post–engagement join waits past an interval for records out of order."""
 
 
 class RetrySettings(BaseModel):
@@ -439,6 +465,7 @@ class Settings(BaseSettings):
     shop: ShopSettings = Field(default_factory=ShopSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    social: SocialSettings = Field(default_factory=SocialSettings)
     timeseries: TimeSeriesSettings = Field(default_factory=TimeSeriesSettings)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     thresholds: dict[str, ThresholdSetting] = Field(default_factory=_default_thresholds)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.adapters.sql.payment_sinks import PAYMENT_SINKS
 from pipeline.adapters.sql.shop_store import SHOP_SINKS
+from pipeline.adapters.sql.social_sinks import SOCIAL_SINKS
 from pipeline.adapters.sql.table_sinks import TableSink
 
-DECLARED_SINKS: dict[str, TableSink[Any]] = {} | SHOP_SINKS | PAYMENT_SINKS
+DECLARED_SINKS: dict[str, TableSink[Any]] = {} | SHOP_SINKS | PAYMENT_SINKS | SOCIAL_SINKS

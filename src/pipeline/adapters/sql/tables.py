@@ -327,3 +327,51 @@ anomaly_models = sa.Table(
     # Set when an operator or retraining promotes it: the newest promoted one is current.
     sa.Column("promoted_at", UtcDateTime, nullable=True),
 )
+
+# ---- social (jobs `social` and `post-engagement`; migration 0010) -------------------------
+
+social_trending = sa.Table(
+    "social_trending",
+    metadata,
+    # The top k tags of each hop of the 15-minute window, per partition of the hashtags
+    # topic (a tag lives in one): the top k of a hop is the top k of its rows. Final.
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+)
+
+social_tag_history = sa.Table(
+    "social_tag_history",
+    metadata,
+    # Every hop of every tag used in it, with the burst score against the tag's baseline.
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Column("window_start", UtcDateTime, primary_key=True),
+    sa.Column("window_end", UtcDateTime, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("baseline", sa.Double, nullable=False),
+    sa.Column("score", sa.Double, nullable=False),
+    sa.Column("bursting", sa.Boolean, nullable=False),
+    sa.Column("burst_start", sa.Boolean, nullable=False),
+    # "Trending now" ranks the latest hop's tags by score.
+    sa.Index("ix_social_tag_history_window_start", "window_start"),
+)
+
+social_post_engagement = sa.Table(
+    "social_post_engagement",
+    metadata,
+    # Likes and shares of a post within the hour after it; updated while they arrive.
+    sa.Column("post_id", sa.Text, primary_key=True),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("posted_at", UtcDateTime, nullable=False),
+    sa.Column("likes", sa.BigInteger, nullable=False),
+    sa.Column("shares", sa.BigInteger, nullable=False),
+    sa.Column("engagements", sa.BigInteger, nullable=False),
+    sa.Column("last_engaged_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=_now()),
+    # Top posts of a period; an author's posts (engagement per author sums them).
+    sa.Index("ix_social_post_engagement_posted_at", "posted_at"),
+    sa.Index("ix_social_post_engagement_author", "author"),
+    postgresql_with={"fillfactor": UPDATED_IN_PLACE},
+)

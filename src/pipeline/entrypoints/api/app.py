@@ -28,6 +28,7 @@ from pipeline.entrypoints.api.routes.metrics import metrics, request_metrics
 from pipeline.entrypoints.api.routes.payments import payments_controller
 from pipeline.entrypoints.api.routes.sensors import sensor_controller
 from pipeline.entrypoints.api.routes.shop import shop_controller
+from pipeline.entrypoints.api.routes.social import social_controller
 from pipeline.entrypoints.api.security import add_security_headers, cors_config
 from pipeline.entrypoints.api.shop_live import live_shop
 from pipeline.entrypoints.api.tracing import request_tracing
@@ -98,6 +99,7 @@ def build_app(
             alert_controller([key_guard], reads_need_key=settings.require_key_for_reads),
             shop_controller(reads_need_key=settings.require_key_for_reads),
             payments_controller(reads_need_key=settings.require_key_for_reads),
+            social_controller(reads_need_key=settings.require_key_for_reads),
         ],
         guards=read_guards,
         security=[{"ApiKey": []}] if settings.require_key_for_reads else None,

@@ -157,13 +157,13 @@ def frame_of(event: LiveEvent | DroppedNotice) -> Frame:
 
 def subscribed_frame(live_filter: LiveFilter) -> SubscribedFrame:
     """The `subscribed` frame of `live_filter` (values sorted, so it reads the same twice)."""
-    types, ids = live_filter.sensor_types, live_filter.sensor_ids
+    types, ids, domains = live_filter.sensor_types, live_filter.sensor_ids, live_filter.domains
     return SubscribedFrame(
         filter=FilterBody(
             sensor_types=sorted(types) if types is not None else None,
             sensor_ids=sorted(ids) if ids is not None else None,
             alerts_only=live_filter.alerts_only,
-            domains=sorted(live_filter.domains) if live_filter.domains is not None else None,
+            domains=sorted(domains) if domains is not None else None,
         )
     )
 

@@ -127,6 +127,7 @@ def filter_from_query(query: Mapping[str, list[str]]) -> LiveFilter:
     `sensor_id` (repeatable), `alerts_only` (true/false), `domain` (repeatable, or a comma
     list: sensors, shop, payments, social)."""
     types = [t.strip() for value in query.get("sensor_type", []) for t in value.split(",")]
+    domains = [d.strip() for value in query.get("domain", []) for d in value.split(",")]
     ids = query.get("sensor_id", [])
     flags = query.get("alerts_only", [])
     if len(flags) > 1:

@@ -266,7 +266,34 @@ function connect(attempt = 0) {
   });
 }
 
+// ---- social: trending hashtags -------------------------------------------------------------
+
+const TRENDING_MS = 15000; // the trending window advances each minute: a few looks per hop
+
+async function loadTrending() {
+  const key = new URLSearchParams(location.search).get("api_key");
+  let body;
+  try {
+    const response = await fetch("/api/v1/social/trending?limit=10", {
+      headers: key ? { "X-API-Key": key } : {},
+    });
+    if (!response.ok) return;
+    body = await response.json();
+  } catch { return; }
+  const list = $("trending");
+  list.replaceChildren(...body.tags.map((t) => el("li",
+    { class: t.bursting ? "bursting" : "", "data-tag": t.tag, "data-bursting": String(t.bursting) },
+    `#${t.tag} `,
+    el("span", { class: "count" }, number.format(t.count)),
+    el("span", { class: "meta" }, t.score === null ? "" : `score ${number.format(t.score)}`),
+  )));
+  $("trending-window").textContent = body.window_end
+    ? `15 min to ${new Date(body.window_end).toLocaleTimeString()}` : "no hop closed yet";
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  loadTrending();
+  setInterval(loadTrending, TRENDING_MS);
   setInterval(refresh, REDRAW_MS);
   window.addEventListener("resize", () => { state.dirty = true; });
   connect();

@@ -1,0 +1,185 @@
+"""The social queries behave alike in memory, on SQLite and on real PostgreSQL, over the rows
+the social jobs' declared sinks write: trending now, a tag's history, top posts and authors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
+from pipeline.adapters.memory.social_queries import InMemorySocialQueries
+from pipeline.adapters.memory.table_sinks import DeclaredRows, memory_table_sinks
+from pipeline.adapters.sql import create_engine
+from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
+from pipeline.adapters.sql.migrate import upgrade
+from pipeline.adapters.sql.social_queries import SqlSocialQueries
+from pipeline.adapters.sql.social_sinks import SOCIAL_SINKS
+from pipeline.adapters.sql.table_sinks import postgres_table_sinks, sqlite_table_sinks
+from pipeline.application.ports import TopicPartition
+from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.social import AuthorEngagement, SocialQueries, TrendingEntry
+from pipeline.domain.social import PostEngagement, TagHop, TrendingTag
+from tests.databases import module_database
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+P0 = TopicPartition("social-hashtags", 0)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def trending(tag: str, start: int, count: int, rank: int = 1) -> TrendingTag:
+    return TrendingTag(
+        tag=tag, window_start=at(start), window_end=at(start + 15), count=count, rank=rank
+    )
+
+
+def hop(tag: str, start: int, count: int, score: float, *, bursting: bool = False) -> TagHop:
+    return TagHop(
+        tag=tag, window_start=at(start), window_end=at(start + 15), count=count,
+        baseline=1.0, score=score, bursting=bursting, burst_start=bursting,
+    )  # fmt: skip
+
+
+def post(post_id: str, author: str, minute: int, likes: int, shares: int) -> PostEngagement:
+    return PostEngagement(
+        post_id=post_id, author=author, posted_at=at(minute), likes=likes, shares=shares,
+        last_engaged_at=at(minute + 5),
+    )  # fmt: skip
+
+
+class World:
+    def __init__(self, store: CheckpointStore, queries: SocialQueries) -> None:
+        self.store = store
+        self.queries = queries
+        self._offset = 0
+
+    async def commit(self, **rows: list[Any]) -> None:
+        start = self._offset
+        self._offset += 1
+        await self.store.commit(
+            CheckpointBatch(
+                group_id="contract",
+                start_offsets={P0: start},
+                next_offsets={P0: self._offset},
+                writes=[
+                    SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
+                    for name, r in rows.items()
+                ],
+            )
+        )
+
+
+class SocialQueriesContract:
+    @pytest.fixture
+    def world(self) -> World:
+        raise NotImplementedError
+
+    async def test_trending_is_the_latest_hop_most_used_first_with_scores(
+        self, world: World
+    ) -> None:
+        await world.commit(
+            social_trending=[trending("ai", 0, 50), trending("ai", 1, 40), trending("jazz", 1, 45)],
+            social_tag_history=[hop("jazz", 1, 45, 7.5, bursting=True)],
+        )
+
+        now = await world.queries.trending(at=None, limit=10)
+        earlier = await world.queries.trending(at=at(15), limit=10)
+
+        assert now == [
+            TrendingEntry(tag="jazz", window_start=at(1), window_end=at(16), count=45,
+                          score=7.5, bursting=True),
+            TrendingEntry(tag="ai", window_start=at(1), window_end=at(16), count=40,
+                          score=None, bursting=False),
+        ]  # fmt: skip
+        assert [(e.tag, e.count) for e in earlier] == [("ai", 50)]
+
+    async def test_trending_of_no_hop_is_empty_and_limit_applies(self, world: World) -> None:
+        assert await world.queries.trending(at=None, limit=5) == []
+        await world.commit(social_trending=[trending("a", 0, 3), trending("b", 0, 2)])
+
+        assert [e.tag for e in await world.queries.trending(at=None, limit=1)] == ["a"]
+
+    async def test_a_tags_history_is_newest_first_within_the_range(self, world: World) -> None:
+        hops = [hop("ai", m, 10 + m, 0.5) for m in range(5)] + [hop("other", 2, 1, 0.0)]
+        await world.commit(social_tag_history=hops)
+
+        found = await world.queries.tag_history("ai", since=at(1), until=at(4), limit=10)
+
+        assert found == [hops[3], hops[2], hops[1]]
+
+    async def test_top_posts_and_authors_rank_by_likes_and_shares(self, world: World) -> None:
+        await world.commit(
+            social_post_engagement=[
+                post("p1", "ann", 0, 3, 1),
+                post("p2", "bob", 1, 10, 0),
+                post("p3", "ann", 2, 5, 4),
+                post("p4", "cy", 90, 50, 50),
+            ]
+        )
+
+        posts = await world.queries.top_posts(since=at(0), until=at(60), limit=2)
+        authors = await world.queries.top_authors(since=at(0), until=at(60), limit=10)
+
+        assert [p.post_id for p in posts] == ["p2", "p3"]
+        assert authors == [
+            AuthorEngagement(author="ann", posts=2, likes=8, shares=5),
+            AuthorEngagement(author="bob", posts=1, likes=10, shares=0),
+        ]
+
+
+class TestMemorySocialQueries(SocialQueriesContract):
+    @pytest.fixture
+    def world(self) -> World:
+        rows: DeclaredRows = {}
+        store = InMemoryCheckpointStore(
+            memory_table_sinks(SOCIAL_SINKS, rows), dead_letters=InMemoryDeadLetterStore()
+        )
+        return World(store, InMemorySocialQueries(rows))
+
+
+def _sql_world(engine: Any) -> World:
+    store = sql_checkpoint_store(
+        engine,
+        postgres=postgres_table_sinks(SOCIAL_SINKS),
+        sqlite=sqlite_table_sinks(SOCIAL_SINKS),
+    )
+    return World(store, SqlSocialQueries(engine))
+
+
+class TestSqliteSocialQueries(SocialQueriesContract):
+    @pytest.fixture
+    async def world(self, tmp_path: Path) -> AsyncIterator[World]:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'social.db'}"
+        upgrade(url)
+        engine = create_engine(url)
+        yield _sql_world(engine)
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    yield from module_database("contract_social_queries")
+
+
+@pytest.mark.integration
+class TestPostgresSocialQueries(SocialQueriesContract):
+    @pytest.fixture
+    async def world(self, postgres_url: str) -> AsyncIterator[World]:
+        engine = create_engine(postgres_url, pool_size=2)
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "TRUNCATE consumer_offsets, social_trending, social_tag_history, "
+                    "social_post_engagement"
+                )
+            )
+        yield _sql_world(engine)
+        await engine.dispose()
