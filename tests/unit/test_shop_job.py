@@ -86,7 +86,7 @@ def test_events_more_than_the_gap_apart_are_two_sessions_and_a_bridging_event_me
 
 
 def test_a_session_stays_open_until_the_watermark_passes_its_gap_and_grace() -> None:
-    d = driver(now=T0 + 10 * MIN)
+    d = driver(now=T0 + 40 * MIN)
     d.send(TOPIC, a_view("s1", T0))
     d.send(TOPIC, a_view("s2", T0 + 30 * MIN))  # moves the watermark to T0 + 30 min
     d.run()
