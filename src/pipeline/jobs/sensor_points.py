@@ -5,6 +5,9 @@ statistics as the window updates them.
     sensor_reading        sensor_id, sensor_type  value, battery_level,          the reading's
                                                   signal_strength (when known)
     sensor_aggregate_1m   sensor_id, sensor_type  count, min, max, mean, stddev  the minute's start
+    sensor_anomaly        sensor_id, sensor_type  score, value, model_version    the reading's
+                                                  (with anomaly scoring on: each reading the
+                                                  model flags)
 
 A sensor-minute's point is written again whenever a batch changes its window: the last one
 written holds the minute's full statistics.
@@ -13,6 +16,7 @@ written holds the minute's full statistics.
 from __future__ import annotations
 
 from pipeline.application.ports.timeseries import FieldValue, Point
+from pipeline.domain.alerts import Alert
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
 from pipeline.streams import Sink
@@ -23,6 +27,8 @@ READING_POINTS = Sink("reading_points", Point, f"time series: measurement {READI
 AGGREGATE_POINTS = Sink(
     "aggregate_points", Point, f"time series: measurement {AGGREGATE_MEASUREMENT}"
 )
+ANOMALY_MEASUREMENT = "sensor_anomaly"
+ANOMALY_POINTS = Sink("anomaly_points", Point, f"time series: measurement {ANOMALY_MEASUREMENT}")
 
 
 def reading_point(reading: Reading) -> Point:
@@ -53,4 +59,20 @@ def aggregate_point(aggregate: WindowAggregate) -> Point:
             "stddev": aggregate.stddev,
         },
         time=aggregate.window_start,
+    )
+
+
+def anomaly_point(alert: Alert) -> Point:
+    """A reading the model flagged, as a point of its sensor's anomaly series: the model's
+    score, the reading's value and the model's version."""
+    fields: dict[str, FieldValue] = {"score": alert.score if alert.score is not None else 0.0}
+    if alert.value is not None:
+        fields["value"] = alert.value
+    if alert.model_version is not None:
+        fields["model_version"] = alert.model_version
+    return Point(
+        measurement=ANOMALY_MEASUREMENT,
+        tags={"sensor_id": alert.source, "sensor_type": alert.sensor_type or ""},
+        fields=fields,
+        time=alert.timestamp,
     )

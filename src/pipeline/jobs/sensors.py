@@ -47,8 +47,10 @@ from pipeline.domain.windows import WindowAggregate
 from pipeline.jobs.sensor_anomalies import anomalies
 from pipeline.jobs.sensor_points import (
     AGGREGATE_POINTS,
+    ANOMALY_POINTS,
     READING_POINTS,
     aggregate_point,
+    anomaly_point,
     reading_point,
 )
 from pipeline.streams import Job, Sink, Stats, StatsResult, Stream, Tumbling, Windowed
@@ -112,7 +114,10 @@ def sensor_job(config: SensorJobConfig) -> Job:
     valid.to(READINGS)
     threshold_alerts(job, valid, config).to(ALERTS)
     if config.scoring is not None:
-        anomalies(valid, config.scoring, catalog).to(ALERTS)
+        found = anomalies(valid, config.scoring, catalog)
+        found.to(ALERTS)
+        if config.timeseries:
+            found.map(anomaly_point, name="anomaly points").to(ANOMALY_POINTS)
     aggregates = (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))

@@ -15,6 +15,7 @@ from pipeline.application.ports.model import Scored
 from pipeline.application.scoring import LiveModel, Retrainer, RetrainPolicy
 from pipeline.domain import Alert, Reading
 from pipeline.domain.alerts import AlertKind, Detector
+from pipeline.jobs.sensor_points import ANOMALY_MEASUREMENT, ANOMALY_POINTS
 from pipeline.jobs.sensors import ALERTS, SensorJobConfig, sensor_job
 from pipeline.streams.testing import TestDriver
 from tests.unit.anomalies.builders import FEATURES, T0
@@ -116,3 +117,25 @@ async def test_retraining_swaps_models_between_batches_without_losing_or_rescori
     assert late <= {info.version}
     ids = [a.alert_id for a in ml_alerts(driver)]
     assert len(ids) == len(set(ids))
+
+
+def test_with_a_time_series_each_flagged_reading_is_also_an_anomaly_point() -> None:
+    readings = [g.event for g in fleet(3_000)]
+    job = sensor_job(
+        SensorJobConfig(
+            topic=TOPIC, scoring=LiveModel(ZScoreModel("z-test", ZSCORE)), timeseries=True
+        )
+    )
+    driver = TestDriver(job, partitions=2, now=readings[-1].timestamp + timedelta(seconds=1))
+    driver.send_all(TOPIC, readings)
+
+    driver.run(batch_size=500)
+
+    alerts = ml_alerts(driver)
+    points = driver.results(ANOMALY_POINTS.name)
+    assert alerts
+    assert sorted((p.tags["sensor_id"], p.time) for p in points) == sorted(
+        (a.source, a.timestamp) for a in alerts
+    )
+    assert {p.measurement for p in points} == {ANOMALY_MEASUREMENT}
+    assert all(p.fields["model_version"] == "z-test" and p.fields["score"] > 0 for p in points)
