@@ -14,6 +14,7 @@ import pytest
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.log_consumer import InMemoryGroupConsumer
 from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition, TopicSpec
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.retry_policy import RetryPolicy
@@ -335,3 +336,24 @@ async def test_a_stale_prepared_batch_is_prepared_again_after_state_was_restored
     await handler.apply(prepared)
 
     assert sinks.count("a", T0) == 3
+
+
+async def test_until_caught_up_exits_on_what_the_consumer_knows_without_asking_for_lag(
+    log: InMemoryEventLog, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Asking the broker for each partition's end is a round trip each: a consumer that
+    # knows every partition is read to its end is not asked.
+    asked: list[int] = []
+
+    async def lag(self: InMemoryGroupConsumer) -> int:
+        asked.append(1)
+        return 0
+
+    monkeypatch.setattr(InMemoryGroupConsumer, "lag", lag)
+    store = store_for(Sinks())
+    await publish(log, *(Tick("a", at(i), i) for i in range(5)))
+
+    stats = await asyncio.wait_for(run_job(job_run(log, store, clock), until_caught_up=True), 5)
+
+    assert stats.records == 5
+    assert asked == []

@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 
 from pipeline.application.errors import ConfigurationError, Fenced, ProducerFenced, TransientError
-from pipeline.application.ports.event_log import EventConsumer
+from pipeline.application.ports.event_log import CaughtUp, EventConsumer
 from pipeline.application.ports.records import Record, TopicPartition
 from pipeline.application.ports.telemetry import WorkerTelemetry
 from pipeline.application.ports.tracing import BatchTrace, WorkerTracing
@@ -247,9 +247,17 @@ class ConsumerWorker(Generic[P]):
             self._in_flight = None
 
     async def _caught_up(self) -> bool:
-        if not self._consumer.assignment() or self._paused.carry:
+        assigned = self._consumer.assignment()
+        if not assigned or self._paused.carry:
             return False
-        self.stats.lag = await self._consumer.lag()
+        consumer = self._consumer
+        if isinstance(consumer, CaughtUp) and consumer.caught_up() == assigned:
+            # Every partition read to the end its last fetch response reported: known
+            # without a broker request (asking for each partition's end takes a round trip
+            # each, seconds for a topic of many partitions).
+            self.stats.lag = 0
+            return True
+        self.stats.lag = await consumer.lag()
         return self.stats.lag == 0
 
     async def _finish_in_flight(self) -> None:
