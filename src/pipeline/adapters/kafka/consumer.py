@@ -26,8 +26,18 @@ from pipeline.application.ports import Record, TopicPartition
 
 T = TypeVar("T")
 
-_REBALANCING = frozenset({KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS})
-"""Commit errors of a group changing generation: the commit can be retried at once."""
+_RETRY_COMMIT = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+"""Commit errors that pass by themselves: a group changing generation, or its coordinator
+moving to another broker (the one that led it was lost) and loading the group there. The
+commit is retried until the consumer's timeout."""
 _COMMIT_RETRY_S = 0.1
 BATCH_LINGER_S = 0.05
 """Longest a poll that has records waits for more to fill its batch."""
@@ -308,7 +318,8 @@ class KafkaConsumerBase:
         self._logs.error(error)
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Worker thread: commit synchronously, retrying while the group rebalances.
+        """Worker thread: commit synchronously, retrying while the group rebalances or its
+        coordinator moves.
 
         A commit made while the group moves to a new generation is refused; the member
         rejoins in librdkafka's background thread (cooperative rebalancing needs no poll
@@ -324,8 +335,8 @@ class KafkaConsumerBase:
                 break
             except KafkaException as exc:
                 error = kafka_error_of(exc)
-                rebalancing = error is not None and error.code() in _REBALANCING
-                if not rebalancing or time.monotonic() > deadline:
+                passing = error is not None and error.code() in _RETRY_COMMIT
+                if not passing or time.monotonic() > deadline:
                     raise translate(exc, f"{self._description} cannot commit offsets") from exc
             time.sleep(_COMMIT_RETRY_S)
         failed = [f"{r.topic}[{r.partition}]: {r.error}" for r in results or () if r.error]
