@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,13 @@ from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.alerts import AlertRelay
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import TopicSpec
-from pipeline.domain.alerts import DEFAULT_THRESHOLDS, Alert, check_thresholds
+from pipeline.domain.alerts import (
+    DEFAULT_THRESHOLDS,
+    Alert,
+    AlertDomain,
+    AlertKind,
+    check_thresholds,
+)
 from tests.api.conftest import reading
 from tests.projection import writes_for
 
@@ -89,16 +96,26 @@ async def test_the_outbox_backlog_stays_while_the_broker_is_down_and_empties_aft
     assert (during, after) == (3, 0)
 
 
-async def test_alerts_raised_are_counted_by_kind_and_severity_never_by_sensor() -> None:
+async def test_alerts_raised_are_counted_by_domain_and_detector_never_by_source() -> None:
     store = InMemorySensorStore()
     alerts = await hot_alerts(store, 2)
+    fraud = replace(alerts[0], domain=AlertDomain.PAYMENTS, kind=AlertKind.FRAUD, source="acc-9")
     relay, telemetry = await relay_for(InMemoryEventLog(), store)
 
     relay.raised("sensors", [*alerts, "not an alert"])
+    relay.raised("payments", [fraud])
 
-    labels = {"pipeline_job": "sensors", "kind": "threshold_high", "severity": "critical"}
-    assert telemetry.registry.get_sample_value("pipeline_alerts_raised_total", labels) == 2
-    assert "t-0" not in telemetry.render().decode()
+    def raised(job: str, domain: str, detector: str, kind: str) -> float | None:
+        labels = {"pipeline_job": job, "domain": domain, "detector": detector, "kind": kind}
+        return telemetry.registry.get_sample_value(
+            "pipeline_alerts_raised_total", labels | {"severity": "critical"}
+        )
+
+    assert raised("sensors", "sensors", "threshold", "threshold_high") == 2
+    assert raised("payments", "payments", "rule", "fraud") == 1
+    body = telemetry.render().decode()
+    assert "t-0" not in body
+    assert "acc-9" not in body
 
 
 def test_dropped_frames_count_up_from_each_hubs_own_total() -> None:
@@ -127,13 +144,23 @@ def test_model_scoring_time_rows_and_current_version_are_reported() -> None:
 
 def test_a_worker_serves_its_metrics_and_the_process_wide_ones_over_http() -> None:
     telemetry = PrometheusTelemetry()
-    telemetry.alerts_raised(job="sensors", kind="threshold_low", severity="warning", count=1)
+    telemetry.alerts_raised(
+        job="sensors",
+        domain="sensors",
+        detector="threshold",
+        kind="threshold_low",
+        severity="warning",
+        count=1,
+    )
 
     with serving_metrics(telemetry, host="127.0.0.1", port=0) as port:
         url = f"http://127.0.0.1:{port}/metrics"
         body = urllib.request.urlopen(url, timeout=5).read().decode()
 
-    assert 'pipeline_alerts_raised_total{kind="threshold_low",pipeline_job="sensors"' in body
+    assert (
+        'pipeline_alerts_raised_total{detector="threshold",domain="sensors",kind="threshold_low",'
+        'pipeline_job="sensors",severity="warning"} 1.0'
+    ) in body
     assert "process_cpu_seconds_total" in body
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()  # stopped with it

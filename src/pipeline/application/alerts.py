@@ -43,9 +43,18 @@ class AlertRelay:
 
     def raised(self, job: str, events: Sequence[object]) -> None:
         """Count the alerts among `events` (what a batch stored for the first time)."""
-        kinds = Counter((e.kind, e.severity) for e in events if isinstance(e, Alert))
-        for (kind, severity), count in kinds.items():
-            self._telemetry.alerts_raised(job=job, kind=kind, severity=severity, count=count)
+        kinds = Counter(
+            (e.domain, e.detector, e.kind, e.severity) for e in events if isinstance(e, Alert)
+        )
+        for (domain, detector, kind, severity), count in kinds.items():
+            self._telemetry.alerts_raised(
+                job=job,
+                domain=domain,
+                detector=detector,
+                kind=kind,
+                severity=severity,
+                count=count,
+            )
 
     async def relay(self, limit: int = 1_000) -> int:
         """Publish every unpublished alert (in chunks of `limit`); return how many. The

@@ -51,7 +51,9 @@ class NullTelemetry:
         """The null worker telemetry."""
         return NULL_WORKER_TELEMETRY
 
-    def alerts_raised(self, *, job: str, kind: str, severity: str, count: int) -> None:
+    def alerts_raised(
+        self, *, job: str, domain: str, detector: str, kind: str, severity: str, count: int
+    ) -> None:
         """Nothing recorded."""
 
     def outbox_backlog(self, alerts: int) -> None:

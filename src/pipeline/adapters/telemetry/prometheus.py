@@ -1,9 +1,10 @@
 """The Prometheus adapter of the telemetry port (prometheus-client).
 
 Every metric is named `pipeline_…` in base units, counters end in `_total`, and labels are
-bounded: the job, a topic, a partition, an error class, a step id, an alert kind and
-severity, never a sensor or a user. (The job's label is `pipeline_job`: `job` is the label
-Prometheus gives each scrape target.) The README's "Operating" section lists them all.
+bounded: the job, a topic, a partition, an error class, a step id, an alert's domain,
+detector, kind and severity, never a sensor or a user. (The job's label is `pipeline_job`:
+`job` is the label Prometheus gives each scrape target.) The README's "Operating" section
+lists them all.
 
 Each `PrometheusTelemetry` has its own registry, which also exposes the process-wide one
 (process CPU and memory, garbage collection, and the API's request metrics that Litestar's
@@ -225,8 +226,8 @@ class PrometheusTelemetry:
         self.model_version = Info("pipeline_model", "The anomaly model scoring now.", registry=r)
         self.alerts = Counter(
             "pipeline_alerts_raised",
-            "Alerts stored for the first time, by kind and severity.",
-            [job, "kind", "severity"],
+            "Alerts stored for the first time, by domain, detector, kind and severity.",
+            [job, "domain", "detector", "kind", "severity"],
             registry=r,
         )
         self.backlog = Gauge(
@@ -251,9 +252,11 @@ class PrometheusTelemetry:
         """The metrics of one consumer group of `job`."""
         return PrometheusWorkerTelemetry(self, job=job, forwarder=forwarder)
 
-    def alerts_raised(self, *, job: str, kind: str, severity: str, count: int) -> None:
+    def alerts_raised(
+        self, *, job: str, domain: str, detector: str, kind: str, severity: str, count: int
+    ) -> None:
         """Count alerts stored for the first time."""
-        self.alerts.labels(job, kind, severity).inc(count)
+        self.alerts.labels(job, domain, detector, kind, severity).inc(count)
 
     def model_scored(self, seconds: float, rows: int, version: str) -> None:
         """Count the scoring time and rows; name the model's version."""

@@ -70,8 +70,11 @@ class Telemetry(Protocol):
         """Where a consumer group of `job` reports (`forwarder`: a retry level's group)."""
         ...
 
-    def alerts_raised(self, *, job: str, kind: str, severity: str, count: int) -> None:
-        """`count` alerts of `kind` and `severity` were stored for the first time."""
+    def alerts_raised(
+        self, *, job: str, domain: str, detector: str, kind: str, severity: str, count: int
+    ) -> None:
+        """`count` alerts about `domain`, raised by a `detector` check, of `kind` and
+        `severity`, were stored for the first time."""
         ...
 
     def outbox_backlog(self, alerts: int) -> None:
