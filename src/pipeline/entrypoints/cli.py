@@ -166,8 +166,8 @@ def add_evaluate_commands(commands: Any) -> None:
     payments.add_argument(
         "--contamination",
         type=fraction,
-        default=0.05,
-        help="share of the training sample the fitted models flag (default 0.05)",
+        default=0.04,
+        help="share of the training sample the fitted models flag (default 0.04)",
     )
     payments.set_defaults(run=cmd_evaluate_payments)
 

@@ -15,7 +15,7 @@ from pipeline.application.ports.model import ModelTrainer
 from pipeline.entrypoints.jobs import payments_config
 from pipeline.entrypoints.runtime import EXIT_OK
 from pipeline.entrypoints.settings import Settings
-from pipeline.jobs.payment_features import PAYMENT_FEATURES
+from pipeline.jobs.payment_features import FOREST_FEATURES, PAYMENT_FEATURES
 from pipeline.jobs.payments_evaluation import (
     DetectorScore,
     RuleScore,
@@ -57,8 +57,8 @@ def comparison_table(rows: list[DetectorScore]) -> str:
 
 
 def trainers(models: str, contamination: float) -> list[ModelTrainer]:
-    """The trainers `--models` names (none for 'none'), over the payment features. The
-    forest splits on every feature: each one carries a pattern of its own."""
+    """The trainers `--models` names (none for 'none'), over the payment features (the
+    forest on `FOREST_FEATURES` of them)."""
     kinds = [] if models.strip() == "none" else [m.strip() for m in models.split(",")]
     unknown = sorted(set(kinds) - set(TRAINERS))
     if unknown:
@@ -72,7 +72,8 @@ def _trainer(kind: str, contamination: float) -> ModelTrainer:
     if kind == "forest":
         from pipeline.adapters.model.forest import ForestTrainer  # noqa: PLC0415 - optional
 
-        return ForestTrainer(tuple(range(len(PAYMENT_FEATURES))), contamination)
+        columns = tuple(PAYMENT_FEATURES.index(name) for name in FOREST_FEATURES)
+        return ForestTrainer(columns, contamination)
     return trainer_for(kind, features=PAYMENT_FEATURES, contamination=contamination)
 
 

@@ -50,6 +50,11 @@ PAYMENT_FEATURES = (
     "away", "speed",
 )  # fmt: skip
 """The names of a payment's feature row's columns, in order."""
+FOREST_FEATURES = ("amount_ratio", "velocity", "probes", "new_category", "away", "speed")
+"""The columns an Isolation Forest is fitted on. Without the hour and the z-score: most
+normal payments at night, and most of an account's z-scores beyond a few σ (a flat history
+makes any other amount extreme), are rare without being fraud, and a forest isolates the
+rare. Measured: with them, it flagged 4–10× as many normal payments (README, Payments)."""
 ZSCORE_CLIP = 50.0
 SPEED_CLIP = 1e6
 """km/h: a trip with no time between its payments counts as this fast."""

@@ -183,7 +183,7 @@ class Scoring:
     baseline: ScoringModel
     """The untrained model the training part runs with (its unflagged rows are the sample)."""
     trainers: Sequence[ModelTrainer]
-    contamination: float = 0.05
+    contamination: float = 0.04
     train_share: float = 0.3
 
     def __post_init__(self) -> None:
