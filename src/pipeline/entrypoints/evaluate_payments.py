@@ -15,7 +15,12 @@ from pipeline.application.ports.model import ModelTrainer
 from pipeline.entrypoints.jobs import payments_config
 from pipeline.entrypoints.runtime import EXIT_OK
 from pipeline.entrypoints.settings import Settings
-from pipeline.jobs.payment_features import FOREST_FEATURES, PAYMENT_FEATURES
+from pipeline.jobs.payment_features import (
+    FOREST_FEATURES,
+    FOREST_MAX_SAMPLES,
+    FOREST_TREES,
+    PAYMENT_FEATURES,
+)
 from pipeline.jobs.payments_evaluation import (
     DetectorScore,
     RuleScore,
@@ -73,7 +78,9 @@ def _trainer(kind: str, contamination: float) -> ModelTrainer:
         from pipeline.adapters.model.forest import ForestTrainer  # noqa: PLC0415 - optional
 
         columns = tuple(PAYMENT_FEATURES.index(name) for name in FOREST_FEATURES)
-        return ForestTrainer(columns, contamination)
+        return ForestTrainer(
+            columns, contamination, trees=FOREST_TREES, max_samples=FOREST_MAX_SAMPLES
+        )
     return trainer_for(kind, features=PAYMENT_FEATURES, contamination=contamination)
 
 
