@@ -54,7 +54,8 @@ FOREST_FEATURES = ("amount_ratio", "velocity", "probes", "new_category", "away",
 """The columns an Isolation Forest is fitted on. Without the hour and the z-score: most
 normal payments at night, and most of an account's z-scores beyond a few σ (a flat history
 makes any other amount extreme), are rare without being fraud, and a forest isolates the
-rare. Measured: with them, it flagged 4–10× as many normal payments (README, Payments)."""
+rare. Measured (100,000 events, seed 1, 256 rows per tree, contamination 0.03–0.05): with
+them it flagged 5–25 times as many normal payments."""
 FOREST_TREES = 200
 FOREST_MAX_SAMPLES = 1_024
 """Rows each tree of a payment forest draws. Fraud other than bursts (a trip, a night
