@@ -26,6 +26,7 @@ more.
 
 from __future__ import annotations
 
+import math
 import statistics
 import uuid
 from collections.abc import Mapping, Sequence
@@ -163,25 +164,91 @@ def _recent(
     return [h for h in history if h.timestamp >= since]
 
 
+def velocity_count(
+    tx: Transaction, history: Sequence[Transaction], typical: Decimal | None, rules: FraudRules
+) -> int:
+    """The account's payments within the velocity window, this one included, tiny ones not
+    counted (0 when `tx` itself is tiny: that is card testing)."""
+    if _tiny(tx, typical, rules):
+        return 0
+    recent = _recent(tx, history, rules.velocity_window)
+    return 1 + sum(not _tiny(h, typical, rules) for h in recent)
+
+
+def probe_count(
+    tx: Transaction, history: Sequence[Transaction], typical: Decimal | None, rules: FraudRules
+) -> int:
+    """The tiny online payments within the card-testing window, this one included (0 when
+    `tx` is not one)."""
+
+    def probe(t: Transaction) -> bool:
+        return t.channel is Channel.ONLINE and _tiny(t, typical, rules)
+
+    if not probe(tx):
+        return 0
+    recent = _recent(tx, history, rules.card_testing_window)
+    return 1 + sum(probe(h) for h in recent)
+
+
+def away_card_present(tx: Transaction, profile: AccountProfile | None) -> bool:
+    """A card-present payment not known to be at home (no profile: not known)."""
+    return tx.channel in CARD_PRESENT and (profile is None or tx.country != profile.home_country)
+
+
+def travel_speed_kmh(
+    tx: Transaction, history: Sequence[Transaction], profile: AccountProfile | None
+) -> float | None:
+    """How fast the card went from the previous card-present payment's country to this
+    card-present payment's, away from home (infinite with no time between them); None when
+    there is no such trip (not card-present, at home, no previous one, same country, or a
+    country without coordinates)."""
+    # Coming home after a trip is not suspicious, however fast: the trip was.
+    if not away_card_present(tx, profile):
+        return None
+    previous = next((h for h in reversed(history) if h.channel in CARD_PRESENT), None)
+    if previous is None or previous.country == tx.country:
+        return None
+    here, there = COUNTRIES.get(tx.country), COUNTRIES.get(previous.country)
+    if here is None or there is None:
+        return None
+    hours = (tx.timestamp - previous.timestamp).total_seconds() / 3600.0
+    return math.inf if hours <= 0.0 else distance_km(here, there) / hours
+
+
+def amount_stats(history: Sequence[Transaction]) -> tuple[float, float]:
+    """The mean and (population) standard deviation of the amounts of `history` (not empty)."""
+    amounts = [float(h.amount) for h in history]
+    return statistics.fmean(amounts), statistics.pstdev(amounts)
+
+
+def new_category(
+    tx: Transaction, history: Sequence[Transaction], profile: AccountProfile | None
+) -> bool:
+    """A merchant category neither usual for the account (per its profile) nor in its recent
+    payments (False without a profile or a category)."""
+    category = tx.merchant_category
+    if profile is None or category is None or category in profile.usual_categories:
+        return False
+    return all(h.merchant_category != category for h in history)
+
+
+def home_hour(tx: Transaction, profile: AccountProfile | None) -> float | None:
+    """The hour of day of `tx` in the account's home country (None without a profile or
+    when the home country has no coordinates)."""
+    home = None if profile is None else COUNTRIES.get(profile.home_country)
+    return None if home is None else local_hour(home, tx.timestamp)
+
+
 def _velocity(
     tx: Transaction, history: Sequence[Transaction], typical: Decimal | None, rules: FraudRules
 ) -> bool:
-    if _tiny(tx, typical, rules):
-        return False
-    recent = _recent(tx, history, rules.velocity_window)
-    return 1 + sum(not _tiny(h, typical, rules) for h in recent) >= rules.velocity_count
+    return velocity_count(tx, history, typical, rules) >= rules.velocity_count
 
 
 def _card_testing(
     tx: Transaction, history: Sequence[Transaction], typical: Decimal | None, rules: FraudRules
 ) -> bool:
-    def probe(t: Transaction) -> bool:
-        return t.channel is Channel.ONLINE and _tiny(t, typical, rules)
-
-    if not probe(tx):
-        return False
-    recent = _recent(tx, history, rules.card_testing_window)
-    return 1 + sum(probe(h) for h in recent) >= rules.card_testing_count
+    return probe_count(tx, history, typical, rules) >= rules.card_testing_count
 
 
 def _impossible_travel(
@@ -190,20 +257,8 @@ def _impossible_travel(
     profile: AccountProfile | None,
     rules: FraudRules,
 ) -> bool:
-    # Coming home after a trip is not suspicious, however fast: the trip was.
-    if tx.channel not in CARD_PRESENT or (
-        profile is not None and tx.country == profile.home_country
-    ):
-        return False
-    previous = next((h for h in reversed(history) if h.channel in CARD_PRESENT), None)
-    if previous is None or previous.country == tx.country:
-        return False
-    here, there = COUNTRIES.get(tx.country), COUNTRIES.get(previous.country)
-    if here is None or there is None:
-        return False
-    hours = (tx.timestamp - previous.timestamp).total_seconds() / 3600.0
-    distance = distance_km(here, there)
-    return hours <= 0.0 or distance / hours > rules.max_speed_kmh
+    speed = travel_speed_kmh(tx, history, profile)
+    return speed is not None and speed > rules.max_speed_kmh
 
 
 def _amount_spike(
@@ -213,8 +268,7 @@ def _amount_spike(
         return False
     if len(history) < rules.min_history:
         return True
-    amounts = [float(h.amount) for h in history]
-    mean, stddev = statistics.fmean(amounts), statistics.pstdev(amounts)
+    mean, stddev = amount_stats(history)
     return float(tx.amount) > mean + rules.amount_sigmas * stddev
 
 
@@ -224,16 +278,9 @@ def _night_new_category(
     profile: AccountProfile | None,
     rules: FraudRules,
 ) -> bool:
-    category = tx.merchant_category
-    if profile is None or category is None or category in profile.usual_categories:
-        return False
-    home = COUNTRIES.get(profile.home_country)
-    if home is None:
-        return False
+    hour = home_hour(tx, profile)
     start, end = rules.night_hours
-    if not start <= local_hour(home, tx.timestamp) < end:
-        return False
-    return all(h.merchant_category != category for h in history)
+    return hour is not None and start <= hour < end and new_category(tx, history, profile)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

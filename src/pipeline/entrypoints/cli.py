@@ -137,7 +137,9 @@ def add_evaluate_commands(commands: Any) -> None:
         help="share of the training sample the fitted models flag (default 0.03)",
     )
     sensors.set_defaults(run=cmd_evaluate_sensors)
-    payments = domains.add_parser("payments", help="fraud rules against labelled fraud")
+    payments = domains.add_parser(
+        "payments", help="fraud rules and scoring models against labelled fraud"
+    )
     payments.add_argument(
         "--events", type=positive_int, default=200_000, help="events to generate (default 200000)"
     )
@@ -154,6 +156,18 @@ def add_evaluate_commands(commands: Any) -> None:
         type=fraction,
         default=0.01,
         help="probability that a transaction starts a fraud episode (default 0.01)",
+    )
+    payments.add_argument(
+        "--models",
+        default="forest,zscore",
+        help="models fitted and compared with the rules, comma-separated, or 'none' "
+        "(default forest,zscore)",
+    )
+    payments.add_argument(
+        "--contamination",
+        type=fraction,
+        default=0.04,
+        help="share of the training sample the fitted models flag (default 0.04)",
     )
     payments.set_defaults(run=cmd_evaluate_payments)
 

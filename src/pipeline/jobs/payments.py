@@ -2,8 +2,10 @@
 alerts, and each transaction's later outcomes.
 
     transactions ──validate──┬─ sliding window "account-activity" (the account's last 24 h)
-     (rule → DLQ)            │   ─ join accounts (table, left) ─ fraud rules ─┬→ flagged
-                             │                                                └→ alerts
+     (rule → DLQ)            │   ─ join accounts (table, left) ─┬─ fraud rules ─┬→ flagged
+                             │                                  │               └→ alerts
+                             │                                  └─ features, model scoring
+                             │                                     (if given) ─→ alerts
                              └─ interval join "outcomes" (left, 0 … 2 h after) ─→ outcomes
     payment-outcomes ──validate──┘
     accounts (compacted) ── table
@@ -33,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from pipeline.application.scoring import LiveModel
 from pipeline.domain import Alert, DomainError
 from pipeline.domain.fraud import (
     FlaggedTransaction,
@@ -51,6 +54,12 @@ from pipeline.domain.payments import (
     Transaction,
     validate_payment_outcome,
     validate_transaction,
+)
+from pipeline.jobs.payment_features import (
+    FeaturedPayment,
+    PaymentScoring,
+    payment_features,
+    present,
 )
 from pipeline.streams import Collect, Job, Sink, Sliding, Windowed, to_millis
 
@@ -86,6 +95,9 @@ class PaymentsJobConfig:
     """How late (behind the partition's watermark) a transaction or outcome may arrive."""
     outcome_window: timedelta = timedelta(hours=2)
     idle_timeout: timedelta = timedelta(seconds=30)
+    scoring: LiveModel | None = None
+    """The model that scores every judged transaction (`pipeline.jobs.payment_features`;
+    None: the rules alone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,14 @@ class Activity:
     payments: list[Transaction]
     end_ms: int
     profile: AccountProfile | None
+
+    def judged(self) -> list[tuple[Transaction, list[Transaction]]]:
+        """The transactions at the window's end, each with the payments before it."""
+        return [
+            (tx, self.payments[:at])
+            for at, tx in enumerate(self.payments)
+            if to_millis(tx.timestamp) == self.end_ms
+        ]
 
 
 def payments_job(config: PaymentsJobConfig) -> Job:
@@ -109,14 +129,17 @@ def payments_job(config: PaymentsJobConfig) -> Job:
 
     def judge(activity: Activity) -> list[FlaggedTransaction]:
         flagged: list[FlaggedTransaction] = []
-        payments = activity.payments
-        for at, tx in enumerate(payments):
-            if to_millis(tx.timestamp) != activity.end_ms:
-                continue
-            reasons = fired_rules(tx, payments[:at], activity.profile, rules)
+        for tx, history in activity.judged():
+            reasons = fired_rules(tx, history, activity.profile, rules)
             if reasons:
                 flagged.append(flag(tx, reasons, rules))
         return flagged
+
+    def features(activity: Activity) -> list[FeaturedPayment]:
+        return [
+            FeaturedPayment(tx, payment_features(tx, history, activity.profile, rules))
+            for tx, history in activity.judged()
+        ]
 
     transactions = job.source(
         config.transactions_topic,
@@ -137,16 +160,23 @@ def payments_job(config: PaymentsJobConfig) -> Job:
     valid_outcomes = outcomes.validate(
         validate_payment_outcome, rejects=(DomainError,), name="outcome rules"
     )
-    flagged = (
+    activities = (
         valid.window(Sliding(size=rules.lookback, grace=config.grace), step=ACTIVITY_STEP)
         .aggregate(Collect[Transaction, Transaction]())
         .final()
         .join_table(accounts, _activity, how="left", name="profiles")
-        .flat_map(judge, name="fraud rules")
     )
+    flagged = activities.flat_map(judge, name="fraud rules")
     flagged.to(FLAGGED)
     flagged.flat_map(flag_reasons, name="reasons").to(REASONS)
     flagged.map(fraud_alert, name="fraud alerts").to(ALERTS)
+    if config.scoring is not None:
+        (
+            activities.flat_map(features, name="payment features")
+            .map_batch(PaymentScoring(config.scoring), name="payment scoring")
+            .flat_map(present, name="payment anomalies")
+            .to(ALERTS)
+        )
     (
         valid.join(
             valid_outcomes,
