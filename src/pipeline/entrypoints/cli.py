@@ -133,8 +133,8 @@ def add_evaluate_commands(commands: Any) -> None:
     sensors.add_argument(
         "--contamination",
         type=fraction,
-        default=0.03,
-        help="share of the training sample the fitted models flag (default 0.03)",
+        default=0.05,
+        help="share of the training sample the fitted models flag (default 0.05)",
     )
     sensors.set_defaults(run=cmd_evaluate_sensors)
     payments = domains.add_parser(

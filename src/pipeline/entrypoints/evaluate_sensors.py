@@ -112,7 +112,7 @@ def score_detector(
 
 def evaluate(
     *, events: int, seed: int, sensors: int = 100, anomaly_rate: float = 0.002,
-    contamination: float = 0.03, train_share: float = 0.3,
+    contamination: float = 0.05, train_share: float = 0.3,
 ) -> list[KindScore]:  # fmt: skip
     """Run the protocol of this module and return every detector's figures."""
     if not 0.0 < contamination <= 0.5:

@@ -21,6 +21,14 @@ state:
     battery     battery level, percent (100 for a mains-powered sensor)
     signal      signal strength, dBm (-150 when not reported)
     repeats     how many readings in a row repeated the previous value exactly
+    deviation   |zscore|: how far off, either way
+    run         how many readings in a row (this one included) deviated the same way by
+                more than `RUN_Z` stddevs; 0 when this one does not
+    persistence how far off the sensor has stayed: its zscore's slow exponentially
+                weighted mean (weight `LEVEL`, each zscore clipped at ±`TREND_CLIP`), in
+                magnitude and capped at |zscore|; 0 unless this reading deviates the same
+                way, so it ends with the deviation (a sensor back to normal after a drift
+                is not held against it)
     type_<name> one column per sensor type of the catalog, 1 for the reading's type
 
 A sensor's first `WARMUP` readings only build its state: they are not scored.
@@ -44,11 +52,13 @@ WARMUP = 30
 RELEARN = 600
 TREND = 0.3
 TREND_CLIP = 10.0
+LEVEL = 0.05
+RUN_Z = 1.0
 MIN_STDDEV = 1e-6
 _DAY = 86_400.0
 _BASE_FEATURES = (
     "value", "zscore", "trend", "rate", "gap_s", "hour_sin", "hour_cos", "battery", "signal",
-    "repeats",
+    "repeats", "deviation", "run", "persistence",
 )  # fmt: skip
 
 
@@ -61,9 +71,10 @@ def _name(kind: object) -> str:
     return str(getattr(kind, "name", ""))
 
 
-History = tuple[int, float, float, float, float, int, int, float]
+History = tuple[int, float, float, float, float, int, int, float, float, int]
 """A sensor's state: (readings seen, rolling mean, rolling variance, previous value,
-previous event time in epoch seconds, repeats, readings in a row beyond `CLIP`, trend)."""
+previous event time in epoch seconds, repeats, readings in a row beyond `CLIP`, trend, level
+(the zscore's slow mean), run (signed: positive for readings above the mean))."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +100,24 @@ class SensorFeatures:
         value = reading.value
         at = reading.timestamp.timestamp()
         if history is None:
-            count, mean, var, last, last_at, repeats, outliers, trend = (
-                0, value, 0.0, value, at, 0, 0, 0.0
+            count, mean, var, last, last_at, repeats, outliers, trend, level, run = (
+                0, value, 0.0, value, at, 0, 0, 0.0, 0.0, 0
             )  # fmt: skip
         else:
-            count, mean, var, last, last_at, repeats, outliers, trend = history
+            count, mean, var, last, last_at, repeats, outliers, trend, level, run = history
         std = math.sqrt(var)
         deviation = value - mean
         zscore = deviation / std if std > MIN_STDDEV else 0.0
-        trend += TREND * (max(-TREND_CLIP, min(TREND_CLIP, zscore)) - trend)
+        clipped = max(-TREND_CLIP, min(TREND_CLIP, zscore))
+        trend += TREND * (clipped - trend)
+        level += LEVEL * (clipped - level)
+        if zscore > RUN_Z:
+            run = run + 1 if run > 0 else 1
+        elif zscore < -RUN_Z:
+            run = run - 1 if run < 0 else -1
+        else:
+            run = 0
+        persistence = min(abs(zscore), abs(level)) if level * zscore > 0.0 else 0.0
         gap = at - last_at
         rate = (value - last) / gap if gap > 0 else 0.0
         repeats = repeats + 1 if count and value == last else 0
@@ -113,6 +133,9 @@ class SensorFeatures:
             100.0 if reading.battery_level is None else reading.battery_level,
             -150.0 if reading.signal_strength is None else reading.signal_strength,
             float(repeats),
+            abs(zscore),
+            float(abs(run)),
+            persistence,
             *self._one_hot.get(reading.sensor_type, self._unknown),
         )
         if count < WARMUP or not repeats:
@@ -128,7 +151,9 @@ class SensorFeatures:
                 count, mean, var, outliers = 0, value, 0.0, 0
             else:
                 outliers += 1
-        new: History = (count + 1, mean, var, value, max(at, last_at), repeats, outliers, trend)
+        new: History = (
+            count + 1, mean, var, value, max(at, last_at), repeats, outliers, trend, level, run
+        )  # fmt: skip
         return new, Featured(reading, row, count >= WARMUP)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -87,3 +88,41 @@ def test_trend_stays_high_while_a_drift_goes_on() -> None:
 
     assert column(out[-1], "trend") > 5.0
     assert math.isfinite(column(out[-1], "zscore"))
+
+
+def test_deviation_is_the_zscore_either_way() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    _, out = feed([*normal, 17.0])
+
+    assert column(out[-1], "zscore") < -10.0
+    assert column(out[-1], "deviation") == pytest.approx(-column(out[-1], "zscore"))
+
+
+def test_run_counts_the_readings_in_a_row_that_deviate_the_same_way() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    _, out = feed([*normal, 20.5, 20.5001, 20.5002, 19.5, 19.4999, 20.0])
+
+    assert [column(f, "run") for f in out[-6:]] == [1.0, 2.0, 3.0, 1.0, 2.0, 0.0]
+
+
+def test_run_and_persistence_grow_in_a_slow_drift_and_end_with_it() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    # A slow ramp the rolling statistics follow: never 4 stddevs off, but off for long.
+    ramp = [20.0 + 0.008 * i + NOISE[i % 5] / 2 for i in range(1, 101)]
+    _, out = feed([*normal, *ramp, 20.0])
+
+    late = out[len(normal) + len(ramp) - 1]
+    assert max(column(f, "deviation") for f in out[len(normal) :]) < 4.0
+    assert column(late, "run") > 50
+    assert column(late, "persistence") > 1.2
+    assert column(out[len(normal) + 20], "persistence") < 0.5
+    assert (column(out[-1], "run"), column(out[-1], "persistence")) == (0.0, 0.0)
+
+
+def test_noise_keeps_run_and_persistence_small() -> None:
+    rng = random.Random(4)
+    _, out = feed([20.0 + rng.gauss(0.0, 0.1) for _ in range(3_000)])
+
+    warm = out[WARMUP * 10 :]
+    assert max(column(f, "run") for f in warm) < 12
+    assert max(column(f, "persistence") for f in warm) < 1.0

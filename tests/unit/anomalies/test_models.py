@@ -18,19 +18,24 @@ from tests.unit.anomalies.builders import FEATURES, a_row
 ZSCORE = FEATURES.index("zscore")
 
 
+def deviating(zscore: float, run: float = 1.0, persistence: float = 0.0) -> list[float]:
+    """A row whose deviation features agree with its zscore."""
+    return a_row(zscore=zscore, deviation=abs(zscore), run=run, persistence=persistence)
+
+
 def normal_rows(n: int, seed: int = 1) -> list[list[float]]:
     rng = random.Random(seed)
-    return [
-        a_row(zscore=rng.gauss(0, 1), trend=rng.gauss(0, 0.3), rate=rng.gauss(0, 0.1))
-        for _ in range(n)
-    ]
+    rows = []
+    for _ in range(n):
+        zscore = rng.gauss(0, 1)
+        rows.append(deviating(zscore, float(abs(zscore) > 1.0), rng.uniform(0, 0.3)))
+    return rows
 
 
 def outlier_rows(n: int, seed: int = 1) -> list[list[float]]:
     rng = random.Random(seed)
     return [
-        a_row(zscore=rng.uniform(15, 60), trend=rng.uniform(2, 10), rate=rng.gauss(0, 3))
-        for _ in range(n)
+        deviating(rng.uniform(15, 60), rng.randint(1, 100), rng.uniform(2, 10)) for _ in range(n)
     ]
 
 
@@ -67,15 +72,16 @@ def test_zscore_trainer_never_sets_its_threshold_below_the_floor() -> None:
 def test_forest_scores_a_whole_batch_and_flags_the_outliers() -> None:
     stuck = [a_row(repeats=float(n)) for n in range(10, 30)]
     sample = [*normal_rows(2_000), *outlier_rows(20), *stuck]
-    forest = trainer_for("forest", features=FEATURES, contamination=0.01).fit(sample, version="f1")
-    spike = a_row(zscore=40.0, trend=12.0, rate=5.0)
-    batch = [*normal_rows(998, seed=2), spike, a_row(zscore=0.0, repeats=30.0)]
+    forest = trainer_for("forest", features=FEATURES, contamination=0.02).fit(sample, version="f1")
+    spike = deviating(40.0)
+    drift = deviating(2.5, run=80.0, persistence=2.5)
+    batch = [*normal_rows(997, seed=2), spike, drift, a_row(zscore=0.0, repeats=30.0)]
 
     scored = forest.score(batch)
 
     assert len(scored.scores) == len(batch) == len(scored.anomalous)
-    assert scored.anomalous[-2:] == [True, True]
-    assert sum(scored.anomalous[:-2]) < 0.05 * 998
+    assert scored.anomalous[-3:] == [True, True, True]
+    assert sum(scored.anomalous[:-3]) < 0.05 * 997
     assert all((s > 0) == a for s, a in zip(scored.scores, scored.anomalous, strict=True))
 
 
@@ -88,7 +94,7 @@ async def test_model_store_round_trip(tmp_path: Path, kind: str) -> None:
     saved = await store.save(model, info_of(model, evaluation={"false_alarm_rate": 0.5}))
 
     loaded = await store.load(f"{kind}-1")
-    probe = [*normal_rows(50, seed=3), a_row(zscore=30.0)]
+    probe = [*normal_rows(50, seed=3), deviating(30.0)]
 
     assert loaded.score(probe) == model.score(probe)
     assert await store.info(f"{kind}-1") == saved

@@ -16,10 +16,13 @@ from pipeline.application.ports.model import Scored
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 """The one type of a fitted forest skops does not trust by default: its trees."""
-FOREST_FEATURES = ("zscore", "trend", "rate", "repeats")
-"""The columns of a feature row the forest is fitted on. The others (value, time of day,
-battery, signal, sensor type) carry no anomaly of their own in the evaluation's fleet, and
-each column a forest splits on at random dilutes the ones that do."""
+FOREST_FEATURES = ("deviation", "run", "persistence", "repeats")
+"""The columns of a feature row the forest is fitted on: magnitudes in the sensor's own
+stddevs or in readings, so one forest covers every sensor type. The others (value, signed
+zscore, trend, rate, time of day, battery, signal, sensor type) carry no anomaly of their
+own in the evaluation's fleet, depend on the sensor's type or scale, or stay high after an
+anomaly ends (trend, rate); each column a forest splits on at random dilutes the ones that
+do."""
 
 
 class ForestModel:
