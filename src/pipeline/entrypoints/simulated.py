@@ -17,6 +17,8 @@ An injected anomaly's ground-truth label travels in the record's headers (`label
 from __future__ import annotations
 
 import asyncio
+import itertools
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,10 +45,22 @@ from pipeline.domain.social import Engagement, Post
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.replay import Progress
 
-__all__ = ["DOMAINS", "produce_simulated", "routes"]
+__all__ = ["DOMAINS", "Shard", "produce_simulated", "routes"]
 
 DOMAINS = tuple(SIMULATIONS)
 """The domains `produce_simulated` knows: shop, payments, social."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` of `of`: the events whose key's CRC-32 is `index` modulo `of`."""
+
+    index: int
+    of: int
+
+    def holds(self, key: bytes) -> bool:
+        """Whether the events of `key` are this shard's."""
+        return zlib.crc32(key) % self.of == self.index
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +128,18 @@ async def produce_simulated(
     stop: asyncio.Event | None = None,
     progress: Progress | None = None,
     timer: Timer | None = None,
+    now: datetime | None = None,
+    shard: Shard = Shard(0, 1),
 ) -> Counter[str]:
     """Publish `count` generated events of `domain` (None: until `stop` is set); return how
     many went to each topic. `rate` is the mean events per second over a day (0: as fast
     as possible, laid out to end shortly before now). Either way an event is published only
     once `timer` (default: the monotonic clock) has run as long as its event time lies past
-    now, so event time never runs ahead of the clock (`generators.production`)."""
-    now = pipeline.clock.now()
+    `now` (default: the pipeline's clock), so event time never runs ahead of the clock
+    (`generators.production`). With a `shard`, only the events whose key falls in it are
+    published (and counted, `progress` included): the shards of one seed and `now` together
+    publish the unsharded run's events, each key's in one shard, in order."""
+    now = now or pipeline.clock.now()
     stream = planned_events(SIMULATIONS[domain], seed=seed, now=now, count=count, rate=rate)
     routing = routes(pipeline, domain)
     await pipeline.ensure_topics()
@@ -132,18 +151,28 @@ async def produce_simulated(
         stream, timer=timer or MonotonicTimer(), stop=stop, event_time=_event_time, start=now
     ):
         # What is due together is encoded per event type in one call, then queued in order.
-        kinds = [type(item.event) for item in due]
-        for item, kind, value in zip(due, kinds, await _encoded(due, kinds, routing), strict=True):
-            route = routing[kind]
+        items: Sequence[Generated[Any]] = due
+        kinds = [type(item.event) for item in items]
+        keys = [
+            routing[kind].key(item.event).encode() for item, kind in zip(items, kinds, strict=True)
+        ]
+        if shard.of > 1:
+            mine = [shard.holds(key) for key in keys]
+            items = list(itertools.compress(items, mine))
+            kinds = list(itertools.compress(kinds, mine))
+            keys = list(itertools.compress(keys, mine))
+        values = await _encoded(items, kinds, routing) if items else []
+        for item, kind, key, value in zip(items, kinds, keys, values, strict=True):
+            topic = routing[kind].topic
             headers = label_headers(item.label) if item.label is not None else ()
-            await log.publish(route.topic, route.key(item.event).encode(), value, headers)
-            sent[route.topic] += 1
+            await log.publish(topic, key, value, headers)
+            sent[topic] += 1
         if (
             progress is not None
-            and (total + len(due)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
+            and (total + len(items)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
         ):
-            progress(total + len(due))
-        total += len(due)
+            progress(total + len(items))
+        total += len(items)
     await log.flush()
     if progress is not None:
         progress(total)
