@@ -56,7 +56,7 @@ def produce(domain: str, events: int, processes: int = 1) -> tuple[float, float]
     }
     command = [sys.executable, "-m", "pipeline.entrypoints.cli", "produce", domain]
     command += ["--rate", "0", "--count", str(events), "--seed", "1"]
-    command += ["--processes", str(processes)]
+    command += ["--processes", str(processes)] if processes != 1 else []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
     subprocess.run(command, env=env, check=True, stderr=subprocess.DEVNULL)
