@@ -7,7 +7,8 @@ in order. Generating is then done N times over, encoding and queueing once: on N
 the run goes about as fast as its slowest share (see README, "Producing").
 
 The processes are spawned (a fresh interpreter each: no librdkafka thread is forked), ignore
-Ctrl-C (the terminal sends it to all of them) and stop when the parent tells them to; each
+Ctrl-C (the terminal sends it to all of them) and stop when the parent, which handles it, tells
+them to; each
 reports how many events it sent through a shared counter, and its result or its error through
 a queue.
 """
@@ -18,6 +19,7 @@ import asyncio
 import multiprocessing
 import signal
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -30,6 +32,7 @@ from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.simulated import Shard, produce_simulated
 
 if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
     from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Event as ProcessEvent
 
@@ -71,8 +74,14 @@ async def produce_in_processes(
         )
         for index in range(processes)
     ]
-    for worker in workers:
-        worker.start()
+    # Started with Ctrl-C ignored, which a new interpreter keeps: the terminal sends it to
+    # the whole process group, and a child still importing would die of it.
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for worker in workers:
+            worker.start()
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
     try:
         while any(worker.is_alive() for worker in workers):
             if stop.is_set():
@@ -84,6 +93,17 @@ async def produce_in_processes(
         stopping.set()
         for worker in workers:
             await asyncio.to_thread(worker.join)
+    sent = _outcome(results, workers)
+    if progress is not None:
+        progress(sent.total())
+    return sent
+
+
+def _outcome(
+    results: multiprocessing.SimpleQueue[tuple[dict[str, int] | None, BaseException | None]],
+    workers: Sequence[BaseProcess],
+) -> Counter[str]:
+    """What the ended processes sent, summed; the first error one of them reported."""
     sent: Counter[str] = Counter()
     errors: list[BaseException] = []
     while not results.empty():
@@ -97,8 +117,6 @@ async def produce_in_processes(
     failed = [worker.name for worker in workers if worker.exitcode != 0]
     if failed:
         raise PublishError(f"producer process {', '.join(failed)} died without a result")
-    if progress is not None:
-        progress(sent.total())
     return sent
 
 
@@ -123,7 +141,6 @@ def _shard_main(
     results: multiprocessing.SimpleQueue[tuple[dict[str, int] | None, BaseException | None]],
 ) -> None:
     """A process's run: its shard, until done or told to stop; its result on `results`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     configure_logging(run.settings.log_level, run.settings.log_format)
     try:
         sent = asyncio.run(_shard_run(run, shard, produced=produced, stopping=stopping))
