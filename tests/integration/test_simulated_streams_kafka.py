@@ -23,6 +23,7 @@ from pipeline.application.generators.simulations import SIMULATIONS
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.simulated import produce_simulated, routes
+from pipeline.entrypoints.simulated_processes import produce_in_processes
 from tests.integration.conftest import settings_env
 from tests.integration.topics import read_topic
 
@@ -45,19 +46,11 @@ def keyed(event: Any) -> bytes:
     return key.encode()
 
 
-@pytest.mark.parametrize("domain", sorted(SIMULATIONS))
-async def test_produced_stream_reads_back_exactly_with_keys_and_labels(
-    domain: str, settings: Settings, other_registry: ConfluentSchemaRegistry
-) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    pipeline = await bootstrap(settings, clock=ManualClock(now))
-    try:
-        sent = await produce_simulated(pipeline, domain, count=COUNT, rate=0, seed=SEED)
-    finally:
-        await pipeline.aclose()
-    expected = list(planned_events(SIMULATIONS[domain], seed=SEED, now=now, count=COUNT, rate=0))
-
-    reader = await bootstrap(settings, registry=other_registry)
+async def read_back(
+    settings: Settings, registry: ConfluentSchemaRegistry, domain: str, sent: Counter[str]
+) -> Counter[tuple[bytes | None, Any, Any]]:
+    """(key, event, label) of every record on the domain's topics, decoded by another codec."""
+    reader = await bootstrap(settings, registry=registry)
     try:
         found: Counter[tuple[bytes | None, Any, Any]] = Counter()
         for topic, route in {r.topic: r for r in routes(reader, domain).values()}.items():
@@ -69,7 +62,49 @@ async def test_produced_stream_reads_back_exactly_with_keys_and_labels(
             )
     finally:
         await reader.aclose()
+    return found
 
+
+@pytest.mark.parametrize("domain", sorted(SIMULATIONS))
+async def test_produced_stream_reads_back_exactly_with_keys_and_labels(
+    domain: str, settings: Settings, other_registry: ConfluentSchemaRegistry
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    pipeline = await bootstrap(settings, clock=ManualClock(now))
+    try:
+        sent = await produce_simulated(pipeline, domain, count=COUNT, rate=0, seed=SEED)
+    finally:
+        await pipeline.aclose()
+    expected = list(planned_events(SIMULATIONS[domain], seed=SEED, now=now, count=COUNT, rate=0))
+    found = await read_back(settings, other_registry, domain, sent)
+
+    assert sent.total() == COUNT
+    assert found == Counter((keyed(g.event), g.event, g.label) for g in expected)
+
+
+async def test_processes_together_publish_the_one_process_stream(
+    settings: Settings, other_registry: ConfluentSchemaRegistry
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    pipeline = await bootstrap(settings)
+    try:
+        await pipeline.ensure_topics()
+    finally:
+        await pipeline.aclose()
+
+    sent = await produce_in_processes(
+        settings,
+        "payments",
+        processes=2,
+        count=COUNT,
+        rate=0,
+        seed=SEED,
+        now=now,
+        stop=asyncio.Event(),
+    )
+
+    expected = planned_events(SIMULATIONS["payments"], seed=SEED, now=now, count=COUNT, rate=0)
+    found = await read_back(settings, other_registry, "payments", sent)
     assert sent.total() == COUNT
     assert found == Counter((keyed(g.event), g.event, g.label) for g in expected)
 

@@ -3,12 +3,15 @@ way a payload can be bad, and schema evolution between versions."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+import fastavro
 import pytest
 
 from pipeline.adapters.avro import (
@@ -165,6 +168,81 @@ async def test_event_that_does_not_fit_the_schema_fails_to_encode() -> None:
 
     with pytest.raises(MalformedPayload, match="Transaction"):
         await codec.encode(too_precise)
+
+
+@pytest.mark.parametrize(
+    ("name", "make_codec", "events"), EVENT_CASES, ids=[case[0] for case in EVENT_CASES]
+)
+async def test_encode_many_writes_the_bytes_plain_fastavro_writes_one_by_one(
+    name: str,
+    make_codec: Callable[[InMemorySchemaRegistry], AvroCodec[Any]],
+    events: list[Any],
+) -> None:
+    # The batch path tags optional fields for fastavro: the wire bytes must not change.
+    codec = make_codec(InMemorySchemaRegistry())
+    schema = fastavro.parse_schema(json.loads(codec._text))
+
+    encoded = await codec.encode_many(events)
+
+    plain = []
+    for event in events:
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, schema, codec._to_avro(event))
+        plain.append(encoded[0][:5] + body.getvalue())
+    assert encoded == plain, name
+    assert await codec.decode_many(encoded) == events
+
+
+OPTIONAL = {
+    "type": "record",
+    "name": "Optional",
+    "namespace": "test",
+    "fields": [
+        {"name": "count", "type": ["null", "int"], "default": None},
+        {"name": "label", "type": ["string", "null"], "default": "x"},
+        {
+            "name": "price",
+            "type": [
+                "null",
+                {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2},
+            ],
+            "default": None,
+        },
+        {"name": "kind", "type": ["null", {"type": "enum", "name": "Kind", "symbols": ["a"]}]},
+    ],
+}
+
+
+def optional_codec() -> AvroCodec[dict[str, Any]]:
+    return AvroCodec(
+        registry=InMemorySchemaRegistry(),
+        subject="optional-value",
+        schema=OPTIONAL,
+        to_avro=lambda record: record,
+        from_avro=lambda record: record,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"count": 2**40},  # beyond 32 bits
+        {"label": 5},  # not a string
+        {"price": Decimal("1234567.5")},  # more digits than the precision
+        {"price": Decimal("1.234")},  # more decimal places than the scale
+        {"price": "1.00"},  # not a decimal
+        {"kind": "b"},  # not a symbol
+    ],
+)
+async def test_optional_field_that_does_not_fit_fails_to_encode_in_a_batch(
+    bad: dict[str, Any],
+) -> None:
+    codec = optional_codec()
+    good = {"count": 1, "label": None, "price": Decimal("1.50"), "kind": "a"}
+
+    assert await codec.decode_many(await codec.encode_many([good, good])) == [good, good]
+    with pytest.raises(MalformedPayload, match="does not fit"):
+        await codec.encode_many([good, {**good, **bad}])
 
 
 # --- bad payloads: each yields its DecodeError in its slot -----------------------------

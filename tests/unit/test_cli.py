@@ -81,6 +81,18 @@ def test_sensor_options_for_another_domain_are_a_usage_error(
     assert f"{flags} only applies to sensors" in capsys.readouterr().err
 
 
+def test_processes_for_sensors_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["produce", "sensors", "--processes", "2"]) == 2
+    assert "--processes does not apply to sensors" in capsys.readouterr().err
+
+
+def test_zero_processes_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["produce", "shop", "--processes", "0"])
+    assert exit_.value.code == 2
+    assert "--processes" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

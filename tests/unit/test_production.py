@@ -23,6 +23,7 @@ from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.base import Generated
 from pipeline.application.generators.production import (
     RESOLUTION_S,
+    YIELD_EVERY,
     planned_readings,
     released,
 )
@@ -99,9 +100,10 @@ async def release_and_record(
     """(event time, clock at release) of every reading released at its event time."""
     return [
         (item.event.timestamp, clock.now())
-        async for item in released(
+        async for due in released(
             stream, timer=clock, stop=stop, event_time=reading_time, start=clock.now()
         )
+        for item in due
     ]
 
 
@@ -130,12 +132,15 @@ async def test_a_paced_release_ends_when_stop_is_set() -> None:
     stop = asyncio.Event()
     stream = planned_readings(seed=1, now=NOW, count=None, rate=10.0)
     seen = 0
-    async for _ in released(stream, timer=clock, stop=stop, event_time=reading_time, start=NOW):
-        seen += 1
-        if seen == 50:
+    after_stop = 0
+    async for due in released(stream, timer=clock, stop=stop, event_time=reading_time, start=NOW):
+        after_stop += stop.is_set()
+        seen += len(due)
+        if seen >= 50:
             stop.set()
 
-    assert seen == 50
+    assert after_stop == 0
+    assert 50 <= seen < 50 + YIELD_EVERY
 
 
 class ClockStampedLog(InMemoryEventLog):

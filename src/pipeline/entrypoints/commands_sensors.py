@@ -40,6 +40,7 @@ from pipeline.entrypoints.runtime import (
 from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.simulated import DOMAINS, produce_simulated
+from pipeline.entrypoints.simulated_processes import produce_in_processes
 from pipeline.entrypoints.worker import add_worker_arguments, run_worker, stats_summary
 
 
@@ -52,6 +53,9 @@ async def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
                 f"pipeline produce: error: {', '.join(given)} only applies to sensors\n"
             )
             return EXIT_USAGE
+    elif args.processes != 1:
+        sys.stderr.write("pipeline produce: error: --processes does not apply to sensors\n")
+        return EXIT_USAGE
     if kafka_missing("produce", settings):
         return EXIT_USAGE
     if args.rate == 0 and args.count is None:
@@ -121,15 +125,29 @@ async def _domain_events(
     progress: Callable[[int], None],
 ) -> tuple[int, str]:
     """`pipeline produce shop|payments|social`: the generated stream into its topics."""
-    sent = await produce_simulated(
-        pipeline,
-        args.domain,
-        count=args.count,
-        rate=args.rate,
-        seed=args.seed,
-        stop=stop,
-        progress=progress,
-    )
+    if args.processes > 1:
+        await pipeline.ensure_topics()  # once, before the processes race to create them
+        sent = await produce_in_processes(
+            pipeline.settings,
+            args.domain,
+            processes=args.processes,
+            count=args.count,
+            rate=args.rate,
+            seed=args.seed,
+            now=pipeline.clock.now(),
+            stop=stop,
+            progress=progress,
+        )
+    else:
+        sent = await produce_simulated(
+            pipeline,
+            args.domain,
+            count=args.count,
+            rate=args.rate,
+            seed=args.seed,
+            stop=stop,
+            progress=progress,
+        )
     where = ", ".join(f"{n} to {topic}" for topic, n in sorted(sent.items())) or "nothing"
     return sent.total(), f"produced {sent.total()} {args.domain} events: {where}"
 
@@ -251,6 +269,13 @@ def add_sensor_commands(commands: Any) -> None:
         "--anomaly-rate",
         type=fraction,
         help="sensors only: share of readings that start an anomaly",
+    )
+    produce.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="shop, payments, social: publish from N processes, each its share of the keys "
+        "(the same events as one process; default 1)",
     )
     produce.set_defaults(run=cmd_produce)
 

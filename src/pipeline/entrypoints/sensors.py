@@ -44,18 +44,19 @@ async def produce_sensors(
     log = pipeline.publishing_log
     stop = stop or asyncio.Event()
     sent = 0
-    async for item in released(
+    async for due in released(
         stream,
         timer=timer or MonotonicTimer(),
         stop=stop,
         event_time=_reading_time,
         start=now if rate > 0 else None,
     ):
-        reading = item.event
-        await log.publish(topic, reading.sensor_id.encode(), await codec.encode(reading))
-        sent += 1
-        if progress is not None and sent % _PROGRESS_EVERY == 0:
-            progress(sent)
+        for item in due:
+            reading = item.event
+            await log.publish(topic, reading.sensor_id.encode(), await codec.encode(reading))
+            sent += 1
+            if progress is not None and sent % _PROGRESS_EVERY == 0:
+                progress(sent)
     await log.flush()
     if progress is not None:
         progress(sent)

@@ -17,13 +17,16 @@ An injected anomaly's ground-truth label travels in the record's headers (`label
 from __future__ import annotations
 
 import asyncio
+import itertools
+import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.avro import (
+    AvroCodec,
     account_profile_codec,
     engagement_codec,
     payment_outcome_codec,
@@ -32,20 +35,32 @@ from pipeline.adapters.avro import (
     transaction_codec,
 )
 from pipeline.adapters.clock import MonotonicTimer
-from pipeline.application.generators.base import label_headers
+from pipeline.application.generators.base import Generated, label_headers
 from pipeline.application.generators.production import planned_events, released
 from pipeline.application.generators.simulations import SIMULATIONS
-from pipeline.application.ports import Codec, Timer
+from pipeline.application.ports import Timer
 from pipeline.domain.payments import AccountProfile, PaymentOutcome, Transaction
 from pipeline.domain.shop import ShopEvent
 from pipeline.domain.social import Engagement, Post
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.replay import Progress
 
-__all__ = ["DOMAINS", "produce_simulated", "routes"]
+__all__ = ["DOMAINS", "Shard", "produce_simulated", "routes"]
 
 DOMAINS = tuple(SIMULATIONS)
 """The domains `produce_simulated` knows: shop, payments, social."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` of `of`: the events whose key's CRC-32 is `index` modulo `of`."""
+
+    index: int
+    of: int
+
+    def holds(self, key: bytes) -> bool:
+        """Whether the events of `key` are this shard's."""
+        return zlib.crc32(key) % self.of == self.index
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +68,7 @@ class Route:
     """Where events of one type go: the topic, its codec, the key."""
 
     topic: str
-    codec: Codec[Any]
+    codec: AvroCodec[Any]
     key: Callable[[Any], str]
 
 
@@ -113,13 +128,18 @@ async def produce_simulated(
     stop: asyncio.Event | None = None,
     progress: Progress | None = None,
     timer: Timer | None = None,
+    now: datetime | None = None,
+    shard: Shard = Shard(0, 1),
 ) -> Counter[str]:
     """Publish `count` generated events of `domain` (None: until `stop` is set); return how
     many went to each topic. `rate` is the mean events per second over a day (0: as fast
     as possible, laid out to end shortly before now). Either way an event is published only
     once `timer` (default: the monotonic clock) has run as long as its event time lies past
-    now, so event time never runs ahead of the clock (`generators.production`)."""
-    now = pipeline.clock.now()
+    `now` (default: the pipeline's clock), so event time never runs ahead of the clock
+    (`generators.production`). With a `shard`, only the events whose key falls in it are
+    published (and counted, `progress` included): the shards of one seed and `now` together
+    publish the unsharded run's events, each key's in one shard, in order."""
+    now = now or pipeline.clock.now()
     stream = planned_events(SIMULATIONS[domain], seed=seed, now=now, count=count, rate=rate)
     routing = routes(pipeline, domain)
     await pipeline.ensure_topics()
@@ -127,22 +147,52 @@ async def produce_simulated(
     stop = stop or asyncio.Event()
     sent: Counter[str] = Counter()
     total = 0
-    async for item in released(
+    async for due in released(
         stream, timer=timer or MonotonicTimer(), stop=stop, event_time=_event_time, start=now
     ):
-        event = item.event
-        route = routing[type(event)]
-        value = await route.codec.encode(event)
-        headers = label_headers(item.label) if item.label is not None else ()
-        await log.publish(route.topic, route.key(event).encode(), value, headers)
-        sent[route.topic] += 1
-        total += 1
-        if progress is not None and total % _PROGRESS_EVERY == 0:
-            progress(total)
+        # What is due together is encoded per event type in one call, then queued in order.
+        items: Sequence[Generated[Any]] = due
+        kinds = [type(item.event) for item in items]
+        keys = [
+            routing[kind].key(item.event).encode() for item, kind in zip(items, kinds, strict=True)
+        ]
+        if shard.of > 1:
+            mine = [shard.holds(key) for key in keys]
+            items = list(itertools.compress(items, mine))
+            kinds = list(itertools.compress(kinds, mine))
+            keys = list(itertools.compress(keys, mine))
+        values = await _encoded(items, kinds, routing) if items else []
+        for item, kind, key, value in zip(items, kinds, keys, values, strict=True):
+            topic = routing[kind].topic
+            headers = label_headers(item.label) if item.label is not None else ()
+            await log.publish(topic, key, value, headers)
+            sent[topic] += 1
+        if (
+            progress is not None
+            and (total + len(items)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
+        ):
+            progress(total + len(items))
+        total += len(items)
     await log.flush()
     if progress is not None:
         progress(total)
     return sent
+
+
+async def _encoded(
+    due: Sequence[Generated[Any]], kinds: Sequence[type], routing: Mapping[type, Route]
+) -> list[bytes]:
+    """The wire bytes of the events of `due`, in order: one `encode_many` per event type."""
+    if len(routing) == 1:
+        return await routing[kinds[0]].codec.encode_many([item.event for item in due])
+    by_kind: dict[type, list[Any]] = {}
+    for item, kind in zip(due, kinds, strict=True):
+        by_kind.setdefault(kind, []).append(item.event)
+    encoded = {
+        kind: iter(await routing[kind].codec.encode_many(events))
+        for kind, events in by_kind.items()
+    }
+    return [next(encoded[kind]) for kind in kinds]
 
 
 _PROGRESS_EVERY = 1_000

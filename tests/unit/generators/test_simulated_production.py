@@ -30,7 +30,7 @@ from pipeline.application.generators.production import RESOLUTION_S, planned_eve
 from pipeline.application.generators.simulations import SIMULATIONS
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.settings import Settings
-from pipeline.entrypoints.simulated import produce_simulated, routes
+from pipeline.entrypoints.simulated import Shard, produce_simulated, routes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -52,10 +52,10 @@ async def test_at_a_fixed_rate_event_time_follows_the_clock_for_a_whole_simulate
     day = itertools.takewhile(lambda g: g.event.timestamp < NOW + DAY, stream)
     lags: list[float] = []
 
-    async for item in released(
+    async for due in released(
         day, timer=clock, stop=asyncio.Event(), event_time=event_time, start=NOW
     ):
-        lags.append((clock.now() - item.event.timestamp).total_seconds())
+        lags.extend((clock.now() - item.event.timestamp).total_seconds() for item in due)
 
     assert min(lags) >= 0.0  # never ahead of the clock
     assert max(lags) <= RESOLUTION_S  # nor behind it
@@ -161,6 +161,38 @@ async def test_produce_routes_each_event_to_its_topic_keyed_with_its_label(domai
         assert key == getattr(g.event, KEYS[domain][type(g.event).__name__]).encode()
         assert label_from_headers(headers) == g.label
     assert all(at <= NOW for at in log.published_at)
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+async def test_shards_together_publish_the_unsharded_run_each_key_in_one_shard_in_order(
+    domain: str,
+) -> None:
+    async def run(shard: Shard) -> list[tuple[str, bytes | None, bytes | None, Any]]:
+        clock = VirtualClock(NOW)
+        log = RecordingLog(clock)
+        pipeline = await bootstrap(
+            Settings(),
+            log=log,
+            registry=InMemorySchemaRegistry(),
+            store=InMemorySensorStore(),
+            clock=clock,
+        )
+        sent = await produce_simulated(
+            pipeline, domain, count=2_000, rate=0, seed=5, timer=clock, shard=shard
+        )
+        assert sent.total() == len(log.published)
+        return [(t, k, v, tuple(h)) for t, k, v, h in log.published]
+
+    whole = await run(Shard(0, 1))
+    shards = [await run(Shard(index, 3)) for index in range(3)]
+
+    assert len(whole) == 2_000
+    assert Counter(record for shard in shards for record in shard) == Counter(whole)
+    keys = [{key for _, key, _, _ in shard} for shard in shards]
+    assert all(keys)
+    assert sum(map(len, keys)) == len(set().union(*keys))  # no key in two shards
+    for index, shard in enumerate(shards):  # each key's records in the unsharded order
+        assert shard == [record for record in whole if record[1] in keys[index]]
 
 
 @pytest.mark.parametrize(

@@ -142,25 +142,32 @@ async def released(
     stop: asyncio.Event,
     event_time: Callable[[T], datetime],
     start: datetime | None,
-) -> AsyncIterator[Generated[T]]:
-    """Yield `events` until they end or `stop` is set.
+) -> AsyncIterator[list[Generated[T]]]:
+    """Yield `events`, in lists of those due together, until they end or `stop` is set.
 
     With a `start`, each event is held until the timer has run as long since the first event
     as the event's time lies past `start`: released up to `RESOLUTION_S` late, never early,
     so event time never runs ahead of a clock that read `start` when the run began. Without
-    one, as fast as possible. Either way other tasks get a turn every `YIELD_EVERY` events."""
+    one, as fast as possible. A list holds the events released without a wait between them,
+    at most `YIELD_EVERY`; other tasks get a turn after each full list."""
     origin = timer.monotonic()
-    unwaited = 0
+    due: list[Generated[T]] = []
     for item in events:
         if start is not None:
             ahead = (event_time(item.event) - start).total_seconds() - (timer.monotonic() - origin)
             if ahead > 0:
+                if due:
+                    yield due
+                    due = []
+                if stop.is_set():
+                    return
                 await timer.wait(max(ahead, RESOLUTION_S), stop)
-                unwaited = 0
-        if unwaited >= YIELD_EVERY:
-            await timer.wait(0, stop)
-            unwaited = 0
         if stop.is_set():
             return
-        unwaited += 1
-        yield item
+        due.append(item)
+        if len(due) >= YIELD_EVERY:
+            yield due
+            due = []
+            await timer.wait(0, stop)
+    if due and not stop.is_set():
+        yield due
