@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import fastavro
+
 from pipeline.adapters.avro import SENSOR_READING, load_schema
+from pipeline.adapters.avro.schemas import parse
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
 from pipeline.domain.payments import (
     AccountProfile,
@@ -176,3 +180,15 @@ def reading_schema_v2() -> str:
         }
     )
     return json.dumps(schema)
+
+
+def rewritten(record: dict[str, object], writer: str, reader: str) -> dict[str, object]:
+    """`record` written with schema file `writer` and read back with schema file `reader`
+    (Avro schema resolution, as a consumer with another version reads it)."""
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parse(load_schema(writer)), record)
+    buffer.seek(0)
+    result: dict[str, object] = fastavro.schemaless_reader(
+        buffer, parse(load_schema(writer)), parse(load_schema(reader))
+    )
+    return result

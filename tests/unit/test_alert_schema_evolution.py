@@ -4,28 +4,16 @@ with the sensors stream and no details."""
 
 from __future__ import annotations
 
-import io
 import uuid
 from datetime import UTC, datetime
 
-import fastavro
-
 from pipeline.adapters.avro import ALERT_RAISED, ALERT_RAISED_V1, compatibility_problem
 from pipeline.adapters.avro.mapping import alert_from_avro, alert_to_avro
-from pipeline.adapters.avro.schemas import load_schema, parse
+from pipeline.adapters.avro.schemas import load_schema
 from pipeline.domain.alerts import Alert, AlertDomain, AlertKind, Detector, Severity
+from tests.avro_events import rewritten
 
 AT = datetime(2026, 11, 30, 1, 30, 0, 123456, tzinfo=UTC)
-
-
-def rewritten(record: dict[str, object], writer: str, reader: str) -> dict[str, object]:
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parse(load_schema(writer)), record)
-    buffer.seek(0)
-    result: dict[str, object] = fastavro.schemaless_reader(
-        buffer, parse(load_schema(writer)), parse(load_schema(reader))
-    )
-    return result
 
 
 def test_v2_is_backward_compatible_with_v1() -> None:

@@ -4,8 +4,6 @@ transactions of the v1 channels (a `transfer` is the one symbol v1 cannot read).
 
 from __future__ import annotations
 
-import io
-
 import fastavro
 import pytest
 
@@ -23,18 +21,7 @@ from pipeline.adapters.avro.mapping import (
     transaction_from_avro,
     transaction_to_avro,
 )
-from pipeline.adapters.avro.schemas import parse
-from tests.avro_events import post, transaction, transfer
-
-
-def rewritten(record: dict[str, object], writer: str, reader: str) -> dict[str, object]:
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, parse(load_schema(writer)), record)
-    buffer.seek(0)
-    result: dict[str, object] = fastavro.schemaless_reader(
-        buffer, parse(load_schema(writer)), parse(load_schema(reader))
-    )
-    return result
+from tests.avro_events import post, rewritten, transaction, transfer
 
 
 def test_v2_schemas_are_backward_compatible_with_v1() -> None:
