@@ -75,7 +75,7 @@ async def _serve(
     reasons = [r for f in rows for r in flag_reasons(f)]
     sinks["fraud_flag_reasons"].write(reasons, [None] * len(reasons), undo)
     app = create_app(pipeline, api)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     serving = asyncio.create_task(server.serve())
     topic = pipeline.settings.topics.system_alerts
     hot = Reading(

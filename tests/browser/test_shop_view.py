@@ -87,7 +87,7 @@ def server() -> Iterator[str]:
         )
         await commit_rows(pipeline.checkpoint, job_rows(driver))
         app = create_app(pipeline, ApiSettings(ws_shop_interval_s=0.2))
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)
         holder["server"] = uvicorn.Server(config)
         started.set()
         try:
