@@ -14,6 +14,13 @@ from pipeline.adapters.clock import ManualClock
 from tests.services import cluster_environment
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `late` run after all the others, whatever order pytest-randomly chose:
+    they wait for a service the stack may still be building."""
+    items.sort(key=lambda item: item.get_closest_marker("late") is not None)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     """A processing clock fixed at a known instant."""

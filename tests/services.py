@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+import time
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+import httpx
 import pytest
 
 KAFKA = "PIPELINE_KAFKA__BOOTSTRAP_SERVERS"
@@ -79,6 +81,31 @@ def require_service(env_var: str) -> str:
     message = (
         f"{env_var} is not set: start the stack (scripts/stack up) and eval its env, "
         "or run the tests where a Docker engine answers (testcontainers)"
+    )
+    if services_required():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_until_answering(url: str, *, what: str, timeout: float) -> None:
+    """Wait until GET `url` answers 200, for a service the stack may still be building (Jaeger
+    on a fresh machine: `scripts/stack up` starts it once built). Skip (fail under CI) naming
+    it when it does not answer within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    why = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(url, timeout=2).status_code
+        except httpx.HTTPError as error:
+            why = f"{type(error).__name__}: {error}"
+        else:
+            if status == 200:
+                return
+            why = f"HTTP {status}"
+        time.sleep(1)
+    message = (
+        f"{what} did not answer at {url} within {timeout:g} s ({why}); "
+        "see scripts/stack status and .stack/logs/jaeger-build.log"
     )
     if services_required():
         pytest.fail(message)

@@ -22,9 +22,12 @@ from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings, TracingSettings
 from pipeline.entrypoints.worker import run_named_job
-from tests.services import require_service
+from tests.services import require_service, wait_until_answering
 
-pytestmark = pytest.mark.integration
+# On a fresh machine `scripts/stack up` starts Jaeger once its build is over (minutes): this
+# test runs after the others (`late`) and waits for it, with a timeout to match.
+JAEGER_WAIT_S = 900
+pytestmark = [pytest.mark.integration, pytest.mark.late, pytest.mark.timeout(JAEGER_WAIT_S + 300)]
 
 READINGS = 300
 
@@ -82,6 +85,7 @@ async def test_a_produced_reading_is_followed_through_the_worker_into_jaeger(
     settings: Settings,
 ) -> None:
     jaeger = require_service("PIPELINE_STACK_JAEGER_URL")
+    wait_until_answering(f"{jaeger}/api/services", what="Jaeger", timeout=JAEGER_WAIT_S)
     service = f"pipeline-test-{uuid.uuid4().hex[:10]}"
     traced = settings.model_copy(
         update={
