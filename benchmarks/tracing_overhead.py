@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import statistics
-import subprocess
 import sys
 import time
 import timeit
@@ -25,6 +22,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from sensor_bench_rounds import Variant, run_rounds  # a sibling script, not a package
 
 from pipeline.adapters.telemetry.propagation import with_trace_context
 from pipeline.adapters.telemetry.tracing import OtelTracing
@@ -33,8 +31,6 @@ from pipeline.application.ports.tracing import WorkerTracing
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.tracing import NULL_WORKER_TRACING
 
-THROUGHPUT = re.compile(r"throughput: ([\d,]+) readings/s through the worker")
-PER_CPU = re.compile(r"([\d,]+) readings per CPU second")
 MODES = {"off": None, "1%": "0.01", "100%": "1.0"}
 
 
@@ -46,23 +42,6 @@ class Discard(SpanExporter):
 
     def shutdown(self) -> None:
         """Nothing to release."""
-
-
-def bench(events: int, ratio: str | None, endpoint: str) -> tuple[float, float]:
-    """One `pipeline bench sensors` run: the worker's readings per second of wall-clock time
-    and per second of its process's CPU time."""
-    command = [sys.executable, "-m", "pipeline.entrypoints.cli", "bench", "sensors"]
-    command += ["--events", str(events)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_TRACING__")}
-    env["PIPELINE_LOG_LEVEL"] = "WARNING"
-    if ratio is not None:
-        env |= {"PIPELINE_TRACING__ENDPOINT": endpoint, "PIPELINE_TRACING__SAMPLE_RATIO": ratio}
-        env["PIPELINE_TRACING__SERVICE_NAME"] = "pipeline-bench"
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall, cpu = THROUGHPUT.search(done.stdout), PER_CPU.search(done.stdout)
-    if done.returncode != 0 or wall is None or cpu is None:
-        sys.exit(f"pipeline bench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return float(wall[1].replace(",", "")), float(cpu[1].replace(",", ""))
 
 
 def per_batch_ms(tracing: WorkerTracing, traced_share: float, size: int = 10_000) -> float:
@@ -121,31 +100,21 @@ def main() -> None:
         return
     if not args.endpoint:
         sys.exit('no OTLP endpoint: eval "$(scripts/stack env)" or give --endpoint')
-    names = list(MODES)
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
-    for round_ in range(args.rounds):
-        order = names[round_ % 3 :] + names[: round_ % 3]  # each mode first once in three
-        for name in order:
-            runs[name].append(bench(args.events, MODES[name], args.endpoint))
-        load1, load5, _ = os.getloadavg()
-        off_wall, off_cpu = runs["off"][-1]
-        figures = ", ".join(
-            f"{name} {wall:,.0f}/s ({wall / off_wall:.3f}), {cpu:,.0f}/CPU s ({cpu / off_cpu:.3f})"
-            for name in names
-            for wall, cpu in [runs[name][-1]]
+    drop = ("PIPELINE_TRACING__",)
+    variants = {
+        name: Variant(drop=drop)
+        if ratio is None
+        else Variant(
+            env={
+                "PIPELINE_TRACING__ENDPOINT": args.endpoint,
+                "PIPELINE_TRACING__SAMPLE_RATIO": ratio,
+                "PIPELINE_TRACING__SERVICE_NAME": "pipeline-bench",
+            },
+            drop=drop,
         )
-        print(f"round {round_ + 1} ({' → '.join(order)}): {figures}; load {load1:.1f} {load5:.1f}")
-    print(f"{args.rounds} rounds of {args.events:,} readings, {os.cpu_count()} cores")
-    for index, unit in enumerate(("readings/s", "readings per CPU second")):
-        off = [run[index] for run in runs["off"]]
-        for name in names[1:]:
-            on = [run[index] for run in runs[name]]
-            ratios = [b / a for a, b in zip(off, on, strict=True)]
-            print(
-                f"{unit}, {name}/off per round: median {statistics.median(ratios):.3f} "
-                f"(min {min(ratios):.3f}, max {max(ratios):.3f}); medians off "
-                f"{statistics.median(off):,.0f}, {name} {statistics.median(on):,.0f}"
-            )
+        for name, ratio in MODES.items()
+    }
+    run_rounds(variants, rounds=args.rounds, events=args.events)
 
 
 if __name__ == "__main__":

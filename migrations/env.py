@@ -13,7 +13,7 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, pool
+from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pipeline.adapters.sql.engine import async_url
@@ -52,6 +52,12 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Held for the migration's transaction on PostgreSQL: two processes migrating one database at
+# once (two workers or `pipeline bench` runs started together) take turns, and the second finds
+# the schema at head instead of failing on a table the first has just created.
+MIGRATION_LOCK = 0x706970656C696E65  # "pipeline"
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -60,6 +66,8 @@ def do_run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

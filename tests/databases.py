@@ -26,9 +26,9 @@ def _admin_dsn() -> str:
 
 
 @asynccontextmanager
-async def fresh_database(prefix: str = "test") -> AsyncIterator[str]:
-    """Create a uniquely named database, migrate it to head, yield its asyncpg SQLAlchemy URL,
-    and drop it afterwards."""
+async def fresh_database(prefix: str = "test", *, migrate: bool = True) -> AsyncIterator[str]:
+    """Create a uniquely named database, migrate it to head (unless not `migrate`), yield its
+    asyncpg SQLAlchemy URL, and drop it afterwards."""
     app_url = make_url(require_service(DATABASE))
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(_admin_dsn())
@@ -38,7 +38,8 @@ async def fresh_database(prefix: str = "test") -> AsyncIterator[str]:
         await admin.close()
     url = app_url.set(database=name).render_as_string(hide_password=False)
     try:
-        await asyncio.to_thread(upgrade, url)
+        if migrate:
+            await asyncio.to_thread(upgrade, url)
         yield url
     finally:
         admin = await asyncpg.connect(_admin_dsn())
