@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
-from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
 from pipeline.adapters.memory.payment_queries import InMemoryPaymentQueries
-from pipeline.adapters.memory.table_sinks import DeclaredRows, memory_table_sinks
-from pipeline.adapters.sql import create_engine
-from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
-from pipeline.adapters.sql.migrate import upgrade
+from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.adapters.sql.payment_queries import SqlPaymentQueries
 from pipeline.adapters.sql.payment_sinks import PAYMENT_SINKS
-from pipeline.adapters.sql.table_sinks import postgres_table_sinks, sqlite_table_sinks
 from pipeline.application.ports import TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
 from pipeline.application.ports.payments import FlaggedFilter, FlaggedPosition, PaymentQueries
@@ -36,6 +29,7 @@ from pipeline.domain.fraud import (
 )
 from pipeline.domain.payments import Channel
 from tests.databases import module_database
+from tests.declared_stores import emptied, memory_store, sql_store, sqlite_url
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 P0 = TopicPartition("transactions", 0)
@@ -187,29 +181,20 @@ class TestInMemoryPaymentQueries(PaymentQueriesContract):
     @pytest.fixture
     def world(self) -> World:
         rows: DeclaredRows = {}
-        store = InMemoryCheckpointStore(
-            memory_table_sinks(PAYMENT_SINKS, rows), dead_letters=InMemoryDeadLetterStore()
-        )
-        return World(store, InMemoryPaymentQueries(rows))
+        return World(memory_store(PAYMENT_SINKS, rows), InMemoryPaymentQueries(rows))
 
 
-def _sql_world(engine: Any) -> World:
-    store = sql_checkpoint_store(
-        engine,
-        postgres=postgres_table_sinks(PAYMENT_SINKS),
-        sqlite=sqlite_table_sinks(PAYMENT_SINKS),
-    )
-    return World(store, SqlPaymentQueries(engine))
-
-
-class TestSqlitePaymentQueries(PaymentQueriesContract):
+class SqlPaymentQueriesSuite(PaymentQueriesContract):
     @pytest.fixture
-    async def world(self, tmp_path: Path) -> AsyncIterator[World]:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'payments.db'}"
-        upgrade(url)
-        engine = create_engine(url)
-        yield _sql_world(engine)
-        await engine.dispose()
+    async def world(self, sql_url: str) -> AsyncIterator[World]:
+        async with emptied(sql_url, PAYMENT_SINKS) as engine:
+            yield World(sql_store(engine, PAYMENT_SINKS), SqlPaymentQueries(engine))
+
+
+class TestSqlitePaymentQueries(SqlPaymentQueriesSuite):
+    @pytest.fixture
+    def sql_url(self, tmp_path: Path) -> str:
+        return sqlite_url(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -218,16 +203,7 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.mark.integration
-class TestPostgresPaymentQueries(PaymentQueriesContract):
+class TestPostgresPaymentQueries(SqlPaymentQueriesSuite):
     @pytest.fixture
-    async def world(self, postgres_url: str) -> AsyncIterator[World]:
-        engine = create_engine(postgres_url, pool_size=2)
-        async with engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "TRUNCATE flagged_transactions, fraud_flag_reasons, transaction_outcomes, "
-                    "consumer_offsets"
-                )
-            )
-        yield _sql_world(engine)
-        await engine.dispose()
+    def sql_url(self, postgres_url: str) -> str:
+        return postgres_url

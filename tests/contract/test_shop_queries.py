@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.shop_store import InMemoryShopQueries
-from pipeline.adapters.memory.table_sinks import DeclaredRows, memory_table_sinks
-from pipeline.adapters.sql import create_engine
-from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
-from pipeline.adapters.sql.migrate import upgrade
+from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.adapters.sql.shop_store import SHOP_SINKS, SqlShopQueries
-from pipeline.adapters.sql.table_sinks import postgres_table_sinks, sqlite_table_sinks
 from pipeline.application.ports import ShopQueries, TopProduct
 from pipeline.domain.shop_analytics import (
     CurrencyRevenue,
@@ -32,6 +27,7 @@ from pipeline.domain.shop_analytics import (
     ShopSession,
 )
 from tests.databases import module_database
+from tests.declared_stores import emptied, memory_store, sql_store, sqlite_url
 from tests.shop_events import T0, commit_rows
 
 Write = Callable[[str, Sequence[object]], Awaitable[None]]
@@ -203,19 +199,15 @@ class TestInMemoryShopQueries(ShopQueriesContract):
 
     @pytest.fixture
     def write(self, rows: DeclaredRows) -> Write:
-        store = InMemoryCheckpointStore(memory_table_sinks(SHOP_SINKS, rows))
+        store = memory_store(SHOP_SINKS, rows)
         return lambda sink, r: commit_rows(store, {sink: r})
 
 
 class SqlShopQueriesSuite(ShopQueriesContract):
     @pytest.fixture
     async def engine(self, sql_url: str) -> AsyncIterator[AsyncEngine]:
-        engine = create_engine(sql_url)
-        async with engine.begin() as conn:
-            for spec in SHOP_SINKS.values():
-                await conn.execute(spec.table.delete())
-        yield engine
-        await engine.dispose()
+        async with emptied(sql_url, SHOP_SINKS) as engine:
+            yield engine
 
     @pytest.fixture
     def queries(self, engine: AsyncEngine) -> ShopQueries:
@@ -223,20 +215,14 @@ class SqlShopQueriesSuite(ShopQueriesContract):
 
     @pytest.fixture
     def write(self, engine: AsyncEngine) -> Write:
-        store = sql_checkpoint_store(
-            engine,
-            postgres=postgres_table_sinks(SHOP_SINKS),
-            sqlite=sqlite_table_sinks(SHOP_SINKS),
-        )
+        store = sql_store(engine, SHOP_SINKS)
         return lambda sink, r: commit_rows(store, {sink: r})
 
 
 class TestSqliteShopQueries(SqlShopQueriesSuite):
     @pytest.fixture
     def sql_url(self, tmp_path: Path) -> str:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
-        upgrade(url)
-        return url
+        return sqlite_url(tmp_path)
 
 
 @pytest.fixture(scope="module")

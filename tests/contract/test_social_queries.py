@@ -9,23 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
-from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
 from pipeline.adapters.memory.social_queries import InMemorySocialQueries
-from pipeline.adapters.memory.table_sinks import DeclaredRows, memory_table_sinks
-from pipeline.adapters.sql import create_engine
-from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
-from pipeline.adapters.sql.migrate import upgrade
+from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.adapters.sql.social_queries import SqlSocialQueries
 from pipeline.adapters.sql.social_sinks import SOCIAL_SINKS
-from pipeline.adapters.sql.table_sinks import postgres_table_sinks, sqlite_table_sinks
 from pipeline.application.ports import TopicPartition
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
 from pipeline.application.ports.social import AuthorEngagement, SocialQueries, TrendingEntry
 from pipeline.domain.social import PostEngagement, TagHop, TrendingTag
 from tests.databases import module_database
+from tests.declared_stores import emptied, memory_store, sql_store, sqlite_url
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 P0 = TopicPartition("social-hashtags", 0)
@@ -139,29 +133,20 @@ class TestMemorySocialQueries(SocialQueriesContract):
     @pytest.fixture
     def world(self) -> World:
         rows: DeclaredRows = {}
-        store = InMemoryCheckpointStore(
-            memory_table_sinks(SOCIAL_SINKS, rows), dead_letters=InMemoryDeadLetterStore()
-        )
-        return World(store, InMemorySocialQueries(rows))
+        return World(memory_store(SOCIAL_SINKS, rows), InMemorySocialQueries(rows))
 
 
-def _sql_world(engine: Any) -> World:
-    store = sql_checkpoint_store(
-        engine,
-        postgres=postgres_table_sinks(SOCIAL_SINKS),
-        sqlite=sqlite_table_sinks(SOCIAL_SINKS),
-    )
-    return World(store, SqlSocialQueries(engine))
-
-
-class TestSqliteSocialQueries(SocialQueriesContract):
+class SqlSocialQueriesSuite(SocialQueriesContract):
     @pytest.fixture
-    async def world(self, tmp_path: Path) -> AsyncIterator[World]:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'social.db'}"
-        upgrade(url)
-        engine = create_engine(url)
-        yield _sql_world(engine)
-        await engine.dispose()
+    async def world(self, sql_url: str) -> AsyncIterator[World]:
+        async with emptied(sql_url, SOCIAL_SINKS) as engine:
+            yield World(sql_store(engine, SOCIAL_SINKS), SqlSocialQueries(engine))
+
+
+class TestSqliteSocialQueries(SqlSocialQueriesSuite):
+    @pytest.fixture
+    def sql_url(self, tmp_path: Path) -> str:
+        return sqlite_url(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -170,16 +155,7 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.mark.integration
-class TestPostgresSocialQueries(SocialQueriesContract):
+class TestPostgresSocialQueries(SqlSocialQueriesSuite):
     @pytest.fixture
-    async def world(self, postgres_url: str) -> AsyncIterator[World]:
-        engine = create_engine(postgres_url, pool_size=2)
-        async with engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "TRUNCATE consumer_offsets, social_trending, social_tag_history, "
-                    "social_post_engagement"
-                )
-            )
-        yield _sql_world(engine)
-        await engine.dispose()
+    def sql_url(self, postgres_url: str) -> str:
+        return postgres_url
