@@ -7,6 +7,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -25,7 +26,7 @@ from pipeline.application.runtime.retry_policy import (
     RetryPolicy,
     TransientFailure,
 )
-from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.runtime.stats import BatchTiming, WorkerStats
 from pipeline.application.telemetry import NULL_WORKER_TELEMETRY
 from pipeline.application.tracing import NULL_BATCH_TRACE, NULL_WORKER_TRACING
 from pipeline.domain.errors import PipelineError
@@ -75,6 +76,31 @@ class Resyncer(Protocol):
 
 
 AfterBatch = Callable[[BatchReport], Awaitable[None]]
+
+
+@dataclass(slots=True, eq=False)
+class _InFlight(Generic[P]):
+    """A batch being made durable, and where its time went (perf_counter seconds)."""
+
+    records: list[Record]
+    prepared: P
+    trace: BatchTrace
+    poll: float
+    prepare: float
+    queued: float
+    task: asyncio.Task[BatchReport] | None = None
+    apply: float = 0.0
+    durable_at: float | None = None
+    """Wall-clock time its apply returned (None: made durable by a retry, later)."""
+
+    def timing(self, report: BatchReport) -> BatchTiming:
+        return BatchTiming(
+            poll=self.poll,
+            prepare=self.prepare,
+            queued=self.queued,
+            apply=self.apply,
+            transaction=report.commit_seconds,
+        )
 
 
 class ConsumerWorker(Generic[P]):
@@ -139,7 +165,7 @@ class ConsumerWorker(Generic[P]):
         self._commit_to_group = commit_to_group
         self._rewinds = 0
         """Times the consumer was sought back after a fenced batch."""
-        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P, BatchTrace] | None = None
+        self._in_flight: _InFlight[P] | None = None
         self._paused = PausedWait(
             consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
         )
@@ -186,7 +212,9 @@ class ConsumerWorker(Generic[P]):
 
     async def _loop(self) -> None:
         while not self.stop.is_set():
+            poll_started = time.perf_counter()
             records = await self._retrying(self._poll, None)
+            polled = time.perf_counter() - poll_started
             if records and self._not_before is not None:
                 until = self._not_before(records)
                 if until is not None and until > time.time():
@@ -199,32 +227,43 @@ class ConsumerWorker(Generic[P]):
             prepared: P | None
             rewinds = self._rewinds
             trace: BatchTrace = NULL_BATCH_TRACE
+            started = time.perf_counter()
             if records:
                 trace = self._tracing.batch(records)
-                started = time.perf_counter()
                 with trace.current():
                     prepared = await self._retrying(self._handler.prepare, records)
                 self.telemetry.batch_prepared(time.perf_counter() - started)
             else:
                 prepared = await self._retrying(self._idle, None)
+            ready = time.perf_counter()
             await self._finish_in_flight()
             if self._rewinds != rewinds:
                 trace.end(None)
                 continue  # prepared past a fenced batch: its records are read again
             if prepared is not None:
+                flight = _InFlight(
+                    records,
+                    prepared,
+                    trace,
+                    poll=polled,
+                    prepare=ready - started,
+                    queued=time.perf_counter() - ready,
+                )
                 with trace.current():
-                    task = asyncio.create_task(self._applied(prepared))
-                self._in_flight = (task, records, prepared, trace)
+                    flight.task = asyncio.create_task(self._applied(flight))
+                self._in_flight = flight
                 await asyncio.sleep(0)  # let the apply send its first statement
             if self._until_caught_up and len(records) < self._batch_size:
                 await self._finish_in_flight()
                 if await self._caught_up():
                     return
 
-    async def _applied(self, prepared: P) -> BatchReport:
+    async def _applied(self, flight: _InFlight[P]) -> BatchReport:
         started = time.perf_counter()
-        report = await self._handler.apply(prepared)
-        self.telemetry.batch_applied(time.perf_counter() - started)
+        report = await self._handler.apply(flight.prepared)
+        flight.durable_at = time.time()
+        flight.apply = time.perf_counter() - started
+        self.telemetry.batch_applied(flight.apply)
         return report
 
     async def _poll(self, _: None) -> list[Record]:
@@ -243,7 +282,8 @@ class ConsumerWorker(Generic[P]):
         # Cancelling rolls the transaction back: the batch was not committed and is read
         # again by whoever owns its partitions next.
         if self._in_flight is not None:
-            self._in_flight[0].cancel()
+            if self._in_flight.task is not None:
+                self._in_flight.task.cancel()
             self._in_flight = None
 
     async def _caught_up(self) -> bool:
@@ -263,17 +303,13 @@ class ConsumerWorker(Generic[P]):
     async def _finish_in_flight(self) -> None:
         if self._in_flight is None:
             return
-        task, records, prepared, trace = self._in_flight
-        with trace.current():
-            await self._finish(task, records, prepared, trace)
+        flight = self._in_flight
+        with flight.trace.current():
+            await self._finish(flight)
 
-    async def _finish(
-        self,
-        task: asyncio.Task[BatchReport],
-        records: list[Record],
-        prepared: P,
-        trace: BatchTrace,
-    ) -> None:
+    async def _finish(self, flight: _InFlight[P]) -> None:
+        task, records, prepared, trace = flight.task, flight.records, flight.prepared, flight.trace
+        assert task is not None
         try:
             try:
                 report = await task
@@ -291,7 +327,7 @@ class ConsumerWorker(Generic[P]):
             trace.end(None)
             return
         self._in_flight = None
-        self.stats.add(report, records)
+        self.stats.add(report, records, durable_at=flight.durable_at, timing=flight.timing(report))
         self.telemetry.batch_committed(report, records)
         # The batch is durable with its offsets in the store, the source of truth on
         # assignment. The group commit only keeps Kafka's view of the lag true for tools,
