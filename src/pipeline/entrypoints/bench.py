@@ -129,8 +129,8 @@ def print_rates_report(
         "before the producer's linger) → commit of the transaction that stored the reading",
     ]
     table = [
-        "| rate | p50 | p95 | p99 | max | load average | batch size mean/p95 | poll | prepare "
-        "| queued | apply (transaction) | readings per CPU s |",
+        "| rate | p50 | p95 | p99 | max | load average | batch size mean/p95 | poll "
+        "| prepare (CPU) | queued | apply (transaction) | readings per CPU s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for phase in phases:
@@ -149,7 +149,8 @@ def print_rates_report(
             f"    latency: p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms, "
             f"max {lat[-1] if lat else float('nan'):,.0f} ms",
             f"    batches: {len(sizes):,}, size mean/p95 {size}; per batch, ms mean/p95: "
-            f"poll {_ms(t.poll)}, prepare {_ms(t.prepare)}, queued {_ms(t.queued)}, "
+            f"poll {_ms(t.poll)}, prepare {_ms(t.prepare)} (of it CPU {_ms(t.prepare_cpu)}), "
+            f"queued {_ms(t.queued)}, "
             f"apply {_ms(t.apply)} (transaction {_ms(t.transaction)})",
             f"    CPU: {phase.cpu_seconds:.1f} s in the worker's process, "
             f"{per_cpu:,.0f} readings per CPU second",
@@ -157,7 +158,8 @@ def print_rates_report(
         table.append(
             f"| {phase.rate:,.0f}/s | {p50:,.0f} ms | {p95:,.0f} ms | {p99:,.0f} ms "
             f"| {lat[-1] if lat else float('nan'):,.0f} ms | {load} | {size} | {_ms(t.poll)} "
-            f"| {_ms(t.prepare)} | {_ms(t.queued)} | {_ms(t.apply)} ({_ms(t.transaction)}) "
+            f"| {_ms(t.prepare)} ({_ms(t.prepare_cpu)}) | {_ms(t.queued)} "
+            f"| {_ms(t.apply)} ({_ms(t.transaction)}) "
             f"| {per_cpu:,.0f} |"
         )
     lines.append(f"  worker peak RSS: {peak_rss_mb:.0f} MiB")

@@ -87,6 +87,7 @@ class _InFlight(Generic[P]):
     trace: BatchTrace
     poll: float
     prepare: float
+    prepare_cpu: float
     queued: float
     task: asyncio.Task[BatchReport] | None = None
     apply: float = 0.0
@@ -97,6 +98,7 @@ class _InFlight(Generic[P]):
         return BatchTiming(
             poll=self.poll,
             prepare=self.prepare,
+            prepare_cpu=self.prepare_cpu,
             queued=self.queued,
             apply=self.apply,
             transaction=report.commit_seconds,
@@ -227,7 +229,7 @@ class ConsumerWorker(Generic[P]):
             prepared: P | None
             rewinds = self._rewinds
             trace: BatchTrace = NULL_BATCH_TRACE
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             if records:
                 trace = self._tracing.batch(records)
                 with trace.current():
@@ -236,10 +238,7 @@ class ConsumerWorker(Generic[P]):
             else:
                 prepared = await self._retrying(self._idle, None)
             ready = time.perf_counter()
-            await self._finish_in_flight()
-            if self._rewinds != rewinds:
-                trace.end(None)
-                continue  # prepared past a fenced batch: its records are read again
+            flight = None
             if prepared is not None:
                 flight = _InFlight(
                     records,
@@ -247,16 +246,45 @@ class ConsumerWorker(Generic[P]):
                     trace,
                     poll=polled,
                     prepare=ready - started,
-                    queued=time.perf_counter() - ready,
+                    prepare_cpu=time.thread_time() - started_cpu,
+                    queued=0.0,
                 )
-                with trace.current():
-                    flight.task = asyncio.create_task(self._applied(flight))
-                self._in_flight = flight
-                await asyncio.sleep(0)  # let the apply send its first statement
-            if self._until_caught_up and len(records) < self._batch_size:
-                await self._finish_in_flight()
-                if await self._caught_up():
-                    return
+            if not await self._hand_over(flight, ready, rewinds):
+                trace.end(None)
+                continue  # prepared past a fenced batch: its records are read again
+            await asyncio.sleep(0)  # let the apply send its first statement
+            if (
+                self._until_caught_up
+                and len(records) < self._batch_size
+                and await self._caught_up()
+            ):
+                return
+
+    async def _hand_over(self, flight: _InFlight[P] | None, ready: float, rewinds: int) -> bool:
+        """Once the batch in flight is durable, start `flight`'s transaction, then follow the
+        batch before up (group commit, events) while it runs. False: a rewind since
+        `rewinds` dropped `flight` (prepared past a fenced batch)."""
+        previous = self._in_flight
+        durable = await self._durable_in_flight()
+        started = False
+        if flight is not None and self._rewinds == rewinds and not (durable and durable.fenced):
+            self._start(flight, ready)
+            started = True
+        if previous is not None and durable is not None:
+            with previous.trace.current():
+                await self._follow_up(previous, durable)
+        if self._rewinds != rewinds:
+            return False
+        if flight is not None and not started:
+            self._start(flight, ready)
+        return True
+
+    def _start(self, flight: _InFlight[P], ready: float) -> None:
+        """Start making `flight` durable (nothing else is in flight)."""
+        flight.queued = time.perf_counter() - ready
+        with flight.trace.current():
+            flight.task = asyncio.create_task(self._applied(flight))
+        self._in_flight = flight
 
     async def _applied(self, flight: _InFlight[P]) -> BatchReport:
         started = time.perf_counter()
@@ -287,10 +315,19 @@ class ConsumerWorker(Generic[P]):
             self._in_flight = None
 
     async def _caught_up(self) -> bool:
-        assigned = self._consumer.assignment()
+        """Whether every assigned partition is read to its end and made durable (the batch
+        in flight is finished first, unless the consumer knows a partition is not read to
+        its end: the pipeline is not drained for nothing)."""
+        consumer = self._consumer
+        assigned = consumer.assignment()
         if not assigned or self._paused.carry:
             return False
-        consumer = self._consumer
+        if isinstance(consumer, CaughtUp) and consumer.caught_up() != assigned:
+            return False
+        await self._finish_in_flight()
+        assigned = consumer.assignment()
+        if not assigned or self._paused.carry:
+            return False
         if isinstance(consumer, CaughtUp) and consumer.caught_up() == assigned:
             # Every partition read to the end its last fetch response reported: known
             # without a broker request (asking for each partition's end takes a round trip
@@ -301,13 +338,26 @@ class ConsumerWorker(Generic[P]):
         return self.stats.lag == 0
 
     async def _finish_in_flight(self) -> None:
-        if self._in_flight is None:
-            return
         flight = self._in_flight
+        if flight is None:
+            return
         with flight.trace.current():
-            await self._finish(flight)
+            report = await self._durable(flight)
+            if report is not None:
+                await self._follow_up(flight, report)
 
-    async def _finish(self, flight: _InFlight[P]) -> None:
+    async def _durable_in_flight(self) -> BatchReport | None:
+        """Wait for the batch in flight (if any) to be durable; its report, not followed up
+        yet (None: nothing was in flight, or the batch was fenced whole)."""
+        flight = self._in_flight
+        if flight is None:
+            return None
+        with flight.trace.current():
+            return await self._durable(flight)
+
+    async def _durable(self, flight: _InFlight[P]) -> BatchReport | None:
+        """Wait for `flight` to be durable, retrying it paused after a transient failure;
+        None if the checkpoint refused it whole (the consumer is rewound)."""
         task, records, prepared, trace = flight.task, flight.records, flight.prepared, flight.trace
         assert task is not None
         try:
@@ -325,8 +375,14 @@ class ConsumerWorker(Generic[P]):
             self.stats.skipped += len(records)
             await self._rewind(str(error))
             trace.end(None)
-            return
+            return None
         self._in_flight = None
+        return report
+
+    async def _follow_up(self, flight: _InFlight[P], report: BatchReport) -> None:
+        """What follows a durable batch: statistics, the group commit, the after-batch step,
+        a rewind if the checkpoint fenced some of its partitions."""
+        records, trace = flight.records, flight.trace
         self.stats.add(report, records, durable_at=flight.durable_at, timing=flight.timing(report))
         self.telemetry.batch_committed(report, records)
         # The batch is durable with its offsets in the store, the source of truth on

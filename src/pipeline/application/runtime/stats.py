@@ -20,6 +20,9 @@ class BatchTiming:
     """Waiting for the batch's records (the poll, or the carry of a pause)."""
     prepare: float
     """Decoding and running the batch through the job."""
+    prepare_cpu: float
+    """Of `prepare`, the CPU time of the thread that prepared it (the rest: waiting for a
+    core, on a loaded machine, or for the registry)."""
     queued: float
     """Prepared, waiting for the batch before it to be durable."""
     apply: float
@@ -35,6 +38,7 @@ class BatchTimings:
     sizes: array[float] = field(default_factory=lambda: array("d"))
     poll: array[float] = field(default_factory=lambda: array("d"))
     prepare: array[float] = field(default_factory=lambda: array("d"))
+    prepare_cpu: array[float] = field(default_factory=lambda: array("d"))
     queued: array[float] = field(default_factory=lambda: array("d"))
     apply: array[float] = field(default_factory=lambda: array("d"))
     transaction: array[float] = field(default_factory=lambda: array("d"))
@@ -44,6 +48,7 @@ class BatchTimings:
         self.sizes.append(size)
         self.poll.append(timing.poll)
         self.prepare.append(timing.prepare)
+        self.prepare_cpu.append(timing.prepare_cpu)
         self.queued.append(timing.queued)
         self.apply.append(timing.apply)
         self.transaction.append(timing.transaction)
