@@ -317,12 +317,13 @@ class ConsumerWorker(Generic[P]):
     async def _caught_up(self) -> bool:
         """Whether every assigned partition is read to its end and made durable (the batch
         in flight is finished first, unless the consumer knows a partition is not read to
-        its end: the pipeline is not drained for nothing)."""
+        its end yet: a busy pipeline is not drained to ask)."""
         consumer = self._consumer
         assigned = consumer.assignment()
         if not assigned or self._paused.carry:
             return False
-        if isinstance(consumer, CaughtUp) and consumer.caught_up() != assigned:
+        reading = isinstance(consumer, CaughtUp) and consumer.caught_up() != assigned
+        if reading and self._in_flight is not None:
             return False
         await self._finish_in_flight()
         assigned = consumer.assignment()
