@@ -109,10 +109,12 @@ class ConsumerWorker(Generic[P]):
     """Runs a BatchHandler over an EventConsumer until stopped (or caught up).
 
     Batches are pipelined: while batch N is being made durable (its transaction is in the
-    database), batch N+1 is polled and prepared on this process's CPU. Batches are still
-    applied one at a time and in order, and a batch's offsets are committed only after it is
-    durable. Should a rebalance move a partition while its batch is in flight, the new owner
-    resumes from the offsets in the store, which skip whatever that batch already stored.
+    database), batch N+1 is polled and prepared on this process's CPU, and its transaction
+    starts as soon as batch N is durable; batch N's follow-up (statistics, group commit,
+    after-batch step) runs during it. Batches are still applied one at a time and in order,
+    and a batch's offsets are committed only after it is durable. Should a rebalance move a
+    partition while its batch is in flight, the new owner resumes from the offsets in the
+    store, which skip whatever that batch already stored.
 
     A batch whose apply fails transiently is retried in place with the consumer paused, so
     the member keeps polling (and its partitions) however long the dependency is away. With
