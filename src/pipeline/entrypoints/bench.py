@@ -237,6 +237,9 @@ async def finish_producer(producer: asyncio.subprocess.Process) -> bool:
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Produce `args.events` readings (at each fixed rate asked, or as fast as possible) and
     run the sensors worker until it has stored them."""
+    if args.rates and args.rate > 0:
+        sys.stderr.write("pipeline bench: error: give --rate or --rates, not both\n")
+        return EXIT_USAGE
     if settings.kafka.bootstrap_servers is None or settings.database.is_default:
         sys.stderr.write(
             "pipeline bench: error: needs real Kafka and PostgreSQL; set "
@@ -245,9 +248,6 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_USAGE
     rates: list[float] = args.rates or ([args.rate] if args.rate > 0 else [])
-    if args.rates and args.rate > 0:
-        sys.stderr.write("pipeline bench: error: give --rate or --rates, not both\n")
-        return EXIT_USAGE
     run_id = uuid.uuid4().hex[:8]
     topic = f"bench-sensor-readings-{run_id}"
     models = tempfile.TemporaryDirectory(prefix="bench-models-")
