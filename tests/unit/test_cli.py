@@ -41,6 +41,8 @@ def no_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         (["replay", "sensors"], "--from-offset"),
         (["replay", "sensors", "--from-offset", "-1"], "must be >= 0"),
         (["bench", "sensors", "--events", "0"], "must be > 0"),
+        (["bench", "sensors", "--rates", "5000,0"], "must be numbers > 0"),
+        (["bench", "sensors", "--rates", "5000,fast"], "not a number: 'fast'"),
         (["nonsense"], "invalid choice"),
     ],
 )
@@ -139,6 +141,13 @@ def test_bench_without_the_real_stack_is_a_usage_error(
     assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
     assert cli.main(["bench", "sensors", "--events", "10", "--floor", "2"]) == 2
     assert "needs real Kafka and PostgreSQL" in capsys.readouterr().err
+
+
+def test_bench_takes_one_rate_or_a_list_of_rates_not_both(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["bench", "sensors", "--rate", "5000", "--rates", "5000,10000"]) == 2
+    assert "give --rate or --rates, not both" in capsys.readouterr().err
 
 
 def test_bench_floor_needs_a_positive_number_of_runs(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from array import array
 from collections.abc import Sequence
 
 from pipeline.adapters.memory import InMemoryEventLog
@@ -11,6 +13,7 @@ from pipeline.application.ports import Record, TopicPartition, TopicSpec
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.report import BatchReport
 from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.stats import BatchTimings, WorkerStats
 
 TOPIC = "events"
 
@@ -229,3 +232,81 @@ async def test_stop_while_the_next_batch_fails_still_commits_the_batch_in_flight
     again = RecordingHandler()
     await asyncio.wait_for(worker(log, again, until_caught_up=True).run(), 5)
     assert again.handled == list(range(10, 15))
+
+
+class StartsHandler(RecordingHandler):
+    """Signals each batch's apply as it starts (counted from 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = [asyncio.Event() for _ in range(10)]
+
+    async def apply(self, records: list[Record]) -> BatchReport:
+        self.started[self.calls].set()
+        return await super().apply(records)
+
+
+async def test_the_next_transaction_starts_before_the_batch_before_is_followed_up() -> None:
+    log = await log_with(20)
+    handler = StartsHandler()
+    followed_up: list[int] = []
+
+    async def after_batch(report: BatchReport) -> None:
+        # The group commit and the events of batch 1 run while batch 2 is made durable:
+        # they do not hold its transaction back (without that, this waits in vain).
+        if not followed_up:
+            await asyncio.wait_for(handler.started[1].wait(), 5)
+        followed_up.append(report.records)
+
+    stats = await asyncio.wait_for(
+        worker(log, handler, until_caught_up=True, after_batch=after_batch).run(), 10
+    )
+
+    assert followed_up == [10, 10]
+    assert handler.handled == list(range(20))
+    assert stats.records == 20
+
+
+class ReturnsHandler(RecordingHandler):
+    """Notes when each batch's apply returned (wall clock), and signals it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned_at: list[float] = []
+        self.returned = [asyncio.Event() for _ in range(10)]
+
+    async def apply(self, records: list[Record]) -> BatchReport:
+        report = await super().apply(records)
+        self.returned_at.append(time.time())
+        self.returned[self.calls - 1].set()
+        return report
+
+
+async def test_a_batchs_latency_ends_when_it_was_made_durable_not_when_followed_up() -> None:
+    log = InMemoryEventLog()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=1)])
+    stamp_ms = int(time.time() * 1000)
+    for i in range(20):
+        await log.publish(TOPIC, b"k", f"v{i}".encode(), timestamp_ms=stamp_ms)
+    handler = ReturnsHandler()
+    followed_at: list[float] = []
+
+    async def after_batch(report: BatchReport) -> None:
+        if not followed_at:
+            # Batch 1's follow-up lasts until well after batch 2 is durable.
+            await asyncio.wait_for(handler.returned[1].wait(), 5)
+            await asyncio.sleep(0.3)
+        followed_at.append(time.time())
+
+    stats = WorkerStats(latencies_ms=array("d"), timings=BatchTimings())
+
+    await asyncio.wait_for(
+        worker(log, handler, until_caught_up=True, after_batch=after_batch, stats=stats).run(), 10
+    )
+
+    assert stats.latencies_ms is not None
+    assert stats.timings is not None
+    assert list(stats.timings.sizes) == [10, 10]
+    durable_ms = [latency + stamp_ms for latency in stats.latencies_ms]
+    assert max(durable_ms[10:]) < followed_at[1] * 1000 - 200
+    assert min(durable_ms[10:]) >= handler.returned_at[1] * 1000

@@ -87,6 +87,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_numbers(text: str) -> list[float]:
+    """argparse type: comma-separated finite numbers > 0, e.g. `5000,10000,20000`."""
+    values = [non_negative_float(part.strip()) for part in text.split(",")]
+    if not values or any(v == 0 for v in values):
+        raise argparse.ArgumentTypeError(f"must be numbers > 0 separated by commas, got {text}")
+    return values
+
+
 def fraction(text: str) -> float:
     """argparse type: a number between 0 and 1."""
     value = number(text)

@@ -6,8 +6,10 @@ worker runs in this process, so its peak RSS is this process's. Latency per reco
 from the record's producer timestamp to the commit of the batch that stored it.
 
 With `--rate 0` the N readings are produced first and the worker then drains the backlog: the
-throughput is the worker's alone, and the latency mostly the backlog's age. With a fixed rate
-the worker runs while the producer publishes: the latency is the pipeline's own."""
+throughput is the worker's alone, and the latency mostly the backlog's age. With fixed rates
+(`--rate R`, or `--rates R1,R2,...` in turn) the worker is started and warmed up first (a few
+readings stored), then N readings are produced at each rate while it runs: the latency is
+the pipeline's own, reported per rate with the batches' sizes and where their time went."""
 
 from __future__ import annotations
 
@@ -27,10 +29,11 @@ from pathlib import Path
 
 from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
 from pipeline.adapters.telemetry.server import serving_metrics
-from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.runtime.stats import BatchTimings, WorkerStats
 from pipeline.domain import DEFAULT_CATALOG
-from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
+from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import run_named_job, with_metrics_port
 from pipeline.jobs.sensor_anomalies import feature_names
@@ -42,6 +45,16 @@ def percentile(sorted_values: array[float], fraction: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+def mean(values: array[float]) -> float:
+    """The mean of `values` (nan when empty)."""
+    return sum(values) / len(values) if values else float("nan")
+
+
+WARM_UP_READINGS = 200
+"""Readings stored before the fixed-rate phases: the group joined, the partitions assigned,
+the schema and the connections ready, so no phase's latency includes the worker's start."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,21 +71,16 @@ class BenchRun:
 
 
 def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) -> None:
-    """The benchmark's figures, with the machine state they were taken in."""
+    """The backlog benchmark's figures, with the machine state they were taken in."""
     stats = run.stats
     latencies = array("d", sorted(stats.latencies_ms or ()))
     worker_time = run.finished - run.first_batch
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     producer_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     load1, load5, _ = os.getloadavg()
-    rate = "max" if args.rate == 0 else f"{args.rate:g}/s"
-    kind = "backlog age + processing" if args.rate == 0 else "processing"
     print(
-        f"pipeline bench sensors: {args.events} readings, producer rate {rate}, "
-        f"{args.sensors} sensors, topic {settings.topics.sensor_readings} "
-        f"({settings.topics.sensor_readings_partitions} partitions), metrics "
-        f"{'on' if settings.metrics.port is not None else 'off'}, anomaly scoring "
-        f"{settings.anomaly.model if settings.anomaly.enabled else 'off'}\n"
+        f"pipeline bench sensors: {args.events} readings, producer rate max, "
+        f"{_described(args, settings)}\n"
         f"  machine: {os.cpu_count()} cores, load average {load1:.2f} {load5:.2f}\n"
         f"  producer: {args.events / (run.produced - run.started):,.0f} readings/s "
         f"including its process start-up (peak RSS {producer_rss_mb:.0f} MiB)\n"
@@ -84,10 +92,79 @@ def print_report(args: argparse.Namespace, settings: Settings, run: BenchRun) ->
         "end to end (producer start → last commit)\n"
         f"  CPU: {run.cpu_seconds:.1f} s in the worker's process, "
         f"{stats.records / run.cpu_seconds:,.0f} readings per CPU second\n"
-        f"  latency produced → committed ({kind}): p50 {percentile(latencies, 0.50):,.0f} ms, "
+        "  latency produced → committed (backlog age + processing): "
+        f"p50 {percentile(latencies, 0.50):,.0f} ms, "
         f"p95 {percentile(latencies, 0.95):,.0f} ms, p99 {percentile(latencies, 0.99):,.0f} ms\n"
         f"  worker peak RSS: {peak_rss_mb:.0f} MiB"
     )
+
+
+def _described(args: argparse.Namespace, settings: Settings) -> str:
+    return (
+        f"{args.sensors} sensors, topic {settings.topics.sensor_readings} "
+        f"({settings.topics.sensor_readings_partitions} partitions), batch size "
+        f"{settings.worker.batch_size}, metrics "
+        f"{'on' if settings.metrics.port is not None else 'off'}, anomaly scoring "
+        f"{settings.anomaly.model if settings.anomaly.enabled else 'off'}"
+    )
+
+
+def _ms(values: array[float]) -> str:
+    """`mean/p95` of seconds, in ms."""
+    ordered = array("d", sorted(values))
+    return f"{mean(ordered) * 1000:.1f}/{percentile(ordered, 0.95) * 1000:.1f}"
+
+
+def print_rates_report(
+    args: argparse.Namespace, settings: Settings, phases: list[RatePhase]
+) -> None:
+    """Per fixed rate: the latency percentiles, the batches and where their time went, the
+    worker's CPU and the load average; then the same as one Markdown table."""
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = [
+        f"pipeline bench sensors: {args.events} readings at each of "
+        f"{', '.join(f'{p.rate:,.0f}/s' for p in phases)}, one worker, "
+        f"{_described(args, settings)}",
+        f"  machine: {os.cpu_count()} cores; latency: producer timestamp (taken at produce(), "
+        "before the producer's linger) → commit of the transaction that stored the reading",
+    ]
+    table = [
+        "| rate | p50 | p95 | p99 | max | load average | batch size mean/p95 | poll "
+        "| prepare (CPU) | queued | apply (transaction) | readings per CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in phases:
+        lat = phase.latencies_ms
+        t = phase.timings
+        sizes = array("d", sorted(t.sizes))
+        p50, p95, p99 = (percentile(lat, q) for q in (0.50, 0.95, 0.99))
+        arriving = phase.records / phase.seconds if phase.seconds > 0 else float("nan")
+        per_cpu = phase.records / phase.cpu_seconds if phase.cpu_seconds > 0 else float("nan")
+        load = f"{phase.load_average[0]:.1f}→{phase.load_average[1]:.1f}"
+        size = f"{mean(sizes):,.0f}/{percentile(sizes, 0.95):,.0f}"
+        lines += [
+            f"  at {phase.rate:,.0f}/s: {phase.records:,} readings stored over "
+            f"{phase.seconds:.1f} s ({arriving:,.0f}/s), {phase.rejected} rejected; "
+            f"load average {load}",
+            f"    latency: p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms, "
+            f"max {lat[-1] if lat else float('nan'):,.0f} ms",
+            f"    batches: {len(sizes):,}, size mean/p95 {size}; per batch, ms mean/p95: "
+            f"poll {_ms(t.poll)}, prepare {_ms(t.prepare)} (of it CPU {_ms(t.prepare_cpu)}), "
+            f"queued {_ms(t.queued)}, "
+            f"apply {_ms(t.apply)} (transaction {_ms(t.transaction)})",
+            f"    CPU: {phase.cpu_seconds:.1f} s in the worker's process, "
+            f"{per_cpu:,.0f} readings per CPU second",
+        ]
+        table.append(
+            f"| {phase.rate:,.0f}/s | {p50:,.0f} ms | {p95:,.0f} ms | {p99:,.0f} ms "
+            f"| {lat[-1] if lat else float('nan'):,.0f} ms | {load} | {size} | {_ms(t.poll)} "
+            f"| {_ms(t.prepare)} ({_ms(t.prepare_cpu)}) | {_ms(t.queued)} "
+            f"| {_ms(t.apply)} ({_ms(t.transaction)}) "
+            f"| {per_cpu:,.0f} |"
+        )
+    lines.append(f"  worker peak RSS: {peak_rss_mb:.0f} MiB")
+    lines.append("  per batch: ms mean/p95")
+    print("\n".join([*lines, "", *table]))
 
 
 async def with_forest(settings: Settings, directory: Path) -> Settings:
@@ -135,11 +212,13 @@ async def _bench_settings(
     return settings
 
 
-async def _produce(args: argparse.Namespace, topic: str, seed: int) -> asyncio.subprocess.Process:
+async def _produce(
+    args: argparse.Namespace, topic: str, seed: int, rate: float
+) -> asyncio.subprocess.Process:
     env = {**os.environ, "PIPELINE_TOPICS__SENSOR_READINGS": topic, "PIPELINE_LOG_LEVEL": "WARNING"}
     command = [
         sys.executable, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
-        "--count", str(args.events), "--rate", str(args.rate),
+        "--count", str(args.events), "--rate", str(rate),
         "--sensors", str(args.sensors), "--seed", str(seed),
     ]  # fmt: skip
     return await asyncio.create_subprocess_exec(
@@ -156,7 +235,11 @@ async def finish_producer(producer: asyncio.subprocess.Process) -> bool:
 
 
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """Produce `args.events` readings and run the sensors worker until it has stored them."""
+    """Produce `args.events` readings (at each fixed rate asked, or as fast as possible) and
+    run the sensors worker until it has stored them."""
+    if args.rates and args.rate > 0:
+        sys.stderr.write("pipeline bench: error: give --rate or --rates, not both\n")
+        return EXIT_USAGE
     if settings.kafka.bootstrap_servers is None or settings.database.is_default:
         sys.stderr.write(
             "pipeline bench: error: needs real Kafka and PostgreSQL; set "
@@ -164,12 +247,44 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             '(eval "$(scripts/stack env)")\n'
         )
         return EXIT_USAGE
+    rates: list[float] = args.rates or ([args.rate] if args.rate > 0 else [])
     run_id = uuid.uuid4().hex[:8]
     topic = f"bench-sensor-readings-{run_id}"
     models = tempfile.TemporaryDirectory(prefix="bench-models-")
     settings = await _bench_settings(args, settings, topic, Path(models.name))
     pipeline = await bootstrap(settings, migrate=True)
     tune_gc_for_streaming()  # as pipeline-worker does
+    serving = contextlib.ExitStack()
+    try:
+        if isinstance(pipeline.telemetry, PrometheusTelemetry):
+            metrics = settings.metrics
+            port = serving.enter_context(
+                serving_metrics(pipeline.telemetry, host=metrics.host, port=metrics.port or 0)
+            )
+            sys.stderr.write(f"metrics: http://{metrics.host}:{port}/metrics\n")
+        await pipeline.ensure_topics()
+        if rates:
+            phases = await _run_rates(args, pipeline, rates, run_id)
+            if phases is None:
+                return EXIT_FAILURE
+            print_rates_report(args, settings, phases)
+            return EXIT_OK
+        run = await _run_backlog(args, pipeline, run_id)
+        if run is None:
+            return EXIT_FAILURE
+    finally:
+        serving.close()
+        await pipeline.aclose()
+        models.cleanup()
+    print_report(args, settings, run)
+    return EXIT_OK
+
+
+async def _run_backlog(
+    args: argparse.Namespace, pipeline: Pipeline, run_id: str
+) -> BenchRun | None:
+    """As fast as possible: the backlog is produced first, then drained, so the worker's
+    throughput is measured without the producer competing for the CPUs."""
     stats = WorkerStats(latencies_ms=array("d"))
     stop = asyncio.Event()
     first_batch: list[float] = []
@@ -182,49 +297,126 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         if current.records >= args.events:
             stop.set()
 
-    serving = contextlib.ExitStack()
-    try:
-        if isinstance(pipeline.telemetry, PrometheusTelemetry):
-            metrics = settings.metrics
-            port = serving.enter_context(
-                serving_metrics(pipeline.telemetry, host=metrics.host, port=metrics.port or 0)
-            )
-            sys.stderr.write(f"metrics: http://{metrics.host}:{port}/metrics\n")
-        await pipeline.ensure_topics()
-        started = time.monotonic()
-        producer = await _produce(args, topic, seed=int(run_id, 16))
-        if args.rate == 0:
-            # As fast as possible: the backlog is produced first, then drained, so the
-            # worker's throughput is measured without the producer competing for the CPUs.
-            if not await finish_producer(producer):
-                return EXIT_FAILURE
-            produced = time.monotonic()
-        worker = asyncio.create_task(
-            run_named_job(
-                pipeline, "sensors", group_id=f"bench-sensors-{run_id}", stop=stop, stats=stats,
-                on_batch=on_batch,
-            )
-        )  # fmt: skip
-        if args.rate > 0:
-            if not await finish_producer(producer):
-                stop.set()
-                await worker
-                return EXIT_FAILURE
-            produced = time.monotonic()
-        await worker
-        finished = time.monotonic()
-        cpu_seconds = time.process_time() - (first_cpu[0] if first_cpu else 0.0)
-    finally:
-        serving.close()
-        await pipeline.aclose()
-        models.cleanup()
-    run = BenchRun(
+    started = time.monotonic()
+    topic = pipeline.settings.topics.sensor_readings
+    producer = await _produce(args, topic, seed=int(run_id, 16), rate=0)
+    if not await finish_producer(producer):
+        return None
+    produced = time.monotonic()
+    await run_named_job(
+        pipeline, "sensors", group_id=f"bench-sensors-{run_id}", stop=stop, stats=stats,
+        on_batch=on_batch,
+    )  # fmt: skip
+    finished = time.monotonic()
+    return BenchRun(
         started=started,
         produced=produced,
         first_batch=first_batch[0] if first_batch else started,
         finished=finished,
-        cpu_seconds=cpu_seconds,
+        cpu_seconds=time.process_time() - (first_cpu[0] if first_cpu else 0.0),
         stats=stats,
     )
-    print_report(args, settings, run)
-    return EXIT_OK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RatePhase:
+    """What the worker did while the producer published at one fixed rate."""
+
+    rate: float
+    records: int
+    rejected: int
+    seconds: float
+    """From the phase's first batch read to its last commit."""
+    cpu_seconds: float
+    """CPU time of this process (the worker) over the phase."""
+    load_average: tuple[float, float]
+    """1-minute load average at the phase's start and end."""
+    latencies_ms: array[float]
+    """Sorted."""
+    timings: BatchTimings
+
+
+class _Stored:
+    """Counts what the worker stored; wakes whoever waits for a target count."""
+
+    def __init__(self) -> None:
+        self.target = 0
+        self.reached = asyncio.Event()
+        self.first: float | None = None
+        self.last = 0.0
+
+    def on_batch(self, stats: WorkerStats) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        if stats.records >= self.target:
+            self.reached.set()
+
+    def expect(self, target: int) -> None:
+        """From now on, count towards `target` records stored in all."""
+        self.target = target
+        self.reached.clear()
+        self.first = None
+
+    async def reached_or_ended(self, worker: asyncio.Task[WorkerStats]) -> bool:
+        """Wait until the target is stored; False if the worker ended first."""
+        waiting = asyncio.ensure_future(self.reached.wait())
+        await asyncio.wait({waiting, worker}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        return self.reached.is_set()
+
+
+async def _run_rates(
+    args: argparse.Namespace, pipeline: Pipeline, rates: list[float], run_id: str
+) -> list[RatePhase] | None:
+    """One worker; warmed up, then `args.events` readings at each rate in turn, each phase
+    finished (every reading stored) before the next begins."""
+    stats = WorkerStats()
+    stop = asyncio.Event()
+    stored = _Stored()
+    topic = pipeline.settings.topics.sensor_readings
+    worker = asyncio.create_task(
+        run_named_job(
+            pipeline, "sensors", group_id=f"bench-sensors-{run_id}", stop=stop, stats=stats,
+            on_batch=stored.on_batch,
+        )
+    )  # fmt: skip
+    phases: list[RatePhase] = []
+    try:
+        stored.expect(WARM_UP_READINGS)
+        await produce_sensors(
+            pipeline, count=WARM_UP_READINGS, rate=0, seed=1, sensors=args.sensors
+        )
+        if not await stored.reached_or_ended(worker):
+            await worker  # raises what ended it
+            return None
+        for n, rate in enumerate(rates):
+            stats.latencies_ms = array("d")
+            stats.timings = BatchTimings()
+            rejected = sum(stats.rejected.values())
+            load_before = os.getloadavg()[0]
+            cpu = time.process_time()
+            stored.expect(stats.records + args.events)
+            producer = await _produce(args, topic, seed=int(run_id, 16) + n, rate=rate)
+            if not await finish_producer(producer):
+                return None
+            if not await stored.reached_or_ended(worker):
+                await worker
+                return None
+            phases.append(
+                RatePhase(
+                    rate=rate,
+                    records=len(stats.latencies_ms),
+                    rejected=sum(stats.rejected.values()) - rejected,
+                    seconds=stored.last - (stored.first or stored.last),
+                    cpu_seconds=time.process_time() - cpu,
+                    load_average=(load_before, os.getloadavg()[0]),
+                    latencies_ms=array("d", sorted(stats.latencies_ms)),
+                    timings=stats.timings,
+                )
+            )
+    finally:
+        stop.set()
+        await worker
+    return phases

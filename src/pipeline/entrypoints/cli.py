@@ -20,6 +20,7 @@ from pipeline.entrypoints.arguments import (
     non_negative_int,
     port,
     positive_int,
+    positive_numbers,
 )
 from pipeline.entrypoints.commands_admin import (
     add_config_command,
@@ -274,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_float,
         default=0.0,
         help="producer rate in readings/s, 0 = as fast as possible (default 0)",
+    )
+    bench.add_argument(
+        "--rates",
+        type=positive_numbers,
+        metavar="R1,R2,...",
+        help="sensors: one worker, --events readings at each of these fixed rates in turn "
+        "(e.g. 5000,10000,20000): latency percentiles, batch sizes and where each batch's "
+        "time goes, per rate",
     )
     bench.add_argument(
         "--sensors", type=positive_int, default=1_000, help="sensors in the fleet (default 1000)"

@@ -39,8 +39,9 @@ _RETRY_COMMIT = frozenset(
 moving to another broker (the one that led it was lost) and loading the group there. The
 commit is retried until the consumer's timeout."""
 _COMMIT_RETRY_S = 0.1
-BATCH_LINGER_S = 0.05
-"""Longest a poll that has records waits for more to fill its batch."""
+BATCH_LINGER_S = 0.002
+"""Longest a poll whose first record it had to wait for waits for the rest of its burst; a
+poll that finds records waiting returns them at once."""
 
 
 class KafkaConsumerBase:
@@ -246,10 +247,14 @@ class KafkaConsumerBase:
             self._carry.extend(future.result())
 
     def _consume(self, max_records: int, timeout: float) -> list[Record]:
-        """Worker thread: what is already fetched, else wait for the first record."""
+        """Worker thread: what is already fetched, else wait for the first record and take
+        the rest of its burst (at most `BATCH_LINGER_S` more)."""
         consumer = self._consumer
         deadline = time.monotonic() + timeout
         try:
+            # Records already waiting go at once, however few: holding them back to fill
+            # the batch would only add to their latency. Batches still grow with the load,
+            # from what arrives while the previous batch is prepared and made durable.
             records = self._records(consumer.consume(max_records, 0))
             while not records:
                 remaining = deadline - time.monotonic()
@@ -260,20 +265,9 @@ class KafkaConsumerBase:
                     break
                 batch = [first]
                 if max_records > 1:
-                    batch.extend(consumer.consume(max_records - 1, 0))
+                    linger = min(BATCH_LINGER_S, max(0.0, deadline - time.monotonic()))
+                    batch.extend(consumer.consume(max_records - 1, linger))
                 records = self._records(batch)
-            # A backlog reaches the local queue one fetch response at a time: waiting a
-            # moment for more makes batches (and so transactions) large, and delays a trickle
-            # of records by at most the linger.
-            linger_until = min(deadline, time.monotonic() + BATCH_LINGER_S)
-            while records and len(records) < max_records:
-                remaining = linger_until - time.monotonic()
-                if remaining <= 0:
-                    break
-                more = consumer.consume(max_records - len(records), remaining)
-                if not more:
-                    break
-                records.extend(self._records(more))
         except KafkaException as exc:
             raise translate(exc, f"{self._description} cannot consume") from exc
         except RuntimeError:

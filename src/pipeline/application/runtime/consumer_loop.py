@@ -7,6 +7,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -25,7 +26,7 @@ from pipeline.application.runtime.retry_policy import (
     RetryPolicy,
     TransientFailure,
 )
-from pipeline.application.runtime.stats import WorkerStats
+from pipeline.application.runtime.stats import BatchTiming, WorkerStats
 from pipeline.application.telemetry import NULL_WORKER_TELEMETRY
 from pipeline.application.tracing import NULL_BATCH_TRACE, NULL_WORKER_TRACING
 from pipeline.domain.errors import PipelineError
@@ -77,14 +78,43 @@ class Resyncer(Protocol):
 AfterBatch = Callable[[BatchReport], Awaitable[None]]
 
 
+@dataclass(slots=True, eq=False)
+class _InFlight(Generic[P]):
+    """A batch being made durable, and where its time went (perf_counter seconds)."""
+
+    records: list[Record]
+    prepared: P
+    trace: BatchTrace
+    poll: float
+    prepare: float
+    prepare_cpu: float
+    queued: float
+    task: asyncio.Task[BatchReport] | None = None
+    apply: float = 0.0
+    durable_at: float | None = None
+    """Wall-clock time its apply returned (None: made durable by a retry, later)."""
+
+    def timing(self, report: BatchReport) -> BatchTiming:
+        return BatchTiming(
+            poll=self.poll,
+            prepare=self.prepare,
+            prepare_cpu=self.prepare_cpu,
+            queued=self.queued,
+            apply=self.apply,
+            transaction=report.commit_seconds,
+        )
+
+
 class ConsumerWorker(Generic[P]):
     """Runs a BatchHandler over an EventConsumer until stopped (or caught up).
 
     Batches are pipelined: while batch N is being made durable (its transaction is in the
-    database), batch N+1 is polled and prepared on this process's CPU. Batches are still
-    applied one at a time and in order, and a batch's offsets are committed only after it is
-    durable. Should a rebalance move a partition while its batch is in flight, the new owner
-    resumes from the offsets in the store, which skip whatever that batch already stored.
+    database), batch N+1 is polled and prepared on this process's CPU, and its transaction
+    starts as soon as batch N is durable; batch N's follow-up (statistics, group commit,
+    after-batch step) runs during it. Batches are still applied one at a time and in order,
+    and a batch's offsets are committed only after it is durable. Should a rebalance move a
+    partition while its batch is in flight, the new owner resumes from the offsets in the
+    store, which skip whatever that batch already stored.
 
     A batch whose apply fails transiently is retried in place with the consumer paused, so
     the member keeps polling (and its partitions) however long the dependency is away. With
@@ -139,7 +169,7 @@ class ConsumerWorker(Generic[P]):
         self._commit_to_group = commit_to_group
         self._rewinds = 0
         """Times the consumer was sought back after a fenced batch."""
-        self._in_flight: tuple[asyncio.Task[BatchReport], list[Record], P, BatchTrace] | None = None
+        self._in_flight: _InFlight[P] | None = None
         self._paused = PausedWait(
             consumer, stats=self.stats, stopped=self.stop.is_set, max_records=batch_size
         )
@@ -186,7 +216,9 @@ class ConsumerWorker(Generic[P]):
 
     async def _loop(self) -> None:
         while not self.stop.is_set():
+            poll_started = time.perf_counter()
             records = await self._retrying(self._poll, None)
+            polled = time.perf_counter() - poll_started
             if records and self._not_before is not None:
                 until = self._not_before(records)
                 if until is not None and until > time.time():
@@ -199,32 +231,69 @@ class ConsumerWorker(Generic[P]):
             prepared: P | None
             rewinds = self._rewinds
             trace: BatchTrace = NULL_BATCH_TRACE
+            started, started_cpu = time.perf_counter(), time.thread_time()
             if records:
                 trace = self._tracing.batch(records)
-                started = time.perf_counter()
                 with trace.current():
                     prepared = await self._retrying(self._handler.prepare, records)
                 self.telemetry.batch_prepared(time.perf_counter() - started)
             else:
                 prepared = await self._retrying(self._idle, None)
-            await self._finish_in_flight()
-            if self._rewinds != rewinds:
+            ready = time.perf_counter()
+            flight = None
+            if prepared is not None:
+                flight = _InFlight(
+                    records,
+                    prepared,
+                    trace,
+                    poll=polled,
+                    prepare=ready - started,
+                    prepare_cpu=time.thread_time() - started_cpu,
+                    queued=0.0,
+                )
+            if not await self._hand_over(flight, ready, rewinds):
                 trace.end(None)
                 continue  # prepared past a fenced batch: its records are read again
-            if prepared is not None:
-                with trace.current():
-                    task = asyncio.create_task(self._applied(prepared))
-                self._in_flight = (task, records, prepared, trace)
-                await asyncio.sleep(0)  # let the apply send its first statement
-            if self._until_caught_up and len(records) < self._batch_size:
-                await self._finish_in_flight()
-                if await self._caught_up():
-                    return
+            await asyncio.sleep(0)  # let the apply send its first statement
+            if (
+                self._until_caught_up
+                and len(records) < self._batch_size
+                and await self._caught_up()
+            ):
+                return
 
-    async def _applied(self, prepared: P) -> BatchReport:
+    async def _hand_over(self, flight: _InFlight[P] | None, ready: float, rewinds: int) -> bool:
+        """Once the batch in flight is durable, start `flight`'s transaction, then follow the
+        batch before up (group commit, events) while it runs. False: a rewind since
+        `rewinds` dropped `flight` (prepared past a fenced batch)."""
+        previous = self._in_flight
+        durable = await self._durable_in_flight()
+        started = False
+        if flight is not None and self._rewinds == rewinds and not (durable and durable.fenced):
+            self._start(flight, ready)
+            started = True
+        if previous is not None and durable is not None:
+            with previous.trace.current():
+                await self._follow_up(previous, durable)
+        if self._rewinds != rewinds:
+            return False
+        if flight is not None and not started:
+            self._start(flight, ready)
+        return True
+
+    def _start(self, flight: _InFlight[P], ready: float) -> None:
+        """Start making `flight` durable (nothing else is in flight)."""
+        flight.queued = time.perf_counter() - ready
+        with flight.trace.current():
+            flight.task = asyncio.create_task(self._applied(flight))
+        self._in_flight = flight
+
+    async def _applied(self, flight: _InFlight[P]) -> BatchReport:
         started = time.perf_counter()
-        report = await self._handler.apply(prepared)
-        self.telemetry.batch_applied(time.perf_counter() - started)
+        report = await self._handler.apply(flight.prepared)
+        flight.durable_at = time.time()
+        flight.apply = time.perf_counter() - started
+        self.telemetry.batch_applied(flight.apply)
         return report
 
     async def _poll(self, _: None) -> list[Record]:
@@ -243,14 +312,25 @@ class ConsumerWorker(Generic[P]):
         # Cancelling rolls the transaction back: the batch was not committed and is read
         # again by whoever owns its partitions next.
         if self._in_flight is not None:
-            self._in_flight[0].cancel()
+            if self._in_flight.task is not None:
+                self._in_flight.task.cancel()
             self._in_flight = None
 
     async def _caught_up(self) -> bool:
-        assigned = self._consumer.assignment()
+        """Whether every assigned partition is read to its end and made durable (the batch
+        in flight is finished first, unless the consumer knows a partition is not read to
+        its end yet: a busy pipeline is not drained to ask)."""
+        consumer = self._consumer
+        assigned = consumer.assignment()
         if not assigned or self._paused.carry:
             return False
-        consumer = self._consumer
+        reading = isinstance(consumer, CaughtUp) and consumer.caught_up() != assigned
+        if reading and self._in_flight is not None:
+            return False
+        await self._finish_in_flight()
+        assigned = consumer.assignment()
+        if not assigned or self._paused.carry:
+            return False
         if isinstance(consumer, CaughtUp) and consumer.caught_up() == assigned:
             # Every partition read to the end its last fetch response reported: known
             # without a broker request (asking for each partition's end takes a round trip
@@ -261,19 +341,28 @@ class ConsumerWorker(Generic[P]):
         return self.stats.lag == 0
 
     async def _finish_in_flight(self) -> None:
-        if self._in_flight is None:
+        flight = self._in_flight
+        if flight is None:
             return
-        task, records, prepared, trace = self._in_flight
-        with trace.current():
-            await self._finish(task, records, prepared, trace)
+        with flight.trace.current():
+            report = await self._durable(flight)
+            if report is not None:
+                await self._follow_up(flight, report)
 
-    async def _finish(
-        self,
-        task: asyncio.Task[BatchReport],
-        records: list[Record],
-        prepared: P,
-        trace: BatchTrace,
-    ) -> None:
+    async def _durable_in_flight(self) -> BatchReport | None:
+        """Wait for the batch in flight (if any) to be durable; its report, not followed up
+        yet (None: nothing was in flight, or the batch was fenced whole)."""
+        flight = self._in_flight
+        if flight is None:
+            return None
+        with flight.trace.current():
+            return await self._durable(flight)
+
+    async def _durable(self, flight: _InFlight[P]) -> BatchReport | None:
+        """Wait for `flight` to be durable, retrying it paused after a transient failure;
+        None if the checkpoint refused it whole (the consumer is rewound)."""
+        task, records, prepared, trace = flight.task, flight.records, flight.prepared, flight.trace
+        assert task is not None
         try:
             try:
                 report = await task
@@ -289,9 +378,15 @@ class ConsumerWorker(Generic[P]):
             self.stats.skipped += len(records)
             await self._rewind(str(error))
             trace.end(None)
-            return
+            return None
         self._in_flight = None
-        self.stats.add(report, records)
+        return report
+
+    async def _follow_up(self, flight: _InFlight[P], report: BatchReport) -> None:
+        """What follows a durable batch: statistics, the group commit, the after-batch step,
+        a rewind if the checkpoint fenced some of its partitions."""
+        records, trace = flight.records, flight.trace
+        self.stats.add(report, records, durable_at=flight.durable_at, timing=flight.timing(report))
         self.telemetry.batch_committed(report, records)
         # The batch is durable with its offsets in the store, the source of truth on
         # assignment. The group commit only keeps Kafka's view of the lag true for tools,
