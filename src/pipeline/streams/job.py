@@ -411,6 +411,7 @@ class Stream(Generic[K, V]):
         grace: timedelta,
         how: Literal["inner"] = "inner",
         step: str,
+        matches: Callable[[V, T], bool] | None = None,
     ) -> JoinedStream[K, R]: ...
 
     @overload
@@ -424,6 +425,7 @@ class Stream(Generic[K, V]):
         grace: timedelta,
         how: Literal["left"],
         step: str,
+        matches: Callable[[V, T], bool] | None = None,
     ) -> JoinedStream[K, R]: ...
 
     def join(
@@ -436,6 +438,7 @@ class Stream(Generic[K, V]):
         grace: timedelta,
         how: JoinHow = "inner",
         step: str,
+        matches: Callable[[V, Any], bool] | None = None,
     ) -> JoinedStream[K, R]:
         """Interval join (Kafka Streams' `JoinWindows`): each pair of a value of this
         stream and one of `other` with the same key whose event times satisfy
@@ -443,7 +446,9 @@ class Stream(Generic[K, V]):
         timed at the later of the two. With `how="left"`, a left value that found no match
         becomes `joiner(left, None)` once its interval has closed (see
         `pipeline.streams.joins` for when a record is late and how long state is kept).
-        `step` names the buffered records' state."""
+        `matches(left, right)`, if given, is a further join condition: a pair it rejects is
+        not joined and is no match, so a left value that met only such pairs still becomes
+        `joiner(left, None)`. `step` names the buffered records' state."""
         self._check_join("join", other._job, how)
         try:
             spans = {
@@ -453,7 +458,7 @@ class Stream(Generic[K, V]):
             }
         except ValueError as error:
             raise JobDefinitionError(f"join step {step!r}: {error}") from None
-        params = {"joiner": joiner, "how": how, **spans}
+        params = {"joiner": joiner, "matches": matches, "how": how, **spans}
         node = self._job._add("join", (self.node, other.node), params, step=step)
         return JoinedStream(self._job, self._job._add("results", (node,), {}), node)
 
