@@ -219,6 +219,7 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = ...,
         name: str | None = ...,
         wall_clock: Literal[False] = ...,
+        dead_letter: bool = ...,
     ) -> Stream[K, V]: ...
 
     @overload
@@ -229,6 +230,7 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = ...,
         name: str | None = ...,
         wall_clock: Literal[True],
+        dead_letter: bool = ...,
     ) -> Stream[K, V]: ...
 
     def validate(
@@ -238,14 +240,24 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = (ValueError,),
         name: str | None = None,
         wall_clock: bool = False,
+        dead_letter: bool = True,
     ) -> Stream[K, V]:
         """Values for which `check` raises one of `rejects` leave the stream as rejections
         (dead letters, classed by the error's `rule` or `error_class` attribute, else its
         type name); any other error is a bug and propagates. With `wall_clock=True`, a
         rule that depends on the time (nothing from the future) is called `check(value,
         now)`: `now` is the wall-clock time of the batch, read once per batch by the
-        runtime (the test driver's virtual clock), as Kafka Streams caches system time."""
-        node = self._then("validate", fn=check, rejects=rejects, wall_clock=wall_clock, name=name)
+        runtime (the test driver's virtual clock), as Kafka Streams caches system time.
+        With `dead_letter=False` a rejection is counted, not dead-lettered: for a topic two
+        jobs read and validate alike, where the other job's dead letter is the one."""
+        node = self._then(
+            "validate",
+            fn=check,
+            rejects=rejects,
+            wall_clock=wall_clock,
+            dead_letter=dead_letter,
+            name=name,
+        )
         return Stream(self._job, node)
 
     def key_by(
