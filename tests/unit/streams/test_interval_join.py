@@ -296,13 +296,19 @@ def test_a_pair_the_predicate_rejects_is_not_joined() -> None:
     assert driver.results("matched") == [("o2", "pay-o2"), ("o3", "pay-o3")]
 
 
-def test_left_join_emits_an_order_that_met_only_rejected_payments_once_at_its_close() -> None:
+def o2_paid_and_o1_met_only_o2s_payment() -> TestDriver:
+    """A left join with `paid_for`: orders o1 and o2, then o2's payment, in o1's interval."""
     driver = TestDriver(orders_with_payments("left", matches=paid_for), now=T0)
     driver.send("orders", order("o1", 0))
     driver.send("orders", order("o2", 1))
     driver.run()
     driver.send("payments", payment("pay-o2", 5))
     driver.run()
+    return driver
+
+
+def test_left_join_emits_an_order_that_met_only_rejected_payments_once_at_its_close() -> None:
+    driver = o2_paid_and_o1_met_only_o2s_payment()
     watermark_to(driver, at(25))
     assert driver.results("matched") == [("o2", "pay-o2")]
 
@@ -325,12 +331,7 @@ def test_left_join_emits_an_order_arriving_after_only_rejected_payments_alone() 
 
 
 def test_a_rejected_pair_leaves_the_order_unmatched_across_a_crash() -> None:
-    driver = TestDriver(orders_with_payments("left", matches=paid_for), now=T0)
-    driver.send("orders", order("o1", 0))
-    driver.send("orders", order("o2", 1))
-    driver.run()
-    driver.send("payments", payment("pay-o2", 5))
-    driver.run()
+    driver = o2_paid_and_o1_met_only_o2s_payment()
 
     driver.crash()
     driver.advance(timedelta(minutes=5), commit=False)
