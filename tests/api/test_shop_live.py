@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from litestar import Litestar
 
 from pipeline.adapters.clock import ManualClock
@@ -86,3 +89,28 @@ async def test_shop_alerts_reach_the_shop_view_with_their_domain(
     )
     assert shown["value"] == 0.0
     assert shown["threshold"] == 0.04
+
+
+async def test_connections_share_one_read_of_the_tables_per_interval(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = 0
+    find_alerts = pipeline.store.find_alerts
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await find_alerts(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.store, "find_alerts", counted)
+    # One interval lasts the whole test: one read is what every connection may cost.
+    app = create_app(pipeline, ApiSettings(ws_shop_interval_s=3600))
+    async for live in running(app):
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [
+                await stack.enter_async_context(AsgiWebSocket(live, "/ws/shop")) for _ in range(5)
+            ]
+            frames = [await ws.receive_json() for ws in sockets]
+
+    assert [f["type"] for f in frames] == ["shop"] * 5
+    assert reads == 1

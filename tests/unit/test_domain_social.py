@@ -4,6 +4,7 @@ engagement."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +21,7 @@ from pipeline.domain import (
     validate_engagement,
     validate_post,
 )
-from pipeline.domain.social import MAX_POST_LENGTH, BurstRule, score_hop
+from pipeline.domain.social import MAX_POST_LENGTH, BurstRule, poisson_tail, score_hop
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -138,6 +139,37 @@ def test_a_popular_tag_rising_less_than_twice_its_baseline_does_not_burst() -> N
 
     assert hop.score > RULE.threshold
     assert not hop.bursting
+
+
+def test_a_rare_tag_whose_count_chance_explains_does_not_burst_on_its_z_score() -> None:
+    # 14 uses against a baseline of 3: z = 5.5, yet Poisson(3) reaches 14 about 3 times in
+    # a million hops — ten times likelier than the 5-sigma level, and with hundreds of
+    # rarely used tags scored every minute, a matter of hours.
+    hop = score_hop("ai", steady(3) | {HOP: 14}, HOP, RULE)
+
+    assert hop.score > RULE.threshold
+    assert poisson_tail(14, 3.0) > RULE.tail
+    assert not hop.bursting
+
+
+def test_a_rare_tag_far_above_what_chance_explains_bursts() -> None:
+    hop = score_hop("ai", steady(3) | {HOP: 20}, HOP, RULE)
+
+    assert poisson_tail(20, 3.0) < RULE.tail
+    assert hop.bursting
+
+
+def test_the_poisson_tail_is_exact_and_never_underflows_into_an_error() -> None:
+    assert poisson_tail(0, 4.0) == 1.0
+    assert poisson_tail(1, 2.0) == pytest.approx(1 - math.exp(-2.0))
+    by_terms = 1 - sum(math.exp(-3.0) * 3.0**k / math.factorial(k) for k in range(14))
+    assert poisson_tail(14, 3.0) == pytest.approx(by_terms, rel=1e-6)
+    assert poisson_tail(5, 0.0) == 0.0
+    assert 0.0 <= poisson_tail(5_000, 10.0) < 1e-300
+
+
+def test_the_tail_is_the_normal_one_at_the_threshold() -> None:
+    assert RULE.tail == pytest.approx(2.8665e-7, rel=1e-4)
 
 
 def test_a_tag_not_known_for_a_baseline_never_bursts() -> None:

@@ -445,6 +445,21 @@ def test_a_transaction_without_an_outcome_within_two_hours_is_stored_with_none()
     ]
 
 
+def test_a_transaction_that_met_only_its_accounts_other_outcomes_is_stored_with_none() -> None:
+    driver = a_driver(profile=a_profile())
+    first, second = a_payment(NOON), a_payment(NOON + minutes(1))
+    driver.send_all(TX, [first, second])
+    driver.send(OUTCOME_TOPIC, an_outcome(second, OutcomeKind.AUTHORISED, timedelta(seconds=1)))
+    driver.run()
+    driver.set_time(NOON + timedelta(hours=4))
+    driver.advance(IDLE)
+
+    rows = [(o.transaction_id, o.outcome) for o in driver.results(OUTCOMES.name)]
+    assert sorted(rows) == sorted(
+        [(first.transaction_id, NO_OUTCOME), (second.transaction_id, "authorised")]
+    )
+
+
 def test_the_three_topics_are_joined_only_when_co_partitioned() -> None:
     plan = payments_job(PaymentsJobConfig()).plan()
 

@@ -75,15 +75,22 @@ def test_a_post_becomes_one_use_per_distinct_hashtag_keyed_by_tag() -> None:
     assert job.sinks["social_hashtags"].topic == HASHTAGS
 
 
-def test_an_invalid_post_is_a_dead_letter_named_for_its_rule() -> None:
-    job = social_tags_job(SocialTagsConfig(posts_topic=POSTS, hashtags_topic=HASHTAGS))
-    driver = TestDriver(job, now=T0)
+def test_an_invalid_post_is_one_dead_letter_over_both_jobs_that_read_the_posts() -> None:
+    tags = TestDriver(
+        social_tags_job(SocialTagsConfig(posts_topic=POSTS, hashtags_topic=HASHTAGS)), now=T0
+    )
+    engagement = engagement_driver()
     bad = Post(post_id="p1", author="a", text="   ", hashtags=("ai",), timestamp=at(0))
-    driver.send(POSTS, bad)
-    driver.run()
+    for driver in (tags, engagement):
+        driver.send(POSTS, bad)
+        driver.run()
 
-    assert driver.results("social_hashtags") == []
-    assert [r.rule for r in driver.rejections] == ["invalid_post"]
+    assert tags.results("social_hashtags") == []
+    rejections = [(r.rule, r.dead_letter) for r in (*tags.rejections, *engagement.rejections)]
+    # post-engagement (whose dead letters `pipeline dlq` finds in the table) dead-letters it;
+    # social-tags refuses it too, counted, without a second dead letter.
+    assert sorted(rejections) == [("invalid_post", False), ("invalid_post", True)]
+    assert [r.dead_letter for r in engagement.rejections] == [True]
 
 
 # ------------------------------------------------------------------ trending

@@ -115,8 +115,11 @@ class BurstRule:
         score = (count − baseline) / √(baseline + 1)
 
     (a Poisson z-score; the +1 keeps a tag rarely used from scoring infinity). A hop bursts
-    when its score reaches `threshold`, its count `min_count` and `min_ratio` times its
-    baseline, and the tag was used at least
+    when its score reaches `threshold`, a count that high is at least as improbable under
+    Poisson(baseline) as a `threshold`-sigma normal deviation (`tail`: the z-score's normal
+    approximation understates a Poisson's upper tail by orders of magnitude for the small
+    baselines of the many rarely used tags, which then burst by chance), its count reaches
+    `min_count` and `min_ratio` times its baseline, and the tag was used at least
     `baseline` before the hop: a tag the detector has not known that long may be new, or
     the stream may have just begun — the two look alike, so it is scored but never bursts
     (no alert storm when a job starts; a brand-new tag is not detected while it is new). A
@@ -141,6 +144,12 @@ class BurstRule:
             raise ValueError("the baseline must outlast the window; threshold, min_count > 0")
         if self.min_ratio < 1:
             raise ValueError("min_ratio must be at least 1")
+
+    @property
+    def tail(self) -> float:
+        """The one-sided normal tail probability at `threshold` (2.9e-7 at 5): the most
+        probable a hop's count may be under Poisson(baseline) and still burst."""
+        return 0.5 * math.erfc(self.threshold / math.sqrt(2.0))
 
     @property
     def history(self) -> timedelta:
@@ -193,7 +202,12 @@ def score_hop(
             return False  # not known for a baseline yet
         n = count(position)
         baseline, score = scored(position)
-        return n >= rule.min_count and n >= rule.min_ratio * baseline and score >= rule.threshold
+        return (
+            n >= rule.min_count
+            and n >= rule.min_ratio * baseline
+            and score >= rule.threshold
+            and poisson_tail(n, baseline) <= rule.tail
+        )
 
     baseline, score = scored(0)
     bursting = bursts(0)
@@ -207,6 +221,22 @@ def score_hop(
         bursting=bursting,
         burst_start=bursting and not any(bursts(p) for p in range(-cooldown, 0)),
     )
+
+
+def poisson_tail(count: int, mean: float) -> float:
+    """P(X ≥ count) for X ~ Poisson(mean): summed from `count` up, in log space at first
+    (the terms underflow for counts far above the mean), until the terms stop mattering."""
+    if count <= 0:
+        return 1.0
+    if mean <= 0.0:
+        return 0.0
+    term = math.exp(count * math.log(mean) - mean - math.lgamma(count + 1))
+    total, k = 0.0, count
+    while term > total * 1e-12:
+        total += term
+        k += 1
+        term *= mean / k
+    return min(total, 1.0)
 
 
 def trending_alert(hop: TagHop) -> Alert:

@@ -61,21 +61,23 @@ from pipeline.entrypoints.settings import Settings
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the application owns, with its partition count and its configuration by
-    kind (retention, compaction: see `pipeline.application.topic_policy`)."""
+    kind (retention, compaction: see `pipeline.application.topic_policy`): the event and
+    table topics, then the dead-letter, late and retry topics of every topic a registered
+    job consumes (`consumed_topics`)."""
     topics = settings.topics
     events = topic_config(TopicKind.EVENTS, retention_hours=topics.retention_hours)
-    readings = TopicSpec(
-        name=topics.sensor_readings, partitions=topics.sensor_readings_partitions, config=events
-    )
-    specs = [readings, *derived_topic_specs(readings, len(settings.retry.topic_delays_s))]
-    # Keyed by sensor id like the readings, so partitioned like them.
-    specs.append(
+    changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
+    specs = [
+        TopicSpec(
+            name=topics.sensor_readings, partitions=topics.sensor_readings_partitions, config=events
+        ),
+        # Keyed by sensor id like the readings, so partitioned like them.
         TopicSpec(
             name=topics.sensor_aggregates,
             partitions=topics.sensor_readings_partitions,
             config=events,
-        )
-    )
+        ),
+    ]
     specs += [
         TopicSpec(name=name, partitions=topics.default_partitions, config=events)
         for name in (
@@ -85,37 +87,42 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             topics.social_posts,
             topics.social_engagement,
             topics.system_alerts,
+            # Keyed by tag (the social-tags job's output), for the social job's counts.
+            topics.social_hashtags,
         )
     ]
-    # The shop job's source: its dead-letter, late and retry topics.
-    shop = next(spec for spec in specs if spec.name == topics.ecommerce_events)
-    specs += derived_topic_specs(shop, len(settings.retry.topic_delays_s))
-    # Keyed by tag (the social-tags job's output), for the social job's trending counts; the
-    # dead-letter, late and retry topics of the social jobs' sources (a job under Kafka
-    # authority needs them before its first transaction).
-    hashtags = TopicSpec(
-        name=topics.social_hashtags, partitions=topics.default_partitions, config=events
-    )
-    specs.append(hashtags)
-    social_sources = (topics.social_posts, topics.social_engagement, topics.social_hashtags)
-    for source in [spec for spec in specs if spec.name in social_sources]:
-        specs += derived_topic_specs(source, len(settings.retry.topic_delays_s))
-    changelog = topic_config(TopicKind.CHANGELOG, retention_hours=topics.retention_hours)
     # Keyed by account id like the transactions, and as many partitions, so that a job
     # joining them finds an account's profile in the partition of its payments.
-    specs.append(
-        TopicSpec(name=topics.accounts, partitions=topics.default_partitions, config=changelog)
-    )
-    specs.append(
-        TopicSpec(
-            name=topics.sensor_metadata, partitions=topics.default_partitions, config=changelog
-        )
-    )
-    # The payments job's sources: their dead-letter, late and retry topics, partitioned alike.
-    payments = (topics.transactions, topics.payment_outcomes, topics.accounts)
-    for source in [spec for spec in specs if spec.name in payments]:
-        specs += derived_topic_specs(source, len(settings.retry.topic_delays_s))
+    specs += [
+        TopicSpec(name=name, partitions=topics.default_partitions, config=changelog)
+        for name in (topics.accounts, topics.sensor_metadata)
+    ]
+    # Partitioned like their source (a key keeps its partition). A job under Kafka
+    # authority needs them before its first transaction.
+    owned = {spec.name: spec for spec in specs}
+    levels = len(settings.retry.topic_delays_s)
+    for topic, jobs in consumed_topics(settings).items():
+        source = owned.get(topic)
+        if source is None:
+            raise ConfigurationError(
+                f"job {', '.join(jobs)} consumes topic {topic!r}, which the application "
+                "does not own (add it to `topic_specs`): its dead-letter, late and retry "
+                "topics need its partition count"
+            )
+        specs += derived_topic_specs(source, levels)
     return specs
+
+
+def consumed_topics(settings: Settings) -> dict[str, list[str]]:
+    """The topics the registered jobs read in their consumer groups — their sources and
+    partitioned tables, not global tables (read whole, outside the group, never
+    dead-lettered) — each with the jobs reading it, in registry order."""
+    consumed: dict[str, list[str]] = {}
+    for name, entry in JOBS.items():
+        job = entry.build(settings)
+        for topic in (*job.sources, *job.tables):
+            consumed.setdefault(topic, []).append(name)
+    return consumed
 
 
 @dataclass(kw_only=True)

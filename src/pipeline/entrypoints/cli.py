@@ -78,18 +78,10 @@ async def cmd_evaluate_sensors(args: argparse.Namespace, settings: Settings) -> 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline bench sensors|shop|payments|social`."""
-    if args.domain == "shop":
-        from pipeline.entrypoints.bench_shop import run_shop_bench  # noqa: PLC0415
+    if args.domain in ("shop", "payments", "social"):
+        from pipeline.entrypoints.bench_domains import run_domain_bench  # noqa: PLC0415
 
-        return await run_shop_bench(args, settings)
-    if args.domain == "payments":
-        from pipeline.entrypoints.bench_payments import run_bench_payments  # noqa: PLC0415
-
-        return await run_bench_payments(args, settings)
-    if args.domain == "social":
-        from pipeline.entrypoints.bench_social import run_social_bench  # noqa: PLC0415
-
-        return await run_social_bench(args, settings)
+        return await run_domain_bench(args, settings)
     if args.floor is not None:
         from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
 

@@ -228,7 +228,8 @@ class SocialSettings(BaseModel):
     window_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 120.0
     """How long after its end a hop of the 15-minute trending window still takes uses."""
     burst_threshold: Annotated[float, Field(gt=0)] = 5.0
-    """Burst score (Poisson z-score against the tag's baseline) from which a hop bursts."""
+    """Burst score (Poisson z-score against the tag's baseline) from which a hop bursts; its
+    count must also be as improbable under Poisson(baseline) as this many normal sigmas."""
     burst_min_count: Annotated[int, Field(ge=1)] = 10
     """Fewest uses of a tag in a hop for it to burst."""
     burst_min_ratio: Annotated[float, Field(ge=1)] = 2.0
@@ -295,8 +296,8 @@ class ApiSettings(BaseModel):
     """Live-view clients one API process serves at once; more are refused (close code 1013,
     try again later)."""
     ws_shop_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
-    """Seconds between two reads of the shop's tables by a `/ws/shop` connection (a frame is
-    sent when they changed)."""
+    """Seconds between two reads of the shop's tables for the `/ws/shop` connections (one read
+    for all of them; a frame is sent when they changed)."""
 
     @field_validator("api_key_hashes")
     @classmethod

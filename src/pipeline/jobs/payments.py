@@ -18,13 +18,13 @@ a result that does not depend on batches or arrival order. The account's profile
 the `accounts` table as it stands when the window closes (left join: an account with no
 profile yet is judged on its history alone).
 
-The interval join pairs a transaction with the outcomes (authorisation, decline,
-chargeback) of its account from its own time to `outcome_window` later — the generator's
-longest delay, a chargeback two hours on — and keeps the pairs that are about this
-transaction. A transaction with no outcome of its account in that interval leaves alone
-(`outcome` "none"), once the interval has closed. Keyed by account, a transaction that
-met only its account's other outcomes leaves no row: the engine joins by the partitioning
-key, and a re-keying before a join is refused.
+The interval join pairs a transaction with its own outcomes (authorisation, decline,
+chargeback) from its own time to `outcome_window` later — the generator's longest delay, a
+chargeback two hours on. The topics are keyed by account (the engine joins by the
+partitioning key, and a re-keying before a join is refused), so the join's `matches`
+condition keeps only the pairs with the same transaction id: a transaction that met none
+of its own, only its account's other outcomes or none at all, leaves alone (`outcome`
+"none") once the interval has closed.
 
 Flagged transactions, alerts and outcomes have natural keys (transaction id; alert id,
 derived from the transaction; transaction id and outcome), so writing one twice is harmless.
@@ -180,15 +180,14 @@ def payments_job(config: PaymentsJobConfig) -> Job:
     (
         valid.join(
             valid_outcomes,
-            _own_outcome,
+            transaction_outcome,
             before=timedelta(0),
             after=config.outcome_window,
             grace=config.grace,
             how="left",
             step=OUTCOMES_STEP,
-        )
-        .flat_map(_present, name="own outcomes")
-        .to(OUTCOMES)
+            matches=_own_outcome,
+        ).to(OUTCOMES)
     )
     return job
 
@@ -197,13 +196,6 @@ def _activity(window: Windowed[str, list[Transaction]], profile: AccountProfile 
     return Activity(window.value, window.window.end - 1, profile)
 
 
-def _own_outcome(tx: Transaction, outcome: PaymentOutcome | None) -> TransactionOutcome | None:
-    """A transaction with an outcome of its account, if it is the transaction's own (or
-    with none, when none came at all)."""
-    if outcome is not None and outcome.transaction_id != tx.transaction_id:
-        return None
-    return transaction_outcome(tx, outcome)
-
-
-def _present(row: TransactionOutcome | None) -> tuple[TransactionOutcome, ...]:
-    return () if row is None else (row,)
+def _own_outcome(tx: Transaction, outcome: PaymentOutcome) -> bool:
+    """Whether an outcome of the transaction's account is about this transaction."""
+    return outcome.transaction_id == tx.transaction_id

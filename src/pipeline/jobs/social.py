@@ -7,7 +7,7 @@ repartition:
 
     social-tags (Kafka authority)
     social-posts ──validate──flat_map (one use per tag)──key_by tag──→ social-hashtags
-        (Post)    (rule → DLQ)
+        (Post)    (rule → refused, counted: post-engagement dead-letters it)
 
     social (database authority)
     social-hashtags ──15-min hopping window, advancing each minute, Count, final──┐
@@ -17,7 +17,7 @@ repartition:
                              ──→ tag history;  ──burst starts──→ alerts (trending)
 
     post-engagement (database authority)
-    social-posts ──validate──┐
+    social-posts ──validate──┐  (rule → DLQ, for both jobs reading the posts)
     social-engagement ─validate─ interval join (engagement within 1 h after the post)
                                ──session window per post, updates──→ engagement per post
 
@@ -135,7 +135,9 @@ def social_tags_job(config: SocialTagsConfig) -> Job:
         config.posts_topic, Post, key=lambda p: p.post_id, event_time=lambda p: p.timestamp
     )
     (
-        posts.validate(validate_post, rejects=(DomainError,), name="post rules")
+        # post-engagement, which reads the posts too, dead-letters an invalid one (into the
+        # table `pipeline dlq` reads); here it is refused and counted, not dead-lettered twice
+        posts.validate(validate_post, rejects=(DomainError,), name="post rules", dead_letter=False)
         .flat_map(hashtag_uses, name="hashtags")
         .key_by(lambda use: use.tag, name="by-tag")
         .to(

@@ -115,12 +115,15 @@ class Tombstone(Generic[K]):
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A record a step refused (a validation rule broke, or the key or event time could not
-    be taken from it): the runtime turns it into a dead letter with `rule` as its class."""
+    be taken from it): the runtime turns it into a dead letter with `rule` as its class,
+    unless `dead_letter` is False (another job reading the topic dead-letters it: the
+    runtime only counts it)."""
 
     origin: object
     step: str
     rule: str
     error: BaseException
+    dead_letter: bool = True
 
 
 @dataclass(frozen=True, slots=True)

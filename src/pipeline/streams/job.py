@@ -219,6 +219,7 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = ...,
         name: str | None = ...,
         wall_clock: Literal[False] = ...,
+        dead_letter: bool = ...,
     ) -> Stream[K, V]: ...
 
     @overload
@@ -229,6 +230,7 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = ...,
         name: str | None = ...,
         wall_clock: Literal[True],
+        dead_letter: bool = ...,
     ) -> Stream[K, V]: ...
 
     def validate(
@@ -238,14 +240,24 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = (ValueError,),
         name: str | None = None,
         wall_clock: bool = False,
+        dead_letter: bool = True,
     ) -> Stream[K, V]:
         """Values for which `check` raises one of `rejects` leave the stream as rejections
         (dead letters, classed by the error's `rule` or `error_class` attribute, else its
         type name); any other error is a bug and propagates. With `wall_clock=True`, a
         rule that depends on the time (nothing from the future) is called `check(value,
         now)`: `now` is the wall-clock time of the batch, read once per batch by the
-        runtime (the test driver's virtual clock), as Kafka Streams caches system time."""
-        node = self._then("validate", fn=check, rejects=rejects, wall_clock=wall_clock, name=name)
+        runtime (the test driver's virtual clock), as Kafka Streams caches system time.
+        With `dead_letter=False` a rejection is counted, not dead-lettered: for a topic two
+        jobs read and validate alike, where the other job's dead letter is the one."""
+        node = self._then(
+            "validate",
+            fn=check,
+            rejects=rejects,
+            wall_clock=wall_clock,
+            dead_letter=dead_letter,
+            name=name,
+        )
         return Stream(self._job, node)
 
     def key_by(
@@ -411,6 +423,7 @@ class Stream(Generic[K, V]):
         grace: timedelta,
         how: Literal["inner"] = "inner",
         step: str,
+        matches: Callable[[V, T], bool] | None = None,
     ) -> JoinedStream[K, R]: ...
 
     @overload
@@ -424,6 +437,7 @@ class Stream(Generic[K, V]):
         grace: timedelta,
         how: Literal["left"],
         step: str,
+        matches: Callable[[V, T], bool] | None = None,
     ) -> JoinedStream[K, R]: ...
 
     def join(
@@ -436,6 +450,7 @@ class Stream(Generic[K, V]):
         grace: timedelta,
         how: JoinHow = "inner",
         step: str,
+        matches: Callable[[V, Any], bool] | None = None,
     ) -> JoinedStream[K, R]:
         """Interval join (Kafka Streams' `JoinWindows`): each pair of a value of this
         stream and one of `other` with the same key whose event times satisfy
@@ -443,7 +458,9 @@ class Stream(Generic[K, V]):
         timed at the later of the two. With `how="left"`, a left value that found no match
         becomes `joiner(left, None)` once its interval has closed (see
         `pipeline.streams.joins` for when a record is late and how long state is kept).
-        `step` names the buffered records' state."""
+        `matches(left, right)`, if given, is a further join condition: a pair it rejects is
+        not joined and is no match, so a left value that met only such pairs still becomes
+        `joiner(left, None)`. `step` names the buffered records' state."""
         self._check_join("join", other._job, how)
         try:
             spans = {
@@ -453,7 +470,7 @@ class Stream(Generic[K, V]):
             }
         except ValueError as error:
             raise JobDefinitionError(f"join step {step!r}: {error}") from None
-        params = {"joiner": joiner, "how": how, **spans}
+        params = {"joiner": joiner, "matches": matches, "how": how, **spans}
         node = self._job._add("join", (self.node, other.node), params, step=step)
         return JoinedStream(self._job, self._job._add("results", (node,), {}), node)
 

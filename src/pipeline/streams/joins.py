@@ -35,6 +35,13 @@ ends included); the result's time is max(l, r). Both sides are buffered per key:
   + after + grace (the window's span plus grace); in a left join a left record leaves the
   state when its interval closes.
 
+A `matches(left, right)` predicate, when given, is part of the join condition (SQL's
+`LEFT JOIN … ON key = key AND time in interval AND matches`): a pair in the interval for
+which it is false is not joined and does not count as a match, so in a left join a left
+record that met only such records still leaves as `joiner(left, None)` when its interval
+closes. Whether a left record was matched is part of its state, so that holds across a
+restore too.
+
 So a pair is joined exactly when both records are on time, whatever the order in which
 the two topics were read or where a batch ended; with `grace` at least the skew between
 the two topics (and their disorder) no record is late and the result is that of the whole
@@ -170,6 +177,7 @@ class IntervalJoinOperator(StatefulOperator):
         params = node.params
         before, after, grace = params["before"], params["after"], params["grace"]
         self.joiner: Callable[[Any, Any], Any] = params["joiner"]
+        self.matches: Callable[[Any, Any], bool] | None = params["matches"]
         self.left_join = params["how"] == "left"
         # per side: the other side's times an arriving record meets, as (below, above) its
         # own; how far behind the watermark it may be and still be on time; and how far
@@ -236,8 +244,8 @@ class IntervalJoinOperator(StatefulOperator):
         out: list[Item[Any, Any]],
     ) -> bool:
         """Join `item` with the other side's records in its interval (`partners` are their
-        times, in order); whether it met any."""
-        joiner, left_join = self.joiner, self.left_join
+        times, in order) that `matches` accepts; whether it met any."""
+        joiner, matches, left_join = self.joiner, self.matches, self.left_join
         below, above = self.reach[side]
         part, key, t, value, origin, wm = (
             item.part,
@@ -252,13 +260,18 @@ class IntervalJoinOperator(StatefulOperator):
             pt = partners[at]
             if pt > t + above:
                 break
-            matched = True
             joined_at = max(t, pt)
             if side == LEFT:
                 for partner in entries[(RIGHT, key, pt)]:
+                    if matches is not None and not matches(value, partner):
+                        continue
+                    matched = True
                     out.append(Item(part, key, joined_at, joiner(value, partner), origin, wm))
                 continue
             for pair in entries[(LEFT, key, pt)]:
+                if matches is not None and not matches(pair[0], value):
+                    continue
+                matched = True
                 out.append(Item(part, key, joined_at, joiner(pair[0], value), origin, wm))
                 if left_join and not pair[1]:
                     pair[1] = True

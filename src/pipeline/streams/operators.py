@@ -136,13 +136,15 @@ class ValidateOperator(Operator):
         # A rule that asks for the time gets the batch's, converted once for the batch.
         now: tuple[datetime, ...] = (from_millis(ctx.now),) if params["wall_clock"] else ()
         rejects: tuple[type[BaseException], ...] = params["rejects"]
+        dead_letter: bool = params["dead_letter"]
         step = self.node.id
         valid: list[Item[Any, Any]] = []
         for item in items:
             try:
                 check(item.value, *now)
             except rejects as error:
-                ctx.rejected.append(Rejection(item.origin, step, rule_of(error), error))
+                rule = rule_of(error)
+                ctx.rejected.append(Rejection(item.origin, step, rule, error, dead_letter))
                 continue
             valid.append(item)
         self.emit(valid, ctx)

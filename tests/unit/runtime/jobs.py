@@ -46,7 +46,10 @@ class TickCodec:
         return out
 
 
-def tick_job(topic: str, *, grace: timedelta = timedelta(seconds=10)) -> Job:
+def tick_job(
+    topic: str, *, grace: timedelta = timedelta(seconds=10), dead_letter: bool = True
+) -> Job:
+    """`dead_letter=False`: a negative tick is refused without a dead letter."""
     job = Job("ticks", idle_timeout=timedelta(seconds=30))
 
     def check(tick: Tick) -> None:
@@ -54,7 +57,7 @@ def tick_job(topic: str, *, grace: timedelta = timedelta(seconds=10)) -> Job:
             raise TickRefused(f"tick {tick.value} is negative")
 
     ticks = job.source(topic, Tick, key=lambda t: t.key, event_time=lambda t: t.at)
-    valid = ticks.validate(check, rejects=(TickRefused,))
+    valid = ticks.validate(check, rejects=(TickRefused,), dead_letter=dead_letter)
     valid.to(Sink("ticks", Tick))
     (
         valid.window(Tumbling(size=timedelta(minutes=1), grace=grace), step="counts")

@@ -14,11 +14,11 @@ import structlog
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
-from pipeline.application.ports import TopicSpec
+from pipeline.application.ports import DeadLetterFilter, TopicSpec
 from pipeline.application.runtime.runner import JobRun, run_job
 from pipeline.application.runtime.sampling import Sampler
 from tests.faults import FaultyCheckpoint
-from tests.unit.runtime.jobs import Tick
+from tests.unit.runtime.jobs import Tick, tick_job
 from tests.unit.runtime.test_job_runtime import (
     T0,
     TOPIC,
@@ -28,6 +28,7 @@ from tests.unit.runtime.test_job_runtime import (
     job_run,
     log,
     publish,
+    read_all,
     store_for,
 )
 
@@ -93,6 +94,28 @@ async def test_a_batch_reports_what_its_records_became_by_topic_and_error_class(
     assert value(telemetry, "pipeline_db_transaction_duration_seconds_count", **job) >= 1
     assert value(telemetry, "pipeline_end_to_end_latency_seconds_count", **job) == 5
     assert value(telemetry, "pipeline_state_restore_duration_seconds_count", **job) >= 1
+
+
+async def test_a_record_refused_without_a_dead_letter_is_counted_not_dead_lettered(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    telemetry = PrometheusTelemetry()
+    store = store_for(Sinks())
+    await publish(log, Tick("a", at(300), 1), Tick("a", at(301), -1))
+    run = dataclasses.replace(
+        metered(job_run(log, store, clock), telemetry), job=tick_job(TOPIC, dead_letter=False)
+    )
+
+    stats = await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    job = {"pipeline_job": "ticks"}
+    refused = {**job, "topic": TOPIC, "error_class": "negative_tick"}
+    assert value(telemetry, "pipeline_records_refused_total", **refused) == 1
+    assert value(telemetry, "pipeline_records_dead_lettered_total", **refused) == 0
+    assert value(telemetry, "pipeline_records_processed_total", **job) == 1
+    assert stats.rejected == {"negative_tick": 1}
+    assert await read_all(log, f"{TOPIC}.dlq") == []
+    assert await store.dead_letters.find_dead_letters(DeadLetterFilter()) == []
 
 
 async def test_records_moved_to_a_retry_topic_are_counted_by_error_class_and_level(

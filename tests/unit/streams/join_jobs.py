@@ -4,7 +4,7 @@ orders joined with payments within an interval of event time."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,9 +98,10 @@ def orders_with_payments(
     after: float = 20,
     grace: float = 5,
     route_late: bool = False,
+    matches: Callable[[Order, Payment], bool] | None = None,
 ) -> Job:
-    """orders ⋈ payments with payment.at ∈ [order.at − before, order.at + after] →
-    (order id, payment id or None) into MATCHED; step "paid"."""
+    """orders ⋈ payments with payment.at ∈ [order.at − before, order.at + after] (and
+    `matches`, if given) → (order id, payment id or None) into MATCHED; step "paid"."""
     job = Job("paid", idle_timeout=IDLE)
     orders = job.source("orders", Order, key=lambda o: o.account, event_time=lambda o: o.at)
     payments = job.source("payments", Payment, key=lambda p: p.account, event_time=lambda p: p.at)
@@ -115,15 +116,27 @@ def orders_with_payments(
             grace=g,
             how="left",
             step="paid",
+            matches=matches,
         )
     else:
         joined = orders.join(
-            payments, lambda o, p: (o.id, p.id), before=b, after=a, grace=g, step="paid"
+            payments,
+            lambda o, p: (o.id, p.id),
+            before=b,
+            after=a,
+            grace=g,
+            step="paid",
+            matches=matches,
         )
     joined.to(MATCHED)
     if route_late:
         joined.late().map(lambda v: v.id).to(Sink("late", str))
     return job
+
+
+def paid_for(o: Order, p: Payment) -> bool:
+    """Whether payment `p` pays order `o`: its id is the order's with a "pay-" prefix."""
+    return p.id == f"pay-{o.id}"
 
 
 def orders_with_global_accounts(how: JoinHow = "inner") -> Job:

@@ -17,6 +17,7 @@ from tests.unit.streams.join_jobs import (
     at,
     order,
     orders_with_payments,
+    paid_for,
     payment,
 )
 
@@ -279,3 +280,63 @@ def test_the_buffered_records_are_restored_after_a_crash() -> None:
     driver.run()
 
     assert sorted(driver.results("matched")) == [("o1", "p1"), ("o2", "p2")]
+
+
+def test_a_pair_the_predicate_rejects_is_not_joined() -> None:
+    driver = TestDriver(orders_with_payments(matches=paid_for), now=T0)
+    driver.send("orders", order("o1", 0))
+    driver.send("orders", order("o2", 1))
+    driver.run()
+    driver.send("payments", payment("pay-o2", 5))
+    driver.run()
+    driver.send("orders", order("o3", 2))
+    driver.send("payments", payment("pay-o3", 6))
+    driver.run()
+
+    assert driver.results("matched") == [("o2", "pay-o2"), ("o3", "pay-o3")]
+
+
+def o2_paid_and_o1_met_only_o2s_payment() -> TestDriver:
+    """A left join with `paid_for`: orders o1 and o2, then o2's payment, in o1's interval."""
+    driver = TestDriver(orders_with_payments("left", matches=paid_for), now=T0)
+    driver.send("orders", order("o1", 0))
+    driver.send("orders", order("o2", 1))
+    driver.run()
+    driver.send("payments", payment("pay-o2", 5))
+    driver.run()
+    return driver
+
+
+def test_left_join_emits_an_order_that_met_only_rejected_payments_once_at_its_close() -> None:
+    driver = o2_paid_and_o1_met_only_o2s_payment()
+    watermark_to(driver, at(25))
+    assert driver.results("matched") == [("o2", "pay-o2")]
+
+    watermark_to(driver, at(100))
+    watermark_to(driver, at(200))
+
+    assert driver.results("matched") == [("o2", "pay-o2"), ("o1", None)]
+
+
+def test_left_join_emits_an_order_arriving_after_only_rejected_payments_alone() -> None:
+    driver = TestDriver(orders_with_payments("left", matches=paid_for), now=T0)
+    driver.send("payments", payment("pay-o2", -5))
+    driver.run()
+    driver.send("orders", order("o1", 0))
+    driver.run()
+
+    watermark_to(driver, at(100))
+
+    assert driver.results("matched") == [("o1", None)]
+
+
+def test_a_rejected_pair_leaves_the_order_unmatched_across_a_crash() -> None:
+    driver = o2_paid_and_o1_met_only_o2s_payment()
+
+    driver.crash()
+    driver.advance(timedelta(minutes=5), commit=False)
+    driver.crash()
+    driver.advance(timedelta(minutes=5))
+
+    assert sorted(driver.results("matched"), key=str) == [("o1", None), ("o2", "pay-o2")]
+    assert driver.state("paid") == {}

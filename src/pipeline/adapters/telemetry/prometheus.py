@@ -134,6 +134,13 @@ class PrometheusTelemetry:
             [job, "topic", "error_class"],
             registry=r,
         )
+        self.refused = Counter(
+            "pipeline_records_refused",
+            "Records a validation refused without a dead letter (another job reading their "
+            "topic dead-letters them), by source topic and error class.",
+            [job, "topic", "error_class"],
+            registry=r,
+        )
         self.retried = Counter(
             "pipeline_records_retried",
             "Records moved to a retry topic after their batch kept failing transiently, by "
@@ -323,12 +330,20 @@ class PrometheusWorkerTelemetry:
             return  # forwarded back: the job counts them when it handles them
         for letter in report.dead_lettered:
             m.dead_lettered.labels(job, letter.topic, letter.error_class).inc()
+        for refused in report.refused:
+            m.refused.labels(job, refused.topic, refused.error_class).inc()
         retried = 0
         for topic, count in report.diverted.items():
             if retry_level(topic)[1]:  # the rest went to the DLQ: counted as dead letters
                 retried += count
                 m.retried.labels(job, topic, report.diverted_because).inc(count)
-        processed = report.records - report.skipped - len(report.dead_lettered) - retried
+        processed = (
+            report.records
+            - report.skipped
+            - len(report.dead_lettered)
+            - len(report.refused)
+            - retried
+        )
         if processed > 0:
             self._processed.inc(processed)
         if report.late:

@@ -31,7 +31,12 @@ from typing import Any
 import structlog
 
 from pipeline.application.dead_letters import DeadLetterPublisher, dead_letter_of
-from pipeline.application.errors import DecodeError, MissingValue, TransientError
+from pipeline.application.errors import (
+    DecodeError,
+    MissingValue,
+    TransientError,
+    error_class_of,
+)
 from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
 from pipeline.application.ports.dead_letters import DeadLetter
 from pipeline.application.ports.event_log import CaughtUp, EventLog
@@ -59,6 +64,8 @@ class PreparedBatch:
     checkpoint: CheckpointBatch
     late: list[tuple[Record, str, int]] = field(default_factory=list)
     """Late records with the step that refused them and its watermark (epoch ms)."""
+    refused: tuple[DeadLettered, ...] = ()
+    """Records a step refused without a dead letter."""
     published: bool = False
     """Dead letters and late records are on the broker already (an apply is retried)."""
 
@@ -258,10 +265,24 @@ class JobHandler:
             for sink, items in out.sinks.items()
             if items
         ]
+        refused: list[DeadLettered] = []
         for rejection in out.rejected:
             origin = rejection.origin
-            if isinstance(origin, Record):
+            if not isinstance(origin, Record):
+                continue
+            if rejection.dead_letter:
                 letters.append(self._dead_letter(origin, rejection.error, now))
+            else:
+                original = as_originally_read(origin)
+                refused.append(
+                    DeadLettered(
+                        topic=original.topic,
+                        partition=origin.partition,
+                        offset=origin.offset,
+                        error_class=error_class_of(rejection.error),
+                        reason=str(rejection.error),
+                    )
+                )
         late = [
             (item.origin, item.step, item.item.wm)
             for item in out.late
@@ -275,7 +296,13 @@ class JobHandler:
             state=self.task.changes(),
             dead_letters=letters,
         )
-        return PreparedBatch(records=records, epoch=epoch, checkpoint=checkpoint, late=late)
+        return PreparedBatch(
+            records=records,
+            epoch=epoch,
+            checkpoint=checkpoint,
+            late=late,
+            refused=tuple(refused),
+        )
 
     def _dead_letter(self, record: Record, error: BaseException, now: Any) -> DeadLetter:
         # A record that came back from a retry topic is named by where it was first read:
@@ -344,6 +371,7 @@ class JobHandler:
             written=written,
             skipped=skipped,
             dead_lettered=tuple(_summary(letter) for letter in batch.dead_letters),
+            refused=prepared.refused,
             late=len(prepared.late),
             events=tuple(events),
             next_offsets=batch.next_offsets,

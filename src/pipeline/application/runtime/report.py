@@ -11,7 +11,7 @@ from pipeline.application.ports.records import TopicPartition
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLettered:
-    """A record that produced nothing, and why."""
+    """A record that produced nothing, and why (dead-lettered, or refused)."""
 
     topic: str
     partition: int
@@ -30,6 +30,9 @@ class BatchReport:
     skipped: int = 0
     """Records of partitions whose batch had been handled already (a zombie's or a repeat)."""
     dead_lettered: tuple[DeadLettered, ...] = ()
+    refused: tuple[DeadLettered, ...] = ()
+    """Records a step refused without a dead letter (another job reading their topic
+    dead-letters them): counted only."""
     late: int = 0
     """Records that arrived after their window closed (sent to the late topic)."""
     events: tuple[object, ...] = ()

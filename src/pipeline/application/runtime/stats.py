@@ -99,6 +99,7 @@ class WorkerStats:
         self.events += len(report.events)
         self.late += report.late
         self.rejected.update(r.error_class for r in report.dead_lettered)
+        self.rejected.update(r.error_class for r in report.refused)
         if self.latencies_ms is not None and records:
             now_ms = (time.time() if durable_at is None else durable_at) * 1000.0
             self.latencies_ms.extend(now_ms - record.timestamp_ms for record in records)

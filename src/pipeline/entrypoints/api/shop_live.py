@@ -2,9 +2,11 @@
 
 The shop job writes its windows when they close (a minute, five minutes), so the live view is
 a snapshot of its tables rather than a stream of events: every
-`PIPELINE_API__WS_SHOP_INTERVAL_S` seconds (default 2) the connection reads the last hour's
-funnel and revenue, the current top products and the latest shop alerts, and sends them as
-one JSON text frame when they changed since the last one it sent:
+`PIPELINE_API__WS_SHOP_INTERVAL_S` seconds (default 2) the app reads the last hour's funnel
+and revenue, the current top products and the latest shop alerts — once for all the
+connections (`SharedPoll`, running while any is open) — and sends them to each as one JSON
+text frame when they changed since the last one it sent (a new connection gets the latest
+at once):
 
     {"type": "shop", "funnel": {<GET /api/v1/shop/funnel>},
      "revenue": {<GET /api/v1/shop/revenue>}, "top_products": {<GET …/top-products>},
@@ -22,13 +24,13 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-import structlog
 from litestar import WebSocket, websocket
+from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers.websocket_handlers import WebsocketRouteHandler
 
-from pipeline.application.errors import TransientError
 from pipeline.application.ports import AlertFilter
+from pipeline.application.shared_poll import SharedPoll
 from pipeline.domain.alerts import AlertDomain
 from pipeline.entrypoints.api.models import AlertOut
 from pipeline.entrypoints.api.routes.shop import shop_funnel, shop_revenue, shop_top_products
@@ -39,7 +41,7 @@ from pipeline.entrypoints.settings import ApiSettings
 
 SHOP_LIVE_PATH = "/ws/shop"
 ALERTS_SHOWN = 20
-log = structlog.get_logger(__name__)
+_POLL = "shop_live_poll"
 
 
 class ShopFrame(msgspec.Struct, kw_only=True, tag_field="type", tag="shop"):
@@ -71,27 +73,36 @@ def live_shop(settings: ApiSettings) -> WebsocketRouteHandler:
     interval = settings.ws_shop_interval_s
     guards = [live_key_guard(settings.api_key_hashes)] if settings.require_key_for_reads else []
 
+    def poll_of(state: State) -> SharedPoll:
+        """The app's one poll of the shop's tables (made by its first connection)."""
+        poll: SharedPoll | None = state.get(_POLL)
+        if poll is None:
+            pipeline: Pipeline = state.pipeline
+
+            async def read() -> bytes:
+                return msgspec.json.encode(await shop_snapshot(pipeline))
+
+            poll = state[_POLL] = SharedPoll(read, interval, "live-shop")
+        return poll
+
     @websocket(SHOP_LIVE_PATH, guards=guards, name="live-shop")
     async def handler(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.accept()
-        pipeline: Pipeline = socket.app.state.pipeline
+        listener = poll_of(socket.app.state).listen()
         # The client only ever closes: a receive that returns ends the connection.
         closed = asyncio.get_running_loop().create_task(_until_closed(socket))
-        last: bytes | None = None
         try:
-            while not closed.done():
-                frame: bytes | None = None
-                try:
-                    frame = msgspec.json.encode(await shop_snapshot(pipeline))
-                except TransientError as error:
-                    log.warning("shop live view cannot read the store", error=repr(error))
-                if frame is not None and frame != last:
-                    await socket.send_text(frame.decode())
-                    last = frame
-                await asyncio.wait([closed], timeout=interval)
+            while True:
+                frame = asyncio.ensure_future(listener.next())
+                await asyncio.wait([closed, frame], return_when=asyncio.FIRST_COMPLETED)
+                if not frame.done():
+                    frame.cancel()
+                    break
+                await socket.send_text(frame.result().decode())
         except WebSocketDisconnect:
             pass
         finally:
+            await listener.close()
             closed.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
                 await closed
