@@ -171,6 +171,11 @@ def planned_events(
         streams.append(
             stream if count is None else itertools.islice(stream, lane_count(count, lane))
         )
+    return merged(streams)
+
+
+def merged(streams: Sequence[Iterator[Generated[T]]]) -> Iterator[Generated[T]]:
+    """Streams in non-decreasing event time (lanes) merged into one, ties in their order."""
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=_generated_time)
