@@ -33,7 +33,7 @@ from pipeline.adapters.avro import (
     transaction_codec,
 )
 from pipeline.adapters.clock import MonotonicTimer
-from pipeline.application.generators.base import Generated, Lane, label_headers
+from pipeline.application.generators.base import Lane, label_headers
 from pipeline.application.generators.production import planned_events, released
 from pipeline.application.generators.simulations import SIMULATIONS
 from pipeline.application.ports import Timer
@@ -138,24 +138,24 @@ async def produce_simulated(
     async for due in released(
         stream, timer=timer or MonotonicTimer(), stop=stop, event_time=_event_time, start=now
     ):
-        # What is due together is encoded per event type in one call, then queued in order.
-        items: Sequence[Generated[Any]] = due
-        kinds = [type(item.event) for item in items]
-        keys = [
-            routing[kind].key(item.event).encode() for item, kind in zip(items, kinds, strict=True)
-        ]
-        values = await _encoded(items, kinds, routing) if items else []
-        for item, kind, key, value in zip(items, kinds, keys, values, strict=True):
-            topic = routing[kind].topic
-            headers = label_headers(item.label) if item.label is not None else ()
-            await log.publish(topic, key, value, headers)
-            sent[topic] += 1
+        # What is due together is encoded per event type in one call, then queued in order;
+        # only a labelled event has headers.
+        events = [item.event for item in due]
+        routed = [routing[type(event)] for event in events]
+        keys = [route.key(event).encode() for route, event in zip(routed, events, strict=True)]
+        values = await _encoded(events, routed, routing)
+        topics = [route.topic for route in routed]
+        publish = log.publish
+        for item, topic, key, value in zip(due, topics, keys, values, strict=True):
+            label = item.label
+            await publish(topic, key, value, () if label is None else label_headers(label))
+        sent.update(topics)
         if (
             progress is not None
-            and (total + len(items)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
+            and (total + len(due)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
         ):
-            progress(total + len(items))
-        total += len(items)
+            progress(total + len(due))
+        total += len(due)
     await log.flush()
     if progress is not None:
         progress(total)
@@ -163,19 +163,18 @@ async def produce_simulated(
 
 
 async def _encoded(
-    due: Sequence[Generated[Any]], kinds: Sequence[type], routing: Mapping[type, Route]
+    events: Sequence[Any], routed: Sequence[Route], routing: Mapping[type, Route]
 ) -> list[bytes]:
-    """The wire bytes of the events of `due`, in order: one `encode_many` per event type."""
+    """The wire bytes of `events`, in order: one `encode_many` per event type."""
     if len(routing) == 1:
-        return await routing[kinds[0]].codec.encode_many([item.event for item in due])
-    by_kind: dict[type, list[Any]] = {}
-    for item, kind in zip(due, kinds, strict=True):
-        by_kind.setdefault(kind, []).append(item.event)
+        return await routed[0].codec.encode_many(events) if events else []
+    by_route: dict[Route, list[Any]] = {}
+    for event, route in zip(events, routed, strict=True):
+        by_route.setdefault(route, []).append(event)
     encoded = {
-        kind: iter(await routing[kind].codec.encode_many(events))
-        for kind, events in by_kind.items()
+        route: iter(await route.codec.encode_many(of_route)) for route, of_route in by_route.items()
     }
-    return [next(encoded[kind]) for kind in kinds]
+    return [next(encoded[route]) for route in routed]
 
 
 _PROGRESS_EVERY = 1_000

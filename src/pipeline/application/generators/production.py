@@ -203,16 +203,25 @@ async def released(
     at most `YIELD_EVERY`; other tasks get a turn after each full list."""
     origin = timer.monotonic()
     due: list[Generated[T]] = []
+    # Events up to `due_until` were due at the timer's last reading: they need no new one
+    # (as fast as possible, that is every event).
+    due_until = start
     for item in events:
-        if start is not None:
-            ahead = (event_time(item.event) - start).total_seconds() - (timer.monotonic() - origin)
-            if ahead > 0:
-                if due:
-                    yield due
-                    due = []
-                if stop.is_set():
-                    return
-                await timer.wait(max(ahead, RESOLUTION_S), stop)
+        if start is not None and due_until is not None:
+            moment = event_time(item.event)
+            if moment > due_until:
+                elapsed = timer.monotonic() - origin
+                due_until = start + timedelta(microseconds=int(elapsed * 1e6))  # rounded down
+                ahead = (moment - start).total_seconds() - elapsed
+                if ahead > 0:
+                    if due:
+                        yield due
+                        due = []
+                    if stop.is_set():
+                        return
+                    await timer.wait(max(ahead, RESOLUTION_S), stop)
+                    elapsed = timer.monotonic() - origin
+                    due_until = start + timedelta(microseconds=int(elapsed * 1e6))
         if stop.is_set():
             return
         due.append(item)
