@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.base import Generated, Lane
+from pipeline.application.generators.payments import PaymentsConfig, generate_payments
 from pipeline.application.generators.production import (
     LANES,
     lane_count,
@@ -163,3 +164,16 @@ def test_a_count_is_shared_out_among_the_lanes_exactly(count: int) -> None:
 def test_processes_beyond_the_lanes_are_a_configuration_error(process: int, processes: int) -> None:
     with pytest.raises(ConfigurationError):
         lanes_of(process, processes)
+
+
+def test_a_lane_beyond_its_count_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        Lane(LANES, LANES)
+
+
+def test_fewer_accounts_than_lanes_are_a_configuration_error() -> None:
+    config = PaymentsConfig(accounts=5)
+    stream = generate_payments(seed=1, start=NOW, config=config, lane=Lane(7, LANES))
+
+    with pytest.raises(ConfigurationError, match="5 entities cannot be shared by 12 lanes"):
+        next(stream)

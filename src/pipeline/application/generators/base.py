@@ -50,25 +50,33 @@ class Generated(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Lane:
-    """Lane `index` of `of`: the share of a stream whose entities (sessions and users,
-    accounts, posts and authors) are numbered `index` modulo `of`.
+    """Lane `index` of `of`: the share of a stream whose keyed entities (shop sessions,
+    accounts, posts) are numbered `index` + 1 modulo `of`.
 
     A lane draws only its own entities, at `1 / of` of the stream's rate, from a random
-    stream of its own; what spans entities (a catalogue, a checkout outage, a hashtag
-    burst) is drawn from the seed alone, the same in every lane. So the `of` lanes of a
-    seed, generated apart (in as many processes) and merged by event time, are one stream,
-    and each entity's events come from one lane. Lane 0 of 1 is the whole stream."""
+    stream of its own; what spans entities (a catalogue, a checkout outage, the hashtag
+    ranking and bursts, how many accounts there are) is drawn from the seed alone, the same
+    in every lane; users and authors keep no state, so every lane draws them from all. So
+    the `of` lanes of a seed, generated apart (in as many processes) and merged by event
+    time, are one stream, and each entity's events come from one lane. Lane 0 of 1 is the
+    whole stream."""
 
     index: int = 0
     of: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.of:
-            raise ValueError(f"lane {self.index} of {self.of} does not exist")
+            raise ConfigurationError(f"lane {self.index} of {self.of} does not exist")
 
     def rng(self, name: str) -> random.Random:
         """The lane's own random stream of `name` (a seeded name)."""
         return random.Random(name if self.of == 1 else f"{name}/lane/{self.index}/{self.of}")
+
+    def shared(self, own: random.Random, name: str) -> random.Random:
+        """The random stream of what spans the lanes: seeded by `name` alone, the same in
+        every lane; the whole stream draws it from its `own`, as it always has (so a seed's
+        whole stream is what it was before lanes)."""
+        return own if self.of == 1 else random.Random(name)
 
     def number(self, nth: int) -> int:
         """The number (from 1) of the lane's `nth` entity (from 0) of a kind: stream-wide

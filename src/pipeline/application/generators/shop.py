@@ -197,7 +197,7 @@ class _Shop:
             itertools.accumulate(1.0 / (rank + 1) ** 0.9 for rank in range(len(products)))
         )
         self.ranked = list(products)
-        random.Random(f"pipeline.shop/{seed}/ranking").shuffle(self.ranked)
+        lane.shared(rng, f"pipeline.shop/{seed}/ranking").shuffle(self.ranked)
         self.currency_cuts = list(itertools.accumulate(share for _, share, _ in CURRENCIES))
         self.arrivals = Arrivals(
             rng,
@@ -208,7 +208,7 @@ class _Shop:
         self.sessions = itertools.count()
         self.prefix = f"s{seed}-"
         # Outages are the shop's, not a lane's: drawn from the seed alone.
-        self.outage_rng = random.Random(f"pipeline.shop/{seed}/outages")
+        self.outage_rng = lane.shared(rng, f"pipeline.shop/{seed}/outages")
         self.outage_rate = config.outages_per_day / DAY_US
         self.next_outage = self.outage_after(start_us)
         self.outage_end = start_us

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
-import random
 from bisect import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,8 +164,8 @@ class _Network:
         self.rand = rng.random
         tags = self.tags = list(hashtag_vocabulary())
         # The popularity ranking and the bursts are the network's: drawn from the seed alone.
-        random.Random(f"pipeline.social/{seed}/tags").shuffle(tags)
-        self.burst_rng = random.Random(f"pipeline.social/{seed}/bursts")
+        lane.shared(rng, f"pipeline.social/{seed}/tags").shuffle(tags)
+        self.burst_rng = lane.shared(rng, f"pipeline.social/{seed}/bursts")
         self.popularity = list(
             itertools.accumulate(1.0 / (rank + 1) ** 1.1 for rank in range(len(tags)))
         )
@@ -202,7 +201,7 @@ class _Network:
             else:
                 now = arrival
                 arrival = self.arrivals.next()
-                while now >= self.next_burst:
+                if now >= self.next_burst:
                     self.start_burst(now)
                 yield Generated(event=self.post(now))
 
