@@ -88,6 +88,13 @@ def test_processes_for_sensors_are_a_usage_error(capsys: pytest.CaptureFixture[s
     assert "--processes does not apply to sensors" in capsys.readouterr().err
 
 
+def test_more_processes_than_lanes_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["produce", "shop", "--processes", "13"])
+    assert exit_.value.code == 2
+    assert "argument --processes: invalid choice: 13" in capsys.readouterr().err
+
+
 def test_zero_processes_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["produce", "shop", "--processes", "0"])

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pipeline.application.generators.production import LANES
 from pipeline.application.runtime.rewind import Rewound
 from pipeline.entrypoints.arguments import (
     epoch_millis,
@@ -273,9 +274,11 @@ def add_sensor_commands(commands: Any) -> None:
     produce.add_argument(
         "--processes",
         type=positive_int,
+        choices=range(1, LANES + 1),
+        metavar="N",
         default=1,
-        help="shop, payments, social: publish from N processes, each its share of the keys "
-        "(the same events as one process; default 1)",
+        help=f"shop, payments, social: publish from N processes (up to {LANES}), each its "
+        "share of the sessions, accounts or posts (the same events as one process; default 1)",
     )
     produce.set_defaults(run=cmd_produce)
 

@@ -17,8 +17,6 @@ An injected anomaly's ground-truth label travels in the record's headers (`label
 from __future__ import annotations
 
 import asyncio
-import itertools
-import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from pipeline.adapters.avro import (
     transaction_codec,
 )
 from pipeline.adapters.clock import MonotonicTimer
-from pipeline.application.generators.base import Generated, label_headers
+from pipeline.application.generators.base import Lane, label_headers
 from pipeline.application.generators.production import planned_events, released
 from pipeline.application.generators.simulations import SIMULATIONS
 from pipeline.application.ports import Timer
@@ -45,22 +43,10 @@ from pipeline.domain.social import Engagement, Post
 from pipeline.entrypoints.bootstrap import Pipeline
 from pipeline.entrypoints.replay import Progress
 
-__all__ = ["DOMAINS", "Shard", "produce_simulated", "routes"]
+__all__ = ["DOMAINS", "produce_simulated", "routes"]
 
 DOMAINS = tuple(SIMULATIONS)
 """The domains `produce_simulated` knows: shop, payments, social."""
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """Shard `index` of `of`: the events whose key's CRC-32 is `index` modulo `of`."""
-
-    index: int
-    of: int
-
-    def holds(self, key: bytes) -> bool:
-        """Whether the events of `key` are this shard's."""
-        return zlib.crc32(key) % self.of == self.index
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +115,20 @@ async def produce_simulated(
     progress: Progress | None = None,
     timer: Timer | None = None,
     now: datetime | None = None,
-    shard: Shard = Shard(0, 1),
+    lanes: Sequence[Lane] | None = None,
 ) -> Counter[str]:
     """Publish `count` generated events of `domain` (None: until `stop` is set); return how
     many went to each topic. `rate` is the mean events per second over a day (0: as fast
     as possible, laid out to end shortly before now). Either way an event is published only
     once `timer` (default: the monotonic clock) has run as long as its event time lies past
     `now` (default: the pipeline's clock), so event time never runs ahead of the clock
-    (`generators.production`). With a `shard`, only the events whose key falls in it are
-    published (and counted, `progress` included): the shards of one seed and `now` together
-    publish the unsharded run's events, each key's in one shard, in order."""
+    (`generators.production`). With `lanes`, only those lanes of the run are generated and
+    published (`production.lanes_of`): the lanes of one seed, count and `now`, published by
+    several processes, together publish the one-process run."""
     now = now or pipeline.clock.now()
-    stream = planned_events(SIMULATIONS[domain], seed=seed, now=now, count=count, rate=rate)
+    stream = planned_events(
+        SIMULATIONS[domain], seed=seed, now=now, count=count, rate=rate, lanes=lanes
+    )
     routing = routes(pipeline, domain)
     await pipeline.ensure_topics()
     log = pipeline.publishing_log
@@ -150,29 +138,24 @@ async def produce_simulated(
     async for due in released(
         stream, timer=timer or MonotonicTimer(), stop=stop, event_time=_event_time, start=now
     ):
-        # What is due together is encoded per event type in one call, then queued in order.
-        items: Sequence[Generated[Any]] = due
-        kinds = [type(item.event) for item in items]
-        keys = [
-            routing[kind].key(item.event).encode() for item, kind in zip(items, kinds, strict=True)
-        ]
-        if shard.of > 1:
-            mine = [shard.holds(key) for key in keys]
-            items = list(itertools.compress(items, mine))
-            kinds = list(itertools.compress(kinds, mine))
-            keys = list(itertools.compress(keys, mine))
-        values = await _encoded(items, kinds, routing) if items else []
-        for item, kind, key, value in zip(items, kinds, keys, values, strict=True):
-            topic = routing[kind].topic
-            headers = label_headers(item.label) if item.label is not None else ()
-            await log.publish(topic, key, value, headers)
-            sent[topic] += 1
+        # What is due together is encoded per event type in one call, then queued in order;
+        # only a labelled event has headers.
+        events = [item.event for item in due]
+        routed = [routing[type(event)] for event in events]
+        keys = [route.key(event).encode() for route, event in zip(routed, events, strict=True)]
+        values = await _encoded(events, routed, routing)
+        topics = [route.topic for route in routed]
+        publish = log.publish
+        for item, topic, key, value in zip(due, topics, keys, values, strict=True):
+            label = item.label
+            await publish(topic, key, value, () if label is None else label_headers(label))
+        sent.update(topics)
         if (
             progress is not None
-            and (total + len(items)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
+            and (total + len(due)) // _PROGRESS_EVERY > total // _PROGRESS_EVERY
         ):
-            progress(total + len(items))
-        total += len(items)
+            progress(total + len(due))
+        total += len(due)
     await log.flush()
     if progress is not None:
         progress(total)
@@ -180,19 +163,18 @@ async def produce_simulated(
 
 
 async def _encoded(
-    due: Sequence[Generated[Any]], kinds: Sequence[type], routing: Mapping[type, Route]
+    events: Sequence[Any], routed: Sequence[Route], routing: Mapping[type, Route]
 ) -> list[bytes]:
-    """The wire bytes of the events of `due`, in order: one `encode_many` per event type."""
+    """The wire bytes of `events`, in order: one `encode_many` per event type."""
     if len(routing) == 1:
-        return await routing[kinds[0]].codec.encode_many([item.event for item in due])
-    by_kind: dict[type, list[Any]] = {}
-    for item, kind in zip(due, kinds, strict=True):
-        by_kind.setdefault(kind, []).append(item.event)
+        return await routed[0].codec.encode_many(events) if events else []
+    by_route: dict[Route, list[Any]] = {}
+    for event, route in zip(events, routed, strict=True):
+        by_route.setdefault(route, []).append(event)
     encoded = {
-        kind: iter(await routing[kind].codec.encode_many(events))
-        for kind, events in by_kind.items()
+        route: iter(await route.codec.encode_many(of_route)) for route, of_route in by_route.items()
     }
-    return [next(encoded[kind]) for kind in kinds]
+    return [next(encoded[route]) for route in routed]
 
 
 _PROGRESS_EVERY = 1_000

@@ -1,10 +1,10 @@
 """`pipeline produce shop|payments|social --processes N`: one run in N processes.
 
-Every process generates the whole stream of the seed from the same start and publishes only
-its shard of it (`Shard`: by the CRC-32 of the event's key), so together they publish exactly
-the events, keys, labels and topics of a one-process run, each key's events from one process
-in order. Generating is then done N times over, encoding and queueing once: on N free cores
-the run goes about as fast as its slowest share (see README, "Producing").
+A run is `LANES` lanes of entities (sessions, accounts, posts) merged by event time; process
+i of N generates and publishes only lanes i, i + N, … (`lanes_of`), from the same start and
+count, so together they publish exactly the events, keys, labels and topics of a one-process
+run, each key's events from one process in order, and nothing is generated twice: on N free
+cores the run goes about N times as fast (see README, "Producing").
 
 The processes are spawned (a fresh interpreter each: no librdkafka thread is forked), ignore
 Ctrl-C (the terminal sends it to all of them) and stop when the parent, which handles it, tells
@@ -25,11 +25,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pipeline.application.errors import PublishError
+from pipeline.application.generators.base import Lane
+from pipeline.application.generators.production import lanes_of
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.runtime import tune_gc_for_streaming
 from pipeline.entrypoints.settings import Settings
-from pipeline.entrypoints.simulated import Shard, produce_simulated
+from pipeline.entrypoints.simulated import produce_simulated
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -56,9 +58,11 @@ async def produce_in_processes(
     stop: asyncio.Event,
     progress: Progress | None = None,
 ) -> Counter[str]:
-    """What `produce_simulated` does, by `processes` processes each publishing its shard;
+    """What `produce_simulated` does, by `processes` processes each publishing its lanes;
     return how many events went to each topic over all of them. Setting `stop` stops them
-    all; the first error of a process is raised once all have ended."""
+    all; the first error of a process is raised once all have ended. ConfigurationError for
+    more processes than lanes."""
+    shares = [lanes_of(index, processes) for index in range(processes)]
     context = multiprocessing.get_context("spawn")
     stopping = context.Event()
     results: multiprocessing.SimpleQueue[tuple[dict[str, int] | None, BaseException | None]]
@@ -67,8 +71,8 @@ async def produce_in_processes(
     run = _Run(settings, domain, count, rate, seed, now)
     workers = [
         context.Process(
-            target=_shard_main,
-            args=(run, Shard(index, processes)),
+            target=_process_main,
+            args=(run, shares[index]),
             kwargs={"produced": counters[index], "stopping": stopping, "results": results},
             name=f"pipeline-produce-{index}",
         )
@@ -132,26 +136,26 @@ class _Run:
     now: datetime
 
 
-def _shard_main(
+def _process_main(
     run: _Run,
-    shard: Shard,
+    lanes: tuple[Lane, ...],
     *,
     produced: Synchronized[int],
     stopping: ProcessEvent,
     results: multiprocessing.SimpleQueue[tuple[dict[str, int] | None, BaseException | None]],
 ) -> None:
-    """A process's run: its shard, until done or told to stop; its result on `results`."""
+    """A process's run: its lanes, until done or told to stop; its result on `results`."""
     configure_logging(run.settings.log_level, run.settings.log_format)
     try:
-        sent = asyncio.run(_shard_run(run, shard, produced=produced, stopping=stopping))
+        sent = asyncio.run(_process_run(run, lanes, produced=produced, stopping=stopping))
     except BaseException as error:  # noqa: BLE001 - handed to the parent, which reports it
         results.put((None, error))
         return
     results.put((dict(sent), None))
 
 
-async def _shard_run(
-    run: _Run, shard: Shard, *, produced: Synchronized[int], stopping: ProcessEvent
+async def _process_run(
+    run: _Run, lanes: tuple[Lane, ...], *, produced: Synchronized[int], stopping: ProcessEvent
 ) -> Counter[str]:
     stop = asyncio.Event()
 
@@ -176,7 +180,7 @@ async def _shard_run(
             stop=stop,
             progress=report,
             now=run.now,
-            shard=shard,
+            lanes=lanes,
         )
     finally:
         watcher.cancel()

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import Generated
+from pipeline.application.generators.base import Generated, Lane
 from pipeline.application.generators.payments import (
     CARD_TESTING_CATEGORY,
     EUR_RATES,
@@ -25,6 +25,7 @@ from pipeline.application.generators.payments import (
     account_profile,
     generate_payments,
 )
+from pipeline.application.generators.production import LANES, merged
 from pipeline.domain.geography import COUNTRIES, local_hour, travel_is_impossible
 from pipeline.domain.payments import (
     CARD_PRESENT,
@@ -41,14 +42,22 @@ START = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-def payments(seed: int = 7, **config: object) -> Iterator[Generated[PaymentEvent]]:
-    return generate_payments(seed=seed, start=START, config=PaymentsConfig(**config))  # type: ignore[arg-type]
+def payments(seed: int = 7, lanes: int = 1, **config: object) -> Iterator[Generated[PaymentEvent]]:
+    """The stream of `seed`; with `lanes`, as a producer run makes it: that many lanes merged."""
+    settings = PaymentsConfig(**config)  # type: ignore[arg-type]
+    return merged(
+        [
+            generate_payments(seed=seed, start=START, config=settings, lane=Lane(index, lanes))
+            for index in range(lanes)
+        ]
+    )
 
 
-@pytest.fixture(scope="module")
-def day() -> list[Generated[PaymentEvent]]:
-    """A simulated day at 2 events/s with a fraud episode every 50 transactions."""
-    stream = payments(events_per_second=2.0, fraud_rate=0.02)
+@pytest.fixture(scope="module", params=[1, LANES], ids=["whole", "lanes"])
+def day(request: pytest.FixtureRequest) -> list[Generated[PaymentEvent]]:
+    """A simulated day at 2 events/s with a fraud episode every 50 transactions:
+    the whole stream, and a producer run's 12 lanes merged."""
+    stream = payments(lanes=request.param, events_per_second=2.0, fraud_rate=0.02)
     return list(itertools.takewhile(lambda g: g.event.timestamp < START + DAY, stream))
 
 

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import Generated
+from pipeline.application.generators.base import Generated, Lane
+from pipeline.application.generators.production import LANES, merged
 from pipeline.application.generators.shop import (
     CURRENCIES,
     ShopAnomalyKind,
@@ -25,14 +26,22 @@ START = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-def shop(seed: int = 3, **config: object) -> Iterator[Generated[ShopEvent]]:
-    return generate_shop(seed=seed, start=START, config=ShopConfig(**config))  # type: ignore[arg-type]
+def shop(seed: int = 3, lanes: int = 1, **config: object) -> Iterator[Generated[ShopEvent]]:
+    """The stream of `seed`; with `lanes`, as a producer run makes it: that many lanes merged."""
+    settings = ShopConfig(**config)  # type: ignore[arg-type]
+    return merged(
+        [
+            generate_shop(seed=seed, start=START, config=settings, lane=Lane(index, lanes))
+            for index in range(lanes)
+        ]
+    )
 
 
-@pytest.fixture(scope="module")
-def day() -> list[Generated[ShopEvent]]:
-    """A simulated day at 3 events/s with an outage every 3 hours on average."""
-    stream = shop(events_per_second=3.0, outages_per_day=8.0)
+@pytest.fixture(scope="module", params=[1, LANES], ids=["whole", "lanes"])
+def day(request: pytest.FixtureRequest) -> list[Generated[ShopEvent]]:
+    """A simulated day at 3 events/s with an outage every 3 hours on average:
+    the whole stream, and a producer run's 12 lanes merged."""
+    stream = shop(lanes=request.param, events_per_second=3.0, outages_per_day=8.0)
     return list(itertools.takewhile(lambda g: g.event.timestamp < START + DAY, stream))
 
 

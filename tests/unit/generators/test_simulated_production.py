@@ -25,12 +25,17 @@ from pipeline.application.generators import (
     generate_social,
     generator_named,
 )
-from pipeline.application.generators.base import label_from_headers
-from pipeline.application.generators.production import RESOLUTION_S, planned_events, released
+from pipeline.application.generators.base import Lane, label_from_headers
+from pipeline.application.generators.production import (
+    RESOLUTION_S,
+    lanes_of,
+    planned_events,
+    released,
+)
 from pipeline.application.generators.simulations import SIMULATIONS
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.settings import Settings
-from pipeline.entrypoints.simulated import Shard, produce_simulated, routes
+from pipeline.entrypoints.simulated import produce_simulated, routes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -163,11 +168,14 @@ async def test_produce_routes_each_event_to_its_topic_keyed_with_its_label(domai
     assert all(at <= NOW for at in log.published_at)
 
 
+Published = tuple[str, bytes | None, bytes | None, Any]
+
+
 @pytest.mark.parametrize("domain", DOMAINS)
-async def test_shards_together_publish_the_unsharded_run_each_key_in_one_shard_in_order(
+async def test_processes_lanes_together_publish_the_one_process_run_each_key_from_one(
     domain: str,
 ) -> None:
-    async def run(shard: Shard) -> list[tuple[str, bytes | None, bytes | None, Any]]:
+    async def run(lanes: Sequence[Lane] | None) -> list[Published]:
         clock = VirtualClock(NOW)
         log = RecordingLog(clock)
         pipeline = await bootstrap(
@@ -178,21 +186,21 @@ async def test_shards_together_publish_the_unsharded_run_each_key_in_one_shard_i
             clock=clock,
         )
         sent = await produce_simulated(
-            pipeline, domain, count=2_000, rate=0, seed=5, timer=clock, shard=shard
+            pipeline, domain, count=2_000, rate=0, seed=5, timer=clock, lanes=lanes
         )
         assert sent.total() == len(log.published)
         return [(t, k, v, tuple(h)) for t, k, v, h in log.published]
 
-    whole = await run(Shard(0, 1))
-    shards = [await run(Shard(index, 3)) for index in range(3)]
+    whole = await run(None)
+    shares = [await run(lanes_of(index, 3)) for index in range(3)]
 
     assert len(whole) == 2_000
-    assert Counter(record for shard in shards for record in shard) == Counter(whole)
-    keys = [{key for _, key, _, _ in shard} for shard in shards]
+    assert Counter(record for share in shares for record in share) == Counter(whole)
+    keys = [{key for _, key, _, _ in share} for share in shares]
     assert all(keys)
-    assert sum(map(len, keys)) == len(set().union(*keys))  # no key in two shards
-    for index, shard in enumerate(shards):  # each key's records in the unsharded order
-        assert shard == [record for record in whole if record[1] in keys[index]]
+    assert sum(map(len, keys)) == len(set().union(*keys))  # no key from two processes
+    for index, share in enumerate(shares):  # each key's records in the one-process order
+        assert share == [record for record in whole if record[1] in keys[index]]
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,13 @@ benchmark or a detector evaluation reproducible from two numbers.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
+
+from pipeline.application.errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -43,6 +46,56 @@ class Generated(Generic[T]):
     def is_anomalous(self) -> bool:
         """Whether the generator injected an anomaly into this event."""
         return self.label is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """Lane `index` of `of`: the share of a stream whose keyed entities (shop sessions,
+    accounts, posts) are numbered `index` + 1 modulo `of`.
+
+    A lane draws only its own entities, at `1 / of` of the stream's rate, from a random
+    stream of its own; what spans entities (a catalogue, a checkout outage, the hashtag
+    ranking and bursts, how many accounts there are) is drawn from the seed alone, the same
+    in every lane; users and authors keep no state, so every lane draws them from all. So
+    the `of` lanes of a seed, generated apart (in as many processes) and merged by event
+    time, are one stream, and each entity's events come from one lane. Lane 0 of 1 is the
+    whole stream."""
+
+    index: int = 0
+    of: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.of:
+            raise ConfigurationError(f"lane {self.index} of {self.of} does not exist")
+
+    def rng(self, name: str) -> random.Random:
+        """The lane's own random stream of `name` (a seeded name)."""
+        return random.Random(name if self.of == 1 else f"{name}/lane/{self.index}/{self.of}")
+
+    def shared(self, own: random.Random, name: str) -> random.Random:
+        """The random stream of what spans the lanes: seeded by `name` alone, the same in
+        every lane; the whole stream draws it from its `own`, as it always has (so a seed's
+        whole stream is what it was before lanes)."""
+        return own if self.of == 1 else random.Random(name)
+
+    def number(self, nth: int) -> int:
+        """The number (from 1) of the lane's `nth` entity (from 0) of a kind: stream-wide
+        unique, `index + 1` modulo `of`."""
+        return nth * self.of + self.index + 1
+
+    def own(self, number: int, total: int) -> int:
+        """The lane's entity nearest below `number` (0-based, of `total`), so that a
+        lane draws its entities with the stream's distribution over them."""
+        owned = number - number % self.of + self.index
+        if owned >= total:
+            owned -= self.of
+        if owned < 0:
+            raise ConfigurationError(f"{total} entities cannot be shared by {self.of} lanes")
+        return owned
+
+
+WHOLE_STREAM = Lane()
+"""Lane 0 of 1: a generator's default, its whole stream."""
 
 
 class EventGenerator(Protocol[T]):

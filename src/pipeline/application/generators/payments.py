@@ -44,7 +44,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import AnomalyLabel, Generated
+from pipeline.application.generators.base import WHOLE_STREAM, AnomalyLabel, Generated, Lane
 from pipeline.application.generators.cycles import (
     HOUR_US,
     MINUTE_US,
@@ -266,13 +266,18 @@ def _money(amount: float, decimals: int) -> Decimal:
 
 
 def generate_payments(
-    *, seed: int, start: datetime, config: PaymentsConfig = PaymentsConfig()
+    *,
+    seed: int,
+    start: datetime,
+    config: PaymentsConfig = PaymentsConfig(),
+    lane: Lane = WHOLE_STREAM,
 ) -> Iterator[Generated[PaymentEvent]]:
     """The infinite payment stream of `seed` from event time `start` (tz-aware UTC), in
     non-decreasing event time: account profiles, transactions and payment outcomes, all
-    keyed on the wire by account id."""
+    keyed on the wire by account id. With a `lane`, only the accounts of that lane (`Lane`;
+    how many accounts there are is the stream's)."""
     require_utc(start, "generator start")
-    return _Stream(seed, to_epoch_micros(start), config).events()
+    return _Stream(seed, to_epoch_micros(start), config, lane).events()
 
 
 _TRANSACTION, _OUTCOME = 0, 1
@@ -281,23 +286,29 @@ _TRANSACTION, _OUTCOME = 0, 1
 class _Stream:
     """The state of one payment stream: accounts seen, pending events, episode counters."""
 
-    def __init__(self, seed: int, start_us: int, config: PaymentsConfig) -> None:
+    def __init__(self, seed: int, start_us: int, config: PaymentsConfig, lane: Lane) -> None:
         self.seed = seed
         self.config = config
-        self.rng = random.Random(f"pipeline.payments/{seed}")
+        self.lane = lane
+        self.rng = lane.rng(f"pipeline.payments/{seed}")
         self.accounts_total = config.accounts or accounts_for(config.events_per_second)
         self.accounts: dict[int, _Account] = {}
         self.pending: list[tuple[int, int, int, object]] = []
         self.order = itertools.count()
-        self.transactions = itertools.count(1)
+        self.transactions = itertools.count()
         self.episodes = 0
         self.arrivals = Arrivals(
             self.rng,
-            rate=config.events_per_second / EVENTS_PER_TRANSACTION,
+            rate=config.events_per_second / EVENTS_PER_TRANSACTION / lane.of,
             cycle=PAYMENTS_CYCLE,
             start_us=start_us,
         )
         self.last_card_present: dict[str, tuple[int, str]] = {}
+
+    def account_drawn(self) -> _Account:
+        """An account of the lane, each as likely."""
+        total = self.accounts_total
+        return self.account(self.lane.own(int(total * self.rng.random()), total))
 
     def account(self, index: int) -> _Account:
         found = self.accounts.get(index)
@@ -335,7 +346,7 @@ class _Stream:
 
     def normal(self, now: int) -> _Scheduled:
         rng = self.rng
-        account = self.account(int(self.accounts_total * rng.random()))
+        account = self.account_drawn()
         usual = account.usual
         category = usual[int(rng.random() * len(usual))]
         amount = account.typical * min(NORMAL_MAX_FACTOR, rng.lognormvariate(0.0, 0.6))
@@ -371,7 +382,7 @@ class _Stream:
         account = s.account
         timestamp = from_epoch_micros(now)
         tx = Transaction(
-            transaction_id=f"tx{self.seed}-{next(self.transactions)}",
+            transaction_id=f"tx{self.seed}-{self.lane.number(next(self.transactions))}",
             account_id=account.account_id,
             amount=s.amount,
             currency=account.currency,
@@ -422,11 +433,12 @@ class _Stream:
         rng = self.rng
         patterns = self.config.patterns
         pattern = patterns[int(rng.random() * len(patterns))]
-        account = self.account(int(self.accounts_total * rng.random()))
+        account = self.account_drawn()
+        episode = self.lane.number(self.episodes)
         self.episodes += 1
         label = AnomalyLabel(
             kind=pattern,
-            anomaly_id=f"fraud-{self.episodes:06d}",
+            anomaly_id=f"fraud-{episode:06d}",
             subject=account.account_id,
         )
         at = now + int(rng.uniform(1.0, 60.0) * SECOND_US)

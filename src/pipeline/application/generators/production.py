@@ -11,19 +11,25 @@
   measuring pass would not measure the second run: they start early enough, by the cycle's
   expected volume plus a margin, for their `count` events to end shortly before now
   (`planned_events`), and `released` holds any that would still lie ahead of the clock.
+
+A shop, payment or social run is `LANES` lanes merged by event time (`base.Lane`: each lane
+draws its own sessions, accounts or posts), so that N processes can each generate only their
+lanes (`lanes_of`) and together publish the one-process run. `--count` is shared out among
+the lanes (`lane_count`), so it means the same total whatever the number of processes.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import Generated
+from pipeline.application.generators.base import Generated, Lane
 from pipeline.application.generators.cycles import DailyCycle
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
 from pipeline.domain.sensors import Reading
@@ -41,6 +47,23 @@ YIELD_EVERY = 500
 """Events released without a wait before other tasks get a turn (an in-process consumer)."""
 AS_FAST_AS_POSSIBLE_INTERVAL = timedelta(seconds=1)
 """Event time between two readings of one sensor when the run is not paced."""
+LANES = 12
+"""Lanes of a shop, payment or social run: at most this many processes share one (12 lanes
+share out evenly among 1, 2, 3, 4 or 6)."""
+
+
+def lanes_of(process: int, processes: int) -> tuple[Lane, ...]:
+    """The lanes process `process` (from 0) of `processes` generates: every `processes`-th."""
+    if not 0 < processes <= LANES or not 0 <= process < processes:
+        raise ConfigurationError(f"a run has {LANES} lanes: 1 to {LANES} processes share it")
+    return tuple(Lane(index, LANES) for index in range(process, LANES, processes))
+
+
+def lane_count(count: int, lane: Lane) -> int:
+    """How many of a run's `count` events `lane` generates: an equal share, the first
+    `count % lanes` lanes one more, so that the lanes' counts add up to `count`."""
+    share, left = divmod(count, lane.of)
+    return share + (lane.index < left)
 
 
 def start_ending_at(
@@ -101,8 +124,8 @@ def _reading_time(reading: Reading) -> datetime:
 class Simulation(Generic[T]):
     """What a producer needs to know of a domain generator with a daily cycle."""
 
-    generate: Callable[[int, datetime, float], Iterator[Generated[T]]]
-    """The stream of (seed, start, mean events per second)."""
+    generate: Callable[[int, datetime, float, Lane], Iterator[Generated[T]]]
+    """The stream of (seed, start, mean events per second of the whole stream, lane)."""
     cycle: DailyCycle
     unpaced_rate: float
     """Events per second of event time when produced as fast as possible."""
@@ -115,24 +138,52 @@ class Simulation(Generic[T]):
 
 
 def planned_events(
-    simulation: Simulation[T], *, seed: int, now: datetime, count: int | None, rate: float
+    simulation: Simulation[T],
+    *,
+    seed: int,
+    now: datetime,
+    count: int | None,
+    rate: float,
+    lanes: Sequence[Lane] | None = None,
 ) -> Iterator[Generated[T]]:
-    """The events of a producer run of `simulation`, to release with `released(…, start=now)`.
+    """The events of a producer run of `simulation`, to release with `released(…, start=now)`:
+    its `lanes` (default: all `LANES`), each its `lane_count` of `count`, merged by event time.
 
     At a fixed `rate` (mean events per second over a day) the stream starts now. As fast as
     possible (`rate` 0, which needs a count) it runs at `unpaced_rate` and starts early
     enough for its first `count` events to lie before now: by the daily cycle's expected
-    volume, plus a margin of eight standard deviations and 5 %, plus the warm-up."""
+    volume, plus a margin of eight standard deviations of a lane's volume and 5 %, plus the
+    warm-up. The start depends on the whole run's count, never on the lanes asked for."""
+    lanes = lanes_of(0, 1) if lanes is None else lanes
     if rate > 0:
-        stream = simulation.generate(seed, now, rate)
+        start = now
     elif count is None:
         raise ConfigurationError("as fast as possible (rate 0) needs a count of events")
     else:
-        per = simulation.events_per_arrival
-        events = 1.05 * count + 8.0 * math.sqrt(count * per) + 8.0 * per
+        per, of = simulation.events_per_arrival, LANES
+        most = -(-count // of)  # the most a lane generates
+        events = of * (1.05 * most + 8.0 * math.sqrt(most * per) + 8.0 * per)
         span = simulation.cycle.span_before(now, events=events, rate=simulation.unpaced_rate)
-        stream = simulation.generate(seed, now - span - simulation.warm_up, simulation.unpaced_rate)
-    return stream if count is None else itertools.islice(stream, count)
+        start, rate = now - span - simulation.warm_up, simulation.unpaced_rate
+    streams = []
+    for lane in lanes:
+        stream = simulation.generate(seed, start, rate, lane)
+        streams.append(
+            stream if count is None else itertools.islice(stream, lane_count(count, lane))
+        )
+    return merged(streams)
+
+
+def merged(streams: Sequence[Iterator[Generated[T]]]) -> Iterator[Generated[T]]:
+    """Streams in non-decreasing event time (lanes) merged into one, ties in their order."""
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=_generated_time)
+
+
+def _generated_time(item: Generated[Any]) -> datetime:
+    moment: datetime = item.event.timestamp
+    return moment
 
 
 async def released(
@@ -152,16 +203,25 @@ async def released(
     at most `YIELD_EVERY`; other tasks get a turn after each full list."""
     origin = timer.monotonic()
     due: list[Generated[T]] = []
+    # Events up to `due_until` were due at the timer's last reading: they need no new one
+    # (as fast as possible, that is every event).
+    due_until = start
     for item in events:
-        if start is not None:
-            ahead = (event_time(item.event) - start).total_seconds() - (timer.monotonic() - origin)
-            if ahead > 0:
-                if due:
-                    yield due
-                    due = []
-                if stop.is_set():
-                    return
-                await timer.wait(max(ahead, RESOLUTION_S), stop)
+        if start is not None and due_until is not None:
+            moment = event_time(item.event)
+            if moment > due_until:
+                elapsed = timer.monotonic() - origin
+                due_until = start + timedelta(microseconds=int(elapsed * 1e6))  # rounded down
+                ahead = (moment - start).total_seconds() - elapsed
+                if ahead > 0:
+                    if due:
+                        yield due
+                        due = []
+                    if stop.is_set():
+                        return
+                    await timer.wait(max(ahead, RESOLUTION_S), stop)
+                    elapsed = timer.monotonic() - origin
+                    due_until = start + timedelta(microseconds=int(elapsed * 1e6))
         if stop.is_set():
             return
         due.append(item)

@@ -22,6 +22,7 @@ rate drops to zero, which a conversion alert should catch.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -34,7 +35,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import AnomalyLabel, Generated
+from pipeline.application.generators.base import WHOLE_STREAM, AnomalyLabel, Generated, Lane
 from pipeline.application.generators.cycles import (
     DAY_US,
     MINUTE_US,
@@ -118,6 +119,7 @@ class Product:
     prices: tuple[Decimal, ...]
 
 
+@functools.lru_cache(maxsize=8)
 def catalogue(seed: int, products: int) -> tuple[Product, ...]:
     """The product catalogue of shop `seed`: ids `prod-00001`…, prices log-normally spread
     around their category's median (ending in .99 below 100, whole above)."""
@@ -163,12 +165,14 @@ class _Session:
 
 
 def generate_shop(
-    *, seed: int, start: datetime, config: ShopConfig = ShopConfig()
+    *, seed: int, start: datetime, config: ShopConfig = ShopConfig(), lane: Lane = WHOLE_STREAM
 ) -> Iterator[Generated[ShopEvent]]:
     """The infinite event stream of shop `seed` from event time `start` (tz-aware UTC), in
-    non-decreasing event time. Keyed on the wire by session id."""
+    non-decreasing event time. Keyed on the wire by session id. With a `lane`, only the
+    sessions of that lane (`Lane`; users keep no state, so every lane draws them from all;
+    the catalogue and the outages are the shop's)."""
     require_utc(start, "generator start")
-    return _Shop(seed, to_epoch_micros(start), config).events()
+    return _Shop(seed, to_epoch_micros(start), config, lane).events()
 
 
 _Step = tuple[ShopEvent, ShopEventType | None, float]
@@ -178,9 +182,10 @@ _Step = tuple[ShopEvent, ShopEventType | None, float]
 class _Shop:
     """The state of one shop stream: catalogue, sessions under way, outages."""
 
-    def __init__(self, seed: int, start_us: int, config: ShopConfig) -> None:
+    def __init__(self, seed: int, start_us: int, config: ShopConfig, lane: Lane) -> None:
         self.config = config
-        rng = self.rng = random.Random(f"pipeline.shop/{seed}")
+        self.lane = lane
+        rng = self.rng = lane.rng(f"pipeline.shop/{seed}")
         self.rand = rng.random
         products = catalogue(seed, config.products)
         self.by_category: dict[str, list[Product]] = {}
@@ -192,16 +197,18 @@ class _Shop:
             itertools.accumulate(1.0 / (rank + 1) ** 0.9 for rank in range(len(products)))
         )
         self.ranked = list(products)
-        rng.shuffle(self.ranked)
+        lane.shared(rng, f"pipeline.shop/{seed}/ranking").shuffle(self.ranked)
         self.currency_cuts = list(itertools.accumulate(share for _, share, _ in CURRENCIES))
         self.arrivals = Arrivals(
             rng,
-            rate=config.events_per_second / EVENTS_PER_SESSION,
+            rate=config.events_per_second / EVENTS_PER_SESSION / lane.of,
             cycle=SHOP_CYCLE,
             start_us=start_us,
         )
-        self.sessions = itertools.count(1)
+        self.sessions = itertools.count()
         self.prefix = f"s{seed}-"
+        # Outages are the shop's, not a lane's: drawn from the seed alone.
+        self.outage_rng = lane.shared(rng, f"pipeline.shop/{seed}/outages")
         self.outage_rate = config.outages_per_day / DAY_US
         self.next_outage = self.outage_after(start_us)
         self.outage_end = start_us
@@ -246,7 +253,7 @@ class _Shop:
         # A user's currency is fixed by their number.
         currency = bisect(self.currency_cuts, (user * 2_654_435_761 % 1_000) / 1_000)
         session = _Session(
-            f"{self.prefix}{next(self.sessions)}",
+            f"{self.prefix}{self.lane.number(next(self.sessions))}",
             f"u-{user + 1:06d}",
             min(currency, len(CURRENCIES) - 1),
             0.15 if rand() < 0.2 else 0.03,
@@ -260,13 +267,14 @@ class _Shop:
                 kind=ShopAnomalyKind.CHECKOUT_OUTAGE, anomaly_id=f"outage-{self.outages:06d}"
             )
             low, high = self.config.outage_minutes
-            self.outage_end = self.next_outage + int(self.rng.uniform(low, high) * MINUTE_US)
+            minutes = self.outage_rng.uniform(low, high)
+            self.outage_end = self.next_outage + int(minutes * MINUTE_US)
             self.next_outage = self.outage_after(self.outage_end)
 
     def outage_after(self, moment: int) -> int:
         if self.outage_rate <= 0:
             return 2**62
-        return moment + int(self.rng.expovariate(self.outage_rate))
+        return moment + int(self.outage_rng.expovariate(self.outage_rate))
 
     def search(self, session: _Session, now: int) -> _Step:
         rand = self.rand

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from pipeline.application.generators.base import Generated
+from pipeline.application.generators.base import Generated, Lane
 from pipeline.application.generators.payments import (
     PAYMENTS_CYCLE,
     PaymentEvent,
@@ -35,16 +35,23 @@ UNPACED_RATE = 200.0
 """Events per second of event time of a run as fast as possible (the generators' default)."""
 
 
-def _shop(seed: int, start: datetime, rate: float) -> Iterator[Generated[ShopEvent]]:
-    return generate_shop(seed=seed, start=start, config=ShopConfig(events_per_second=rate))
+def _shop(seed: int, start: datetime, rate: float, lane: Lane) -> Iterator[Generated[ShopEvent]]:
+    config = ShopConfig(events_per_second=rate)
+    return generate_shop(seed=seed, start=start, config=config, lane=lane)
 
 
-def _payments(seed: int, start: datetime, rate: float) -> Iterator[Generated[PaymentEvent]]:
-    return generate_payments(seed=seed, start=start, config=PaymentsConfig(events_per_second=rate))
+def _payments(
+    seed: int, start: datetime, rate: float, lane: Lane
+) -> Iterator[Generated[PaymentEvent]]:
+    config = PaymentsConfig(events_per_second=rate)
+    return generate_payments(seed=seed, start=start, config=config, lane=lane)
 
 
-def _social(seed: int, start: datetime, rate: float) -> Iterator[Generated[SocialEvent]]:
-    return generate_social(seed=seed, start=start, config=SocialConfig(events_per_second=rate))
+def _social(
+    seed: int, start: datetime, rate: float, lane: Lane
+) -> Iterator[Generated[SocialEvent]]:
+    config = SocialConfig(events_per_second=rate)
+    return generate_social(seed=seed, start=start, config=config, lane=lane)
 
 
 SIMULATIONS: Mapping[str, Simulation[Any]] = MappingProxyType(

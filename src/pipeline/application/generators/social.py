@@ -16,9 +16,9 @@ post of a burst carries its label; posts that use the tag by chance do not.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
-import random
 from bisect import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import AnomalyLabel, Generated
+from pipeline.application.generators.base import WHOLE_STREAM, AnomalyLabel, Generated, Lane
 from pipeline.application.generators.cycles import (
     DAY_US,
     MINUTE_US,
@@ -107,7 +107,7 @@ class _Burst:
         self.start = start
         self.end = end
         self.peak_rate = peak_rate
-        """Posts per µs at the peak, half-way."""
+        """Posts per µs at the peak, half-way (of the lane's share of the burst)."""
 
     def rate(self, at: int) -> float:
         """Posts per µs at `at`: a triangle rising to the peak half-way, then falling."""
@@ -127,12 +127,27 @@ class _Engaged:
 
 
 def generate_social(
-    *, seed: int, start: datetime, config: SocialConfig = SocialConfig()
+    *, seed: int, start: datetime, config: SocialConfig = SocialConfig(), lane: Lane = WHOLE_STREAM
 ) -> Iterator[Generated[SocialEvent]]:
     """The infinite stream of network `seed` from event time `start` (tz-aware UTC), in
-    non-decreasing event time: posts and engagement, keyed on the wire by post id."""
+    non-decreasing event time: posts and engagement, keyed on the wire by post id. With a
+    `lane`, only the posts of that lane (`Lane`; authors keep no state, so every lane draws
+    them from all; the vocabulary and the bursts are the network's, each lane posting its
+    share of a burst's posts)."""
     require_utc(start, "generator start")
-    return _Network(seed, to_epoch_micros(start), config).events()
+    return _Network(seed, to_epoch_micros(start), config, lane).events()
+
+
+@functools.lru_cache(maxsize=8)
+def _reach_scale(authors: int) -> float:
+    # Reach: an author of rank r (0 = most followed) draws engagement ∝ (r + 1)^-0.6,
+    # normalised so that a post draws ENGAGEMENTS_PER_POST on average. Posting authors
+    # are drawn as int(authors · u³): rank r posts with probability ((r+1)/n)^⅓ − (r/n)^⅓.
+    reach_mean: float = sum(
+        ((rank + 1) ** -0.6) * (((rank + 1) / authors) ** (1 / 3) - (rank / authors) ** (1 / 3))
+        for rank in range(authors)
+    )
+    return ENGAGEMENTS_PER_POST / reach_mean
 
 
 _Pending = tuple[int, int, "_Burst | _Engaged"]
@@ -142,33 +157,31 @@ class _Network:
     """The state of one social stream: the vocabulary, bursts under way, posts still
     drawing engagement."""
 
-    def __init__(self, seed: int, start_us: int, config: SocialConfig) -> None:
+    def __init__(self, seed: int, start_us: int, config: SocialConfig, lane: Lane) -> None:
         self.config = config
-        rng = self.rng = random.Random(f"pipeline.social/{seed}")
+        self.lane = lane
+        rng = self.rng = lane.rng(f"pipeline.social/{seed}")
         self.rand = rng.random
         tags = self.tags = list(hashtag_vocabulary())
-        rng.shuffle(tags)
+        # The popularity ranking and the bursts are the network's: drawn from the seed alone.
+        lane.shared(rng, f"pipeline.social/{seed}/tags").shuffle(tags)
+        self.burst_rng = lane.shared(rng, f"pipeline.social/{seed}/bursts")
         self.popularity = list(
             itertools.accumulate(1.0 / (rank + 1) ** 1.1 for rank in range(len(tags)))
         )
         authors = self.authors = config.authors
         self.post_rate = config.events_per_second / (1.0 + ENGAGEMENTS_PER_POST)
-        self.arrivals = Arrivals(rng, rate=self.post_rate, cycle=SOCIAL_CYCLE, start_us=start_us)
-        self.delay_rate = 1.0 / (ENGAGEMENT_DELAY_MINUTES * MINUTE_US)
-        # Reach: an author of rank r (0 = most followed) draws engagement ∝ (r + 1)^-0.6,
-        # normalised so that a post draws ENGAGEMENTS_PER_POST on average. Posting authors
-        # are drawn as int(authors · u³): rank r posts with probability ((r+1)/n)^⅓ − (r/n)^⅓.
-        reach_mean = sum(
-            ((rank + 1) ** -0.6) * (((rank + 1) / authors) ** (1 / 3) - (rank / authors) ** (1 / 3))
-            for rank in range(authors)
+        self.arrivals = Arrivals(
+            rng, rate=self.post_rate / lane.of, cycle=SOCIAL_CYCLE, start_us=start_us
         )
-        self.reach_scale = ENGAGEMENTS_PER_POST / reach_mean
+        self.delay_rate = 1.0 / (ENGAGEMENT_DELAY_MINUTES * MINUTE_US)
+        self.reach_scale = _reach_scale(authors)
         self.burst_rate = config.bursts_per_day / DAY_US
         self.next_burst = self.burst_after(start_us)
         self.bursts = 0
         self.pending: list[_Pending] = []
         self.order = itertools.count()
-        self.posts = itertools.count(1)
+        self.posts = itertools.count()
         self.prefix = f"p{seed}-"
 
     def events(self) -> Iterator[Generated[SocialEvent]]:
@@ -216,7 +229,7 @@ class _Network:
         if now >= burst.end:
             return None
         # Thinning at the peak rate: keep a candidate with probability rate / peak.
-        self.schedule(now + int(self.rng.expovariate(burst.peak_rate)) + 1, burst)
+        self.schedule(now + self.burst_gap(burst), burst)
         rand = self.rand
         if rand() * burst.peak_rate >= burst.rate(now):
             return None
@@ -230,7 +243,7 @@ class _Network:
     def publish(self, now: int, author_rank: int, hashtags: list[str]) -> Post:
         """The post of `author_rank` with `hashtags`; its likes and shares scheduled."""
         rand = self.rand
-        post_id = f"{self.prefix}{next(self.posts)}"
+        post_id = f"{self.prefix}{self.lane.number(next(self.posts))}"
         author = f"user_{author_rank + 1:05d}"
         mentions: tuple[str, ...] = ()
         text = f"{_OPENERS[int(rand() * len(_OPENERS))]} {_NOUNS[int(rand() * len(_NOUNS))]}"
@@ -274,9 +287,11 @@ class _Network:
         )
 
     def start_burst(self, now: int) -> None:
-        """Start the burst due by `now`: a tail (or new) tag, its posts scheduled by
-        thinning from `now` on."""
-        rand = self.rand
+        """Start the burst due by `now`: a tail (or new) tag, the lane's share of its posts
+        scheduled by thinning from `now` on. The burst itself (tag, span, peak) is drawn
+        from the network's burst stream, the same in every lane."""
+        rng = self.burst_rng
+        rand = rng.random
         self.bursts += 1
         tags = self.tags
         if rand() < 0.7:
@@ -285,18 +300,22 @@ class _Network:
             tag = _TOPICS[int(rand() * len(_TOPICS))] + _TOPICS[int(rand() * len(_TOPICS))]
         start = self.next_burst
         low, high = self.config.burst_minutes
-        end = start + int(self.rng.uniform(low, high) * MINUTE_US)
-        peak = self.rng.uniform(*self.config.burst_peak_share) * self.post_rate / SECOND_US
+        end = start + int(rng.uniform(low, high) * MINUTE_US)
+        peak = rng.uniform(*self.config.burst_peak_share) * self.post_rate / SECOND_US
         label = AnomalyLabel(
             kind=SocialAnomalyKind.HASHTAG_BURST,
             anomaly_id=f"burst-{self.bursts:06d}",
             subject=tag,
         )
-        burst = _Burst(tag, label, start, end, peak)
-        self.schedule(now + int(self.rng.expovariate(peak)) + 1, burst)
+        burst = _Burst(tag, label, start, end, peak / self.lane.of)
+        self.schedule(now + self.burst_gap(burst), burst)
         self.next_burst = self.burst_after(end)
+
+    def burst_gap(self, burst: _Burst) -> int:
+        """Event time to the lane's next candidate post of `burst`."""
+        return int(self.rng.expovariate(burst.peak_rate)) + 1
 
     def burst_after(self, moment: int) -> int:
         if self.burst_rate <= 0:
             return 2**62
-        return moment + int(self.rng.expovariate(self.burst_rate))
+        return moment + int(self.burst_rng.expovariate(self.burst_rate))
