@@ -18,7 +18,7 @@ from tests.unit.anomalies.builders import FEATURES
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemModelStore:
     monkeypatch.setenv("PIPELINE_ANOMALY__STORE_DIR", str(tmp_path))
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     for hour, accepted in ((1, True), (2, False), (3, True)):
         model = ZScoreModel(f"z{hour}", FEATURES.index("zscore"))
         info = ModelInfo(
