@@ -68,3 +68,24 @@ def test_promoting_an_unknown_version_fails_with_a_message(
     assert cli.main(["models", "promote", "z9"]) == 1
     assert "no model 'z9'" in capsys.readouterr().err
     assert asyncio.run(store.current()) == "z3"
+
+
+def test_namespace_selects_the_model_family(
+    store: FilesystemModelStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payments = FilesystemModelStore(store.directory.parent, namespace="payments")
+    model = ZScoreModel("p1", FEATURES.index("zscore"))
+    info = ModelInfo(
+        version="p1",
+        kind=model.kind,
+        trained_at=datetime(2026, 11, 30, 4, tzinfo=UTC),
+        sample_size=50,
+        features=FEATURES,
+        contamination=0.04,
+    )
+    asyncio.run(payments.save(model, info))
+
+    assert cli.main(["models", "--namespace", "payments", "list"]) == 0
+    assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [["*", "p1"]]
+    assert cli.main(["models", "--namespace", "payments", "promote", "z1"]) == 1
+    assert asyncio.run(store.current()) == "z3"
