@@ -1,6 +1,7 @@
 """A model store in a directory: per model family a subdirectory (`<namespace>/`) holding
 per version an artifact (`<version>.model`) and its metadata (`<version>.json`, with the
-artifact's SHA-256), and `CURRENT` naming the promoted version. Written through a temporary file and a rename, so a crash never leaves half a model."""
+artifact's SHA-256), and `CURRENT` naming the promoted version. Written through a temporary
+file and a rename, so a crash never leaves half a model."""
 
 from __future__ import annotations
 
