@@ -18,7 +18,7 @@ from pipeline.adapters.model.sql import SqlModelStore
 from pipeline.adapters.sql import create_engine
 from pipeline.adapters.sql.migrate import upgrade
 from pipeline.adapters.sql.tables import anomaly_models
-from pipeline.application.errors import TamperedArtifact, UnknownModel
+from pipeline.application.errors import ConfigurationError, TamperedArtifact, UnknownModel
 from pipeline.application.ports.model import ModelInfo, ModelStore, ScoringModel
 from tests.databases import module_database
 from tests.unit.anomalies.builders import FEATURES, a_row
@@ -48,10 +48,39 @@ def rows(n: int) -> list[list[float]]:
 
 
 class ModelStoreContract:
-    """What every model store does. Subclasses provide `store` and `tamper`."""
+    """What every model store does. Subclasses provide `store` (namespace `sensors`),
+    `tamper` and `sibling`."""
 
     async def tamper(self, store: ModelStore, version: str) -> None:
         raise NotImplementedError
+
+    def sibling(self, store: ModelStore, namespace: str) -> ModelStore:
+        """The store of another model family beside `store` (same directory or database)."""
+        raise NotImplementedError
+
+    async def test_each_namespace_keeps_its_own_versions_and_current_model(
+        self, store: ModelStore
+    ) -> None:
+        payments = self.sibling(store, "payments")
+        sensors_model = ZScoreModel("z1", ZSCORE, threshold=4.0)
+        payments_model = ZScoreModel("z1", ZSCORE, threshold=6.0)
+        await store.save(sensors_model, info_of(sensors_model, 1))
+        await payments.save(payments_model, info_of(payments_model, 2))
+        only_payments = ZScoreModel("p2", ZSCORE)
+        await payments.save(only_payments, info_of(only_payments, 3))
+        await payments.promote("z1")
+
+        assert [i.version for i in await store.list()] == ["z1"]
+        assert [i.version for i in await payments.list()] == ["z1", "p2"]
+        assert await store.current() == "z1"
+        assert await payments.current() == "z1"
+        probe = [a_row(zscore=5.0)]
+        assert (await store.load("z1")).score(probe).anomalous == [True]
+        assert (await payments.load("z1")).score(probe).anomalous == [False]
+        with pytest.raises(UnknownModel):
+            await store.load("p2")
+        with pytest.raises(UnknownModel):
+            await store.promote("p2")
 
     async def test_a_stored_forest_loads_and_scores_as_before(self, store: ModelStore) -> None:
         forest = trainer_for("forest", features=FEATURES, contamination=0.03).fit(
@@ -101,20 +130,35 @@ class ModelStoreContract:
 class TestFilesystemModelStore(ModelStoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> ModelStore:
-        return FilesystemModelStore(tmp_path / "models")
+        return FilesystemModelStore(tmp_path / "models", namespace="sensors")
 
     async def tamper(self, store: ModelStore, version: str) -> None:
         assert isinstance(store, FilesystemModelStore)
         (store.directory / f"{version}.model").write_bytes(b'{"column": 1, "threshold": 0.5}')
 
+    def sibling(self, store: ModelStore, namespace: str) -> ModelStore:
+        assert isinstance(store, FilesystemModelStore)
+        return FilesystemModelStore(store.directory.parent, namespace=namespace)
+
+    def test_a_namespace_that_cannot_name_a_directory_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigurationError):
+            FilesystemModelStore(tmp_path, namespace="../sensors")
+
 
 class SqlTampering:
+    def sibling(self, store: ModelStore, namespace: str) -> ModelStore:
+        assert isinstance(store, SqlModelStore)
+        return SqlModelStore(store.engine, namespace=namespace)
+
     async def tamper(self, store: ModelStore, version: str) -> None:
         assert isinstance(store, SqlModelStore)
         async with store.engine.begin() as connection:
             await connection.execute(
                 anomaly_models.update()
-                .where(anomaly_models.c.version == version)
+                .where(
+                    anomaly_models.c.namespace == store.namespace,
+                    anomaly_models.c.version == version,
+                )
                 .values(artifact=b'{"column": 1, "threshold": 0.5}')
             )
 
@@ -125,7 +169,7 @@ class TestSqliteModelStore(SqlTampering, ModelStoreContract):
         url = f"sqlite+aiosqlite:///{tmp_path / 'models.db'}"
         upgrade(url)
         engine = create_engine(url)
-        yield SqlModelStore(engine)
+        yield SqlModelStore(engine, namespace="sensors")
         await engine.dispose()
 
 
@@ -141,5 +185,5 @@ class TestPostgresModelStore(SqlTampering, ModelStoreContract):
         engine = create_engine(postgres_url, pool_size=2)
         async with engine.begin() as connection:
             await connection.execute(sa.text("TRUNCATE anomaly_models"))
-        yield SqlModelStore(engine)
+        yield SqlModelStore(engine, namespace="sensors")
         await engine.dispose()

@@ -585,7 +585,7 @@ class SqlStoreMigrations:
     async def test_the_database_is_migrated_to_the_newest_revision(
         self, store: SensorStore, sql_url: str
     ) -> None:
-        assert head() == "0010"
+        assert head() == "0011"
         assert await asyncio.to_thread(current, sql_url) == head()
 
     async def test_the_migrated_schema_matches_the_tables_the_store_queries(

@@ -38,7 +38,7 @@ async def store_a_forest(settings: Settings) -> str:
     forest = trainer_for("forest", features=features, contamination=0.03).fit(
         sample, version="forest-e2e"
     )
-    async with model_store(settings) as store:
+    async with model_store(settings, "sensors") as store:
         await store.save(
             forest,
             ModelInfo(

@@ -36,7 +36,7 @@ def test_the_migration_scripts_are_found_whatever_the_working_directory(
     location = script_location()
 
     assert (location / "env.py").is_file()
-    assert head() == "0010"
+    assert head() == "0011"
 
 
 def test_a_new_database_has_no_revision_until_upgraded(sqlite_url: str) -> None:

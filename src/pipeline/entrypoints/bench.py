@@ -184,7 +184,7 @@ async def with_forest(settings: Settings, directory: Path) -> Settings:
     features = feature_names(DEFAULT_CATALOG)
     trainer = trainer_for("forest", features=features, contamination=anomaly.contamination)
     forest = trainer.fit(sample, version="forest-bench")
-    store = FilesystemModelStore(directory)
+    store = FilesystemModelStore(directory, namespace="sensors")
     await store.save(
         forest,
         ModelInfo(

@@ -8,19 +8,15 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from pipeline.adapters.model import TRAINERS, ZScoreModel, trainer_for
+from pipeline.adapters.model import TRAINERS, ZScoreModel
 from pipeline.application.errors import ConfigurationError
 from pipeline.application.generators.payments import PaymentsConfig
 from pipeline.application.ports.model import ModelTrainer
 from pipeline.entrypoints.jobs import payments_config
+from pipeline.entrypoints.models import payments_trainer
 from pipeline.entrypoints.runtime import EXIT_OK
 from pipeline.entrypoints.settings import Settings
-from pipeline.jobs.payment_features import (
-    FOREST_FEATURES,
-    FOREST_MAX_SAMPLES,
-    FOREST_TREES,
-    PAYMENT_FEATURES,
-)
+from pipeline.jobs.payment_features import PAYMENT_FEATURES
 from pipeline.jobs.payments_evaluation import (
     DetectorScore,
     RuleScore,
@@ -70,18 +66,7 @@ def trainers(models: str, contamination: float) -> list[ModelTrainer]:
         raise ConfigurationError(
             f"--models {models!r}: expected some of {', '.join(TRAINERS)}, or none"
         )
-    return [_trainer(kind, contamination) for kind in kinds]
-
-
-def _trainer(kind: str, contamination: float) -> ModelTrainer:
-    if kind == "forest":
-        from pipeline.adapters.model.forest import ForestTrainer  # noqa: PLC0415 - optional
-
-        columns = tuple(PAYMENT_FEATURES.index(name) for name in FOREST_FEATURES)
-        return ForestTrainer(
-            columns, contamination, trees=FOREST_TREES, max_samples=FOREST_MAX_SAMPLES
-        )
-    return trainer_for(kind, features=PAYMENT_FEATURES, contamination=contamination)
+    return [payments_trainer(kind, contamination) for kind in kinds]
 
 
 def _scoring(fitting: Sequence[ModelTrainer], contamination: float) -> Scoring | None:

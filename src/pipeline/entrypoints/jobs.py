@@ -8,7 +8,7 @@ jobs up here; adding a domain is one entry (and its `pipeline.jobs` module).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,9 @@ class JobEntry:
     tables: Callable[[Pipeline], Mapping[str, TableCodec[Any, Any]]] | None = None
     """For a job that joins global tables: how each one's topic is read."""
     scored: Callable[[Settings, LiveModel], Job] | None = None
-    """The job scoring its records with a live model (`PIPELINE_ANOMALY__ENABLED`)."""
+    """The job scoring its records with a live model of family `model_namespace`."""
+    model_namespace: str | None = None
+    """The model family that scores the job's records (`pipeline.entrypoints.models`)."""
 
     def authority(self, settings: Settings) -> str:
         """What commits the job's batches: `kafka` (a transaction) when its sinks are
@@ -119,8 +121,8 @@ def _shop_job(settings: Settings) -> Job:
     )
 
 
-def _payments_job(settings: Settings) -> Job:
-    return payments_job(payments_config(settings))
+def _payments_job(settings: Settings, scoring: LiveModel | None = None) -> Job:
+    return payments_job(replace(payments_config(settings), scoring=scoring))
 
 
 def payments_config(settings: Settings) -> PaymentsJobConfig:
@@ -303,6 +305,7 @@ JOBS: dict[str, JobEntry] = {
         summary="IoT readings → readings, threshold alerts, one-minute statistics",
         build=_sensor_job,
         scored=_sensor_job,
+        model_namespace="sensors",
         codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
         on_events=_relay_alerts("sensors"),
         tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
@@ -343,6 +346,8 @@ JOBS: dict[str, JobEntry] = {
         name="payments",
         summary="card transactions → fraud flags with reasons and score, alerts, outcomes",
         build=_payments_job,
+        scored=_payments_job,
+        model_namespace="payments",
         codecs=_payments_codecs,
         on_events=_relay_alerts("payments"),
         guarantee=(

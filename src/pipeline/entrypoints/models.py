@@ -1,5 +1,6 @@
-"""Anomaly scoring for a worker (the model it starts with, retraining beside it) and
-`pipeline models list|show|promote|rollback`."""
+"""Anomaly scoring for a worker (the model it starts with, retraining beside it), per model
+family (`sensors`, `payments`: each its own namespace in the model store, its features and
+its trainer), and `pipeline models [--namespace N] list|show|promote|rollback`."""
 
 from __future__ import annotations
 
@@ -9,18 +10,25 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.adapters.model import FilesystemModelStore, ZScoreModel, trainer_for
 from pipeline.adapters.model.filesystem import info_to_json
 from pipeline.application.errors import ModelError
-from pipeline.application.ports.model import ModelStore, ScoringModel
+from pipeline.application.ports.model import ModelStore, ModelTrainer, ScoringModel
 from pipeline.application.ports.telemetry import Telemetry
 from pipeline.application.scoring import LiveModel, Retrainer, RetrainPolicy
 from pipeline.domain import DEFAULT_CATALOG
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK
 from pipeline.entrypoints.settings import Settings
+from pipeline.jobs.payment_features import (
+    FOREST_FEATURES,
+    FOREST_MAX_SAMPLES,
+    FOREST_TREES,
+    PAYMENT_FEATURES,
+)
 from pipeline.jobs.sensor_anomalies import feature_names
 
 log = logging.getLogger(__name__)
@@ -28,19 +36,67 @@ DEFAULT_VERSION = "zscore-default"
 """The model a worker starts with when the store holds none: the untrained z-score."""
 
 
+def payments_trainer(kind: str, contamination: float) -> ModelTrainer:
+    """The trainer of `kind` over the payment features (a forest on `FOREST_FEATURES` of
+    them, with more trees and rows per tree than the sensors')."""
+    if kind == "forest":
+        from pipeline.adapters.model.forest import ForestTrainer  # noqa: PLC0415 - optional
+
+        columns = tuple(PAYMENT_FEATURES.index(name) for name in FOREST_FEATURES)
+        return ForestTrainer(
+            columns, contamination, trees=FOREST_TREES, max_samples=FOREST_MAX_SAMPLES
+        )
+    return trainer_for(kind, features=PAYMENT_FEATURES, contamination=contamination)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFamily:
+    """The models of one kind of record: their namespace in the store, the feature rows
+    they score, how one is fitted, and the settings that turn scoring on."""
+
+    namespace: str
+    features: tuple[str, ...]
+    trainer: Callable[[str, float], ModelTrainer]
+    """(model kind, contamination) → trainer."""
+    enabled: Callable[[Settings], bool]
+    contamination: Callable[[Settings], float]
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    "sensors": ModelFamily(
+        namespace="sensors",
+        features=feature_names(DEFAULT_CATALOG),
+        trainer=lambda kind, c: trainer_for(
+            kind, features=feature_names(DEFAULT_CATALOG), contamination=c
+        ),
+        enabled=lambda s: s.anomaly.enabled,
+        contamination=lambda s: s.anomaly.contamination,
+    ),
+    "payments": ModelFamily(
+        namespace="payments",
+        features=PAYMENT_FEATURES,
+        trainer=payments_trainer,
+        enabled=lambda s: s.payments.scoring,
+        contamination=lambda s: s.payments.contamination,
+    ),
+}
+"""Every model family, by namespace."""
+
+
 @contextlib.asynccontextmanager
-async def model_store(settings: Settings) -> AsyncIterator[ModelStore]:
-    """The model store the settings choose: a directory, or the database's
-    `anomaly_models` table (its engine disposed when the block ends)."""
+async def model_store(settings: Settings, namespace: str) -> AsyncIterator[ModelStore]:
+    """The store of family `namespace` the settings choose: a directory's subdirectory, or
+    its rows of the database's `anomaly_models` table (the engine disposed when the block
+    ends)."""
     if settings.anomaly.store == "filesystem":
-        yield FilesystemModelStore(settings.anomaly.store_dir)
+        yield FilesystemModelStore(settings.anomaly.store_dir, namespace=namespace)
         return
     from pipeline.adapters.model.sql import SqlModelStore  # noqa: PLC0415 - database on demand
     from pipeline.adapters.sql import create_engine  # noqa: PLC0415
 
     engine = create_engine(settings.database.url.get_secret_value(), pool_size=1, max_overflow=1)
     try:
-        yield SqlModelStore(engine)
+        yield SqlModelStore(engine, namespace=namespace)
     finally:
         await engine.dispose()
 
@@ -54,27 +110,29 @@ async def starting_model(store: ModelStore, features: tuple[str, ...]) -> Scorin
 
 
 @contextlib.asynccontextmanager
-async def anomaly_scoring(settings: Settings, telemetry: Telemetry) -> AsyncIterator[LiveModel]:
-    """The live model a sensors worker scores with, retrained beside it until the block
-    ends."""
+async def anomaly_scoring(
+    settings: Settings, telemetry: Telemetry, family: ModelFamily
+) -> AsyncIterator[LiveModel]:
+    """The live model a worker scores `family`'s records with, retrained beside it until
+    the block ends."""
     anomaly = settings.anomaly
-    features = feature_names(DEFAULT_CATALOG)
+    contamination = family.contamination(settings)
     async with contextlib.AsyncExitStack() as scope:
-        store = await scope.enter_async_context(model_store(settings))
-        live = await _scoring(settings, telemetry, store, features)
+        store = await scope.enter_async_context(model_store(settings, family.namespace))
+        live = await _scoring(settings, telemetry, store, family)
         retrainer = Retrainer(
             live,
-            trainer_for(anomaly.model, features=features, contamination=anomaly.contamination),
+            family.trainer(anomaly.model, contamination),
             store,
-            features=features,
+            features=family.features,
             policy=RetrainPolicy(
                 every_readings=anomaly.retrain_every_readings,
                 every=anomaly.retrain_every_s,
                 min_sample=anomaly.min_sample,
-                contamination=anomaly.contamination,
+                contamination=contamination,
             ),
         )
-        task = asyncio.create_task(retrainer.run(), name="retraining")
+        task = asyncio.create_task(retrainer.run(), name=f"retraining {family.namespace}")
         try:
             yield live
         finally:
@@ -84,20 +142,26 @@ async def anomaly_scoring(settings: Settings, telemetry: Telemetry) -> AsyncIter
 
 
 async def _scoring(
-    settings: Settings, telemetry: Telemetry, store: ModelStore, features: tuple[str, ...]
+    settings: Settings, telemetry: Telemetry, store: ModelStore, family: ModelFamily
 ) -> LiveModel:
     live = LiveModel(
-        await starting_model(store, features),
+        await starting_model(store, family.features),
         sample_size=settings.anomaly.sample_size,
         on_scored=telemetry.model_scored,
     )
-    log.info("anomaly scoring with model %s", live.model.version)
+    log.info("%s scoring with model %s", family.namespace, live.model.version)
     return live
 
 
 def add_models_commands(commands: Any) -> None:
     """`pipeline models …`."""
     models = commands.add_parser("models", help="the anomaly models in the model store")
+    models.add_argument(
+        "--namespace",
+        choices=sorted(FAMILIES),
+        default="sensors",
+        help="the model family (default: sensors)",
+    )
     actions = models.add_subparsers(dest="models_action", required=True, metavar="ACTION")
     actions.add_parser("list", help="every stored model, oldest first (* marks the current)")
     show = actions.add_parser("show", help="one model's metadata as JSON")
@@ -109,7 +173,7 @@ def add_models_commands(commands: Any) -> None:
 
 async def run_models(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline models …`: list, show, promote or roll back."""
-    async with model_store(settings) as store:
+    async with model_store(settings, args.namespace) as store:
         return await _models_action(args, store)
 
 

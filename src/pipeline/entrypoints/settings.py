@@ -359,13 +359,15 @@ class AnomalySettings(BaseModel):
     """Anomaly detection in the sensors job (see the README's "Anomaly detection")."""
 
     enabled: bool = False
-    """Score every reading with a model; flagged ones become `anomaly` alerts (detector ml)."""
+    """Score every reading with the `sensors` model family's current model; flagged ones
+    become `anomaly` alerts (detector ml)."""
     model: Literal["forest", "zscore"] = "forest"
     """What retraining fits: scikit-learn's Isolation Forest, or the per-sensor z-score."""
     contamination: Annotated[float, Field(gt=0, le=0.5)] = 0.03
     """Share of the training sample a fitted model flags (its decision threshold)."""
     store: Literal["filesystem", "database"] = "filesystem"
-    """Where models are kept: `store_dir`, or the database's `anomaly_models` table."""
+    """Where models are kept: `store_dir/<family>`, or the database's `anomaly_models`
+    table."""
     store_dir: Path = Path(".models")
     """The filesystem model store's directory."""
     retrain_every_readings: Annotated[int, Field(ge=1)] = 50_000
@@ -440,6 +442,13 @@ class PaymentsSettings(BaseModel):
     night_start_hour: Annotated[float, Field(ge=0, lt=24)] = 0.0
     night_end_hour: Annotated[float, Field(gt=0, le=24)] = 5.0
     """Local hours (home country) the new-category-at-night rule looks at."""
+    scoring: bool = False
+    """Score every judged transaction with the `payments` model family's current model;
+    flagged ones become `anomaly` alerts (detector ml). Store, model kind and retraining as
+    `PIPELINE_ANOMALY__…`."""
+    contamination: Annotated[float, Field(gt=0, le=0.5)] = 0.04
+    """Share of its training sample a fitted payments model flags (about the share of fraud
+    expected)."""
 
 
 class Settings(BaseSettings):

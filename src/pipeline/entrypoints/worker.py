@@ -20,7 +20,7 @@ from pipeline.application.runtime.stats import WorkerStats
 from pipeline.entrypoints.arguments import port
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
-from pipeline.entrypoints.models import anomaly_scoring
+from pipeline.entrypoints.models import FAMILIES, anomaly_scoring
 from pipeline.entrypoints.runtime import (
     EXIT_OK,
     EXIT_USAGE,
@@ -90,9 +90,10 @@ async def run_named_job(
     entry = pipeline.job(name)
     async with contextlib.AsyncExitStack() as scope:
         scoring = None
-        if pipeline.settings.anomaly.enabled and entry.scored is not None:
+        family = FAMILIES.get(entry.model_namespace or "")
+        if family is not None and family.enabled(pipeline.settings):
             scoring = await scope.enter_async_context(
-                anomaly_scoring(pipeline.settings, pipeline.telemetry)
+                anomaly_scoring(pipeline.settings, pipeline.telemetry, family)
             )
         run = pipeline.job_run(name, group_id=group_id, scoring=scoring)
         await pipeline.ensure_topics()

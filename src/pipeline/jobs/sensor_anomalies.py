@@ -111,10 +111,14 @@ class SensorFeatures:
         clipped = max(-TREND_CLIP, min(TREND_CLIP, zscore))
         trend += TREND * (clipped - trend)
         level += LEVEL * (clipped - level)
+        # A jump of more than `CLIP` stddevs that lands nearer the mean than it jumped is a
+        # snap back (a drift ended): a run before it is over, even on the same side.
+        jump = abs(value - last)
+        going_on = not (jump > CLIP * std and jump > abs(deviation))
         if zscore > RUN_Z:
-            run = run + 1 if run > 0 else 1
+            run = run + 1 if run > 0 and going_on else 1
         elif zscore < -RUN_Z:
-            run = run - 1 if run < 0 else -1
+            run = run - 1 if run < 0 and going_on else -1
         else:
             run = 0
         persistence = min(abs(zscore), abs(level)) if level * zscore > 0.0 else 0.0

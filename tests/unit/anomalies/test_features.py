@@ -119,6 +119,17 @@ def test_run_and_persistence_grow_in_a_slow_drift_and_end_with_it() -> None:
     assert (column(out[-1], "run"), column(out[-1], "persistence")) == (0.0, 0.0)
 
 
+def test_a_snap_back_ends_the_run_even_on_the_same_side() -> None:
+    normal = [20.0 + NOISE[i % 5] for i in range(200)]
+    # A drift far beyond the stddevs the state keeps, then back to just above the mean.
+    ramp = [20.0 + 0.5 * i for i in range(1, 41)]
+    _, out = feed([*normal, *ramp, 20.3, 20.31])
+
+    assert column(out[-3], "run") == 40.0
+    assert column(out[-2], "deviation") > 1.0
+    assert [column(f, "run") for f in out[-2:]] == [1.0, 2.0]
+
+
 def test_noise_keeps_run_and_persistence_small() -> None:
     rng = random.Random(4)
     _, out = feed([20.0 + rng.gauss(0.0, 0.1) for _ in range(3_000)])

@@ -87,7 +87,7 @@ def test_forest_scores_a_whole_batch_and_flags_the_outliers() -> None:
 
 @pytest.mark.parametrize("kind", ["forest", "zscore"])
 async def test_model_store_round_trip(tmp_path: Path, kind: str) -> None:
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     model = trainer_for(kind, features=FEATURES, contamination=0.03).fit(
         normal_rows(500), version=f"{kind}-1"
     )
@@ -104,12 +104,12 @@ async def test_model_store_round_trip(tmp_path: Path, kind: str) -> None:
 
 
 async def test_loading_refuses_a_tampered_artifact(tmp_path: Path) -> None:
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     model = trainer_for("forest", features=FEATURES, contamination=0.03).fit(
         normal_rows(300), version="f1"
     )
     await store.save(model, info_of(model))
-    artifact = tmp_path / "f1.model"
+    artifact = store.directory / "f1.model"
     artifact.write_bytes(artifact.read_bytes() + b"\0")
 
     with pytest.raises(TamperedArtifact, match="digest"):
@@ -127,7 +127,7 @@ def test_a_forest_artifact_holding_an_untrusted_type_is_refused() -> None:
 
 
 async def test_current_is_the_newest_accepted_until_one_is_promoted(tmp_path: Path) -> None:
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     for n, accepted in ((1, True), (2, True), (3, False)):
         model = ZScoreModel(f"z{n}", ZSCORE)
         await store.save(
@@ -176,7 +176,7 @@ def live_with_sample(model: ScoringModel) -> LiveModel:
 async def test_retraining_refuses_a_worse_model_and_keeps_the_current(tmp_path: Path) -> None:
     current = ZScoreModel("z-current", ZSCORE)
     live = live_with_sample(current)
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     retrainer = Retrainer(
         live, FitsFlagsEverything(), store, features=FEATURES,
         policy=RetrainPolicy(min_sample=100),
@@ -193,7 +193,7 @@ async def test_retraining_refuses_a_worse_model_and_keeps_the_current(tmp_path: 
 
 async def test_retraining_swaps_in_an_accepted_model_and_promotes_it(tmp_path: Path) -> None:
     live = live_with_sample(ZScoreModel("z-current", ZSCORE))
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     trainer = trainer_for("forest", features=FEATURES, contamination=0.02)
     retrainer = Retrainer(
         live, trainer, store, features=FEATURES, policy=RetrainPolicy(min_sample=100)

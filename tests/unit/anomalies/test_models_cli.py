@@ -18,7 +18,7 @@ from tests.unit.anomalies.builders import FEATURES
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemModelStore:
     monkeypatch.setenv("PIPELINE_ANOMALY__STORE_DIR", str(tmp_path))
-    store = FilesystemModelStore(tmp_path)
+    store = FilesystemModelStore(tmp_path, namespace="sensors")
     for hour, accepted in ((1, True), (2, False), (3, True)):
         model = ZScoreModel(f"z{hour}", FEATURES.index("zscore"))
         info = ModelInfo(
@@ -67,4 +67,25 @@ def test_promoting_an_unknown_version_fails_with_a_message(
 ) -> None:
     assert cli.main(["models", "promote", "z9"]) == 1
     assert "no model 'z9'" in capsys.readouterr().err
+    assert asyncio.run(store.current()) == "z3"
+
+
+def test_namespace_selects_the_model_family(
+    store: FilesystemModelStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payments = FilesystemModelStore(store.directory.parent, namespace="payments")
+    model = ZScoreModel("p1", FEATURES.index("zscore"))
+    info = ModelInfo(
+        version="p1",
+        kind=model.kind,
+        trained_at=datetime(2026, 11, 30, 4, tzinfo=UTC),
+        sample_size=50,
+        features=FEATURES,
+        contamination=0.04,
+    )
+    asyncio.run(payments.save(model, info))
+
+    assert cli.main(["models", "--namespace", "payments", "list"]) == 0
+    assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [["*", "p1"]]
+    assert cli.main(["models", "--namespace", "payments", "promote", "z1"]) == 1
     assert asyncio.run(store.current()) == "z3"

@@ -99,7 +99,7 @@ async def test_retraining_swaps_models_between_batches_without_losing_or_rescori
     retrainer = Retrainer(
         live,
         trainer_for("zscore", features=FEATURES, contamination=0.03),
-        FilesystemModelStore(tmp_path),
+        FilesystemModelStore(tmp_path, namespace="sensors"),
         features=FEATURES,
         policy=RetrainPolicy(min_sample=500, contamination=0.03),
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 
 from pipeline.adapters.model.zscore import ZScoreModel, ZScoreTrainer
@@ -12,6 +13,18 @@ from pipeline.application.ports.model import ModelInfo, ModelTrainer, ScoringMod
 
 TRAINERS = ("forest", "zscore")
 """The kinds of model this installation fits."""
+_NAMESPACE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+
+
+def checked_namespace(namespace: str) -> str:
+    """`namespace` if it can name a model family in every store (a directory, a column
+    value): lower-case letters, digits, `_` and `-`, starting with a letter."""
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ConfigurationError(
+            f"model namespace {namespace!r}: expected lower-case letters, digits, _ or -, "
+            "starting with a letter"
+        )
+    return namespace
 
 
 def trainer_for(kind: str, *, features: Sequence[str], contamination: float) -> ModelTrainer:

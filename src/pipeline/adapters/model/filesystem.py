@@ -1,6 +1,7 @@
-"""A model store in a directory: per version an artifact (`<version>.model`) and its
-metadata (`<version>.json`, with the artifact's SHA-256), and `CURRENT` naming the promoted
-version. Written through a temporary file and a rename, so a crash never leaves half a model."""
+"""A model store in a directory: per model family a subdirectory (`<namespace>/`) holding
+per version an artifact (`<version>.model`) and its metadata (`<version>.json`, with the
+artifact's SHA-256), and `CURRENT` naming the promoted version. Written through a temporary
+file and a rename, so a crash never leaves half a model."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.adapters.model.artifacts import artifact_of, digest, model_from
+from pipeline.adapters.model.artifacts import (
+    artifact_of,
+    checked_namespace,
+    digest,
+    model_from,
+)
 from pipeline.application.errors import ModelError, UnknownModel
 from pipeline.application.ports.model import ModelInfo, ScoringModel
 
@@ -53,10 +59,12 @@ def _write(path: Path, data: bytes) -> None:
 
 
 class FilesystemModelStore:
-    """Models in `directory` (created on first save)."""
+    """The models of family `namespace` in `directory / namespace` (created on first
+    save)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path, *, namespace: str) -> None:
+        self.namespace = checked_namespace(namespace)
+        self.directory = directory / namespace
 
     def _infos(self) -> list[ModelInfo]:
         if not self.directory.is_dir():

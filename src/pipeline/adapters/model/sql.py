@@ -1,5 +1,6 @@
-"""A model store in the database (table `anomaly_models`, migration 0009): artifact and
-metadata per version in one row, and when it was promoted."""
+"""A model store in the database (table `anomaly_models`, migrations 0009 and 0011):
+artifact and metadata per version in one row, and when it was promoted; each model family
+(`namespace`) has its own versions and current model."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pipeline.adapters.model.artifacts import artifact_of, digest, model_from
+from pipeline.adapters.model.artifacts import artifact_of, checked_namespace, digest, model_from
 from pipeline.adapters.sql.tables import anomaly_models
 from pipeline.application.errors import UnknownModel
 from pipeline.application.ports.model import ModelInfo, ScoringModel
 
-_INFO_COLUMNS = [c for c in anomaly_models.c if c.name not in ("artifact", "promoted_at")]
+_INFO_COLUMNS = [
+    c for c in anomaly_models.c if c.name not in ("namespace", "artifact", "promoted_at")
+]
 
 
 def _info(row: RowMapping) -> ModelInfo:
@@ -35,10 +38,13 @@ def _info(row: RowMapping) -> ModelInfo:
 
 
 class SqlModelStore:
-    """Models in the `anomaly_models` table of `engine`'s database."""
+    """The models of family `namespace` in the `anomaly_models` table of `engine`'s
+    database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, namespace: str) -> None:
         self.engine = engine
+        self.namespace = checked_namespace(namespace)
+        self._mine = anomaly_models.c.namespace == self.namespace
 
     async def save(self, model: ScoringModel, info: ModelInfo) -> ModelInfo:
         """Insert the model's row (a version is stored once)."""
@@ -47,6 +53,7 @@ class SqlModelStore:
         async with self.engine.begin() as connection:
             await connection.execute(
                 anomaly_models.insert().values(
+                    namespace=self.namespace,
                     version=stored.version,
                     kind=stored.kind,
                     trained_at=stored.trained_at,
@@ -63,19 +70,21 @@ class SqlModelStore:
 
     async def list(self) -> Sequence[ModelInfo]:
         """Every model, oldest first."""
-        query = sa.select(*_INFO_COLUMNS).order_by(
-            anomaly_models.c.trained_at, anomaly_models.c.version
+        query = (
+            sa.select(*_INFO_COLUMNS)
+            .where(self._mine)
+            .order_by(anomaly_models.c.trained_at, anomaly_models.c.version)
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [_info(row) for row in rows]
 
     async def _row(self, version: str, *columns: Any) -> RowMapping:
-        query = sa.select(*columns).where(anomaly_models.c.version == version)
+        query = sa.select(*columns).where(self._mine, anomaly_models.c.version == version)
         async with self.engine.connect() as connection:
             row = (await connection.execute(query)).mappings().first()
         if row is None:
-            raise UnknownModel(f"no model {version!r} in the database")
+            raise UnknownModel(f"no {self.namespace} model {version!r} in the database")
         return row
 
     async def info(self, version: str) -> ModelInfo:
@@ -92,7 +101,7 @@ class SqlModelStore:
         table = anomaly_models
         query = (
             sa.select(table.c.version)
-            .where(table.c.accepted | table.c.promoted_at.is_not(None))
+            .where(self._mine, table.c.accepted | table.c.promoted_at.is_not(None))
             .order_by(
                 table.c.promoted_at.desc().nulls_last(),
                 table.c.trained_at.desc(),
@@ -108,10 +117,10 @@ class SqlModelStore:
         """Make `version` current."""
         update = (
             anomaly_models.update()
-            .where(anomaly_models.c.version == version)
+            .where(self._mine, anomaly_models.c.version == version)
             .values(promoted_at=datetime.now(UTC))
         )
         async with self.engine.begin() as connection:
             result = await connection.execute(update)
         if result.rowcount == 0:
-            raise UnknownModel(f"no model {version!r} in the database")
+            raise UnknownModel(f"no {self.namespace} model {version!r} in the database")

@@ -313,7 +313,9 @@ transaction_outcomes = sa.Table(
 anomaly_models = sa.Table(
     "anomaly_models",
     metadata,
-    # The database model store: each scoring model's artifact and metadata (issue 11).
+    # The database model store: each scoring model's artifact and metadata (issue 11), per
+    # model family (`sensors`, `payments`: migration 0011).
+    sa.Column("namespace", sa.Text, primary_key=True, server_default="sensors"),
     sa.Column("version", sa.Text, primary_key=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("trained_at", UtcDateTime, nullable=False),

@@ -1,0 +1,70 @@
+"""What anomaly scoring costs the sensors job itself, without Kafka or a database: the job
+(the engine's `Task`, batches of `--batch` readings, a checkpoint's state changes taken after
+each) over one generated backlog, with scoring off and with a fitted Isolation Forest,
+alternated, printing each run's CPU seconds and readings per CPU second, and the share kept.
+
+    uv run python benchmarks/anomaly_scoring_cost.py --pairs 3 --events 100000
+
+A benchmark that prints figures, not a test. It isolates the job's share of a worker's work:
+the worker also polls, decodes and writes every reading, which scoring does not add to, so
+the share a whole worker keeps (`pipeline bench sensors --ml`) is higher than this one."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Sequence
+
+from pipeline.adapters.model import trainer_for
+from pipeline.application.ports.model import ScoringModel
+from pipeline.application.scoring import LiveModel
+from pipeline.domain import DEFAULT_CATALOG, Reading
+from pipeline.entrypoints import evaluate_sensors
+from pipeline.jobs.sensor_anomalies import feature_names
+from pipeline.jobs.sensors import SensorJobConfig, sensor_job
+from pipeline.streams import Task, to_millis
+
+TOPIC = evaluate_sensors.TOPIC
+
+
+def job_cpu(readings: Sequence[Reading], model: ScoringModel | None, batch: int) -> float:
+    """CPU seconds of the sensors job over `readings`, scoring with `model` (none: off)."""
+    live = None if model is None else LiveModel(model)
+    task = Task(sensor_job(SensorJobConfig(topic=TOPIC, scoring=live)).plan())
+    task.assign(0, {}, to_millis(evaluate_sensors.START))
+    started = time.process_time()
+    for start in range(0, len(readings), batch):
+        chunk = readings[start : start + batch]
+        task.process([(TOPIC, 0, r, None) for r in chunk], to_millis(chunk[-1].timestamp) + 1_000)
+        task.changes()
+    return time.process_time() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sensors", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="the worker's default batch")
+    parser.add_argument("--pairs", type=int, default=3)
+    args = parser.parse_args()
+    readings = evaluate_sensors.generated_readings(events=args.events, seed=3, sensors=args.sensors)
+    # Fitted as `pipeline bench sensors --ml` fits its forest.
+    sample = evaluate_sensors.training_sample(
+        evaluate_sensors.generated_readings(events=20_000, seed=7, sensors=100), 0.03
+    )
+    features = feature_names(DEFAULT_CATALOG)
+    forest = trainer_for("forest", features=features, contamination=0.03).fit(sample, version="f")
+    kept: list[float] = []
+    for pair in range(1, args.pairs + 1):
+        off, on = job_cpu(readings, None, args.batch), job_cpu(readings, forest, args.batch)
+        kept.append(off / on)
+        print(
+            f"pair {pair}: scoring off {off:.2f} s CPU ({args.events / off:,.0f} readings per "
+            f"CPU second), forest {on:.2f} s CPU ({args.events / on:,.0f}): kept {off / on:.0%}"
+        )
+    print(f"median share kept: {statistics.median(kept):.0%}")
+
+
+if __name__ == "__main__":
+    main()
