@@ -216,7 +216,11 @@ class ConsumerWorker(Generic[P]):
                     task = asyncio.create_task(self._applied(prepared))
                 self._in_flight = (task, records, prepared, trace)
                 await asyncio.sleep(0)  # let the apply send its first statement
-            if self._until_caught_up and len(records) < self._batch_size:
+            # A full batch may have been the last: known without a poll that would wait
+            # `batch_timeout` for records that are not there.
+            if self._until_caught_up and (
+                len(records) < self._batch_size or self._read_to_end()
+            ):
                 await self._finish_in_flight()
                 if await self._caught_up():
                     return
@@ -246,18 +250,26 @@ class ConsumerWorker(Generic[P]):
             self._in_flight[0].cancel()
             self._in_flight = None
 
-    async def _caught_up(self) -> bool:
-        assigned = self._consumer.assignment()
-        if not assigned or self._paused.carry:
-            return False
+    def _read_to_end(self) -> bool:
+        # Every partition read to the end its last fetch response reported: known without
+        # a broker request (asking for each partition's end takes a round trip each,
+        # seconds for a topic of many partitions).
         consumer = self._consumer
-        if isinstance(consumer, CaughtUp) and consumer.caught_up() == assigned:
-            # Every partition read to the end its last fetch response reported: known
-            # without a broker request (asking for each partition's end takes a round trip
-            # each, seconds for a topic of many partitions).
+        assigned = consumer.assignment()
+        return (
+            bool(assigned)
+            and not self._paused.carry
+            and isinstance(consumer, CaughtUp)
+            and consumer.caught_up() == assigned
+        )
+
+    async def _caught_up(self) -> bool:
+        if not self._consumer.assignment() or self._paused.carry:
+            return False
+        if self._read_to_end():
             self.stats.lag = 0
             return True
-        self.stats.lag = await consumer.lag()
+        self.stats.lag = await self._consumer.lag()
         return self.stats.lag == 0
 
     async def _finish_in_flight(self) -> None:
