@@ -12,8 +12,6 @@ import json
 import sys
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from pipeline.application.errors import ConfigurationError
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
@@ -25,6 +23,9 @@ EXIT_NOT_RUNNING = 3
 
 def placeholder_values(settings: Settings) -> dict[str, str]:
     """What `${pipeline:KEY}` stands for in the connector configs."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only for `pipeline connect`
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
     try:
         url = make_url(settings.database.url.get_secret_value())
     except ArgumentError as exc:

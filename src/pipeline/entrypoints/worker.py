@@ -12,8 +12,6 @@ from pathlib import Path
 
 import structlog
 
-from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
-from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.errors import ProducerFenced
 from pipeline.application.runtime.runner import run_job
 from pipeline.application.runtime.stats import WorkerStats
@@ -128,7 +126,14 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         group = args.group_id or pipeline.group_id(args.name)
         with contextlib.ExitStack() as serving:
             telemetry = pipeline.telemetry
-            if isinstance(telemetry, PrometheusTelemetry):
+            if telemetry.enabled:
+                # prometheus_client only when metrics are kept.
+                from pipeline.adapters.telemetry.prometheus import (  # noqa: PLC0415
+                    PrometheusTelemetry,
+                )
+                from pipeline.adapters.telemetry.server import serving_metrics  # noqa: PLC0415
+
+                assert isinstance(telemetry, PrometheusTelemetry)
                 host = settings.metrics.host
                 port = serving.enter_context(
                     serving_metrics(telemetry, host=host, port=settings.metrics.port or 0)
