@@ -139,7 +139,8 @@ async def main() -> None:
                 print(
                     f"  {label:8} launch→first commit {figures['start']:5.2f} s, last commit→exit "
                     f"{figures['stop']:5.2f} s, launch→exit {figures['total']:6.2f} s "
-                    f"({args.events / figures['total']:,.0f} readings/s), CPU {figures['cpu']:5.1f} s "
+                    f"({args.events / figures['total']:,.0f} readings/s), "
+                    f"CPU {figures['cpu']:5.1f} s "
                     f"({args.events / figures['cpu']:,.0f} per CPU s), peak RSS "
                     f"{figures['rss']:4.0f} MiB; load {os.getloadavg()[0]:.2f}"
                 )

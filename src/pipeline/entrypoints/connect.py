@@ -12,7 +12,6 @@ import json
 import sys
 from typing import Any
 
-
 from pipeline.application.errors import ConfigurationError
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings

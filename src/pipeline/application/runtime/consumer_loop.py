@@ -218,9 +218,7 @@ class ConsumerWorker(Generic[P]):
                 await asyncio.sleep(0)  # let the apply send its first statement
             # A full batch may have been the last: known without a poll that would wait
             # `batch_timeout` for records that are not there.
-            if self._until_caught_up and (
-                len(records) < self._batch_size or self._read_to_end()
-            ):
+            if self._until_caught_up and (len(records) < self._batch_size or self._read_to_end()):
                 await self._finish_in_flight()
                 if await self._caught_up():
                     return
