@@ -15,7 +15,7 @@ import structlog
 from pipeline.application.errors import ProducerFenced
 from pipeline.application.runtime.runner import run_job
 from pipeline.application.runtime.stats import WorkerStats
-from pipeline.entrypoints.arguments import port
+from pipeline.entrypoints.arguments import port, positive_int
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.models import anomaly_scoring
@@ -51,6 +51,14 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="serve Prometheus metrics on http://<PIPELINE_METRICS__HOST>:PORT/metrics "
         "(0: a free port; default: PIPELINE_METRICS__PORT, unset: no metrics)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run N members of the group, one process each, supervised by this one "
+        "(default 1; process i serves metrics on PORT + i)",
     )
 
 
@@ -115,6 +123,10 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "(the in-memory log lives only inside `pipeline demo`).\n"
         )
         return EXIT_USAGE
+    if args.processes > 1:
+        from pipeline.entrypoints.worker_processes import run_processes  # noqa: PLC0415
+
+        return await run_processes(args)
     if args.metrics_port is not None:
         settings = with_metrics_port(settings, args.metrics_port)
     stop = asyncio.Event()
