@@ -9,9 +9,12 @@ before it) `--runs` times and prints, per run: launch → first batch committed 
 (start-up: imports, bootstrap, group join, first fetch), the last commit → the process's
 exit (the `--until-caught-up` stop), launch → exit, the readings/s of the whole run, the
 process's CPU seconds and its peak RSS. The commits are read from `consumer_offsets`
-(`updated_at`, the database's clock, which is this machine's). With `--compare SRC`, every
-run is followed by one of the worker from another checkout's `src/` (put first on
-PYTHONPATH), alternating the order each round, so that both see the same machine.
+(`updated_at`, the database's clock, which is this machine's); the CPU seconds of the
+worker's processes are sampled from /proc every 20 ms, so that each wall figure has the CPU
+time spent in it beside it (wall time on a shared machine is mostly waiting for a core).
+With `--compare SRC`, every run is followed by one of the worker from another checkout's
+`src/` (put first on PYTHONPATH), alternating the order each round, so that both see the
+same machine.
 `--processes N` passes `--processes N` to this checkout's worker.
 """
 
@@ -19,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +36,49 @@ from sqlalchemy.engine import make_url
 from pipeline.adapters.sql.migrate import upgrade
 from pipeline.entrypoints.bench_floor import _database, _dsn, _empty, _stored
 from pipeline.entrypoints.settings import Settings
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (the members of `--processes N`)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _usage(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds and peak RSS (MiB, summed) of `pids` so far."""
+    cpu, peak = 0.0, 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / TICK
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) / 1024
+    return cpu, peak
+
+
+async def _sample(process: asyncio.subprocess.Process, samples: list[tuple[float, float, float]]):
+    """(time, CPU, peak RSS) of the worker's processes every 20 ms while it runs."""
+    while process.returncode is None:
+        samples.append((time.time(), *_usage(_tree(process.pid))))
+        await asyncio.sleep(0.02)
+
+
+def _at(samples: list[tuple[float, float, float]], moment: float) -> float:
+    """CPU seconds of the worker's processes at `moment` (the last sample before it)."""
+    return max((cpu for at, cpu, _ in samples if at <= moment), default=0.0)
 
 
 async def _first_commit(dsn: str, group: str, process: asyncio.subprocess.Process) -> float:
@@ -64,31 +110,34 @@ async def one_run(
 ) -> dict[str, float] | None:
     group = f"lifecycle-{uuid.uuid4().hex[:8]}"
     await _empty(db_url)
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
-        launched = time.time()
-        process = await asyncio.create_subprocess_exec(
-            "/usr/bin/time", "-o", timing.name, "-f", "%U %S %M",
-            *command, "--group-id", group, "--until-caught-up",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        first = asyncio.create_task(_first_commit(dsn, group, process))
-        _, err = await process.communicate()
-        exited = time.time()
-        first_commit = await first
-        if process.returncode != 0:
-            sys.stderr.write(err.decode(errors="replace"))
-            return None
-        user, system, rss_kb = timing.read().split()
+    launched = time.time()
+    process = await asyncio.create_subprocess_exec(
+        *command, "--group-id", group, "--until-caught-up",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    samples: list[tuple[float, float, float]] = []
+    sampling = asyncio.create_task(_sample(process, samples))
+    first = asyncio.create_task(_first_commit(dsn, group, process))
+    _, err = await process.communicate()
+    exited = time.time()
+    first_commit = await first
+    await sampling
+    if process.returncode != 0:
+        sys.stderr.write(err.decode(errors="replace"))
+        return None
     if (stored := await _stored(db_url)) != events:
         sys.stderr.write(f"{label}: stored {stored} of {events}\n")
         return None
     last = await _last_commit(dsn, group)
+    cpu, rss = samples[-1][1], samples[-1][2]
     return {
         "start": first_commit - launched,
+        "start_cpu": _at(samples, first_commit),
         "stop": exited - last,
+        "stop_cpu": cpu - _at(samples, last),
         "total": exited - launched,
-        "cpu": float(user) + float(system),
-        "rss": int(rss_kb) / 1024,
+        "cpu": cpu,
+        "rss": rss,
     }
 
 
@@ -137,8 +186,10 @@ async def main() -> None:
                     raise SystemExit(f"{label} run failed")
                 results[label].append(figures)
                 print(
-                    f"  {label:8} launch→first commit {figures['start']:5.2f} s, last commit→exit "
-                    f"{figures['stop']:5.2f} s, launch→exit {figures['total']:6.2f} s "
+                    f"  {label:8} launch→first commit {figures['start']:5.2f} s "
+                    f"(CPU {figures['start_cpu']:4.2f} s), last commit→exit "
+                    f"{figures['stop']:5.2f} s (CPU {figures['stop_cpu']:4.2f} s), "
+                    f"launch→exit {figures['total']:6.2f} s "
                     f"({args.events / figures['total']:,.0f} readings/s), "
                     f"CPU {figures['cpu']:5.1f} s "
                     f"({args.events / figures['cpu']:,.0f} per CPU s), peak RSS "
@@ -149,7 +200,8 @@ async def main() -> None:
     for label, runs in results.items():
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(
-            f"{label:8} median: start {median['start']:.2f} s, stop {median['stop']:.2f} s, "
+            f"{label:8} median: start {median['start']:.2f} s (CPU {median['start_cpu']:.2f} s), "
+            f"stop {median['stop']:.2f} s (CPU {median['stop_cpu']:.2f} s), "
             f"total {median['total']:.2f} s, CPU {median['cpu']:.1f} s, RSS {median['rss']:.0f} MiB"
         )
 

@@ -89,6 +89,10 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from pipeline.entrypoints.bench_social import run_social_bench  # noqa: PLC0415
 
         return await run_social_bench(args, settings)
+    if args.embedded:
+        from pipeline.entrypoints.bench_embedded import run_embedded_bench  # noqa: PLC0415
+
+        return await run_embedded_bench(args, settings)
     if args.floor is not None:
         from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
 
@@ -292,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: run the worker and the floor (benchmarks/floor_sensors.py, a minimal "
         "script doing the same work) alternately RUNS times each on one backlog of --events "
         "readings, as whole processes, and print both and their ratio",
+    )
+    bench.add_argument(
+        "--embedded",
+        action="store_true",
+        help="sensors only: run on the embedded default (in-memory log and registry, a "
+        "SQLite file) as `pipeline demo` does, with no service",
     )
     bench.add_argument(
         "--ml",
