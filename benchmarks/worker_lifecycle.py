@@ -129,7 +129,8 @@ async def one_run(
         sys.stderr.write(f"{label}: stored {stored} of {events}\n")
         return None
     last = await _last_commit(dsn, group)
-    cpu, rss = samples[-1][1], samples[-1][2]
+    # The last sample may come after the exit, when /proc no longer has the process.
+    cpu, rss = max(c for _, c, _ in samples), max(r for _, _, r in samples)
     return {
         "start": first_commit - launched,
         "start_cpu": _at(samples, first_commit),
