@@ -15,7 +15,8 @@ time spent in it beside it (wall time on a shared machine is mostly waiting for 
 With `--compare SRC`, every run is followed by one of the worker from another checkout's
 `src/` (put first on PYTHONPATH), alternating the order each round, so that both see the
 same machine.
-`--processes N` passes `--processes N` to this checkout's worker.
+`--processes N` passes `--processes N` to this checkout's worker, `--compare-env NAME=VALUE`
+sets a variable for the compared worker only (`--compare src` with it compares a setting).
 """
 
 from __future__ import annotations
@@ -148,6 +149,13 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="another checkout's src/ to alternate with")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--compare-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable of the compared worker only (repeatable)",
+    )
     args = parser.parse_args()
     settings = Settings()
     run_id = uuid.uuid4().hex[:8]
@@ -167,7 +175,8 @@ async def main() -> None:
         ("this", worker + (["--processes", str(args.processes)] if args.processes > 1 else []), env)
     ]
     if args.compare is not None:
-        variants.append(("compare", worker, {**env, "PYTHONPATH": str(args.compare)}))
+        extra = dict(item.split("=", 1) for item in args.compare_env)
+        variants.append(("compare", worker, {**env, "PYTHONPATH": str(args.compare), **extra}))
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in variants}
     try:
         await asyncio.to_thread(upgrade, db_url)

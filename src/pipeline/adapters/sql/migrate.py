@@ -83,7 +83,10 @@ def head() -> str:
         if "revision" in assigned:
             revisions.add(str(assigned["revision"]))
             down = assigned.get("down_revision")
-            revised.update([down] if isinstance(down, str) else (down or ()))
+            if isinstance(down, str):
+                revised.add(down)
+            elif isinstance(down, tuple | list):
+                revised.update(map(str, down))
     heads = sorted(revisions - revised)
     if len(heads) != 1:
         raise ConfigurationError(
@@ -96,8 +99,10 @@ def _assignments(script: Path) -> dict[str, object]:
     """The module-level `revision` and `down_revision` literals of a migration script."""
     found: dict[str, object] = {}
     for node in ast.parse(script.read_text(encoding="utf-8")).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target: ast.expr | None = None
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
         value = getattr(node, "value", None)
         if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and value:
