@@ -150,6 +150,9 @@ async def main() -> None:
     parser.add_argument("--compare", type=Path, help="another checkout's src/ to alternate with")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument(
+        "--topic", help="an earlier run's topic holding exactly --events readings (not produced)"
+    )
+    parser.add_argument(
         "--compare-env",
         action="append",
         default=[],
@@ -159,7 +162,8 @@ async def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     run_id = uuid.uuid4().hex[:8]
-    topic, database = f"bench-lifecycle-{run_id}", f"pipeline_bench_{run_id}"
+    topic = args.topic or f"bench-lifecycle-{run_id}"
+    database = f"pipeline_bench_{run_id}"
     app_url = settings.database.url.get_secret_value()
     await _database(app_url, database)
     db_url = make_url(app_url).set(database=database).render_as_string(hide_password=False)
@@ -180,13 +184,14 @@ async def main() -> None:
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in variants}
     try:
         await asyncio.to_thread(upgrade, db_url)
-        produce = await asyncio.create_subprocess_exec(
-            python, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
-            "--count", str(args.events), "--rate", "0", "--seed", str(int(run_id, 16)),
-            env=env, stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        if await produce.wait() != 0:
-            raise SystemExit("producing the backlog failed")
+        if args.topic is None:
+            produce = await asyncio.create_subprocess_exec(
+                python, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
+                "--count", str(args.events), "--rate", "0", "--seed", str(int(run_id, 16)),
+                env=env, stdout=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            if await produce.wait() != 0:
+                raise SystemExit("producing the backlog failed")
         print(f"{args.events:,} readings, topic {topic}; load average {os.getloadavg()[:2]}")
         for n in range(args.runs):
             order = variants if n % 2 == 0 else variants[::-1]
