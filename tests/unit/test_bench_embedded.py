@@ -46,3 +46,4 @@ def test_the_embedded_bench_refuses_what_needs_the_stack(
 
 def test_the_embedded_bench_is_for_the_sensors_job(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "shop", "--embedded"]) == 2
+    assert "--embedded benchmarks `sensors` alone" in capsys.readouterr().err

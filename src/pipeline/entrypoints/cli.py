@@ -77,6 +77,10 @@ async def cmd_evaluate_sensors(args: argparse.Namespace, settings: Settings) -> 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline bench sensors|shop|payments|social`."""
+    if args.embedded:
+        from pipeline.entrypoints.bench_embedded import run_embedded_bench  # noqa: PLC0415
+
+        return await run_embedded_bench(args, settings)
     if args.domain == "shop":
         from pipeline.entrypoints.bench_shop import run_shop_bench  # noqa: PLC0415
 
@@ -89,10 +93,6 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from pipeline.entrypoints.bench_social import run_social_bench  # noqa: PLC0415
 
         return await run_social_bench(args, settings)
-    if args.embedded:
-        from pipeline.entrypoints.bench_embedded import run_embedded_bench  # noqa: PLC0415
-
-        return await run_embedded_bench(args, settings)
     if args.floor is not None:
         from pipeline.entrypoints.bench_floor import run_floor_bench  # noqa: PLC0415
 
