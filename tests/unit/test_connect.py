@@ -13,8 +13,8 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from pipeline.adapters.connect import KafkaConnectClient, connector_configs, connectors_dir
-from pipeline.adapters.connect.configs import slot_name
+from pipeline.adapters.connect.client import KafkaConnectClient
+from pipeline.adapters.connect.configs import connector_configs, connectors_dir, slot_name
 from pipeline.application.errors import ConfigurationError, ConnectorError
 from pipeline.entrypoints import cli
 from pipeline.entrypoints.connect import placeholder_values

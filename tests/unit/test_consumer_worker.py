@@ -79,6 +79,32 @@ async def test_until_caught_up_handles_every_record_once_then_returns() -> None:
     assert stats.batches == 3
 
 
+async def test_until_caught_up_returns_after_a_full_last_batch_without_another_poll() -> None:
+    # 20 records, batches of 10: the second batch reads every partition to its end, which the
+    # consumer knows without asking; polling once more would only wait `batch_timeout`.
+    log = await log_with(20)
+    handler = RecordingHandler()
+    consumer = log.consumer(group_id="g", topics=[TOPIC])
+    polls: list[int] = []
+    poll = consumer.poll
+
+    async def counted_poll(max_records: int, timeout: float) -> list[Record]:
+        records = await poll(max_records, timeout)
+        polls.append(len(records))
+        return records
+
+    consumer.poll = counted_poll  # type: ignore[method-assign]
+    looping = ConsumerWorker(
+        consumer=consumer, handler=handler, batch_size=10, batch_timeout=5.0, until_caught_up=True
+    )
+
+    stats = await asyncio.wait_for(looping.run(), 4)
+
+    assert handler.handled == list(range(20))
+    assert stats.lag == 0
+    assert polls == [10, 10]
+
+
 async def test_batches_are_committed_for_the_group() -> None:
     log = await log_with(5)
     await worker(log, RecordingHandler(), until_caught_up=True).run()

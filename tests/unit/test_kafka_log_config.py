@@ -119,3 +119,18 @@ def test_a_consumed_message_becomes_a_record_with_bytes_headers() -> None:
         timestamp_ms=1_700_000_000_123,
         headers=(("type", b"reading"), ("empty", b""), ("text", b"utf8")),
     )
+
+
+@pytest.mark.parametrize(
+    ("client_config", "wait_ms"), [({}, "100"), ({"fetch.wait.max.ms": "20"}, "20")]
+)
+def test_a_changelog_table_waits_at_most_100_ms_per_empty_fetch_unless_configured(
+    client_config: dict[str, str], wait_ms: str
+) -> None:
+    # Reading a table to its end takes a few empty fetches: at librdkafka's 500 ms each, a
+    # worker joining a reference table started a second later.
+    log = KafkaEventLog(bootstrap_servers="broker:9092", client_config=client_config)
+
+    table = log.changelog_table("metadata", decode_key=bytes, decode_value=bytes)
+
+    assert table._settings["fetch.wait.max.ms"] == wait_ms

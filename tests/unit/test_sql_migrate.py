@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from pipeline.adapters.sql.migrate import alembic_config, current, head, script_location, upgrade
 
@@ -37,6 +38,12 @@ def test_the_migration_scripts_are_found_whatever_the_working_directory(
 
     assert (location / "env.py").is_file()
     assert head() == "0011"
+
+
+def test_the_head_read_from_the_scripts_is_alembics_head() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+    assert head() == scripts.get_current_head()
 
 
 def test_a_new_database_has_no_revision_until_upgraded(sqlite_url: str) -> None:

@@ -78,6 +78,10 @@ async def cmd_evaluate_sensors(args: argparse.Namespace, settings: Settings) -> 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """`pipeline bench sensors|shop|payments|social`."""
+    if args.embedded:
+        from pipeline.entrypoints.bench_embedded import run_embedded_bench  # noqa: PLC0415
+
+        return await run_embedded_bench(args, settings)
     if args.domain in ("shop", "payments", "social"):
         from pipeline.entrypoints.bench_domains import run_domain_bench  # noqa: PLC0415
 
@@ -293,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: run the worker and the floor (benchmarks/floor_sensors.py, a minimal "
         "script doing the same work) alternately RUNS times each on one backlog of --events "
         "readings, as whole processes, and print both and their ratio",
+    )
+    bench.add_argument(
+        "--embedded",
+        action="store_true",
+        help="sensors only: run on the embedded default (in-memory log and registry, a "
+        "SQLite file) as `pipeline demo` does, with no service",
     )
     bench.add_argument(
         "--ml",

@@ -12,9 +12,6 @@ import json
 import sys
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from pipeline.application.errors import ConfigurationError
 from pipeline.entrypoints.runtime import EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
@@ -25,6 +22,9 @@ EXIT_NOT_RUNNING = 3
 
 def placeholder_values(settings: Settings) -> dict[str, str]:
     """What `${pipeline:KEY}` stands for in the connector configs."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only for `pipeline connect`
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
     try:
         url = make_url(settings.database.url.get_secret_value())
     except ArgumentError as exc:
@@ -49,7 +49,7 @@ def placeholder_values(settings: Settings) -> dict[str, str]:
 def _chosen(args: argparse.Namespace, settings: Settings) -> list[Any] | None:
     """The resolved configs the command names (all when it names none); None after a usage
     error message."""
-    from pipeline.adapters.connect import connector_configs, connectors_dir  # noqa: PLC0415
+    from pipeline.adapters.connect.configs import connector_configs, connectors_dir  # noqa: PLC0415
 
     configs = connector_configs(
         connectors_dir(settings.connect.config_dir),
@@ -68,7 +68,7 @@ def _chosen(args: argparse.Namespace, settings: Settings) -> list[Any] | None:
 
 
 def _client(settings: Settings) -> Any:
-    from pipeline.adapters.connect import KafkaConnectClient  # noqa: PLC0415
+    from pipeline.adapters.connect.client import KafkaConnectClient  # noqa: PLC0415
 
     assert settings.connect.url is not None
     return KafkaConnectClient(settings.connect.url)

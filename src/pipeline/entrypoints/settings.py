@@ -14,8 +14,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from pipeline.domain import DEFAULT_THRESHOLDS, Threshold
 
@@ -128,6 +126,12 @@ class DatabaseSettings(BaseModel):
         # Checked here, so that a bad URL is an invalid setting rather than a traceback
         # wherever it is first used; the message never repeats the URL (its password).
         example = "e.g. postgresql+asyncpg://user:password@host:5432/db"
+        if value.get_secret_value() == DEFAULT_SQLITE_URL:
+            return value
+        # SQLAlchemy only once a database is configured: commands that need none start faster.
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
         try:
             url = make_url(value.get_secret_value())
         except ArgumentError:
@@ -509,6 +513,9 @@ class Settings(BaseSettings):
             data["registry"]["url"] = _without_password(self.registry.url)
         if self.timeseries.url is not None:
             data["timeseries"]["url"] = _without_password(self.timeseries.url)
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
         try:
             url = make_url(self.database.url.get_secret_value())
         except ArgumentError:

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import structlog
 
-from pipeline.adapters.telemetry.prometheus import PrometheusTelemetry
-from pipeline.adapters.telemetry.server import serving_metrics
 from pipeline.application.errors import ProducerFenced
 from pipeline.application.runtime.runner import run_job
 from pipeline.application.runtime.stats import WorkerStats
-from pipeline.entrypoints.arguments import port
+from pipeline.entrypoints.arguments import port, positive_int
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.jobs import JOBS
 from pipeline.entrypoints.models import FAMILIES, anomaly_scoring
@@ -53,6 +51,14 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="serve Prometheus metrics on http://<PIPELINE_METRICS__HOST>:PORT/metrics "
         "(0: a free port; default: PIPELINE_METRICS__PORT, unset: no metrics)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run N members of the group, one process each, supervised by this one "
+        "(default 1; process i serves metrics on PORT + i)",
     )
 
 
@@ -118,6 +124,10 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "(the in-memory log lives only inside `pipeline demo`).\n"
         )
         return EXIT_USAGE
+    if args.processes > 1:
+        from pipeline.entrypoints.worker_processes import run_processes  # noqa: PLC0415
+
+        return await run_processes(args)
     if args.metrics_port is not None:
         settings = with_metrics_port(settings, args.metrics_port)
     stop = asyncio.Event()
@@ -129,7 +139,14 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         group = args.group_id or pipeline.group_id(args.name)
         with contextlib.ExitStack() as serving:
             telemetry = pipeline.telemetry
-            if isinstance(telemetry, PrometheusTelemetry):
+            if telemetry.enabled:
+                # prometheus_client only when metrics are kept.
+                from pipeline.adapters.telemetry.prometheus import (  # noqa: PLC0415
+                    PrometheusTelemetry,
+                )
+                from pipeline.adapters.telemetry.server import serving_metrics  # noqa: PLC0415
+
+                assert isinstance(telemetry, PrometheusTelemetry)
                 host = settings.metrics.host
                 port = serving.enter_context(
                     serving_metrics(telemetry, host=host, port=settings.metrics.port or 0)

@@ -1,12 +1,5 @@
-"""Kafka Connect: its REST API, and the connector configs kept in the repository."""
+"""Kafka Connect: its REST API (`client`), the connector configs kept in the repository
+(`configs`) and the Debezium change events of the reference table (`debezium`).
 
-from pipeline.adapters.connect.client import ConnectorStatus, KafkaConnectClient
-from pipeline.adapters.connect.configs import ConnectorConfig, connector_configs, connectors_dir
-
-__all__ = [
-    "ConnectorConfig",
-    "ConnectorStatus",
-    "KafkaConnectClient",
-    "connector_configs",
-    "connectors_dir",
-]
+Nothing is re-exported here: the workers decode Debezium records without loading the REST
+client's HTTP stack."""

@@ -27,7 +27,9 @@ V = TypeVar("V")
 log = structlog.get_logger(__name__)
 
 _BATCH: Final = 5_000
-_POLL_S: Final = 0.5
+_POLL_S: Final = 0.1
+"""How long one consume of the table's thread waits: `close` queues behind it, so a long
+wait would hold a stopping worker (idle, it is ten cheap calls a second)."""
 
 
 class KafkaChangelogTable(Generic[K, V]):
@@ -53,6 +55,11 @@ class KafkaChangelogTable(Generic[K, V]):
         self._logs = logs
         self._settings = with_logs(
             {
+                # A fetch of a partition with nothing new answers after this long: the table
+                # is read to its end (and its worker starts) within a few of them, not after
+                # librdkafka's 500 ms each (measured: 0.3 s rather than 0.6–1.0 s for an
+                # empty topic of three partitions).
+                "fetch.wait.max.ms": "100",
                 **settings,
                 "group.id": f"changelog-table-{uuid.uuid4().hex[:12]}",
                 "enable.partition.eof": "true",

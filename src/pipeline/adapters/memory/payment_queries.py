@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.application.ports.payments import FlaggedFilter, FlaggedPosition
 from pipeline.domain.fraud import FlaggedTransaction, FraudRule, TransactionOutcome
+
+if TYPE_CHECKING:
+    from pipeline.adapters.memory.table_sinks import DeclaredRows
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 

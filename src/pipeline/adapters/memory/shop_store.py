@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.application.ports.shop import FunnelPoint, RevenuePoint, TopProduct, TopProducts
 from pipeline.domain.shop_analytics import (
     FunnelCounts,
@@ -15,6 +14,9 @@ from pipeline.domain.shop_analytics import (
     SessionOutcome,
     ShopSession,
 )
+
+if TYPE_CHECKING:
+    from pipeline.adapters.memory.table_sinks import DeclaredRows
 
 
 class InMemoryShopQueries:

@@ -4,26 +4,31 @@ Where the migration scripts are: in a source checkout (and an editable install) 
 top-level `migrations/` directory of the repository; a built wheel carries the same directory
 as `pipeline/_migrations` (hatch `force-include` in pyproject.toml). `script_location()` finds
 whichever exists, so nothing depends on the current working directory.
+
+Alembic (and Mako under it) is imported only to migrate: the check every worker and API
+process makes on start (`require_current`) reads the revisions' identifiers from the scripts'
+source and the database's from `alembic_version`, which takes a fraction of the time.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, pool
+import sqlalchemy as sa
+from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pipeline.adapters.sql.engine import async_url
 from pipeline.adapters.sql.errors import store_errors
 from pipeline.application.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 T = TypeVar("T")
 
@@ -45,6 +50,8 @@ def script_location() -> Path:
 
 def alembic_config(url: str) -> Config:
     """An Alembic config for the pipeline's migrations against `url` (no ini file needed)."""
+    from alembic.config import Config  # noqa: PLC0415 - only to migrate
+
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     rendered = async_url(url).render_as_string(hide_password=False)
@@ -59,24 +66,59 @@ def upgrade(url: str, revision: str = "head") -> None:
     Synchronous. Call it directly where no event loop runs (the CLI), or from async code as
     `await asyncio.to_thread(upgrade, url)`; called on a thread whose loop is running, it runs
     the migration on a worker thread and blocks until it is done."""
+    from alembic import command  # noqa: PLC0415 - only to migrate
+
     config = alembic_config(url)
     with store_errors("migrating the database"):
         _outside_event_loop(lambda: command.upgrade(config, revision))
 
 
 def head() -> str:
-    """The newest revision of the migration scripts."""
-    revision = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    if revision is None:
-        raise ConfigurationError("the migration scripts have no head revision")
-    return revision
+    """The newest revision of the migration scripts: the one no other script revises,
+    read from the scripts' `revision` and `down_revision` assignments without running them."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in sorted((script_location() / "versions").glob("*.py")):
+        assigned = _assignments(script)
+        if "revision" in assigned:
+            revisions.add(str(assigned["revision"]))
+            down = assigned.get("down_revision")
+            if isinstance(down, str):
+                revised.add(down)
+            elif isinstance(down, tuple | list):
+                revised.update(map(str, down))
+    heads = sorted(revisions - revised)
+    if len(heads) != 1:
+        raise ConfigurationError(
+            f"the migration scripts must have one head revision, not {heads or 'none'}"
+        )
+    return heads[0]
+
+
+def _assignments(script: Path) -> dict[str, object]:
+    """The module-level `revision` and `down_revision` literals of a migration script."""
+    found: dict[str, object] = {}
+    for node in ast.parse(script.read_text(encoding="utf-8")).body:
+        target: ast.expr | None = None
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        value = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and value:
+            found[target.id] = ast.literal_eval(value)
+    return found
 
 
 def current(url: str) -> str | None:
     """The revision the database at `url` is at (None before the first migration)."""
 
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+    def read(connection: sa.Connection) -> str | None:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        revision = rows.scalar_one_or_none()
+        return None if revision is None else str(revision)
 
     async def connect_and_read() -> str | None:
         engine = create_async_engine(async_url(url), poolclass=pool.NullPool)

@@ -255,9 +255,11 @@ class ConsumerWorker(Generic[P]):
                 trace.end(None)
                 continue  # prepared past a fenced batch: its records are read again
             await asyncio.sleep(0)  # let the apply send its first statement
+            # A full batch may have been the last: known without a poll that would wait
+            # `batch_timeout` for records that are not there.
             if (
                 self._until_caught_up
-                and len(records) < self._batch_size
+                and (len(records) < self._batch_size or self._read_to_end())
                 and await self._caught_up()
             ):
                 return
@@ -316,6 +318,19 @@ class ConsumerWorker(Generic[P]):
                 self._in_flight.task.cancel()
             self._in_flight = None
 
+    def _read_to_end(self) -> bool:
+        """Every assigned partition read to the end its last fetch response reported: known
+        without a broker request (asking for each partition's end takes a round trip each,
+        seconds for a topic of many partitions)."""
+        consumer = self._consumer
+        assigned = consumer.assignment()
+        return (
+            bool(assigned)
+            and not self._paused.carry
+            and isinstance(consumer, CaughtUp)
+            and consumer.caught_up() == assigned
+        )
+
     async def _caught_up(self) -> bool:
         """Whether every assigned partition is read to its end and made durable (the batch
         in flight is finished first, unless the consumer knows a partition is not read to
@@ -328,16 +343,12 @@ class ConsumerWorker(Generic[P]):
         if reading and self._in_flight is not None:
             return False
         await self._finish_in_flight()
-        assigned = consumer.assignment()
-        if not assigned or self._paused.carry:
+        if not consumer.assignment() or self._paused.carry:
             return False
-        if isinstance(consumer, CaughtUp) and consumer.caught_up() == assigned:
-            # Every partition read to the end its last fetch response reported: known
-            # without a broker request (asking for each partition's end takes a round trip
-            # each, seconds for a topic of many partitions).
+        if self._read_to_end():
             self.stats.lag = 0
             return True
-        self.stats.lag = await consumer.lag()
+        self.stats.lag = await self._consumer.lag()
         return self.stats.lag == 0
 
     async def _finish_in_flight(self) -> None:
