@@ -33,7 +33,9 @@ def test_the_embedded_bench_stores_every_reading_and_prints_its_figures(
 
 
 @pytest.mark.parametrize(
-    "extra", [["--floor", "1"], ["--ml"], ["--metrics-port", "0"]], ids=["floor", "ml", "metrics"]
+    "extra",
+    [["--floor", "1"], ["--ml"], ["--metrics-port", "0"], ["--rates", "1000"]],
+    ids=["floor", "ml", "metrics", "rates"],
 )
 def test_the_embedded_bench_refuses_what_needs_the_stack(
     extra: list[str], capsys: pytest.CaptureFixture[str]

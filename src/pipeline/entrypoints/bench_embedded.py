@@ -67,10 +67,11 @@ async def run_embedded_bench(args: argparse.Namespace, settings: Settings) -> in
         or args.floor is not None
         or args.ml
         or args.metrics_port is not None
+        or args.rates
     ):
         sys.stderr.write(
             "pipeline bench: error: --embedded benchmarks `sensors` alone, without --floor, "
-            "--ml or --metrics-port\n"
+            "--rates, --ml or --metrics-port\n"
         )
         return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as directory:
