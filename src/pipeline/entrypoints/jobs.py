@@ -18,6 +18,7 @@ from pipeline.adapters.avro import (
     engagement_codec,
     payment_outcome_codec,
     post_codec,
+    reading_row_codec,
     shop_event_codec,
     transaction_codec,
 )
@@ -303,7 +304,11 @@ JOBS: dict[str, JobEntry] = {
         summary="IoT readings → readings, threshold alerts, one-minute statistics",
         build=_sensor_job,
         scored=_sensor_job,
-        codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
+        codecs=lambda p: {
+            p.settings.topics.sensor_readings: reading_row_codec(
+                p.registry, p.settings.topics.sensor_readings
+            )
+        },
         on_events=_relay_alerts("sensors"),
         tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
         guarantee=(

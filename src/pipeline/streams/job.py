@@ -219,6 +219,7 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = ...,
         name: str | None = ...,
         wall_clock: Literal[False] = ...,
+        screen: Callable[[Sequence[V]], Iterable[int]] | None = ...,
     ) -> Stream[K, V]: ...
 
     @overload
@@ -229,6 +230,7 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = ...,
         name: str | None = ...,
         wall_clock: Literal[True],
+        screen: Callable[[Sequence[V], datetime], Iterable[int]] | None = ...,
     ) -> Stream[K, V]: ...
 
     def validate(
@@ -238,14 +240,25 @@ class Stream(Generic[K, V]):
         rejects: tuple[type[BaseException], ...] = (ValueError,),
         name: str | None = None,
         wall_clock: bool = False,
+        screen: Callable[[Sequence[V]], Iterable[int]]
+        | Callable[[Sequence[V], datetime], Iterable[int]]
+        | None = None,
     ) -> Stream[K, V]:
         """Values for which `check` raises one of `rejects` leave the stream as rejections
         (dead letters, classed by the error's `rule` or `error_class` attribute, else its
         type name); any other error is a bug and propagates. With `wall_clock=True`, a
         rule that depends on the time (nothing from the future) is called `check(value,
         now)`: `now` is the wall-clock time of the batch, read once per batch by the
-        runtime (the test driver's virtual clock), as Kafka Streams caches system time."""
-        node = self._then("validate", fn=check, rejects=rejects, wall_clock=wall_clock, name=name)
+        runtime (the test driver's virtual clock), as Kafka Streams caches system time.
+
+        `screen` (optional) checks a whole batch at once, column-wise: `screen(values)`
+        (`screen(values, now)` with `wall_clock`) returns the indexes of the values that
+        may break a rule, and only those are passed to `check`. It must name every value
+        `check` would reject (the others pass unchecked); `check` stays the judge of the
+        ones it names."""
+        node = self._then(
+            "validate", fn=check, rejects=rejects, wall_clock=wall_clock, name=name, screen=screen
+        )
         return Stream(self._job, node)
 
     def key_by(
