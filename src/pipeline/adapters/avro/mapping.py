@@ -99,6 +99,12 @@ def reading_row_from_avro(record: Mapping[str, Any]) -> ReadingRow:
     )
 
 
+def reading_row_from_values(values: list[Any]) -> ReadingRow:
+    """The row of a `SensorReading` record's field values, in the schema's order (which is
+    the row's: a test holds them together)."""
+    return ReadingRow._make(values)
+
+
 def reading_row_to_avro(row: ReadingRow) -> AvroRecord:
     """The `SensorReading` record of a row."""
     return reading_to_avro(reading_of(row))
