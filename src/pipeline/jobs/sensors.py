@@ -139,9 +139,7 @@ def sensor_job(config: SensorJobConfig) -> Job:
     )
     aggregates.to(AGGREGATES)
     if config.timeseries:
-        valid.map(lambda r: reading_point(reading_of(r)), name="reading points").to(
-            READING_POINTS
-        )
+        valid.map(lambda r: reading_point(reading_of(r)), name="reading points").to(READING_POINTS)
         aggregates.map(aggregate_point, name="aggregate points").to(AGGREGATE_POINTS)
     return job
 
@@ -156,7 +154,9 @@ def threshold_alerts(
     if config.metadata_topic is None:
         return valid.filter(
             lambda r: crosses(r.value, thresholds.get(r.sensor_type)), name="beyond limits"
-        ).flat_map(lambda r: _alerts(check_thresholds(reading_of(r), thresholds)), name="thresholds")
+        ).flat_map(
+            lambda r: _alerts(check_thresholds(reading_of(r), thresholds)), name="thresholds"
+        )
     metadata = job.global_table(config.metadata_topic, SensorMetadata)
 
     def limited(reading: ReadingRow, row: SensorMetadata | None) -> LimitedReading:

@@ -151,8 +151,7 @@ class ValidateOperator(Operator):
             valid.append(item)
         self.emit(valid, ctx)
 
-
-    def _screened(  # noqa: PLR0917 - private, one call per batch
+    def _screened(
         self,
         items: list[Item[Any, Any]],
         suspects: Iterable[int],

@@ -59,7 +59,7 @@ def _branches(avro_type: Any) -> tuple[int | None, int]:
     return {"string": _STRING, "double": _DOUBLE, "long": _LONG}.get(avro_type), _NOT_NULL
 
 
-def read_flat(  # noqa: C901, PLR0912 - one loop over the fields, inlined: it runs per field
+def read_flat(  # noqa: PLR0911, PLR0912 - one loop over the fields, inlined: it runs per field
     payload: bytes, start: int, fields: Sequence[Field]
 ) -> list[Any] | None:
     """The values of the record in `payload[start:]`, in schema order; None if the body is
