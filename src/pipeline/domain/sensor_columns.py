@@ -30,6 +30,8 @@ from pipeline.domain.sensors import (
     validate_reading,
 )
 
+_ZERO = timedelta(0)
+
 
 class ReadingRow(NamedTuple):
     """A reading as it comes off the wire, not yet validated: `Reading`'s fields, in its
@@ -188,27 +190,30 @@ def _well_formed(identifier: object) -> bool:
     return True
 
 
-def _suspect_times(times: Iterable[object], now: datetime, skew: timedelta) -> list[int]:
-    utc: list[datetime] = []
-    suspects: list[int] = []
-    for i, moment in enumerate(times):
-        # A zone other than datetime.UTC itself may still be UTC (or be only in winter):
-        # the domain judges it.
-        if isinstance(moment, datetime) and moment.tzinfo is UTC:
-            utc.append(moment)
-        else:
-            suspects.append(i)
+def _suspect_times(times: Sequence[object], now: datetime, skew: timedelta) -> list[int]:
+    """Indexes of the times that are not UTC (as `require_utc` judges) or too far ahead."""
+    utc = [_is_utc(moment) for moment in times]
+    suspects = [i for i, ok in enumerate(utc) if not ok]
     try:
         latest = now + skew
     except OverflowError:  # no event time can be that far ahead
         return suspects
-    if utc and max(utc) > latest:
+    ahead = [moment for moment, ok in zip(times, utc, strict=True) if ok]
+    if ahead and max(cast("list[datetime]", ahead)) > latest:
         suspects.extend(
             i
-            for i, moment in enumerate(times)
-            if isinstance(moment, datetime) and moment.tzinfo is UTC and moment > latest
+            for i, (moment, ok) in enumerate(zip(times, utc, strict=True))
+            if ok and cast("datetime", moment) > latest
         )
     return suspects
+
+
+def _is_utc(moment: object) -> bool:
+    # datetime.UTC itself is the common case; another zone may be UTC (or be so in winter
+    # only), as its offset at that moment says.
+    return isinstance(moment, datetime) and (
+        moment.tzinfo is UTC or (moment.tzinfo is not None and moment.utcoffset() == _ZERO)
+    )
 
 
 def _outside(levels: Iterable[object], low: float, high: float) -> list[int]:
