@@ -22,7 +22,7 @@ import time
 import zlib
 from collections.abc import Sequence
 
-from pipeline.adapters.avro import reading_codec
+from pipeline.adapters.avro import reading_codec, reading_row_codec
 from pipeline.adapters.checkpoint_plan import plan_checkpoint
 from pipeline.adapters.clock import SystemClock
 from pipeline.adapters.memory import InMemorySchemaRegistry
@@ -31,6 +31,7 @@ from pipeline.application.generators.production import planned_readings
 from pipeline.application.generators.sensors import SensorFleetConfig
 from pipeline.application.ports import Codec, Record, TopicPartition
 from pipeline.application.runtime.handler import JobHandler
+from pipeline.domain.sensor_columns import ReadingRow
 from pipeline.domain.sensors import Reading
 from pipeline.entrypoints.logging import configure_logging
 from pipeline.entrypoints.runtime import tune_gc_for_streaming
@@ -76,7 +77,7 @@ async def batches(
 async def one_pass(
     args: argparse.Namespace,
     clock: SystemClock,
-    codec: Codec[Reading],
+    codec: Codec[ReadingRow],
     work: Sequence[list[Record]],
 ) -> float:
     """CPU seconds of preparing every batch on a fresh handler."""
@@ -103,8 +104,9 @@ async def one_pass(
 async def main(args: argparse.Namespace) -> None:
     configure_logging("WARNING")
     clock = SystemClock()
-    codec = reading_codec(InMemorySchemaRegistry(), TOPIC)
-    work = await batches(args, clock, codec)
+    registry = InMemorySchemaRegistry()
+    work = await batches(args, clock, reading_codec(registry, TOPIC))
+    codec = reading_row_codec(registry, TOPIC)  # as the sensors job decodes
     tune_gc_for_streaming()  # as the worker does
     count = sum(len(b) for b in work)
     load = os.getloadavg()

@@ -47,6 +47,7 @@ from pipeline.application.ports.checkpoint import (
     SinkRows,
 )
 from pipeline.domain.alerts import Alert, AlertKind, Severity, alert_id_for
+from pipeline.domain.sensor_columns import ReadingLike, row_of
 from pipeline.domain.sensors import Reading
 from pipeline.domain.windows import WindowAggregate
 from pipeline.streams.state import StateChange, dumps, loads
@@ -117,7 +118,7 @@ def origin(tp: TopicPartition, offset: int) -> Record:
     )
 
 
-def readings_from(tp: TopicPartition, first: int, readings: Sequence[Reading]) -> SinkRows:
+def readings_from(tp: TopicPartition, first: int, readings: Sequence[ReadingLike]) -> SinkRows:
     """The readings sink's rows, read from `tp` at consecutive offsets from `first`."""
     return SinkRows(
         sink="readings",
@@ -550,6 +551,17 @@ class CheckpointStoreContract:
 
         assert committed.written == {"readings": 1}
         assert await world.projection.count_readings() == 4
+
+    async def test_readings_written_as_rows_are_stored_as_the_readings_they_are(
+        self, world: World
+    ) -> None:
+        readings = [reading(at=T0 + timedelta(seconds=i), value=20.0 + i) for i in range(3)]
+        rows = [row_of(r) for r in readings]
+
+        committed = await world.store.commit(batch({P0: (0, 3)}, readings_from(P0, 0, rows)))
+
+        assert committed.written == {"readings": 3}
+        assert await world.projection.latest_readings(limit=5) == readings[::-1]
 
     async def test_an_aggregate_row_replaces_what_its_window_held(self, world: World) -> None:
         other = window(start=T0 + timedelta(minutes=1))

@@ -457,7 +457,7 @@ def test_jobs_lists_each_job_with_its_sources_state_and_sinks(
     sensors, aggregates, shop = jobs["sensors"], jobs["sensor-aggregates"], jobs["shop"]
     payments = jobs["payments"]
     assert sensors["job"] == "sensors"
-    assert sensors["sources"] == {"sensor-readings": "Reading"}
+    assert sensors["sources"] == {"sensor-readings": "ReadingRow"}
     assert sensors["tables"] == {"sensor-metadata": "SensorMetadata, global"}
     assert sensors["state"] == ["aggregates-1m"]
     assert set(sensors["sinks"]) == {"readings", "alerts", "aggregates_1m"}

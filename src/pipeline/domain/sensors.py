@@ -113,10 +113,10 @@ def validate_reading(
 
     if not reading.sensor_id.strip():
         raise MissingIdentifier("sensor_id is empty")
-    _require_well_formed("sensor_id", reading.sensor_id)
+    require_well_formed("sensor_id", reading.sensor_id)
     if not reading.location.strip():
         raise MissingIdentifier(f"sensor {reading.sensor_id}: location is empty")
-    _require_well_formed("location", reading.location)
+    require_well_formed("location", reading.location)
     kind = catalog.kind(reading.sensor_type)
     if reading.unit != kind.unit:
         raise UnitMismatch(
@@ -150,7 +150,9 @@ def validate_reading(
     return reading
 
 
-def _require_well_formed(name: str, value: str) -> None:
+def require_well_formed(name: str, value: str) -> None:
+    """Raise MalformedIdentifier if `value` (an identifier called `name`) is too long or
+    holds control characters."""
     if len(value) > MAX_IDENTIFIER_LENGTH:
         raise MalformedIdentifier(
             f"{name} is {len(value)} characters long; at most {MAX_IDENTIFIER_LENGTH} are allowed"

@@ -18,6 +18,7 @@ from pipeline.adapters.avro import (
     engagement_codec,
     payment_outcome_codec,
     post_codec,
+    reading_row_codec,
     shop_event_codec,
     transaction_codec,
 )
@@ -306,7 +307,11 @@ JOBS: dict[str, JobEntry] = {
         build=_sensor_job,
         scored=_sensor_job,
         model_namespace="sensors",
-        codecs=lambda p: {p.settings.topics.sensor_readings: p.reading_codec},
+        codecs=lambda p: {
+            p.settings.topics.sensor_readings: reading_row_codec(
+                p.registry, p.settings.topics.sensor_readings
+            )
+        },
         on_events=_relay_alerts("sensors"),
         tables=lambda p: {p.settings.topics.sensor_metadata: SENSOR_METADATA},
         guarantee=(

@@ -23,7 +23,7 @@ readings arriving that late still count; later ones are stored as readings but g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,7 +33,6 @@ from pipeline.domain import (
     DEFAULT_THRESHOLDS,
     Alert,
     DomainError,
-    Reading,
     SensorCatalog,
     SensorMetadata,
     Threshold,
@@ -41,6 +40,13 @@ from pipeline.domain import (
     check_thresholds,
     sensor_threshold,
     validate_reading,
+)
+from pipeline.domain.sensor_columns import (
+    ReadingLike,
+    ReadingRow,
+    crosses,
+    reading_of,
+    suspect_rows,
 )
 from pipeline.domain.sensors import DEFAULT_MAX_CLOCK_SKEW
 from pipeline.domain.windows import WindowAggregate
@@ -55,7 +61,7 @@ from pipeline.jobs.sensor_points import (
 )
 from pipeline.streams import Job, Sink, Stats, StatsResult, Stream, Tumbling, Windowed
 
-READINGS = Sink("readings", Reading, "table readings: one row per valid reading")
+READINGS = Sink("readings", ReadingRow, "table readings: one row per valid reading")
 ALERTS = Sink("alerts", Alert, "table alerts (outbox to system-alerts)")
 AGGREGATES = Sink(
     "aggregates_1m", WindowAggregate, "table reading_aggregates_1m: per sensor and minute"
@@ -63,7 +69,7 @@ AGGREGATES = Sink(
 WINDOW_STEP = "aggregates-1m"
 SensorKey = tuple[str, str]
 """(sensor id, sensor type): the key of the job's streams."""
-LimitedReading = tuple[Reading, Threshold | None]
+LimitedReading = tuple[ReadingRow, Threshold | None]
 """A reading with the limits it is checked against."""
 ONE_MINUTE = timedelta(minutes=1)
 
@@ -99,22 +105,29 @@ def sensor_job(config: SensorJobConfig) -> Job:
     )
     catalog, skew = config.catalog, config.max_clock_skew
 
-    def check(reading: Reading, now: datetime) -> None:
-        validate_reading(reading, now=now, catalog=catalog, max_clock_skew=skew)
+    def check(row: ReadingLike, now: datetime) -> None:
+        validate_reading(reading_of(row), now=now, catalog=catalog, max_clock_skew=skew)
+
+    def screen(rows: Sequence[ReadingLike], now: datetime) -> list[int]:
+        return suspect_rows(rows, now, catalog=catalog, max_clock_skew=skew)
 
     # Keyed by sensor and type (the record key is the sensor id; a sensor never changes
-    # type), so the window groups by the key it emits without a re-keying step.
+    # type), so the window groups by the key it emits without a re-keying step. Rows, not
+    # Readings: a Reading is built only for a row a rule or a model needs as one (see
+    # `pipeline.domain.sensor_columns`).
     readings = job.source(
         config.topic,
-        Reading,
+        ReadingRow,
         key=lambda r: (r.sensor_id, r.sensor_type),
         event_time=lambda r: r.timestamp,
     )
-    valid = readings.validate(check, rejects=(DomainError,), name="reading rules", wall_clock=True)
+    valid = readings.validate(
+        check, rejects=(DomainError,), name="reading rules", wall_clock=True, screen=screen
+    )
     valid.to(READINGS)
     threshold_alerts(job, valid, config).to(ALERTS)
     if config.scoring is not None:
-        found = anomalies(valid, config.scoring, catalog)
+        found = anomalies(valid.map(reading_of, name="readings"), config.scoring, catalog)
         found.to(ALERTS)
         if config.timeseries:
             found.map(anomaly_point, name="anomaly points").to(ANOMALY_POINTS)
@@ -126,27 +139,38 @@ def sensor_job(config: SensorJobConfig) -> Job:
     )
     aggregates.to(AGGREGATES)
     if config.timeseries:
-        valid.map(reading_point, name="reading points").to(READING_POINTS)
+        valid.map(lambda r: reading_point(reading_of(r)), name="reading points").to(READING_POINTS)
         aggregates.map(aggregate_point, name="aggregate points").to(AGGREGATE_POINTS)
     return job
 
 
 def threshold_alerts(
-    job: Job, valid: Stream[SensorKey, Reading], config: SensorJobConfig
+    job: Job, valid: Stream[SensorKey, ReadingRow], config: SensorJobConfig
 ) -> Stream[SensorKey, Alert]:
     """The alerts of the readings beyond their limits: the sensor's row of
-    `config.metadata_topic` over its type's limits, or the type's alone."""
+    `config.metadata_topic` over its type's limits, or the type's alone. Only a reading
+    whose value `crosses` its limit becomes a Reading and meets `check_threshold`."""
     thresholds = config.thresholds
     if config.metadata_topic is None:
-        return valid.flat_map(lambda r: _alerts(check_thresholds(r, thresholds)), name="thresholds")
+        return valid.filter(
+            lambda r: crosses(r.value, thresholds.get(r.sensor_type)), name="beyond limits"
+        ).flat_map(
+            lambda r: _alerts(check_thresholds(reading_of(r), thresholds)), name="thresholds"
+        )
     metadata = job.global_table(config.metadata_topic, SensorMetadata)
 
-    def limited(reading: Reading, row: SensorMetadata | None) -> LimitedReading:
+    def limited(reading: ReadingRow, row: SensorMetadata | None) -> LimitedReading:
         return reading, sensor_threshold(reading.sensor_type, row, thresholds)
 
-    return valid.join_global(
-        metadata, limited, key=lambda r: r.sensor_id, how="left", name="sensor metadata"
-    ).flat_map(lambda pair: _alerts(check_threshold(*pair)), name="thresholds")
+    return (
+        valid.join_global(
+            metadata, limited, key=lambda r: r.sensor_id, how="left", name="sensor metadata"
+        )
+        .filter(lambda pair: crosses(pair[0].value, pair[1]), name="beyond limits")
+        .flat_map(
+            lambda pair: _alerts(check_threshold(reading_of(pair[0]), pair[1])), name="thresholds"
+        )
+    )
 
 
 def _alerts(alert: Alert | None) -> tuple[Alert, ...]:

@@ -220,6 +220,7 @@ class Stream(Generic[K, V]):
         name: str | None = ...,
         wall_clock: Literal[False] = ...,
         dead_letter: bool = ...,
+        screen: Callable[[Sequence[V]], Iterable[int]] | None = ...,
     ) -> Stream[K, V]: ...
 
     @overload
@@ -231,6 +232,7 @@ class Stream(Generic[K, V]):
         name: str | None = ...,
         wall_clock: Literal[True],
         dead_letter: bool = ...,
+        screen: Callable[[Sequence[V], datetime], Iterable[int]] | None = ...,
     ) -> Stream[K, V]: ...
 
     def validate(
@@ -241,6 +243,9 @@ class Stream(Generic[K, V]):
         name: str | None = None,
         wall_clock: bool = False,
         dead_letter: bool = True,
+        screen: Callable[[Sequence[V]], Iterable[int]]
+        | Callable[[Sequence[V], datetime], Iterable[int]]
+        | None = None,
     ) -> Stream[K, V]:
         """Values for which `check` raises one of `rejects` leave the stream as rejections
         (dead letters, classed by the error's `rule` or `error_class` attribute, else its
@@ -249,7 +254,13 @@ class Stream(Generic[K, V]):
         now)`: `now` is the wall-clock time of the batch, read once per batch by the
         runtime (the test driver's virtual clock), as Kafka Streams caches system time.
         With `dead_letter=False` a rejection is counted, not dead-lettered: for a topic two
-        jobs read and validate alike, where the other job's dead letter is the one."""
+        jobs read and validate alike, where the other job's dead letter is the one.
+
+        `screen` (optional) checks a whole batch at once, column-wise: `screen(values)`
+        (`screen(values, now)` with `wall_clock`) returns the indexes of the values that
+        may break a rule, and only those are passed to `check`. It must name every value
+        `check` would reject (the others pass unchecked); `check` stays the judge of the
+        ones it names."""
         node = self._then(
             "validate",
             fn=check,
@@ -257,6 +268,7 @@ class Stream(Generic[K, V]):
             wall_clock=wall_clock,
             dead_letter=dead_letter,
             name=name,
+            screen=screen,
         )
         return Stream(self._job, node)
 

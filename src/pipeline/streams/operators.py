@@ -9,7 +9,7 @@ before it finishes itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -138,6 +138,10 @@ class ValidateOperator(Operator):
         rejects: tuple[type[BaseException], ...] = params["rejects"]
         dead_letter: bool = params["dead_letter"]
         step = self.node.id
+        screen: Callable[..., Iterable[int]] | None = params.get("screen")
+        if screen is not None:
+            self._screened(items, screen([item.value for item in items], *now), check, now, ctx)
+            return
         valid: list[Item[Any, Any]] = []
         for item in items:
             try:
@@ -148,6 +152,32 @@ class ValidateOperator(Operator):
                 continue
             valid.append(item)
         self.emit(valid, ctx)
+
+    def _screened(
+        self,
+        items: list[Item[Any, Any]],
+        suspects: Iterable[int],
+        check: Callable[..., object],
+        now: tuple[datetime, ...],
+        ctx: Context,
+    ) -> None:
+        """Only the items the screen named meet `check`; the rest pass."""
+        rejects: tuple[type[BaseException], ...] = self.node.params["rejects"]
+        dead_letter: bool = self.node.params["dead_letter"]
+        step = self.node.id
+        refused: set[int] = set()
+        for index in suspects:
+            item = items[index]
+            try:
+                check(item.value, *now)
+            except rejects as error:
+                ctx.rejected.append(
+                    Rejection(item.origin, step, rule_of(error), error, dead_letter)
+                )
+                refused.add(index)
+        if refused:
+            items = [item for index, item in enumerate(items) if index not in refused]
+        self.emit(items, ctx)
 
 
 class SplitOperator(Operator):

@@ -10,6 +10,7 @@ from pipeline.adapters.avro.factories import (
     payment_outcome_codec,
     post_codec,
     reading_codec,
+    reading_row_codec,
     shop_event_codec,
     transaction_codec,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "post_codec",
     "read_problem",
     "reading_codec",
+    "reading_row_codec",
     "schemas_dir",
     "shop_event_codec",
     "transaction_codec",

@@ -15,6 +15,9 @@ from pipeline.adapters.avro.mapping import (
     post_from_avro,
     post_to_avro,
     reading_from_avro,
+    reading_row_from_avro,
+    reading_row_from_values,
+    reading_row_to_avro,
     reading_to_avro,
     shop_event_from_avro,
     shop_event_to_avro,
@@ -35,6 +38,7 @@ from pipeline.adapters.avro.schemas import (
 from pipeline.application.ports import SchemaRegistry
 from pipeline.domain.alerts import Alert
 from pipeline.domain.payments import AccountProfile, PaymentOutcome, Transaction
+from pipeline.domain.sensor_columns import ReadingRow
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import ShopEvent
 from pipeline.domain.social import Engagement, Post
@@ -48,6 +52,19 @@ def reading_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[Reading]:
         schema=load_schema(SENSOR_READING),
         to_avro=reading_to_avro,
         from_avro=reading_from_avro,
+    )
+
+
+def reading_row_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[ReadingRow]:
+    """The codec of sensor readings on `topic` decoding to rows, not `Reading`s (the
+    sensors job's source; same schema and subject as `reading_codec`)."""
+    return AvroCodec(
+        registry=registry,
+        subject=value_subject(topic),
+        schema=load_schema(SENSOR_READING),
+        to_avro=reading_row_to_avro,
+        from_avro=reading_row_from_avro,
+        from_values=reading_row_from_values,
     )
 
 

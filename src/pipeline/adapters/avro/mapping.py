@@ -10,10 +10,11 @@ MalformedPayload.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pipeline.domain.alerts import Alert, AlertDomain, AlertKind, Severity
 from pipeline.domain.payments import (
@@ -23,6 +24,7 @@ from pipeline.domain.payments import (
     PaymentOutcome,
     Transaction,
 )
+from pipeline.domain.sensor_columns import ReadingRow, reading_of
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import Order, OrderLine, ShopEvent, ShopEventType
 from pipeline.domain.social import Engagement, EngagementKind, Post
@@ -78,6 +80,36 @@ def reading_from_avro(record: Mapping[str, Any]) -> Reading:
         battery_level=record.get("battery_level"),
         signal_strength=record.get("signal_strength"),
     )
+
+
+def reading_row_from_avro(record: Mapping[str, Any]) -> ReadingRow:
+    """The row of a `SensorReading` record: the reading's fields, no `Reading` built (the
+    sensors job's hot path; see `pipeline.domain.sensor_columns`)."""
+    timestamp = record["timestamp"]
+    if type(timestamp) is not datetime or timestamp.tzinfo is not UTC:
+        timestamp = _utc(timestamp)
+    return ReadingRow(
+        record["sensor_id"],
+        record["sensor_type"],
+        record["value"],
+        record["unit"],
+        timestamp,
+        record["location"],
+        record.get("battery_level"),
+        record.get("signal_strength"),
+    )
+
+
+reading_row_from_values = cast(
+    "Callable[[list[Any]], ReadingRow]", functools.partial(tuple.__new__, ReadingRow)
+)
+"""The row of a `SensorReading` record's field values, in the schema's order (which is the
+row's: a test holds them together). `tuple.__new__` itself: no Python frame per record."""
+
+
+def reading_row_to_avro(row: ReadingRow) -> AvroRecord:
+    """The `SensorReading` record of a row."""
+    return reading_to_avro(reading_of(row))
 
 
 def alert_to_avro(alert: Alert) -> AvroRecord:

@@ -10,7 +10,7 @@ from pipeline.adapters.memory.sensor_tables import AlertRow, SensorTables
 from pipeline.application.ports.checkpoint import SinkResult
 from pipeline.application.ports.records import Record
 from pipeline.domain.alerts import Alert
-from pipeline.domain.sensors import Reading
+from pipeline.domain.sensor_columns import ReadingLike, reading_of
 from pipeline.domain.windows import WindowAggregate
 
 
@@ -21,17 +21,17 @@ class InMemoryReadingsSink:
         self._tables = tables
 
     def write(
-        self, rows: Sequence[Reading], origins: Sequence[Record | None], undo: Undo
+        self, rows: Sequence[ReadingLike], origins: Sequence[Record | None], undo: Undo
     ) -> SinkResult:
         """Insert the readings not stored yet; `written` is how many."""
         readings, sensors = self._tables.readings, self._tables.sensors
         new_keys = []
         new_sensors = []
-        for reading in rows:
-            key = reading.key
+        for row in rows:
+            key = (row.sensor_id, row.timestamp)
             if key in readings:
                 continue
-            readings[key] = reading
+            reading = readings[key] = reading_of(row)
             new_keys.append(key)
             if reading.sensor_id not in sensors:
                 sensors.add(reading.sensor_id)

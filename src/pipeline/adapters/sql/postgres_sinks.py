@@ -13,7 +13,7 @@ from pipeline.adapters.sql.postgres_stage import Stage
 from pipeline.application.ports.checkpoint import SinkResult
 from pipeline.application.ports.records import Record
 from pipeline.domain.alerts import Alert
-from pipeline.domain.sensors import Reading
+from pipeline.domain.sensor_columns import ReadingLike
 from pipeline.domain.windows import WindowAggregate
 
 _READINGS = Stage(
@@ -104,7 +104,7 @@ class PostgresReadingsSink:
     sensor and time) is left as it is."""
 
     async def write(
-        self, driver: Any, rows: Sequence[Reading], origins: Sequence[Record | None]
+        self, driver: Any, rows: Sequence[ReadingLike], origins: Sequence[Record | None]
     ) -> SinkResult:
         """COPY the readings into a staging table, then one INSERT … ON CONFLICT DO NOTHING;
         `written` is how many were really inserted."""

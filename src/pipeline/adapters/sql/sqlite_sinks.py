@@ -15,7 +15,7 @@ from pipeline.adapters.sql.tables import alerts, reading_aggregates_1m, readings
 from pipeline.application.ports.checkpoint import SinkResult
 from pipeline.application.ports.records import Record
 from pipeline.domain.alerts import Alert
-from pipeline.domain.sensors import Reading
+from pipeline.domain.sensor_columns import ReadingLike
 from pipeline.domain.windows import WindowAggregate
 
 # Columns of reading_aggregates_1m an upsert replaces, and compares to tell a change.
@@ -27,7 +27,7 @@ class SqliteReadingsSink:
     sensor and time) is left as it is."""
 
     async def write(
-        self, conn: AsyncConnection, rows: Sequence[Reading], origins: Sequence[Record | None]
+        self, conn: AsyncConnection, rows: Sequence[ReadingLike], origins: Sequence[Record | None]
     ) -> SinkResult:
         """INSERT … ON CONFLICT DO NOTHING; `written` is how many were really inserted."""
         if not rows:
