@@ -11,7 +11,6 @@ from typing import Any, Generic, TypeVar
 import fastavro
 
 from pipeline.adapters.avro.compatibility import read_problem
-from pipeline.adapters.avro.flat import Field, flat_fields, read_flat
 from pipeline.adapters.avro.schemas import AvroSchema, canonical_form, parse, schema_text
 from pipeline.application.errors import (
     BadMagicByte,
@@ -45,9 +44,6 @@ class _WriterPlan:
     """The reader schema when it differs from the writer's (schema resolution), else None."""
     problem: str = ""
     """Why records of this id cannot be read."""
-    flat: tuple[Field, ...] | None = None
-    """The fields `read_flat` reads records of this id by, when the codec builds its events
-    from field values (`from_values`) and this id is its own schema; else None."""
 
 
 class AvroCodec(Generic[T]):
@@ -69,14 +65,8 @@ class AvroCodec(Generic[T]):
         schema: str | AvroSchema,
         to_avro: Callable[[T], Mapping[str, Any]],
         from_avro: Callable[[dict[str, Any]], T],
-        from_values: Callable[[list[Any]], T] | None = None,
         unknown_id_ttl: float = 60.0,
     ) -> None:
-        """`from_values` (optional) builds an event from its record's field values in
-        schema order: records written with `schema` itself are then read by `read_flat`
-        when the schema is flat (see `pipeline.adapters.avro.flat`), with no dict between
-        the bytes and the event; others, and any body `read_flat` declines, by fastavro and
-        `from_avro`."""
         self._registry = registry
         self._subject = subject
         self._text = schema_text(schema)
@@ -91,10 +81,6 @@ class AvroCodec(Generic[T]):
         self._plans: dict[bytes, _WriterPlan] = {}  # by wire-format header
         self._unknown_until: dict[int, float] = {}
         self._tagged = _tagged_optional_fields(self._parsed)
-        self._from_values = from_values
-        self._own = _WriterPlan(
-            self._parsed, flat=flat_fields(self._parsed) if from_values is not None else None
-        )
 
     @property
     def subject(self) -> str:
@@ -106,7 +92,7 @@ class AvroCodec(Generic[T]):
         if self._schema_id is None:
             schema_id = await self._registry.register(self._subject, self._text)
             self._header = bytes([MAGIC_BYTE]) + schema_id.to_bytes(4, "big")
-            self._plans[self._header] = self._own
+            self._plans[self._header] = _WriterPlan(self._parsed)
             self._schema_id = schema_id
         return self._schema_id
 
@@ -153,7 +139,7 @@ class AvroCodec(Generic[T]):
         # The hot loop: one dict lookup by the 5-byte header finds the plan of known ids
         # (and proves the magic byte); everything unusual happens in _plan_or_error.
         plans = self._plans
-        from_avro, from_values = self._from_avro, self._from_values
+        from_avro = self._from_avro
         read: Callable[..., Any] = fastavro.schemaless_reader  # a record schema: gives a dict
         results: list[T | DecodeError] = []
         append = results.append
@@ -176,11 +162,6 @@ class AvroCodec(Generic[T]):
             if plan.writer is None:
                 append(MalformedPayload(plan.problem))
                 continue
-            if plan.flat is not None and from_values is not None:
-                values = read_flat(payload, HEADER_SIZE, plan.flat)
-                if values is not None:
-                    append(from_values(values))
-                    continue
             try:
                 body = io.BytesIO(payload)
                 body.seek(HEADER_SIZE)
@@ -231,7 +212,7 @@ class AvroCodec(Generic[T]):
     def _plan_for(self, schema_id: int, text: str) -> _WriterPlan:
         try:
             if canonical_form(text, docs=False) == self._encoding:
-                return self._own
+                return _WriterPlan(self._parsed)
             writer = parse(text)
             problem = read_problem(self._text, text)
         except SchemaRegistryError as exc:

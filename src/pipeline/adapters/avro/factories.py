@@ -16,7 +16,6 @@ from pipeline.adapters.avro.mapping import (
     post_to_avro,
     reading_from_avro,
     reading_row_from_avro,
-    reading_row_from_values,
     reading_row_to_avro,
     reading_to_avro,
     shop_event_from_avro,
@@ -64,7 +63,6 @@ def reading_row_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[Reading
         schema=load_schema(SENSOR_READING),
         to_avro=reading_row_to_avro,
         from_avro=reading_row_from_avro,
-        from_values=reading_row_from_values,
     )
 
 

@@ -10,11 +10,10 @@ MalformedPayload.
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from pipeline.domain.alerts import Alert, AlertDomain, AlertKind, Severity
 from pipeline.domain.payments import (
@@ -98,13 +97,6 @@ def reading_row_from_avro(record: Mapping[str, Any]) -> ReadingRow:
         record.get("battery_level"),
         record.get("signal_strength"),
     )
-
-
-reading_row_from_values = cast(
-    "Callable[[list[Any]], ReadingRow]", functools.partial(tuple.__new__, ReadingRow)
-)
-"""The row of a `SensorReading` record's field values, in the schema's order (which is the
-row's: a test holds them together). `tuple.__new__` itself: no Python frame per record."""
 
 
 def reading_row_to_avro(row: ReadingRow) -> AvroRecord:
