@@ -39,6 +39,19 @@ from pipeline.entrypoints.worker import run_named_job, with_metrics_port
 from pipeline.jobs.sensor_anomalies import feature_names
 
 
+def stack_missing(settings: Settings) -> bool:
+    """Whether Kafka or PostgreSQL is not configured (a bench needs the real stack): said on
+    standard error; the caller exits with a usage error."""
+    if settings.kafka.bootstrap_servers is None or settings.database.is_default:
+        sys.stderr.write(
+            "pipeline bench: error: needs real Kafka and PostgreSQL; set "
+            "PIPELINE_KAFKA__BOOTSTRAP_SERVERS and PIPELINE_DATABASE__URL "
+            '(eval "$(scripts/stack env)")\n'
+        )
+        return True
+    return False
+
+
 def percentile(sorted_values: array[float], fraction: float) -> float:
     """The value below which `fraction` of the sorted values lie (nearest rank)."""
     if not sorted_values:
@@ -240,12 +253,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.rates and args.rate > 0:
         sys.stderr.write("pipeline bench: error: give --rate or --rates, not both\n")
         return EXIT_USAGE
-    if settings.kafka.bootstrap_servers is None or settings.database.is_default:
-        sys.stderr.write(
-            "pipeline bench: error: needs real Kafka and PostgreSQL; set "
-            "PIPELINE_KAFKA__BOOTSTRAP_SERVERS and PIPELINE_DATABASE__URL "
-            '(eval "$(scripts/stack env)")\n'
-        )
+    if stack_missing(settings):
         return EXIT_USAGE
     rates: list[float] = args.rates or ([args.rate] if args.rate > 0 else [])
     run_id = uuid.uuid4().hex[:8]

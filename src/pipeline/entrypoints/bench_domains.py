@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 
 from pipeline.application.runtime.stats import WorkerStats
-from pipeline.entrypoints.bench import finish_producer
+from pipeline.entrypoints.bench import finish_producer, stack_missing
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
 from pipeline.entrypoints.settings import Settings
@@ -78,12 +78,7 @@ class JobFigures:
 async def run_domain_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Produce `args.events` events of `args.domain`, run its jobs over them, print."""
     bench = BENCHES[args.domain]
-    if settings.kafka.bootstrap_servers is None or settings.database.is_default:
-        sys.stderr.write(
-            "pipeline bench: error: needs real Kafka and PostgreSQL; set "
-            "PIPELINE_KAFKA__BOOTSTRAP_SERVERS and PIPELINE_DATABASE__URL "
-            '(eval "$(scripts/stack env)")\n'
-        )
+    if stack_missing(settings):
         return EXIT_USAGE
     run_id = uuid.uuid4().hex[:8]
     names = {field: f"bench-{field.replace('_', '-')}-{run_id}" for field in bench.topics}
