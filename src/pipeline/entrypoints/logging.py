@@ -40,6 +40,10 @@ def redact_api_keys_in_server_logs() -> None:
             logger.addFilter(RedactApiKeys())
 
 
+NOISY_LIBRARIES = ("httpx", "httpcore", "httpx2", "httpcore2", "alembic")
+"""Loggers of libraries that log every request or migration step at INFO."""
+
+
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     """Route structlog (and stdlib logging) to stderr as console lines or JSON (one object
     per line: `timestamp`, `level`, `event`, the line's fields, and `trace_id`/`span_id`
@@ -51,8 +55,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
     redact_api_keys_in_server_logs()
-    # Libraries that log every request or migration step at INFO speak only when it matters.
-    for noisy in ("httpx", "httpcore", "alembic"):
+    # Libraries that log every request or migration step at INFO speak only when it matters
+    # (httpx2/httpcore2: the schema registry client's HTTP stack).
+    for noisy in NOISY_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     structlog.configure(
         processors=[
