@@ -530,6 +530,32 @@ class EventLogContract:
             range(100, 110)
         )
 
+    async def test_an_interleaved_member_reads_a_backlog_in_short_runs_of_each_partition(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic = await new_topic(partitions=2)
+        # 1,200 records of 1 KB a partition, more than a megabyte even compressed.
+        for p in range(2):
+            key = key_for(p, 2)
+            for n in range(1200):
+                await event_log.publish(topic, key, os.urandom(1000))
+                if n % 50 == 49:
+                    await event_log.flush()  # record batches of 50 KB, as a live stream's
+        consumer = open_consumer(group_id=unique("g"), topics=[topic], interleaved=True)
+
+        # Polls smaller than the backlog: without interleaving, the first takes a thousand
+        # records of one partition (memory: all it may; Kafka: librdkafka's 1 MiB fetch of
+        # it). Interleaved, neither partition runs more than 500 records ahead.
+        counts = [0, 0]
+        ahead: list[int] = []
+        deadline = time.monotonic() + SETTLE_S
+        while sum(counts) < 2400:
+            assert time.monotonic() < deadline, f"read {counts} of 1,200 each"
+            for record in await consumer.poll(1000, 0.5):
+                counts[record.partition] += 1
+            ahead.append(abs(counts[0] - counts[1]))
+        assert max(ahead) <= 500, ahead
+
     async def test_after_a_member_closes_the_other_member_gets_all_partitions(
         self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
     ) -> None:

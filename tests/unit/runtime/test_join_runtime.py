@@ -122,9 +122,12 @@ class AskedLog(InMemoryEventLog):
     def __init__(self) -> None:
         super().__init__()
         self.asked: list[tuple[tuple[str, ...], bool]] = []
+        self.interleaved: list[tuple[str, ...]] = []
 
     def consumer(self, **kwargs: Any) -> EventConsumer:
         self.asked.append((tuple(kwargs["topics"]), kwargs.get("co_partitioned", False)))
+        if kwargs.get("interleaved", False):
+            self.interleaved.append(tuple(kwargs["topics"]))
         return super().consumer(**kwargs)
 
 
@@ -136,3 +139,5 @@ async def test_a_job_joining_co_partitioned_topics_asks_its_group_for_co_partiti
     await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
 
     assert (("orders", "accounts"), True) in log.asked
+    # Under database authority it writes no topic: nothing asks to read interleaved.
+    assert not log.interleaved

@@ -312,3 +312,28 @@ async def test_lag_is_sampled_from_the_offsets_the_transactions_committed(
     # Sampled for every partition (not absent), and from the group's committed offsets:
     # the checkpoint's, not the unused store's (which would report the whole topic).
     assert lags() == dict.fromkeys(ends, 0.0)
+
+
+class AskingLog(InMemoryEventLog):
+    """The in-memory log, noting whether each group member asked to read interleaved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interleaved: list[bool] = []
+
+    def consumer(self, **kwargs: Any) -> EventConsumer:
+        self.interleaved.append(kwargs.get("interleaved", False))
+        return super().consumer(**kwargs)
+
+
+async def test_a_job_writing_topics_reads_its_partitions_interleaved() -> None:
+    # Its outputs (re-keyed topics) keep close to event-time order when it drains a backlog.
+    log = AskingLog()
+    await log.ensure_topics(
+        [TopicSpec(name=name, partitions=2) for name in (SOURCE, f"{SOURCE}.dlq", TICKS, COUNTS)]
+    )
+    await publish(log, ticks_at(["a", "b"], range(2), per_minute=2))
+
+    await asyncio.wait_for(run_job(job_run(log), until_caught_up=True), 5)
+
+    assert log.interleaved[0] is True

@@ -60,6 +60,9 @@ CONSUMER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
         "allow.auto.create.topics": "false",
     }
 )
+INTERLEAVED_FETCH_BYTES: Final = 65_536
+"""`max.partition.fetch.bytes` of an interleaved consumer (librdkafka's default is 1 MiB: a
+backlog then comes a megabyte of one partition at a time)."""
 CONSUMER_ENFORCED: Final[Mapping[str, str]] = MappingProxyType(
     {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 )

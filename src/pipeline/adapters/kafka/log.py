@@ -11,6 +11,7 @@ from pipeline.adapters.kafka.changelog import ChangelogReader
 from pipeline.adapters.kafka.config import (
     CONSUMER_DEFAULTS,
     CONSUMER_ENFORCED,
+    INTERLEAVED_FETCH_BYTES,
     PRODUCER_DEFAULTS,
     PRODUCER_ENFORCED,
     client_settings,
@@ -139,15 +140,19 @@ class KafkaEventLog:
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
         co_partitioned: bool = False,
+        interleaved: bool = False,
     ) -> EventConsumer:
         """Join consumer group `group_id` on `topics`; it rebalances at the next poll.
-        `co_partitioned` uses the range assignor (see the port)."""
+        `co_partitioned` uses the range assignor, `interleaved` fetches at most
+        `INTERLEAVED_FETCH_BYTES` of each partition at a time (see the port)."""
         settings = self._settings(
             "consumer", CONSUMER_DEFAULTS, self._consumer_config, CONSUMER_ENFORCED
         )
         settings["group.id"] = group_id
         if co_partitioned:
             settings["partition.assignment.strategy"] = "range"
+        if interleaved:
+            settings["max.partition.fetch.bytes"] = str(INTERLEAVED_FETCH_BYTES)
         if self._group_instance_id is not None:
             # Per group: the worker's consumers of several groups share one id.
             settings["group.instance.id"] = self._group_instance_id

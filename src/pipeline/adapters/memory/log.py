@@ -168,11 +168,18 @@ class InMemoryEventLog:
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
         co_partitioned: bool = False,
+        interleaved: bool = False,
     ) -> EventConsumer:
         """Join consumer group `group_id` on `topics` (the group rebalances);
-        `co_partitioned` assigns like Kafka's range assignor (see the port)."""
+        `co_partitioned` assigns like Kafka's range assignor, `interleaved` takes at most
+        `INTERLEAVED_RUN` records of a partition at a time (see the port)."""
         return InMemoryGroupConsumer(
-            self._state, group_id, topics, resolve_offsets, co_partitioned=co_partitioned
+            self._state,
+            group_id,
+            topics,
+            resolve_offsets,
+            co_partitioned=co_partitioned,
+            interleaved=interleaved,
         )
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:

@@ -8,6 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pipeline.adapters.memory.log_state import ConsumerGroup, LogState, Waiters
 from pipeline.application.ports import OffsetResolver, Record, TopicPartition
 
+INTERLEAVED_RUN = 500
+"""Most records an interleaved consumer takes from one partition before the next."""
+
 
 class _InMemoryConsumerBase:
     """Positions over assigned partitions, fetching, waiting, committing and lag."""
@@ -18,6 +21,8 @@ class _InMemoryConsumerBase:
         self._positions: dict[TopicPartition, int] = {}
         self._order: list[TopicPartition] = []
         self._next_first = 0
+        self._run: int | None = None
+        """Most records taken from one partition before the next is visited (None: all)."""
         self._closed = False
         self._paused = False
         self._wakeup: asyncio.Future[None] | None = None
@@ -103,17 +108,23 @@ class _InMemoryConsumerBase:
         first = self._next_first % len(order)
         self._next_first = first + 1
         out: list[Record] = []
-        for tp in order[first:] + order[:first]:
-            partition = self._state.partition(tp)
-            if partition is None:
-                continue
-            position = self._positions[tp]
-            if position < len(partition.records):
-                chunk = partition.records[position : position + max_records - len(out)]
-                out.extend(chunk)
-                self._positions[tp] = position + len(chunk)
-                if len(out) >= max_records:
-                    break
+        taking = True
+        while taking and len(out) < max_records:
+            taking = False  # another round only while some partition gave a full run
+            for tp in order[first:] + order[:first]:
+                partition = self._state.partition(tp)
+                if partition is None:
+                    continue
+                position = self._positions[tp]
+                if position < len(partition.records):
+                    room = max_records - len(out)
+                    take = room if self._run is None else min(room, self._run)
+                    chunk = partition.records[position : position + take]
+                    out.extend(chunk)
+                    self._positions[tp] = position + len(chunk)
+                    taking = taking or len(chunk) == self._run
+                    if len(out) >= max_records:
+                        break
         return out
 
     def _watched(self) -> Iterable[Waiters]:
@@ -165,9 +176,12 @@ class InMemoryGroupConsumer(_InMemoryConsumerBase):
         resolve_offsets: OffsetResolver | None,
         *,
         co_partitioned: bool = False,
+        interleaved: bool = False,
     ) -> None:
         group, member_id = state.join(group_id, topics, co_partitioned=co_partitioned)
         super().__init__(state, group)
+        if interleaved:
+            self._run = INTERLEAVED_RUN
         self.group_id = group_id
         self.topics = tuple(topics)
         """The topics subscribed to."""

@@ -131,6 +131,7 @@ class TracingEventLog:
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
         co_partitioned: bool = False,
+        interleaved: bool = False,
     ) -> EventConsumer:
         """The inner log's."""
         return self._log.consumer(
@@ -138,6 +139,7 @@ class TracingEventLog:
             topics=topics,
             resolve_offsets=resolve_offsets,
             co_partitioned=co_partitioned,
+            interleaved=interleaved,
         )
 
     def reader(self, *, group_id: str, start: Mapping[TopicPartition, int]) -> EventConsumer:

@@ -107,9 +107,17 @@ class EventLog(Protocol):
         topics: Sequence[str],
         resolve_offsets: OffsetResolver | None = None,
         co_partitioned: bool = False,
+        interleaved: bool = False,
     ) -> EventConsumer:
         """Join consumer group `group_id` on `topics`. Partitions are shared with the
         group's other members; on every assignment `resolve_offsets` says where to resume.
+
+        `interleaved`: polls take small runs of each assigned partition in turn, so that a
+        batch read from a backlog holds every partition's records from about the same
+        stretch of its log. A job writing a re-keyed topic asks for it: each partition of
+        its output follows the order it read its input partitions in, and runs of minutes
+        of event time from one input partition after another would reach a windowed job
+        downstream as late records.
 
         `co_partitioned`: the member holding partition p of one topic holds partition p of
         every topic of the same partition count (Kafka's range assignor), as a job joining

@@ -386,12 +386,15 @@ def _job_consumer(run: JobRun, topics: Sequence[str], resolve: OffsetResolver) -
     """The job's member of its group. A job joining co-partitioned topics asks for the
     range assignor, so that one member holds partition p of each of them: the cooperative
     default balances topic by topic and can give p of one to another member than p of the
-    other, whose records would then never meet."""
+    other, whose records would then never meet. A job under Kafka authority writes topics
+    that other jobs read, maybe windowed: it reads its partitions interleaved, so that each
+    partition of a re-keyed output keeps close to event-time order (see the port)."""
     return run.log.consumer(
         group_id=run.group_id,
         topics=topics,
         resolve_offsets=resolve,
         co_partitioned=bool(run.job.plan().copartitioned_topics()),
+        interleaved=run.topic_sinks is not None,
     )
 
 
