@@ -6,30 +6,57 @@ screen names exactly the readings `check_threshold` raises an alert for."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain import DEFAULT_CATALOG, DEFAULT_THRESHOLDS, Reading, Threshold
+from pipeline.domain import DEFAULT_CATALOG, DEFAULT_THRESHOLDS, Reading, SensorCatalog, Threshold
 from pipeline.domain.alerts import check_threshold
 from pipeline.domain.errors import DomainError
 from pipeline.domain.sensor_columns import (
+    ReadingLike,
     ReadingRow,
     crosses,
     reading_of,
-    rejections,
     row_of,
     suspect_rows,
 )
-from pipeline.domain.sensors import MAX_IDENTIFIER_LENGTH, SensorKind, validate_reading
+from pipeline.domain.sensors import (
+    DEFAULT_MAX_CLOCK_SKEW,
+    MAX_IDENTIFIER_LENGTH,
+    SensorKind,
+    validate_reading,
+)
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
 CATALOG = DEFAULT_CATALOG.with_kind(
     SensorKind(name="flow", unit="l/min", physical_min=0.0, physical_max=math.inf)
 )
+
+
+def rejections(
+    rows: Sequence[ReadingLike],
+    now: datetime,
+    *,
+    catalog: SensorCatalog = DEFAULT_CATALOG,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+) -> dict[int, DomainError]:
+    """The rows the domain rejects, by index, with the error `validate_reading` raises for
+    each: the column-wise screen picks the suspects, the domain judges them."""
+    found: dict[int, DomainError] = {}
+    for i in suspect_rows(rows, now, catalog=catalog, max_clock_skew=max_clock_skew):
+        try:
+            validate_reading(
+                reading_of(rows[i]), now=now, catalog=catalog, max_clock_skew=max_clock_skew
+            )
+        except DomainError as error:
+            found[i] = error
+    return found
+
 
 # Values near and beyond every rule's edges, and the odd floats.
 EDGY_FLOATS = st.one_of(

@@ -27,7 +27,6 @@ from pipeline.domain.sensors import (
     Reading,
     SensorCatalog,
     require_well_formed,
-    validate_reading,
 )
 
 _ZERO = timedelta(0)
@@ -120,26 +119,6 @@ def suspect_rows(
     suspects.update(_outside(batteries, 0.0, 100.0))
     suspects.update(_outside(signals, -150.0, 0.0))
     return sorted(suspects)
-
-
-def rejections(
-    rows: Sequence[ReadingLike],
-    now: datetime,
-    *,
-    catalog: SensorCatalog = DEFAULT_CATALOG,
-    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
-) -> dict[int, DomainError]:
-    """The rows the domain rejects, by index, with the error `validate_reading` raises for
-    each: the column-wise screen picks the suspects, the domain judges them."""
-    found: dict[int, DomainError] = {}
-    for i in suspect_rows(rows, now, catalog=catalog, max_clock_skew=max_clock_skew):
-        try:
-            validate_reading(
-                reading_of(rows[i]), now=now, catalog=catalog, max_clock_skew=max_clock_skew
-            )
-        except DomainError as error:
-            found[i] = error
-    return found
 
 
 @functools.lru_cache(maxsize=1024)
