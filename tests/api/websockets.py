@@ -99,6 +99,18 @@ class AsgiWebSocket:
             if frame["type"] == frame_type:
                 return frame
 
+    async def receive_each(self, *frame_types: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first frame of each of `frame_types`, by type, in whatever order they come
+        (others skipped): events of different topics may reach the feed in either order."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        found: dict[str, dict[str, Any]] = {}
+        while len(found) < len(set(frame_types)):
+            frame = await self.receive_json(max(0.0, deadline - loop.time()))
+            if frame["type"] in frame_types:
+                found.setdefault(frame["type"], frame)
+        return found
+
     async def send_json(self, data: object) -> None:
         """Send `data` as a JSON text frame."""
         await self._to_app.put({"type": "websocket.receive", "text": json.dumps(data)})
