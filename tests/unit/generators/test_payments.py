@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import Generated, Lane
+from pipeline.application.generators.base import Generated
 from pipeline.application.generators.payments import (
     CARD_TESTING_CATEGORY,
     EUR_RATES,
@@ -25,7 +25,7 @@ from pipeline.application.generators.payments import (
     account_profile,
     generate_payments,
 )
-from pipeline.application.generators.production import LANES, merged
+from pipeline.application.generators.production import LANES
 from pipeline.domain.geography import COUNTRIES, local_hour, travel_is_impossible
 from pipeline.domain.payments import (
     CARD_PRESENT,
@@ -37,6 +37,7 @@ from pipeline.domain.payments import (
     validate_payment_outcome,
     validate_transaction,
 )
+from tests.unit.generators.streams import in_lanes
 
 START = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -45,12 +46,7 @@ DAY = timedelta(days=1)
 def payments(seed: int = 7, lanes: int = 1, **config: object) -> Iterator[Generated[PaymentEvent]]:
     """The stream of `seed`; with `lanes`, as a producer run makes it: that many lanes merged."""
     settings = PaymentsConfig(**config)  # type: ignore[arg-type]
-    return merged(
-        [
-            generate_payments(seed=seed, start=START, config=settings, lane=Lane(index, lanes))
-            for index in range(lanes)
-        ]
-    )
+    return in_lanes(generate_payments, seed=seed, start=START, config=settings, lanes=lanes)
 
 
 @pytest.fixture(scope="module", params=[1, LANES], ids=["whole", "lanes"])

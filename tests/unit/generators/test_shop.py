@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import Generated, Lane
-from pipeline.application.generators.production import LANES, merged
+from pipeline.application.generators.base import Generated
+from pipeline.application.generators.production import LANES
 from pipeline.application.generators.shop import (
     CURRENCIES,
     ShopAnomalyKind,
@@ -21,6 +21,7 @@ from pipeline.application.generators.shop import (
     generate_shop,
 )
 from pipeline.domain.shop import ShopEvent, ShopEventType, validate_shop_event
+from tests.unit.generators.streams import in_lanes
 
 START = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -29,12 +30,7 @@ DAY = timedelta(days=1)
 def shop(seed: int = 3, lanes: int = 1, **config: object) -> Iterator[Generated[ShopEvent]]:
     """The stream of `seed`; with `lanes`, as a producer run makes it: that many lanes merged."""
     settings = ShopConfig(**config)  # type: ignore[arg-type]
-    return merged(
-        [
-            generate_shop(seed=seed, start=START, config=settings, lane=Lane(index, lanes))
-            for index in range(lanes)
-        ]
-    )
+    return in_lanes(generate_shop, seed=seed, start=START, config=settings, lanes=lanes)
 
 
 @pytest.fixture(scope="module", params=[1, LANES], ids=["whole", "lanes"])

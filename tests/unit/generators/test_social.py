@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.application.errors import ConfigurationError
-from pipeline.application.generators.base import Generated, Lane
-from pipeline.application.generators.production import LANES, merged
+from pipeline.application.generators.base import Generated
+from pipeline.application.generators.production import LANES
 from pipeline.application.generators.social import (
     SocialAnomalyKind,
     SocialConfig,
@@ -27,6 +27,7 @@ from pipeline.domain.social import (
     validate_engagement,
     validate_post,
 )
+from tests.unit.generators.streams import in_lanes
 
 START = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -35,12 +36,7 @@ DAY = timedelta(days=1)
 def social(seed: int = 5, lanes: int = 1, **config: object) -> Iterator[Generated[SocialEvent]]:
     """The stream of `seed`; with `lanes`, as a producer run makes it: that many lanes merged."""
     settings = SocialConfig(**config)  # type: ignore[arg-type]
-    return merged(
-        [
-            generate_social(seed=seed, start=START, config=settings, lane=Lane(index, lanes))
-            for index in range(lanes)
-        ]
-    )
+    return in_lanes(generate_social, seed=seed, start=START, config=settings, lanes=lanes)
 
 
 @pytest.fixture(scope="module", params=[(5, 1), (6, LANES)], ids=["whole", "lanes"])
