@@ -10,9 +10,10 @@ from decimal import Decimal
 from itertools import count
 
 from pipeline.application.ports import TopicPartition
-from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.domain import Order, OrderLine, ShopEvent, ShopEventType
 from pipeline.streams.testing import TestDriver
+from tests.sink_batches import SinkBatches
 
 SINKS = ("shop_sessions", "shop_funnel_5m", "shop_revenue_1m", "shop_top_products_1h", "alerts")
 """The shop job's sinks."""
@@ -77,18 +78,7 @@ async def commit_rows(store: CheckpointStore, rows: Mapping[str, Sequence[object
     """Commit `rows` by sink name (the shop job's tables, `alerts`) as one batch of a
     consumer group of its own, as the job's runtime commits them."""
     partition = TopicPartition("ecommerce-events", 0)
-    await store.commit(
-        CheckpointBatch(
-            group_id=f"shop-test-{uuid.uuid4().hex[:8]}",
-            start_offsets={partition: 0},
-            next_offsets={partition: 1},
-            writes=[
-                SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
-                for name, r in rows.items()
-                if r
-            ],
-        )
-    )
+    await SinkBatches(store, partition, group_id=f"shop-test-{uuid.uuid4().hex[:8]}").commit(rows)
 
 
 def job_rows(driver: TestDriver) -> dict[str, list[object]]:

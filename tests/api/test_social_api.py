@@ -11,9 +11,9 @@ from litestar.testing import AsyncTestClient
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.application.ports import TopicPartition
-from pipeline.application.ports.checkpoint import CheckpointBatch, SinkRows
 from pipeline.domain.social import PostEngagement, TagHop, TrendingTag
 from pipeline.entrypoints.bootstrap import Pipeline
+from tests.sink_batches import SinkBatches
 
 Client = AsyncTestClient[Litestar]
 
@@ -21,17 +21,7 @@ Client = AsyncTestClient[Litestar]
 async def commit(pipeline: Pipeline, **rows: list[Any]) -> None:
     """Commit `rows` by sink name as the social jobs' checkpoint does."""
     part = TopicPartition("social-hashtags", 0)
-    await pipeline.checkpoint.commit(
-        CheckpointBatch(
-            group_id="api-test",
-            start_offsets={part: 0},
-            next_offsets={part: 1},
-            writes=[
-                SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
-                for name, r in rows.items()
-            ],
-        )
-    )
+    await SinkBatches(pipeline.checkpoint, part, group_id="api-test").commit(rows)
 
 
 def hop_start(clock: ManualClock, minutes_ago: int) -> datetime:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.adapters.sql.payment_queries import SqlPaymentQueries
 from pipeline.adapters.sql.payment_sinks import PAYMENT_SINKS
 from pipeline.application.ports import TopicPartition
-from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.payments import FlaggedFilter, FlaggedPosition, PaymentQueries
 from pipeline.domain.fraud import (
     NO_OUTCOME,
@@ -30,6 +29,7 @@ from pipeline.domain.fraud import (
 from pipeline.domain.payments import Channel
 from tests.databases import module_database
 from tests.declared_stores import emptied, memory_store, sql_store, sqlite_url
+from tests.sink_batches import SinkBatches
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 P0 = TopicPartition("transactions", 0)
@@ -67,31 +67,17 @@ def outcome(tx: str, kind: str, minutes: float | None) -> TransactionOutcome:
 
 class World:
     def __init__(self, store: CheckpointStore, queries: PaymentQueries) -> None:
-        self.store = store
+        self.batches = SinkBatches(store, P0, group_id="payments-contract")
         self.queries = queries
-        self._offset = 0
 
     async def store_flags(self, *rows: FlaggedTransaction) -> None:
         reasons = [r for f in rows for r in flag_reasons(f)]
-        await self._commit(flagged_transactions=list(rows), fraud_flag_reasons=reasons)
+        await self.batches.commit(
+            {"flagged_transactions": list(rows), "fraud_flag_reasons": reasons}
+        )
 
     async def store_outcomes(self, *rows: TransactionOutcome) -> None:
-        await self._commit(transaction_outcomes=list(rows))
-
-    async def _commit(self, **rows: list[Any]) -> None:
-        start = self._offset
-        self._offset += 1
-        await self.store.commit(
-            CheckpointBatch(
-                group_id="payments-contract",
-                start_offsets={P0: start},
-                next_offsets={P0: self._offset},
-                writes=[
-                    SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
-                    for name, r in rows.items()
-                ],
-            )
-        )
+        await self.batches.commit({"transaction_outcomes": list(rows)})
 
 
 def ids(found: list[FlaggedTransaction]) -> list[str]:

@@ -15,11 +15,12 @@ from pipeline.adapters.memory.table_sinks import DeclaredRows
 from pipeline.adapters.sql.social_queries import SqlSocialQueries
 from pipeline.adapters.sql.social_sinks import SOCIAL_SINKS
 from pipeline.application.ports import TopicPartition
-from pipeline.application.ports.checkpoint import CheckpointBatch, CheckpointStore, SinkRows
+from pipeline.application.ports.checkpoint import CheckpointStore
 from pipeline.application.ports.social import AuthorEngagement, SocialQueries, TrendingEntry
 from pipeline.domain.social import PostEngagement, TagHop, TrendingTag
 from tests.databases import module_database
 from tests.declared_stores import emptied, memory_store, sql_store, sqlite_url
+from tests.sink_batches import SinkBatches
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 P0 = TopicPartition("social-hashtags", 0)
@@ -51,24 +52,11 @@ def post(post_id: str, author: str, minute: int, likes: int, shares: int) -> Pos
 
 class World:
     def __init__(self, store: CheckpointStore, queries: SocialQueries) -> None:
-        self.store = store
+        self.batches = SinkBatches(store, P0, group_id="contract")
         self.queries = queries
-        self._offset = 0
 
     async def commit(self, **rows: list[Any]) -> None:
-        start = self._offset
-        self._offset += 1
-        await self.store.commit(
-            CheckpointBatch(
-                group_id="contract",
-                start_offsets={P0: start},
-                next_offsets={P0: self._offset},
-                writes=[
-                    SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
-                    for name, r in rows.items()
-                ],
-            )
-        )
+        await self.batches.commit(rows)
 
 
 class SocialQueriesContract:

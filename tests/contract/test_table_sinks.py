@@ -29,12 +29,11 @@ from pipeline.adapters.sql.table_sinks import (
 from pipeline.adapters.sql.tables import JSON, UtcDateTime
 from pipeline.application.ports import TopicPartition
 from pipeline.application.ports.checkpoint import (
-    CheckpointBatch,
     CheckpointStore,
     SinkResult,
-    SinkRows,
 )
 from tests.databases import module_database
+from tests.sink_batches import SinkBatches
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 P0 = TopicPartition("events", 0)
@@ -101,24 +100,12 @@ def window(tag: str, count: int, total: float, minute: int = 0) -> Window:
 class World:
     def __init__(self, store: CheckpointStore, read: Any) -> None:
         self.store = store
+        self.batches = SinkBatches(store, P0, group_id="contract")
         self._read = read
-        self._offset = 0
 
     async def commit(self, **rows: list[Any]) -> dict[str, int]:
         """Commit `rows` by sink name as one batch of partition P0; the written counts."""
-        start = self._offset
-        self._offset += 1
-        result = await self.store.commit(
-            CheckpointBatch(
-                group_id="contract",
-                start_offsets={P0: start},
-                next_offsets={P0: self._offset},
-                writes=[
-                    SinkRows(sink=name, rows=r, parts=[0] * len(r), origins=[None] * len(r))
-                    for name, r in rows.items()
-                ],
-            )
-        )
+        result = await self.batches.commit(rows)
         return {name: result.written.get(name, 0) for name in rows}
 
     async def events(self) -> list[Event]:
