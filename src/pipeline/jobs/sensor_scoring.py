@@ -163,7 +163,8 @@ def _advance(
     count[:] = np.where(relearn, 0.0, count) + 1.0
     last_at[:] = np.maximum(t, last_at)
     last[:] = v
-    return warm
+    scored: NDArray[np.bool_] = warm & ~relearn  # a sensor starting afresh is not warm
+    return scored
 
 
 def _histories(state: Floats, busiest: NDArray[np.intp]) -> list[History]:

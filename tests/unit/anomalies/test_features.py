@@ -26,7 +26,9 @@ class Featured:
 def features(history: History | None, *readings: Reading) -> tuple[History, list[Featured]]:
     """One sensor's readings as one batch, from `history`."""
     out = SensorFeatures(DEFAULT_CATALOG)(readings, [0] * len(readings), [history])
-    rows = [Featured(row, warm) for row, warm in zip(out.rows.tolist(), out.warm.tolist())]
+    rows = [
+        Featured(row, warm) for row, warm in zip(out.rows.tolist(), out.warm.tolist(), strict=True)
+    ]
     return out.states[0], rows
 
 
