@@ -61,8 +61,8 @@ class SensorFeatures:
 
     def __init__(self, catalog: SensorCatalog) -> None:
         types = feature_names(catalog)[len(BASE_FEATURES) :]
-        self._column = {name.removeprefix("type_"): len(BASE_FEATURES) + i
-                        for i, name in enumerate(types)}  # fmt: skip
+        base = len(BASE_FEATURES)
+        self._column = {name.removeprefix("type_"): base + i for i, name in enumerate(types)}
         self._width = len(BASE_FEATURES) + len(types)
 
     def __call__(
@@ -98,9 +98,10 @@ class SensorFeatures:
             dtype=np.float64,
         )[busiest].T.copy()
         counts, starts = counts[busiest], starts[busiest]
+        fewer = -counts  # ascending, for searchsorted
         warm = np.empty(n, dtype=np.bool_)
         for k in range(int(counts[0])):
-            m = int(np.searchsorted(-counts, -k, side="left"))
+            m = int(np.searchsorted(fewer, -k, side="left"))  # the sensors with a k-th
             at_k = order[starts[:m] + k]
             warm[at_k] = _advance(state[:, :m], value[at_k], at[at_k], rows, at_k)
         rows[:, 0] = value
