@@ -213,9 +213,7 @@ class Stream(Generic[K, V]):
 
     def scan_batch(
         self,
-        fn: Callable[
-            [KeyedBatch[K, S, V]], tuple[Sequence[S | None], Iterable[tuple[int, W]]]
-        ],
+        fn: Callable[[KeyedBatch[K, S, V]], tuple[Sequence[S | None], Iterable[tuple[int, W]]]],
         *,
         step: str,
     ) -> Stream[K, W]:

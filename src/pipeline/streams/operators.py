@@ -299,9 +299,7 @@ class ScanBatchOperator(StatefulOperator):
                 parts.append(last_part)
                 states.append(entries.get(i.key))
             slots.append(slot)
-        new, out = self.node.params["fn"](
-            KeyedBatch([i.value for i in items], slots, keys, states)
-        )
+        new, out = self.node.params["fn"](KeyedBatch([i.value for i in items], slots, keys, states))
         if len(new) != len(states):
             raise ValueError(
                 f"step {self.node.id!r} returned {len(new)} states for {len(states)} keys"
