@@ -14,8 +14,7 @@ restore and a replay are the same as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -181,42 +180,31 @@ def _histories(state: Floats, busiest: NDArray[np.intp]) -> list[History]:
 
 class AnomalyScoring:
     """The `scan_batch` step's function: a batch's features from its sensors' states, its
-    warm rows scored in one call, an `Alert` for each reading the model flags.
-
-    The scoring runs in a thread of its own while the job's later steps handle the same
-    batch (a forest's tree traversal releases the GIL), and its alerts join the batch when
-    it finishes: one model scores the whole batch (`LiveModel.score` reads it once), and
-    every row is scored once, in its batch."""
+    warm rows scored in one call, an `Alert` for each reading the model flags."""
 
     def __init__(self, live: LiveModel, catalog: SensorCatalog) -> None:
         self.live = live
         self.features = feature_names(catalog)
         self._compute = SensorFeatures(catalog)
-        self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomaly-scoring")
 
     def __call__(
         self, batch: KeyedBatch[tuple[str, str], History, ReadingRow]
-    ) -> tuple[list[History], Iterable[tuple[int, Alert]] | Future[Iterable[tuple[int, Alert]]]]:
+    ) -> tuple[list[History], list[tuple[int, Alert]]]:
         computed = self._compute(batch.values, batch.slots, batch.states)
         warm = np.flatnonzero(computed.warm)
-        if not warm.size:
-            return computed.states, []
-        rows = computed.rows[warm]
-        return computed.states, self._scorer.submit(self._score, batch.values, warm, rows)
-
-    def _score(
-        self, readings: list[ReadingRow], warm: NDArray[np.intp], rows: Floats
-    ) -> Iterable[tuple[int, Alert]]:
-        """The alerts of the warm `rows` (of `readings[warm]`) the model flags."""
-        # A 2-D array is a sequence of rows: the model takes it as it is.
-        scored, version = self.live.score(cast("Sequence[Sequence[float]]", rows))
-        flagged = np.flatnonzero(np.asarray(scored.anomalous, dtype=np.bool_))
         alerts: list[tuple[int, Alert]] = []
-        for j in flagged.tolist():
-            index = int(warm[j])
-            alert = self._alert(readings[index], scored.scores[j], version, rows[j].tolist())
-            alerts.append((index, alert))
-        return alerts
+        if warm.size:
+            rows = computed.rows[warm]
+            # A 2-D array is a sequence of rows: the model takes it as it is.
+            scored, version = self.live.score(cast("Sequence[Sequence[float]]", rows))
+            flagged = np.flatnonzero(np.asarray(scored.anomalous, dtype=np.bool_))
+            for j in flagged.tolist():
+                index = int(warm[j])
+                alert = self._alert(
+                    batch.values[index], scored.scores[j], version, rows[j].tolist()
+                )
+                alerts.append((index, alert))
+        return computed.states, alerts
 
     def _alert(self, row: ReadingLike, score: float, version: str, features: list[float]) -> Alert:
         reading = reading_of(row)

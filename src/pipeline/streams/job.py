@@ -21,7 +21,6 @@ reads its topic whole, so it is joined by any key and never checked.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -214,10 +213,7 @@ class Stream(Generic[K, V]):
 
     def scan_batch(
         self,
-        fn: Callable[
-            [KeyedBatch[K, S, V]],
-            tuple[Sequence[S | None], Iterable[tuple[int, W]] | Future[Iterable[tuple[int, W]]]],
-        ],
+        fn: Callable[[KeyedBatch[K, S, V]], tuple[Sequence[S | None], Iterable[tuple[int, W]]]],
         *,
         step: str,
     ) -> Stream[K, W]:
@@ -228,12 +224,7 @@ class Stream(Generic[K, V]):
         emit, as `(index, value)` pairs: `value` leaves with the key, event time and record
         of `batch.values[index]`, in the order returned (none, one or several per value).
         The states are the step's keyed state, kept and restored like `scan`'s; `step`
-        names it.
-
-        The values to emit may come as a `concurrent.futures.Future` of those pairs: work
-        started in another thread (one that releases the GIL, as numerical libraries do)
-        runs beside the batch's later steps, and its values leave when the batch finishes,
-        in the batch (its error fails the batch). The new states are returned at once."""
+        names it."""
         node = self._job._add("scan_batch", (self.node,), {"fn": fn}, step=step)
         return Stream(self._job, node)
 

@@ -10,7 +10,6 @@ before it finishes itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -275,12 +274,7 @@ class ScanOperator(StatefulOperator):
 class ScanBatchOperator(StatefulOperator):
     """A running fold per key, a batch at a time: one call gets the batch's values and the
     states of the keys they carry (`KeyedBatch`), and returns every slot's new state and
-    the values to emit, each with the index of the value it comes from — or a `Future` of
-    them, emitted when the batch finishes (work done beside the batch's other steps)."""
-
-    def __init__(self, node: Node) -> None:
-        super().__init__(node)
-        self._pending: list[tuple[Context, list[Item[Any, Any]], Future[Any]]] = []
+    the values to emit, each with the index of the value it comes from."""
 
     def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
         state = self.state
@@ -317,29 +311,8 @@ class ScanBatchOperator(StatefulOperator):
             else:
                 entries[key] = value
             state.dirty(part).add(key)
-        if isinstance(out, Future):
-            self._pending.append((ctx, items, out))
-        else:
-            self._emit_from(items, out, ctx)
-
-    def finish(self, ctx: Context, watermarks: Mapping[int, int]) -> None:
-        pending, self._pending = self._pending, []
-        for batch, items, future in pending:
-            if batch is ctx:  # not one of a batch that failed before it finished
-                self._emit_from(items, future.result(), ctx)  # its error fails the batch
-
-    def _emit_from(
-        self, items: list[Item[Any, Any]], out: Iterable[tuple[int, Any]], ctx: Context
-    ) -> None:
         emitted: list[Item[Any, Any]] = []
         for at, value in out:
             i = items[at]
             emitted.append(Item(i.part, i.key, i.time, value, i.origin, i.wm))
         self.emit(emitted, ctx)
-
-    def restored(self, part: int) -> None:
-        self._pending.clear()  # of a batch that did not finish: it is read again
-
-    def release(self, part: int) -> None:
-        super().release(part)
-        self._pending.clear()

@@ -4,7 +4,6 @@ batch carries, kept, checkpointed and restored like `scan`'s."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -130,44 +129,3 @@ def test_returning_a_state_too_few_is_a_bug_not_a_silent_loss() -> None:
 
     with pytest.raises(ValueError, match="returned 1 states for 2 keys"):
         driver.run()
-
-
-def deferred_job(pool: ThreadPoolExecutor, fail: bool = False) -> Job:
-    job = Job("deferred")
-
-    def later(batch: KeyedBatch[str, int, Value]) -> list[tuple[int, str]]:
-        if fail:
-            raise RuntimeError("scoring failed")
-        return [(i, f"{v[0]}={v[1]}") for i, v in enumerate(batch.values)]
-
-    def step(
-        batch: KeyedBatch[str, int, Value],
-    ) -> tuple[list[int], Future[list[tuple[int, str]]]]:
-        return [1] * len(batch.states), pool.submit(later, batch)
-
-    job.source("in", tuple, key=lambda v: v[0], event_time=lambda v: v[2]).scan_batch(
-        step, step="deferred"
-    ).to(OUT)
-    return job
-
-
-def test_values_computed_in_another_thread_leave_with_their_own_batch() -> None:
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        driver = TestDriver(deferred_job(pool), now=T0 + timedelta(minutes=1))
-        driver.send_all("in", [("a", 1, T0), ("b", 2, T0)])
-        first = driver.run()
-        driver.send("in", ("a", 3, T0))
-        second = driver.run()
-
-    assert first.values("out") == ["a=1", "b=2"]
-    assert second.values("out") == ["a=3"]
-    assert driver.state("deferred") == {"a": 1, "b": 1}
-
-
-def test_an_error_in_the_other_thread_fails_the_batch() -> None:
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        driver = TestDriver(deferred_job(pool, fail=True), now=T0 + timedelta(minutes=1))
-        driver.send("in", ("a", 1, T0))
-
-        with pytest.raises(RuntimeError, match="scoring failed"):
-            driver.run()
