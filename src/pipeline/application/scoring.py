@@ -9,7 +9,9 @@ fitting and evaluating run in a worker thread: never in the poll loop, never blo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import operator
 import threading
 import time
 import uuid
@@ -45,7 +47,11 @@ class LiveModel:
         """`on_scored(seconds, rows, version)` is told of every batch scored (telemetry)."""
         self.model = model
         self._lock = threading.Lock()
-        self._recent: deque[Row] = deque(maxlen=sample_size)
+        self._sample_size = sample_size
+        # Whole scored batches, newest last, as long as their unflagged rows are among the
+        # newest `sample_size`: a batch joins the sample in one append, not row by row.
+        self._batches: deque[tuple[Sequence[Row], Sequence[bool], int]] = deque()
+        self._unflagged = 0
         self._flagged: deque[Row] = deque(maxlen=flagged_size)
         self._on_scored = on_scored
         self.scored = 0
@@ -58,9 +64,18 @@ class LiveModel:
         started = time.perf_counter()
         scored = model.score(rows)
         seconds = time.perf_counter() - started
+        anomalous = scored.anomalous
+        # A flagged row is copied out of its batch (a few in a hundred), which then need not
+        # be kept for it.
+        flagged = [tuple(rows[i]) for i in itertools.compress(range(len(rows)), anomalous)]
+        unflagged = len(rows) - len(flagged)
         with self._lock:
-            for row, flagged in zip(rows, scored.anomalous, strict=True):
-                (self._flagged if flagged else self._recent).append(row)
+            self._flagged.extend(flagged)
+            if unflagged:
+                self._batches.append((rows, anomalous, unflagged))
+                self._unflagged += unflagged
+                while self._unflagged - self._batches[0][2] >= self._sample_size:
+                    self._unflagged -= self._batches.popleft()[2]
             self.scored += len(rows)
         if self._on_scored is not None:
             self._on_scored(seconds, len(rows), model.version)
@@ -69,7 +84,13 @@ class LiveModel:
     def sample(self) -> tuple[list[Row], list[Row]]:
         """Copies of the recent unflagged rows (oldest first) and of the recent flagged ones."""
         with self._lock:
-            return list(self._recent), list(self._flagged)
+            batches, flagged = list(self._batches), list(self._flagged)
+        recent = [
+            row
+            for rows, anomalous, _ in batches
+            for row in itertools.compress(rows, map(operator.not_, anomalous))
+        ]
+        return recent[-self._sample_size :], flagged
 
     def swap(self, model: ScoringModel) -> None:
         """Score the next batch with `model`."""

@@ -127,7 +127,7 @@ def sensor_job(config: SensorJobConfig) -> Job:
     valid.to(READINGS)
     threshold_alerts(job, valid, config).to(ALERTS)
     if config.scoring is not None:
-        found = anomalies(valid.map(reading_of, name="readings"), config.scoring, catalog)
+        found = anomalies(valid, config.scoring, catalog)
         found.to(ALERTS)
         if config.timeseries:
             found.map(anomaly_point, name="anomaly points").to(ANOMALY_POINTS)

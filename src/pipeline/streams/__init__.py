@@ -23,6 +23,7 @@ from pipeline.streams.aggregates import (
 )
 from pipeline.streams.items import (
     Item,
+    KeyedBatch,
     Late,
     Rejection,
     Tombstone,
@@ -58,6 +59,7 @@ __all__ = [
     "Job",
     "JobDefinitionError",
     "JoinedStream",
+    "KeyedBatch",
     "Late",
     "Max",
     "Mean",

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 R = TypeVar("R")
+S = TypeVar("S")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_TIME = -(2**62)
@@ -101,6 +102,20 @@ class Windowed(Generic[K, R]):
     window: Window
     value: R
     final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedBatch(Generic[K, S, V]):
+    """What a `scan_batch` step's function gets: one batch's values, in order, and the
+    state of every key they carry, one slot per key. `slots[i]` is the slot of
+    `values[i]`'s key, in order of first appearance; `keys[j]` and `states[j]` are slot
+    j's key and its state before the batch (None: the key has none yet). State is kept
+    per source partition and key, so a key arriving from two partitions has two slots."""
+
+    values: list[V]
+    slots: list[int]
+    keys: list[K]
+    states: list[S | None]
 
 
 @dataclass(frozen=True, slots=True)

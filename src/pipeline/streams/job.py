@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from pipeline.streams.items import Windowed, duration_millis
+from pipeline.streams.items import KeyedBatch, Windowed, duration_millis
 from pipeline.streams.windows import Hopping, Session, Sliding, Tumbling, WindowKind
 
 if TYPE_CHECKING:
@@ -210,6 +210,23 @@ class Stream(Generic[K, V]):
         value to emit (`state` is None for a key's first value). The states are the step's
         keyed state, kept and restored like a window's; `step` names it."""
         return Stream(self._job, self._job._add("scan", (self.node,), {"fn": fn}, step=step))
+
+    def scan_batch(
+        self,
+        fn: Callable[[KeyedBatch[K, S, V]], tuple[Sequence[S | None], Iterable[tuple[int, W]]]],
+        *,
+        step: str,
+    ) -> Stream[K, W]:
+        """A running fold per key, a whole batch at a time (for folds that are cheap only
+        in bulk, e.g. column-wise over the batch): `fn(batch)` gets the batch's values and
+        the state of each key they carry (`KeyedBatch`), and returns each key's new state,
+        in the order of `batch.states` (None deletes the key's state), and the values to
+        emit, as `(index, value)` pairs: `value` leaves with the key, event time and record
+        of `batch.values[index]`, in the order returned (none, one or several per value).
+        The states are the step's keyed state, kept and restored like `scan`'s; `step`
+        names it."""
+        node = self._job._add("scan_batch", (self.node,), {"fn": fn}, step=step)
+        return Stream(self._job, node)
 
     @overload
     def validate(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pipeline.streams.items import Item, Late, Rejection, from_millis
+from pipeline.streams.items import Item, KeyedBatch, Late, Rejection, from_millis
 from pipeline.streams.job import Node
 from pipeline.streams.state import KeyedState
 
@@ -269,3 +269,50 @@ class ScanOperator(StatefulOperator):
             dirty.add(i.key)
             out.append(Item(i.part, i.key, i.time, value, i.origin, i.wm))
         self.emit(out, ctx)
+
+
+class ScanBatchOperator(StatefulOperator):
+    """A running fold per key, a batch at a time: one call gets the batch's values and the
+    states of the keys they carry (`KeyedBatch`), and returns every slot's new state and
+    the values to emit, each with the index of the value it comes from."""
+
+    def push(self, items: list[Item[Any, Any]], ctx: Context) -> None:
+        state = self.state
+        assert state is not None
+        slots: list[int] = []
+        keys: list[Hashable] = []
+        parts: list[int] = []
+        states: list[Any] = []
+        last_part = -1
+        entries: dict[Hashable, Any] = {}
+        index: dict[Hashable, int] = {}
+        indexes: dict[int, dict[Hashable, int]] = {}
+        for i in items:
+            if i.part != last_part:
+                last_part = i.part
+                entries = state.part(last_part)
+                index = indexes.setdefault(last_part, {})
+            slot = index.get(i.key)
+            if slot is None:
+                slot = index[i.key] = len(keys)
+                keys.append(i.key)
+                parts.append(last_part)
+                states.append(entries.get(i.key))
+            slots.append(slot)
+        new, out = self.node.params["fn"](KeyedBatch([i.value for i in items], slots, keys, states))
+        if len(new) != len(states):
+            raise ValueError(
+                f"step {self.node.id!r} returned {len(new)} states for {len(states)} keys"
+            )
+        for part, key, value in zip(parts, keys, new, strict=True):
+            entries = state.part(part)
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
+            state.dirty(part).add(key)
+        emitted: list[Item[Any, Any]] = []
+        for at, value in out:
+            i = items[at]
+            emitted.append(Item(i.part, i.key, i.time, value, i.origin, i.wm))
+        self.emit(emitted, ctx)

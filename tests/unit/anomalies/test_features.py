@@ -1,28 +1,39 @@
-"""Features of a reading, computed from its sensor's keyed state."""
+"""Features of a reading, computed from its sensor's keyed state (column-wise, a batch at a
+time: one sensor's readings in one batch are as many rounds)."""
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 import pytest
 
-from pipeline.domain import DEFAULT_CATALOG
-from pipeline.jobs.sensor_anomalies import WARMUP, Featured, History, SensorFeatures
+from pipeline.domain import DEFAULT_CATALOG, Reading
+from pipeline.jobs.sensor_anomalies import WARMUP, History
+from pipeline.jobs.sensor_scoring import SensorFeatures
 from tests.unit.anomalies.builders import FEATURES, a_reading
 
 NOISE = (0.1, -0.1, 0.2, -0.2, 0.0)
 
 
+@dataclass(frozen=True)
+class Featured:
+    row: list[float]
+    warm: bool
+
+
+def features(history: History | None, *readings: Reading) -> tuple[History, list[Featured]]:
+    """One sensor's readings as one batch, from `history`."""
+    out = SensorFeatures(DEFAULT_CATALOG)(readings, [0] * len(readings), [history])
+    rows = [
+        Featured(row, warm) for row, warm in zip(out.rows.tolist(), out.warm.tolist(), strict=True)
+    ]
+    return out.states[0], rows
+
+
 def feed(values: list[float], start: int = 0) -> tuple[History, list[Featured]]:
-    features = SensorFeatures(DEFAULT_CATALOG)
-    history: History | None = None
-    out: list[Featured] = []
-    for offset, value in enumerate(values):
-        history, featured = features(history, a_reading(value, second=start + offset))
-        out.append(featured)
-    assert history is not None
-    return history, out
+    return features(None, *(a_reading(v, second=start + i) for i, v in enumerate(values)))
 
 
 def column(featured: Featured, name: str) -> float:
@@ -46,11 +57,11 @@ def test_a_spike_moves_neither_the_mean_nor_the_stddev() -> None:
 
 
 def test_rate_gap_and_repeats_come_from_the_previous_reading() -> None:
-    features = SensorFeatures(DEFAULT_CATALOG)
     history, _ = features(None, a_reading(20.0, second=0))
-    history, second = features(history, a_reading(24.0, second=2))
-    history, third = features(history, a_reading(24.0, second=3))
-    _, fourth = features(history, a_reading(24.0, second=4))
+    history, [second, third] = features(
+        history, a_reading(24.0, second=2), a_reading(24.0, second=3)
+    )
+    _, [fourth] = features(history, a_reading(24.0, second=4))
 
     assert column(second, "rate") == pytest.approx(2.0)
     assert column(second, "gap_s") == pytest.approx(2.0)
@@ -68,9 +79,7 @@ def test_hour_of_day_is_cyclic_battery_signal_and_type_are_columns() -> None:
 
 
 def test_a_mains_powered_sensor_without_signal_gets_the_documented_defaults() -> None:
-    _, featured = SensorFeatures(DEFAULT_CATALOG)(
-        None, a_reading(20.0, battery_level=None, signal_strength=None)
-    )
+    _, [featured] = features(None, a_reading(20.0, battery_level=None, signal_strength=None))
 
     assert (column(featured, "battery"), column(featured, "signal")) == (100.0, -150.0)
 

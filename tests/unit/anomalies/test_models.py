@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -206,3 +208,26 @@ async def test_retraining_swaps_in_an_accepted_model_and_promotes_it(tmp_path: P
     assert live.model.version == info.version == await store.current()
     assert info.sample_size > 0
     assert info.evaluation["recall_on_flagged"] >= 0.5
+
+
+class FlagsNegative:
+    """Flags the rows whose first column is negative."""
+
+    kind = "zscore"
+    version = "negative"
+
+    def score(self, rows: Sequence[Sequence[float]]) -> Scored:
+        return Scored(scores=[-row[0] for row in rows], anomalous=[row[0] < 0 for row in rows])
+
+
+def test_the_sample_holds_the_newest_unflagged_and_flagged_rows_oldest_first() -> None:
+    live = LiveModel(FlagsNegative(), sample_size=25, flagged_size=4)
+    numbers = iter(range(1, 40))
+    for size in (10, 7, 1, 12, 9):  # batches of 39 rows: 1, 2, -3, 4, 5, -6, ...
+        live.score([[-n if n % 3 == 0 else n] for n in itertools.islice(numbers, size)])
+
+    recent, flagged = live.sample()
+
+    assert [row[0] for row in recent] == [n for n in range(1, 40) if n % 3][-25:]
+    assert [row[0] for row in flagged] == [-27, -30, -33, -36, -39][-4:]
+    assert live.scored == 39

@@ -15,6 +15,7 @@ from pipeline.application.ports.model import Scored
 from pipeline.application.scoring import LiveModel, Retrainer, RetrainPolicy
 from pipeline.domain import Alert, Reading
 from pipeline.domain.alerts import AlertKind, Detector
+from pipeline.jobs.sensor_anomalies import FEATURE_STEP
 from pipeline.jobs.sensor_points import ANOMALY_MEASUREMENT, ANOMALY_POINTS
 from pipeline.jobs.sensors import ALERTS, SensorJobConfig, sensor_job
 from pipeline.streams.testing import TestDriver
@@ -139,3 +140,26 @@ def test_with_a_time_series_each_flagged_reading_is_also_an_anomaly_point() -> N
     )
     assert {p.measurement for p in points} == {ANOMALY_MEASUREMENT}
     assert all(p.fields["model_version"] == "z-test" and p.fields["score"] > 0 for p in points)
+
+
+def test_a_restore_mid_stream_gives_the_same_features_and_alerts() -> None:
+    readings = [g.event for g in fleet(6_000)]
+    steady = driver_for(LiveModel(ZScoreModel("z-test", ZSCORE)), readings)
+    steady.run(batch_size=700)
+    job = sensor_job(SensorJobConfig(topic=TOPIC, scoring=LiveModel(ZScoreModel("z-test", ZSCORE))))
+    interrupted = TestDriver(job, partitions=2, now=readings[-1].timestamp + timedelta(seconds=1))
+    interrupted.send_all(TOPIC, readings[:2_500])
+    interrupted.run(batch_size=700)
+    interrupted.send_all(TOPIC, readings[2_500:])
+    interrupted.run(batch_size=700, commit=False)  # computed, never checkpointed
+    interrupted.crash()
+    interrupted.rebalance(revoke=[1], assign=[1])
+    interrupted.run(batch_size=300)
+
+    def by_id(driver: TestDriver) -> dict[str, tuple[float | None, dict[str, float] | None]]:
+        return {a.alert_id: (a.score, a.features) for a in ml_alerts(driver)}
+
+    assert by_id(steady)
+    assert by_id(interrupted) == by_id(steady)
+    for part in (0, 1):
+        assert interrupted.state(FEATURE_STEP, part) == steady.state(FEATURE_STEP, part)

@@ -1,5 +1,5 @@
-"""The two steps anomaly scoring is built on: `scan` (a running fold per key, in keyed
-state) and `map_batch` (one call per batch)."""
+"""`scan` (a running fold per key, in keyed state) and `map_batch` (one call per batch: the
+payments job's scoring step)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ class ForestModel:
 
     def score(self, rows: Sequence[Sequence[float]]) -> Scored:
         """Score the whole batch in one call into scikit-learn."""
-        if not rows:
+        if len(rows) == 0:  # a 2-D array's truth is not its length
             return Scored(scores=[], anomalous=[])
         matrix = np.asarray(rows, dtype=np.float64)[:, self.columns]
         scores = -self._forest.decision_function(matrix)

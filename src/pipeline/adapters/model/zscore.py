@@ -31,7 +31,7 @@ class ZScoreModel:
     def score(self, rows: Sequence[Sequence[float]]) -> Scored:
         """|zscore| of every row; anomalous beyond the threshold."""
         column, threshold = self.column, self.threshold
-        scores = [abs(row[column]) for row in rows]
+        scores = [abs(float(row[column])) for row in rows]
         return Scored(scores=scores, anomalous=[s > threshold for s in scores])
 
     def artifact(self) -> bytes:
@@ -62,6 +62,6 @@ class ZScoreTrainer:
         column = self.features.index(ZSCORE)
         if not rows:
             return ZScoreModel(version, column)
-        ordered = sorted(abs(row[column]) for row in rows)
+        ordered = sorted(abs(float(row[column])) for row in rows)
         at = min(len(ordered) - 1, math.floor(len(ordered) * (1.0 - self.contamination)))
         return ZScoreModel(version, column, max(MIN_THRESHOLD, ordered[at]))
