@@ -66,8 +66,10 @@ def mean(values: array[float]) -> float:
 
 
 WARM_UP_READINGS = 200
-"""Readings stored before the fixed-rate phases: the group joined, the partitions assigned,
-the schema and the connections ready, so no phase's latency includes the worker's start."""
+"""Readings stored before the fixed-rate phases, through the worker's process's producer and
+again through the phases' producer: the group joined, the partitions assigned, the schema
+registered, the connections ready and both producers holding their producer ids, so no
+phase's latency includes the start of the worker or of the producer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,15 +230,68 @@ async def _bench_settings(
 async def _produce(
     args: argparse.Namespace, topic: str, seed: int, rate: float
 ) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PIPELINE_TOPICS__SENSOR_READINGS": topic, "PIPELINE_LOG_LEVEL": "WARNING"}
     command = [
         sys.executable, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
         "--count", str(args.events), "--rate", str(rate),
         "--sensors", str(args.sensors), "--seed", str(seed),
     ]  # fmt: skip
     return await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
+        *command, env=_producer_env(topic), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _producer_env(topic: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PIPELINE_TOPICS__SENSOR_READINGS": topic,
+        "PIPELINE_LOG_LEVEL": "WARNING",
+    }
+
+
+class PhaseProducer:
+    """The fixed-rate phases' producer: one process for all of them (`bench_producer`), so
+    that the phases' readings go through a producer that is connected and has its producer
+    id, not one still starting (its start is no part of the pipeline's latency)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def start(cls, args: argparse.Namespace, topic: str) -> PhaseProducer:
+        """Start the process (it produces nothing until asked)."""
+        command = [
+            sys.executable, "-m", "pipeline.entrypoints.bench_producer",
+            "--sensors", str(args.sensors),
+        ]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            *command, env=_producer_env(topic), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return cls(process)
+
+    async def produce(self, count: int, rate: float, seed: int) -> bool:
+        """Have `count` readings of fleet `seed` produced at `rate` (0: as fast as possible);
+        True once all are acknowledged, False if the process ended first (what it said on
+        standard error is passed on)."""
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None
+        assert stdout is not None
+        stdin.write(f"{count} {rate} {seed}\n".encode())
+        await stdin.drain()
+        if (await stdout.readline()).decode().strip() == f"done {count}":
+            return True
+        await self.close()
+        return False
+
+    async def close(self) -> None:
+        """End the process (the end of its input) and wait for it."""
+        stdin = self._process.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+        _, err = await self._process.communicate()
+        if self._process.returncode != 0:
+            sys.stderr.write(err.decode(errors="replace"))
 
 
 async def finish_producer(producer: asyncio.subprocess.Process) -> bool:
@@ -391,11 +446,16 @@ async def _run_rates(
         )
     )  # fmt: skip
     phases: list[RatePhase] = []
+    producer = await PhaseProducer.start(args, topic)
     try:
-        stored.expect(WARM_UP_READINGS)
+        # Through this process's producer too: a worker's producer (the alert relay's)
+        # waits for its producer id on its first delivery, once per start, like the join.
+        stored.expect(2 * WARM_UP_READINGS)
         await produce_sensors(
             pipeline, count=WARM_UP_READINGS, rate=0, seed=1, sensors=args.sensors
         )
+        if not await producer.produce(WARM_UP_READINGS, rate=0, seed=2):
+            return None
         if not await stored.reached_or_ended(worker):
             await worker  # raises what ended it
             return None
@@ -406,8 +466,7 @@ async def _run_rates(
             load_before = os.getloadavg()[0]
             cpu = time.process_time()
             stored.expect(stats.records + args.events)
-            producer = await _produce(args, topic, seed=int(run_id, 16) + n, rate=rate)
-            if not await finish_producer(producer):
+            if not await producer.produce(args.events, rate=rate, seed=int(run_id, 16) + n):
                 return None
             if not await stored.reached_or_ended(worker):
                 await worker
@@ -425,6 +484,7 @@ async def _run_rates(
                 )
             )
     finally:
+        await producer.close()
         stop.set()
         await worker
     return phases
