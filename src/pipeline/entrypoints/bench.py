@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import operator
 import os
 import resource
 import sys
@@ -124,6 +125,11 @@ def _described(args: argparse.Namespace, settings: Settings) -> str:
     )
 
 
+def _percentiles(ordered: array[float]) -> str:
+    """`p50/p95/p99 ms` of sorted milliseconds."""
+    return "/".join(f"{percentile(ordered, q):,.0f}" for q in (0.50, 0.95, 0.99)) + " ms"
+
+
 def _ms(values: array[float]) -> str:
     """`mean/p95` of seconds, in ms."""
     ordered = array("d", sorted(values))
@@ -162,7 +168,9 @@ def print_rates_report(
             f"{phase.seconds:.1f} s ({arriving:,.0f}/s), {phase.rejected} rejected; "
             f"load average {load}",
             f"    latency: p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms, "
-            f"max {lat[-1] if lat else float('nan'):,.0f} ms",
+            f"max {lat[-1] if lat else float('nan'):,.0f} ms; of it produced → polled "
+            f"{_percentiles(phase.polled_ms)}, polled → committed "
+            f"{_percentiles(phase.worker_ms)}",
             f"    batches: {len(sizes):,}, size mean/p95 {size}; per batch, ms mean/p95: "
             f"poll {_ms(t.poll)}, prepare {_ms(t.prepare)} (of it CPU {_ms(t.prepare_cpu)}), "
             f"queued {_ms(t.queued)}, "
@@ -396,6 +404,10 @@ class RatePhase:
     """1-minute load average at the phase's start and end."""
     latencies_ms: array[float]
     """Sorted."""
+    polled_ms: array[float]
+    """Sorted: per reading, its producer timestamp → the poll that returned it."""
+    worker_ms: array[float]
+    """Sorted: per reading, the poll that returned it → the commit that stored it."""
     timings: BatchTimings
 
 
@@ -460,7 +472,7 @@ async def _run_rates(
             await worker  # raises what ended it
             return None
         for n, rate in enumerate(rates):
-            stats.latencies_ms = array("d")
+            stats.latencies_ms, stats.polled_ms = array("d"), array("d")
             stats.timings = BatchTimings()
             rejected = sum(stats.rejected.values())
             load_before = os.getloadavg()[0]
@@ -480,6 +492,10 @@ async def _run_rates(
                     cpu_seconds=time.process_time() - cpu,
                     load_average=(load_before, os.getloadavg()[0]),
                     latencies_ms=array("d", sorted(stats.latencies_ms)),
+                    polled_ms=array("d", sorted(stats.polled_ms)),
+                    worker_ms=array(
+                        "d", sorted(map(operator.sub, stats.latencies_ms, stats.polled_ms))
+                    ),
                     timings=stats.timings,
                 )
             )
