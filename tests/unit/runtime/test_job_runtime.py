@@ -357,3 +357,41 @@ async def test_until_caught_up_exits_on_what_the_consumer_knows_without_asking_f
 
     assert stats.records == 5
     assert asked == []
+
+
+class StartRecordingLog(InMemoryEventLog):
+    """Notes, in order, each delivery asked of it and each poll of its group consumers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def deliver(self, records: Sequence[Any], timeout: float = 30.0) -> list[Any]:
+        self.calls.append(f"deliver {len(records)}")
+        return await super().deliver(records, timeout)
+
+    def consumer(self, **kwargs: Any) -> Any:
+        consumer = super().consumer(**kwargs)
+        poll = consumer.poll
+
+        async def noted_poll(max_records: int, timeout: float) -> list[Record]:
+            self.calls.append("poll")
+            return await poll(max_records, timeout)
+
+        consumer.poll = noted_poll
+        return consumer
+
+
+async def test_a_job_starts_its_logs_producer_before_its_first_poll(clock: ManualClock) -> None:
+    # A Kafka producer's first delivery waits ~0.5 s for its producer id: started with the
+    # job, it has it before the first alert or dead letter is published after a batch.
+    log = StartRecordingLog()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=2)])
+    await publish(log, Tick("a", at(0), 1))
+
+    run = job_run(log, store_for(Sinks()), clock)
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert log.calls[0] == "deliver 0"
+    assert "poll" in log.calls

@@ -54,6 +54,7 @@ from pipeline.application.tables import GlobalTables
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
 from pipeline.application.tracing import NullTracing
+from pipeline.domain.errors import PipelineError
 from pipeline.streams import Job, JobDefinitionError
 
 OnEvents = Callable[[Sequence[object]], Awaitable[None]]
@@ -186,6 +187,8 @@ async def run_job(
         )
 
     await check_copartitioning(run)
+    if run.topic_sinks is None:
+        await _start_publishing(run.log)
     # Read whole by this worker before it consumes, followed while it runs.
     global_tables = await GlobalTables.start(run.job, run.log, run.table_codecs)
     sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
@@ -205,6 +208,16 @@ async def run_job(
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
+
+
+async def _start_publishing(log: EventLog) -> None:
+    """Start `log`'s producer before the first batch (delivering nothing starts it). A Kafka
+    producer's first delivery waits for its producer id, about 0.5 s after its start on a
+    local broker: otherwise the first alert relayed after a batch, or the first dead letter,
+    waits for it on the consumer loop's path, holding up the batches behind it. Only a
+    head start: a broker away now is met (and waited for) where records are published."""
+    with contextlib.suppress(PipelineError):
+        await log.deliver([])
 
 
 async def _run_workers(
