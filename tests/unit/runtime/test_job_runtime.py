@@ -378,7 +378,7 @@ class StartRecordingLog(InMemoryEventLog):
             self.calls.append("poll")
             return await poll(max_records, timeout)
 
-        consumer.poll = noted_poll
+        consumer.poll = noted_poll  # type: ignore[method-assign]
         return consumer
 
 
