@@ -43,6 +43,7 @@ from pipeline.application.ports.tables import TableCodec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
 from pipeline.application.ports.tracing import Tracing, WorkerTracing
 from pipeline.application.retries import RetryRouter, not_before
+from pipeline.application.runtime.background_events import BackgroundEvents, OnEvents
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
@@ -56,10 +57,6 @@ from pipeline.application.topic_names import retry_topic
 from pipeline.application.tracing import NullTracing
 from pipeline.domain.errors import PipelineError
 from pipeline.streams import Job, JobDefinitionError
-
-OnEvents = Callable[[Sequence[object]], Awaitable[None]]
-"""Called after a batch whose sinks stored events for the first time (e.g. the alert
-outbox relay); one call at a time per process."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,17 +99,18 @@ async def run_job(
     on_events: OnEvents | None = None,
 ) -> WorkerStats:
     """Run `run.job` until `stop` is set (or, with `until_caught_up`, until no group has
-    lag); return the shared statistics."""
+    lag); return the shared statistics. The events its batches stored are handed to
+    `on_events` beside the consumer loops (`BackgroundEvents`), all of them before it
+    returns."""
     stop = stop or asyncio.Event()
     stats = stats or WorkerStats()
-    events_lock = asyncio.Lock()
+    handing_on = BackgroundEvents(on_events) if on_events is not None else None
     sampler = Sampler(log_=run.log, store=run.store, interval=run.sample_interval_s)
     opened: list[TransactionalCheckpoint] = []
 
     async def after_batch(report: BatchReport) -> None:
-        if report.events and on_events is not None:
-            async with events_lock:
-                await on_events(report.events)
+        if report.events and handing_on is not None:
+            handing_on.hand(report.events)
         if on_batch is not None:
             on_batch(stats)
 
@@ -193,7 +191,7 @@ async def run_job(
     global_tables = await GlobalTables.start(run.job, run.log, run.table_codecs)
     sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
     try:
-        return await _run_workers(
+        await _run_workers(
             run,
             main_worker,
             retry_worker,
@@ -202,7 +200,12 @@ async def run_job(
             until_caught_up=until_caught_up,
             stats=stats,
         )
+        if handing_on is not None:
+            await handing_on.finish()
+        return stats
     finally:
+        if handing_on is not None:
+            await handing_on.cancel()
         await global_tables.close()
         if sampling is not None:
             sampling.cancel()
