@@ -1,9 +1,10 @@
 """`pipeline bench sensors --events N`: throughput, end-to-end latency and memory of one sensors
 worker on the real stack. A benchmark that prints figures, not a test.
 
-The producer runs as a separate process (`pipeline produce sensors`) into a fresh topic; the
-worker runs in this process, so its peak RSS is this process's. Latency per record is the time
-from the record's producer timestamp to the commit of the batch that stored it.
+The producer runs as a separate process into a fresh topic (`pipeline produce sensors`; at fixed
+rates one long-lived `bench_producer` for every phase); the worker runs in this process, so its
+peak RSS is this process's. Latency per record is the time from the record's producer
+timestamp to the commit of the batch that stored it.
 
 With `--rate 0` the N readings are produced first and the worker then drains the backlog: the
 throughput is the worker's alone, and the latency mostly the backlog's age. With fixed rates
