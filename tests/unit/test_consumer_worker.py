@@ -336,3 +336,41 @@ async def test_a_batchs_latency_ends_when_it_was_made_durable_not_when_followed_
     durable_ms = [latency + stamp_ms for latency in stats.latencies_ms]
     assert max(durable_ms[10:]) < followed_at[1] * 1000 - 200
     assert min(durable_ms[10:]) >= handler.returned_at[1] * 1000
+
+
+class SlowApplyHandler(RecordingHandler):
+    """Notes when each batch's prepare began; takes `apply_s` to make a batch durable."""
+
+    def __init__(self, apply_s: float) -> None:
+        super().__init__()
+        self.apply_s = apply_s
+        self.prepared_at: list[float] = []
+
+    async def prepare(self, records: Sequence[Record]) -> list[Record]:
+        self.prepared_at.append(time.time())
+        return list(records)
+
+    async def apply(self, records: list[Record]) -> BatchReport:
+        await asyncio.sleep(self.apply_s)
+        return await super().apply(records)
+
+
+async def test_a_records_latency_splits_at_the_poll_that_returned_it() -> None:
+    log = InMemoryEventLog()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=1)])
+    stamp_ms = int(time.time() * 1000) - 1_000  # produced a second before the worker starts
+    for i in range(20):
+        await log.publish(TOPIC, b"k", f"v{i}".encode(), timestamp_ms=stamp_ms)
+    handler = SlowApplyHandler(apply_s=0.2)
+    stats = WorkerStats(latencies_ms=array("d"), polled_ms=array("d"))
+
+    await asyncio.wait_for(worker(log, handler, until_caught_up=True, stats=stats).run(), 10)
+
+    assert stats.latencies_ms is not None
+    assert stats.polled_ms is not None
+    assert len(stats.polled_ms) == len(stats.latencies_ms) == 20
+    for n, (latency, polled) in enumerate(zip(stats.latencies_ms, stats.polled_ms, strict=True)):
+        # Waiting in the log (at least the second before the worker started), then the
+        # worker: at least the apply's 0.2 s.
+        assert 1_000 <= polled <= handler.prepared_at[n // 10] * 1000 - stamp_ms
+        assert latency - polled >= 200

@@ -1,9 +1,10 @@
 """`pipeline bench sensors --events N`: throughput, end-to-end latency and memory of one sensors
 worker on the real stack. A benchmark that prints figures, not a test.
 
-The producer runs as a separate process (`pipeline produce sensors`) into a fresh topic; the
-worker runs in this process, so its peak RSS is this process's. Latency per record is the time
-from the record's producer timestamp to the commit of the batch that stored it.
+The producer runs as a separate process into a fresh topic (`pipeline produce sensors`; at fixed
+rates one long-lived `bench_producer` for every phase); the worker runs in this process, so its
+peak RSS is this process's. Latency per record is the time from the record's producer
+timestamp to the commit of the batch that stored it.
 
 With `--rate 0` the N readings are produced first and the worker then drains the backlog: the
 throughput is the worker's alone, and the latency mostly the backlog's age. With fixed rates
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import operator
 import os
 import resource
 import sys
@@ -66,8 +68,10 @@ def mean(values: array[float]) -> float:
 
 
 WARM_UP_READINGS = 200
-"""Readings stored before the fixed-rate phases: the group joined, the partitions assigned,
-the schema and the connections ready, so no phase's latency includes the worker's start."""
+"""Readings stored before the fixed-rate phases, through the worker's process's producer and
+again through the phases' producer: the group joined, the partitions assigned, the schema
+registered, the connections ready and both producers holding their producer ids, so no
+phase's latency includes the start of the worker or of the producer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +126,11 @@ def _described(args: argparse.Namespace, settings: Settings) -> str:
     )
 
 
+def _percentiles(ordered: array[float]) -> str:
+    """`p50/p95/p99 ms` of sorted milliseconds."""
+    return "/".join(f"{percentile(ordered, q):,.0f}" for q in (0.50, 0.95, 0.99)) + " ms"
+
+
 def _ms(values: array[float]) -> str:
     """`mean/p95` of seconds, in ms."""
     ordered = array("d", sorted(values))
@@ -160,7 +169,9 @@ def print_rates_report(
             f"{phase.seconds:.1f} s ({arriving:,.0f}/s), {phase.rejected} rejected; "
             f"load average {load}",
             f"    latency: p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms, "
-            f"max {lat[-1] if lat else float('nan'):,.0f} ms",
+            f"max {lat[-1] if lat else float('nan'):,.0f} ms; of it produced → polled "
+            f"{_percentiles(phase.polled_ms)}, polled → committed "
+            f"{_percentiles(phase.worker_ms)}",
             f"    batches: {len(sizes):,}, size mean/p95 {size}; per batch, ms mean/p95: "
             f"poll {_ms(t.poll)}, prepare {_ms(t.prepare)} (of it CPU {_ms(t.prepare_cpu)}), "
             f"queued {_ms(t.queued)}, "
@@ -228,15 +239,68 @@ async def _bench_settings(
 async def _produce(
     args: argparse.Namespace, topic: str, seed: int, rate: float
 ) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PIPELINE_TOPICS__SENSOR_READINGS": topic, "PIPELINE_LOG_LEVEL": "WARNING"}
     command = [
         sys.executable, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
         "--count", str(args.events), "--rate", str(rate),
         "--sensors", str(args.sensors), "--seed", str(seed),
     ]  # fmt: skip
     return await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
+        *command, env=_producer_env(topic), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _producer_env(topic: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PIPELINE_TOPICS__SENSOR_READINGS": topic,
+        "PIPELINE_LOG_LEVEL": "WARNING",
+    }
+
+
+class PhaseProducer:
+    """The fixed-rate phases' producer: one process for all of them (`bench_producer`), so
+    that the phases' readings go through a producer that is connected and has its producer
+    id, not one still starting (its start is no part of the pipeline's latency)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def start(cls, args: argparse.Namespace, topic: str) -> PhaseProducer:
+        """Start the process (it produces nothing until asked)."""
+        command = [
+            sys.executable, "-m", "pipeline.entrypoints.bench_producer",
+            "--sensors", str(args.sensors),
+        ]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            *command, env=_producer_env(topic), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return cls(process)
+
+    async def produce(self, count: int, rate: float, seed: int) -> bool:
+        """Have `count` readings of fleet `seed` produced at `rate` (0: as fast as possible);
+        True once all are acknowledged, False if the process ended first (what it said on
+        standard error is passed on)."""
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None
+        assert stdout is not None
+        stdin.write(f"{count} {rate} {seed}\n".encode())
+        await stdin.drain()
+        if (await stdout.readline()).decode().strip() == f"done {count}":
+            return True
+        await self.close()
+        return False
+
+    async def close(self) -> None:
+        """End the process (the end of its input) and wait for it."""
+        stdin = self._process.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+        _, err = await self._process.communicate()
+        if self._process.returncode != 0:
+            sys.stderr.write(err.decode(errors="replace"))
 
 
 async def finish_producer(producer: asyncio.subprocess.Process) -> bool:
@@ -341,6 +405,10 @@ class RatePhase:
     """1-minute load average at the phase's start and end."""
     latencies_ms: array[float]
     """Sorted."""
+    polled_ms: array[float]
+    """Sorted: per reading, its producer timestamp → the poll that returned it."""
+    worker_ms: array[float]
+    """Sorted: per reading, the poll that returned it → the commit that stored it."""
     timings: BatchTimings
 
 
@@ -391,23 +459,27 @@ async def _run_rates(
         )
     )  # fmt: skip
     phases: list[RatePhase] = []
+    producer = await PhaseProducer.start(args, topic)
     try:
-        stored.expect(WARM_UP_READINGS)
+        # Through this process's producer too: a worker's producer (the alert relay's)
+        # waits for its producer id on its first delivery, once per start, like the join.
+        stored.expect(2 * WARM_UP_READINGS)
         await produce_sensors(
             pipeline, count=WARM_UP_READINGS, rate=0, seed=1, sensors=args.sensors
         )
+        if not await producer.produce(WARM_UP_READINGS, rate=0, seed=2):
+            return None
         if not await stored.reached_or_ended(worker):
             await worker  # raises what ended it
             return None
         for n, rate in enumerate(rates):
-            stats.latencies_ms = array("d")
+            stats.latencies_ms, stats.polled_ms = array("d"), array("d")
             stats.timings = BatchTimings()
             rejected = sum(stats.rejected.values())
             load_before = os.getloadavg()[0]
             cpu = time.process_time()
             stored.expect(stats.records + args.events)
-            producer = await _produce(args, topic, seed=int(run_id, 16) + n, rate=rate)
-            if not await finish_producer(producer):
+            if not await producer.produce(args.events, rate=rate, seed=int(run_id, 16) + n):
                 return None
             if not await stored.reached_or_ended(worker):
                 await worker
@@ -421,10 +493,15 @@ async def _run_rates(
                     cpu_seconds=time.process_time() - cpu,
                     load_average=(load_before, os.getloadavg()[0]),
                     latencies_ms=array("d", sorted(stats.latencies_ms)),
+                    polled_ms=array("d", sorted(stats.polled_ms)),
+                    worker_ms=array(
+                        "d", sorted(map(operator.sub, stats.latencies_ms, stats.polled_ms))
+                    ),
                     timings=stats.timings,
                 )
             )
     finally:
+        await producer.close()
         stop.set()
         await worker
     return phases

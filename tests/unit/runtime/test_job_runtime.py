@@ -15,10 +15,13 @@ from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.log_consumer import InMemoryGroupConsumer
+from pipeline.application.errors import BrokerUnavailable, ConfigurationError
 from pipeline.application.ports import DeadLetterFilter, Record, TopicPartition, TopicSpec
+from pipeline.application.ports.checkpoint import SinkResult
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
+from pipeline.application.runtime.stats import WorkerStats
 from tests.faults import FaultyCheckpoint
 from tests.unit.runtime.jobs import ListSink, Tick, TickCodec, tick_job
 
@@ -357,3 +360,110 @@ async def test_until_caught_up_exits_on_what_the_consumer_knows_without_asking_f
 
     assert stats.records == 5
     assert asked == []
+
+
+class StartRecordingLog(InMemoryEventLog):
+    """Notes, in order, each delivery asked of it and each poll of its group consumers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def deliver(self, records: Sequence[Any], timeout: float = 30.0) -> list[Any]:
+        self.calls.append(f"deliver {len(records)}")
+        return await super().deliver(records, timeout)
+
+    def consumer(self, **kwargs: Any) -> Any:
+        consumer = super().consumer(**kwargs)
+        poll = consumer.poll
+
+        async def noted_poll(max_records: int, timeout: float) -> list[Record]:
+            self.calls.append("poll")
+            return await poll(max_records, timeout)
+
+        consumer.poll = noted_poll  # type: ignore[method-assign]
+        return consumer
+
+
+async def test_a_job_starts_its_logs_producer_before_its_first_poll(clock: ManualClock) -> None:
+    # A Kafka producer's first delivery waits ~0.5 s for its producer id: started with the
+    # job, it has it before the first alert or dead letter is published after a batch.
+    log = StartRecordingLog()
+    await log.ensure_topics([TopicSpec(name=TOPIC, partitions=2)])
+    await publish(log, Tick("a", at(0), 1))
+
+    run = job_run(log, store_for(Sinks()), clock)
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert log.calls[0] == "deliver 0"
+    assert "poll" in log.calls
+
+
+class EventfulSink(ListSink):
+    """A ListSink whose rows newly stored are also events (as alerts are)."""
+
+    def write(self, rows: Sequence[Any], origins: Sequence[Record | None], undo: Any) -> Any:
+        result = super().write(rows, origins, undo)
+        return SinkResult(written=result.written, events=tuple(rows))
+
+
+def eventful(sinks: Sinks) -> InMemoryCheckpointStore:
+    sinks.ticks = EventfulSink(lambda t: (t.key, t.at))
+    return store_for(sinks)
+
+
+async def test_the_loop_goes_on_while_a_batchs_events_are_handed_on(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    await publish(log, *(Tick("a", at(i), i) for i in range(150)))  # batches of 100 and 50
+    stats = WorkerStats()
+    handed: list[int] = []
+
+    async def on_events(events: Sequence[object]) -> None:
+        # The first batch's events are handed on only once the next batch was made durable
+        # and followed up: were the loop waiting for this call, it would wait in vain.
+        while not handed and stats.batches < 2:
+            await asyncio.sleep(0.01)
+        handed.append(len(events))
+
+    run = job_run(log, eventful(Sinks()), clock)
+
+    await asyncio.wait_for(run_job(run, until_caught_up=True, stats=stats, on_events=on_events), 5)
+
+    assert stats.records == 150
+    assert sum(handed) == 150  # every event handed on before the run returned
+
+
+async def test_a_relay_refused_for_good_stops_the_run(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    await publish(log, *(Tick("a", at(i), i) for i in range(5)))
+
+    async def on_events(events: Sequence[object]) -> None:
+        raise ConfigurationError("not authorized to write to the alerts topic")
+
+    run = job_run(log, eventful(Sinks()), clock)
+
+    with pytest.raises(ConfigurationError, match="not authorized"):
+        await asyncio.wait_for(run_job(run, until_caught_up=True, on_events=on_events), 5)
+
+
+async def test_a_relay_failing_transiently_is_retried_with_the_next_events(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    await publish(log, *(Tick("a", at(i), i) for i in range(150)))
+    calls: list[int] = []
+
+    async def on_events(events: Sequence[object]) -> None:
+        calls.append(len(events))
+        if len(calls) == 1:
+            raise BrokerUnavailable("the broker is away")
+
+    run = job_run(log, eventful(Sinks()), clock)
+
+    stats = await asyncio.wait_for(run_job(run, until_caught_up=True, on_events=on_events), 5)
+
+    assert stats.records == 150
+    assert len(calls) == 2
+    assert sum(calls) == 150

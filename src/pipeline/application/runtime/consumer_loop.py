@@ -85,6 +85,8 @@ class _InFlight(Generic[P]):
     records: list[Record]
     prepared: P
     trace: BatchTrace
+    polled_at: float
+    """Wall-clock time the poll returned its records."""
     poll: float
     prepare: float
     prepare_cpu: float
@@ -219,6 +221,7 @@ class ConsumerWorker(Generic[P]):
             poll_started = time.perf_counter()
             records = await self._retrying(self._poll, None)
             polled = time.perf_counter() - poll_started
+            polled_at = time.time()
             if records and self._not_before is not None:
                 until = self._not_before(records)
                 if until is not None and until > time.time():
@@ -246,6 +249,7 @@ class ConsumerWorker(Generic[P]):
                     records,
                     prepared,
                     trace,
+                    polled_at=polled_at,
                     poll=polled,
                     prepare=ready - started,
                     prepare_cpu=time.thread_time() - started_cpu,
@@ -397,7 +401,13 @@ class ConsumerWorker(Generic[P]):
         """What follows a durable batch: statistics, the group commit, the after-batch step,
         a rewind if the checkpoint fenced some of its partitions."""
         records, trace = flight.records, flight.trace
-        self.stats.add(report, records, durable_at=flight.durable_at, timing=flight.timing(report))
+        self.stats.add(
+            report,
+            records,
+            durable_at=flight.durable_at,
+            polled_at=flight.polled_at,
+            timing=flight.timing(report),
+        )
         self.telemetry.batch_committed(report, records)
         # The batch is durable with its offsets in the store, the source of truth on
         # assignment. The group commit only keeps Kafka's view of the lag true for tools,

@@ -43,6 +43,7 @@ from pipeline.application.ports.tables import TableCodec
 from pipeline.application.ports.telemetry import Telemetry, WorkerTelemetry
 from pipeline.application.ports.tracing import Tracing, WorkerTracing
 from pipeline.application.retries import RetryRouter, not_before
+from pipeline.application.runtime.background_events import BackgroundEvents, OnEvents
 from pipeline.application.runtime.consumer_loop import ConsumerWorker
 from pipeline.application.runtime.handler import JobHandler
 from pipeline.application.runtime.report import BatchReport
@@ -54,11 +55,8 @@ from pipeline.application.tables import GlobalTables
 from pipeline.application.telemetry import NullTelemetry
 from pipeline.application.topic_names import retry_topic
 from pipeline.application.tracing import NullTracing
+from pipeline.domain.errors import PipelineError
 from pipeline.streams import Job, JobDefinitionError
-
-OnEvents = Callable[[Sequence[object]], Awaitable[None]]
-"""Called after a batch whose sinks stored events for the first time (e.g. the alert
-outbox relay); one call at a time per process."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,17 +99,18 @@ async def run_job(
     on_events: OnEvents | None = None,
 ) -> WorkerStats:
     """Run `run.job` until `stop` is set (or, with `until_caught_up`, until no group has
-    lag); return the shared statistics."""
+    lag); return the shared statistics. The events its batches stored are handed to
+    `on_events` beside the consumer loops (`BackgroundEvents`), all of them before it
+    returns."""
     stop = stop or asyncio.Event()
     stats = stats or WorkerStats()
-    events_lock = asyncio.Lock()
+    handing_on = BackgroundEvents(on_events) if on_events is not None else None
     sampler = Sampler(log_=run.log, store=run.store, interval=run.sample_interval_s)
     opened: list[TransactionalCheckpoint] = []
 
     async def after_batch(report: BatchReport) -> None:
-        if report.events and on_events is not None:
-            async with events_lock:
-                await on_events(report.events)
+        if report.events and handing_on is not None:
+            handing_on.hand(report.events)
         if on_batch is not None:
             on_batch(stats)
 
@@ -186,11 +185,13 @@ async def run_job(
         )
 
     await check_copartitioning(run)
+    if run.topic_sinks is None:
+        await _start_publishing(run.log)
     # Read whole by this worker before it consumes, followed while it runs.
     global_tables = await GlobalTables.start(run.job, run.log, run.table_codecs)
     sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
     try:
-        return await _run_workers(
+        await _run_workers(
             run,
             main_worker,
             retry_worker,
@@ -199,12 +200,27 @@ async def run_job(
             until_caught_up=until_caught_up,
             stats=stats,
         )
+        if handing_on is not None:
+            await handing_on.finish()
+        return stats
     finally:
+        if handing_on is not None:
+            await handing_on.cancel()
         await global_tables.close()
         if sampling is not None:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
+
+
+async def _start_publishing(log: EventLog) -> None:
+    """Start `log`'s producer before the first batch (delivering nothing starts it). A Kafka
+    producer's first delivery waits for its producer id, about 0.5 s after its start on a
+    local broker: otherwise the first alert relayed after a batch, or the first dead letter,
+    waits for it on the consumer loop's path, holding up the batches behind it. Only a
+    head start: a broker away now is met (and waited for) where records are published."""
+    with contextlib.suppress(PipelineError):
+        await log.deliver([])
 
 
 async def _run_workers(

@@ -79,6 +79,10 @@ class WorkerStats:
     started: float = field(default_factory=time.monotonic)
     latencies_ms: array[float] | None = None
     """Per record: wall-clock ms from the record's timestamp to its batch being durable."""
+    polled_ms: array[float] | None = None
+    """Per record, in the order of `latencies_ms`: wall-clock ms from the record's timestamp
+    to the poll that returned it (the producer's linger, Kafka, and the wait for the loop's
+    next poll); the rest of its latency was spent in the worker."""
     timings: BatchTimings | None = None
     """Per batch: its size and where its time went."""
 
@@ -88,10 +92,11 @@ class WorkerStats:
         records: Sequence[Record],
         *,
         durable_at: float | None = None,
+        polled_at: float | None = None,
         timing: BatchTiming | None = None,
     ) -> None:
-        """Fold one handled batch in: made durable at wall-clock `durable_at` (default now),
-        its time spent as `timing` says."""
+        """Fold one handled batch in: returned by a poll at wall-clock `polled_at`, made
+        durable at wall-clock `durable_at` (default now), its time spent as `timing` says."""
         self.records += report.records
         self.batches += 1
         self.written.update(report.written)
@@ -103,6 +108,9 @@ class WorkerStats:
         if self.latencies_ms is not None and records:
             now_ms = (time.time() if durable_at is None else durable_at) * 1000.0
             self.latencies_ms.extend(now_ms - record.timestamp_ms for record in records)
+        if self.polled_ms is not None and polled_at is not None and records:
+            polled_ms = polled_at * 1000.0
+            self.polled_ms.extend(polled_ms - record.timestamp_ms for record in records)
         if self.timings is not None and timing is not None and records:
             self.timings.add(len(records), timing)
 
