@@ -467,3 +467,20 @@ async def test_a_relay_failing_transiently_is_retried_with_the_next_events(
     assert stats.records == 150
     assert len(calls) == 2
     assert sum(calls) == 150
+
+
+async def test_a_relay_failing_with_a_bug_stops_the_run_even_when_later_ones_succeed(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    await publish(log, *(Tick("a", at(i), i) for i in range(150)))  # batches of 100 and 50
+    calls: list[int] = []
+
+    async def on_events(events: Sequence[object]) -> None:
+        calls.append(len(events))
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the relay")
+
+    run = job_run(log, eventful(Sinks()), clock)
+
+    with pytest.raises(RuntimeError, match="a bug in the relay"):
+        await asyncio.wait_for(run_job(run, until_caught_up=True, on_events=on_events), 5)

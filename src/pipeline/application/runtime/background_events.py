@@ -36,11 +36,17 @@ class BackgroundEvents:
         self._refused: ConfigurationError | None = None
 
     def hand(self, events: Sequence[object]) -> None:
-        """Have `events` handed on (raise the ConfigurationError an earlier call met)."""
+        """Have `events` handed on (raise the ConfigurationError an earlier call met, or any
+        other error that ended one)."""
         if self._refused is not None:
             raise self._refused
+        task = self._task
+        if task is not None and task.done() and not task.cancelled():
+            failure = task.exception()  # a bug, not a passing failure: never lost
+            if failure is not None:
+                raise failure
         self._pending.extend(events)
-        if self._task is None or self._task.done():
+        if task is None or task.done():
             self._task = asyncio.create_task(self._run())
 
     async def finish(self) -> None:
