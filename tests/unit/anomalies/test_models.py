@@ -87,6 +87,30 @@ def test_forest_scores_a_whole_batch_and_flags_the_outliers() -> None:
     assert all((s > 0) == a for s, a in zip(scored.scores, scored.anomalous, strict=True))
 
 
+def drift_rows(n: int, seed: int = 1) -> list[list[float]]:
+    """Readings of drifts: off either way by 1.5–12 stddevs, for long runs."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        zscore = rng.uniform(1.5, 12.0) * rng.choice((-1.0, 1.0))
+        rows.append(deviating(zscore, rng.randint(10, 150), min(abs(zscore), rng.uniform(1, 8))))
+    return rows
+
+
+def test_forest_flags_a_moderate_spike_when_drifts_and_stuck_runs_fill_its_contamination() -> None:
+    # 600 of 5,604 rows are drifts and stuck runs, more than the 5% the forest flags: its
+    # threshold falls among them, and a spike, off on one excursion alone, must still
+    # score beyond it.
+    stuck = [a_row(zscore=0.3, deviation=0.3, repeats=float(n % 60 + 1)) for n in range(300)]
+    far_spikes = [deviating(z) for z in (20.0, -35.0, 50.0, -60.0)]
+    sample = [*normal_rows(5_000), *drift_rows(300), *stuck, *far_spikes]
+    forest = trainer_for("forest", features=FEATURES, contamination=0.05).fit(sample, version="f")
+
+    scored = forest.score([deviating(z) for z in (7.0, -7.0, 7.5, -7.5)])
+
+    assert scored.anomalous == [True, True, True, True]
+
+
 @pytest.mark.parametrize("kind", ["forest", "zscore"])
 async def test_model_store_round_trip(tmp_path: Path, kind: str) -> None:
     store = FilesystemModelStore(tmp_path, namespace="sensors")

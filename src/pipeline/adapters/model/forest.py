@@ -16,10 +16,13 @@ from pipeline.application.ports.model import Scored
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 """The one type of a fitted forest skops does not trust by default: its trees."""
-FOREST_FEATURES = ("deviation", "run", "persistence", "repeats")
+FOREST_FEATURES = ("deviation", "zscore", "run", "persistence", "repeats")
 """The columns of a feature row the forest is fitted on: magnitudes in the sensor's own
-stddevs or in readings, so one forest covers every sensor type. The others (value, signed
-zscore, trend, rate, time of day, battery, signal, sensor type) carry no anomaly of their
+stddevs or in readings, so one forest covers every sensor type. `deviation` and the signed
+`zscore` both carry a reading's excursion: a spike is extreme on that alone, and with two
+of five columns instead of one of four the forest's random splits isolate it about as
+readily as a drift or a stuck run, which are extreme on several columns at once. The others
+(value, trend, rate, time of day, battery, signal, sensor type) carry no anomaly of their
 own in the evaluation's fleet, depend on the sensor's type or scale, or stay high after an
 anomaly ends (trend, rate); each column a forest splits on at random dilutes the ones that
 do."""
@@ -69,10 +72,10 @@ class ForestTrainer:
     contamination: float = 0.03
     trees: int = 100
     max_samples: int = 1_024
-    """Rows each tree draws. A spike is extreme on one feature (`deviation`) and only a
-    few in ten thousand readings are: with 256 rows a tree seldom holds one, and the spikes
-    far beyond the rest scored just under the decision threshold (recall 0.83–0.97 on the
-    evaluation's seeds 1–4, 0.92–1.00 with 1,024, at about 10% more scoring CPU)."""
+    """Rows each tree draws. Only a few in ten thousand readings are spikes: with 256 rows a
+    tree seldom holds one, and with the forest's earlier four columns the spikes far beyond
+    the rest scored just under the decision threshold (recall 0.83–0.97 on the evaluation's
+    seeds 1–4, 0.92–1.00 with 1,024, at about 10% more scoring CPU)."""
     seed: int = 0
     kind: str = "forest"
 
