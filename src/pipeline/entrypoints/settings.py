@@ -57,6 +57,11 @@ class KafkaSettings(BaseModel):
     `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`. Options whose name
     says password, secret, key or token are kept as secrets: masked wherever settings are
     shown or logged."""
+    consumer_options: dict[str, str] = Field(default_factory=dict)
+    """librdkafka options of the consumers only, over the defaults and `options`, e.g. a
+    larger prefetch: `PIPELINE_KAFKA__CONSUMER_OPTIONS='{"queued.max.messages.kbytes":
+    "65536"}'` (an option set in `options` reaches the producers too, which warn that they
+    ignore a consumer's option)."""
 
     @field_validator("options", mode="before")
     @classmethod
