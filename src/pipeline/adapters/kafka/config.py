@@ -72,7 +72,9 @@ CONSUMER_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType(
 )
 INTERLEAVED_FETCH_BYTES: Final = 65_536
 """`max.partition.fetch.bytes` of an interleaved consumer (librdkafka's default is 1 MiB: a
-backlog then comes a megabyte of one partition at a time)."""
+backlog then comes a megabyte of one partition at a time), whatever the consumer options say
+(the consumers' default is the same, for memory's sake; a larger one set for them does not
+reach an interleaved consumer)."""
 CONSUMER_ENFORCED: Final[Mapping[str, str]] = MappingProxyType(
     {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 )
