@@ -47,11 +47,7 @@ async def until_partitions_divided(settings: Settings, members: int, partitions:
     deadline = time.monotonic() + 120
     while True:
         found = await asyncio.to_thread(assignments)
-        if (
-            len(found) == members
-            and all(found)
-            and set().union(*found) == set(range(partitions))
-        ):
+        if len(found) == members and all(found) and set().union(*found) == set(range(partitions)):
             return
         assert time.monotonic() < deadline, f"group {group}: assignments {found}"
         await asyncio.sleep(0.2)

@@ -18,13 +18,11 @@ def kafka_settings(**consumer_options: str) -> Settings:
 
 async def test_consumer_options_reach_the_consumers() -> None:
     # A consumer that committed by itself would break exactly-once: refused, so it got there.
-    with pytest.raises(ConfigurationError, match="consumer needs enable.auto.commit"):
+    with pytest.raises(ConfigurationError, match=r"consumer needs enable\.auto\.commit"):
         await bootstrap(kafka_settings(**{"enable.auto.commit": "true"}), database=False)
 
 
 async def test_consumer_options_do_not_reach_the_producer() -> None:
     # The producer would refuse to run without idempotence: it never sees this option.
-    pipeline = await bootstrap(
-        kafka_settings(**{"enable.idempotence": "false"}), database=False
-    )
+    pipeline = await bootstrap(kafka_settings(**{"enable.idempotence": "false"}), database=False)
     await pipeline.aclose()
