@@ -68,4 +68,4 @@ def test_a_consumer_of_a_backlog_prefetches_a_few_batches_not_the_backlog() -> N
 
     assert consumed > 0
     assert len(queued) >= 20, "no statistics from the consumer"
-    assert 0 < max(queued) <= 40_000, max(queued)  # of a 150,000-record backlog
+    assert 0 < max(queued) <= 75_000, max(queued)  # half of a 150,000-record backlog
