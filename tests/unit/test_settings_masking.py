@@ -107,3 +107,20 @@ def test_the_time_series_token_and_a_password_in_its_url_are_masked() -> None:
     assert "s3cret" not in repr(shown)
     assert "s3cret-8" not in repr(settings)  # the token (a URL is shown as given, as elsewhere)
     assert settings.timeseries.token.get_secret_value() == "s3cret-8"
+
+
+def test_a_consumer_option_named_like_a_secret_is_masked_and_reaches_librdkafka(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = '{"sasl.oauthbearer.client.secret": "s3cret", "queued.min.messages": "500"}'
+    monkeypatch.setenv("PIPELINE_KAFKA__CONSUMER_OPTIONS", options)
+
+    assert cli.main(["config"]) == 0
+
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert '"queued.min.messages": "500"' in out
+    assert Settings().kafka.consumer_config() == {
+        "sasl.oauthbearer.client.secret": "s3cret",
+        "queued.min.messages": "500",
+    }

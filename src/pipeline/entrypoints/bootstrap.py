@@ -286,6 +286,7 @@ def _event_log(settings: Settings) -> EventLog:
         bootstrap_servers=kafka.bootstrap_servers,
         client_config=kafka.client_config(),
         client_id=kafka.client_id,
+        consumer_config=kafka.consumer_config(),
         replication_factor=kafka.replication_factor,
         min_insync_replicas=kafka.min_insync_replicas,
         connect_timeout=kafka.connect_timeout_s,

@@ -57,8 +57,13 @@ class KafkaSettings(BaseModel):
     `PIPELINE_KAFKA__OPTIONS='{"ssl.ca.location": "/etc/ca.pem"}'`. Options whose name
     says password, secret, key or token are kept as secrets: masked wherever settings are
     shown or logged."""
+    consumer_options: dict[str, str | SecretStr] = Field(default_factory=dict)
+    """librdkafka options of the consumers only, over the defaults and `options`, e.g. a
+    larger prefetch: `PIPELINE_KAFKA__CONSUMER_OPTIONS='{"queued.max.messages.kbytes":
+    "65536"}'` (an option set in `options` reaches the producers too, which warn that they
+    ignore a consumer's option). Secrets are kept as in `options`."""
 
-    @field_validator("options", mode="before")
+    @field_validator("options", "consumer_options", mode="before")
     @classmethod
     def _secret_options(cls, options: object) -> object:
         if not isinstance(options, dict):
@@ -102,9 +107,18 @@ class KafkaSettings(BaseModel):
             config["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_location:
             config["ssl.ca.location"] = self.ssl_ca_location
-        for name, value in self.options.items():
-            config[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
-        return config
+        return config | _revealed(self.options)
+
+    def consumer_config(self) -> dict[str, str]:
+        """librdkafka's dotted keys of the consumers' own options."""
+        return _revealed(self.consumer_options)
+
+
+def _revealed(options: dict[str, str | SecretStr]) -> dict[str, str]:
+    return {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in options.items()
+    }
 
 
 class DatabaseSettings(BaseModel):
