@@ -77,9 +77,10 @@ class ForestTrainer:
     "Measured against ground truth")."""
     max_samples: int = 1_024
     """Rows each tree draws. Only a few in ten thousand readings are spikes: with 256 rows a
-    tree seldom holds one, and with the forest's earlier four columns the spikes far beyond
-    the rest scored just under the decision threshold (recall 0.83–0.97 on the evaluation's
-    seeds 1–4, 0.92–1.00 with 1,024, at about 10% more scoring CPU)."""
+    tree seldom holds one, and with the forest's earlier four columns (and 100 trees) the
+    spikes far beyond the rest scored just under the decision threshold (recall 0.83–0.97 on
+    the evaluation's seeds 1–4, 0.92–1.00 with 1,024, at about 10% more scoring CPU); with
+    the present columns and 50 trees, 512 or 256 rows lose stuck runs (README, "Trees")."""
     seed: int = 0
     kind: str = "forest"
 
