@@ -135,7 +135,9 @@ def training_rows(normal: Sequence[Row], flagged: Sequence[Row], contamination: 
 class RetrainPolicy:
     """When and on what retraining runs."""
 
-    every_readings: int = 50_000
+    every_readings: int = 1_000_000
+    """Retrain after this many readings were scored, or after `every` seconds, whichever
+    comes first."""
     every: float = 600.0
     """Seconds: retrain at least this often (once enough rows are sampled)."""
     min_sample: int = 2_000

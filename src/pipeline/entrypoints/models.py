@@ -38,7 +38,7 @@ DEFAULT_VERSION = "zscore-default"
 
 def payments_trainer(kind: str, contamination: float) -> ModelTrainer:
     """The trainer of `kind` over the payment features (a forest on `FOREST_FEATURES` of
-    them, with more trees and rows per tree than the sensors')."""
+    them, with more trees than the sensors')."""
     if kind == "forest":
         from pipeline.adapters.model.forest import ForestTrainer  # noqa: PLC0415 - optional
 
