@@ -26,6 +26,7 @@ from pipeline.entrypoints.settings import Settings
 from pipeline.entrypoints.worker import run_named_job
 from pipeline.streams.aggregates import RunningStats
 from tests.integration.conftest import settings_env
+from tests.integration.topics import assert_stored_offsets_at_ends
 
 pytestmark = pytest.mark.integration
 
@@ -154,11 +155,7 @@ async def test_worker_killed_mid_stream_resumes_and_stores_every_reading_exactly
         assert sum(a.count for a in aggregates) == count
         assert_same_aggregates(aggregates, aggregate_window(readings))
         topic = settings.topics.sensor_readings
-        ends = await pipeline.log.end_offsets(topic)
-        offsets = await pipeline.checkpoint.stored_offsets(
-            pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
-        )
-        assert offsets == {TopicPartition(topic, p): end for p, end in ends.items()}
+        await assert_stored_offsets_at_ends(pipeline, "sensors", topic)
     finally:
         await pipeline.aclose()
 

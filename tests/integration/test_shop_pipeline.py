@@ -29,7 +29,7 @@ from pipeline.entrypoints.settings import Settings, ShopSettings
 from pipeline.entrypoints.worker import run_named_job
 from pipeline.streams.testing import TestDriver
 from tests.integration.conftest import settings_env
-from tests.integration.topics import read_topic
+from tests.integration.topics import assert_stored_offsets_at_ends, read_topic
 from tests.shop_events import a_cart, a_purchase, a_search, a_view
 
 pytestmark = pytest.mark.integration
@@ -135,11 +135,7 @@ async def assert_exactly_the_jobs_rows(pipeline: Pipeline, count: int) -> None:
         "invalid_shop_event": 2,
     }
     topic = pipeline.settings.topics.ecommerce_events
-    ends = await pipeline.log.end_offsets(topic)
-    offsets = await pipeline.checkpoint.stored_offsets(
-        pipeline.group_id("shop"), [TopicPartition(topic, p) for p in ends]
-    )
-    assert offsets == {TopicPartition(topic, p): end for p, end in ends.items()}
+    await assert_stored_offsets_at_ends(pipeline, "shop", topic)
 
 
 async def test_shop_events_become_exactly_the_jobs_rows_alerts_and_dead_letters(

@@ -14,12 +14,12 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pipeline.application.ports import TopicPartition
 from pipeline.entrypoints.bootstrap import bootstrap
 from pipeline.entrypoints.sensors import produce_sensors
 from pipeline.entrypoints.settings import Settings
 from tests.integration.conftest import settings_env
 from tests.integration.streams import UNDESCRIBED
+from tests.integration.topics import assert_stored_offsets_at_ends
 
 pytestmark = pytest.mark.integration
 
@@ -95,10 +95,6 @@ async def test_two_processes_share_the_partitions_and_store_every_reading_once(
         assert sum(per_member) == COUNT
         assert json.loads(stats.read_text())["records"] == COUNT
         assert await pipeline.store.count_readings() == COUNT
-        ends = await pipeline.log.end_offsets(topic)
-        offsets = await pipeline.checkpoint.stored_offsets(
-            pipeline.group_id("sensors"), [TopicPartition(topic, p) for p in ends]
-        )
-        assert offsets == {TopicPartition(topic, p): end for p, end in ends.items()}
+        await assert_stored_offsets_at_ends(pipeline, "sensors", topic)
     finally:
         await pipeline.aclose()

@@ -60,3 +60,14 @@ def read_committed(bootstrap_servers: str, topic: str) -> list[Record]:
         return records
     finally:
         consumer.close()
+
+
+async def assert_stored_offsets_at_ends(pipeline: Pipeline, job: str, topic: str) -> None:
+    """Assert that `job`'s group stored, with its last batch, the end offset of every
+    partition of `topic` (every record handled, none left behind)."""
+    ends = await pipeline.log.end_offsets(topic)
+    offsets = await pipeline.checkpoint.stored_offsets(
+        pipeline.group_id(job), [TopicPartition(topic, p) for p in ends]
+    )
+    expected = {TopicPartition(topic, p): end for p, end in ends.items()}
+    assert offsets == expected, f"stored offsets {offsets}, topic ends {expected}"
