@@ -24,7 +24,11 @@ def backlog_topic(bootstrap: str) -> str:
     topic = f"prefetch-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    # Room for the whole backlog in the producer's queue (100,000 records by default: a
+    # slow broker left it full, and produce() refused).
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": BACKLOG}
+    )
     value = b"r" * 80  # about a sensor reading's size in Avro
     for n in range(BACKLOG):
         producer.produce(topic, value, key=str(n % 40).encode())
