@@ -120,6 +120,7 @@ async def run_job(
             return await _transactional_worker(
                 run,
                 opened,
+                reading,
                 stop=stop,
                 until_caught_up=until_caught_up,
                 stats=stats,
@@ -146,6 +147,7 @@ async def run_job(
         topics = [*run.job.sources, *run.job.tables]
         resolve = _resolver(run, lambda: handler, telemetry)
         consumer = _job_consumer(run, topics, resolve)
+        await _tables_read(reading, consumer)
         handler.track(consumer)
         sampler.add(run.group_id, consumer, telemetry, handler.task)
         return _worker(
@@ -187,8 +189,9 @@ async def run_job(
     await check_copartitioning(run)
     if run.topic_sinks is None:
         await _start_publishing(run.log)
-    # Read whole by this worker before it consumes, followed while it runs.
-    global_tables = await GlobalTables.start(run.job, run.log, run.table_codecs)
+    # Read whole by this worker before its first batch, followed while it runs; read while
+    # the job's consumer joins its group (see `_tables_read`).
+    reading = asyncio.create_task(GlobalTables.start(run.job, run.log, run.table_codecs))
     sampling = asyncio.create_task(sampler.run(stop)) if run.telemetry.enabled else None
     try:
         await _run_workers(
@@ -206,11 +209,34 @@ async def run_job(
     finally:
         if handing_on is not None:
             await handing_on.cancel()
-        await global_tables.close()
+        await _close_tables(reading)
         if sampling is not None:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
+
+
+async def _tables_read(reading: asyncio.Task[GlobalTables], consumer: EventConsumer) -> None:
+    """Wait until the job's global tables are read to their end, `consumer` made: a Kafka
+    consumer joins its group in the background from its creation, so the two broker waits
+    of a worker's start (the tables' read, the group's join) overlap instead of adding up,
+    and no batch is handled before the tables are whole. A table that cannot be read
+    closes `consumer` (leaving its group) and stops the run with its error."""
+    try:
+        await reading
+    except BaseException:
+        await consumer.close()
+        raise
+
+
+async def _close_tables(reading: asyncio.Task[GlobalTables]) -> None:
+    """Stop the tables' read, or stop following them once read."""
+    if not reading.done():
+        reading.cancel()
+    with contextlib.suppress(BaseException):
+        await reading
+    if not reading.cancelled() and reading.exception() is None:
+        await reading.result().close()
 
 
 async def _start_publishing(log: EventLog) -> None:
@@ -273,6 +299,7 @@ async def _run_workers(
 async def _transactional_worker(
     run: JobRun,
     opened: list[TransactionalCheckpoint],
+    reading: asyncio.Task[GlobalTables],
     *,
     stop: asyncio.Event,
     until_caught_up: bool,
@@ -294,6 +321,7 @@ async def _transactional_worker(
     consumer = _job_consumer(run, topics, resolve)
     checkpoint = await _transactional_checkpoint(run, consumer)
     opened.append(checkpoint)
+    await _tables_read(reading, consumer)
     handler = JobHandler(
         job=run.job,
         group_id=run.group_id,
