@@ -1,0 +1,152 @@
+"""A worker's start: its global tables are read while its consumer joins the group, and its
+first batch still waits for them whole."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from pipeline.adapters.clock import ManualClock
+from pipeline.adapters.memory import InMemoryEventLog
+from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
+from pipeline.adapters.memory.table import InMemoryChangelogTable
+from pipeline.application.errors import BrokerUnavailable
+from pipeline.application.ports import EventConsumer, TableCodec, TopicSpec
+from pipeline.application.ports.event_log import OffsetResolver
+from pipeline.application.runtime.retry_policy import RetryPolicy
+from pipeline.application.runtime.runner import JobRun, run_job
+from tests.unit.runtime.jobs import ListSink
+from tests.unit.runtime.test_join_runtime import account_row
+from tests.unit.streams.join_jobs import (
+    T0,
+    Account,
+    JsonCodec,
+    Order,
+    at,
+    orders_with_global_accounts,
+)
+
+
+class SlowTableLog(InMemoryEventLog):
+    """An in-memory log whose tables finish their first read only once `table_may_finish`
+    is set, and that records when the job's consumer is made and closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table_may_finish = asyncio.Event()
+        self.consumer_made = asyncio.Event()
+        self.closed_consumers = 0
+        self.table_error: Exception | None = None
+
+    def consumer(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        resolve_offsets: OffsetResolver | None = None,
+        co_partitioned: bool = False,
+        interleaved: bool = False,
+    ) -> EventConsumer:
+        made = super().consumer(
+            group_id=group_id,
+            topics=topics,
+            resolve_offsets=resolve_offsets,
+            co_partitioned=co_partitioned,
+            interleaved=interleaved,
+        )
+        self.consumer_made.set()
+        close = made.close
+
+        async def counted_close() -> None:
+            self.closed_consumers += 1
+            await close()
+
+        made.close = counted_close  # type: ignore[method-assign]
+        return made
+
+    def changelog_table(self, topic: str, **decoders: Any) -> InMemoryChangelogTable[Any, Any]:
+        table = super().changelog_table(topic, **decoders)
+        read = table.start
+
+        async def slow_start() -> None:
+            await self.table_may_finish.wait()
+            if self.table_error is not None:
+                raise self.table_error
+            await read()
+
+        table.start = slow_start  # type: ignore[method-assign]
+        return table
+
+
+async def world() -> tuple[SlowTableLog, ListSink, JobRun]:
+    log = SlowTableLog()
+    await log.ensure_topics(
+        [TopicSpec(name="orders", partitions=2), TopicSpec(name="accounts", partitions=3)]
+    )
+    accounts, orders = JsonCodec(Account), JsonCodec(Order)
+    for account, tier in (("a", "gold"), ("b", "silver")):
+        await log.publish(
+            "accounts", account.encode(), await accounts.encode(Account(account, tier))
+        )
+    for n, account in enumerate("ab"):
+        await log.publish(
+            "orders", f"o{n}".encode(), await orders.encode(Order(f"o{n}", account, at(n)))
+        )
+    await log.flush()
+    sink = ListSink(lambda row: row[0])
+    run = JobRun(
+        job=orders_with_global_accounts(how="left"),
+        group_id="global-enrich",
+        log=log,
+        store=InMemoryCheckpointStore({"enriched": sink}),
+        codecs={"orders": JsonCodec(Order)},
+        clock=ManualClock(T0),
+        worker_id="test",
+        batch_size=100,
+        batch_timeout=0.02,
+        retry=RetryPolicy(initial=0.001, maximum=0.002, attempts=2),
+        retry_delays_s=(),
+        table_codecs={"accounts": TableCodec(decode_key=bytes.decode, decode_value=account_row)},
+    )
+    return log, sink, run
+
+
+async def test_the_job_consumer_joins_its_group_while_the_global_table_is_read() -> None:
+    log, sink, run = await world()
+    running = asyncio.create_task(run_job(run, until_caught_up=True))
+
+    # The table's read waits for the consumer: a worker reading it first would never start.
+    await asyncio.wait_for(log.consumer_made.wait(), 5)
+    log.table_may_finish.set()
+    await asyncio.wait_for(running, 5)
+
+    assert sink.rows == {"o0": ("o0", "gold"), "o1": ("o1", "silver")}
+
+
+async def test_no_batch_is_handled_before_the_global_table_is_read_whole() -> None:
+    log, sink, run = await world()
+    running = asyncio.create_task(run_job(run, until_caught_up=True))
+    await asyncio.wait_for(log.consumer_made.wait(), 5)
+
+    await asyncio.sleep(0.2)  # ten batch timeouts: time for batches, were any handled
+    handled_meanwhile = dict(sink.rows)
+    log.table_may_finish.set()
+    await asyncio.wait_for(running, 5)
+
+    assert handled_meanwhile == {}
+    assert sink.rows == {"o0": ("o0", "gold"), "o1": ("o1", "silver")}
+
+
+async def test_a_global_table_that_cannot_be_read_stops_the_run_and_closes_the_consumer() -> None:
+    log, sink, run = await world()
+    log.table_error = BrokerUnavailable("changelog topic 'accounts' not read to its end")
+    log.table_may_finish.set()
+
+    with pytest.raises(BrokerUnavailable, match="accounts"):
+        await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    assert log.closed_consumers == 1
+    assert sink.rows == {}
