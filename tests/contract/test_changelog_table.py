@@ -205,3 +205,18 @@ class TestKafkaChangelogTable(ChangelogTableContract):
         admin = AdminClient({"bootstrap.servers": require_service(KAFKA)})
         for future in admin.delete_topics([name], operation_timeout=10).values():
             future.result()
+
+    async def test_start_on_empty_partitions_waits_for_no_fetch(self, topic: str) -> None:
+        # A broker holding each empty fetch a minute: only a table that knows the
+        # partitions are empty from their offsets starts before it answers.
+        log = KafkaEventLog(
+            require_service(KAFKA), timeout=20.0, consumer_config={"fetch.wait.max.ms": "60000"}
+        )
+        table = log.changelog_table(topic, decode_key=decode_key, decode_value=decode_value)
+        try:
+            await asyncio.wait_for(table.start(), 20)
+
+            assert table.snapshot() == {}
+        finally:
+            await table.close()
+            await log.close()

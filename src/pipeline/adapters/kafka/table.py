@@ -38,8 +38,9 @@ class KafkaChangelogTable(Generic[K, V]):
     Its consumer is assigned every partition of the topic from the beginning, outside any
     consumer group (nothing is committed: each process reads the whole changelog), and
     reports the end of each partition (`enable.partition.eof`): `start` returns once every
-    partition has reached its end, so offset gaps left by compaction or transaction markers
-    never keep it waiting. librdkafka calls run in the table's own thread.
+    partition holding records has reached its end (an empty one, its watermarks equal, is
+    not waited for), so offset gaps left by compaction or transaction markers never keep it
+    waiting. librdkafka calls run in the table's own thread.
     """
 
     def __init__(
@@ -76,10 +77,10 @@ class KafkaChangelogTable(Generic[K, V]):
         self._closed = False
 
     async def start(self) -> None:
-        """Read every partition up to its end, then follow the topic in the background."""
+        """Read every partition up to its end (an empty one is read already), then follow
+        the topic in the background."""
         loop = asyncio.get_running_loop()
-        partitions = await loop.run_in_executor(self._executor, self._open)
-        pending = set(partitions)
+        pending = set(await loop.run_in_executor(self._executor, self._open))
         deadline = time.monotonic() + self._timeout
         while pending:
             if time.monotonic() > deadline:
@@ -123,7 +124,8 @@ class KafkaChangelogTable(Generic[K, V]):
         self._executor.shutdown(wait=False)
 
     def _open(self) -> list[int]:
-        """Worker thread: create the consumer and assign it every partition from offset 0."""
+        """Worker thread: create the consumer and assign it every partition from offset 0;
+        return those holding records."""
         try:
             consumer = self._consumer = Consumer(self._settings)
             metadata = consumer.list_topics(self._topic, self._timeout)
@@ -137,8 +139,18 @@ class KafkaChangelogTable(Generic[K, V]):
                 "(`pipeline topics create`) and grant this principal READ on it"
             )
         partitions = sorted(described.partitions)
+        try:
+            # An empty partition is read to its end already: waiting for librdkafka to say
+            # so takes a fetch that finds nothing (fetch.wait.max.ms, 0.2 s here for three).
+            holding = [
+                partition
+                for partition in partitions
+                if _holds_records(consumer, self._topic, partition, self._timeout)
+            ]
+        except KafkaException as exc:
+            raise translate(exc, f"cannot read changelog topic {self._topic!r}") from exc
         consumer.assign([KafkaTopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
-        return partitions
+        return holding
 
     def _consume(self) -> list[Message]:
         """Worker thread: the next messages and partition-end events."""
@@ -169,3 +181,11 @@ class KafkaChangelogTable(Generic[K, V]):
         elif error.code() != KafkaError._PARTITION_EOF:
             # librdkafka retries what is transient by itself; say what it reports (once).
             self._logs.error(error)
+
+
+def _holds_records(consumer: Consumer, topic: str, partition: int, timeout: float) -> bool:
+    """Whether the partition holds records now (its low watermark below its high one)."""
+    low, high = consumer.get_watermark_offsets(
+        KafkaTopicPartition(topic, partition), timeout, cached=False
+    )
+    return bool(high > low)
