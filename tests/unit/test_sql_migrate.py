@@ -10,8 +10,14 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from pydantic import SecretStr
 
+from pipeline.adapters.memory import InMemoryEventLog, InMemorySchemaRegistry
+from pipeline.adapters.sql import SqlSensorStore
 from pipeline.adapters.sql.migrate import alembic_config, current, head, script_location, upgrade
+from pipeline.application.errors import ConfigurationError
+from pipeline.entrypoints.bootstrap import bootstrap
+from pipeline.entrypoints.settings import DatabaseSettings, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,3 +112,30 @@ def test_a_percent_encoded_password_survives_the_alembic_config() -> None:
     config = alembic_config(url)
 
     assert config.get_main_option("sqlalchemy.url") == url
+
+
+async def test_a_workers_schema_check_opens_the_connection_its_store_then_uses(
+    sqlite_url: str,
+) -> None:
+    upgrade(sqlite_url)
+    settings = Settings(database=DatabaseSettings(url=SecretStr(sqlite_url)))
+
+    pipeline = await bootstrap(
+        settings, log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), require_schema=True
+    )
+    try:
+        store = pipeline.store
+        assert isinstance(store, SqlSensorStore)
+        # Checked, and pooled for the first batch: no second connection at the start.
+        assert store.engine.pool.checkedin() == 1
+    finally:
+        await pipeline.aclose()
+
+
+async def test_a_worker_refuses_a_database_behind_the_newest_revision(sqlite_url: str) -> None:
+    settings = Settings(database=DatabaseSettings(url=SecretStr(sqlite_url)))
+
+    with pytest.raises(ConfigurationError, match="pipeline db upgrade"):
+        await bootstrap(
+            settings, log=InMemoryEventLog(), registry=InMemorySchemaRegistry(), require_schema=True
+        )

@@ -311,12 +311,16 @@ async def _sql_store(settings: Settings, *, migrate: bool, require_schema: bool)
     url = settings.database.url.get_secret_value()
     if migrate:
         await asyncio.to_thread(upgrade, url)
-    elif require_schema:
-        await require_current(url)
     database = settings.database
-    return SqlSensorStore(
-        create_engine(url, pool_size=database.pool_size, max_overflow=database.max_overflow)
-    )
+    engine = create_engine(url, pool_size=database.pool_size, max_overflow=database.max_overflow)
+    if require_schema and not migrate:
+        try:
+            # On the store's engine: its first connection, pooled for the first batch.
+            await require_current(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+    return SqlSensorStore(engine)
 
 
 def _checkpoint(store: SensorStore) -> CheckpointStore:

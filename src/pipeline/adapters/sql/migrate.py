@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import pool
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pipeline.adapters.sql.engine import async_url
 from pipeline.adapters.sql.errors import store_errors
@@ -113,6 +113,18 @@ def _assignments(script: Path) -> dict[str, object]:
 def current(url: str) -> str | None:
     """The revision the database at `url` is at (None before the first migration)."""
 
+    async def connect_and_read() -> str | None:
+        engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
+        try:
+            return await _revision(engine)
+        finally:
+            await engine.dispose()
+
+    with store_errors("reading the database revision"):
+        return _outside_event_loop(lambda: asyncio.run(connect_and_read()))
+
+
+async def _revision(engine: AsyncEngine) -> str | None:
     def read(connection: sa.Connection) -> str | None:
         if not sa.inspect(connection).has_table("alembic_version"):
             return None
@@ -120,16 +132,28 @@ def current(url: str) -> str | None:
         revision = rows.scalar_one_or_none()
         return None if revision is None else str(revision)
 
-    async def connect_and_read() -> str | None:
-        engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
-        try:
-            async with engine.connect() as connection:
-                return await connection.run_sync(read)
-        finally:
-            await engine.dispose()
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)
 
-    with store_errors("reading the database revision"):
-        return _outside_event_loop(lambda: asyncio.run(connect_and_read()))
+
+async def require_current(database: str | AsyncEngine) -> None:
+    """Return when the database at `database` (a URL, or the engine the process will use)
+    is at the newest revision; otherwise raise a ConfigurationError that says to run
+    `pipeline db upgrade`. Processes that only read or write the tables (the API, the
+    workers, the DLQ tool) check this on start rather than fail later on a missing table.
+    Given its engine, the check opens the connection the process then uses (a worker's start
+    connects once, not twice)."""
+    if isinstance(database, str):
+        revision = await asyncio.to_thread(current, database)
+    else:
+        with store_errors("reading the database revision"):
+            revision = await _revision(database)
+    newest = head()
+    if revision != newest:
+        raise ConfigurationError(
+            f"the database is at revision {revision or 'none'}, not {newest}: "
+            "run `pipeline db upgrade` first"
+        )
 
 
 def _outside_event_loop(work: Callable[[], T]) -> T:
@@ -141,17 +165,3 @@ def _outside_event_loop(work: Callable[[], T]) -> T:
         return work()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alembic") as executor:
         return executor.submit(work).result()
-
-
-async def require_current(url: str) -> None:
-    """Return when the database at `url` is at the newest revision; otherwise raise a
-    ConfigurationError that says to run `pipeline db upgrade`. Processes that only read or
-    write the tables (the API, the workers, the DLQ tool) check this on start rather than fail
-    later on a missing table."""
-    revision = await asyncio.to_thread(current, url)
-    newest = head()
-    if revision != newest:
-        raise ConfigurationError(
-            f"the database is at revision {revision or 'none'}, not {newest}: "
-            "run `pipeline db upgrade` first"
-        )
