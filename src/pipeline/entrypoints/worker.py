@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from pipeline.entrypoints.models import FAMILIES, anomaly_scoring
 from pipeline.entrypoints.runtime import (
     EXIT_OK,
     EXIT_USAGE,
+    collector_off_while_starting,
     install_stop_handlers,
     run_command,
     tune_gc_for_streaming,
@@ -127,6 +129,7 @@ async def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.processes > 1:
         from pipeline.entrypoints.worker_processes import run_processes  # noqa: PLC0415
 
+        gc.enable()  # a supervisor: it starts nothing of its own (see `main`)
         return await run_processes(args)
     if args.metrics_port is not None:
         settings = with_metrics_port(settings, args.metrics_port)
@@ -196,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `pipeline-worker`."""
     args = build_parser().parse_args(argv)
-    return run_command("pipeline-worker", run_worker, args)
+    with collector_off_while_starting():
+        return run_command("pipeline-worker", run_worker, args)
 
 
 if __name__ == "__main__":
