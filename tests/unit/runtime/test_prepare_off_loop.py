@@ -13,7 +13,7 @@ from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.application.ports import Record, TopicPartition, TopicSpec
-from pipeline.application.runtime.handler import JobHandler
+from pipeline.application.runtime.handler import DECODE_SLICE, JobHandler
 from pipeline.streams import Job, Sink
 from tests.unit.runtime.jobs import ListSink, Tick, TickCodec, TickRefused
 
@@ -48,22 +48,25 @@ class NotedLoads:
         return getattr(self.inner, name)
 
 
-async def one_tick() -> list[Record]:
+async def ticks(count: int = 1) -> list[Record]:
+    """`count` ticks of one key, as read from the log."""
     log = InMemoryEventLog()
     await log.ensure_topics([TopicSpec(name=TOPIC, partitions=2)])
-    await log.publish(TOPIC, b"a", await TickCodec().encode(Tick("a", T0, 1)))
+    codec = TickCodec()
+    for i in range(count):
+        await log.publish(TOPIC, b"a", await codec.encode(Tick("a", T0, i)))
     await log.flush()
     reader = log.reader(group_id="r", start={tp: 0 for tp in PARTS})
     records: list[Record] = []
-    while not records:
-        records = await reader.poll(10, 0.05)
+    while len(records) < count:
+        records += await reader.poll(count, 0.05)
     await reader.close()
     return records
 
 
-def handler_of(job: Job, store: Any) -> JobHandler:
+def handler_of(job: Job, store: Any, codec: TickCodec | None = None) -> JobHandler:
     return JobHandler(
-        job=job, group_id="g", codecs={TOPIC: TickCodec()}, store=store, log_=None,
+        job=job, group_id="g", codecs={TOPIC: codec or TickCodec()}, store=store, log_=None,
         clock=ManualClock(T0 + timedelta(seconds=1)), worker_id="w",
     )  # fmt: skip
 
@@ -82,7 +85,7 @@ async def test_the_loop_runs_other_tasks_while_a_batch_runs_through_the_job() ->
     store = InMemoryCheckpointStore({"ticks": ListSink(lambda t: (t.key, t.at))})
     handler = handler_of(slow_job(step), store)
     await handler.resolve(PARTS)
-    records = await one_tick()
+    records = await ticks()
     other = asyncio.create_task(meanwhile())
 
     await handler.prepare(records)
@@ -104,7 +107,7 @@ async def test_a_restore_on_assignment_waits_for_the_batch_running_through_the_j
     handler = handler_of(slow_job(step), NotedLoads(inner, events))
     await handler.resolve(PARTS)
     events.clear()
-    records = await one_tick()
+    records = await ticks()
     preparing = asyncio.create_task(handler.prepare(records))
     while not events:  # the batch is in the job's step
         await asyncio.sleep(0.001)
@@ -115,3 +118,26 @@ async def test_a_restore_on_assignment_waits_for_the_batch_running_through_the_j
     await asyncio.gather(preparing, restoring)
 
     assert events == ["step entered", "step left", "state loaded"]
+
+
+async def test_a_large_batch_is_decoded_a_slice_at_a_time_with_the_loop_let_run_between() -> None:
+    happened: list[str] = []
+
+    class NotedCodec(TickCodec):
+        async def decode_many(self, payloads: Sequence[bytes | None]) -> list[Any]:
+            happened.append(f"decoded {len(payloads)}")
+            return await super().decode_many(payloads)
+
+    async def meanwhile() -> None:
+        happened.append("loop ran")
+
+    store = InMemoryCheckpointStore({"ticks": ListSink(lambda t: (t.key, t.value))})
+    handler = handler_of(slow_job(lambda _: None), store, NotedCodec())
+    await handler.resolve(PARTS)
+    records = await ticks(DECODE_SLICE + 1)
+    other = asyncio.create_task(meanwhile())
+
+    await handler.prepare(records)
+
+    await other
+    assert happened == [f"decoded {DECODE_SLICE}", "loop ran", "decoded 1"]

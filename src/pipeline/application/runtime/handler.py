@@ -58,6 +58,9 @@ log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
 
+DECODE_SLICE = 500
+"""Records decoded between two turns of the event loop (about 2 ms of CPU for readings)."""
+
 H_LATE_STEP = "late.step"
 H_LATE_WATERMARK = "late.watermark"
 
@@ -265,12 +268,11 @@ class JobHandler:
         if len(topics) <= 1:
             if not records:
                 return []
-            codec = codecs[records[0].topic]
-            return await codec.decode_many([r.value for r in records])
+            return await _sliced(codecs[records[0].topic], [r.value for r in records])
         decoded: list[Any] = [None] * len(records)
         for topic in topics:
             indexes = [i for i, r in enumerate(records) if r.topic == topic]
-            values = await codecs[topic].decode_many([records[i].value for i in indexes])
+            values = await _sliced(codecs[topic], [records[i].value for i in indexes])
             for i, value in zip(indexes, values, strict=True):
                 decoded[i] = value
         return decoded
@@ -506,6 +508,20 @@ class JobHandler:
             diverted_because=type(failure.error).__name__,
             commit_seconds=commit_seconds,
         )
+
+
+async def _sliced(codec: Codec[Any], payloads: list[bytes | None]) -> list[Any]:
+    """`codec.decode_many(payloads)`, `DECODE_SLICE` at a time with the loop let run between
+    slices: decoding stays on the loop (a codec may await the registry), but no longer holds
+    it for a whole batch."""
+    if len(payloads) <= DECODE_SLICE:
+        return await codec.decode_many(payloads)
+    decoded: list[Any] = []
+    for start in range(0, len(payloads), DECODE_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        decoded += await codec.decode_many(payloads[start : start + DECODE_SLICE])
+    return decoded
 
 
 async def _off_loop(work: Callable[..., R], *args: Any) -> R:
