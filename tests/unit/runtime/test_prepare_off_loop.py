@@ -4,6 +4,7 @@ transaction of the batch before) meanwhile, and a restore on assignment waits fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -141,3 +142,31 @@ async def test_a_large_batch_is_decoded_a_slice_at_a_time_with_the_loop_let_run_
 
     await other
     assert happened == [f"decoded {DECODE_SLICE}", "loop ran", "decoded 1"]
+
+
+async def test_a_prepare_cancelled_while_the_job_runs_ends_only_once_the_run_is_over() -> None:
+    events: list[str] = []
+    go_on = threading.Event()
+
+    def step(_: Tick) -> None:
+        events.append("step entered")
+        go_on.wait(PATIENCE_S)
+        events.append("step left")
+
+    store = InMemoryCheckpointStore({"ticks": ListSink(lambda t: (t.key, t.at))})
+    handler = handler_of(slow_job(step), store)
+    await handler.resolve(PARTS)
+    preparing = asyncio.create_task(handler.prepare(await ticks()))
+    while not events:
+        await asyncio.sleep(0.001)
+
+    preparing.cancel()
+    await asyncio.sleep(0.05)
+    ended_while_running = preparing.done()
+    go_on.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await preparing
+
+    assert not ended_while_running
+    assert preparing.cancelled()
+    assert events == ["step entered", "step left"]
