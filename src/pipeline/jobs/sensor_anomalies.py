@@ -17,10 +17,10 @@ state:
                 changes neither, so a spike or a drift never becomes the norm, unless the
                 sensor stays beyond for `RELEARN` readings: then its state starts afresh;
                 a repeated value changes neither, so a stuck sensor keeps its stddev; a
-                run of more than `EXCURSION` readings that ends with the sensor back near
-                where it was before the run, nearer the mean from before the run than the
-                present one, was an excursion (a slow drift the mean and stddev followed
-                within `CLIP`): both go back to what they were before it)
+                run of more than `EXCURSION` readings that ends with a reading nearer the
+                mean from before the run than the present mean was an excursion (a slow
+                drift the mean and stddev followed within `CLIP`): both go back to what
+                they were before it)
     trend       the zscore's own exponentially weighted mean (weight `TREND`, each zscore
                 clipped at ±`TREND_CLIP`): high while the sensor stays off, as in a drift
     rate        change since the sensor's previous reading, per second
@@ -79,7 +79,8 @@ History = tuple[int, float, float, float, float, int, int, float, float, int, fl
 """A sensor's state (step `FEATURE_STEP`): (readings seen, rolling mean, rolling variance,
 previous value, previous event time in epoch seconds, repeats, readings in a row beyond
 `CLIP`, trend, level (the zscore's slow mean), run (signed: positive for readings above
-the mean), and the rolling mean and variance from before the present run)."""
+the mean), and the rolling mean and variance from before the present run (as its first
+reading, or the last reading outside a run, left them))."""
 
 PreviousHistory = tuple[int, float, float, float, float, int, int, float, float, int]
 """The state as a checkpoint written before the mean and variance from before the present
