@@ -92,21 +92,8 @@ def upgraded(state: History | PreviousHistory) -> History:
     before the excursion rule) takes its present mean and variance as those from before
     its run, as if the run began now."""
     match state:
-        case (count, mean, var, last, last_at, repeats, outliers, trend, level, run):
-            return (
-                count,
-                mean,
-                var,
-                last,
-                last_at,
-                repeats,
-                outliers,
-                trend,
-                level,
-                run,
-                mean,
-                var,
-            )
+        case (_, mean, var, _, _, _, _, _, _, _):
+            return (*state, mean, var)
         case _:
             return state
 
