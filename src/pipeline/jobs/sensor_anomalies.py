@@ -16,7 +16,11 @@ state:
                 (exponentially weighted, weight `ALPHA`; a value beyond `CLIP` stddevs
                 changes neither, so a spike or a drift never becomes the norm, unless the
                 sensor stays beyond for `RELEARN` readings: then its state starts afresh;
-                a repeated value changes neither, so a stuck sensor keeps its stddev)
+                a repeated value changes neither, so a stuck sensor keeps its stddev; a
+                run of more than `EXCURSION` readings that ends with a reading nearer the
+                mean from before the run than the present mean was an excursion (a slow
+                drift the mean and stddev followed within `CLIP`): both go back to what
+                they were before it)
     trend       the zscore's own exponentially weighted mean (weight `TREND`, each zscore
                 clipped at ±`TREND_CLIP`): high while the sensor stays off, as in a drift
     rate        change since the sensor's previous reading, per second
@@ -54,6 +58,7 @@ TREND = 0.3
 TREND_CLIP = 10.0
 LEVEL = 0.05
 RUN_Z = 1.0
+EXCURSION = 20
 MIN_STDDEV = 1e-6
 BASE_FEATURES = (
     "value", "zscore", "trend", "rate", "gap_s", "hour_sin", "hour_cos", "battery", "signal",
@@ -70,11 +75,27 @@ def _name(kind: object) -> str:
     return str(getattr(kind, "name", ""))
 
 
-History = tuple[int, float, float, float, float, int, int, float, float, int]
+History = tuple[int, float, float, float, float, int, int, float, float, int, float, float]
 """A sensor's state (step `FEATURE_STEP`): (readings seen, rolling mean, rolling variance,
 previous value, previous event time in epoch seconds, repeats, readings in a row beyond
 `CLIP`, trend, level (the zscore's slow mean), run (signed: positive for readings above
-the mean))."""
+the mean), and the rolling mean and variance from before the present run (as its first
+reading, or the last reading outside a run, left them))."""
+
+PreviousHistory = tuple[int, float, float, float, float, int, int, float, float, int]
+"""The state as a checkpoint written before the mean and variance from before the present
+run were kept holds it: `History` without its last two fields."""
+
+
+def upgraded(state: History | PreviousHistory) -> History:
+    """`state` as this version keeps it: a previous version's (from a checkpoint written
+    before the excursion rule) takes its present mean and variance as those from before
+    its run, as if the run began now."""
+    match state:
+        case (_, mean, var, _, _, _, _, _, _, _):
+            return (*state, mean, var)
+        case _:
+            return state
 
 
 def anomalies(

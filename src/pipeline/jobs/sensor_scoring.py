@@ -29,6 +29,7 @@ from pipeline.jobs.sensor_anomalies import (
     ALPHA,
     BASE_FEATURES,
     CLIP,
+    EXCURSION,
     LEVEL,
     MIN_STDDEV,
     RELEARN,
@@ -37,7 +38,9 @@ from pipeline.jobs.sensor_anomalies import (
     TREND_CLIP,
     WARMUP,
     History,
+    PreviousHistory,
     feature_names,
+    upgraded,
 )
 from pipeline.streams import KeyedBatch
 
@@ -69,10 +72,11 @@ class SensorFeatures:
         self,
         readings: Sequence[ReadingLike],
         slots: Sequence[int],
-        states: Sequence[History | None],
+        states: Sequence[History | PreviousHistory | None],
     ) -> BatchFeatures:
         """The features of `readings`; `slots[i]` is the index in `states` of reading i's
-        sensor state (None: the sensor's first reading is in this batch)."""
+        sensor state (None: the sensor's first reading is in this batch; a previous
+        version's state, from an older checkpoint, is upgraded)."""
         n = len(readings)
         rows = np.zeros((n, self._width))
         if not n:
@@ -92,7 +96,9 @@ class SensorFeatures:
         first = order[starts].tolist()
         state = np.array(
             [
-                (0, values[f], 0.0, values[f], seconds[f], 0, 0, 0.0, 0.0, 0) if s is None else s
+                (0, values[f], 0.0, values[f], seconds[f], 0, 0, 0.0, 0.0, 0, values[f], 0.0)
+                if s is None
+                else upgraded(s)
                 for s, f in zip(states, first, strict=True)
             ],
             dtype=np.float64,
@@ -123,8 +129,9 @@ def _advance(
     """One round: the readings `v` at times `t` (rows `at` of `rows`), one per sensor of
     `state` (a column per sensor, a row per `History` field), advance their sensors'
     states; writes the features that depend on the state; returns which are warm."""
-    count, mean, var, last, last_at, repeats, outliers, trend, level, run = state
+    count, mean, var, last, last_at, repeats, outliers, trend, level, run, mean0, var0 = state
     std = np.sqrt(var)
+    before = run.copy()
     deviation = v - mean
     zscore = np.zeros(len(v))
     np.divide(deviation, std, out=zscore, where=std > MIN_STDDEV)
@@ -148,11 +155,15 @@ def _advance(
     rows[at, 1], rows[at, 2], rows[at, 3], rows[at, 4] = zscore, trend, rate, gap
     rows[at, 9], rows[at, 11], rows[at, 12] = repeats, run, persistence
     warm: NDArray[np.bool_] = count >= WARMUP
+    # A long run that ends with the reading nearer the mean from before the run than the
+    # present one was an excursion the state followed: the state goes back to before it.
+    ended = warm & (np.abs(before) > EXCURSION) & (np.abs(run) <= np.abs(before))
+    back = ended & (np.abs(v - mean0) < np.abs(deviation))
     # Early on a plain running mean, then exponential weighting; a value beyond `CLIP`
     # stddevs leaves both alone unless the sensor stays there for `RELEARN` readings (a
     # new level: its state starts afresh). A repeat after the warm-up changes neither.
     early = ~warm
-    updating = early | (repeats == 0.0)
+    updating = (early | (repeats == 0.0)) & ~back
     alpha = np.maximum(ALPHA, 1.0 / (count + 1.0))
     normal = updating & (early | (np.abs(deviation) <= CLIP * std))
     beyond = updating & ~normal
@@ -160,7 +171,10 @@ def _advance(
     moved = (1.0 - alpha) * (var + alpha * deviation * deviation)
     var[:] = np.where(relearn, 0.0, np.where(normal, moved, var))
     mean[:] = np.where(relearn, v, np.where(normal, mean + alpha * deviation, mean))
-    outliers[:] = np.where(normal | relearn, 0.0, np.where(beyond, outliers + 1.0, outliers))
+    outliers[:] = np.where(normal | relearn | back, 0.0, np.where(beyond, outliers + 1.0, outliers))
+    mean[:], var[:] = np.where(back, mean0, mean), np.where(back, var0, var)
+    starting = np.abs(run) <= 1.0  # no run, or its first reading: before it is now
+    mean0[:], var0[:] = np.where(starting, mean, mean0), np.where(starting, var, var0)
     count[:] = np.where(relearn, 0.0, count) + 1.0
     last_at[:] = np.maximum(t, last_at)
     last[:] = v
@@ -172,10 +186,23 @@ def _histories(state: Floats, busiest: NDArray[np.intp]) -> list[History]:
     """Each slot's `History` (in slot order) from `state`'s columns (busiest first)."""
     unsorted = np.empty_like(busiest)
     unsorted[busiest] = np.arange(len(busiest))
-    count, mean, var, last, last_at, repeats, outliers, trend, level, run = state[:, unsorted]
+    count, mean, var, last, last_at, repeats, outliers, trend, level, run, mean0, var0 = state[
+        :, unsorted
+    ]
     whole = [a.astype(np.int64).tolist() for a in (count, repeats, outliers, run)]
-    floats = [a.tolist() for a in (mean, var, last, last_at, trend, level)]
-    return list(zip(whole[0], *floats[:4], whole[1], whole[2], *floats[4:], whole[3], strict=True))
+    floats = [a.tolist() for a in (mean, var, last, last_at, trend, level, mean0, var0)]
+    return list(
+        zip(
+            whole[0],
+            *floats[:4],
+            whole[1],
+            whole[2],
+            *floats[4:6],
+            whole[3],
+            *floats[6:],
+            strict=True,
+        )
+    )
 
 
 class AnomalyScoring:

@@ -11,6 +11,7 @@ from pipeline.domain import Reading, SensorCatalog
 from pipeline.jobs.sensor_anomalies import (
     ALPHA,
     CLIP,
+    EXCURSION,
     LEVEL,
     MIN_STDDEV,
     RELEARN,
@@ -18,15 +19,12 @@ from pipeline.jobs.sensor_anomalies import (
     TREND,
     TREND_CLIP,
     WARMUP,
+    History,
+    PreviousHistory,
+    upgraded,
 )
 
 _DAY = 86_400.0
-
-
-History = tuple[int, float, float, float, float, int, int, float, float, int]
-"""A sensor's state: (readings seen, rolling mean, rolling variance, previous value,
-previous event time in epoch seconds, repeats, readings in a row beyond `CLIP`, trend, level
-(the zscore's slow mean), run (signed: positive for readings above the mean))."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +46,20 @@ class SensorFeatures:
         }
         self._unknown = tuple(0.0 for _ in kinds)
 
-    def __call__(self, history: History | None, reading: Reading) -> tuple[History, Featured]:
+    def __call__(
+        self, history: History | PreviousHistory | None, reading: Reading
+    ) -> tuple[History, Featured]:
         value = reading.value
         at = reading.timestamp.timestamp()
         if history is None:
-            count, mean, var, last, last_at, repeats, outliers, trend, level, run = (
-                0, value, 0.0, value, at, 0, 0, 0.0, 0.0, 0
+            count, mean, var, last, last_at, repeats, outliers, trend, level, run, mean0, var0 = (
+                0, value, 0.0, value, at, 0, 0, 0.0, 0.0, 0, value, 0.0
             )  # fmt: skip
         else:
-            count, mean, var, last, last_at, repeats, outliers, trend, level, run = history
+            count, mean, var, last, last_at, repeats, outliers, trend, level, run, mean0, var0 = (
+                upgraded(history)
+            )
+        before = run
         std = math.sqrt(var)
         deviation = value - mean
         zscore = deviation / std if std > MIN_STDDEV else 0.0
@@ -94,7 +97,18 @@ class SensorFeatures:
             persistence,
             *self._one_hot.get(reading.sensor_type, self._unknown),
         )
-        if count < WARMUP or not repeats:
+        # A run of more than `EXCURSION` readings that ends with this reading nearer the
+        # mean from before the run than the present one was an excursion the state
+        # followed (a slow drift within `CLIP`): the state goes back to before it.
+        back = (
+            count >= WARMUP
+            and abs(before) > EXCURSION
+            and abs(run) <= abs(before)
+            and abs(value - mean0) < abs(deviation)
+        )
+        if back:
+            mean, var, outliers = mean0, var0, 0
+        elif count < WARMUP or not repeats:
             # Early on a plain running mean, then exponential weighting. A value beyond
             # `CLIP` stddevs leaves both alone (a spike or a drift must not become the
             # norm), unless the sensor stays there for `RELEARN` readings: a new level.
@@ -107,7 +121,10 @@ class SensorFeatures:
                 count, mean, var, outliers = 0, value, 0.0, 0
             else:
                 outliers += 1
+        if abs(run) <= 1:  # no run, or its first reading: before the run is now
+            mean0, var0 = mean, var
         new: History = (
-            count + 1, mean, var, value, max(at, last_at), repeats, outliers, trend, level, run
+            count + 1, mean, var, value, max(at, last_at), repeats, outliers, trend, level, run,
+            mean0, var0,
         )  # fmt: skip
         return new, Featured(reading, row, count >= WARMUP)

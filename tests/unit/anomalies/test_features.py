@@ -146,3 +146,39 @@ def test_noise_keeps_run_and_persistence_small() -> None:
     warm = out[WARMUP * 10 :]
     assert max(column(f, "run") for f in warm) < 12
     assert max(column(f, "persistence") for f in warm) < 1.0
+
+
+def excursion(back: float) -> list[float]:
+    """Readings of a sensor at 20 ± noise, a slow drift upwards that its state follows
+    (never `CLIP` stddevs off: the stddev grows with it), and then `back`."""
+    normal = [20.0 + NOISE[i % 5] for i in range(300)]
+    ramp = [20.0 + 0.05 * i + NOISE[i % 5] for i in range(1, 121)]
+    return [*normal, *ramp, back]
+
+
+def test_a_drift_the_state_followed_is_forgotten_once_the_sensor_is_back() -> None:
+    # The state before the drift: the normal readings alone.
+    before, _ = feed(excursion(20.0)[:300])
+    after, out = feed(excursion(20.0))
+
+    assert max(column(f, "run") for f in out) > 100  # the drift was one long run
+    assert after[1:3] == pytest.approx(before[1:3], rel=0.05)  # mean and variance
+
+
+def test_after_a_drift_normal_readings_are_not_off_and_a_spike_is_as_far_off_as_before() -> None:
+    values = excursion(20.0)
+    spike = 30.0
+    _, out = feed([*values, *(20.0 + NOISE[i % 5] for i in range(30)), spike])
+    _, without_drift = feed([*values[:300], *(20.0 + NOISE[i % 5] for i in range(31)), spike])
+
+    assert max(column(f, "run") for f in out[-31:-1]) < 5
+    assert column(out[-1], "zscore") == pytest.approx(column(without_drift[-1], "zscore"), rel=0.1)
+
+
+def test_a_drift_that_settles_at_a_new_level_is_not_forgotten() -> None:
+    # The drift stays where it went: far from the level from before it.
+    top = 20.0 + 0.05 * 120
+    history, out = feed([*excursion(top), *(top + NOISE[i % 5] for i in range(100))])
+
+    assert history[1] > 24.0  # the mean follows the new level
+    assert column(out[-1], "run") == 0.0

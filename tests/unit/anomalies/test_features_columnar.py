@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pipeline.application.generators.sensors import SensorFleetConfig, generate_readings
 from pipeline.domain import DEFAULT_CATALOG
 from pipeline.domain.sensor_columns import ReadingLike, ReadingRow, row_of
-from pipeline.jobs.sensor_anomalies import CLIP, RELEARN, History
+from pipeline.jobs.sensor_anomalies import CLIP, EXCURSION, RELEARN, History, PreviousHistory
 from pipeline.jobs.sensor_scoring import SensorFeatures
 from tests.unit.anomalies.builders import T0
 from tests.unit.anomalies.reference_features import SensorFeatures as OneAtATime
@@ -148,3 +148,43 @@ def test_a_sensor_that_stays_beyond_its_limits_relearns_as_one_reading_at_a_time
     _, _, states = reference(readings)
     assert states["temp-1"][0] < 100  # the state started afresh
     assert_same(readings, [37, 400, 640, 641])
+
+
+def test_a_drift_the_state_followed_and_forgets_is_as_one_reading_at_a_time() -> None:
+    normal = [20.0 + 0.1 * ((i % 5) - 2) for i in range(300)]
+    ramp = [20.0 + 0.05 * i + 0.1 * ((i % 5) - 2) for i in range(1, 121)]
+    readings = [
+        ReadingRow(
+            "temp-1", "temperature", v, "celsius", T0 + timedelta(seconds=i), "s", 80.0, -60.0
+        )
+        for i, v in enumerate([*normal, *ramp, 20.0, 20.1, 19.9])
+    ]
+
+    rows, _, states = reference(readings)
+    assert max(rows[:, 11]) > EXCURSION  # one long run
+    assert abs(states["temp-1"][1] - 20.0) < 0.1  # then back: the state forgot it
+    assert_same(readings, [310, 419, 420, 421])
+
+
+def test_a_state_from_a_checkpoint_of_the_previous_version_is_upgraded() -> None:
+    readings = [
+        ReadingRow(
+            "temp-1", "temperature", v, "celsius", T0 + timedelta(seconds=i), "s", 80.0, None
+        )
+        for i, v in enumerate([20.3, 20.1, 25.0, 20.0])
+    ]
+    # The previous version kept ten fields: no mean and variance from before the run.
+    previous: PreviousHistory = (500, 20.0, 0.04, 20.2, T0.timestamp() - 1, 0, 0, 0.1, 0.2, 1)
+    upgraded: History = (*previous, 20.0, 0.04)
+
+    out = SensorFeatures(DEFAULT_CATALOG)(readings, [0] * 4, [previous])
+    expected = SensorFeatures(DEFAULT_CATALOG)(readings, [0] * 4, [upgraded])
+    one_at_a_time = OneAtATime(DEFAULT_CATALOG)
+    state: History | PreviousHistory = previous
+    for reading, row in zip(readings, out.rows, strict=True):
+        state, featured = one_at_a_time(state, reading)  # type: ignore[arg-type]
+        assert np.array_equal(row, featured.row)
+
+    assert np.array_equal(out.rows, expected.rows)
+    assert out.states == expected.states == [state]
+    assert len(out.states[0]) == len(upgraded)
