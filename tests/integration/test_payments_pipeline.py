@@ -71,14 +71,18 @@ CONTAMINATION = 0.1
 """The forest's: about the share of fraud among this stream's transactions (9–16% with
 `STREAM`), as `pipeline evaluate payments` sets it to the share of its stream's (0.04 at
 its default fraud rate)."""
-RECALL, PRECISION = 0.55, 0.6
+RECALL, PRECISION = 0.5, 0.6
 """Bounds on the model's alerts against the labels, per transaction. `pipeline evaluate
 payments --events 8000 --fraud-rate 0.03 --contamination 0.1 --models forest` (this
 stream's fraud rate and contamination, its default 2,400 accounts) gave the forest recall
 0.919 and 0.837, precision 0.828 and 0.874 on seeds 11 and 12 (0.841 and 0.908 at its
-defaults, README "Payments"); with `STREAM`'s 300 accounts a normal account pays every few
+defaults, README "Payments"). With `STREAM`'s 300 accounts a normal account pays every few
 minutes, so velocity fraud looks less unusual: this test's model on this stream, started at
-every 10 minutes of a day on the driver, gave recall 0.62–0.82 and precision 0.70–0.95."""
+every 10 minutes of a day on the driver (the stream starts an hour before the test runs),
+gave recall 0.60–0.84 and precision 0.70–0.96, every transaction judged; here the last
+`grace` of each partition is not judged yet, hence the margin below 0.60. Flagging at
+random as often would give a precision of about 0.12 (the share of fraud); the untrained
+z-score found 5% of the fraud in `pipeline evaluate payments`."""
 
 
 @pytest.fixture
