@@ -99,10 +99,10 @@ def labelled_stream(start: datetime) -> list[Generated[PaymentEvent]]:
     return list(itertools.islice(generate_payments(seed=SEED, start=start, config=STREAM), EVENTS))
 
 
-async def store_a_forest(settings: Settings) -> ScoringModel:
-    """Fit a payments forest as `pipeline evaluate payments` does, on another seed's stream
-    (the rows the untrained z-score leaves unflagged, and flagged ones up to the
-    contamination), and promote it in the `payments` namespace of the settings' store."""
+def fit_a_forest(settings: Settings) -> tuple[ScoringModel, int]:
+    """A payments forest fitted as `pipeline evaluate payments` fits it, on another seed's
+    stream (the rows the untrained z-score leaves unflagged, and flagged ones up to the
+    contamination), and the size of that sample."""
     training = list(
         itertools.islice(
             generate_payments(seed=TRAINING_SEED, start=EVALUATION_START, config=STREAM), EVENTS
@@ -113,20 +113,25 @@ async def store_a_forest(settings: Settings) -> ScoringModel:
     assert live is not None
     sample = training_rows(*live.sample(), CONTAMINATION)
     forest = payments_trainer("forest", CONTAMINATION).fit(sample, version="forest-e2e")
+    return forest, len(sample)
+
+
+async def promote(settings: Settings, model: ScoringModel, sample_size: int) -> None:
+    """Store `model` in the `payments` namespace of the settings' model store and promote
+    it: what the workers load."""
     async with model_store(settings, "payments") as store:
         await store.save(
-            forest,
+            model,
             ModelInfo(
-                version=forest.version,
-                kind=forest.kind,
+                version=model.version,
+                kind=model.kind,
                 trained_at=datetime.now(UTC),
-                sample_size=len(sample),
+                sample_size=sample_size,
                 features=PAYMENT_FEATURES,
                 contamination=CONTAMINATION,
             ),
         )
-        await store.promote(forest.version)
-    return forest
+        await store.promote(model.version)
 
 
 async def publish_stream(
@@ -235,6 +240,8 @@ async def test_payments_land_exactly_once_through_a_sigkill_of_the_worker(
     }
     stream = labelled_stream(datetime.now(UTC) - timedelta(hours=1))
     worker_cmd = [sys.executable, "-m", "pipeline.entrypoints.worker", "payments"]
+    # Fitted in a thread while the stream is produced and the profiles are read.
+    fitting = asyncio.ensure_future(asyncio.to_thread(fit_a_forest, settings))
     try:
         # The bank knows its accounts before they pay: the worker has read the profiles when
         # the payments come (a stream–table join meets the table as it was when each record
@@ -243,7 +250,8 @@ async def test_payments_land_exactly_once_through_a_sigkill_of_the_worker(
         await asyncio.wait_for(run_named_job(pipeline, "payments", until_caught_up=True), 120)
         await publish_stream(pipeline, stream, profiles=False)
         await publish_invalid(pipeline)
-        model = await store_a_forest(settings)
+        model, sample_size = await fitting
+        await promote(settings, model, sample_size)
         expected = await expected_outputs(pipeline, model)
         assert expected[FLAGGED.name], "the seeded stream is expected to hold fraud"
 
@@ -315,4 +323,5 @@ async def test_payments_land_exactly_once_through_a_sigkill_of_the_worker(
         )
         assert [d.error_class for d in dead] == ["invalid_transaction"] * INVALID
     finally:
+        await asyncio.wait([fitting])
         await pipeline.aclose()
