@@ -210,7 +210,7 @@ async def expected_outputs(pipeline: Pipeline, model: ScoringModel) -> dict[str,
 
 
 def assert_scored_by(alerts: list[Alert], model: ScoringModel) -> None:
-    """Every one a model's anomaly alert with its score and the model's version."""
+    """Each of `alerts` is an anomaly alert of `model`: with a score and its version."""
     for alert in alerts:
         assert alert.kind is AlertKind.ANOMALY
         assert alert.score is not None
