@@ -184,9 +184,10 @@ def _relay_alerts(
         relay = pipeline.alert_relay()
 
         async def on_events(events: Sequence[object]) -> None:
-            # The outbox holds them; the relay publishes whatever is unpublished.
+            # The outbox holds them: the relay publishes them as stored, then whatever else
+            # is unpublished.
             relay.raised(job, events)
-            await relay.relay()
+            await relay.relay(events)
 
         return on_events
 
@@ -252,7 +253,7 @@ def _relay_social_alerts(pipeline: Pipeline) -> Callable[[Sequence[object]], Awa
 
     async def on_events(events: Sequence[object]) -> None:
         relay.raised("social", events)
-        await relay.relay()
+        await relay.relay(events)
 
     return on_events
 
