@@ -20,9 +20,7 @@ import os
 import statistics
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import Sequence
 
 from pipeline.adapters.avro import reading_codec, reading_row_codec
 from pipeline.adapters.checkpoint_plan import plan_checkpoint
@@ -103,18 +101,6 @@ async def one_pass(
     return spent
 
 
-class _InThisThread(ThreadPoolExecutor):
-    """Runs what it is given at once, in the calling thread."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:
-            future.set_exception(error)
-        return future
-
-
 async def main(args: argparse.Namespace) -> None:
     configure_logging("WARNING")
     clock = SystemClock()
@@ -133,9 +119,6 @@ async def main(args: argparse.Namespace) -> None:
         f"  load average before: {load[0]:.2f} {load[1]:.2f}, after: {os.getloadavg()[0]:.2f}"
     )
     if args.profile:
-        # cProfile sees its own thread only: the job's run, which `prepare` hands to a worker
-        # thread, runs in this one for the profiled pass.
-        asyncio.get_running_loop().set_default_executor(_InThisThread())
         profile = cProfile.Profile()
         profile.enable()
         await one_pass(args, clock, codec, work)

@@ -234,7 +234,7 @@ class ConsumerWorker(Generic[P]):
             prepared: P | None
             rewinds = self._rewinds
             trace: BatchTrace = NULL_BATCH_TRACE
-            started, started_cpu = time.perf_counter(), time.process_time()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             if records:
                 trace = self._tracing.batch(records)
                 with trace.current():
@@ -252,7 +252,7 @@ class ConsumerWorker(Generic[P]):
                     polled_at=polled_at,
                     poll=polled,
                     prepare=ready - started,
-                    prepare_cpu=time.process_time() - started_cpu,
+                    prepare_cpu=time.thread_time() - started_cpu,
                     queued=0.0,
                 )
             if not await self._hand_over(flight, ready, rewinds):

@@ -2,13 +2,9 @@
 
 `prepare` decodes a batch with each source topic's codec, runs it through the job's `Task`
 and serializes the state it changed — CPU only, so the loop overlaps it with the previous
-batch's transaction. The task's run and the serialization (most of that CPU) run in a worker
-thread, so that the event loop goes on answering that transaction's statements meanwhile
-(within the interpreter's switch interval) instead of after the whole prepare. One run
-through the task at a time: prepares, idle advances and restores take turns (`_task_turn`),
-so a restore on assignment never meets a batch half run. `apply` publishes the batch's dead
-letters and late records (and waits for the broker's acknowledgement), then commits sink
-rows, state, dead letters and offsets in one transaction of the `CheckpointStore`.
+batch's transaction. `apply` publishes the batch's dead letters and late records (and waits
+for the broker's acknowledgement), then commits sink rows, state, dead letters and offsets
+in one transaction of the `CheckpointStore`.
 
 State is restored from the store whenever it may differ from what the task holds: when
 partitions are assigned, when the store fenced a partition (someone else had handled it
@@ -27,11 +23,10 @@ written again).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
@@ -55,11 +50,6 @@ from pipeline.application.topic_names import late_topic
 from pipeline.streams import Job, Output, Task, Tombstone, to_millis
 
 log = structlog.get_logger(__name__)
-
-R = TypeVar("R")
-
-DECODE_SLICE = 500
-"""Records decoded between two turns of the event loop (about 2 ms of CPU for readings)."""
 
 H_LATE_STEP = "late.step"
 H_LATE_WATERMARK = "late.watermark"
@@ -119,9 +109,6 @@ class JobHandler:
         """The next offset to read per partition, as this handler has prepared."""
         self._applying: PreparedBatch | None = None
         self._consumer: CaughtUp | None = None
-        self._task_turn = asyncio.Lock()
-        """Held while the task runs a batch (in a worker thread), advances or is restored:
-        one of them at a time, in the order they asked (asyncio's lock is fair)."""
 
     def track(self, consumer: object) -> None:
         """Ask `consumer` (the loop's, when it is `CaughtUp`) which partitions are read to
@@ -160,10 +147,6 @@ class JobHandler:
     async def _restore(self, parts: set[int]) -> None:
         if not parts:
             return
-        async with self._task_turn:  # never beside a batch the task is running
-            await self._restore_now(parts)
-
-    async def _restore_now(self, parts: set[int]) -> None:
         state = await self._store.load_state(self.group_id, sorted(parts))
         now = to_millis(self._clock.now())
         for part in sorted(parts):
@@ -182,26 +165,10 @@ class JobHandler:
 
     async def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Decode the batch, run it through the job, serialize the state it changed."""
-        async with self._task_turn:
-            epoch = self._epoch
-            self._check_assigned(records)
-            now = self._clock.now()
-            decoded = await self._decode(records)
-            caught_up = self._caught_up()
-            prepared, after = await _off_loop(self._run, records, decoded, epoch, now, caught_up)
-            self._position.update(after)
-            return prepared
-
-    def _run(
-        self,
-        records: Sequence[Record],
-        decoded: Sequence[Any],
-        epoch: int,
-        now: Any,
-        caught_up: set[tuple[str, int]] | None,
-    ) -> tuple[PreparedBatch, dict[TopicPartition, int]]:
-        """The batch through the task, in a worker thread (`_task_turn` held): the prepared
-        batch and the next offset of each partition it read."""
+        epoch = self._epoch
+        self._check_assigned(records)
+        now = self._clock.now()
+        decoded = await self._decode(records)
         letters: list[DeadLetter] = []
         inputs: list[tuple[str, int, Any, object]] = []
         start: dict[TopicPartition, int] = {}
@@ -221,17 +188,17 @@ class JobHandler:
             inputs.append((record.topic, record.partition, value, record))
         if last is not None:
             after[last.topic_partition] = last.offset + 1
-        out = self.task.process(inputs, to_millis(now), caught_up=caught_up)
-        return self._prepared(records, epoch, out, start, after, letters, now), after
+        out = self.task.process(inputs, to_millis(now), caught_up=self._caught_up())
+        self._position.update(after)
+        return self._prepared(records, epoch, out, start, after, letters, now)
 
     async def idle(self) -> PreparedBatch | None:
         """Let the wall clock move the job on (windows of quiet partitions close)."""
-        async with self._task_turn:
-            if not self.task.partitions:
-                return None
-            now = self._clock.now()
-            out = self.task.advance(to_millis(now), caught_up=self._caught_up())
-            prepared = self._prepared([], self._epoch, out, {}, {}, [], now)
+        if not self.task.partitions:
+            return None
+        now = self._clock.now()
+        out = self.task.advance(to_millis(now), caught_up=self._caught_up())
+        prepared = self._prepared([], self._epoch, out, {}, {}, [], now)
         batch = prepared.checkpoint
         if not (batch.writes or batch.state or batch.dead_letters or prepared.late):
             return None
@@ -268,11 +235,12 @@ class JobHandler:
         if len(topics) <= 1:
             if not records:
                 return []
-            return await _sliced(codecs[records[0].topic], [r.value for r in records])
+            codec = codecs[records[0].topic]
+            return await codec.decode_many([r.value for r in records])
         decoded: list[Any] = [None] * len(records)
         for topic in topics:
             indexes = [i for i, r in enumerate(records) if r.topic == topic]
-            values = await _sliced(codecs[topic], [records[i].value for i in indexes])
+            values = await codecs[topic].decode_many([records[i].value for i in indexes])
             for i, value in zip(indexes, values, strict=True):
                 decoded[i] = value
         return decoded
@@ -508,31 +476,6 @@ class JobHandler:
             diverted_because=type(failure.error).__name__,
             commit_seconds=commit_seconds,
         )
-
-
-async def _sliced(codec: Codec[Any], payloads: list[bytes | None]) -> list[Any]:
-    """`codec.decode_many(payloads)`, `DECODE_SLICE` at a time with the loop let run between
-    slices: decoding stays on the loop (a codec may await the registry), but no longer holds
-    it for a whole batch."""
-    if len(payloads) <= DECODE_SLICE:
-        return await codec.decode_many(payloads)
-    decoded: list[Any] = []
-    for start in range(0, len(payloads), DECODE_SLICE):
-        if start:
-            await asyncio.sleep(0)
-        decoded += await codec.decode_many(payloads[start : start + DECODE_SLICE])
-    return decoded
-
-
-async def _off_loop(work: Callable[..., R], *args: Any) -> R:
-    """`work(*args)` in a worker thread; cancelled meanwhile, it is waited for before the
-    cancellation goes on, so that nothing else touches the task while it runs."""
-    running = asyncio.ensure_future(asyncio.to_thread(work, *args))
-    try:
-        return await asyncio.shield(running)
-    except asyncio.CancelledError:
-        await asyncio.wait([running])
-        raise
 
 
 def _summary(letter: DeadLetter) -> DeadLettered:

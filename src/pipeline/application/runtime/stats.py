@@ -21,9 +21,8 @@ class BatchTiming:
     prepare: float
     """Decoding and running the batch through the job."""
     prepare_cpu: float
-    """Of `prepare`, the CPU time the process spent meanwhile, every thread (a job's run
-    is in a worker thread; librdkafka's fetching and the transaction before count too):
-    well below `prepare`, the process was waiting for a core or for the registry."""
+    """Of `prepare`, the CPU time of the thread that prepared it (the rest: waiting for a
+    core, on a loaded machine, or for the registry)."""
     queued: float
     """Prepared, waiting for the batch before it to be durable."""
     apply: float
