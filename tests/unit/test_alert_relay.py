@@ -19,6 +19,7 @@ from pipeline.application.ports import Codec, TopicPartition, TopicSpec
 from pipeline.domain.alerts import DEFAULT_THRESHOLDS, Alert, check_thresholds
 from tests.api.conftest import reading
 from tests.projection import writes_for
+from tests.unit.test_prometheus_telemetry import OutageLog
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 TOPIC = "alerts"
@@ -33,17 +34,6 @@ class Outbox(InMemorySensorStore):
         alerts = await super().unpublished_alerts(limit)
         self.read_back += len(alerts)
         return alerts
-
-
-class OutageLog(InMemoryEventLog):
-    """The in-memory log, whose broker is away while `down` is set."""
-
-    down = False
-
-    async def flush(self, timeout: float = 30.0) -> None:
-        if self.down:
-            raise BrokerUnavailable("no broker answers")
-        await super().flush(timeout)
 
 
 class Clock:

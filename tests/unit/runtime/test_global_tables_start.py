@@ -9,25 +9,14 @@ from typing import Any
 
 import pytest
 
-from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
-from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore
 from pipeline.adapters.memory.table import InMemoryChangelogTable
 from pipeline.application.errors import BrokerUnavailable
-from pipeline.application.ports import EventConsumer, TableCodec, TopicSpec
+from pipeline.application.ports import EventConsumer
 from pipeline.application.ports.event_log import OffsetResolver
-from pipeline.application.runtime.retry_policy import RetryPolicy
 from pipeline.application.runtime.runner import JobRun, run_job
 from tests.unit.runtime.jobs import ListSink
-from tests.unit.runtime.test_join_runtime import account_row
-from tests.unit.streams.join_jobs import (
-    T0,
-    Account,
-    JsonCodec,
-    Order,
-    at,
-    orders_with_global_accounts,
-)
+from tests.unit.runtime.test_join_runtime import global_enrich
 
 
 class SlowTableLog(InMemoryEventLog):
@@ -83,34 +72,7 @@ class SlowTableLog(InMemoryEventLog):
 
 async def world() -> tuple[SlowTableLog, ListSink, JobRun]:
     log = SlowTableLog()
-    await log.ensure_topics(
-        [TopicSpec(name="orders", partitions=2), TopicSpec(name="accounts", partitions=3)]
-    )
-    accounts, orders = JsonCodec(Account), JsonCodec(Order)
-    for account, tier in (("a", "gold"), ("b", "silver")):
-        await log.publish(
-            "accounts", account.encode(), await accounts.encode(Account(account, tier))
-        )
-    for n, account in enumerate("ab"):
-        await log.publish(
-            "orders", f"o{n}".encode(), await orders.encode(Order(f"o{n}", account, at(n)))
-        )
-    await log.flush()
-    sink = ListSink(lambda row: row[0])
-    run = JobRun(
-        job=orders_with_global_accounts(how="left"),
-        group_id="global-enrich",
-        log=log,
-        store=InMemoryCheckpointStore({"enriched": sink}),
-        codecs={"orders": JsonCodec(Order)},
-        clock=ManualClock(T0),
-        worker_id="test",
-        batch_size=100,
-        batch_timeout=0.02,
-        retry=RetryPolicy(initial=0.001, maximum=0.002, attempts=2),
-        retry_delays_s=(),
-        table_codecs={"accounts": TableCodec(decode_key=bytes.decode, decode_value=account_row)},
-    )
+    sink, run = await global_enrich(log, (("a", "gold"), ("b", "silver")))
     return log, sink, run
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -74,18 +75,23 @@ async def test_a_job_joining_topics_of_different_partition_counts_refuses_to_sta
         await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
 
 
-async def test_a_global_table_of_another_partition_count_is_read_whole_by_the_worker() -> None:
-    log = InMemoryEventLog()
+async def global_enrich(
+    log: InMemoryEventLog, tiers: Sequence[tuple[str, str]], closed: Sequence[str] = ()
+) -> tuple[ListSink, JobRun]:
+    """`log` holding accounts of `tiers` (those `closed` then deleted) in a topic of 3
+    partitions and one order per account in one of 2, and a run of the job enriching the
+    orders from the accounts as a global table, into the returned sink."""
     await log.ensure_topics(
         [TopicSpec(name="orders", partitions=2), TopicSpec(name="accounts", partitions=3)]
     )
     accounts, orders = JsonCodec(Account), JsonCodec(Order)
-    for account, tier in (("a", "gold"), ("b", "silver"), ("c", "bronze")):
+    for account, tier in tiers:
         await log.publish(
             "accounts", account.encode(), await accounts.encode(Account(account, tier))
         )
-    await log.publish("accounts", b"c", None)  # account c closed
-    for n, account in enumerate("abc"):
+    for account in closed:
+        await log.publish("accounts", account.encode(), None)
+    for n, (account, _) in enumerate(tiers):
         await log.publish(
             "orders", f"o{n}".encode(), await orders.encode(Order(f"o{n}", account, at(n)))
         )
@@ -105,6 +111,12 @@ async def test_a_global_table_of_another_partition_count_is_read_whole_by_the_wo
         retry_delays_s=(),
         table_codecs={"accounts": TableCodec(decode_key=bytes.decode, decode_value=account_row)},
     )
+    return sink, run
+
+
+async def test_a_global_table_of_another_partition_count_is_read_whole_by_the_worker() -> None:
+    tiers = (("a", "gold"), ("b", "silver"), ("c", "bronze"))
+    sink, run = await global_enrich(InMemoryEventLog(), tiers, closed=("c",))
 
     await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
 
