@@ -44,9 +44,14 @@ _LEADERSHIP_MOVING = frozenset(
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.REPLICA_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.FENCED_LEADER_EPOCH,
     }
 )
-"""Errors of a partition whose leader is being elected (a new topic, a broker restart)."""
+"""Errors of a partition whose leader is being elected (a new topic, a broker restart): a
+leader epoch unknown to the broker asked (it has not caught up with the new leadership yet)
+or older than its own (the asker's metadata has not) is the same moment seen from either
+side."""
 _OFFSETS_PENDING = frozenset(
     {
         KafkaError.UNSTABLE_OFFSET_COMMIT,

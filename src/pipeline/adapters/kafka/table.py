@@ -139,16 +139,13 @@ class KafkaChangelogTable(Generic[K, V]):
                 "(`pipeline topics create`) and grant this principal READ on it"
             )
         partitions = sorted(described.partitions)
-        try:
-            # An empty partition is read to its end already: waiting for librdkafka to say
-            # so takes a fetch that finds nothing (fetch.wait.max.ms, 0.2 s here for three).
-            holding = [
-                partition
-                for partition in partitions
-                if _holds_records(consumer, self._topic, partition, self._timeout)
-            ]
-        except KafkaException as exc:
-            raise translate(exc, f"cannot read changelog topic {self._topic!r}") from exc
+        # An empty partition is read to its end already: waiting for librdkafka to say so
+        # takes a fetch that finds nothing (fetch.wait.max.ms, 0.2 s here for three).
+        holding = [
+            partition
+            for partition in partitions
+            if _holds_records(consumer, self._topic, partition, self._timeout)
+        ]
         consumer.assign([KafkaTopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
         return holding
 
@@ -184,8 +181,14 @@ class KafkaChangelogTable(Generic[K, V]):
 
 
 def _holds_records(consumer: Consumer, topic: str, partition: int, timeout: float) -> bool:
-    """Whether the partition holds records now (its low watermark below its high one)."""
-    low, high = consumer.get_watermark_offsets(
-        KafkaTopicPartition(topic, partition), timeout, cached=False
-    )
+    """Whether the partition holds records now (its low watermark below its high one). A
+    partition whose watermarks cannot be had now (its leadership still settling, as on a
+    topic just created) counts as holding some: it is read until librdkafka reports its
+    end, which rides out such moments by itself."""
+    try:
+        low, high = consumer.get_watermark_offsets(
+            KafkaTopicPartition(topic, partition), timeout, cached=False
+        )
+    except KafkaException:
+        return True
     return bool(high > low)

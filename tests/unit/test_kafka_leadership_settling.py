@@ -1,0 +1,72 @@
+"""Reading offsets while a topic's partitions' leadership is still settling (a topic just
+created, a broker restarted): the moments Kafka reports are waited out, not raised."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from pipeline.adapters.kafka.admin import KafkaTopicAdmin
+from pipeline.adapters.kafka.logs import KafkaLogs
+from pipeline.adapters.kafka.table import _holds_records
+from pipeline.application.errors import BrokerUnavailable
+
+
+def admin(answers: list[KafkaException | dict[int, int]], timeout: float = 5.0) -> KafkaTopicAdmin:
+    """An admin (no broker is reached) whose ListOffsets requests answer `answers` in turn."""
+    made = KafkaTopicAdmin(
+        {"bootstrap.servers": "127.0.0.1:1"},
+        KafkaLogs("127.0.0.1:1"),
+        replication_factor=1,
+        timeout=timeout,
+        connect_timeout=1.0,
+    )
+    made._reached = True
+
+    async def known_partitions(topic: str, *_: object, **__: object) -> list[int]:
+        return [0, 1]
+
+    async def latest_offsets(
+        topic: str, partitions: list[int], isolation: object
+    ) -> dict[int, int]:
+        answer = answers.pop(0)
+        if isinstance(answer, KafkaException):
+            raise answer
+        return answer
+
+    made._known_partitions = known_partitions  # type: ignore[method-assign]
+    made._latest_offsets = latest_offsets  # type: ignore[method-assign]
+    return made
+
+
+@pytest.mark.parametrize("code", [KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH])
+async def test_a_leader_epoch_not_yet_agreed_on_is_waited_out(code: int) -> None:
+    answers: list[KafkaException | dict[int, int]] = [
+        KafkaException(KafkaError(code)),
+        {0: 3, 1: 5},
+    ]
+
+    assert await admin(answers).end_offsets("orders") == {0: 3, 1: 5}
+
+
+async def test_an_error_that_does_not_pass_is_raised_naming_the_topic() -> None:
+    answers: list[KafkaException | dict[int, int]] = [
+        KafkaException(KafkaError(KafkaError.UNKNOWN_LEADER_EPOCH)) for _ in range(100)
+    ]
+
+    with pytest.raises(BrokerUnavailable, match="end offsets of 'orders'"):
+        await admin(answers, timeout=0.25).end_offsets("orders")
+
+
+class SettlingConsumer:
+    """A consumer whose watermark query fails, as on a partition whose leader is not known
+    yet."""
+
+    def get_watermark_offsets(self, *_: object, **__: object) -> tuple[int, int]:
+        raise KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+
+
+def test_a_table_partition_whose_watermarks_cannot_be_had_is_read_to_its_end() -> None:
+    # Counted as holding records: the table waits for librdkafka's end-of-partition, as
+    # for any partition, instead of failing the worker's start.
+    assert _holds_records(SettlingConsumer(), "sensor-metadata", 0, 1.0) is True  # type: ignore[arg-type]
