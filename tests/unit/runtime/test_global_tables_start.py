@@ -4,7 +4,6 @@ first batch still waits for them whole."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from pipeline.adapters.memory import InMemoryEventLog
 from pipeline.adapters.memory.table import InMemoryChangelogTable
 from pipeline.application.errors import BrokerUnavailable
 from pipeline.application.ports import EventConsumer
-from pipeline.application.ports.event_log import OffsetResolver
 from pipeline.application.runtime.runner import JobRun, run_job
 from tests.unit.runtime.jobs import ListSink
 from tests.unit.runtime.test_join_runtime import global_enrich
@@ -30,22 +28,8 @@ class SlowTableLog(InMemoryEventLog):
         self.closed_consumers = 0
         self.table_error: Exception | None = None
 
-    def consumer(
-        self,
-        *,
-        group_id: str,
-        topics: Sequence[str],
-        resolve_offsets: OffsetResolver | None = None,
-        co_partitioned: bool = False,
-        interleaved: bool = False,
-    ) -> EventConsumer:
-        made = super().consumer(
-            group_id=group_id,
-            topics=topics,
-            resolve_offsets=resolve_offsets,
-            co_partitioned=co_partitioned,
-            interleaved=interleaved,
-        )
+    def consumer(self, **asked: Any) -> EventConsumer:
+        made = super().consumer(**asked)
         self.consumer_made.set()
         close = made.close
 
