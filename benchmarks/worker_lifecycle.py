@@ -5,8 +5,11 @@
 
 Produces one backlog of readings into a fresh topic and a throwaway database, then launches
 `pipeline-worker sensors --until-caught-up` (a fresh group each run, the tables emptied
-before it) `--runs` times and prints, per run: launch → first batch committed in PostgreSQL
-(start-up: imports, bootstrap, group join, first fetch), the last commit → the process's
+before it) `--runs` times and prints, per run: launch → consuming (the worker's log line
+"partitions assigned", or "state restored" from a version before it, both logged once the
+group has given the worker its partitions and their state is restored: imports, bootstrap,
+group join; the worker logs at DEBUG, in JSON, to stderr), launch → first batch committed
+in PostgreSQL (then its first fetch and batch too), the last commit → the process's
 exit (the `--until-caught-up` stop), launch → exit, the readings/s of the whole run, the
 process's CPU seconds and its peak RSS. The commits are read from `consumer_offsets`
 (`updated_at`, the database's clock, which is this machine's); the CPU seconds of the
@@ -24,11 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -82,6 +87,19 @@ def _at(samples: list[tuple[float, float, float]], moment: float) -> float:
     return max((cpu for at, cpu, _ in samples if at <= moment), default=0.0)
 
 
+CONSUMING = ("partitions assigned", "state restored")
+
+
+def _consuming(stderr: bytes) -> float:
+    """The time.time() of the worker's first log line in CONSUMING (or nan)."""
+    for line in stderr.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, AttributeError):
+            entry = json.loads(line)
+            if entry.get("event") in CONSUMING:
+                return datetime.fromisoformat(entry["timestamp"]).timestamp()
+    return float("nan")
+
+
 async def _first_commit(dsn: str, group: str, process: asyncio.subprocess.Process) -> float:
     """Poll for the group's first stored offset; its time.time() (or nan)."""
     conn = await asyncpg.connect(dsn)
@@ -133,6 +151,8 @@ async def one_run(
     # The last sample may come after the exit, when /proc no longer has the process.
     cpu, rss = max(c for _, c, _ in samples), max(r for _, _, r in samples)
     return {
+        "consuming": (consuming := _consuming(err)) - launched,
+        "consuming_cpu": _at(samples, consuming),
         "start": first_commit - launched,
         "start_cpu": _at(samples, first_commit),
         "stop": exited - last,
@@ -171,7 +191,8 @@ async def main() -> None:
         **os.environ,
         "PIPELINE_TOPICS__SENSOR_READINGS": topic,
         "PIPELINE_DATABASE__URL": db_url,
-        "PIPELINE_LOG_LEVEL": "WARNING",
+        "PIPELINE_LOG_LEVEL": "DEBUG",
+        "PIPELINE_LOG_FORMAT": "json",
     }
     python = sys.executable
     worker = [python, "-m", "pipeline.entrypoints.worker", "sensors"]
@@ -201,7 +222,9 @@ async def main() -> None:
                     raise SystemExit(f"{label} run failed")
                 results[label].append(figures)
                 print(
-                    f"  {label:8} launch→first commit {figures['start']:5.2f} s "
+                    f"  {label:8} launch→consuming {figures['consuming']:4.2f} s "
+                    f"(CPU {figures['consuming_cpu']:4.2f} s), "
+                    f"→first commit {figures['start']:4.2f} s "
                     f"(CPU {figures['start_cpu']:4.2f} s), last commit→exit "
                     f"{figures['stop']:5.2f} s (CPU {figures['stop_cpu']:4.2f} s), "
                     f"launch→exit {figures['total']:6.2f} s "
@@ -215,7 +238,9 @@ async def main() -> None:
     for label, runs in results.items():
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(
-            f"{label:8} median: start {median['start']:.2f} s (CPU {median['start_cpu']:.2f} s), "
+            f"{label:8} median: consuming {median['consuming']:.2f} s "
+            f"(CPU {median['consuming_cpu']:.2f} s), "
+            f"first commit {median['start']:.2f} s (CPU {median['start_cpu']:.2f} s), "
             f"stop {median['stop']:.2f} s (CPU {median['stop_cpu']:.2f} s), "
             f"total {median['total']:.2f} s, CPU {median['cpu']:.1f} s, RSS {median['rss']:.0f} MiB"
         )

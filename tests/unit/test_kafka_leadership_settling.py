@@ -1,15 +1,17 @@
 """Reading offsets while a topic's partitions' leadership is still settling (a topic just
-created, a broker restarted): the moments Kafka reports are waited out, not raised."""
+created, a broker restarted): the moments Kafka reports are waited out, not raised; and
+waiting for the leaders of topics made sure of only where needed."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.adapters.kafka.admin import KafkaTopicAdmin
+from pipeline.adapters.kafka.admin import KafkaTopicAdmin, _Seen
 from pipeline.adapters.kafka.logs import KafkaLogs
 from pipeline.adapters.kafka.table import _holds_records
 from pipeline.application.errors import BrokerUnavailable
+from pipeline.application.ports import TopicSpec
 
 
 def admin(answers: list[KafkaException | dict[int, int]], timeout: float = 5.0) -> KafkaTopicAdmin:
@@ -70,3 +72,30 @@ def test_a_table_partition_whose_watermarks_cannot_be_had_is_read_to_its_end() -
     # Counted as holding records: the table waits for librdkafka's end-of-partition, as
     # for any partition, instead of failing the worker's start.
     assert _holds_records(SettlingConsumer(), "sensor-metadata", 0, 1.0) is True  # type: ignore[arg-type]
+
+
+async def test_ensure_topics_asks_once_for_a_topic_seen_led_and_waits_for_the_created_ones() -> (
+    None
+):
+    # A worker's start waits for this: one metadata request per topic that already exists
+    # with its leaders (here "a"), more only for a topic it had to create ("b").
+    made = admin([])
+    asked: list[str] = []
+    created: list[str] = []
+
+    async def probe(topic: str) -> _Seen:
+        asked.append(topic)
+        exists = topic == "a" or topic in created
+        return _Seen([0, 1] if exists else [], led=exists)
+
+    async def create(specs: list[TopicSpec]) -> set[str]:
+        created.extend(spec.name for spec in specs)
+        return set()
+
+    made._probe = probe  # type: ignore[method-assign]
+    made._create = create  # type: ignore[method-assign]
+
+    await made.ensure_topics([TopicSpec(name="a", partitions=2), TopicSpec(name="b", partitions=2)])
+
+    assert created == ["b"]
+    assert sorted(asked) == ["a", "b", "b"]

@@ -18,6 +18,7 @@ HEAVY = (
     "alembic",
     "aiosqlite",
     "asyncpg",
+    "authlib",
     "httpx",
     "influxdb_client",
     "litestar",
@@ -57,6 +58,22 @@ def test_listing_the_jobs_needs_none_of_them() -> None:
     )
 
     assert loaded_after(code) == []
+
+
+def test_a_registry_adapter_loads_the_registry_client_at_its_first_call() -> None:
+    # The client imports authlib, httpx2 and cryptography (~0.12 s): a worker needs it at its
+    # first record, not before it joins its group.
+    made = (
+        "from pipeline.adapters.registry import ConfluentSchemaRegistry\n"
+        "registry = ConfluentSchemaRegistry('http://127.0.0.1:9', max_retries=0, timeout=1.0)"
+    )
+    called = (
+        f"{made}\nimport asyncio, contextlib\n"
+        "with contextlib.suppress(Exception):\n    asyncio.run(registry.schema(1))"
+    )
+
+    assert "authlib" not in loaded_after(made)
+    assert "authlib" in loaded_after(called)
 
 
 def test_checking_the_database_revision_does_not_load_alembic(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from pipeline.adapters.clock import ManualClock
 from pipeline.adapters.memory import InMemoryEventLog
@@ -339,6 +340,32 @@ async def test_a_stale_prepared_batch_is_prepared_again_after_state_was_restored
     await handler.apply(prepared)
 
     assert sinks.count("a", T0) == 3
+
+
+async def test_an_assignment_is_logged_once_its_state_is_restored(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    # The moment a worker starts consuming (and `benchmarks/worker_lifecycle.py` times).
+    store = store_for(Sinks())
+    run = job_run(log, store, clock)
+    handler = JobHandler(
+        job=run.job, group_id="g", codecs=run.codecs, store=store, log_=log, clock=clock,
+        worker_id="w",
+    )  # fmt: skip
+
+    with structlog.testing.capture_logs() as logs:
+        await handler.resolve([TopicPartition(TOPIC, p) for p in (1, 0)])
+
+    assigned = [entry for entry in logs if entry["event"] == "partitions assigned"]
+    assert assigned == [
+        {
+            "event": "partitions assigned",
+            "log_level": "info",
+            "group": "g",
+            "partitions": [f"{TOPIC}[0]", f"{TOPIC}[1]"],
+        }
+    ]
+    assert handler.task.partitions == {0, 1}
 
 
 async def test_until_caught_up_exits_on_what_the_consumer_knows_without_asking_for_lag(

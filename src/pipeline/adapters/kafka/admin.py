@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import structlog
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
@@ -31,6 +31,16 @@ from pipeline.application.ports import (
 T = TypeVar("T")
 
 _RETRY_S = 0.1
+
+
+class _Seen(NamedTuple):
+    """A topic in the metadata: its partitions (none if it does not exist), and whether
+    every one of them has a leader."""
+
+    partitions: list[int]
+    led: bool
+
+
 """Pause between two metadata checks while a new topic's partitions get leaders."""
 _ATTEMPT_S: Final = 5.0
 """Longest one metadata or ListOffsets attempt waits: a request sent to a broker that just
@@ -153,11 +163,7 @@ class KafkaTopicAdmin:
         own = [spec for spec in specs if spec.holds_records_of is None]
         # Only those missing: a principal that may see the topics but not create them (see
         # `pipeline acls`) starts once an administrator created them.
-        missing = [
-            spec for spec in own if not await self._partitions(spec.name, need_leaders=False)
-        ]
-        await self._create(missing)
-        await self._wait_for_leaders(own)
+        await self._create_missing(own)
         derived = [spec for spec in specs if spec.holds_records_of is not None]
         if not derived:
             return
@@ -176,22 +182,35 @@ class KafkaTopicAdmin:
             )
             for spec in derived
         ]
-        existing = {
-            spec.name for spec in sized if await self._partitions(spec.name, need_leaders=False)
-        }
-        existing |= await self._create([spec for spec in sized if spec.name not in existing])
-        await self._wait_for_leaders(sized)
+        existing = await self._create_missing(sized)
         await self._make_room([spec for spec in sized if spec.name in existing])
+
+    async def _create_missing(self, specs: Sequence[TopicSpec]) -> set[str]:
+        """Create those of `specs` that do not exist and wait until every partition has a
+        leader; return the names of those that existed. One metadata request per topic, all
+        at once (a worker's start waits for them); a topic seen with every partition led is
+        not asked again."""
+        probed = await asyncio.gather(*(self._probe(spec.name) for spec in specs))
+        seen = dict(zip((spec.name for spec in specs), probed, strict=True))
+        existing = {name for name, topic in seen.items() if topic is not None and topic.partitions}
+        existing |= await self._create([spec for spec in specs if spec.name not in existing])
+        await self._wait_for_leaders(
+            [spec for spec in specs if (topic := seen[spec.name]) is None or not topic.led]
+        )
+        return existing
 
     async def _wait_for_leaders(self, specs: Sequence[TopicSpec]) -> None:
         # The controller acknowledges before every partition has a leader; clients that
         # use the topic at once would see NOT_LEADER errors, so wait for the leaders.
         deadline = time.monotonic() + self._timeout
-        for spec in specs:
+
+        async def led(spec: TopicSpec) -> None:
             while await self._partitions(spec.name, need_leaders=True) is None:
                 if time.monotonic() > deadline:
                     raise BrokerUnavailable(f"topic {spec.name!r} has no partition leaders yet")
                 await asyncio.sleep(_RETRY_S)
+
+        await asyncio.gather(*(led(spec) for spec in specs))
 
     async def _create(self, specs: Sequence[TopicSpec]) -> set[str]:
         """Create `specs`; return the names of those that existed already."""
@@ -450,7 +469,16 @@ class KafkaTopicAdmin:
 
     async def _partitions(self, topic: str, *, need_leaders: bool) -> list[int] | None:
         """The partition numbers of `topic` ([] if it does not exist), or None while the
-        metadata is incomplete or no broker answered.
+        metadata is incomplete, no broker answered or (with `need_leaders`) a partition of
+        the topic (or the topic itself) has no leader yet."""
+        seen = await self._probe(topic)
+        if seen is None or (need_leaders and not seen.led):
+            return None
+        return seen.partitions
+
+    async def _probe(self, topic: str) -> _Seen | None:
+        """What the metadata says of `topic` (no partitions if it does not exist), or None
+        while it is incomplete or no broker answered.
 
         A Metadata request goes to any broker, in attempts of at most 5 s (librdkafka's
         DescribeTopics waits for the controller it last knew, which after that broker died
@@ -468,11 +496,11 @@ class KafkaTopicAdmin:
             self._admin.poll(0)  # hand its logs and errors over
         described = metadata.topics.get(topic)
         if described is None:
-            return []
+            return _Seen([], led=False)
         if described.error is not None:
             code = described.error.code()
             if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                return None if need_leaders else []
+                return _Seen([], led=False)
             if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                 raise ConfigurationError(
                     f"this Kafka principal may not use topic {topic!r} "
@@ -484,11 +512,10 @@ class KafkaTopicAdmin:
                 f"cannot read the metadata of topic {topic!r}: {described.error.str()}"
             )
         partitions = described.partitions
-        if need_leaders and (
-            not partitions or any(p.leader < 0 or p.error is not None for p in partitions.values())
-        ):
-            return None
-        return sorted(partitions)
+        led = bool(partitions) and all(
+            p.leader >= 0 and p.error is None for p in partitions.values()
+        )
+        return _Seen(sorted(partitions), led=led)
 
     async def _latest_offsets(
         self, topic: str, partitions: list[int], isolation: IsolationLevel

@@ -131,6 +131,11 @@ class JobHandler:
         for tp in partitions:
             if tp in stored:
                 self._position[tp] = stored[tp]
+        log.info(
+            "partitions assigned",
+            group=self.group_id,
+            partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+        )
         return stored
 
     async def resync(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
