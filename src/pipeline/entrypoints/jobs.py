@@ -310,7 +310,9 @@ JOBS: dict[str, JobEntry] = {
         model_namespace="sensors",
         codecs=lambda p: {
             p.settings.topics.sensor_readings: reading_row_codec(
-                p.registry, p.settings.topics.sensor_readings
+                p.registry,
+                p.settings.topics.sensor_readings,
+                native=p.settings.worker.native_decode,
             )
         },
         on_events=_relay_alerts("sensors"),

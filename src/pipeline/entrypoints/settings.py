@@ -232,6 +232,9 @@ class WorkerSettings(BaseModel):
     sensor_aggregates_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
     """How long after its minute the `sensor-aggregates` job's window still takes readings
     before it closes and its one final record is written to the aggregates topic."""
+    native_decode: bool = True
+    """The sensors job decodes readings with the compiled core (`pipeline_native`) where it
+    is installed; false: with fastavro, as where it is not."""
     instance_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     """Static group membership (Kafka's `group.instance.id`) for a worker restarted in place
     (a StatefulSet pod, a systemd unit): restarted under the same id within the session

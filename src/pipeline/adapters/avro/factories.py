@@ -54,15 +54,19 @@ def reading_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[Reading]:
     )
 
 
-def reading_row_codec(registry: SchemaRegistry, topic: str) -> AvroCodec[ReadingRow]:
+def reading_row_codec(
+    registry: SchemaRegistry, topic: str, *, native: bool = True
+) -> AvroCodec[ReadingRow]:
     """The codec of sensor readings on `topic` decoding to rows, not `Reading`s (the
-    sensors job's source; same schema and subject as `reading_codec`)."""
+    sensors job's source; same schema and subject as `reading_codec`). `native`: records of
+    its own schema are decoded by the compiled core where it is installed."""
     return AvroCodec(
         registry=registry,
         subject=value_subject(topic),
         schema=load_schema(SENSOR_READING),
         to_avro=reading_row_to_avro,
         from_avro=reading_row_from_avro,
+        from_values=ReadingRow._make if native else None,
     )
 
 
