@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_int;
+use std::io::{self, Read};
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
@@ -134,12 +135,16 @@ impl RecordDecoder {
         &self,
         py: Python<'py>,
         reader: &GenericDatumReader<'_>,
-        mut body: &[u8],
+        body: &[u8],
         strings: &mut SharedStrings<'py>,
     ) -> Result<Bound<'py, PyTuple>, String> {
+        let mut body = Body { rest: body, past_end: false };
         let value = reader.read_value(&mut body).map_err(|err| err.to_string())?;
-        if !body.is_empty() {
-            return Err(format!("{} bytes left after the record", body.len()));
+        if body.past_end {
+            return Err("the body ends inside the record".to_owned());
+        }
+        if !body.rest.is_empty() {
+            return Err(format!("{} bytes left after the record", body.rest.len()));
         }
         let Value::Record(fields) = value else {
             return Err("the datum is not a record".to_owned());
@@ -205,6 +210,26 @@ impl RecordDecoder {
             );
             Bound::from_owned_ptr_or_err(py, datetime).map_err(|err| err.to_string())
         }
+    }
+}
+
+/// A body being read, remembering whether the reader asked for bytes past its end.
+///
+/// apache-avro reads a union index or a string cut off by the end of its input as null (a
+/// leniency for trailing optional fields); fastavro, and this decoder, call such a body
+/// malformed. A whole record never asks for a byte past its end: every read of apache-avro's
+/// decoder is exact (a varint byte by byte, 8 bytes of a double, a string's length).
+struct Body<'a> {
+    rest: &'a [u8],
+    past_end: bool,
+}
+
+impl Read for Body<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.len() > self.rest.len() {
+            self.past_end = true;
+        }
+        self.rest.read(buf)
     }
 }
 
