@@ -3,6 +3,7 @@ way a payload can be bad, and schema evolution between versions."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from pipeline.application.errors import (
     MissingValue,
     UnknownSchemaId,
 )
+from pipeline.domain.sensor_columns import ReadingRow, reading_of
 from pipeline.domain.sensors import Reading
 from tests.avro_events import (
     account_profile,
@@ -74,9 +76,24 @@ def registry() -> CountingRegistry:
     return CountingRegistry()
 
 
-@pytest.fixture
-def codec(registry: CountingRegistry) -> AvroCodec[Reading]:
-    return reading_codec(registry, "sensor-readings")
+@pytest.fixture(params=["fastavro", "native"])
+def codec(request: pytest.FixtureRequest, registry: CountingRegistry) -> AvroCodec[Reading]:
+    """The readings' codec, reading its own schema with fastavro or with the compiled core
+    (`from_values`); every test of it runs both ways."""
+    if request.param == "fastavro":
+        return reading_codec(registry, "sensor-readings")
+    if importlib.util.find_spec("pipeline_native") is None:
+        pytest.skip("the compiled core is not installed (uv sync --no-group native)")
+    native = AvroCodec(
+        registry=registry,
+        subject="sensor-readings-value",
+        schema=load_schema(SENSOR_READING),
+        to_avro=reading_to_avro,
+        from_avro=reading_from_avro,
+        from_values=lambda values: reading_of(ReadingRow._make(values)),
+    )
+    assert native.native
+    return native
 
 
 def header(schema_id: int) -> bytes:
