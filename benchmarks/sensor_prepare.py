@@ -7,8 +7,10 @@ checks) are Avro-encoded into records of `--partitions` partitions, in batches a
 polls them (runs of one partition). The timed part is what the worker does in CPU for each
 batch before its transaction: `JobHandler.prepare` (decode, validate, alerts, the one-minute
 window, state serialization) and the checkpoint plan the store derives from it. Prints µs per
-reading (median of `--repeat` passes over fresh handlers) and the machine's load average.
-With `--profile FILE` one extra pass runs under cProfile and its statistics go to FILE.
+reading (median of `--repeat` passes over fresh handlers), decoding with the compiled core
+and with fastavro in alternate passes, and the machine's load average. With `--profile
+FILE` one extra pass (the compiled core's where installed) runs under cProfile and its
+statistics go to FILE.
 """
 
 from __future__ import annotations
@@ -106,18 +108,33 @@ async def main(args: argparse.Namespace) -> None:
     clock = SystemClock()
     registry = InMemorySchemaRegistry()
     work = await batches(args, clock, reading_codec(registry, TOPIC))
-    codec = reading_row_codec(registry, TOPIC)  # as the sensors job decodes
+    # As the sensors job decodes: with the compiled core where installed, and with fastavro
+    # (PIPELINE_WORKER__NATIVE_DECODE=false), passes alternated.
+    codecs = {
+        "native": reading_row_codec(registry, TOPIC),
+        "fastavro": reading_row_codec(registry, TOPIC, native=False),
+    }
+    if not codecs["native"].native:
+        print("  the compiled core is not installed: fastavro only")
+        del codecs["native"]
+    codec = next(iter(codecs.values()))
     tune_gc_for_streaming()  # as the worker does
     count = sum(len(b) for b in work)
     load = os.getloadavg()
-    costs = [await one_pass(args, clock, codec, work) / count * 1e6 for _ in range(args.repeat)]
+    costs: dict[str, list[float]] = {name: [] for name in codecs}
+    for _ in range(args.repeat):
+        for name, each in codecs.items():
+            costs[name].append(await one_pass(args, clock, each, work) / count * 1e6)
     print(
         f"sensors job prepare + checkpoint plan: {count:,} readings in {len(work)} batches, "
-        f"{args.partitions} partitions, {args.sensors} sensors\n"
-        f"  µs per reading (CPU): median {statistics.median(costs):.2f}, "
-        f"min {min(costs):.2f}, max {max(costs):.2f} over {args.repeat} passes\n"
-        f"  load average before: {load[0]:.2f} {load[1]:.2f}, after: {os.getloadavg()[0]:.2f}"
+        f"{args.partitions} partitions, {args.sensors} sensors"
     )
+    for name, spent in costs.items():
+        print(
+            f"  {name:>8}: µs per reading (CPU): median {statistics.median(spent):.2f}, "
+            f"min {min(spent):.2f}, max {max(spent):.2f} over {args.repeat} passes"
+        )
+    print(f"  load average before: {load[0]:.2f} {load[1]:.2f}, after: {os.getloadavg()[0]:.2f}")
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
