@@ -12,9 +12,11 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON=/usr/local/bin/python3.11
 WORKDIR /app
 # Dependencies first (cached while only the sources change) — exactly the locked versions.
+# Without the dev tools and without the compiled decode core (the `native` group needs a
+# Rust toolchain): the image decodes with fastavro.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --no-group native --no-install-project
 # Then the project itself. Migrations, Avro schemas and connector configs are read from the
 # source tree (/app/migrations, /app/schemas, /app/connectors), next to src/.
 COPY src ./src
@@ -23,7 +25,7 @@ COPY schemas ./schemas
 COPY connectors ./connectors
 COPY alembic.ini ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --no-group native
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 pipeline \
