@@ -2,7 +2,8 @@
 wire format says: no value → MissingValue; no 5-byte header or another magic byte →
 BadMagicByte; an id the registry does not know → UnknownSchemaId; a schema the codec cannot
 read, or a body that is not a record of it → MalformedPayload; otherwise the event, which the
-codec writes and reads back unchanged."""
+codec writes and reads back unchanged. The readings are also decoded by the sensors codec's
+compiled core (`ROWS`), which must answer alike."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.adapters.avro import AvroCodec, post_codec, reading_codec, shop_event_codec
+from pipeline.adapters.avro import (
+    AvroCodec,
+    post_codec,
+    reading_codec,
+    reading_row_codec,
+    shop_event_codec,
+)
 from pipeline.adapters.memory import InMemorySchemaRegistry
 from pipeline.application.errors import (
     BadMagicByte,
@@ -21,6 +28,7 @@ from pipeline.application.errors import (
     MissingValue,
     UnknownSchemaId,
 )
+from pipeline.domain.sensor_columns import ReadingRow
 from pipeline.domain.sensors import Reading
 from pipeline.domain.shop import ShopEvent
 from tests.avro_events import post, reading, shop_events
@@ -28,24 +36,31 @@ from tests.avro_events import post, reading, shop_events
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def prepared() -> tuple[AvroCodec[Reading], AvroCodec[ShopEvent], list[bytes], set[int]]:
+Prepared = tuple[
+    AvroCodec[Reading], AvroCodec[ReadingRow], AvroCodec[ShopEvent], list[bytes], set[int]
+]
+
+
+def prepared() -> Prepared:
     """Codecs sharing one registry, valid payloads of theirs, and the registered ids."""
 
-    async def build() -> tuple[AvroCodec[Reading], AvroCodec[ShopEvent], list[bytes], set[int]]:
+    async def build() -> Prepared:
         registry = InMemorySchemaRegistry()
         readings = reading_codec(registry, "fuzz-readings")
+        rows = reading_row_codec(registry, "fuzz-readings")  # the compiled core, if installed
         shop = shop_event_codec(registry, "fuzz-shop")
         posts = post_codec(registry, "fuzz-posts")
         valid = [await readings.encode(reading(i)) for i in range(3)]
         valid += [await shop.encode(event) for event in shop_events()]
         valid.append(await posts.encode(post()))
         ids = {await codec.schema_id() for codec in (readings, shop, posts)}
-        return readings, shop, valid, ids
+        assert await rows.schema_id() in ids
+        return readings, rows, shop, valid, ids
 
     return asyncio.run(build())
 
 
-READINGS, SHOP, VALID, REGISTERED = prepared()
+READINGS, ROWS, SHOP, VALID, REGISTERED = prepared()
 READING_HEADER = VALID[0][:5]
 
 
@@ -88,6 +103,7 @@ def assert_answered_as_specified(codec: AvroCodec[Any], payloads: list[bytes | N
 @given(st.lists(st.one_of(st.none(), st.binary(max_size=80)), max_size=12))
 def test_random_bytes_are_answered_by_their_header(payloads: list[bytes | None]) -> None:
     assert_answered_as_specified(READINGS, payloads)
+    assert_answered_as_specified(ROWS, payloads)
 
 
 @FUZZ
@@ -106,6 +122,7 @@ def test_random_bodies_behind_a_wire_format_header_are_events_or_malformed(
     payloads: list[bytes | None] = [b"\0" + i.to_bytes(4, "big") + body for i, body in bodies]
 
     assert_answered_as_specified(READINGS, payloads)
+    assert_answered_as_specified(ROWS, payloads)
     assert_answered_as_specified(SHOP, payloads)
 
 
@@ -136,6 +153,7 @@ def test_corrupted_valid_payloads_are_answered_as_specified(data: st.DataObject)
         payload[where] = data.draw(st.integers(min_value=0, max_value=255))
 
     assert_answered_as_specified(READINGS, [bytes(payload)])
+    assert_answered_as_specified(ROWS, [bytes(payload)])
     assert_answered_as_specified(SHOP, [bytes(payload)])
 
 
