@@ -35,6 +35,7 @@ from pipeline.application.errors import (
     DecodeError,
     MalformedPayload,
     MissingValue,
+    TransientError,
     UnknownSchemaId,
 )
 from pipeline.domain.sensor_columns import ReadingRow, reading_of
@@ -292,6 +293,20 @@ async def test_unknown_schema_id_is_asked_once_per_batch_and_remembered(
     await codec.decode_many([header(424242) + b"\x02a"] * 5)
 
     assert registry.lookups == 1
+
+
+async def test_a_registry_failure_propagates_for_the_batch_to_be_retried(
+    codec: AvroCodec[Reading], registry: CountingRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = await codec.encode(reading())
+
+    async def unreachable(schema_id: int) -> str:
+        raise TransientError("the registry does not answer")
+
+    monkeypatch.setattr(registry, "schema", unreachable)
+
+    with pytest.raises(TransientError):
+        await codec.decode_many([good, header(424242) + b"\x02a"])
 
 
 async def test_truncated_body_yields_malformed_payload(codec: AvroCodec[Reading]) -> None:
