@@ -316,7 +316,10 @@ async def test_switched_off_the_sensors_codec_reads_with_fastavro(
     assert "ReaderCalled" in str(result)
 
 
-async def test_the_sensors_job_codec_is_native_by_default() -> None:
+async def test_the_sensors_job_codec_is_native_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PIPELINE_WORKER__NATIVE_DECODE", raising=False)
     pipeline = SimpleNamespace(settings=Settings(), registry=InMemorySchemaRegistry())
 
     [codec] = JOBS["sensors"].codecs(pipeline).values()  # type: ignore[arg-type]
