@@ -21,13 +21,14 @@ from pipeline.adapters.avro import (
     alert_codec,
     engagement_codec,
     load_schema,
+    mapping,
     payment_outcome_codec,
     post_codec,
     reading_codec,
+    reading_row_codec,
     shop_event_codec,
     transaction_codec,
 )
-from pipeline.adapters.avro import mapping, reading_row_codec
 from pipeline.adapters.avro.mapping import (
     reading_from_avro,
     reading_row_reader,
