@@ -98,6 +98,7 @@ def reading_row_reader() -> Callable[[Mapping[str, Any]], ReadingRow]:
     than that costs a dictionary insert per string, never unbounded memory."""
     seen: dict[str, str] = {}
     shared = seen.setdefault
+    make = ReadingRow._make  # the fields in order, without the generated __new__'s call
 
     def row(record: Mapping[str, Any]) -> ReadingRow:
         if len(seen) >= SHARED_STRINGS:
@@ -105,21 +106,21 @@ def reading_row_reader() -> Callable[[Mapping[str, Any]], ReadingRow]:
         timestamp = record["timestamp"]
         if type(timestamp) is not datetime or timestamp.tzinfo is not UTC:
             timestamp = _utc(timestamp)
-        sensor, kind, unit, place = (
-            record["sensor_id"],
-            record["sensor_type"],
-            record["unit"],
-            record["location"],
-        )
-        return ReadingRow(
-            shared(sensor, sensor),
-            shared(kind, kind),
-            record["value"],
-            shared(unit, unit),
-            timestamp,
-            shared(place, place),
-            record.get("battery_level"),
-            record.get("signal_strength"),
+        sensor = record["sensor_id"]
+        kind = record["sensor_type"]
+        unit = record["unit"]
+        place = record["location"]
+        return make(
+            (
+                shared(sensor, sensor),
+                shared(kind, kind),
+                record["value"],
+                shared(unit, unit),
+                timestamp,
+                shared(place, place),
+                record.get("battery_level"),
+                record.get("signal_strength"),
+            )
         )
 
     return row
