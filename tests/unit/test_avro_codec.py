@@ -22,13 +22,19 @@ from pipeline.adapters.avro import (
     alert_codec,
     engagement_codec,
     load_schema,
+    mapping,
     payment_outcome_codec,
     post_codec,
     reading_codec,
+    reading_row_codec,
     shop_event_codec,
     transaction_codec,
 )
-from pipeline.adapters.avro.mapping import reading_from_avro, reading_to_avro
+from pipeline.adapters.avro.mapping import (
+    reading_from_avro,
+    reading_row_reader,
+    reading_to_avro,
+)
 from pipeline.adapters.memory import InMemorySchemaRegistry
 from pipeline.application.errors import (
     BadMagicByte,
@@ -38,7 +44,7 @@ from pipeline.application.errors import (
     TransientError,
     UnknownSchemaId,
 )
-from pipeline.domain.sensor_columns import ReadingRow, reading_of
+from pipeline.domain.sensor_columns import ReadingRow, reading_of, row_of
 from pipeline.domain.sensors import Reading
 from tests.avro_events import (
     account_profile,
@@ -130,6 +136,40 @@ async def test_readings_round_trip(codec: AvroCodec[Reading]) -> None:
     decoded = await codec.decode_many([await codec.encode(r) for r in readings])
 
     assert decoded == readings
+
+
+async def test_rows_of_a_batch_share_their_equal_strings(
+    codec: AvroCodec[Reading], registry: CountingRegistry
+) -> None:
+    # Two readings of one sensor: fastavro reads each string afresh, the rows keep one.
+    readings = [reading(0), reading(50)]
+    rows = await reading_row_codec(registry, "sensor-readings").decode_many(
+        [await codec.encode(r) for r in readings]
+    )
+
+    assert rows == [row_of(r) for r in readings]
+    first, second = rows
+    assert not isinstance(first, DecodeError)
+    assert not isinstance(second, DecodeError)
+    for field in ("sensor_id", "sensor_type", "unit", "location"):
+        assert getattr(first, field) is getattr(second, field), field
+
+
+def test_row_reader_forgets_its_strings_once_it_holds_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mapping, "SHARED_STRINGS", 8)
+    row = reading_row_reader()
+    record = reading_to_avro(reading(0))
+    record["timestamp"] = reading(0).timestamp
+    remembered = row({**record, "sensor_id": "".join(("sensor-", "a"))}).sensor_id
+
+    for i in range(8):  # new sensors fill it: it starts afresh
+        row({**record, "sensor_id": f"sensor-{i}"})
+    again = "".join(("sensor-", "a"))
+
+    assert row({**record, "sensor_id": again}).sensor_id is again
+    assert again == remembered
 
 
 async def test_decoded_timestamps_are_utc_aware_and_exact_to_the_microsecond(

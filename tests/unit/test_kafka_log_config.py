@@ -121,6 +121,20 @@ def test_a_consumed_message_becomes_a_record_with_bytes_headers() -> None:
     )
 
 
+def test_records_of_one_topic_share_one_topic_name() -> None:
+    # confluent-kafka gives every message its own str of the topic's name; the records of
+    # a batch, held until it is durable, keep one.
+    names = ["".join(("read", "ings")) for _ in range(2)]
+    assert names[0] is not names[1]
+    first, second = (
+        to_record(Message(topic=name, partition=0, offset=i, value=b"v"))  # type: ignore[call-arg]
+        for i, name in enumerate(names)
+    )
+
+    assert first.topic == "readings"
+    assert first.topic is second.topic
+
+
 @pytest.mark.parametrize(
     ("client_config", "wait_ms"), [({}, "100"), ({"fetch.wait.max.ms": "20"}, "20")]
 )

@@ -15,7 +15,7 @@ from pipeline.adapters.avro.mapping import (
     post_from_avro,
     post_to_avro,
     reading_from_avro,
-    reading_row_from_avro,
+    reading_row_reader,
     reading_row_to_avro,
     reading_to_avro,
     shop_event_from_avro,
@@ -65,7 +65,7 @@ def reading_row_codec(
         subject=value_subject(topic),
         schema=load_schema(SENSOR_READING),
         to_avro=reading_row_to_avro,
-        from_avro=reading_row_from_avro,
+        from_avro=reading_row_reader(),
         from_values=ReadingRow._make if native else None,
     )
 

@@ -11,7 +11,7 @@ MalformedPayload.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,22 +81,49 @@ def reading_from_avro(record: Mapping[str, Any]) -> Reading:
     )
 
 
-def reading_row_from_avro(record: Mapping[str, Any]) -> ReadingRow:
-    """The row of a `SensorReading` record: the reading's fields, no `Reading` built (the
-    sensors job's hot path; see `pipeline.domain.sensor_columns`)."""
-    timestamp = record["timestamp"]
-    if type(timestamp) is not datetime or timestamp.tzinfo is not UTC:
-        timestamp = _utc(timestamp)
-    return ReadingRow(
-        record["sensor_id"],
-        record["sensor_type"],
-        record["value"],
-        record["unit"],
-        timestamp,
-        record["location"],
-        record.get("battery_level"),
-        record.get("signal_strength"),
-    )
+SHARED_STRINGS = 4096
+"""Most distinct strings a row reader shares before it starts afresh (see
+`reading_row_reader`)."""
+
+
+def reading_row_reader() -> Callable[[Mapping[str, Any]], ReadingRow]:
+    """A function giving the row of a `SensorReading` record: the reading's fields, no
+    `Reading` built (the sensors job's hot path; see `pipeline.domain.sensor_columns`).
+
+    fastavro makes a new str of every string it reads; a batch's readings repeat a few
+    sensors, types, units and locations, so the reader gives equal strings as one object
+    (four strings a reading: about 220 bytes each of the two or three batches a worker holds
+    at once, and dictionary lookups by identical keys). It remembers at most
+    `SHARED_STRINGS` of them and forgets them all when it has that many: a fleet larger
+    than that costs a dictionary insert per string, never unbounded memory."""
+    seen: dict[str, str] = {}
+    shared = seen.setdefault
+    make = ReadingRow._make  # the fields in order, without the generated __new__'s call
+
+    def row(record: Mapping[str, Any]) -> ReadingRow:
+        if len(seen) >= SHARED_STRINGS:
+            seen.clear()
+        timestamp = record["timestamp"]
+        if type(timestamp) is not datetime or timestamp.tzinfo is not UTC:
+            timestamp = _utc(timestamp)
+        sensor = record["sensor_id"]
+        kind = record["sensor_type"]
+        unit = record["unit"]
+        place = record["location"]
+        return make(
+            (
+                shared(sensor, sensor),
+                shared(kind, kind),
+                record["value"],
+                shared(unit, unit),
+                timestamp,
+                shared(place, place),
+                record.get("battery_level"),
+                record.get("signal_strength"),
+            )
+        )
+
+    return row
 
 
 def reading_row_to_avro(row: ReadingRow) -> AvroRecord:

@@ -113,7 +113,9 @@ class PostgresReadingsSink:
         if any(origin is None for origin in origins):
             raise ValueError("a reading needs the record it was read from (its origin is None)")
         sources = cast("Sequence[Record]", origins)
-        records = [
+        # Generated as COPY encodes them (asyncpg sends every 512 KiB): a list of the batch's
+        # tuples would be held beside its rows while the next batch is prepared.
+        records = (
             (
                 r.sensor_id,
                 r.timestamp,
@@ -128,7 +130,7 @@ class PostgresReadingsSink:
                 o.offset,
             )
             for r, o in zip(rows, sources, strict=True)
-        ]
+        )
         await _READINGS.fill(driver, records)
         return SinkResult(written=_count(await driver.execute(_FROM_STAGE)))
 
