@@ -1,6 +1,14 @@
 # The two commands of a fresh machine: `make demo` and `make test`. Every target installs uv if
 # absent (scripts/ensure-uv says where, and how to put it on PATH). `make help` lists them.
 UV := $(shell scripts/ensure-uv)
+# `uv sync` builds the compiled decode core (native/) with Rust's cargo: rustup's when the shell
+# does not list ~/.cargo/bin; without any cargo, uv leaves the core out (UV_NO_GROUP=native) and
+# the sensors worker decodes with fastavro (scripts/test fails instead under CI).
+export PATH := $(if $(wildcard $(HOME)/.cargo/bin/cargo),$(HOME)/.cargo/bin:)$(PATH)
+ifeq ($(shell PATH="$(PATH)" command -v cargo 2>/dev/null),)
+export UV_NO_GROUP := native
+$(info cargo not found: the compiled decode core (native/) is left out, the sensors worker decodes with fastavro)
+endif
 # The real stack's endpoints (scripts/stack env), for the targets that talk to it.
 STACK_ENV = eval "$$(scripts/stack env)"
 
