@@ -17,7 +17,12 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
-from pipeline.adapters.kafka.config import BROKER_DOWN_CODES, kafka_error_of, translate
+from pipeline.adapters.kafka.config import (
+    BROKER_DOWN_CODES,
+    LEADERSHIP_MOVING,
+    kafka_error_of,
+    translate,
+)
 from pipeline.adapters.kafka.connection import ConnectionWatch
 from pipeline.adapters.kafka.logs import WHAT_TO_CHECK, KafkaLogs, with_logs
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
@@ -48,20 +53,6 @@ died waits for its timeout, and only a new attempt asks another broker (the part
 leader)."""
 _WATCH_S: Final = 0.1
 """How often the first request looks at the connection errors librdkafka reported."""
-_LEADERSHIP_MOVING = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.REPLICA_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError.UNKNOWN_LEADER_EPOCH,
-        KafkaError.FENCED_LEADER_EPOCH,
-    }
-)
-"""Errors of a partition whose leader is being elected (a new topic, a broker restart): a
-leader epoch unknown to the broker asked (it has not caught up with the new leadership yet)
-or older than its own (the asker's metadata has not) is the same moment seen from either
-side."""
 _OFFSETS_PENDING = frozenset(
     {
         KafkaError.UNSTABLE_OFFSET_COMMIT,
@@ -287,7 +278,7 @@ class KafkaTopicAdmin:
                     entries = await asyncio.wrap_future(future)
                 except KafkaException as exc:
                     error = kafka_error_of(exc)
-                    moving = error is not None and error.code() in _LEADERSHIP_MOVING
+                    moving = error is not None and error.code() in LEADERSHIP_MOVING
                     if moving and time.monotonic() < deadline:
                         continue
                     raise translate(
@@ -436,7 +427,7 @@ class KafkaTopicAdmin:
                 error = kafka_error_of(exc)
                 moving = error is not None and (
                     error.retriable()
-                    or error.code() in _LEADERSHIP_MOVING
+                    or error.code() in LEADERSHIP_MOVING
                     or error.code() in BROKER_DOWN_CODES
                 )
                 if not moving or time.monotonic() > deadline:
@@ -506,7 +497,7 @@ class KafkaTopicAdmin:
                     f"this Kafka principal may not use topic {topic!r} "
                     "(TOPIC_AUTHORIZATION_FAILED): grant it the ACLs `pipeline acls` lists"
                 )
-            if described.error.retriable() or code in _LEADERSHIP_MOVING:
+            if described.error.retriable() or code in LEADERSHIP_MOVING:
                 return None
             raise BrokerUnavailable(
                 f"cannot read the metadata of topic {topic!r}: {described.error.str()}"

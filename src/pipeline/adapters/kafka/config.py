@@ -128,6 +128,22 @@ def client_settings(
     return settings
 
 
+LEADERSHIP_MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.REPLICA_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.FENCED_LEADER_EPOCH,
+    }
+)
+"""Errors of a partition whose leader is being elected (a new topic, a broker restart): a
+leader epoch unknown to the broker asked (it has not caught up with the new leadership yet)
+or older than its own (the asker's metadata has not) is the same moment seen from either
+side."""
+
+
 def kafka_error_of(exc: BaseException) -> KafkaError | None:
     """The KafkaError a KafkaException carries, if any."""
     if exc.args and isinstance(exc.args[0], KafkaError):

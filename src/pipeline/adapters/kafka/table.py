@@ -14,7 +14,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from pipeline.adapters.kafka.config import translate
+from pipeline.adapters.kafka.config import LEADERSHIP_MOVING, kafka_error_of, translate
 from pipeline.adapters.kafka.logs import KafkaLogs, with_logs
 from pipeline.adapters.kafka.messages import to_record
 from pipeline.application.errors import BrokerUnavailable, ConfigurationError
@@ -180,15 +180,32 @@ class KafkaChangelogTable(Generic[K, V]):
             self._logs.error(error)
 
 
-def _holds_records(consumer: Consumer, topic: str, partition: int, timeout: float) -> bool:
-    """Whether the partition holds records now (its low watermark below its high one). A
-    partition whose watermarks cannot be had now (its leadership still settling, as on a
-    topic just created) counts as holding some: it is read until librdkafka reports its
-    end, which rides out such moments by itself."""
-    try:
-        low, high = consumer.get_watermark_offsets(
-            KafkaTopicPartition(topic, partition), timeout, cached=False
-        )
-    except KafkaException:
-        return True
-    return bool(high > low)
+_SETTLING_S: Final = 2.0
+"""How long a partition's watermarks are asked for again while its leadership settles."""
+_SETTLING_RETRY_S: Final = 0.05
+
+
+def _holds_records(
+    consumer: Consumer, topic: str, partition: int, timeout: float, settling_s: float = _SETTLING_S
+) -> bool:
+    """Whether the partition holds records now (its low watermark below its high one). While
+    its leadership settles (a topic just created: the broker answers NOT_LEADER, an unknown
+    leader epoch, …) it is asked again for up to `settling_s`; a partition whose watermarks
+    still cannot be had counts as holding some: it is read until librdkafka reports its end,
+    which rides out such moments by itself (but takes a fetch that finds nothing)."""
+    deadline = time.monotonic() + settling_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                KafkaTopicPartition(topic, partition), timeout, cached=False
+            )
+        except KafkaException as exc:
+            error = kafka_error_of(exc)
+            settling = error is not None and (
+                error.retriable() or error.code() in LEADERSHIP_MOVING
+            )
+            if settling and time.monotonic() < deadline:
+                time.sleep(_SETTLING_RETRY_S)
+                continue
+            return True
+        return bool(high > low)
