@@ -59,6 +59,7 @@ from tests.avro_events import (
     transaction,
     transfer,
 )
+from tests.services import services_required
 
 
 class CountingRegistry(InMemorySchemaRegistry):
@@ -89,7 +90,7 @@ def codec(request: pytest.FixtureRequest, registry: CountingRegistry) -> AvroCod
     (`from_values`); every test of it runs both ways."""
     if request.param == "fastavro":
         return reading_codec(registry, "sensor-readings")
-    if importlib.util.find_spec("pipeline_native") is None:
+    if importlib.util.find_spec("pipeline_native") is None and not services_required():
         pytest.skip("the compiled core is not installed (uv sync --no-group native)")
     native = AvroCodec(
         registry=registry,
