@@ -166,6 +166,10 @@ class AvroCodec(Generic[T]):
         rows = native.decode_many(payloads, self._native_headers)
         if None in rows and await self._learn_ids(payloads, rows):
             rows = native.decode_many(payloads, self._native_headers)
+        # Those the core left, read by fastavro in one call (a batch of another schema
+        # version is all of them).
+        left = [value for value, row in zip(payloads, rows, strict=True) if row is None]
+        fallback = iter(await self._decode_with_fastavro(left) if left else ())
         results: list[T | DecodeError] = []
         append = results.append
         for value, row in zip(payloads, rows, strict=True):
@@ -176,7 +180,7 @@ class AvroCodec(Generic[T]):
                     reason = f"{type(exc).__name__}: {exc}"
                     append(MalformedPayload(f"{_schema_id_of(cast(bytes, value))}: {reason}"))
             elif row is None:
-                append((await self._decode_with_fastavro((value,)))[0])
+                append(next(fallback))
             else:  # the core read only bytes values
                 append(MalformedPayload(f"{_schema_id_of(cast(bytes, value))}: {row}"))
         return results

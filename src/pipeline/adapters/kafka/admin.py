@@ -36,16 +36,6 @@ from pipeline.application.ports import (
 T = TypeVar("T")
 
 _RETRY_S = 0.1
-
-
-class _Seen(NamedTuple):
-    """A topic in the metadata: its partitions (none if it does not exist), and whether
-    every one of them has a leader."""
-
-    partitions: list[int]
-    led: bool
-
-
 """Pause between two metadata checks while a new topic's partitions get leaders."""
 _ATTEMPT_S: Final = 5.0
 """Longest one metadata or ListOffsets attempt waits: a request sent to a broker that just
@@ -65,6 +55,14 @@ _OFFSETS_PENDING = frozenset(
 partitions is still open, or the group coordinator is moving."""
 
 log = structlog.get_logger(__name__)
+
+
+class _Seen(NamedTuple):
+    """A topic in the metadata: its partitions (none if it does not exist), and whether
+    every one of them has a leader."""
+
+    partitions: list[int]
+    led: bool
 
 
 class KafkaTopicAdmin:

@@ -183,6 +183,7 @@ class KafkaChangelogTable(Generic[K, V]):
 _SETTLING_S: Final = 2.0
 """How long a partition's watermarks are asked for again while its leadership settles."""
 _SETTLING_RETRY_S: Final = 0.05
+"""Pause between two of those requests."""
 
 
 def _holds_records(
