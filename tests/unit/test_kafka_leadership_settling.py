@@ -4,6 +4,8 @@ waiting for the leaders of topics made sure of only where needed."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
@@ -96,28 +98,84 @@ def test_a_table_partition_whose_watermarks_cannot_be_had_is_read_to_its_end() -
     assert consumer.asked > 1
 
 
-async def test_ensure_topics_asks_once_for_a_topic_seen_led_and_waits_for_the_created_ones() -> (
+async def test_ensure_topics_lists_the_cluster_once_and_asks_again_only_for_what_it_created() -> (
     None
 ):
-    # A worker's start waits for this: one metadata request per topic that already exists
-    # with its leaders (here "a"), more only for a topic it had to create ("b").
+    # A worker's start waits for this. One metadata request lists the cluster's topics:
+    # "a" exists with its leaders and is not asked again. "b" is not listed, so it is asked
+    # for by name (absent, or hidden from this principal?); found absent, it is created and
+    # asked for again until its partitions are led.
     made = admin([])
+    listings: list[None] = []
     asked: list[str] = []
     created: list[str] = []
 
+    async def metadata(topic: str | None) -> object:
+        assert topic is None  # by name through `_probe` only
+        listings.append(topic)
+        return SimpleNamespace(topics={"a": SimpleNamespace(error=None, partitions=led(2))})
+
     async def probe(topic: str) -> _Seen:
         asked.append(topic)
-        exists = topic == "a" or topic in created
+        exists = topic in created
         return _Seen([0, 1] if exists else [], led=exists)
 
     async def create(specs: list[TopicSpec]) -> set[str]:
         created.extend(spec.name for spec in specs)
         return set()
 
+    made._metadata = metadata  # type: ignore[method-assign, assignment]
     made._probe = probe  # type: ignore[method-assign]
     made._create = create  # type: ignore[method-assign]
 
     await made.ensure_topics([TopicSpec(name="a", partitions=2), TopicSpec(name="b", partitions=2)])
 
+    assert listings == [None]
     assert created == ["b"]
-    assert sorted(asked) == ["a", "b", "b"]
+    assert asked == ["b", "b"]
+
+
+async def test_ensure_topics_reads_the_sizes_of_sources_and_copies_in_one_request() -> None:
+    # A dead-letter topic holds copies of its source's records: it is sized after the
+    # source. Both sizes come from one DescribeConfigs; a copy already large enough is left.
+    made = admin([])
+    described: list[list[str]] = []
+    raised: list[tuple[str, ...]] = []
+    listed = {
+        name: SimpleNamespace(error=None, partitions=led(1)) for name in ("orders", "orders.dlq")
+    }
+
+    async def metadata(topic: str | None) -> object:
+        return SimpleNamespace(topics=listed)
+
+    async def max_message_bytes(topics: list[str]) -> dict[str, int]:
+        described.append(topics)
+        return {"orders": 1_000, "orders.dlq": 5_000}
+
+    async def make_room(specs: list[TopicSpec], known: dict[str, int]) -> None:
+        raised.extend(
+            (spec.name,)
+            for spec in specs
+            if known[spec.name] < int(spec.config["max.message.bytes"])
+        )
+
+    made._metadata = metadata  # type: ignore[method-assign, assignment]
+    made._max_message_bytes = max_message_bytes  # type: ignore[method-assign]
+    made._make_room = make_room  # type: ignore[method-assign]
+
+    await made.ensure_topics(
+        [
+            TopicSpec(name="orders", partitions=1),
+            TopicSpec(
+                name="orders.dlq", partitions=1, holds_records_of="orders", headroom_bytes=100
+            ),
+        ]
+    )
+
+    assert described == [["orders", "orders.dlq"]]
+    assert raised == []
+
+
+def led(partitions: int) -> dict[int, SimpleNamespace]:
+    """Partition metadata of `partitions` partitions, each with a leader."""
+    return {p: SimpleNamespace(leader=1, error=None) for p in range(partitions)}

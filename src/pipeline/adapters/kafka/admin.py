@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import structlog
@@ -14,6 +14,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._listoffsets import OffsetSpec
+from confluent_kafka.admin._metadata import ClusterMetadata, TopicMetadata
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
@@ -149,16 +150,20 @@ class KafkaTopicAdmin:
         if not specs:
             return
         await self._reach()
+        # One round for what exists (a worker's start waits for it): the cluster's topics in
+        # one metadata request, then the sizes of the sources and of the copies in one
+        # DescribeConfigs; more only for a topic that must be created or raised.
+        seen = await self._seen([spec.name for spec in specs])
         own = [spec for spec in specs if spec.holds_records_of is None]
         # Only those missing: a principal that may see the topics but not create them (see
         # `pipeline acls`) starts once an administrator created them.
-        await self._create_missing(own)
+        await self._create_missing(own, seen)
         derived = [spec for spec in specs if spec.holds_records_of is not None]
         if not derived:
             return
-        limits = await self._max_message_bytes(
-            sorted({str(spec.holds_records_of) for spec in derived})
-        )
+        sources = {str(spec.holds_records_of) for spec in derived}
+        present = {spec.name for spec in derived if _exists(seen[spec.name])}
+        limits = await self._max_message_bytes(sorted(sources | present))
         sized = [
             dataclasses.replace(
                 spec,
@@ -171,17 +176,16 @@ class KafkaTopicAdmin:
             )
             for spec in derived
         ]
-        existing = await self._create_missing(sized)
-        await self._make_room([spec for spec in sized if spec.name in existing])
+        existing = await self._create_missing(sized, seen)
+        await self._make_room([spec for spec in sized if spec.name in existing], limits)
 
-    async def _create_missing(self, specs: Sequence[TopicSpec]) -> set[str]:
-        """Create those of `specs` that do not exist and wait until every partition has a
-        leader; return the names of those that existed. One metadata request per topic, all
-        at once (a worker's start waits for them); a topic seen with every partition led is
-        not asked again."""
-        probed = await asyncio.gather(*(self._probe(spec.name) for spec in specs))
-        seen = dict(zip((spec.name for spec in specs), probed, strict=True))
-        existing = {name for name, topic in seen.items() if topic is not None and topic.partitions}
+    async def _create_missing(
+        self, specs: Sequence[TopicSpec], seen: Mapping[str, _Seen | None]
+    ) -> set[str]:
+        """Create those of `specs` that do not exist as `seen` (see `_seen`) and wait until
+        every partition has a leader; return the names of those that existed. A topic seen
+        with every partition led is not asked again."""
+        existing = {spec.name for spec in specs if _exists(seen[spec.name])}
         existing |= await self._create([spec for spec in specs if spec.name not in existing])
         await self._wait_for_leaders(
             [spec for spec in specs if (topic := seen[spec.name]) is None or not topic.led]
@@ -289,11 +293,13 @@ class KafkaTopicAdmin:
                 return limits
             await asyncio.sleep(_RETRY_S)
 
-    async def _make_room(self, specs: Sequence[TopicSpec]) -> None:
-        """Raise the `max.message.bytes` of existing topics that are below their spec's."""
+    async def _make_room(self, specs: Sequence[TopicSpec], known: Mapping[str, int]) -> None:
+        """Raise the `max.message.bytes` of existing topics that are below their spec's
+        (`known`: limits already read; the others are asked for)."""
         if not specs:
             return
-        current = await self._max_message_bytes([spec.name for spec in specs])
+        unknown = [spec.name for spec in specs if spec.name not in known]
+        current = {**known, **(await self._max_message_bytes(unknown) if unknown else {})}
         needed = {spec.name: int(spec.config[MAX_MESSAGE_BYTES]) for spec in specs}
         resources = [
             ConfigResource(
@@ -465,46 +471,48 @@ class KafkaTopicAdmin:
             return None
         return seen.partitions
 
+    async def _seen(self, topics: Sequence[str]) -> dict[str, _Seen | None]:
+        """What the metadata says of each of `topics` (see `_probe`): the cluster's topics
+        in one request; a topic it does not list (absent, or hidden from this principal)
+        is then asked for by name, all at once, to tell which."""
+        listed = await self._metadata(None)
+        seen: dict[str, _Seen | None] = {}
+        if listed is not None:
+            for topic in topics:
+                described = listed.topics.get(topic)
+                if described is not None:
+                    seen[topic] = _seen_of(topic, described)
+        unlisted = [topic for topic in topics if topic not in seen]
+        probed = await asyncio.gather(*(self._probe(topic) for topic in unlisted))
+        return seen | dict(zip(unlisted, probed, strict=True))
+
     async def _probe(self, topic: str) -> _Seen | None:
         """What the metadata says of `topic` (no partitions if it does not exist), or None
-        while it is incomplete or no broker answered.
+        while it is incomplete or no broker answered."""
+        metadata = await self._metadata(topic)
+        if metadata is None:
+            return None
+        return _seen_of(topic, metadata.topics.get(topic))
+
+    async def _metadata(self, topic: str | None) -> ClusterMetadata | None:
+        """The metadata of `topic` (None: of every topic this principal may see), or None
+        when no broker answered.
 
         A Metadata request goes to any broker, in attempts of at most 5 s (librdkafka's
         DescribeTopics waits for the controller it last knew, which after that broker died
         stays unknown for minutes)."""
         try:
-            metadata = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 self._admin.list_topics, topic, min(self._timeout, _ATTEMPT_S)
             )
         except KafkaException as exc:
             error = kafka_error_of(exc)
             if error is not None and (error.retriable() or error.code() in BROKER_DOWN_CODES):
                 return None
-            raise translate(exc, f"cannot read the metadata of topic {topic!r}") from exc
+            what = f"topic {topic!r}" if topic is not None else "the cluster's topics"
+            raise translate(exc, f"cannot read the metadata of {what}") from exc
         finally:
             self._admin.poll(0)  # hand its logs and errors over
-        described = metadata.topics.get(topic)
-        if described is None:
-            return _Seen([], led=False)
-        if described.error is not None:
-            code = described.error.code()
-            if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                return _Seen([], led=False)
-            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                raise ConfigurationError(
-                    f"this Kafka principal may not use topic {topic!r} "
-                    "(TOPIC_AUTHORIZATION_FAILED): grant it the ACLs `pipeline acls` lists"
-                )
-            if described.error.retriable() or code in LEADERSHIP_MOVING:
-                return None
-            raise BrokerUnavailable(
-                f"cannot read the metadata of topic {topic!r}: {described.error.str()}"
-            )
-        partitions = described.partitions
-        led = bool(partitions) and all(
-            p.leader >= 0 and p.error is None for p in partitions.values()
-        )
-        return _Seen(sorted(partitions), led=led)
 
     async def _latest_offsets(
         self, topic: str, partitions: list[int], isolation: IsolationLevel
@@ -555,6 +563,34 @@ class KafkaTopicAdmin:
             if problem is not None:
                 task.cancel()
                 raise problem
+
+
+def _exists(seen: _Seen | None) -> bool:
+    return seen is not None and bool(seen.partitions)
+
+
+def _seen_of(topic: str, described: TopicMetadata | None) -> _Seen | None:
+    """A topic's metadata as `_Seen` (no partitions: it does not exist), or None while it
+    is incomplete; raises when this principal may not use it or it cannot be read."""
+    if described is None:
+        return _Seen([], led=False)
+    if described.error is not None:
+        code = described.error.code()
+        if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return _Seen([], led=False)
+        if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise ConfigurationError(
+                f"this Kafka principal may not use topic {topic!r} "
+                "(TOPIC_AUTHORIZATION_FAILED): grant it the ACLs `pipeline acls` lists"
+            )
+        if described.error.retriable() or code in LEADERSHIP_MOVING:
+            return None
+        raise BrokerUnavailable(
+            f"cannot read the metadata of topic {topic!r}: {described.error.str()}"
+        )
+    partitions = described.partitions
+    led = bool(partitions) and all(p.leader >= 0 and p.error is None for p in partitions.values())
+    return _Seen(sorted(partitions), led=led)
 
 
 def _detail(exc: KafkaException) -> str:
