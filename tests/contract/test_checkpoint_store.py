@@ -9,6 +9,7 @@ letters). The PostgreSQL store runs in a throwaway database migrated by Alembic.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
 from pipeline.adapters.sql.dead_letters import SqlDeadLetterStore
 from pipeline.adapters.sql.migrate import upgrade
+from pipeline.adapters.sql.postgres_checkpoint import FOLD_AT
 from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks
 from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks
 from pipeline.adapters.sql.tables import metadata, reading_aggregates_1m
@@ -754,6 +756,81 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
             "stream_state": ["fillfactor=70"],
             "reading_aggregates_1m": ["fillfactor=70"],
         }
+
+    async def test_state_changes_are_logged_and_folded_every_fold_at_rows_restoring_alike(
+        self, engine: Any
+    ) -> None:
+        # Random puts and deletes over a few keys of two partitions, batch after batch: a
+        # store made afresh (a restarted worker) restores what a model of the changes holds,
+        # whether the log was folded into `stream_state` just before or many batches ago.
+        rng = random.Random(5)
+        store = _world(engine).store
+        model: dict[int, dict[int, float]] = {0: {}, 1: {}}
+        next_offset = {P0: 0, P1: 0}
+        batches = 3 * FOLD_AT + 5
+        for n in range(batches):
+            changes = []
+            for part in (0, 1):
+                for key in rng.sample(range(12), 4):
+                    if rng.random() < 0.3:
+                        changes.append(delete(key, part=part))
+                        model[part].pop(key, None)
+                    else:
+                        value = rng.random()
+                        changes.append(put(key, value, part=part))
+                        model[part][key] = value
+            spans = {tp: (next_offset[tp], next_offset[tp] + 1) for tp in (P0, P1)}
+            await store.commit(batch(spans, state=changes))
+            next_offset = {tp: end for tp, (_, end) in spans.items()}
+            if n % 7 == 0 or n == batches - 1:
+                restarted = _world(engine).store
+                assert decoded(await restarted.load_state("sensors", [0, 1])) == {
+                    part: {WINDOW_STEP: entries} if entries else {}
+                    for part, entries in model.items()
+                }
+
+        async with engine.connect() as conn:
+            logged = dict(
+                (
+                    await conn.execute(
+                        sa.text(
+                            'SELECT "partition", count(*) FROM stream_state_log '
+                            'GROUP BY "partition"'
+                        )
+                    )
+                ).all()
+            )
+            folded = (
+                await conn.execute(
+                    sa.text('SELECT "partition", key FROM stream_state WHERE group_id = :g'),
+                    {"g": "sensors"},
+                )
+            ).all()
+        # Folded three times each (one partition a commit: a tie waits one batch); what is
+        # left is the rows since the last fold.
+        assert sorted(logged) == [0, 1]
+        assert all(
+            batches - 3 * FOLD_AT - 1 <= rows <= batches - 3 * FOLD_AT for rows in logged.values()
+        )
+        assert {(part, loads(key)) for part, key in folded} <= {
+            (part, key) for part in (0, 1) for key in range(12)
+        }
+
+    async def test_a_fenced_partition_neither_logs_nor_folds_its_state(self, engine: Any) -> None:
+        store = _world(engine).store
+        for n in range(FOLD_AT - 1):
+            await store.commit(batch({P0: (n, n + 1)}, state=[put("k", n)]))
+        # A zombie's batch starting behind the stored offset: fenced whole.
+        committed = await store.commit(batch({P0: (0, 1)}, state=[put("k", "zombie")]))
+
+        assert committed.fenced == {P0: FOLD_AT - 1}
+        assert decoded(await _world(engine).store.load_state("sensors", [0])) == {
+            0: {WINDOW_STEP: {"k": FOLD_AT - 2}}
+        }
+        async with engine.connect() as conn:
+            rows = await conn.scalar(sa.text("SELECT count(*) FROM stream_state_log"))
+            folded = await conn.scalar(sa.text("SELECT count(*) FROM stream_state"))
+        assert (rows, folded) == (FOLD_AT - 1, 0)
 
     async def test_a_lost_connection_fails_at_most_one_attempt_as_store_unavailable(
         self, world: World, engine: Any, postgres_url: str

@@ -43,7 +43,7 @@ def test_the_migration_scripts_are_found_whatever_the_working_directory(
     location = script_location()
 
     assert (location / "env.py").is_file()
-    assert head() == "0011"
+    assert head() == "0012"
 
 
 def test_the_head_read_from_the_scripts_is_alembics_head() -> None:

@@ -59,6 +59,9 @@ free space lets an update stay on its page without touching the indexes (HOT).""
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """JSON: `jsonb` on PostgreSQL, text on SQLite."""
 
+BYTEA_ARRAY = sa.LargeBinary().with_variant(postgresql.ARRAY(sa.LargeBinary()), "postgresql")
+"""`bytea[]` on PostgreSQL; a blob on SQLite, which has no arrays (and never writes one)."""
+
 
 def _now() -> sa.sql.elements.ColumnElement[datetime]:
     # CURRENT_TIMESTAMP exists on every backend (now() does not exist on SQLite).
@@ -188,6 +191,21 @@ stream_state = sa.Table(
     # once, as one range of the key.
     sa.PrimaryKeyConstraint("group_id", "partition", "step", "key"),
     postgresql_with={"fillfactor": UPDATED_IN_PLACE},
+)
+
+stream_state_log = sa.Table(
+    "stream_state_log",
+    metadata,
+    # PostgreSQL: the state changes of one batch in one partition and step, appended with the
+    # batch's offsets and folded into `stream_state` every few batches; keys[i] was set to
+    # vals[i] (null: deleted). `seq` orders the rows of a partition.
+    sa.Column("group_id", sa.Text, nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("seq", sa.BigInteger, sa.Identity(always=True), nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("keys", BYTEA_ARRAY, nullable=False),
+    sa.Column("vals", BYTEA_ARRAY, nullable=False),
+    sa.PrimaryKeyConstraint("group_id", "partition", "seq"),
 )
 
 sensor_metadata = sa.Table(
