@@ -17,7 +17,8 @@ worker's processes are sampled from /proc every 20 ms, so that each wall figure 
 time spent in it beside it (wall time on a shared machine is mostly waiting for a core).
 With `--compare SRC`, every run is followed by one of the worker from another checkout's
 `src/` (put first on PYTHONPATH), alternating the order each round, so that both see the
-same machine.
+same machine; it stores into a throwaway database of its own, migrated by that checkout
+(`pipeline db upgrade`), so that two versions whose schemas differ can be compared.
 `--processes N` passes `--processes N` to this checkout's worker, `--compare-env NAME=VALUE`
 sets a variable for the compared worker only (`--compare src` with it compares a setting).
 """
@@ -199,12 +200,29 @@ async def main() -> None:
     variants: list[tuple[str, list[str], dict[str, str]]] = [
         ("this", worker + (["--processes", str(args.processes)] if args.processes > 1 else []), env)
     ]
+    databases = [database]
     if args.compare is not None:
-        extra = dict(item.split("=", 1) for item in args.compare_env)
-        variants.append(("compare", worker, {**env, "PYTHONPATH": str(args.compare), **extra}))
+        # Its own database, migrated by its own checkout: the two may differ in schema.
+        databases.append(f"{database}_compared")
+        await _database(app_url, databases[-1])
+        compared_url = make_url(db_url).set(database=databases[-1])
+        compared = {
+            **env,
+            "PYTHONPATH": str(args.compare),
+            "PIPELINE_DATABASE__URL": compared_url.render_as_string(hide_password=False),
+            **dict(item.split("=", 1) for item in args.compare_env),
+        }
+        variants.append(("compare", worker, compared))
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in variants}
     try:
         await asyncio.to_thread(upgrade, db_url)
+        if args.compare is not None:
+            migrate = await asyncio.create_subprocess_exec(
+                python, "-m", "pipeline.entrypoints.cli", "db", "upgrade", env=compared,
+                stdout=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            if await migrate.wait() != 0:
+                raise SystemExit("migrating the compared checkout's database failed")
         if args.topic is None:
             produce = await asyncio.create_subprocess_exec(
                 python, "-m", "pipeline.entrypoints.cli", "produce", "sensors",
@@ -217,7 +235,8 @@ async def main() -> None:
         for n in range(args.runs):
             order = variants if n % 2 == 0 else variants[::-1]
             for label, command, run_env in order:
-                figures = await one_run(label, command, run_env, _dsn(db_url), db_url, args.events)
+                url = run_env["PIPELINE_DATABASE__URL"]
+                figures = await one_run(label, command, run_env, _dsn(url), url, args.events)
                 if figures is None:
                     raise SystemExit(f"{label} run failed")
                 results[label].append(figures)
@@ -234,7 +253,8 @@ async def main() -> None:
                     f"{figures['rss']:4.0f} MiB; load {os.getloadavg()[0]:.2f}"
                 )
     finally:
-        await _database(app_url, database, drop=True)
+        for name in databases:
+            await _database(app_url, name, drop=True)
     for label, runs in results.items():
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(

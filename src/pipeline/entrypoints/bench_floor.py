@@ -61,9 +61,16 @@ def _dsn(db_url: str) -> str:
 
 
 async def _empty(db_url: str) -> None:
+    """Empty the application's tables that the database has (one migrated by another
+    checkout may lack the newest)."""
     conn = await asyncpg.connect(_dsn(db_url))
     try:
-        await conn.execute(f"TRUNCATE {', '.join(metadata.tables)}")
+        present = await conn.fetch(
+            "SELECT tablename FROM pg_tables "
+            "WHERE schemaname = current_schema() AND tablename = ANY($1::text[])",
+            list(metadata.tables),
+        )
+        await conn.execute(f"TRUNCATE {', '.join(row[0] for row in present)}")
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
