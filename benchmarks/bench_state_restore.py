@@ -5,8 +5,9 @@ test.
     uv run python -m benchmarks.bench_state_restore --keys 1000000 --runs 3
 
 Writes `--keys` window accumulators of a one-minute `Stats` step (the sensors job's state)
-into `stream_state` of a throwaway PostgreSQL database through the checkpoint store, in
-batches of 10,000 as a worker would, spread over 6 partitions. Then, `--runs` times, does
+into a throwaway PostgreSQL database through the checkpoint store (its state log, folded into
+`stream_state` as the commits go), in batches of 10,000 as a worker would, spread over 6
+partitions. Then, `--runs` times, does
 what a worker restarted after a SIGKILL does on assignment, with a new engine (new
 connections) and a new `Task`: loads the state of every partition, hands it to the task,
 processes one new reading (on a key of the state: its restored accumulator takes it) and

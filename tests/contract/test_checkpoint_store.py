@@ -28,7 +28,7 @@ from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
 from pipeline.adapters.sql.dead_letters import SqlDeadLetterStore
 from pipeline.adapters.sql.migrate import upgrade
-from pipeline.adapters.sql.postgres_checkpoint import FOLD_AT
+from pipeline.adapters.sql.postgres_checkpoint import FOLD_AT, FOLD_ENTRIES
 from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks
 from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks
 from pipeline.adapters.sql.tables import metadata, reading_aggregates_1m
@@ -815,6 +815,22 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
         assert {(part, loads(key)) for part, key in folded} <= {
             (part, key) for part in (0, 1) for key in range(12)
         }
+
+    async def test_a_batch_changing_fold_entries_keys_is_folded_in_its_own_commit(
+        self, engine: Any
+    ) -> None:
+        # However few its rows, a log holding this many changes is folded: a fold's work
+        # stays bounded when each batch changes many keys.
+        store = _world(engine).store
+        await store.commit(batch({P0: (0, 1)}, state=[put("small", 0)]))
+        await store.commit(batch({P0: (1, 2)}, state=[put(n, n) for n in range(FOLD_ENTRIES)]))
+
+        async with engine.connect() as conn:
+            rows = await conn.scalar(sa.text("SELECT count(*) FROM stream_state_log"))
+            folded = await conn.scalar(sa.text("SELECT count(*) FROM stream_state"))
+        assert (rows, folded) == (0, FOLD_ENTRIES + 1)
+        restored = decoded(await _world(engine).store.load_state("sensors", [0]))
+        assert restored == {0: {WINDOW_STEP: {"small": 0} | {n: n for n in range(FOLD_ENTRIES)}}}
 
     async def test_a_fenced_partition_neither_logs_nor_folds_its_state(self, engine: Any) -> None:
         store = _world(engine).store

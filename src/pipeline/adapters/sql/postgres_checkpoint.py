@@ -4,16 +4,17 @@ statement per table and batch, whatever the batch's size).
 
 A batch's state changes are appended to `stream_state_log`: one row per partition and step,
 its keys and values as two arrays (a null value deletes the key), not one upsert per key.
-Every `FOLD_AT` rows of a partition, a commit folds its log into `stream_state` (the last
-change of each key wins) in the same transaction; a restore reads `stream_state` and then
-the log in order. Measured on the sensors job's batches of 250 readings (250 windows): the
-state's part of a commit went from 2.6 ms (COPY to a stage, an upsert of 250 rows) to
-1.2 ms, the commit from ~14 to ~12 ms."""
+Every `FOLD_AT` rows (or `FOLD_ENTRIES` changed keys) of a partition, a commit folds its log
+into `stream_state` (the last change of each key wins) in the same transaction; a restore
+reads `stream_state` and then the log in order. Measured on the sensors job's batches of 250
+readings (250 windows): the state's part of a commit went from 2.6 ms (COPY to a stage, an
+upsert of 250 rows) to 1.2 ms, the commit from ~14 to ~12 ms."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -83,6 +84,10 @@ ON CONFLICT (group_id, topic, "partition") DO UPDATE SET
 FOLD_AT = 32
 """Log rows of a partition after which a commit folds them into `stream_state`: the most a
 restore reads beyond the folded state is about this many batches' changes."""
+FOLD_ENTRIES = 4_096
+"""Key changes logged for a partition after which a commit folds them, however few the rows:
+when batches change many keys each, a fold's work (and the commit that pays it) stays
+bounded."""
 
 _APPEND_STATE = """
 INSERT INTO stream_state_log (group_id, "partition", step, keys, vals)
@@ -133,6 +138,23 @@ ORDER BY 1, 2, 5
 """
 
 
+@dataclass(slots=True)
+class _Logged:
+    """What a partition's log holds since its last fold."""
+
+    rows: int = 0
+    entries: int = 0
+
+    def add(self, entries: int) -> None:
+        """Count one log row of `entries` key changes."""
+        self.rows += 1
+        self.entries += entries
+
+    def due(self) -> bool:
+        """Whether the log is long enough to be folded."""
+        return self.rows >= FOLD_AT or self.entries >= FOLD_ENTRIES
+
+
 class PostgresCheckpointStore(SqlCheckpointReads):
     """CheckpointStore on PostgreSQL through an asyncpg AsyncEngine, with the sink writers
     bound by sink name. Transient database failures surface as StoreUnavailable; a commit
@@ -141,9 +163,10 @@ class PostgresCheckpointStore(SqlCheckpointReads):
     def __init__(self, engine: AsyncEngine, sinks: Mapping[str, PostgresSink]) -> None:
         super().__init__(engine)
         self._sinks = dict(sinks)
-        # Log rows per (group, partition) since its last fold, as far as this store knows
-        # (from the last restore and its own commits): only when to fold depends on it.
-        self._logged: dict[tuple[str, int], int] = {}
+        # Log rows and key changes per (group, partition) since its last fold, as far as this
+        # store knows (from the last restore and its own commits): only when to fold depends
+        # on them.
+        self._logged: dict[tuple[str, int], _Logged] = {}
 
     async def commit(self, batch: CheckpointBatch) -> Committed:
         """In one transaction: lock the group's offsets of the batch's partitions (creating
@@ -171,7 +194,7 @@ class PostgresCheckpointStore(SqlCheckpointReads):
                 state[part][step] = list(zip(keys, values, strict=True))
                 continue
             changes.setdefault((part, step), {}).update(zip(keys, values, strict=True))
-            self._logged[(group_id, part)] = self._logged.get((group_id, part), 0) + 1
+            self._logged.setdefault((group_id, part), _Logged()).add(len(keys))
         for (part, step), changed in changes.items():
             kept = [(k, v) for k, v in state[part].get(step, ()) if k not in changed]
             kept.extend((k, v) for k, v in changed.items() if v is not None)
@@ -179,8 +202,6 @@ class PostgresCheckpointStore(SqlCheckpointReads):
                 state[part][step] = kept
             else:
                 state[part].pop(step, None)
-        for part in parts:
-            self._logged.setdefault((group_id, part), 0)
         return state
 
     @asynccontextmanager
@@ -258,8 +279,8 @@ class PostgresCheckpointStore(SqlCheckpointReads):
 
     async def _write_state(self, driver: Any, group: str, plan: CheckpointPlan) -> None:
         """Append the batch's state changes to the log, a row per partition and step; fold
-        the log of the partition that holds the most rows once it holds `FOLD_AT` (one
-        partition a commit, so that no commit pays for many)."""
+        the log of a partition that holds `FOLD_AT` rows or `FOLD_ENTRIES` changes, the one
+        with the most changes (one partition a commit, so that no commit pays for many)."""
         logged: dict[tuple[int, str], tuple[list[bytes], list[bytes | None]]] = {}
         for change in (*plan.upserts, *plan.deletes):
             keys, values = logged.setdefault((change.part, change.step), ([], []))
@@ -271,12 +292,17 @@ class PostgresCheckpointStore(SqlCheckpointReads):
             _APPEND_STATE,
             [(group, part, step, keys, values) for (part, step), (keys, values) in logged.items()],
         )
-        for part, _ in logged:
-            self._logged[(group, part)] = self._logged.get((group, part), 0) + 1
-        longest = max({part for part, _ in logged}, key=lambda p: self._logged[(group, p)])
-        if self._logged[(group, longest)] >= FOLD_AT:
-            await driver.execute(_FOLD_STATE, group, longest)
-            self._logged[(group, longest)] = 0
+        for (part, _), (keys, _) in logged.items():
+            self._logged.setdefault((group, part), _Logged()).add(len(keys))
+        due = [
+            (counts.entries, part)
+            for part in {part for part, _ in logged}
+            if (counts := self._logged[(group, part)]).due()
+        ]
+        if due:
+            _, part = max(due)
+            await driver.execute(_FOLD_STATE, group, part)
+            del self._logged[(group, part)]
 
 
 async def _lock(
