@@ -40,5 +40,31 @@ def upgrade() -> None:
     )
 
 
+# Every group's and partition's log into `stream_state`, the last change of each key winning
+# (as the checkpoint store's fold does for one partition): a downgrade loses no state.
+_FOLD_ALL = """
+WITH logged AS (
+    DELETE FROM stream_state_log RETURNING group_id, "partition", step, seq, keys, vals
+), latest AS (
+    SELECT DISTINCT ON (l.group_id, l."partition", l.step, c.key)
+           l.group_id, l."partition", l.step, c.key, c.val
+    FROM logged AS l, unnest(l.keys, l.vals) AS c(key, val)
+    ORDER BY l.group_id, l."partition", l.step, c.key, l.seq DESC
+), stored AS (
+    INSERT INTO stream_state AS s (group_id, step, "partition", key, value, updated_at)
+    SELECT group_id, step, "partition", key, val, now() FROM latest WHERE val IS NOT NULL
+    ON CONFLICT (group_id, "partition", step, key) DO UPDATE SET
+        value = excluded.value,
+        updated_at = excluded.updated_at
+)
+DELETE FROM stream_state AS s
+USING latest AS c
+WHERE c.val IS NULL AND s.group_id = c.group_id AND s."partition" = c."partition"
+  AND s.step = c.step AND s.key = c.key
+"""
+
+
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_FOLD_ALL)
     op.drop_table("stream_state_log")
