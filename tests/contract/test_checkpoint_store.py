@@ -812,9 +812,8 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
         assert all(
             batches - 3 * FOLD_AT - 1 <= rows <= batches - 3 * FOLD_AT for rows in logged.values()
         )
-        assert {(part, loads(key)) for part, key in folded} <= {
-            (part, key) for part in (0, 1) for key in range(12)
-        }
+        # And the folds wrote the folded state of both partitions.
+        assert {part for part, _ in folded} == {0, 1}
 
     async def test_a_batch_changing_fold_entries_keys_is_folded_in_its_own_commit(
         self, engine: Any
