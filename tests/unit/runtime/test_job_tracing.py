@@ -30,6 +30,7 @@ from pipeline.adapters.telemetry.propagation import (
 from pipeline.adapters.telemetry.tracing import OtelTracing, TracedCheckpointStore
 from pipeline.application.ports import EventLog, Record
 from pipeline.application.runtime.runner import JobRun, run_job
+from pipeline.application.runtime.stats import WorkerStats
 from pipeline.application.tracing import NULL_WORKER_TRACING
 from pipeline.entrypoints.logging import configure_logging
 from tests.unit.runtime.jobs import Tick, TickCodec
@@ -38,6 +39,7 @@ from tests.unit.runtime.test_job_runtime import (
     Sinks,
     at,
     clock,
+    eventful,
     job_run,
     log,
     read_all,
@@ -126,6 +128,38 @@ async def test_a_batch_continues_the_first_traced_records_trace_and_links_them_a
     batch_ids = {s.context.span_id for s in processed if s.context}
     assert any(w.parent is not None and w.parent.span_id in batch_ids for w in writes)
     assert sinks.ticks.rows  # and the job did its work
+
+
+async def test_what_a_batch_hands_on_is_a_child_of_that_batch_even_when_handed_behind_another(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    traced = Traced(ratio=1.0)
+    producing = TracingEventLog(log, traced.tracing.tracer)
+    await produce(producing, *(Tick("a", at(i), i) for i in range(150)))  # batches: 100, 50
+    stats = WorkerStats()
+
+    async def on_events(events: Sequence[object]) -> None:
+        # The first batch's call lasts until the second batch was handed on behind it.
+        while events and stats.batches < 2:
+            await asyncio.sleep(0.01)
+        if events:
+            with traced.tracing.span("pipeline alert publish", {"pipeline.alerts": len(events)}):
+                pass
+
+    run = traced.run(job_run(log, eventful(Sinks()), clock))
+    await asyncio.wait_for(run_job(run, until_caught_up=True, stats=stats, on_events=on_events), 5)
+
+    batches = {s.context.span_id: s for s in traced.spans("pipeline process") if s.context}
+    published = traced.spans("pipeline alert publish")
+    assert stats.batches == len(batches) == len(published) == 2
+    parents = [s.parent.span_id for s in published if s.parent is not None]
+    assert sorted(parents) == sorted(batches)  # one each, not both under the first batch
+    sizes = {
+        s.parent.span_id: dict(s.attributes or {})["pipeline.alerts"] for s in published if s.parent
+    }
+    for span_id, batch in batches.items():
+        assert batch.attributes is not None
+        assert sizes[span_id] == batch.attributes["messaging.batch.message_count"]
 
 
 async def test_a_record_published_inside_a_span_carries_that_span(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
@@ -23,7 +24,9 @@ class BackgroundEvents:
     so that the consumer loop polls and prepares the next batches meanwhile: a relay publishes,
     waits for the broker's acknowledgement and marks the alerts in the database, which took a
     batch's follow-up 5 ms on average and 31–71 ms at worst (load average 6) on the loop's
-    path. Events handed while a call runs go together in the next call.
+    path. Each `hand` is one call, made in the context `hand` was called in (its batch's span
+    current: the relay's spans are children of the batch that stored the alerts, not of the
+    batch whose call was running when they were handed); calls follow in the order handed.
 
     A call failing with a PipelineError is logged: the next call publishes whatever the outbox
     still holds. A ConfigurationError (an ACL refusing the alerts topic: no retry can fix it)
@@ -31,7 +34,7 @@ class BackgroundEvents:
 
     def __init__(self, on_events: OnEvents) -> None:
         self._on_events = on_events
-        self._pending: list[object] = []
+        self._pending: list[tuple[contextvars.Context, Sequence[object]]] = []
         self._task: asyncio.Task[None] | None = None
         self._refused: ConfigurationError | None = None
 
@@ -45,7 +48,7 @@ class BackgroundEvents:
             failure = task.exception()  # a bug, not a passing failure: never lost
             if failure is not None:
                 raise failure
-        self._pending.extend(events)
+        self._pending.append((contextvars.copy_context(), tuple(events)))
         if task is None or task.done():
             self._task = asyncio.create_task(self._run())
 
@@ -64,11 +67,14 @@ class BackgroundEvents:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def _call(self, events: Sequence[object]) -> None:
+        await self._on_events(events)
+
     async def _run(self) -> None:
         while self._pending and self._refused is None:
-            events, self._pending = self._pending, []
+            context, events = self._pending.pop(0)
             try:
-                await self._on_events(events)
+                await asyncio.create_task(self._call(events), context=context)
             except ConfigurationError as error:
                 self._refused = error
             except PipelineError as error:
