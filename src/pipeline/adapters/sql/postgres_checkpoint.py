@@ -72,14 +72,23 @@ ORDER BY o.topic, o."partition"
 FOR UPDATE OF o
 """
 
-_STORE_OFFSETS = """
+
+def _store_offsets(first: int) -> str:
+    """The upsert of a group's ($1) next offsets: topics, partitions and offsets as arrays in
+    parameters `first`, `first` + 1 and `first` + 2."""
+    topics, partitions, offsets = (f"${first + i}" for i in range(3))
+    return f"""
 INSERT INTO consumer_offsets AS o (group_id, topic, "partition", next_offset, updated_at)
 SELECT $1, p.topic, p."partition", p.next_offset, now()
-FROM unnest($2::text[], $3::int4[], $4::int8[]) AS p(topic, "partition", next_offset)
+FROM unnest({topics}::text[], {partitions}::int4[], {offsets}::int8[])
+     AS p(topic, "partition", next_offset)
 ON CONFLICT (group_id, topic, "partition") DO UPDATE SET
     next_offset = GREATEST(o.next_offset, excluded.next_offset),
     updated_at = excluded.updated_at
-"""
+"""  # noqa: S608 - parameter numbers, no input
+
+
+_STORE_OFFSETS = _store_offsets(2)
 
 FOLD_AT = 32
 """Log rows of a partition after which a commit folds them into `stream_state`: the most a
@@ -89,10 +98,15 @@ FOLD_ENTRIES = 4_096
 when batches change many keys each, a fold's work (and the commit that pays it) stays
 bounded."""
 
+# A log row per partition and step: their keys and values are slices [first:last] of the
+# batch's keys and values, passed as two arrays (one statement, whatever the rows).
 _APPEND_STATE = """
 INSERT INTO stream_state_log (group_id, "partition", step, keys, vals)
-VALUES ($1, $2, $3, $4, $5)
+SELECT $1, s.part, s.step, ($6::bytea[])[s.first:s.last], ($7::bytea[])[s.first:s.last]
+FROM unnest($2::int4[], $3::text[], $4::int4[], $5::int4[]) AS s(part, step, first, last)
 """
+# The state's log rows and the next offsets, in one round trip.
+_APPEND_STATE_AND_STORE_OFFSETS = f"WITH appended AS ({_APPEND_STATE}){_store_offsets(8)}"
 
 # The log of one partition into the folded state, the last change of each key winning;
 # the log rows appended earlier in this transaction included. Its statements see one
@@ -240,19 +254,10 @@ class PostgresCheckpointStore(SqlCheckpointReads):
             result = await self._sinks[write.sink].write(driver, write.rows, write.origins)
             written[write.sink] = result.written
             events.extend(result.events)
-        await self._write_state(driver, group, plan)
         if plan.dead_letters:
             arguments = dead_letters.postgres_arguments(plan.dead_letters)
             await driver.execute(dead_letters.POSTGRES_INSERT, *arguments)
-        if plan.next_offsets:
-            items = plan.next_offsets
-            await driver.execute(
-                _STORE_OFFSETS,
-                group,
-                [tp.topic for tp, _ in items],
-                [tp.partition for tp, _ in items],
-                [offset for _, offset in items],
-            )
+        await self._write_state_and_offsets(driver, group, plan)
         return Committed(written=written, events=tuple(events), fenced=plan.fenced)
 
     @staticmethod
@@ -277,20 +282,46 @@ class PostgresCheckpointStore(SqlCheckpointReads):
         stored.update(await _lock(driver, batch.group_id, [tp for tp, _ in missing]))
         return stored, claimed
 
-    async def _write_state(self, driver: Any, group: str, plan: CheckpointPlan) -> None:
-        """Append the batch's state changes to the log, a row per partition and step; fold
-        the log of a partition that holds `FOLD_AT` rows or `FOLD_ENTRIES` changes, the one
-        with the most changes (one partition a commit, so that no commit pays for many)."""
+    async def _write_state_and_offsets(self, driver: Any, group: str, plan: CheckpointPlan) -> None:
+        """Append the batch's state changes to the log, a row per partition and step, and
+        store its next offsets (one statement); fold the log of a partition that holds
+        `FOLD_AT` rows or `FOLD_ENTRIES` changes, the one with the most changes (one
+        partition a commit, so that no commit pays for many)."""
         logged: dict[tuple[int, str], tuple[list[bytes], list[bytes | None]]] = {}
         for change in (*plan.upserts, *plan.deletes):
             keys, values = logged.setdefault((change.part, change.step), ([], []))
             keys.append(change.key)
             values.append(change.value)
+        offsets = plan.next_offsets
+        stored = (
+            [tp.topic for tp, _ in offsets],
+            [tp.partition for tp, _ in offsets],
+            [offset for _, offset in offsets],
+        )
         if not logged:
+            if offsets:
+                await driver.execute(_STORE_OFFSETS, group, *stored)
             return
-        await driver.executemany(
-            _APPEND_STATE,
-            [(group, part, step, keys, values) for (part, step), (keys, values) in logged.items()],
+        parts, steps, firsts, lasts = [], [], [], []
+        all_keys: list[bytes] = []
+        all_values: list[bytes | None] = []
+        for (part, step), (keys, values) in logged.items():
+            parts.append(part)
+            steps.append(step)
+            firsts.append(len(all_keys) + 1)
+            all_keys.extend(keys)
+            all_values.extend(values)
+            lasts.append(len(all_keys))
+        await driver.execute(
+            _APPEND_STATE_AND_STORE_OFFSETS,
+            group,
+            parts,
+            steps,
+            firsts,
+            lasts,
+            all_keys,
+            all_values,
+            *stored,
         )
         for (part, _), (keys, _) in logged.items():
             self._logged.setdefault((group, part), _Logged()).add(len(keys))
