@@ -44,7 +44,7 @@ class RecordingHandler:
             records=len(records), written={"rows": len(records)}, next_offsets=next_offsets
         )
 
-    async def idle(self) -> list[Record] | None:
+    async def idle(self, *, flush: bool = False) -> list[Record] | None:
         return None
 
 

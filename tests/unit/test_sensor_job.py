@@ -55,7 +55,8 @@ class Projection:
     def __init__(self, clock: ManualClock, store: InMemorySensorStore) -> None:
         self.codec: Codec[Reading] = reading_codec(InMemorySchemaRegistry(), TOPIC)
         self.handler = JobHandler(
-            job=sensor_job(SensorJobConfig(topic=TOPIC)),
+            # Each handled batch upserts the windows it changed (checked batch by batch).
+            job=sensor_job(SensorJobConfig(topic=TOPIC, aggregates_every=None)),
             group_id="g",
             codecs={TOPIC: self.codec},
             store=checkpoint_for(store),

@@ -83,6 +83,10 @@ class SensorJobConfig:
     catalog: SensorCatalog = DEFAULT_CATALOG
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
     window_grace: timedelta = timedelta(hours=1)
+    aggregates_every: timedelta | None = timedelta(seconds=1)
+    """How often a minute's statistics are upserted while it is open: once per this much
+    wall-clock time whatever the batches (and at its close, and when the worker stops);
+    None: after every batch that changed it."""
     idle_timeout: timedelta = timedelta(seconds=30)
     metadata_topic: str | None = None
     """The changelog of the `sensor_metadata` table, joined for per-sensor limits; None:
@@ -134,7 +138,7 @@ def sensor_job(config: SensorJobConfig) -> Job:
     aggregates = (
         valid.window(Tumbling(size=ONE_MINUTE, grace=config.window_grace), step=WINDOW_STEP)
         .aggregate(Stats(of=lambda r: r.value))
-        .updates()
+        .updates(every=config.aggregates_every)
         .map(window_aggregate)
     )
     aggregates.to(AGGREGATES)

@@ -17,7 +17,10 @@ class FixedWindowOperator(StatefulOperator):
     """Keeps one accumulator per (key, window start) until the window closes.
 
     Windows touched by a batch are remembered in arrival order (`touched`), marked changed
-    in the state once per batch, and (in updates mode) emitted in that order.
+    in the state once per batch, and (in updates mode) emitted in that order: after every
+    batch, or with `emit_every`, gathered in `pending` and emitted together once that much
+    wall-clock time has passed since the last emission, and when the worker stops (then
+    every window is emitted once more when it closes).
 
     State: `(key, start) → accumulator`. Derived and rebuilt on restore: per partition,
     the windows by closing time, so closing is a walk over the few distinct closing times
@@ -31,6 +34,11 @@ class FixedWindowOperator(StatefulOperator):
         self.grace = duration_millis(kind.grace)
         self.aggregate = node.params["aggregate"]
         self.final_only: bool = node.params["final_only"]
+        self.every: int | None = node.params.get("emit_every")
+        self.emitted_at: int | None = None
+        """Wall-clock time (epoch ms) of the last emission of `pending` (None: not yet)."""
+        # part → the windows changed since they were last emitted (with `every`)
+        self.pending: dict[int, dict[tuple[Hashable, int], None]] = {}
         # part → close time → the (key, start) pairs closing then (dicts keep arrival order,
         # so results come out in a deterministic order)
         self.closing: dict[int, dict[int, dict[tuple[Hashable, int], None]]] = {}
@@ -96,51 +104,95 @@ class FixedWindowOperator(StatefulOperator):
 
     def finish(self, ctx: Context, watermarks: Mapping[int, int]) -> None:
         assert self.state is not None
-        result = self.aggregate.result
         out: list[Item[Any, Any]] = []
-        horizons = self.horizons
         for part, touched in self.touched.items():
             self.state.dirty(part).update(touched)
         # Windows are aligned: a batch's results share a few distinct windows, built once.
         windows: dict[int, Window] = {}
         if not self.final_only:
-            for part, touched in self.touched.items():
-                entries = self.state.part(part)
-                wm = watermarks.get(part, 0)
-                horizon = horizons.get(part, NO_TIME)
-                for key, start in touched:
-                    acc = entries.get((key, start))
-                    if acc is not None and start >= horizon:
-                        window = windows.get(start) or self._window(windows, start)
-                        value = Windowed(key, window, result(acc), False)
-                        out.append(Item(part, key, window.end - 1, value, None, wm))
+            self._updates(self._emitted(ctx), watermarks, windows, out)
         self.touched.clear()
         for part, closing in self.closing.items():
-            if part not in watermarks or not closing:
-                continue
-            wm = watermarks[part]
-            due = [close for close in closing if close <= wm]
-            if not due:
-                continue
-            entries = self.state.part(part)
-            dirty = self.state.dirty(part)
-            horizon = horizons.get(part, NO_TIME)
-            for close in sorted(due):
-                keys = closing.pop(close)
-                self.windows_closed += len(keys)
-                for skey in keys:
-                    dirty.add(skey)
-                    if skey not in entries:
-                        continue
-                    if not (self.final_only and skey[1] >= horizon):
-                        del entries[skey]  # unread: a restored accumulator stays undecoded
-                        continue
-                    acc = entries.pop(skey)
-                    key, start = skey
-                    window = windows.get(start) or self._window(windows, start)
-                    value = Windowed(key, window, result(acc), True)
-                    out.append(Item(part, key, window.end - 1, value, None, wm))
+            if part in watermarks and closing:
+                self._close(part, closing, watermarks[part], windows, out)
         self.emit(out, ctx)
+
+    def _emitted(self, ctx: Context) -> dict[int, dict[tuple[Hashable, int], None]]:
+        """The windows whose updates this batch emits, per partition: those it touched, or
+        with `every`, those touched since the last emission once it is due (or stopping)."""
+        if self.every is None:
+            return self.touched
+        pending = self.pending
+        for part, touched in self.touched.items():
+            pending.setdefault(part, {}).update(touched)
+        due = self.emitted_at is None or ctx.now - self.emitted_at >= self.every
+        if not (pending and (due or ctx.flush)):
+            return {}
+        self.emitted_at = ctx.now
+        self.pending = {}
+        return pending
+
+    def _updates(
+        self,
+        emitted: Mapping[int, Mapping[tuple[Hashable, int], None]],
+        watermarks: Mapping[int, int],
+        windows: dict[int, Window],
+        out: list[Item[Any, Any]],
+    ) -> None:
+        assert self.state is not None
+        result = self.aggregate.result
+        for part, touched in emitted.items():
+            entries = self.state.part(part)
+            wm = watermarks.get(part, 0)
+            horizon = self.horizons.get(part, NO_TIME)
+            for key, start in touched:
+                acc = entries.get((key, start))
+                if acc is not None and start >= horizon:
+                    window = windows.get(start) or self._window(windows, start)
+                    value = Windowed(key, window, result(acc), False)
+                    out.append(Item(part, key, window.end - 1, value, None, wm))
+
+    def _close(
+        self,
+        part: int,
+        closing: dict[int, dict[tuple[Hashable, int], None]],
+        wm: int,
+        windows: dict[int, Window],
+        out: list[Item[Any, Any]],
+    ) -> None:
+        """Close `part`'s windows whose closing time `wm` has reached: a final result each
+        (final mode), with `every` a last update each (whether emitted already or not:
+        after a restore nothing tells which)."""
+        assert self.state is not None
+        due = sorted(close for close in closing if close <= wm)
+        if not due:
+            return
+        result = self.aggregate.result
+        entries = self.state.part(part)
+        dirty = self.state.dirty(part)
+        horizon = self.horizons.get(part, NO_TIME)
+        last_updates = self.every is not None and not self.final_only
+        held = self.pending.get(part, {})
+        for close in due:
+            keys = closing.pop(close)
+            self.windows_closed += len(keys)
+            for skey in keys:
+                dirty.add(skey)
+                if skey not in entries:
+                    continue
+                key, start = skey
+                if last_updates:
+                    held.pop(skey, None)
+                    if start >= horizon:
+                        window = windows.get(start) or self._window(windows, start)
+                        value = Windowed(key, window, result(entries[skey]), False)
+                        out.append(Item(part, key, window.end - 1, value, None, wm))
+                if not (self.final_only and start >= horizon):
+                    del entries[skey]  # unread: a restored accumulator stays undecoded
+                    continue
+                window = windows.get(start) or self._window(windows, start)
+                value = Windowed(key, window, result(entries.pop(skey)), True)
+                out.append(Item(part, key, window.end - 1, value, None, wm))
 
     def _window(self, windows: dict[int, Window], start: int) -> Window:
         window = windows[start] = Window(start, start + self.size)
@@ -156,11 +208,17 @@ class FixedWindowOperator(StatefulOperator):
             start + offset: dict.fromkeys(skeys)
             for start, skeys in groupby(sorted(entries, key=_start), key=_start)
         }
+        if self.every is not None and not self.final_only and entries:
+            # The sink may be up to `every` behind the state: the latest windows (those a
+            # live stream was changing) are emitted again, the others when they close.
+            latest = max(start for _, start in entries) - self.size
+            self.pending[part] = {skey: None for skey in entries if skey[1] > latest}
 
     def release(self, part: int) -> None:
         super().release(part)
         self.closing.pop(part, None)
         self.touched.pop(part, None)
+        self.pending.pop(part, None)
 
 
 _start = itemgetter(1)

@@ -582,11 +582,29 @@ class AggregatedWindows(Generic[K, R, U]):
         """One result per window, when it closes (Kafka Streams' `suppress(untilWindowCloses)`)."""
         return self._emit(final_only=True)
 
-    def updates(self) -> Stream[K, Windowed[K, U]]:
+    def updates(self, *, every: timedelta | None = None) -> Stream[K, Windowed[K, U]]:
         """The window's current result after every batch that changed it (`final` False),
         and nothing more at close: for sinks that upsert by key and window (a session's
-        superseded windows come as tombstones, value None)."""
-        return self._emit(final_only=False)
+        superseded windows come as tombstones, value None).
+
+        With `every` (tumbling and hopping windows), the windows changed since their last
+        update are emitted together at most once per `every` of wall-clock time, and a
+        window not emitted since its last change is emitted when it closes and when the
+        worker stops: a sink then upserts each busy window once per `every`, not once per
+        batch (Kafka Streams' record cache, flushed every commit interval, does the same).
+        The state is still made durable with every batch; after a restore every window
+        is emitted again, once."""
+        if every is not None:
+            if every <= timedelta(0):
+                raise JobDefinitionError(f"window step {self.node.id!r}: every must be > 0")
+            if not isinstance(self.node.params["kind"], Tumbling | Hopping):
+                raise JobDefinitionError(
+                    f"window step {self.node.id!r}: updates(every=...) is for tumbling and "
+                    "hopping windows"
+                )
+        stream: Stream[K, Windowed[K, U]] = self._emit(final_only=False)
+        self.node.params["emit_every"] = None if every is None else duration_millis(every)
+        return stream
 
     def late(self) -> Stream[K, Any]:
         """Records that arrived after their window closed (their values as they reached

@@ -20,12 +20,14 @@ from pipeline.streams.state import KeyedState
 
 class Context:
     """What one batch produced besides the items flowing between steps, and the wall-clock
-    time it runs at (epoch milliseconds)."""
+    time it runs at (epoch milliseconds). `flush`: the worker is stopping, steps that hold
+    results back (window updates emitted `every`) emit them now."""
 
-    __slots__ = ("late", "now", "rejected", "sinks")
+    __slots__ = ("flush", "late", "now", "rejected", "sinks")
 
-    def __init__(self, now: int) -> None:
+    def __init__(self, now: int, *, flush: bool = False) -> None:
         self.now = now
+        self.flush = flush
         self.sinks: dict[str, list[Item[Any, Any]]] = {}
         self.rejected: list[Rejection] = []
         self.late: list[Late] = []

@@ -306,12 +306,19 @@ class Task:
         self._save_watermarks(read)
         return out
 
-    def advance(self, now: int, *, caught_up: Collection[tuple[str, int]] | None = None) -> Output:
+    def advance(
+        self,
+        now: int,
+        *,
+        caught_up: Collection[tuple[str, int]] | None = None,
+        flush: bool = False,
+    ) -> Output:
         """Let the wall clock move on with no records: idle partitions' watermarks follow
-        it, and windows they close are emitted (`caught_up` as for `process`)."""
+        it, and windows they close are emitted (`caught_up` as for `process`). `flush`: the
+        worker is stopping; results held back (window updates emitted `every`) come out."""
         self._behind(caught_up, now)
         self._advance_idle(now)
-        out = self._finish(Context(now))
+        out = self._finish(Context(now, flush=flush))
         self._save_watermarks(set())
         return out
 

@@ -150,6 +150,13 @@ class TestDriver:
         out = self.task.advance(self._now, caught_up=self._caught_up([]))
         return self._checkpoint(out, [], commit=commit)
 
+    def stop(self) -> Output:
+        """Stop as a worker does: what the job holds back (window updates emitted `every`)
+        comes out, checkpointed."""
+        self._apply_global_rows()
+        out = self.task.advance(self._now, caught_up=self._caught_up([]), flush=True)
+        return self._checkpoint(out, [], commit=True)
+
     def set_time(self, now: datetime) -> None:
         """Set the wall clock (it cannot go back); the next `run` or `advance` sees it."""
         millis = to_millis(now)

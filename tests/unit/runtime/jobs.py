@@ -47,9 +47,14 @@ class TickCodec:
 
 
 def tick_job(
-    topic: str, *, grace: timedelta = timedelta(seconds=10), dead_letter: bool = True
+    topic: str,
+    *,
+    grace: timedelta = timedelta(seconds=10),
+    dead_letter: bool = True,
+    every: timedelta | None = None,
 ) -> Job:
-    """`dead_letter=False`: a negative tick is refused without a dead letter."""
+    """`dead_letter=False`: a negative tick is refused without a dead letter; `every`: the
+    counts' updates are emitted at most once per `every`."""
     job = Job("ticks", idle_timeout=timedelta(seconds=30))
 
     def check(tick: Tick) -> None:
@@ -62,7 +67,7 @@ def tick_job(
     (
         valid.window(Tumbling(size=timedelta(minutes=1), grace=grace), step="counts")
         .aggregate(Count())
-        .updates()
+        .updates(every=every)
         .to(Sink("counts", Windowed))
     )
     return job

@@ -5,6 +5,7 @@ poison rows and retry topics — on the in-memory log and checkpoint store."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -126,6 +127,22 @@ async def test_a_batch_commits_rows_window_state_and_offsets_together(
     assert any("counts" in steps for steps in state.values())
     stored = await store.stored_offsets("g", [TopicPartition(TOPIC, p) for p in (0, 1)])
     assert sum(stored.values()) == 5
+
+
+async def test_window_updates_held_back_are_made_durable_before_the_run_returns(
+    log: InMemoryEventLog, clock: ManualClock
+) -> None:
+    sinks = Sinks()
+    await publish(log, *(Tick("a", at(i % 50), i) for i in range(150)))  # batches: 100, 50
+    run = dataclasses.replace(
+        job_run(log, store_for(sinks), clock), job=tick_job(TOPIC, every=timedelta(minutes=5))
+    )
+
+    stats = await asyncio.wait_for(run_job(run, until_caught_up=True), 5)
+
+    # The clock stood still: the second batch's update was held back, then flushed.
+    assert stats.records == 150
+    assert sinks.count("a", T0) == 150
 
 
 async def test_a_restarted_job_continues_its_open_windows_from_the_restored_state(

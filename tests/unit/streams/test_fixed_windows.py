@@ -90,6 +90,65 @@ def test_updates_emit_the_current_result_of_each_touched_window_once_per_batch()
     ]
 
 
+def test_updates_every_interval_emit_the_windows_changed_since_once_each() -> None:
+    driver = driver_for(windowed_job(TUMBLING, final=False, every=1))
+    send(driver, Event("a", 1), Event("b", 2))
+    driver.run()  # the first emission is not held back
+    send(driver, Event("a", 3))
+    driver.run()
+    driver.set_time(driver.now + seconds(0.5))
+    send(driver, Event("a", 4), Event("c", 5))
+    driver.run()
+    assert results(driver) == [("a", window(0, 10), 1, False), ("b", window(0, 10), 1, False)]
+
+    driver.set_time(driver.now + seconds(0.5))  # a second since the last emission
+    send(driver, Event("c", 6))
+    driver.run()
+
+    assert results(driver)[2:] == [("a", window(0, 10), 3, False), ("c", window(0, 10), 2, False)]
+
+
+def test_updates_held_back_come_out_when_the_window_closes_or_the_worker_stops() -> None:
+    driver = driver_for(windowed_job(TUMBLING, final=False, every=60))
+    send(driver, Event("a", 1), Event("b", 2))
+    driver.run()
+    send(driver, Event("a", 3), Event("b", 4), Event("c", 11))
+    driver.run()  # second 11 closes [0, 10): its windows' last updates, held back or not
+    assert results(driver)[2:] == [
+        ("a", window(0, 10), 2, False),
+        ("b", window(0, 10), 2, False),
+    ]
+
+    send(driver, Event("c", 12))
+    driver.run()
+    assert len(results(driver)) == 4
+    driver.stop()
+
+    assert results(driver)[4:] == [("c", window(10, 20), 2, False)]
+
+
+def test_after_a_crash_the_latest_windows_are_emitted_again_and_the_others_at_close() -> None:
+    driver = driver_for(
+        windowed_job(Tumbling(size=seconds(10), grace=seconds(30)), final=False, every=60)
+    )
+    send(driver, Event("a", 1), Event("a", 12))
+    driver.run()
+    send(driver, Event("a", 2), Event("a", 13))
+    driver.run()  # held back: the sink holds counts of 1
+    driver.crash()
+    send(driver, Event("b", 14))
+    driver.run()  # restored: [10, 20) was the latest window, emitted again with b's
+    assert sorted(results(driver)[2:]) == [
+        ("a", window(10, 20), 2, False),
+        ("b", window(10, 20), 1, False),
+    ]
+
+    send(driver, Event("b", 41))
+    driver.run()  # closes [0, 10): its last update comes out
+
+    assert ("a", window(0, 10), 2, False) in results(driver)[4:]
+
+
 def test_a_silent_partitions_last_window_closes_after_the_idle_timeout() -> None:
     driver = driver_for(windowed_job(TUMBLING, idle_timeout=30))
     send(driver, Event("a", 1))

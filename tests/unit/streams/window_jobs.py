@@ -54,8 +54,10 @@ def windowed_job(
     out_of_orderness: float = 0,
     idle_timeout: float = 30,
     route_late: bool = False,
+    every: float | None = None,
 ) -> Job:
-    """events → window(kind) → aggregate (a count by default) → results [, late]."""
+    """events → window(kind) → aggregate (a count by default) → results [, late]; updates
+    (`final` False) at most once per `every` seconds when given."""
     job = Job(
         "windows",
         out_of_orderness=seconds(out_of_orderness),
@@ -64,7 +66,8 @@ def windowed_job(
     source = job.source(TOPIC, Event, key=lambda e: e.key, event_time=lambda e: e.time)
     aggregated = source.window(kind, step="window").aggregate(aggregate or Count())
     late = aggregated.late() if route_late else None
-    (aggregated.final() if final else aggregated.updates()).to(RESULTS)
+    every_ = None if every is None else seconds(every)
+    (aggregated.final() if final else aggregated.updates(every=every_)).to(RESULTS)
     if late is not None:
         late.to(LATE)
     return job

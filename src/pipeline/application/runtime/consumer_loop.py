@@ -60,9 +60,10 @@ class BatchHandler(Protocol[P]):
         """Make the batch's effects durable, together with its next offsets."""
         ...
 
-    async def idle(self) -> P | None:
+    async def idle(self, *, flush: bool = False) -> P | None:
         """A poll found nothing: what the passing of wall-clock time alone produces (windows
-        of quiet partitions closing), or None when there is nothing to make durable."""
+        of quiet partitions closing), or None when there is nothing to make durable. With
+        `flush` (the loop is stopping), also what the job holds back to emit later."""
         ...
 
 
@@ -192,7 +193,7 @@ class ConsumerWorker(Generic[P]):
         flight finish and commit before it propagates."""
         try:
             await self._loop()
-            await self._finish_in_flight()
+            await self._flush()
         except asyncio.CancelledError:
             self._abandon_in_flight()
             raise
@@ -259,6 +260,11 @@ class ConsumerWorker(Generic[P]):
                 trace.end(None)
                 continue  # prepared past a fenced batch: its records are read again
             await asyncio.sleep(0)  # let the apply send its first statement
+            if records and len(records) < self._batch_size:
+                # Live traffic, not a backlog: the next poll waits for this batch to be
+                # durable, so that it takes what arrived meanwhile straight into the next
+                # transaction rather than preparing it to queue behind this one.
+                await self._finish_in_flight()
             # A full batch may have been the last: known without a poll that would wait
             # `batch_timeout` for records that are not there.
             if (
@@ -313,6 +319,30 @@ class ConsumerWorker(Generic[P]):
 
     async def _idle(self, _: None) -> P | None:
         return await self._handler.idle()
+
+    async def _held_back(self, _: None) -> P | None:
+        return await self._handler.idle(flush=True)
+
+    async def _flush(self) -> None:
+        """Stopping: make what the job holds back durable (window updates emitted `every`)
+        after the batch in flight, as a batch of no records."""
+        await self._finish_in_flight()
+        rewinds = self._rewinds
+        prepared = await self._retrying(self._held_back, None)
+        if prepared is None:
+            return
+        flight = _InFlight(
+            [],
+            prepared,
+            NULL_BATCH_TRACE,
+            polled_at=time.time(),
+            poll=0.0,
+            prepare=0.0,
+            prepare_cpu=0.0,
+            queued=0.0,
+        )
+        if await self._hand_over(flight, time.perf_counter(), rewinds):
+            await self._finish_in_flight()
 
     def _abandon_in_flight(self) -> None:
         # Cancelling rolls the transaction back: the batch was not committed and is read

@@ -197,12 +197,13 @@ class JobHandler:
         self._position.update(after)
         return self._prepared(records, epoch, out, start, after, letters, now)
 
-    async def idle(self) -> PreparedBatch | None:
-        """Let the wall clock move the job on (windows of quiet partitions close)."""
+    async def idle(self, *, flush: bool = False) -> PreparedBatch | None:
+        """Let the wall clock move the job on (windows of quiet partitions close); with
+        `flush` (stopping), what the job holds back comes out too."""
         if not self.task.partitions:
             return None
         now = self._clock.now()
-        out = self.task.advance(to_millis(now), caught_up=self._caught_up())
+        out = self.task.advance(to_millis(now), caught_up=self._caught_up(), flush=flush)
         prepared = self._prepared([], self._epoch, out, {}, {}, [], now)
         batch = prepared.checkpoint
         if not (batch.writes or batch.state or batch.dead_letters or prepared.late):

@@ -34,8 +34,8 @@ class RetryForwarder:
         """Nothing to decode: records are forwarded as they are."""
         return records
 
-    async def idle(self) -> Sequence[Record] | None:
-        """Nothing happens with time alone."""
+    async def idle(self, *, flush: bool = False) -> Sequence[Record] | None:
+        """Nothing happens with time alone, nor is anything held back."""
         return None
 
     async def apply(self, records: Sequence[Record]) -> BatchReport:
