@@ -143,7 +143,12 @@ async def test_a_database_outage_mid_stream_loses_nothing_and_drains_by_itself(
         assert not worker.done()
         assert sent == COUNT
         assert await pipeline.store.count_readings() == COUNT
-        assert await aggregated_count(settings.database.url.get_secret_value()) == COUNT
+        # A minute's statistics are upserted once a second: they follow within one.
+        url = settings.database.url.get_secret_value()
+        async with asyncio.timeout(10):
+            while (aggregated := await aggregated_count(url)) < COUNT:
+                await asyncio.sleep(0.25)
+        assert aggregated == COUNT
         assert await consumer_lag(pipeline.log, pipeline.checkpoint, readings, group) == 0
         assert paused_during_outage >= 1
         assert stats.paused_seconds >= OUTAGE_S / 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, cast
@@ -20,11 +20,16 @@ class FixedWindowOperator(StatefulOperator):
     in the state once per batch, and (in updates mode) emitted in that order: after every
     batch, or with `emit_every`, gathered in `pending` and emitted together once that much
     wall-clock time has passed since the last emission, and when the worker stops (then
-    every window is emitted once more when it closes).
+    every window is emitted once more when it closes); a window held back is marked in the
+    state.
 
-    State: `(key, start) → accumulator`. Derived and rebuilt on restore: per partition,
-    the windows by closing time, so closing is a walk over the few distinct closing times
-    (windows are aligned, so thousands of keys share one)."""
+    State: `(key, start) → accumulator`; with `emit_every`, also `(key, start, HELD) →
+    True` for each window whose latest update has not been emitted, so that a restore knows
+    which updates the sinks still miss (a mark is written when a window is first changed
+    after an emission, and deleted when it is emitted: twice per window and interval, not
+    per batch). Derived and rebuilt on restore: per partition, the windows by closing time,
+    so closing is a walk over the few distinct closing times (windows are aligned, so
+    thousands of keys share one), and the windows held back."""
 
     def __init__(self, node: Node) -> None:
         super().__init__(node)
@@ -119,17 +124,32 @@ class FixedWindowOperator(StatefulOperator):
 
     def _emitted(self, ctx: Context) -> dict[int, dict[tuple[Hashable, int], None]]:
         """The windows whose updates this batch emits, per partition: those it touched, or
-        with `every`, those touched since the last emission once it is due (or stopping)."""
+        with `every`, those touched since the last emission once it is due (or stopping),
+        their marks deleted."""
         if self.every is None:
             return self.touched
+        assert self.state is not None
         pending = self.pending
         for part, touched in self.touched.items():
-            pending.setdefault(part, {}).update(touched)
+            held = pending.setdefault(part, {})
+            entries = self.state.part(part)
+            dirty = self.state.dirty(part)
+            for key, start in touched:
+                if (key, start) not in held:
+                    held[key, start] = None
+                    entries[key, start, HELD] = True
+                    dirty.add((key, start, HELD))
         due = self.emitted_at is None or ctx.now - self.emitted_at >= self.every
         if not (pending and (due or ctx.flush)):
             return {}
         self.emitted_at = ctx.now
         self.pending = {}
+        for part, held in pending.items():
+            entries = self.state.part(part)
+            dirty = self.state.dirty(part)
+            for key, start in held:
+                entries.pop((key, start, HELD), None)
+                dirty.add((key, start, HELD))
         return pending
 
     def _updates(
@@ -182,7 +202,9 @@ class FixedWindowOperator(StatefulOperator):
                     continue
                 key, start = skey
                 if last_updates:
-                    held.pop(skey, None)
+                    if held.pop(skey, False) is None:
+                        entries.pop((key, start, HELD), None)
+                        dirty.add((key, start, HELD))
                     if start >= horizon:
                         window = windows.get(start) or self._window(windows, start)
                         value = Windowed(key, window, result(entries[skey]), False)
@@ -202,17 +224,18 @@ class FixedWindowOperator(StatefulOperator):
         assert self.state is not None
         offset = self.size + self.grace
         entries = cast("dict[tuple[Hashable, int], Any]", self.state.part(part))
+        windows: Iterable[tuple[Hashable, int]] = entries
+        if self.every is not None:
+            marks = [skey for skey in entries if len(skey) == _MARK_LENGTH]
+            if marks:
+                self.pending[part] = {(skey[0], skey[1]): None for skey in marks}
+                windows = [skey for skey in entries if len(skey) != _MARK_LENGTH]
         # Grouped by window start without a Python loop per key: a restore may bring
         # millions of them (the sort is stable: arrival order is kept within a window).
         self.closing[part] = {
             start + offset: dict.fromkeys(skeys)
-            for start, skeys in groupby(sorted(entries, key=_start), key=_start)
+            for start, skeys in groupby(sorted(windows, key=_start), key=_start)
         }
-        if self.every is not None and not self.final_only and entries:
-            # The sink may be up to `every` behind the state: the latest windows (those a
-            # live stream was changing) are emitted again, the others when they close.
-            latest = max(start for _, start in entries) - self.size
-            self.pending[part] = {skey: None for skey in entries if skey[1] > latest}
 
     def release(self, part: int) -> None:
         super().release(part)
@@ -220,6 +243,11 @@ class FixedWindowOperator(StatefulOperator):
         self.touched.pop(part, None)
         self.pending.pop(part, None)
 
+
+HELD = "held"
+"""The third element of the state key marking a window whose update is held back."""
+_MARK_LENGTH = 3
+"""A mark's state key is (key, start, HELD); a window's is (key, start)."""
 
 _start = itemgetter(1)
 """A window's start in its state key (key, start)."""
