@@ -677,6 +677,23 @@ class EventLogContract:
         assert lag_before == 10
         assert await consumer.lag() == 0
 
+    async def test_lag_of_a_member_that_has_read_nothing_counts_from_where_it_starts(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        topic, group = await new_topic(partitions=2), unique("g")
+        await publish_values(event_log, topic, key_for(0, 2), range(6))
+        read_out, empty = TopicPartition(topic, 0), TopicPartition(topic, 1)
+        await open_consumer(group_id=group, start={read_out: 0}).commit({read_out: 6})
+        consumer = open_consumer(group_id=group, topics=[topic])
+
+        # Nothing to read: committed at the end of one partition, the other empty.
+        assert await consumer.poll(10, 1.0) == []
+
+        assert consumer.assignment() == frozenset({read_out, empty})
+        assert await consumer.lag() == 0
+        reader = open_consumer(group_id=unique("g"), start={read_out: 2, empty: 0})
+        assert await reader.lag() == 4  # from its start offsets, read nothing yet
+
     async def test_only_partitions_read_to_their_end_are_caught_up(
         self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
     ) -> None:
