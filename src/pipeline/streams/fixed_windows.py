@@ -18,10 +18,10 @@ class FixedWindowOperator(StatefulOperator):
 
     Windows touched by a batch are remembered in arrival order (`touched`), marked changed
     in the state once per batch, and (in updates mode) emitted in that order: after every
-    batch, or with `emit_every`, gathered in `pending` and each emitted once that much
-    wall-clock time has passed since it was first changed after its last emission, and when
-    the worker stops (then every window is emitted once more when it closes); a window held
-    back is marked in the state.
+    batch, or with `emit_every`, gathered in `pending` and emitted together once that much
+    wall-clock time has passed since the last emission, and when the worker stops (then
+    every window is emitted once more when it closes); a window held back is marked in the
+    state.
 
     State: `(key, start) → accumulator`; with `emit_every`, also `(key, start, HELD) →
     True` for each window whose latest update has not been emitted, so that a restore knows
@@ -40,9 +40,10 @@ class FixedWindowOperator(StatefulOperator):
         self.aggregate = node.params["aggregate"]
         self.final_only: bool = node.params["final_only"]
         self.every: int | None = node.params.get("emit_every")
-        # part → the windows changed since they were last emitted (with `every`), each with
-        # the wall-clock time (epoch ms) it was first changed since, in that order
-        self.pending: dict[int, dict[tuple[Hashable, int], int]] = {}
+        self.emitted_at: int | None = None
+        """Wall-clock time (epoch ms) of the last emission of `pending` (None: not yet)."""
+        # part → the windows changed since they were last emitted (with `every`)
+        self.pending: dict[int, dict[tuple[Hashable, int], None]] = {}
         # part → close time → the (key, start) pairs closing then (dicts keep arrival order,
         # so results come out in a deterministic order)
         self.closing: dict[int, dict[int, dict[tuple[Hashable, int], None]]] = {}
@@ -121,46 +122,39 @@ class FixedWindowOperator(StatefulOperator):
                 self._close(part, closing, watermarks[part], windows, out)
         self.emit(out, ctx)
 
-    def _emitted(self, ctx: Context) -> Mapping[int, Iterable[tuple[Hashable, int]]]:
+    def _emitted(self, ctx: Context) -> dict[int, dict[tuple[Hashable, int], None]]:
         """The windows whose updates this batch emits, per partition: those it touched, or
-        with `every`, those first changed `every` ago or longer since their last emission
-        (all of them when stopping), their marks deleted. Each window keeps its own pace,
-        so the updates of a busy stream spread over its batches instead of coming all in
-        one batch a second."""
+        with `every`, those touched since the last emission once it is due (or stopping),
+        their marks deleted."""
         if self.every is None:
             return self.touched
         assert self.state is not None
-        now, every, flush = ctx.now, self.every, ctx.flush
-        out: dict[int, list[tuple[Hashable, int]]] = {}
+        pending = self.pending
         for part, touched in self.touched.items():
-            held = self.pending.setdefault(part, {})
+            held = pending.setdefault(part, {})
             entries = self.state.part(part)
             dirty = self.state.dirty(part)
             for key, start in touched:
                 if (key, start) not in held:
-                    held[key, start] = now
+                    held[key, start] = None
                     entries[key, start, HELD] = True
                     dirty.add((key, start, HELD))
-        for part, held in self.pending.items():
-            due: list[tuple[Hashable, int]] = []
-            for skey, since in held.items():  # in the order first changed
-                if not flush and now - since < every:
-                    break
-                due.append(skey)
-            if not due:
-                continue
-            out[part] = due
+        due = self.emitted_at is None or ctx.now - self.emitted_at >= self.every
+        if not (pending and (due or ctx.flush)):
+            return {}
+        self.emitted_at = ctx.now
+        self.pending = {}
+        for part, held in pending.items():
             entries = self.state.part(part)
             dirty = self.state.dirty(part)
-            for key, start in due:
-                del held[key, start]
+            for key, start in held:
                 entries.pop((key, start, HELD), None)
                 dirty.add((key, start, HELD))
-        return out
+        return pending
 
     def _updates(
         self,
-        emitted: Mapping[int, Iterable[tuple[Hashable, int]]],
+        emitted: Mapping[int, Mapping[tuple[Hashable, int], None]],
         watermarks: Mapping[int, int],
         windows: dict[int, Window],
         out: list[Item[Any, Any]],
@@ -208,7 +202,7 @@ class FixedWindowOperator(StatefulOperator):
                     continue
                 key, start = skey
                 if last_updates:
-                    if held.pop(skey, None) is not None:
+                    if held.pop(skey, False) is None:
                         entries.pop((key, start, HELD), None)
                         dirty.add((key, start, HELD))
                     if start >= horizon:
@@ -234,8 +228,7 @@ class FixedWindowOperator(StatefulOperator):
         if self.every is not None:
             marks = [skey for skey in entries if len(skey) == _MARK_LENGTH]
             if marks:
-                # Their changes are older than this process: emitted with the next batch.
-                self.pending[part] = {(skey[0], skey[1]): NO_TIME for skey in marks}
+                self.pending[part] = {(skey[0], skey[1]): None for skey in marks}
                 windows = [skey for skey in entries if len(skey) != _MARK_LENGTH]
         # Grouped by window start without a Python loop per key: a restore may bring
         # millions of them (the sort is stable: arrival order is kept within a window).

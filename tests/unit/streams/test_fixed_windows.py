@@ -90,26 +90,22 @@ def test_updates_emit_the_current_result_of_each_touched_window_once_per_batch()
     ]
 
 
-def test_updates_every_interval_emit_each_window_an_interval_after_its_first_change() -> None:
+def test_updates_every_interval_emit_the_windows_changed_since_once_each() -> None:
     driver = driver_for(windowed_job(TUMBLING, final=False, every=1))
     send(driver, Event("a", 1), Event("b", 2))
-    driver.run()
+    driver.run()  # the first emission is not held back
     send(driver, Event("a", 3))
     driver.run()
     driver.set_time(driver.now + seconds(0.5))
     send(driver, Event("a", 4), Event("c", 5))
     driver.run()
-    assert results(driver) == []  # nothing changed a second ago yet
+    assert results(driver) == [("a", window(0, 10), 1, False), ("b", window(0, 10), 1, False)]
 
-    driver.set_time(driver.now + seconds(0.5))
+    driver.set_time(driver.now + seconds(0.5))  # a second since the last emission
     send(driver, Event("c", 6))
-    driver.run()  # a and b first changed a second ago: their current results, once each
-    assert results(driver) == [("a", window(0, 10), 3, False), ("b", window(0, 10), 1, False)]
-
-    driver.set_time(driver.now + seconds(0.5))
     driver.run()
 
-    assert results(driver)[2:] == [("c", window(0, 10), 2, False)]
+    assert results(driver)[2:] == [("a", window(0, 10), 3, False), ("c", window(0, 10), 2, False)]
 
 
 def test_updates_held_back_come_out_when_the_window_closes_or_the_worker_stops() -> None:
@@ -117,23 +113,24 @@ def test_updates_held_back_come_out_when_the_window_closes_or_the_worker_stops()
     send(driver, Event("a", 1), Event("b", 2))
     driver.run()
     send(driver, Event("a", 3), Event("b", 4), Event("c", 11))
-    driver.run()  # second 11 closes [0, 10): its windows' last updates
-    assert results(driver) == [("a", window(0, 10), 2, False), ("b", window(0, 10), 2, False)]
+    driver.run()  # second 11 closes [0, 10): its windows' last updates, held back or not
+    assert results(driver)[2:] == [
+        ("a", window(0, 10), 2, False),
+        ("b", window(0, 10), 2, False),
+    ]
 
     send(driver, Event("c", 12))
     driver.run()
-    assert len(results(driver)) == 2
+    assert len(results(driver)) == 4
     driver.stop()
 
-    assert results(driver)[2:] == [("c", window(10, 20), 2, False)]
+    assert results(driver)[4:] == [("c", window(10, 20), 2, False)]
 
 
 def test_after_a_crash_exactly_the_updates_held_back_are_emitted() -> None:
     kind = Tumbling(size=seconds(10), grace=seconds(30))
-    driver = driver_for(windowed_job(kind, final=False, every=1))
+    driver = driver_for(windowed_job(kind, final=False, every=60))
     send(driver, Event("a", 1), Event("a", 12))
-    driver.run()
-    driver.set_time(driver.now + seconds(1))
     driver.run()  # emitted: [0, 10) and [10, 20), one each
     send(driver, Event("a", 13))
     driver.run()  # held back, its mark checkpointed with the state
@@ -141,11 +138,10 @@ def test_after_a_crash_exactly_the_updates_held_back_are_emitted() -> None:
     send(driver, Event("b", 14))
     driver.run()
 
-    assert results(driver) == [
-        ("a", window(0, 10), 1, False),
-        ("a", window(10, 20), 1, False),
-        ("a", window(10, 20), 2, False),  # not [0, 10) again: the sink has its update
-    ]
+    assert sorted(results(driver)[2:]) == [
+        ("a", window(10, 20), 2, False),
+        ("b", window(10, 20), 1, False),
+    ]  # not [0, 10) again: the sink has its update
 
 
 def test_a_silent_partitions_last_window_closes_after_the_idle_timeout() -> None:
