@@ -21,6 +21,7 @@ same machine; it stores into a throwaway database of its own, migrated by that c
 (`pipeline db upgrade`), so that two versions whose schemas differ can be compared.
 `--processes N` passes `--processes N` to this checkout's worker, `--compare-env NAME=VALUE`
 sets a variable for the compared worker only (`--compare src` with it compares a setting).
+The topic is deleted at the end (`--keep-topic` keeps it for a later run's `--topic`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from pipeline.adapters.sql.migrate import upgrade
+from pipeline.entrypoints.bench import delete_run_topics
 from pipeline.entrypoints.bench_floor import _database, _dsn, _empty, _stored
 from pipeline.entrypoints.settings import Settings
 
@@ -174,6 +176,11 @@ async def main() -> None:
         "--topic", help="an earlier run's topic holding exactly --events readings (not produced)"
     )
     parser.add_argument(
+        "--keep-topic",
+        action="store_true",
+        help="keep the topic this run produces (deleted by default), for a later run's --topic",
+    )
+    parser.add_argument(
         "--compare-env",
         action="append",
         default=[],
@@ -255,6 +262,9 @@ async def main() -> None:
     finally:
         for name in databases:
             await _database(app_url, name, drop=True)
+        if args.topic is None and not args.keep_topic:
+            topics = settings.topics.model_copy(update={"sensor_readings": topic})
+            await delete_run_topics(settings.model_copy(update={"topics": topics}), {topic})
     for label, runs in results.items():
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(

@@ -176,6 +176,27 @@ class EventLogContract:
         assert sorted(offsets) == [0, 1]
         assert sum(offsets.values()) == 3
 
+    async def test_a_deleted_topic_is_gone_with_its_records_and_its_name_can_be_used_again(
+        self, event_log: EventLog, new_topic: NewTopic, open_consumer: OpenConsumer
+    ) -> None:
+        deleted, kept = await new_topic(partitions=2), await new_topic(partitions=1)
+        await publish_values(event_log, deleted, b"k", range(3))
+        await publish_values(event_log, kept, b"k", range(2))
+        group = unique("group")
+        member = open_consumer(group_id=group, topics=[deleted])
+        await member.commit(next_offsets(await read(member, 3)))
+        await member.close()
+
+        await event_log.delete_topics([deleted, unique("never-created")])
+        await event_log.ensure_topics([TopicSpec(name=deleted, partitions=3)])
+
+        # A new topic: the partition count asked now, no records, no committed offsets.
+        assert await event_log.end_offsets(deleted) == {0: 0, 1: 0, 2: 0}
+        await publish_values(event_log, deleted, b"k", range(1))
+        again = open_consumer(group_id=group, topics=[deleted])
+        assert [r.value for r in await read(again, 1)] == [b"0"]
+        assert await event_log.end_offsets(kept) == {0: 2}
+
     async def test_ensure_topics_rejects_a_topic_without_partitions(
         self, event_log: EventLog
     ) -> None:

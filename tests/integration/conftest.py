@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from pipeline.adapters.registry import ConfluentSchemaRegistry
 from pipeline.entrypoints.settings import (
@@ -45,10 +48,11 @@ async def database_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    """Settings for the real stack with topics no other test uses."""
+def settings(database_url: str) -> Iterator[Settings]:
+    """Settings for the real stack with topics no other test uses; the topics are deleted
+    after the test."""
     run = uuid.uuid4().hex[:10]
-    return Settings(
+    yield Settings(
         kafka=KafkaSettings(
             bootstrap_servers=require_service(KAFKA),
             # Fast group membership for tests: a killed member is noticed within seconds.
@@ -69,6 +73,20 @@ def settings(database_url: str) -> Settings:
         ),
         worker=WorkerSettings(group_id_prefix=f"e2e-{run}", batch_size=500, batch_timeout=0.2),
     )
+    delete_topics_of(run)
+
+
+def delete_topics_of(run: str) -> None:
+    """Delete the topics whose names hold `run`: those a test's settings name and those
+    derived from them (dead-letter, late, retry and changelog topics). A broker that keeps
+    every test's partitions slows down as the suite goes on (~10,000 partitions after a few
+    runs of it on a developer's stack). Best effort: a broker a test left down keeps them."""
+    admin = AdminClient({"bootstrap.servers": require_service(KAFKA)})
+    with contextlib.suppress(KafkaException):
+        names = [name for name in admin.list_topics(timeout=10).topics if run in name]
+        if names:
+            for future in admin.delete_topics(names, operation_timeout=10).values():
+                future.result()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

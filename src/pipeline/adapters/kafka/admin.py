@@ -37,7 +37,8 @@ from pipeline.application.ports import (
 T = TypeVar("T")
 
 _RETRY_S = 0.1
-"""Pause between two metadata checks while a new topic's partitions get leaders."""
+"""Pause between two metadata checks while a new topic's partitions get leaders, or while
+deleted topics are still listed."""
 _ATTEMPT_S: Final = 5.0
 """Longest one metadata or ListOffsets attempt waits: a request sent to a broker that just
 died waits for its timeout, and only a new attempt asks another broker (the partition's new
@@ -242,6 +243,39 @@ class KafkaTopicAdmin:
                     ) from exc
                 raise translate(exc, f"cannot create topic {name!r}") from exc
         return existing
+
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics of `names` that exist, with their records, and return once the
+        metadata no longer lists them (so that creating one of them again makes a new, empty
+        topic); names that do not exist are ignored."""
+        if not names:
+            return
+        await self._reach()
+        seen = await self._seen(list(names))
+        present = [name for name in names if _exists(seen[name])]
+        if not present:
+            return
+        try:
+            futures = self._admin.delete_topics(
+                present, operation_timeout=self._timeout, request_timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise translate(exc, "cannot delete topics") from exc
+        for name, future in futures.items():
+            try:
+                await asyncio.wrap_future(future)
+            except KafkaException as exc:
+                error = kafka_error_of(exc)
+                if error is None or error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise translate(exc, f"cannot delete topic {name!r}") from exc
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        while any(_exists(seen) for seen in (await self._seen(present)).values()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise BrokerUnavailable(
+                    f"the topics {', '.join(present)} were still listed {self._timeout:g} s "
+                    "after their deletion"
+                )
+            await asyncio.sleep(_RETRY_S)
 
     async def replication(self) -> tuple[int, int]:
         """(replication factor, min.insync.replicas) of the topics it creates."""

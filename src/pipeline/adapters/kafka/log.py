@@ -109,6 +109,11 @@ class KafkaEventLog:
         """Create the topics that do not exist yet; existing ones are left as they are."""
         await self._admin_client().ensure_topics(specs)
 
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics of `names` that exist, with their records; return once the
+        metadata no longer lists them."""
+        await self._admin_client().delete_topics(names)
+
     async def publish(
         self,
         topic: str,

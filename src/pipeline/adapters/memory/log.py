@@ -115,6 +115,13 @@ class InMemoryEventLog:
         if created:
             self._state.topics_created(created)
 
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics of `names` that exist, with their records and the offsets
+        groups committed on them; names that do not exist are ignored."""
+        deleted = {name for name in names if self._state.topics.pop(name, None) is not None}
+        if deleted:
+            self._state.topics_deleted(deleted)
+
     async def publish(
         self,
         topic: str,

@@ -238,6 +238,16 @@ class LogState:
         group.release(member_id, [tp for tp, owner in group.owners.items() if owner == member_id])
         group.rebalance(self.topics)
 
+    def topics_deleted(self, names: set[str]) -> None:
+        """Forget the offsets groups committed on the deleted topics `names` and rebalance
+        the groups subscribed to them, as Kafka does."""
+        for group in self.groups.values():
+            group.committed = {
+                tp: offset for tp, offset in group.committed.items() if tp.topic not in names
+            }
+            if any(m.topics & names for m in group.members):
+                group.rebalance(self.topics)
+
     def topics_created(self, names: Iterable[str]) -> None:
         """Rebalance the groups subscribed to new topics, as a metadata refresh would."""
         created = set(names)

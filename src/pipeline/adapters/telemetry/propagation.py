@@ -120,6 +120,10 @@ class TracingEventLog:
         """The inner log's."""
         await self._log.ensure_topics(specs)
 
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """The inner log's."""
+        await self._log.delete_topics(names)
+
     async def flush(self, timeout: float = 30.0) -> None:
         """The inner log's."""
         await self._log.flush(timeout)

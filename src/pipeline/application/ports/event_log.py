@@ -75,6 +75,12 @@ class EventLog(Protocol):
         that a topic holding copies of another's records gets room for them (see TopicSpec)."""
         ...
 
+    async def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics of `names` that exist, with their records and the offsets
+        groups committed on them; names that do not exist are ignored. Once it returns,
+        `ensure_topics` makes a new, empty topic of any of the names."""
+        ...
+
     async def publish(
         self,
         topic: str,
