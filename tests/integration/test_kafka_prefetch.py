@@ -63,13 +63,16 @@ def test_a_consumer_of_a_backlog_prefetches_a_few_batches_not_the_backlog() -> N
     try:
         consumer.subscribe([topic])
         deadline = time.monotonic() + 60
-        # Until the first record (the group joined, the first fetch in), then one record at
-        # a time for 20 statistics: the fetcher runs ahead as far as it is allowed.
+        # Until the first record (the group joined, the first fetch in), then one record
+        # every 5 ms for 20 statistics: the application slower than the fetcher, as a worker
+        # facing a backlog is, so the fetcher runs ahead as far as it is allowed. (Read as
+        # fast as records come, the queue was empty at every statistic in some runs.)
         while not consumer.consume(1, 0.1) and time.monotonic() < deadline:
             pass
         queued.clear()  # the statistics before the assignment hold no partition's queue
         while len(queued) < 20 and time.monotonic() < deadline:
             consumer.consume(1, 0.1)
+            time.sleep(0.005)
     finally:
         consumer.close()
 
