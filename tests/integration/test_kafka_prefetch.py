@@ -75,6 +75,8 @@ def test_a_consumer_of_a_backlog_prefetches_a_few_batches_not_the_backlog() -> N
             time.sleep(0.005)
     finally:
         consumer.close()
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.delete_topics([topic])[topic].result(30)
 
     assert len(queued) >= 20, "no record or no statistics from the consumer within 60 s"
     assert 0 < max(queued) <= 75_000, max(queued)  # half of a 150,000-record backlog
