@@ -18,8 +18,9 @@ class FixedWindowOperator(StatefulOperator):
 
     Windows touched by a batch are remembered in arrival order (`touched`), marked changed
     in the state once per batch, and (in updates mode) emitted in that order: after every
-    batch, or with `emit_every`, gathered in `pending` and emitted together once that much
-    wall-clock time has passed since the last emission, and when the worker stops (then
+    batch, or with `emit_every`, gathered in `pending` per partition and emitted once in
+    each interval of that much wall-clock time (the partitions' intervals staggered, so that
+    their emissions fall into different batches), and when the worker stops (then
     every window is emitted once more when it closes); a window held back is marked in the
     state.
 
@@ -40,8 +41,9 @@ class FixedWindowOperator(StatefulOperator):
         self.aggregate = node.params["aggregate"]
         self.final_only: bool = node.params["final_only"]
         self.every: int | None = node.params.get("emit_every")
-        self.emitted_at: int | None = None
-        """Wall-clock time (epoch ms) of the last emission of `pending` (None: not yet)."""
+        self.emitted_in: dict[int, int] = {}
+        """Per partition, the interval of wall-clock time (see `_interval`) in which its
+        `pending` windows were last emitted."""
         # part → the windows changed since they were last emitted (with `every`)
         self.pending: dict[int, dict[tuple[Hashable, int], None]] = {}
         # part → close time → the (key, start) pairs closing then (dicts keep arrival order,
@@ -124,8 +126,8 @@ class FixedWindowOperator(StatefulOperator):
 
     def _emitted(self, ctx: Context) -> dict[int, dict[tuple[Hashable, int], None]]:
         """The windows whose updates this batch emits, per partition: those it touched, or
-        with `every`, those touched since the last emission once it is due (or stopping),
-        their marks deleted."""
+        with `every`, those touched since the partition's last emission, once its interval
+        (`_interval`) has changed since (or when stopping), their marks deleted."""
         if self.every is None:
             return self.touched
         assert self.state is not None
@@ -139,18 +141,27 @@ class FixedWindowOperator(StatefulOperator):
                     held[key, start] = None
                     entries[key, start, HELD] = True
                     dirty.add((key, start, HELD))
-        due = self.emitted_at is None or ctx.now - self.emitted_at >= self.every
-        if not (pending and (due or ctx.flush)):
-            return {}
-        self.emitted_at = ctx.now
-        self.pending = {}
-        for part, held in pending.items():
+        emitted: dict[int, dict[tuple[Hashable, int], None]] = {}
+        for part in list(pending):
+            interval = self._interval(part, ctx.now)
+            if not ctx.flush and self.emitted_in.get(part) == interval:
+                continue
+            self.emitted_in[part] = interval
+            held = emitted[part] = pending.pop(part)
             entries = self.state.part(part)
             dirty = self.state.dirty(part)
             for key, start in held:
                 entries.pop((key, start, HELD), None)
                 dirty.add((key, start, HELD))
-        return pending
+        return emitted
+
+    def _interval(self, part: int, now: int) -> int:
+        """The interval of `every` ms of wall-clock time that `now` falls in for partition
+        `part`: the intervals of the partitions are staggered (offsets by the golden ratio,
+        evenly spread for any partition count), so that their emissions, each once per
+        interval, fall into different batches rather than all into one."""
+        assert self.every is not None
+        return (now + int(self.every * (part * _GOLDEN % 1.0))) // self.every
 
     def _updates(
         self,
@@ -242,12 +253,16 @@ class FixedWindowOperator(StatefulOperator):
         self.closing.pop(part, None)
         self.touched.pop(part, None)
         self.pending.pop(part, None)
+        self.emitted_in.pop(part, None)
 
 
 HELD = "held"
 """The third element of the state key marking a window whose update is held back."""
 _MARK_LENGTH = 3
 """A mark's state key is (key, start, HELD); a window's is (key, start)."""
+
+_GOLDEN = 0.6180339887498949
+"""The golden ratio's fractional part: `part * _GOLDEN % 1` spreads partitions evenly."""
 
 _start = itemgetter(1)
 """A window's start in its state key (key, start)."""

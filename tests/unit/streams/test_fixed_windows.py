@@ -108,6 +108,27 @@ def test_updates_every_interval_emit_the_windows_changed_since_once_each() -> No
     assert results(driver)[2:] == [("a", window(0, 10), 3, False), ("c", window(0, 10), 2, False)]
 
 
+def test_updates_every_interval_come_out_partition_by_partition_spread_over_it() -> None:
+    driver = driver_for(windowed_job(TUMBLING, final=False, every=1), partitions=6)
+    for part in range(6):
+        send(driver, Event(f"k{part}", 1), partition=part)
+    driver.run()  # the first emission is not held back: every partition's
+    assert len(results(driver)) == 6
+
+    emitted: list[list[str]] = []
+    for step in range(10):  # a second in steps of 0.1 s, every partition changed in each
+        driver.set_time(driver.now + seconds(0.1))
+        for part in range(6):
+            send(driver, Event(f"k{part}", 2 + step / 10), partition=part)
+        before = len(results(driver))
+        driver.run()
+        emitted.append(sorted(key for key, *_ in results(driver)[before:]))
+
+    # Each partition's window once in the second, the six not all in one batch.
+    assert sorted(key for keys in emitted for key in keys) == [f"k{part}" for part in range(6)]
+    assert max(len(keys) for keys in emitted) <= 2
+
+
 def test_updates_held_back_come_out_when_the_window_closes_or_the_worker_stops() -> None:
     driver = driver_for(windowed_job(TUMBLING, final=False, every=60))
     send(driver, Event("a", 1), Event("b", 2))
