@@ -269,7 +269,7 @@ class KafkaTopicAdmin:
                 if error is None or error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise translate(exc, f"cannot delete topic {name!r}") from exc
         deadline = asyncio.get_running_loop().time() + self._timeout
-        while any(_exists(seen) for seen in (await self._seen(present)).values()):
+        while any(map(_exists, (await self._seen(present)).values())):
             if asyncio.get_running_loop().time() > deadline:
                 raise BrokerUnavailable(
                     f"the topics {', '.join(present)} were still listed {self._timeout:g} s "
