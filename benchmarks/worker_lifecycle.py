@@ -42,7 +42,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from pipeline.adapters.sql.migrate import upgrade
-from pipeline.entrypoints.bench import delete_run_topics
+from pipeline.entrypoints.bench import delete_readings_topics
 from pipeline.entrypoints.bench_floor import _database, _dsn, _empty, _stored
 from pipeline.entrypoints.settings import Settings
 
@@ -263,8 +263,7 @@ async def main() -> None:
         for name in databases:
             await _database(app_url, name, drop=True)
         if args.topic is None and not args.keep_topic:
-            topics = settings.topics.model_copy(update={"sensor_readings": topic})
-            await delete_run_topics(settings.model_copy(update={"topics": topics}), {topic})
+            await delete_readings_topics(settings, topic)
     for label, runs in results.items():
         median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(

@@ -204,16 +204,29 @@ def run_topics(settings: Settings, roots: Collection[str]) -> list[str]:
     ]
 
 
-async def delete_run_topics(settings: Settings, roots: Collection[str]) -> None:
-    """Delete a run's own topics (`run_topics`) once it is over. A broker that keeps every
-    run's partitions slows down: with ~10,000 left by earlier runs and tests, the
-    single-broker stack answered the first produce requests of a phase 25–110 ms late, and
-    the latency's p99 at 5,000/s measured 150–250 ms where it is ~50 ms."""
-    pipeline = await bootstrap(settings, database=False)
+async def close_deleting_run_topics(pipeline: Pipeline, roots: Collection[str]) -> None:
+    """Delete a run's own topics (`run_topics`) once it is over, then close `pipeline`. A
+    broker that keeps every run's partitions slows down: with ~10,000 left by earlier runs
+    and tests, the single-broker stack answered the first produce requests of a phase
+    25–110 ms late, and the latency's p99 at 5,000/s measured 150–250 ms where it is ~50 ms."""
     try:
-        await pipeline.log.delete_topics(run_topics(settings, roots))
+        await pipeline.log.delete_topics(run_topics(pipeline.settings, roots))
     finally:
         await pipeline.aclose()
+
+
+async def delete_readings_topics(settings: Settings, topic: str) -> None:
+    """Delete readings topic `topic` of a run whose processes are gone, with the topics
+    derived from it (see `close_deleting_run_topics`)."""
+    settings = with_readings_topic(settings, topic)
+    await close_deleting_run_topics(await bootstrap(settings, database=False), {topic})
+
+
+def with_readings_topic(settings: Settings, topic: str) -> Settings:
+    """`settings` with `topic` as the sensor readings topic."""
+    return settings.model_copy(
+        update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
+    )
 
 
 async def with_forest(settings: Settings, directory: Path) -> Settings:
@@ -251,9 +264,7 @@ async def with_forest(settings: Settings, directory: Path) -> Settings:
 async def _bench_settings(
     args: argparse.Namespace, settings: Settings, topic: str, models: Path
 ) -> Settings:
-    settings = settings.model_copy(
-        update={"topics": settings.topics.model_copy(update={"sensor_readings": topic})}
-    )
+    settings = with_readings_topic(settings, topic)
     if args.metrics_port is not None:
         settings = with_metrics_port(settings, args.metrics_port)
     if args.ml:
@@ -373,9 +384,8 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         serving.close()
         try:
-            await pipeline.log.delete_topics(run_topics(settings, {topic}))
+            await close_deleting_run_topics(pipeline, {topic})
         finally:
-            await pipeline.aclose()
             models.cleanup()
     print_report(args, settings, run)
     return EXIT_OK

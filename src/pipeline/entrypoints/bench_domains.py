@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 
 from pipeline.application.runtime.stats import WorkerStats
-from pipeline.entrypoints.bench import finish_producer, run_topics, stack_missing
+from pipeline.entrypoints.bench import close_deleting_run_topics, finish_producer, stack_missing
 from pipeline.entrypoints.bootstrap import Pipeline, bootstrap
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, tune_gc_for_streaming
 from pipeline.entrypoints.settings import Settings
@@ -101,10 +101,7 @@ async def run_domain_bench(args: argparse.Namespace, settings: Settings) -> int:
         for job in bench.jobs:
             figures.append(await _drain(pipeline, job, run_id))
     finally:
-        try:
-            await pipeline.log.delete_topics(run_topics(settings, set(names.values())))
-        finally:
-            await pipeline.aclose()
+        await close_deleting_run_topics(pipeline, set(names.values()))
     print_figures(bench, args.events, produced - started, figures)
     return EXIT_OK
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from pipeline.adapters.sql.migrate import upgrade
 from pipeline.adapters.sql.tables import metadata
-from pipeline.entrypoints.bench import delete_run_topics
+from pipeline.entrypoints.bench import delete_readings_topics
 from pipeline.entrypoints.runtime import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from pipeline.entrypoints.settings import Settings
 
@@ -167,8 +167,7 @@ async def run_floor_bench(args: argparse.Namespace, settings: Settings) -> int:
         times = await _alternate(args, env, db_url, topic, run_id)
     finally:
         await _database(app_url, database, drop=True)
-        topics = settings.topics.model_copy(update={"sensor_readings": topic})
-        await delete_run_topics(settings.model_copy(update={"topics": topics}), {topic})
+        await delete_readings_topics(settings, topic)
     if times is None:
         return EXIT_FAILURE
     worker, floor = statistics.median(times["worker"]), statistics.median(times["floor"])
