@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import structlog
 
 from pipeline.adapters.memory.checkpoint import InMemoryCheckpointStore, Undo
 from pipeline.adapters.memory.dead_letters import InMemoryDeadLetterStore
@@ -28,7 +30,7 @@ from pipeline.adapters.sql import SqlSensorStore, create_engine
 from pipeline.adapters.sql.checkpoint import sql_checkpoint_store
 from pipeline.adapters.sql.dead_letters import SqlDeadLetterStore
 from pipeline.adapters.sql.migrate import upgrade
-from pipeline.adapters.sql.postgres_checkpoint import FOLD_AT, FOLD_ENTRIES
+from pipeline.adapters.sql.postgres_checkpoint import PostgresCheckpointStore
 from pipeline.adapters.sql.postgres_sinks import postgres_sensor_sinks
 from pipeline.adapters.sql.sqlite_sinks import sqlite_sensor_sinks
 from pipeline.adapters.sql.tables import metadata, reading_aggregates_1m
@@ -703,6 +705,69 @@ def _world(engine: Any) -> World:
     )
 
 
+FOLD = 8
+"""The folding tests' `fold_at`: a few batches, not the production value's hundreds."""
+FOLD_ENTRIES = 64
+
+
+def _folding_store(
+    engine: Any, *, fold_at: int = 1_000, fold_entries: int = 100_000
+) -> PostgresCheckpointStore:
+    return PostgresCheckpointStore(
+        engine, postgres_sensor_sinks(), fold_at=fold_at, fold_entries=fold_entries
+    )
+
+
+async def _log_and_folded(engine: Any) -> tuple[dict[int, int], dict[int, int]]:
+    """Per partition of the group: its log's rows, and the keys of its folded state."""
+    async with engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                sa.text(
+                    'SELECT "partition", count(*) FROM stream_state_log '
+                    "WHERE group_id = 'sensors' GROUP BY 1"
+                )
+            )
+        ).all()
+        folded = (
+            await conn.execute(
+                sa.text(
+                    'SELECT "partition", count(*) FROM stream_state '
+                    "WHERE group_id = 'sensors' GROUP BY 1"
+                )
+            )
+        ).all()
+    return dict(logged), dict(folded)
+
+
+@asynccontextmanager
+async def _stream_state_locked(url: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """`stream_state` locked against writes, on a connection of its own, for the block;
+    yields an async function answering how many folds wait for the lock (once one waits)."""
+    locker = create_engine(url, pool_size=2)
+
+    async def waiting_folds() -> int:
+        async with locker.connect() as conn:
+            for _ in range(200):
+                waiting = await conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%DELETE FROM stream_state_log%'"
+                    )
+                )
+                if waiting:
+                    return int(waiting)
+                await asyncio.sleep(0.05)
+        return 0
+
+    try:
+        async with locker.connect() as conn, conn.begin():
+            await conn.execute(sa.text("LOCK TABLE stream_state IN EXCLUSIVE MODE"))
+            yield waiting_folds
+    finally:
+        await locker.dispose()
+
+
 class TestSqliteCheckpointStore(SqlCheckpointStoreContract):
     @pytest.fixture
     async def engine(self, tmp_path: Path) -> AsyncIterator[Any]:
@@ -762,12 +827,13 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
     ) -> None:
         # Random puts and deletes over a few keys of two partitions, batch after batch: a
         # store made afresh (a restarted worker) restores what a model of the changes holds,
-        # whether the log was folded into `stream_state` just before or many batches ago.
+        # whether the log was folded into `stream_state` just before, many batches ago, or
+        # is being folded right then.
         rng = random.Random(5)
-        store = _world(engine).store
+        store = _folding_store(engine, fold_at=FOLD)
         model: dict[int, dict[int, float]] = {0: {}, 1: {}}
         next_offset = {P0: 0, P1: 0}
-        batches = 3 * FOLD_AT + 5
+        batches = 3 * FOLD + 5
         for n in range(batches):
             changes = []
             for part in (0, 1):
@@ -782,70 +848,117 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
             spans = {tp: (next_offset[tp], next_offset[tp] + 1) for tp in (P0, P1)}
             await store.commit(batch(spans, state=changes))
             next_offset = {tp: end for tp, (_, end) in spans.items()}
-            if n % 7 == 0 or n == batches - 1:
+            if n % 3 == 0 or n == batches - 1:
                 restarted = _world(engine).store
                 assert decoded(await restarted.load_state("sensors", [0, 1])) == {
                     part: {WINDOW_STEP: entries} if entries else {}
                     for part, entries in model.items()
                 }
+        await store.close()
 
-        async with engine.connect() as conn:
-            logged = dict(
-                (
-                    await conn.execute(
-                        sa.text(
-                            'SELECT "partition", count(*) FROM stream_state_log '
-                            'GROUP BY "partition"'
-                        )
-                    )
-                ).all()
-            )
-            folded = (
-                await conn.execute(
-                    sa.text('SELECT "partition", key FROM stream_state WHERE group_id = :g'),
-                    {"g": "sensors"},
-                )
-            ).all()
-        # Folded three times each (one partition a commit: a tie waits one batch); what is
-        # left is the rows since the last fold.
+        logged, folded = await _log_and_folded(engine)
+        # Each partition appended a row per batch; folded one partition at a time, its log
+        # holds fewer than FOLD rows, or fewer than twice that when it waited for the
+        # other's fold.
         assert sorted(logged) == [0, 1]
-        assert all(
-            batches - 3 * FOLD_AT - 1 <= rows <= batches - 3 * FOLD_AT for rows in logged.values()
-        )
+        assert all(rows < 2 * FOLD for rows in logged.values())
         # And the folds wrote the folded state of both partitions.
-        assert {part for part, _ in folded} == {0, 1}
+        assert sorted(folded) == [0, 1]
 
-    async def test_a_batch_changing_fold_entries_keys_is_folded_in_its_own_commit(
+    async def test_a_log_holding_fold_entries_changes_is_folded_however_few_its_rows(
         self, engine: Any
     ) -> None:
-        # However few its rows, a log holding this many changes is folded: a fold's work
-        # stays bounded when each batch changes many keys.
-        store = _world(engine).store
+        # When each batch changes many keys, a fold's work stays bounded.
+        store = _folding_store(engine, fold_entries=FOLD_ENTRIES)
         await store.commit(batch({P0: (0, 1)}, state=[put("small", 0)]))
         await store.commit(batch({P0: (1, 2)}, state=[put(n, n) for n in range(FOLD_ENTRIES)]))
+        await store.close()
 
-        async with engine.connect() as conn:
-            rows = await conn.scalar(sa.text("SELECT count(*) FROM stream_state_log"))
-            folded = await conn.scalar(sa.text("SELECT count(*) FROM stream_state"))
-        assert (rows, folded) == (0, FOLD_ENTRIES + 1)
+        logged, folded = await _log_and_folded(engine)
+        assert (logged, folded) == ({}, {0: FOLD_ENTRIES + 1})
         restored = decoded(await _world(engine).store.load_state("sensors", [0]))
         assert restored == {0: {WINDOW_STEP: {"small": 0} | {n: n for n in range(FOLD_ENTRIES)}}}
 
     async def test_a_fenced_partition_neither_logs_nor_folds_its_state(self, engine: Any) -> None:
-        store = _world(engine).store
-        for n in range(FOLD_AT - 1):
+        store = _folding_store(engine, fold_at=FOLD)
+        for n in range(FOLD - 1):
             await store.commit(batch({P0: (n, n + 1)}, state=[put("k", n)]))
         # A zombie's batch starting behind the stored offset: fenced whole.
         committed = await store.commit(batch({P0: (0, 1)}, state=[put("k", "zombie")]))
+        await store.close()
 
-        assert committed.fenced == {P0: FOLD_AT - 1}
+        assert committed.fenced == {P0: FOLD - 1}
         assert decoded(await _world(engine).store.load_state("sensors", [0])) == {
-            0: {WINDOW_STEP: {"k": FOLD_AT - 2}}
+            0: {WINDOW_STEP: {"k": FOLD - 2}}
         }
-        async with engine.connect() as conn:
-            rows = await conn.scalar(sa.text("SELECT count(*) FROM stream_state_log"))
-            folded = await conn.scalar(sa.text("SELECT count(*) FROM stream_state"))
-        assert (rows, folded) == (FOLD_AT - 1, 0)
+        assert await _log_and_folded(engine) == ({0: FOLD - 1}, {})
+
+    async def test_commits_go_on_while_a_fold_waits_and_restores_read_the_same_state(
+        self, engine: Any, postgres_url: str
+    ) -> None:
+        # The fold is in a transaction of its own: a fold held up (here by a lock on
+        # `stream_state`) holds up no commit, and what a restore reads is the same before,
+        # during and after it.
+        store = _folding_store(engine, fold_at=FOLD)
+        model: dict[int, int] = {}
+        async with _stream_state_locked(postgres_url) as waiting_folds:
+            for n in range(3 * FOLD):
+                model[n % 5] = n
+                await asyncio.wait_for(
+                    store.commit(batch({P0: (n, n + 1)}, state=[put(n % 5, n)])), timeout=10
+                )
+            assert await waiting_folds() == 1
+            assert decoded(await _world(engine).store.load_state("sensors", [0])) == {
+                0: {WINDOW_STEP: model}
+            }
+        await store.close()
+
+        logged, folded = await _log_and_folded(engine)
+        assert folded == {0: 5}
+        assert logged.get(0, 0) < 3 * FOLD
+        assert decoded(await _world(engine).store.load_state("sensors", [0])) == {
+            0: {WINDOW_STEP: model}
+        }
+
+    async def test_a_fold_that_fails_leaves_the_log_whole_and_is_tried_again(
+        self, engine: Any, postgres_url: str
+    ) -> None:
+        store = _folding_store(engine, fold_at=FOLD)
+        model: dict[int, int] = {}
+        with structlog.testing.capture_logs() as logs:
+            async with _stream_state_locked(postgres_url) as waiting_folds:
+                for n in range(FOLD):
+                    model[n % 5] = n
+                    await store.commit(batch({P0: (n, n + 1)}, state=[put(n % 5, n)]))
+                assert await waiting_folds() == 1
+                # The fold's connection is lost while it waits.
+                async with engine.connect() as conn:
+                    await conn.execute(
+                        sa.text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE query LIKE '%DELETE FROM stream_state_log%' "
+                            "AND pid <> pg_backend_pid()"
+                        )
+                    )
+                for _ in range(100):
+                    if any(e["event"].startswith("folding the state log failed") for e in logs):
+                        break
+                    await asyncio.sleep(0.05)
+            assert await _log_and_folded(engine) == ({0: FOLD}, {})
+            assert decoded(await _world(engine).store.load_state("sensors", [0])) == {
+                0: {WINDOW_STEP: model}
+            }
+            # The next commit folds it all.
+            model[0] = FOLD
+            await store.commit(batch({P0: (FOLD, FOLD + 1)}, state=[put(0, FOLD)]))
+            await store.close()
+
+        failed = [e for e in logs if e["event"].startswith("folding the state log failed")]
+        assert [(e["log_level"], e["partition"]) for e in failed] == [("warning", 0)]
+        assert await _log_and_folded(engine) == ({}, {0: 5})
+        assert decoded(await _world(engine).store.load_state("sensors", [0])) == {
+            0: {WINDOW_STEP: model}
+        }
 
     async def test_a_lost_connection_fails_at_most_one_attempt_as_store_unavailable(
         self, world: World, engine: Any, postgres_url: str

@@ -72,3 +72,7 @@ class TimeSeriesCheckpoint:
         """Both answer: the store, then the time-series server."""
         await self._store.ping()
         await self._series.ping()
+
+    async def close(self) -> None:
+        """The store's (the time-series server is its owner's to close)."""
+        await self._store.close()

@@ -1,12 +1,12 @@
 """The composition root: the only place that chooses adapters.
 
 A dependency-injector `Container` wires settings → adapters and owns the lifecycles of what
-it opens: `shutdown_resources` flushes and closes the event log, then disposes the database
-engine. `bootstrap(settings, **overrides)` builds one and hands the entrypoints a `Pipeline`:
-real adapters where an endpoint is configured, embedded ones otherwise; any piece can be
-overridden (tests pass in-memory fakes, the demo shares one in-memory log between producer
-and worker). Jobs and handlers never import the container: they are given what they need
-(`Pipeline.job_run`).
+it opens: `shutdown_resources` flushes and closes the event log, waits for the checkpoint
+store's background work, then disposes the database engine. `bootstrap(settings,
+**overrides)` builds one and hands the entrypoints a `Pipeline`: real adapters where an
+endpoint is configured, embedded ones otherwise; any piece can be overridden (tests pass
+in-memory fakes, the demo shares one in-memory log between producer and worker). Jobs and
+handlers never import the container: they are given what they need (`Pipeline.job_run`).
 """
 
 from __future__ import annotations
@@ -476,16 +476,25 @@ async def _owned_store(store: SensorStore) -> AsyncIterator[SensorStore]:
         await store.close()
 
 
+async def _owned_checkpoint(checkpoint: CheckpointStore) -> AsyncIterator[CheckpointStore]:
+    # Closed before the store it writes to (its database engine).
+    try:
+        yield checkpoint
+    finally:
+        await checkpoint.close()
+
+
 class Container(containers.DeclarativeContainer):
-    """The process's object graph: settings → adapters. Resources (the log, the store) are
-    opened by `init_resources` and closed, log first, by `shutdown_resources`."""
+    """The process's object graph: settings → adapters. Resources (the log, the store, the
+    checkpoint store on it) are opened by `init_resources` and closed by
+    `shutdown_resources`, each before what it depends on."""
 
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
     registry = providers.Singleton(_registry, settings)
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
     store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
-    checkpoint = providers.Singleton(_checkpoint, store)
+    checkpoint = providers.Resource(_owned_checkpoint, providers.Singleton(_checkpoint, store))
     shop = providers.Singleton(_shop_queries, store)
     timeseries = providers.Resource(_owned_timeseries, providers.Singleton(_timeseries, settings))
     metrics = providers.Object(False)
@@ -541,7 +550,7 @@ async def bootstrap(
         store = await _sql_store(settings, migrate=migrate, require_schema=require_schema)
     container.store.override(providers.Resource(_owned_store, store))
     if checkpoint is not None:
-        container.checkpoint.override(providers.Object(checkpoint))
+        container.checkpoint.override(providers.Resource(_owned_checkpoint, checkpoint))
     if tracing is not None:
         container.tracing.override(providers.Resource(_owned_tracing, tracing))
     resources: Any = container.init_resources()

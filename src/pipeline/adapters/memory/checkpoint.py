@@ -111,5 +111,8 @@ class InMemoryCheckpointStore:
             for part in parts
         }
 
+    async def close(self) -> None:
+        """Nothing runs in the background."""
+
     async def ping(self) -> None:
         """Always answers: the data is in this process."""

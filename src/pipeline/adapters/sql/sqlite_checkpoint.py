@@ -56,6 +56,9 @@ class SqliteCheckpointStore(SqlCheckpointReads):
                 async with conn.begin():
                     return await self._commit(conn, batch)
 
+    async def close(self) -> None:
+        """Nothing runs in the background."""
+
     async def _commit(self, conn: AsyncConnection, batch: CheckpointBatch) -> Committed:
         stored = await read_offsets(conn, batch.group_id, partitions_of(batch))
         plan = plan_checkpoint(batch, stored)

@@ -257,3 +257,7 @@ class TracedCheckpointStore:
     async def ping(self) -> None:
         """The inner store's."""
         await self._store.ping()
+
+    async def close(self) -> None:
+        """The inner store's."""
+        await self._store.close()

@@ -95,3 +95,8 @@ class CheckpointStore(Protocol):
     async def ping(self) -> None:
         """Return when the store answers; raise StoreUnavailable when it cannot."""
         ...
+
+    async def close(self) -> None:
+        """Finish the work the store does in the background (PostgreSQL: folding the state
+        log); called once by its owner, after the last commit."""
+        ...
