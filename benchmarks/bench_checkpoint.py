@@ -172,13 +172,15 @@ async def bench(args: argparse.Namespace) -> None:
     batches = make_batches(args.batches, args.batch_size, args.sensors, args.partitions)
     spent: list[float] = []
     async with fresh_database("bench_ckpt") as url:
+        # Two connections: the commits' and the state log's folds in the background.
         checkpoint = PostgresCheckpointStore(
-            create_engine(url, pool_size=1, max_overflow=0), postgres_sensor_sinks()
+            create_engine(url, pool_size=2, max_overflow=0), postgres_sensor_sinks()
         )
         try:
             for batch in batches.checkpoint:
                 spent.append(await _timed(lambda b=batch: checkpoint.commit(b)))  # type: ignore[misc]
         finally:
+            await checkpoint.close()
             await checkpoint.engine.dispose()
     windows = statistics.mean(len(b.writes[1].rows) for b in batches.checkpoint)
     changes = statistics.mean(len(b.state) for b in batches.checkpoint)

@@ -5,16 +5,16 @@ test.
     uv run python -m benchmarks.bench_state_restore --keys 1000000 --runs 3
 
 Writes `--keys` window accumulators of a one-minute `Stats` step (the sensors job's state)
-into a throwaway PostgreSQL database through the checkpoint store (its state log, folded into
-`stream_state` as the commits go), in batches of 10,000 as a worker would, spread over 6
-partitions. Then, `--runs` times, does
-what a worker restarted after a SIGKILL does on assignment, with a new engine (new
-connections) and a new `Task`: loads the state of every partition, hands it to the task,
-processes one new reading (on a key of the state: its restored accumulator takes it) and
-commits that batch's rows, state and offset: the first new output. Prints, per run, the
-seconds to load, to restore into the task, and from the start of the restart to the first
-new output committed (wall clock, and this process's CPU: the machine is shared, so the
-wall clock depends on what else runs), and the load average when the run began.
+into a throwaway PostgreSQL database through the checkpoint store (its state log, folded
+into `stream_state` in the background as the commits go), in batches of 10,000 as a worker
+would, spread over 6 partitions. Then, `--runs` times, does what a worker restarted after a
+SIGKILL does on assignment, with a new engine (new connections) and a new `Task`: loads the
+state of every partition, hands it to the task, processes one new reading (on a key of the
+state: its restored accumulator takes it) and commits that batch's rows, state and offset:
+the first new output. Prints, per run, the seconds to load, to restore into the task, and
+from the start of the restart to the first new output committed (wall clock, and this
+process's CPU: the machine is shared, so the wall clock depends on what else runs), and the
+load average when the run began.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ async def write_state(url: str, keys: int) -> float:
             )
         return time.perf_counter() - started
     finally:
+        await store.close()
         await store.engine.dispose()
 
 
@@ -125,6 +126,7 @@ async def restart(url: str, run: int) -> str:
             f"({time.process_time() - cpu:.2f} s of this process's CPU)"
         )
     finally:
+        await store.close()
         await store.engine.dispose()
 
 
