@@ -476,8 +476,12 @@ async def _owned_store(store: SensorStore) -> AsyncIterator[SensorStore]:
         await store.close()
 
 
-async def _owned_checkpoint(checkpoint: CheckpointStore) -> AsyncIterator[CheckpointStore]:
-    # Closed before the store it writes to (its database engine).
+async def _owned_checkpoint(
+    store: SensorStore, given: CheckpointStore | None = None
+) -> AsyncIterator[CheckpointStore]:
+    # The store is an argument so that the container closes the checkpoint store first (it
+    # may still be writing to the store's database in the background).
+    checkpoint = _checkpoint(store) if given is None else given
     try:
         yield checkpoint
     finally:
@@ -493,8 +497,10 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     registry = providers.Singleton(_registry, settings)
     log = providers.Resource(_owned_log, providers.Singleton(_event_log, settings))
-    store = providers.Resource(_owned_store, providers.Dependency(instance_of=object))
-    checkpoint = providers.Resource(_owned_checkpoint, providers.Singleton(_checkpoint, store))
+    sensor_store = providers.Dependency(instance_of=object)
+    """The store bootstrap opened or was given (the `store` resource closes it)."""
+    store = providers.Resource(_owned_store, sensor_store)
+    checkpoint = providers.Resource(_owned_checkpoint, store)
     shop = providers.Singleton(_shop_queries, store)
     timeseries = providers.Resource(_owned_timeseries, providers.Singleton(_timeseries, settings))
     metrics = providers.Object(False)
@@ -548,9 +554,11 @@ async def bootstrap(
         store = InMemorySensorStore()
     if store is None:
         store = await _sql_store(settings, migrate=migrate, require_schema=require_schema)
-    container.store.override(providers.Resource(_owned_store, store))
+    container.sensor_store.override(providers.Object(store))
     if checkpoint is not None:
-        container.checkpoint.override(providers.Resource(_owned_checkpoint, checkpoint))
+        container.checkpoint.override(
+            providers.Resource(_owned_checkpoint, container.store, checkpoint)
+        )
     if tracing is not None:
         container.tracing.override(providers.Resource(_owned_tracing, tracing))
     resources: Any = container.init_resources()
