@@ -1,12 +1,15 @@
 """The sensor job's sinks for the PostgreSQL checkpoint store: readings, one-minute
-aggregates and alerts, each written with one set-based statement per batch (readings and
+aggregates and alerts, each written with one set-based statement per batch (readings COPYed
+straight into their table, or through a staging table when some are already stored;
 aggregates COPYed into a staging table first)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
+
+import asyncpg
 
 from pipeline.adapters.sql.postgres_checkpoint import PostgresSink
 from pipeline.adapters.sql.postgres_stage import Stage
@@ -99,40 +102,74 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+_READINGS_COLUMNS = [name for name, _ in _READINGS.columns]
+
+STAGED_AFTER_CONFLICT = 100
+"""Batches of readings written through the staging table after one that held a reading
+already stored, before a COPY straight into `readings` is tried again."""
+
+
 class PostgresReadingsSink:
     """Inserts readings with the record each came from; a reading already stored (same
-    sensor and time) is left as it is."""
+    sensor and time) is left as it is.
+
+    A batch is COPYed straight into `readings`, in a savepoint. When one of its readings is
+    already stored (a replay, a producer's duplicate) the COPY fails on the primary key: the
+    savepoint is rolled back and the batch goes through a staging table and one
+    `INSERT … ON CONFLICT DO NOTHING`, as do the next `STAGED_AFTER_CONFLICT` batches (a
+    replay of stored readings fails the COPY at its first row). Measured on 10,000 readings
+    into a table of 300,000: 60–72 ms for the COPY, against 14 ms for the COPY into the stage
+    and 82–92 ms for the INSERT (psql, 2026-12-01)."""
+
+    def __init__(self) -> None:
+        self._staged = 0
+        """Batches still to write through the stage before trying the COPY again."""
 
     async def write(
         self, driver: Any, rows: Sequence[ReadingLike], origins: Sequence[Record | None]
     ) -> SinkResult:
-        """COPY the readings into a staging table, then one INSERT … ON CONFLICT DO NOTHING;
-        `written` is how many were really inserted."""
+        """COPY the readings into `readings`, or else into a staging table and then one
+        INSERT … ON CONFLICT DO NOTHING; `written` is how many were really inserted."""
         if not rows:
             return SinkResult(written=0)
         if any(origin is None for origin in origins):
             raise ValueError("a reading needs the record it was read from (its origin is None)")
         sources = cast("Sequence[Record]", origins)
-        # Generated as COPY encodes them (asyncpg sends every 512 KiB): a list of the batch's
-        # tuples would be held beside its rows while the next batch is prepared.
-        records = (
-            (
-                r.sensor_id,
-                r.timestamp,
-                r.sensor_type,
-                r.value,
-                r.unit,
-                r.location,
-                r.battery_level,
-                r.signal_strength,
-                o.topic,
-                o.partition,
-                o.offset,
-            )
-            for r, o in zip(rows, sources, strict=True)
-        )
-        await _READINGS.fill(driver, records)
+        if self._staged:
+            self._staged -= 1
+        else:
+            try:
+                async with driver.transaction():  # a savepoint in the checkpoint's
+                    status = await driver.copy_records_to_table(
+                        "readings", records=_records(rows, sources), columns=_READINGS_COLUMNS
+                    )
+            except asyncpg.UniqueViolationError:
+                self._staged = STAGED_AFTER_CONFLICT
+            else:
+                return SinkResult(written=_count(status))
+        await _READINGS.fill(driver, _records(rows, sources))
         return SinkResult(written=_count(await driver.execute(_FROM_STAGE)))
+
+
+def _records(rows: Sequence[ReadingLike], sources: Sequence[Record]) -> Iterator[tuple[Any, ...]]:
+    # Generated as COPY encodes them (asyncpg sends every 512 KiB): a list of the batch's
+    # tuples would be held beside its rows while the next batch is prepared.
+    return (
+        (
+            r.sensor_id,
+            r.timestamp,
+            r.sensor_type,
+            r.value,
+            r.unit,
+            r.location,
+            r.battery_level,
+            r.signal_strength,
+            o.topic,
+            o.partition,
+            o.offset,
+        )
+        for r, o in zip(rows, sources, strict=True)
+    )
 
 
 class PostgresWindowAggregatesSink:
