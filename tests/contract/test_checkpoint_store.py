@@ -889,6 +889,23 @@ class TestPostgresCheckpointStore(SqlCheckpointStoreContract):
         # And the folds wrote the folded state of both partitions.
         assert sorted(folded) == [0, 1]
 
+    async def test_partitions_due_together_are_folded_one_after_the_other_without_a_commit(
+        self, engine: Any
+    ) -> None:
+        store = _folding_store(engine, fold_at=FOLD)
+        for n in range(FOLD):
+            spans = {tp: (n, n + 1) for tp in (P0, P1)}
+            await store.commit(batch(spans, state=[put(n, n, part=0), put(n, n, part=1)]))
+
+        # Both are due after the last commit; no other commit comes.
+        for _ in range(200):
+            if await _log_and_folded(engine) == ({}, {0: FOLD, 1: FOLD}):
+                break
+            await asyncio.sleep(0.05)
+        await store.close()
+
+        assert await _log_and_folded(engine) == ({}, {0: FOLD, 1: FOLD})
+
     async def test_a_log_holding_fold_entries_changes_is_folded_however_few_its_rows(
         self, engine: Any
     ) -> None:

@@ -225,7 +225,7 @@ class PostgresCheckpointStore(SqlCheckpointReads):
 
     def _fold_when_due(self) -> None:
         """Start folding the partition whose log holds the most changes among those due,
-        unless a fold is under way (it starts the next when it ends)."""
+        unless a fold is under way (it starts the next due when it ends)."""
         if self._closed or (self._folding is not None and not self._folding.done()):
             return
         due = [
@@ -261,6 +261,8 @@ class PostgresCheckpointStore(SqlCheckpointReads):
             later.rows += counts.rows
             later.entries += counts.entries
             return
+        # The next partition due, if any, right away (a failed fold waits for a commit).
+        self._folding = None
         self._fold_when_due()
 
     async def load_state(self, group_id: str, parts: Sequence[int]) -> State:
