@@ -53,6 +53,7 @@ async def test_a_resolution_slower_than_the_timeout_is_transient_and_retried() -
                 failures.append(error)
     finally:
         await consumer.close()
+        await log.delete_topics([topic])
         await log.close()
 
     assert failures, "the slow resolution was not reported"
