@@ -28,6 +28,7 @@ from pipeline.entrypoints.settings import (
 )
 from pipeline.entrypoints.worker import run_named_job
 from tests.databases import fresh_database
+from tests.integration.conftest import delete_topics_of
 from tests.integration.topics import read_topic
 from tests.services import KAFKA, REGISTRY, require_service
 from tests.unit import test_dead_letters_property as unit
@@ -35,8 +36,7 @@ from tests.unit import test_dead_letters_property as unit
 pytestmark = pytest.mark.integration
 
 
-def stack_settings(database_url: str, batch_size: int) -> Settings:
-    run = uuid.uuid4().hex[:10]
+def stack_settings(database_url: str, batch_size: int, run: str) -> Settings:
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=require_service(KAFKA)),
         database=DatabaseSettings(url=database_url),  # type: ignore[arg-type]
@@ -56,8 +56,11 @@ def stack_settings(database_url: str, batch_size: int) -> Settings:
 
 
 async def scenario(items: list[tuple[str, object]], batch_size: int) -> None:
+    run = uuid.uuid4().hex[:10]
     async with fresh_database("dlqprop") as url:
-        pipeline = await bootstrap(stack_settings(url, batch_size), clock=ManualClock(unit.NOW))
+        pipeline = await bootstrap(
+            stack_settings(url, batch_size, run), clock=ManualClock(unit.NOW)
+        )
         try:
             await pipeline.ensure_topics()
             topic = pipeline.settings.topics.sensor_readings
@@ -89,6 +92,7 @@ async def scenario(items: list[tuple[str, object]], batch_size: int) -> None:
             assert len(stored) == len(expected)
         finally:
             await pipeline.aclose()
+            delete_topics_of(run)
 
 
 @settings(
